@@ -1,0 +1,69 @@
+# keyrite — see README.md.  `make`, `make check`, `make demo`, `make lint`.
+
+BUILD   ?= build
+CC      ?= cc
+PKGS     = libcrypto p11-kit-1
+SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-missing-field-initializers
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(WARN) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
+
+LIB_SRC  = $(wildcard util/*.c hsm/*.c ca/*.c policy/*.c ceremony/*.c publish/*.c)
+CLI_SRC  = $(wildcard cli/*.c)
+UNIT_SRC = $(wildcard tests/unit/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps check unit e2e asan demo lint format clean
+all: $(BUILD)/keyrite
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libkeyrite.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/keyrite: $(CLI_OBJ) $(BUILD)/libkeyrite.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libkeyrite.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+deps:
+	@scripts/deps.sh
+
+# Unit tests (Criterion), then end-to-end tests against real SoftHSM tokens and
+# independent verifiers; then the same again under ASan and UBSan.
+check: deps
+	$(MAKE) unit e2e
+	$(MAKE) BUILD=build/asan EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" unit e2e
+
+unit: $(BUILD)/unit-tests $(BUILD)/keyrite
+	KEYRITE=$(abspath $(BUILD)/keyrite) $(BUILD)/unit-tests --jobs 2
+
+e2e: $(BUILD)/keyrite
+	KEYRITE=$(abspath $(BUILD)/keyrite) tests/e2e/run.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+lint:
+	@scripts/deps.sh lint
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(ALL_CFLAGS)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --std=c11 --inline-suppr -D_GNU_SOURCE -I. util hsm ca policy ceremony cli
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) $(wildcard */*.h)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)

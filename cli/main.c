@@ -1,0 +1,79 @@
+/* keyrite: an offline certificate authority and key-ceremony tool. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#define KR_VERSION "0.1.0"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"hsm", kr_cmd_hsm, "list tokens and keys, generate keys, initialize tokens"},
+	{"ceremony", kr_cmd_ceremony, "run or verify a scripted key ceremony"},
+};
+
+int kr_cli_report(const kr_err *e)
+{
+	if (e->code == KR_OK)
+		return 0;
+	fprintf(stderr, "keyrite: %s\n", e->msg);
+	return (int)e->code;
+}
+
+int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'm':
+		o->module = arg;
+		return 1;
+	case 'P':
+		o->pin.file = arg;
+		return 1;
+	case 'E':
+		o->pin.env = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: keyrite <command> [<args>]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "  %-10s %s\n", "version", "print the version");
+	fprintf(f, "\nSee keyrite(1).\n");
+}
+
+/* A PIN passes through this process's memory: keep it out of core files. */
+static void no_core_dumps(void)
+{
+	struct rlimit zero = {0, 0};
+	setrlimit(RLIMIT_CORE, &zero);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int main(int argc, char **argv)
+{
+	no_core_dumps();
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? KR_EUSAGE : 0;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("keyrite %s\n", KR_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "keyrite: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return KR_EUSAGE;
+}

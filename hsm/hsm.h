@@ -1,0 +1,113 @@
+/* hsm: the only part of keyrite that speaks PKCS#11.
+ *
+ * A kr_hsm is one logged-in token, found by an RFC 7512 "pkcs11:" URI (parsed
+ * by p11-kit) in a module loaded through p11-kit. Keys are generated on the
+ * token, sensitive and never extractable, and are used through C_Sign only.
+ * Batch work takes one kr_hsm_session per worker thread. */
+#ifndef KR_HSM_H
+#define KR_HSM_H
+
+#include "../util/err.h"
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KR_HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define KR_HSM_MAX_SIG 1024
+
+typedef enum kr_key_type {
+	KR_KEY_EC_P256,
+	KR_KEY_EC_P384,
+	KR_KEY_RSA_2048,
+	KR_KEY_RSA_3072,
+	KR_KEY_RSA_4096,
+	KR_KEY_ED25519,
+} kr_key_type;
+
+kr_err kr_key_type_parse(const char *name, kr_key_type *out);
+const char *kr_key_type_name(kr_key_type t);
+/* The type of a public key; KR_EPOLICY for any key keyrite does not support. */
+kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out);
+
+/* Where a PIN comes from when the URI has no pin-source: a file that only its
+ * owner may read, or a named environment variable; with neither, a no-echo
+ * prompt on the terminal. A PIN is never taken from the command line. */
+typedef struct kr_pin_source {
+	const char *file;
+	const char *env;
+} kr_pin_source;
+
+typedef struct kr_hsm_token_info {
+	unsigned long slot;
+	char label[33];
+	char manufacturer[33];
+	char model[17];
+	char serial[17];
+	int initialized;
+	int login_required;
+} kr_hsm_token_info;
+
+typedef struct kr_hsm kr_hsm;
+typedef struct kr_hsm_key kr_hsm_key;
+typedef struct kr_hsm_session kr_hsm_session;
+
+/* Module: the URI's module-path, else module, else $KEYRITE_PKCS11_MODULE,
+ * else SoftHSM's. Exactly one initialized token must match the URI. */
+kr_err kr_hsm_open(const char *uri, const char *module, const kr_pin_source *pin, kr_hsm **out);
+void kr_hsm_close(kr_hsm *h);
+const kr_hsm_token_info *kr_hsm_token(const kr_hsm *h);
+
+typedef void (*kr_hsm_token_cb)(const kr_hsm_token_info *t, void *arg);
+kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg);
+
+/* Initializes the first uninitialized slot's token (SoftHSM's free slot). */
+kr_err kr_hsm_init_token(const char *module, const char *label, const kr_pin_source *so_pin,
+			 const kr_pin_source *user_pin);
+
+/* The URI must name the key with object=LABEL and no id (keyrite draws the
+ * CKA_ID from the token's RNG). Refuses a label that already exists. Every
+ * security attribute is read back; on any mismatch the key is destroyed. */
+kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out);
+/* Exactly one private key must match the URI's object and/or id. */
+kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out);
+typedef void (*kr_hsm_key_cb)(kr_hsm *h, kr_hsm_key *k, void *arg);
+kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg);
+/* Removes the key pair from the token (used to undo a failed ceremony). */
+kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k);
+void kr_hsm_key_free(kr_hsm_key *k);
+
+const char *kr_hsm_key_label(const kr_hsm_key *k);
+const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len);
+kr_key_type kr_hsm_key_type(const kr_hsm_key *k);
+EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k); /* borrowed */
+
+typedef struct kr_key_attrs {
+	int token, private_, sensitive, extractable, always_sensitive, never_extractable, local;
+	int sign, decrypt, unwrap, derive;
+} kr_key_attrs;
+
+kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *out);
+/* "CKA_SENSITIVE=true CKA_EXTRACTABLE=false ..." */
+void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz);
+
+typedef enum kr_sig_scheme {
+	KR_SIG_ECDSA,     /* CKM_ECDSA over a digest; DER ECDSA-Sig-Value out */
+	KR_SIG_RSA_PKCS1, /* CKM_RSA_PKCS over a DigestInfo built here */
+	KR_SIG_RSA_PSS,   /* CKM_RSA_PKCS_PSS, MGF1 with md, salt = digest size */
+	KR_SIG_EDDSA,     /* CKM_EDDSA over the whole message (md is NULL) */
+} kr_sig_scheme;
+
+kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out);
+void kr_hsm_session_close(kr_hsm_session *s);
+/* The session opened with the token; for single-threaded callers. */
+kr_hsm_session *kr_hsm_main_session(kr_hsm *h);
+
+/* in is the digest of the message under md, or the message itself for EdDSA.
+ * sig must hold KR_HSM_MAX_SIG bytes. */
+kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_MD *md,
+		   const uint8_t *in, size_t inlen, uint8_t *sig, size_t *siglen);
+
+kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,56 @@
+/* Shared by the hsm/ sources only. */
+#ifndef KR_HSM_INTERNAL_H
+#define KR_HSM_INTERNAL_H
+
+#include "hsm.h"
+
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+struct kr_hsm {
+	CK_FUNCTION_LIST *fn;
+	CK_SLOT_ID slot;
+	kr_hsm_token_info token;
+	struct kr_hsm_session *main;
+};
+
+struct kr_hsm_session {
+	kr_hsm *h;
+	CK_SESSION_HANDLE handle;
+};
+
+struct kr_hsm_key {
+	CK_OBJECT_HANDLE priv, pub;
+	char label[256];
+	uint8_t id[64];
+	size_t id_len;
+	kr_key_type type;
+	EVP_PKEY *pubkey;
+};
+
+/* Error carrying the PKCS#11 return value and p11-kit's text for it. */
+kr_err kr_hsm_ck_err(CK_RV rv, kr_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define KR_CK(call, code, ...)                                                                     \
+	do {                                                                                       \
+		CK_RV kr_ck_rv_ = (call);                                                          \
+		if (kr_ck_rv_ != CKR_OK)                                                           \
+			return kr_hsm_ck_err(kr_ck_rv_, (code), __VA_ARGS__);                      \
+	} while (0)
+
+/* Parses uri with p11-kit after refusing attribute names RFC 7512 does not
+ * define and pin-value (a PIN must never be on a command line). */
+kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out);
+
+kr_err kr_hsm_load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
+			  char *used_path, size_t used_sz);
+void kr_hsm_unload_module(CK_FUNCTION_LIST *fn);
+
+/* Reads a PIN into buf (NUL-terminated). uri_source is the URI's pin-source. */
+kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const char *what,
+		       char *buf, size_t bufsz);
+
+void kr_hsm_fixed_string(const unsigned char *p, size_t n, char *out);
+
+#endif

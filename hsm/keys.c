@@ -1,0 +1,520 @@
+/* Key pairs on the token: generation with explicit templates, lookup by URI,
+ * and the public key and security attributes read back from the token. */
+#include "internal.h"
+#include "../util/cleanup.h"
+#include "../util/text.h"
+
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	kr_key_type type;
+	const char *name;
+	int nid; /* curve for EC, 0 otherwise */
+	int bits;
+} key_types[] = {
+	{KR_KEY_EC_P256, "ec-p256", NID_X9_62_prime256v1, 256},
+	{KR_KEY_EC_P384, "ec-p384", NID_secp384r1, 384},
+	{KR_KEY_RSA_2048, "rsa-2048", 0, 2048},
+	{KR_KEY_RSA_3072, "rsa-3072", 0, 3072},
+	{KR_KEY_RSA_4096, "rsa-4096", 0, 4096},
+	{KR_KEY_ED25519, "ed25519", NID_ED25519, 256},
+};
+#define N_KEY_TYPES (sizeof key_types / sizeof *key_types)
+
+kr_err kr_key_type_parse(const char *name, kr_key_type *out)
+{
+	for (size_t i = 0; i < N_KEY_TYPES; i++)
+		if (strcmp(key_types[i].name, name) == 0) {
+			*out = key_types[i].type;
+			return kr_ok();
+		}
+	return kr_errf(KR_EINPUT,
+		       "unsupported key type '%s' (ec-p256, ec-p384, rsa-2048, rsa-3072, "
+		       "rsa-4096, ed25519)",
+		       name);
+}
+
+const char *kr_key_type_name(kr_key_type t) { return key_types[t].name; }
+
+static int is_rsa(kr_key_type t) { return t >= KR_KEY_RSA_2048 && t <= KR_KEY_RSA_4096; }
+
+kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
+{
+	int id = EVP_PKEY_get_base_id(pub);
+	if (id == EVP_PKEY_ED25519) {
+		*out = KR_KEY_ED25519;
+		return kr_ok();
+	}
+	if (id == EVP_PKEY_RSA) {
+		BIGNUM *e = NULL;
+		int bits = EVP_PKEY_get_bits(pub);
+		KR_OSSL(EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_E, &e), KR_EINPUT,
+			"RSA key without exponent");
+		int f4 = BN_is_word(e, RSA_F4);
+		BN_free(e);
+		KR_ENSURE(f4, KR_EPOLICY, "RSA public exponent is not 65537");
+		for (size_t i = 0; i < N_KEY_TYPES; i++)
+			if (is_rsa(key_types[i].type) && key_types[i].bits == bits) {
+				*out = key_types[i].type;
+				return kr_ok();
+			}
+		return kr_errf(KR_EPOLICY, "RSA key of %d bits (keyrite takes 2048, 3072, 4096)",
+			       bits);
+	}
+	if (id == EVP_PKEY_EC) {
+		char group[64] = "";
+		EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+					       NULL);
+		int nid = OBJ_sn2nid(group);
+		for (size_t i = 0; i < N_KEY_TYPES; i++)
+			if (key_types[i].nid == nid && nid != NID_ED25519) {
+				*out = key_types[i].type;
+				return kr_ok();
+			}
+		return kr_errf(KR_EPOLICY, "EC curve '%s' is not allowed (P-256, P-384)",
+			       group[0] ? group : "explicit parameters");
+	}
+	return kr_errf(KR_EPOLICY, "key algorithm %s is not supported",
+		       OBJ_nid2sn(id) ? OBJ_nid2sn(id) : "unknown");
+}
+
+/* ---- attribute helpers ------------------------------------------------- */
+
+static kr_err get_attr(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **val,
+		       size_t *len)
+{
+	CK_ATTRIBUTE a = {t, NULL, 0};
+	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, o, &a, 1), KR_EHSM,
+	      "reading attribute 0x%lx", t);
+	*val = OPENSSL_malloc(a.ulValueLen + 1);
+	KR_ENSURE(*val, KR_EINTERNAL, "out of memory");
+	a.pValue = *val;
+	CK_RV rv = s->h->fn->C_GetAttributeValue(s->handle, o, &a, 1);
+	if (rv != CKR_OK) {
+		OPENSSL_free(*val);
+		*val = NULL;
+		return kr_hsm_ck_err(rv, KR_EHSM, "reading attribute 0x%lx", t);
+	}
+	*len = a.ulValueLen;
+	return kr_ok();
+}
+
+static int get_bool(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = {t, &v, sizeof v};
+	if (s->h->fn->C_GetAttributeValue(s->handle, o, &a, 1) != CKR_OK)
+		return -1;
+	return v == CK_TRUE;
+}
+
+static kr_err find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
+		   CK_ULONG max, CK_ULONG *found)
+{
+	CK_FUNCTION_LIST *fn = s->h->fn;
+	KR_CK(fn->C_FindObjectsInit(s->handle, tmpl, n), KR_EHSM, "C_FindObjectsInit");
+	CK_RV rv = fn->C_FindObjects(s->handle, out, max, found);
+	fn->C_FindObjectsFinal(s->handle);
+	KR_CK(rv, KR_EHSM, "C_FindObjects");
+	return kr_ok();
+}
+
+/* ---- public keys ------------------------------------------------------- */
+
+/* CKA_EC_POINT is a DER OCTET STRING (PKCS#11 2.40 section 2.3.3); a few
+ * modules return the raw point. Accept both. */
+static void unwrap_point(const uint8_t *p, size_t n, const uint8_t **pt, size_t *ptlen)
+{
+	const unsigned char *q = p;
+	ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &q, (long)n);
+	if (os && (size_t)(q - p) == n) {
+		*pt = p + (n - (size_t)os->length);
+		*ptlen = (size_t)os->length;
+	} else {
+		*pt = p;
+		*ptlen = n;
+	}
+	ASN1_OCTET_STRING_free(os);
+	ERR_clear_error();
+}
+
+static int curve_nid(const uint8_t *params, size_t n)
+{
+	const unsigned char *q = params;
+	ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &q, (long)n);
+	int nid = obj ? OBJ_obj2nid(obj) : NID_undef;
+	ASN1_OBJECT_free(obj);
+	ERR_clear_error();
+	/* Some modules name Ed25519 as a PrintableString (PKCS#11 3.0). */
+	if (nid == NID_undef && n > 2 && params[0] == 0x13 &&
+	    memmem(params, n, "edwards25519", 12) != NULL)
+		nid = NID_ED25519;
+	return nid;
+}
+
+static kr_err ec_public(int nid, const uint8_t *pt, size_t ptlen, EVP_PKEY **out)
+{
+	if (nid == NID_ED25519) {
+		*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pt, ptlen);
+		KR_OSSL(*out, KR_EHSM, "token returned a bad Ed25519 public key");
+		return kr_ok();
+	}
+	const char *group = OBJ_nid2sn(nid);
+	KR_ENSURE(group, KR_EHSM, "token key uses an unknown curve");
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt, ptlen),
+		OSSL_PARAM_construct_end(),
+	};
+	KR_AUTO(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	KR_OSSL(ctx && EVP_PKEY_fromdata_init(ctx) > 0 &&
+			EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0,
+		KR_EHSM, "token returned a bad EC public key");
+	return kr_ok();
+}
+
+static kr_err rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
+			 EVP_PKEY **out)
+{
+	KR_AUTO(BIGNUM) bn = BN_bin2bn(n, (int)nlen, NULL);
+	KR_AUTO(BIGNUM) be = BN_bin2bn(e, (int)elen, NULL);
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	if (bld && bn && be && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
+		params = OSSL_PARAM_BLD_to_param(bld);
+	OSSL_PARAM_BLD_free(bld);
+	KR_AUTO(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	int ok = params && ctx && EVP_PKEY_fromdata_init(ctx) > 0 &&
+		 EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) > 0;
+	OSSL_PARAM_free(params);
+	KR_OSSL(ok, KR_EHSM, "token returned a bad RSA public key");
+	return kr_ok();
+}
+
+/* The public key, from the public key object when there is one (EC needs it:
+ * a private EC key object carries no point), else from the RSA private key. */
+static kr_err read_public(kr_hsm_session *s, kr_hsm_key *k, CK_KEY_TYPE kt)
+{
+	CK_OBJECT_HANDLE src = k->pub != CK_INVALID_HANDLE ? k->pub : k->priv;
+	KR_AUTO(uint8_t) a = NULL;
+	KR_AUTO(uint8_t) b = NULL;
+	size_t alen = 0, blen = 0;
+	if (kt == CKK_RSA) {
+		KR_TRY(get_attr(s, src, CKA_MODULUS, &a, &alen));
+		KR_TRY(get_attr(s, src, CKA_PUBLIC_EXPONENT, &b, &blen));
+		return rsa_public(a, alen, b, blen, &k->pubkey);
+	}
+	KR_ENSURE(kt == CKK_EC || kt == CKK_EC_EDWARDS, KR_EHSM,
+		  "key '%s': key type 0x%lx is not supported", k->label, kt);
+	KR_ENSURE(k->pub != CK_INVALID_HANDLE, KR_EHSM,
+		  "key '%s': the token holds no public key object for it, so its public key "
+		  "cannot be read",
+		  k->label);
+	KR_TRY(get_attr(s, k->pub, CKA_EC_PARAMS, &a, &alen));
+	KR_TRY(get_attr(s, k->pub, CKA_EC_POINT, &b, &blen));
+	const uint8_t *pt;
+	size_t ptlen;
+	unwrap_point(b, blen, &pt, &ptlen);
+	return ec_public(curve_nid(a, alen), pt, ptlen, &k->pubkey);
+}
+
+/* Fills k (label, id, public key, type) from its private key handle. */
+static kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
+{
+	KR_AUTO(uint8_t) v = NULL;
+	size_t n = 0;
+	KR_TRY(get_attr(s, k->priv, CKA_LABEL, &v, &n));
+	snprintf(k->label, sizeof k->label, "%.*s", (int)n, (const char *)v);
+	OPENSSL_free(v);
+	v = NULL;
+	KR_TRY(get_attr(s, k->priv, CKA_ID, &v, &n));
+	k->id_len = n < sizeof k->id ? n : sizeof k->id;
+	memcpy(k->id, v, k->id_len);
+
+	CK_KEY_TYPE kt = 0;
+	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof kt};
+	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, k->priv, &a, 1), KR_EHSM,
+	      "key '%s': reading its key type", k->label);
+
+	CK_OBJECT_CLASS pub_class = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &pub_class, sizeof pub_class},
+			       {CKA_ID, k->id, k->id_len},
+			       {CKA_LABEL, k->label, strlen(k->label)}};
+	CK_ULONG found = 0;
+	/* Match on the id when there is one; labels are for people. */
+	KR_TRY(find(s, tmpl, k->id_len ? 2 : 3, &k->pub, 1, &found));
+	if (found == 0)
+		k->pub = CK_INVALID_HANDLE;
+	KR_TRY(read_public(s, k, kt));
+	kr_err e = kr_key_type_of(k->pubkey, &k->type);
+	kr_err_prefix(&e, "key '%s'", k->label);
+	return e;
+}
+
+void kr_hsm_key_free(kr_hsm_key *k)
+{
+	if (!k)
+		return;
+	EVP_PKEY_free(k->pubkey);
+	free(k);
+}
+
+const char *kr_hsm_key_label(const kr_hsm_key *k) { return k->label; }
+kr_key_type kr_hsm_key_type(const kr_hsm_key *k) { return k->type; }
+EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k) { return k->pubkey; }
+const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len)
+{
+	*len = k->id_len;
+	return k->id;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
+{
+	P11KitUri *u = NULL;
+	KR_TRY(kr_hsm_uri_parse(uri, &u));
+	CK_ATTRIBUTE *label = p11_kit_uri_get_attribute(u, CKA_LABEL);
+	CK_ATTRIBUTE *id = p11_kit_uri_get_attribute(u, CKA_ID);
+	CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
+	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &priv_class, sizeof priv_class}};
+	CK_ULONG n = 1;
+	if (label)
+		tmpl[n++] = *label;
+	if (id)
+		tmpl[n++] = *id;
+	kr_err e = kr_ok();
+	if (n == 1)
+		e = kr_errf(KR_EINPUT, "%s: names no key; add object=LABEL or id=...", uri);
+	else if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
+			 *(CK_OBJECT_CLASS *)cls->pValue != CKO_PRIVATE_KEY))
+		e = kr_errf(KR_EINPUT,
+			    "%s: keyrite addresses a key pair by its private key; use type=private "
+			    "or leave type out",
+			    uri);
+	CK_OBJECT_HANDLE handles[2];
+	CK_ULONG found = 0;
+	if (!kr_failed(&e))
+		e = find(h->main, tmpl, n, handles, 2, &found);
+	p11_kit_uri_free(u);
+	KR_TRY(e);
+	KR_ENSURE(found > 0, KR_EHSM, "%s: no such private key on token '%s'", uri,
+		  h->token.label);
+	KR_ENSURE(found == 1, KR_EHSM, "%s: several private keys match on token '%s'; add id=",
+		  uri, h->token.label);
+
+	kr_hsm_key *k = calloc(1, sizeof *k);
+	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
+	k->priv = handles[0];
+	e = load_key(h->main, k);
+	if (kr_failed(&e)) {
+		kr_hsm_key_free(k);
+		return e;
+	}
+	*out = k;
+	return kr_ok();
+}
+
+kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
+{
+	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &priv_class, sizeof priv_class}};
+	CK_OBJECT_HANDLE handles[1024];
+	CK_ULONG found = 0;
+	KR_TRY(find(h->main, tmpl, 1, handles, 1024, &found));
+	for (CK_ULONG i = 0; i < found; i++) {
+		kr_hsm_key *k = calloc(1, sizeof *k);
+		KR_ENSURE(k, KR_EINTERNAL, "out of memory");
+		k->priv = handles[i];
+		kr_err e = load_key(h->main, k);
+		if (kr_failed(&e)) {
+			kr_hsm_key_free(k);
+			return e;
+		}
+		cb(h, k, arg);
+		kr_hsm_key_free(k);
+	}
+	return kr_ok();
+}
+
+kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
+{
+	kr_hsm_session *s = h->main;
+	a->token = get_bool(s, k->priv, CKA_TOKEN);
+	a->private_ = get_bool(s, k->priv, CKA_PRIVATE);
+	a->sensitive = get_bool(s, k->priv, CKA_SENSITIVE);
+	a->extractable = get_bool(s, k->priv, CKA_EXTRACTABLE);
+	a->always_sensitive = get_bool(s, k->priv, CKA_ALWAYS_SENSITIVE);
+	a->never_extractable = get_bool(s, k->priv, CKA_NEVER_EXTRACTABLE);
+	a->local = get_bool(s, k->priv, CKA_LOCAL);
+	a->sign = get_bool(s, k->priv, CKA_SIGN);
+	a->decrypt = get_bool(s, k->priv, CKA_DECRYPT);
+	a->unwrap = get_bool(s, k->priv, CKA_UNWRAP);
+	a->derive = get_bool(s, k->priv, CKA_DERIVE);
+	return kr_ok();
+}
+
+void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
+{
+	static const char *const names[] = {"CKA_TOKEN",	    "CKA_PRIVATE",
+					    "CKA_SENSITIVE",	    "CKA_EXTRACTABLE",
+					    "CKA_ALWAYS_SENSITIVE", "CKA_NEVER_EXTRACTABLE",
+					    "CKA_LOCAL",	    "CKA_SIGN",
+					    "CKA_DECRYPT",	    "CKA_UNWRAP",
+					    "CKA_DERIVE"};
+	const int vals[] = {a->token,	     a->private_,	   a->sensitive, a->extractable,
+			    a->always_sensitive, a->never_extractable, a->local,     a->sign,
+			    a->decrypt,	     a->unwrap,		   a->derive};
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof vals / sizeof *vals && o < outsz; i++)
+		o += (size_t)snprintf(out + o, outsz - o, "%s%s=%s", i ? " " : "", names[i],
+				      vals[i] < 0 ? "unreadable" : vals[i] ? "true" : "false");
+}
+
+/* ---- generation -------------------------------------------------------- */
+
+kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k)
+{
+	CK_FUNCTION_LIST *fn = h->fn;
+	CK_RV rv = fn->C_DestroyObject(h->main->handle, k->priv);
+	if (k->pub != CK_INVALID_HANDLE) {
+		CK_RV rv2 = fn->C_DestroyObject(h->main->handle, k->pub);
+		if (rv == CKR_OK)
+			rv = rv2;
+	}
+	KR_CK(rv, KR_EHSM, "key '%s': C_DestroyObject", k->label);
+	return kr_ok();
+}
+
+static kr_err refuse_existing_label(kr_hsm *h, const char *label)
+{
+	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+	CK_OBJECT_HANDLE o;
+	CK_ULONG found = 0;
+	KR_TRY(find(h->main, tmpl, 1, &o, 1, &found));
+	KR_ENSURE(found == 0, KR_EEXIST, "token '%s' already holds an object labelled '%s'",
+		  h->token.label, label);
+	return kr_ok();
+}
+
+static kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
+{
+	unsigned char *p = out;
+	int n = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &p);
+	KR_OSSL(n > 0 && (size_t)n <= *len, KR_EINTERNAL, "encoding curve OID");
+	*len = (size_t)n;
+	return kr_ok();
+}
+
+/* Every attribute that decides whether the key can leave the token or be
+ * misused is set explicitly: SoftHSM's defaults allow decrypt, unwrap and
+ * derive. (reference section 2) */
+static kr_err generate(kr_hsm *h, kr_key_type type, const char *label, const uint8_t *id,
+		       size_t id_len, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = (CK_ULONG)key_types[type].bits;
+	uint8_t f4[] = {0x01, 0x00, 0x01}, params[32];
+	size_t params_len = sizeof params;
+	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	if (is_rsa(type))
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+	else {
+		if (type == KR_KEY_ED25519)
+			mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		KR_TRY(ec_params_der(key_types[type].nid, params, &params_len));
+	}
+	/* The last two entries are per algorithm: EC takes only the curve, RSA
+	 * replaces it with the modulus size and adds the exponent. */
+	CK_ATTRIBUTE pubt[] = {
+		{CKA_TOKEN, &yes, sizeof yes},
+		{CKA_PRIVATE, &no, sizeof no},
+		{CKA_VERIFY, &yes, sizeof yes},
+		{CKA_ENCRYPT, &no, sizeof no},
+		{CKA_WRAP, &no, sizeof no},
+		{CKA_LABEL, (void *)label, strlen(label)},
+		{CKA_ID, (void *)id, id_len},
+		{CKA_EC_PARAMS, params, params_len},
+		{CKA_PUBLIC_EXPONENT, f4, sizeof f4},
+	};
+	CK_ULONG npub = 8;
+	if (is_rsa(type)) {
+		pubt[7] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof bits};
+		npub = 9;
+	}
+	CK_ATTRIBUTE privt[] = {
+		{CKA_TOKEN, &yes, sizeof yes},	       {CKA_PRIVATE, &yes, sizeof yes},
+		{CKA_SENSITIVE, &yes, sizeof yes},     {CKA_EXTRACTABLE, &no, sizeof no},
+		{CKA_SIGN, &yes, sizeof yes},	       {CKA_DECRYPT, &no, sizeof no},
+		{CKA_UNWRAP, &no, sizeof no},	       {CKA_DERIVE, &no, sizeof no},
+		{CKA_LABEL, (void *)label, strlen(label)}, {CKA_ID, (void *)id, id_len},
+	};
+	KR_CK(h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
+				       sizeof privt / sizeof *privt, pub, priv),
+	      KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label,
+	      key_types[type].name);
+	return kr_ok();
+}
+
+/* The read-back of reference section 2: a key whose attributes are not what
+ * was asked for is not a CA key. */
+static kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
+{
+	kr_key_attrs a;
+	KR_TRY(kr_hsm_key_attrs(h, k, &a));
+	char text[512];
+	kr_key_attrs_format(&a, text, sizeof text);
+	int ok = a.token == 1 && a.private_ == 1 && a.sensitive == 1 && a.extractable == 0 &&
+		 a.always_sensitive == 1 && a.never_extractable == 1 && a.local == 1 &&
+		 a.sign == 1 && a.decrypt == 0 && a.unwrap == 0 && a.derive == 0;
+	KR_ENSURE(ok, KR_EHSM, "key '%s': token did not honour the template (%s)", k->label, text);
+	KR_ENSURE(k->type == want, KR_EHSM, "key '%s': token made a %s key, not %s", k->label,
+		  kr_key_type_name(k->type), kr_key_type_name(want));
+	return kr_ok();
+}
+
+kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+{
+	P11KitUri *u = NULL;
+	KR_TRY(kr_hsm_uri_parse(uri, &u));
+	CK_ATTRIBUTE *la = p11_kit_uri_get_attribute(u, CKA_LABEL);
+	int has_id = p11_kit_uri_get_attribute(u, CKA_ID) != NULL;
+	char label[256] = "";
+	if (la)
+		snprintf(label, sizeof label, "%.*s", (int)la->ulValueLen, (const char *)la->pValue);
+	p11_kit_uri_free(u);
+	KR_ENSURE(label[0], KR_EINPUT, "%s: a new key needs a label: add object=LABEL", uri);
+	KR_ENSURE(!has_id, KR_EINPUT,
+		  "%s: keyrite draws a new key's id from the token's RNG; remove id=", uri);
+	KR_TRY(refuse_existing_label(h, label));
+
+	kr_hsm_key *k = calloc(1, sizeof *k);
+	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
+	k->id_len = 16;
+	kr_err e = kr_hsm_random(h, k->id, k->id_len);
+	if (!kr_failed(&e))
+		e = generate(h, type, label, k->id, k->id_len, &k->pub, &k->priv);
+	if (kr_failed(&e)) {
+		kr_hsm_key_free(k);
+		return e;
+	}
+	e = load_key(h->main, k);
+	if (!kr_failed(&e))
+		e = check_generated(h, k, type);
+	if (kr_failed(&e)) {
+		/* No half-made key stays behind. */
+		kr_hsm_key_destroy(h, k);
+		kr_hsm_key_free(k);
+		return e;
+	}
+	*out = k;
+	return kr_ok();
+}

@@ -1,0 +1,256 @@
+#include "conf.h"
+#include "cleanup.h"
+#include "fs.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KR_CONF_MAX (1 << 20)
+#define KR_CONF_MAX_SECTIONS 64
+
+struct kr_conf {
+	char *path;
+	uint8_t *text;
+	size_t len;
+	uint8_t sha256[32];
+	CONF *nconf;
+	char *used[KR_CONF_MAX_SECTIONS];
+	size_t nused;
+};
+
+kr_err kr_conf_load(const char *path, kr_conf **out)
+{
+	kr_conf *c = calloc(1, sizeof *c);
+	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
+	c->path = strdup(path);
+	kr_err e = kr_fs_read(path, KR_CONF_MAX, &c->text, &c->len);
+	if (kr_failed(&e)) {
+		kr_conf_free(c);
+		return e;
+	}
+	EVP_Digest(c->text, c->len, c->sha256, NULL, EVP_sha256(), NULL);
+
+	c->nconf = NCONF_new(NULL);
+	KR_AUTO(BIO) bio = BIO_new_mem_buf(c->text, (int)c->len);
+	long eline = 0;
+	if (!c->nconf || !bio || NCONF_load_bio(c->nconf, bio, &eline) <= 0) {
+		kr_err le = kr_err_ossl(KR_EINPUT, "%s:%ld: syntax error", path, eline);
+		kr_conf_free(c);
+		return le;
+	}
+	*out = c;
+	return kr_ok();
+}
+
+void kr_conf_free(kr_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nused; i++)
+		free(c->used[i]);
+	NCONF_free(c->nconf);
+	free(c->text);
+	free(c->path);
+	free(c);
+}
+
+const char *kr_conf_path(const kr_conf *c) { return c->path; }
+CONF *kr_conf_nconf(kr_conf *c) { return c->nconf; }
+const uint8_t *kr_conf_sha256(const kr_conf *c) { return c->sha256; }
+
+int kr_conf_has_section(kr_conf *c, const char *section)
+{
+	return NCONF_get_section(c->nconf, section) != NULL;
+}
+
+const char *kr_conf_get(kr_conf *c, const char *section, const char *key)
+{
+	const char *v = NCONF_get_string(c->nconf, section, key);
+	ERR_clear_error(); /* absence queues an error we do not want to report */
+	return v;
+}
+
+/* Skips blanks; returns the end of an identifier-like token. */
+static const char *skip_blank(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+static int token_eq(const char *p, const char *end, const char *word)
+{
+	size_t n = strlen(word);
+	return (size_t)(end - p) >= n && memcmp(p, word, n) == 0;
+}
+
+int kr_conf_line(const kr_conf *c, const char *section, const char *key)
+{
+	const char *p = (const char *)c->text, *end = p + c->len;
+	int line = 1, in_section = strcmp(section, "default") == 0;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		const char *q = skip_blank(p, eol);
+		if (q < eol && *q == '[') {
+			q = skip_blank(q + 1, eol);
+			size_t n = strlen(section);
+			const char *r = skip_blank(q + n, eol);
+			in_section = token_eq(q, eol, section) && r < eol && *r == ']';
+			if (in_section && !key)
+				return line;
+		} else if (in_section && key && token_eq(q, eol, key)) {
+			const char *r = skip_blank(q + strlen(key), eol);
+			if (r < eol && *r == '=')
+				return line;
+		}
+		p = eol + 1;
+		line++;
+	}
+	return 0;
+}
+
+kr_err kr_conf_err(const kr_conf *c, kr_code code, const char *section, const char *key,
+		   const char *fmt, ...)
+{
+	char what[KR_ERR_MSG];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	int line = kr_conf_line(c, section, key);
+	char where[512];
+	if (line > 0)
+		snprintf(where, sizeof where, "%s:%d", c->path, line);
+	else
+		snprintf(where, sizeof where, "%s", c->path);
+	if (key)
+		return kr_errf(code, "%s: [%s] %s: %s", where, section, key, what);
+	return kr_errf(code, "%s: [%s]: %s", where, section, what);
+}
+
+void kr_conf_use(kr_conf *c, const char *section)
+{
+	for (size_t i = 0; i < c->nused; i++)
+		if (strcmp(c->used[i], section) == 0)
+			return;
+	if (c->nused < KR_CONF_MAX_SECTIONS)
+		c->used[c->nused++] = strdup(section);
+}
+
+static const kr_field *find_field(const kr_field *f, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(f[i].key, key) == 0)
+			return &f[i];
+	return NULL;
+}
+
+static kr_err check_value(kr_conf *c, const char *section, const kr_field *f, const char *v)
+{
+	if (v[0] == '\0')
+		return kr_conf_err(c, KR_EINPUT, section, f->key, "empty value");
+	switch (f->kind) {
+	case KR_F_STRING:
+		break;
+	case KR_F_INT: {
+		long ignored;
+		KR_TRY(kr_conf_get_long(c, section, f->key, 0, 0x7fffffffL, &ignored));
+		break;
+	}
+	case KR_F_BOOL:
+		if (kr_conf_get_bool(c, section, f->key, -1) < 0)
+			return kr_conf_err(c, KR_EINPUT, section, f->key,
+					   "expected yes or no, got '%s'", v);
+		break;
+	case KR_F_SECTION:
+		if (!kr_conf_has_section(c, v))
+			return kr_conf_err(c, KR_EINPUT, section, f->key,
+					   "names section [%s], which the file does not have", v);
+		kr_conf_use(c, v);
+		break;
+	}
+	return kr_ok();
+}
+
+kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n)
+{
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, section);
+	ERR_clear_error();
+	KR_ENSURE(vals, KR_EINPUT, "%s: section [%s] is missing", c->path, section);
+	kr_conf_use(c, section);
+
+	for (int i = 0; i < sk_CONF_VALUE_num(vals); i++) {
+		const CONF_VALUE *cv = sk_CONF_VALUE_value(vals, i);
+		const kr_field *f = find_field(fields, n, cv->name);
+		if (!f)
+			return kr_conf_err(c, KR_EINPUT, section, cv->name, "unknown key");
+		for (int j = 0; j < i; j++)
+			if (strcmp(sk_CONF_VALUE_value(vals, j)->name, cv->name) == 0)
+				return kr_conf_err(c, KR_EINPUT, section, cv->name,
+						   "key given twice");
+		KR_TRY(check_value(c, section, f, cv->value));
+	}
+	for (size_t i = 0; i < n; i++)
+		if (fields[i].required && !kr_conf_get(c, section, fields[i].key))
+			return kr_conf_err(c, KR_EINPUT, section, NULL, "missing required key '%s'",
+					   fields[i].key);
+	return kr_ok();
+}
+
+kr_err kr_conf_check_unused(kr_conf *c)
+{
+	STACK_OF(OPENSSL_CSTRING) *names = NCONF_get_section_names(c->nconf);
+	KR_OSSL(names, KR_EINTERNAL, "%s: cannot list sections", c->path);
+	kr_err e = kr_ok();
+	for (int i = 0; i < sk_OPENSSL_CSTRING_num(names) && !kr_failed(&e); i++) {
+		const char *s = sk_OPENSSL_CSTRING_value(names, i);
+		int used = 0;
+		for (size_t j = 0; j < c->nused; j++)
+			used |= strcmp(c->used[j], s) == 0;
+		STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, s);
+		if (!used && vals && sk_CONF_VALUE_num(vals) > 0)
+			e = strcmp(s, "default") == 0
+				? kr_conf_err(c, KR_EINPUT, s, sk_CONF_VALUE_value(vals, 0)->name,
+					      "key outside any section")
+				: kr_conf_err(c, KR_EINPUT, s, NULL,
+					      "section is not used by this ceremony type");
+	}
+	sk_OPENSSL_CSTRING_free(names);
+	return e;
+}
+
+kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min, long max,
+			long *out)
+{
+	const char *v = kr_conf_get(c, section, key);
+	KR_ENSURE(v, KR_EINPUT, "%s: [%s] missing key '%s'", c->path, section, key);
+	char *end = NULL;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0' || !isdigit((unsigned char)v[0]))
+		return kr_conf_err(c, KR_EINPUT, section, key, "expected a whole number, got '%s'",
+				   v);
+	if (x < min || x > max)
+		return kr_conf_err(c, KR_EPOLICY, section, key, "%ld is outside %ld..%ld", x, min,
+				   max);
+	*out = x;
+	return kr_ok();
+}
+
+int kr_conf_get_bool(kr_conf *c, const char *section, const char *key, int dflt)
+{
+	const char *v = kr_conf_get(c, section, key);
+	if (!v)
+		return dflt;
+	if (!strcmp(v, "yes") || !strcmp(v, "true"))
+		return 1;
+	if (!strcmp(v, "no") || !strcmp(v, "false"))
+		return 0;
+	return -1;
+}

@@ -1,0 +1,69 @@
+/* keyrite's one error type.
+ *
+ * Every fallible function returns a kr_err by value. code is KR_OK on success;
+ * otherwise it is the category that main() turns into the documented exit
+ * status (docs/keyrite.1, EXIT STATUS) and msg holds one precise sentence,
+ * prefixed with context (file:line, item) as the error travels up. */
+#ifndef KR_ERR_H
+#define KR_ERR_H
+
+#include <stdarg.h>
+
+typedef enum kr_code {
+	KR_OK = 0,
+	KR_EUSAGE = 2,     /* bad command line */
+	KR_EINPUT = 3,     /* malformed input: script, file, URI, request */
+	KR_EHSM = 4,       /* module, token, PIN or key problem */
+	KR_EPOLICY = 5,    /* refused by policy or by the pre-issuance lint */
+	KR_EEXIST = 6,     /* an output file or key label already exists */
+	KR_EIO = 7,        /* reading or writing a file failed */
+	KR_EVERIFY = 8,    /* a verification failed (signature, hash, chain) */
+	KR_EINTERNAL = 70, /* a bug or an unexpected library failure */
+} kr_code;
+
+#define KR_ERR_MSG 768
+
+typedef struct kr_err {
+	kr_code code;
+	char msg[KR_ERR_MSG];
+} kr_err;
+
+static inline kr_err kr_ok(void)
+{
+	kr_err e;
+	e.code = KR_OK;
+	e.msg[0] = '\0';
+	return e;
+}
+
+static inline int kr_failed(const kr_err *e) { return e->code != KR_OK; }
+
+kr_err kr_errf(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* As kr_errf, then appends ": " and the OpenSSL error queue (which it drains). */
+kr_err kr_err_ossl(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prepends "<prefix>: " to e's message; does nothing on success. */
+void kr_err_prefix(kr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Guards. Each returns from the enclosing function on failure. */
+#define KR_TRY(expr)                                                                               \
+	do {                                                                                       \
+		kr_err kr_try_e_ = (expr);                                                         \
+		if (kr_try_e_.code != KR_OK)                                                       \
+			return kr_try_e_;                                                          \
+	} while (0)
+
+#define KR_ENSURE(cond, code, ...)                                                                 \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return kr_errf((code), __VA_ARGS__);                                       \
+	} while (0)
+
+#define KR_OSSL(cond, code, ...)                                                                   \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			return kr_err_ossl((code), __VA_ARGS__);                                   \
+	} while (0)
+
+#endif

@@ -1,0 +1,154 @@
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return kr_errf(KR_EIO, "%s: not a regular file", path);
+	}
+	if ((size_t)st.st_size > max) {
+		close(fd);
+		return kr_errf(KR_EINPUT, "%s: file too large (%lld bytes, limit %zu)", path,
+			       (long long)st.st_size, max);
+	}
+	uint8_t *p = malloc((size_t)st.st_size + 1);
+	if (!p) {
+		close(fd);
+		return kr_errf(KR_EINTERNAL, "%s: out of memory", path);
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int saved = errno;
+			free(p);
+			close(fd);
+			return kr_errf(KR_EIO, "%s: read failed: %s", path,
+				       n == 0 ? "file shrank while reading" : strerror(saved));
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	p[got] = '\0';
+	*buf = p;
+	*len = got;
+	return kr_ok();
+}
+
+kr_err kr_fs_must_not_exist(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0)
+		return kr_errf(KR_EEXIST, "%s: already exists; keyrite never overwrites an output",
+			       path);
+	KR_ENSURE(errno == ENOENT, KR_EIO, "%s: cannot check: %s", path, strerror(errno));
+	return kr_ok();
+}
+
+static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		KR_ENSURE(n > 0, KR_EIO, "%s: write failed: %s", path, strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+	KR_ENSURE(fsync(fd) == 0, KR_EIO, "%s: fsync failed: %s", path, strerror(errno));
+	return kr_ok();
+}
+
+kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode)
+{
+	KR_TRY(kr_fs_must_not_exist(path));
+	char tmp[4096];
+	KR_ENSURE(snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) < (int)sizeof tmp, KR_EIO,
+		  "%s: path too long", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
+	kr_err e = write_all(fd, path, data, len);
+	if (!kr_failed(&e) && fchmod(fd, mode) != 0)
+		e = kr_errf(KR_EIO, "%s: chmod failed: %s", path, strerror(errno));
+	close(fd);
+	/* link(2) fails if the name exists: the exclusive, atomic publication. */
+	if (!kr_failed(&e) && link(tmp, path) != 0)
+		e = kr_errf(errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", path,
+			    strerror(errno));
+	unlink(tmp);
+	if (!kr_failed(&e)) {
+		char dir[4096];
+		kr_fs_dirname(path, dir, sizeof dir);
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	return e;
+}
+
+kr_err kr_fs_sha256(const char *path, uint8_t out[32])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	kr_err e = kr_ok();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		e = kr_err_ossl(KR_EINTERNAL, "%s: cannot start SHA-256", path);
+	static const size_t chunk = 1 << 16;
+	uint8_t *buf = malloc(chunk);
+	if (!buf && !kr_failed(&e))
+		e = kr_errf(KR_EINTERNAL, "out of memory");
+	while (!kr_failed(&e)) {
+		ssize_t n = read(fd, buf, chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			e = kr_errf(KR_EIO, "%s: read failed: %s", path, strerror(errno));
+		if (n <= 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	}
+	if (!kr_failed(&e) && !EVP_DigestFinal_ex(ctx, out, NULL))
+		e = kr_err_ossl(KR_EINTERNAL, "%s: SHA-256 failed", path);
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	return e;
+}
+
+void kr_fs_dirname(const char *path, char *out, size_t outsz)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		snprintf(out, outsz, ".");
+		return;
+	}
+	size_t n = (size_t)(slash - path);
+	if (n == 0)
+		n = 1; /* "/x" -> "/" */
+	snprintf(out, outsz, "%.*s", (int)n, path);
+}
+
+kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz)
+{
+	int n = rel[0] == '/' ? snprintf(out, outsz, "%s", rel)
+			      : snprintf(out, outsz, "%s/%s", base, rel);
+	KR_ENSURE(n > 0 && (size_t)n < outsz, KR_EINPUT, "path too long: %s", rel);
+	return kr_ok();
+}

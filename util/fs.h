@@ -1,0 +1,30 @@
+/* Files: read small inputs whole, hash big ones in a stream, and create
+ * outputs exclusively and atomically (a reader never sees half a file and
+ * an existing file is never replaced). */
+#ifndef KR_FS_H
+#define KR_FS_H
+
+#include "err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads at most max bytes; a larger file is an error. *buf is NUL-terminated. */
+kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+/* KR_EEXIST if path exists (or cannot be checked). */
+kr_err kr_fs_must_not_exist(const char *path);
+
+/* Writes data to a temporary file beside path, fsyncs it and links it into
+ * place; fails with KR_EEXIST if path exists. Nothing is left on failure. */
+kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode);
+
+kr_err kr_fs_sha256(const char *path, uint8_t out[32]);
+
+/* dirname of path into out ("." when it has no slash). */
+void kr_fs_dirname(const char *path, char *out, size_t outsz);
+
+/* base + "/" + rel, or rel when it is absolute. */
+kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz);
+
+#endif
