@@ -109,7 +109,7 @@ static int cmd_keys_or_keygen(int argc, char **argv, int gen)
 		e = kr_fs_must_not_exist(pubout);
 	kr_hsm *h = NULL;
 	if (!kr_failed(&e))
-		e = kr_hsm_open(uri, o.module, &o.pin, &h);
+		e = kr_hsm_open(uri, &(kr_hsm_opts){o.module, o.pin, 0}, &h);
 	if (!kr_failed(&e) && !gen)
 		e = kr_hsm_keys(h, print_key, NULL);
 	kr_hsm_key *k = NULL;

@@ -190,12 +190,13 @@ static kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const char *uri, 
 	return kr_ok();
 }
 
-static kr_err login(kr_hsm *h, P11KitUri *u, const kr_pin_source *pin)
+static kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 {
+	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
 	char what[128];
 	snprintf(what, sizeof what, "token '%s'", h->token.label);
 	char buf[256];
-	kr_err e = kr_hsm_pin_read(p11_kit_uri_get_pin_source(u), pin, what, buf, sizeof buf);
+	kr_err e = kr_hsm_pin_read(uri_source, &o->pin, what, buf, sizeof buf);
 	if (kr_failed(&e)) {
 		OPENSSL_cleanse(buf, sizeof buf);
 		return e;
@@ -246,16 +247,46 @@ void kr_hsm_session_close(kr_hsm_session *s)
 
 kr_hsm_session *kr_hsm_main_session(kr_hsm *h) { return h->main; }
 
-kr_err kr_hsm_open(const char *uri, const char *module, const kr_pin_source *pin, kr_hsm **out)
+/* In a rehearsal only the token label carries over from the real URI: the
+ * throwaway tokens have their own serials, model and module. */
+static void rehearsal_match(P11KitUri *u)
+{
+	CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+	memset(ti->manufacturerID, 0, sizeof ti->manufacturerID);
+	memset(ti->model, 0, sizeof ti->model);
+	memset(ti->serialNumber, 0, sizeof ti->serialNumber);
+	CK_INFO *mi = p11_kit_uri_get_module_info(u);
+	memset(mi->manufacturerID, 0, sizeof mi->manufacturerID);
+	memset(mi->libraryDescription, 0, sizeof mi->libraryDescription);
+	mi->libraryVersion.major = mi->libraryVersion.minor = (CK_BYTE)-1; /* p11-kit: unset */
+	memset(p11_kit_uri_get_slot_info(u), 0, sizeof(CK_SLOT_INFO));
+	p11_kit_uri_set_slot_id(u, (CK_SLOT_ID)-1);
+}
+
+kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 {
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
+	CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+	kr_hsm_fixed_string(ti->label, sizeof ti->label, out);
+	p11_kit_uri_free(u);
+	return kr_ok();
+}
+
+kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out)
+{
+	static const kr_hsm_opts none;
+	const kr_hsm_opts *o = opts ? opts : &none;
+	P11KitUri *u = NULL;
+	KR_TRY(kr_hsm_uri_parse(uri, &u));
+	if (o->rehearsal)
+		rehearsal_match(u);
 	kr_hsm *h = calloc(1, sizeof *h);
 	kr_err e = h ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
 	char used[1024];
+	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
 	if (!kr_failed(&e))
-		e = kr_hsm_load_module(p11_kit_uri_get_module_path(u), module, &h->fn, used,
-				       sizeof used);
+		e = kr_hsm_load_module(uri_module, o->module, &h->fn, used, sizeof used);
 	if (!kr_failed(&e))
 		e = select_token(h->fn, u, uri, used, &h->token);
 	if (!kr_failed(&e)) {
@@ -263,7 +294,7 @@ kr_err kr_hsm_open(const char *uri, const char *module, const kr_pin_source *pin
 		e = kr_hsm_session_open(h, &h->main);
 	}
 	if (!kr_failed(&e))
-		e = login(h, u, pin);
+		e = login(h, u, o);
 	p11_kit_uri_free(u);
 	if (kr_failed(&e)) {
 		kr_hsm_close(h);
@@ -277,10 +308,10 @@ void kr_hsm_close(kr_hsm *h)
 {
 	if (!h)
 		return;
-	if (h->main) {
-		h->fn->C_Logout(h->main->handle);
-		kr_hsm_session_close(h->main);
-	}
+	/* No C_Logout: login state belongs to the whole process, and another
+	 * handle on the same token may still be working. Closing the last
+	 * session ends the login (PKCS#11 2.40 section 5.6). */
+	kr_hsm_session_close(h->main);
 	kr_hsm_unload_module(h->fn);
 	free(h);
 }

@@ -52,9 +52,21 @@ typedef struct kr_hsm kr_hsm;
 typedef struct kr_hsm_key kr_hsm_key;
 typedef struct kr_hsm_session kr_hsm_session;
 
-/* Module: the URI's module-path, else module, else $KEYRITE_PKCS11_MODULE,
- * else SoftHSM's. Exactly one initialized token must match the URI. */
-kr_err kr_hsm_open(const char *uri, const char *module, const kr_pin_source *pin, kr_hsm **out);
+typedef struct kr_hsm_opts {
+	const char *module;
+	kr_pin_source pin;
+	/* A rehearsal on throwaway SoftHSM tokens: module and pin win over the
+	 * URI's module-path and pin-source, and tokens match by label alone. */
+	int rehearsal;
+} kr_hsm_opts;
+
+/* Module: the URI's module-path, else opts->module, else
+ * $KEYRITE_PKCS11_MODULE, else SoftHSM's. Exactly one initialized token must
+ * match the URI. */
+kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out);
+
+/* The token label a URI names ("" if none). */
+kr_err kr_hsm_uri_token_label(const char *uri, char out[33]);
 void kr_hsm_close(kr_hsm *h);
 const kr_hsm_token_info *kr_hsm_token(const kr_hsm *h);
 

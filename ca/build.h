@@ -1,0 +1,53 @@
+/* Drafts of certificates and CRLs, before anything signs them. */
+#ifndef KR_CA_BUILD_H
+#define KR_CA_BUILD_H
+
+#include "../hsm/hsm.h"
+#include "../util/err.h"
+
+#include <openssl/conf.h>
+#include <openssl/x509.h>
+#include <time.h>
+
+typedef struct kr_cert_spec {
+	const X509_NAME *subject;
+	EVP_PKEY *subject_key;
+	X509 *issuer;                   /* NULL: self-signed */
+	const ASN1_OCTET_STRING *ski;   /* NULL: SHA-1 of the key (RFC 5280 4.2.1.2 (1)) */
+	const ASN1_INTEGER *serial;
+	time_t not_before;
+	long days;
+	CONF *conf;                     /* extensions in x509v3_config(5) syntax */
+	const char *ext_section;        /* NULL: none beyond SKI and AKI */
+} kr_cert_spec;
+
+/* A version 3 certificate with SKI and AKI set by keyrite (the AKI's key id
+ * is the issuer's SKI, or the certificate's own when self-signed); the
+ * section must not set them itself. */
+kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out);
+
+/* At least 64 bits (CA/B BR 7.1): 16 bytes from the token's RNG, positive and
+ * with a non-zero first octet so the encoding is always 16 octets. */
+kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out);
+
+typedef struct kr_crl_entry {
+	const ASN1_INTEGER *serial;
+	time_t when;
+	int reason; /* CRL_REASON_*; CRL_REASON_NONE for no reasonCode */
+} kr_crl_entry;
+
+typedef struct kr_crl_spec {
+	X509 *issuer;
+	long number;
+	time_t this_update;
+	long next_update_days;
+	const kr_crl_entry *revoked;
+	size_t nrevoked;
+} kr_crl_spec;
+
+kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out);
+
+/* "keyCompromise" etc. (RFC 5280 5.3.1) to CRL_REASON_*. */
+kr_err kr_crl_reason_parse(const char *name, int *out);
+
+#endif

@@ -1,0 +1,222 @@
+#include "sign.h"
+#include "../util/cleanup.h"
+
+#include <openssl/asn1t.h>
+#include <openssl/rsa.h>
+#include <string.h>
+
+/* Certificate, CertificateList and CertificationRequest share one outer shape
+ * (RFC 5280 sections 4.1 and 5.1): SEQUENCE { tbs, AlgorithmIdentifier,
+ * BIT STRING }. The tbs is carried as an opaque, already-encoded value, so
+ * the signed bytes are exactly the bytes that were linted. */
+typedef struct kr_signed_st {
+	ASN1_TYPE *tbs;
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *sig;
+} KR_SIGNED;
+
+ASN1_SEQUENCE(KR_SIGNED) = {
+	ASN1_SIMPLE(KR_SIGNED, tbs, ASN1_ANY),
+	ASN1_SIMPLE(KR_SIGNED, alg, X509_ALGOR),
+	ASN1_SIMPLE(KR_SIGNED, sig, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(KR_SIGNED)
+
+kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
+{
+	KR_ENSURE(!pss || t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096,
+		  KR_EINPUT, "RSA-PSS needs an RSA key, not %s", kr_key_type_name(t));
+	switch (t) {
+	case KR_KEY_EC_P256:
+		*out = (kr_sig_alg){KR_SIG_ECDSA, EVP_sha256()};
+		break;
+	case KR_KEY_EC_P384:
+		*out = (kr_sig_alg){KR_SIG_ECDSA, EVP_sha384()};
+		break;
+	case KR_KEY_ED25519:
+		*out = (kr_sig_alg){KR_SIG_EDDSA, NULL};
+		break;
+	default:
+		*out = (kr_sig_alg){pss ? KR_SIG_RSA_PSS : KR_SIG_RSA_PKCS1, EVP_sha256()};
+	}
+	return kr_ok();
+}
+
+kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
+{
+	switch (t) {
+	case KR_KEY_EC_P256:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case KR_KEY_EC_P384:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		break;
+	case KR_KEY_ED25519:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	case KR_KEY_RSA_2048:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		break;
+	case KR_KEY_RSA_3072:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		break;
+	case KR_KEY_RSA_4096:
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+		break;
+	}
+	KR_OSSL(*out, KR_EINTERNAL, "generating a throwaway %s key", kr_key_type_name(t));
+	return kr_ok();
+}
+
+kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss)
+{
+	memset(s, 0, sizeof *s);
+	KR_TRY(kr_sig_alg_for(t, pss, &s->alg));
+	return kr_throwaway_key(t, &s->throwaway);
+}
+
+kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss)
+{
+	KR_TRY(kr_signer_init_draft(s, kr_hsm_key_type(key), pss));
+	s->hsm = hsm;
+	s->key = key;
+	return kr_ok();
+}
+
+void kr_signer_clear(kr_signer *s)
+{
+	EVP_PKEY_free(s->throwaway);
+	s->throwaway = NULL;
+}
+
+static kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	int ok = ctx && EVP_DigestSignInit(ctx, &pctx, s->alg.md, NULL, s->throwaway) > 0;
+	/* RFC 4055 section 3.1: MGF1 with the same hash, salt of the hash size. */
+	if (ok && s->alg.scheme == KR_SIG_RSA_PSS)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
+	if (!ok) {
+		EVP_MD_CTX_free(ctx);
+		return kr_err_ossl(KR_EINTERNAL, "preparing the throwaway signature");
+	}
+	*out = ctx;
+	return kr_ok();
+}
+
+kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
+{
+	KR_AUTO(EVP_MD_CTX) ctx = NULL;
+	KR_TRY(throwaway_ctx(s, &ctx));
+	KR_OSSL(X509_sign_ctx(draft, ctx) > 0, KR_EINTERNAL, "signing the draft certificate");
+	return kr_ok();
+}
+
+kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
+{
+	KR_AUTO(EVP_MD_CTX) ctx = NULL;
+	KR_TRY(throwaway_ctx(s, &ctx));
+	KR_OSSL(X509_CRL_sign_ctx(draft, ctx) > 0, KR_EINTERNAL, "signing the draft CRL");
+	return kr_ok();
+}
+
+kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
+		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+{
+	if (!session)
+		session = kr_hsm_main_session(s->hsm);
+	if (s->alg.scheme == KR_SIG_EDDSA)
+		return kr_hsm_sign(session, s->key, KR_SIG_EDDSA, NULL, tbs, len, sig, siglen);
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	KR_OSSL(EVP_Digest(tbs, len, md, &mdlen, s->alg.md, NULL), KR_EINTERNAL, "hashing");
+	return kr_hsm_sign(session, s->key, s->alg.scheme, s->alg.md, md, mdlen, sig, siglen);
+}
+
+/* DER of SEQUENCE { tbs, alg, sig }. */
+static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
+		       const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
+{
+	KR_SIGNED *obj = (KR_SIGNED *)ASN1_item_new(ASN1_ITEM_rptr(KR_SIGNED));
+	KR_OSSL(obj, KR_EINTERNAL, "out of memory");
+	const unsigned char *p = tbs;
+	ASN1_TYPE_free(obj->tbs);
+	obj->tbs = d2i_ASN1_TYPE(NULL, &p, (long)tbslen);
+	X509_ALGOR_free(obj->alg);
+	obj->alg = X509_ALGOR_dup(alg);
+	int ok = obj->tbs && obj->alg && ASN1_BIT_STRING_set(obj->sig, (unsigned char *)sig,
+								(int)siglen);
+	/* A signature is whole octets: say so, or OpenSSL would count trailing
+	 * zero bits as unused (what ASN1_item_sign does too). */
+	obj->sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	obj->sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	*der = NULL;
+	*derlen = ok ? ASN1_item_i2d((ASN1_VALUE *)obj, der, ASN1_ITEM_rptr(KR_SIGNED)) : -1;
+	ASN1_item_free((ASN1_VALUE *)obj, ASN1_ITEM_rptr(KR_SIGNED));
+	KR_OSSL(*derlen > 0, KR_EINTERNAL, "assembling the signed object");
+	return kr_ok();
+}
+
+static kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *b, int blen, const char *what)
+{
+	KR_ENSURE(alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0, KR_EVERIFY,
+		  "the HSM-signed %s's to-be-signed bytes differ from the linted ones", what);
+	return kr_ok();
+}
+
+kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out)
+{
+	KR_AUTO(uint8_t) tbs = NULL;
+	int tbslen = i2d_re_X509_tbs(linted, &tbs);
+	KR_OSSL(tbslen > 0, KR_EINTERNAL, "encoding the to-be-signed certificate");
+	uint8_t sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
+
+	const X509_ALGOR *alg = NULL;
+	X509_get0_signature(NULL, &alg, linted);
+	KR_AUTO(uint8_t) der = NULL;
+	int derlen = 0;
+	KR_TRY(assemble(tbs, (size_t)tbslen, alg, sig, siglen, &der, &derlen));
+	const unsigned char *p = der;
+	KR_AUTO(X509) cert = d2i_X509(NULL, &p, derlen);
+	KR_OSSL(cert, KR_EINTERNAL, "decoding the signed certificate");
+
+	KR_OSSL(X509_verify(cert, issuer_pub) == 1, KR_EVERIFY,
+		"the HSM's signature does not verify with the issuer's public key");
+	KR_AUTO(uint8_t) tbs2 = NULL;
+	int tbs2len = i2d_re_X509_tbs(cert, &tbs2);
+	KR_TRY(same_bytes(tbs, tbslen, tbs2, tbs2len, "certificate"));
+	*out = cert;
+	cert = NULL;
+	return kr_ok();
+}
+
+kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X509_CRL **out)
+{
+	KR_AUTO(uint8_t) tbs = NULL;
+	int tbslen = i2d_re_X509_CRL_tbs(linted, &tbs);
+	KR_OSSL(tbslen > 0, KR_EINTERNAL, "encoding the to-be-signed CRL");
+	uint8_t sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
+
+	const X509_ALGOR *alg = NULL;
+	X509_CRL_get0_signature(linted, NULL, &alg);
+	KR_AUTO(uint8_t) der = NULL;
+	int derlen = 0;
+	KR_TRY(assemble(tbs, (size_t)tbslen, alg, sig, siglen, &der, &derlen));
+	const unsigned char *p = der;
+	KR_AUTO(X509_CRL) crl = d2i_X509_CRL(NULL, &p, derlen);
+	KR_OSSL(crl, KR_EINTERNAL, "decoding the signed CRL");
+
+	KR_OSSL(X509_CRL_verify(crl, issuer_pub) == 1, KR_EVERIFY,
+		"the HSM's CRL signature does not verify with the issuer's public key");
+	KR_AUTO(uint8_t) tbs2 = NULL;
+	int tbs2len = i2d_re_X509_CRL_tbs(crl, &tbs2);
+	KR_TRY(same_bytes(tbs, tbslen, tbs2, tbs2len, "CRL"));
+	*out = crl;
+	crl = NULL;
+	return kr_ok();
+}

@@ -1,0 +1,53 @@
+/* Signing X.509 objects with a key that stays on the token.
+ *
+ * The flow (after Boulder's ceremony tool): build the object, sign it with a
+ * throwaway in-memory key of the signer's type, lint that, then have the HSM
+ * sign exactly the same to-be-signed bytes, verify the result with the
+ * issuer's public key and byte-compare its to-be-signed part with the linted
+ * one. Nothing the HSM signs has not been linted first. */
+#ifndef KR_CA_SIGN_H
+#define KR_CA_SIGN_H
+
+#include "../hsm/hsm.h"
+#include "../util/err.h"
+
+#include <openssl/x509.h>
+
+typedef struct kr_sig_alg {
+	kr_sig_scheme scheme;
+	const EVP_MD *md; /* NULL for EdDSA */
+} kr_sig_alg;
+
+/* P-256: ECDSA-SHA256, P-384: ECDSA-SHA384, RSA: PKCS#1 v1.5 SHA-256 or, with
+ * pss, RSASSA-PSS SHA-256; Ed25519: pure EdDSA. */
+kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out);
+
+kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out);
+
+typedef struct kr_signer {
+	kr_hsm *hsm;
+	const kr_hsm_key *key;
+	kr_sig_alg alg;
+	EVP_PKEY *throwaway; /* owned: same type as key, for the lint pass */
+} kr_signer;
+
+kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss);
+/* A signer for drafts only (no HSM): lints a profile before any key exists. */
+kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss);
+void kr_signer_clear(kr_signer *s);
+
+/* Signs the draft with the throwaway key (filling in both signature
+ * algorithm fields); afterwards the draft is what the lint examines. */
+kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft);
+kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft);
+
+/* HSM-signs the linted draft's to-be-signed bytes, verifies the result with
+ * issuer_pub and checks its to-be-signed bytes equal the draft's. */
+kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out);
+kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X509_CRL **out);
+
+/* A signature over raw bytes (hashed here unless EdDSA). */
+kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
+		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
+
+#endif

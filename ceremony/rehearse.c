@@ -1,0 +1,103 @@
+/* keyrite ceremony run --dry-run: the whole script, or a day's scripts in
+ * order, on throwaway SoftHSM tokens that carry the real tokens' labels, with
+ * every output in a scratch directory. */
+#include "ceremony.h"
+#include "../util/conf.h"
+#include "../util/fs.h"
+#include "../util/text.h"
+
+#include <limits.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_TOKENS 16
+
+typedef struct labels {
+	char v[MAX_TOKENS][33];
+	size_t n;
+} labels;
+
+static kr_err add_label(labels *l, const char *uri)
+{
+	char label[33];
+	KR_TRY(kr_hsm_uri_token_label(uri, label));
+	KR_ENSURE(label[0], KR_EINPUT, "%s: a rehearsal needs token= in every URI", uri);
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], label))
+			return kr_ok();
+	KR_ENSURE(l->n < MAX_TOKENS, KR_EINPUT, "too many tokens to rehearse");
+	snprintf(l->v[l->n++], sizeof l->v[0], "%s", label);
+	return kr_ok();
+}
+
+static kr_err collect_labels(char *const *scripts, size_t n, labels *l)
+{
+	for (size_t i = 0; i < n; i++) {
+		kr_conf *c = NULL;
+		KR_TRY(kr_conf_load(scripts[i], &c));
+		kr_err e = kr_ok();
+		const char *sections[] = {"key", "issuer"};
+		for (size_t j = 0; j < 2 && !kr_failed(&e); j++) {
+			const char *uri = kr_conf_get(c, sections[j], "uri");
+			if (uri)
+				e = add_label(l, uri);
+		}
+		kr_conf_free(c);
+		KR_TRY(e);
+	}
+	return kr_ok();
+}
+
+static kr_err make_tokens(const char *scratch, const labels *l, char *pin_path, size_t sz)
+{
+	char path[PATH_MAX], conf[PATH_MAX + 64];
+	KR_TRY(kr_fs_join(scratch, "tokens", path, sizeof path));
+	KR_ENSURE(mkdir(path, 0700) == 0, KR_EIO, "%s: cannot create", path);
+	int n = snprintf(conf, sizeof conf, "directories.tokendir = %s\nobjectstore.backend = file\n",
+			 path);
+	KR_TRY(kr_fs_join(scratch, "softhsm2.conf", path, sizeof path));
+	KR_TRY(kr_fs_write_new(path, conf, (size_t)n, 0600));
+	/* SoftHSM reads its configuration when the module is initialized. */
+	setenv("SOFTHSM2_CONF", path, 1);
+
+	uint8_t rnd[16];
+	char pin[33];
+	KR_ENSURE(RAND_bytes(rnd, sizeof rnd) == 1, KR_EINTERNAL, "RAND_bytes failed");
+	kr_hex(rnd, sizeof rnd, pin);
+	KR_TRY(kr_fs_join(scratch, "rehearsal.pin", pin_path, sz));
+	KR_TRY(kr_fs_write_new(pin_path, pin, strlen(pin), 0600));
+	kr_pin_source src = {.file = pin_path};
+	for (size_t i = 0; i < l->n; i++)
+		KR_TRY(kr_hsm_init_token(KR_HSM_DEFAULT_MODULE, l->v[i], &src, &src));
+	return kr_ok();
+}
+
+kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_opts *o,
+			    char *scratch, size_t scratch_sz)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(scratch, scratch_sz, "%s/keyrite-rehearsal.XXXXXX", tmp);
+	KR_ENSURE(mkdtemp(scratch), KR_EIO, "%s: cannot create scratch directory", scratch);
+	labels l = {0};
+	char pin_path[PATH_MAX];
+	KR_TRY(collect_labels(scripts, n, &l));
+	KR_TRY(make_tokens(scratch, &l, pin_path, sizeof pin_path));
+
+	kr_ceremony_opts ro = *o;
+	ro.dir = scratch;
+	ro.input_dir = o->dir ? o->dir : ".";
+	ro.hsm = (kr_hsm_opts){.module = KR_HSM_DEFAULT_MODULE,
+			       .pin = {.file = pin_path},
+			       .rehearsal = 1};
+	for (size_t i = 0; i < n; i++) {
+		if (o->echo)
+			fprintf(o->echo, "\n== rehearsing %s ==\n", scripts[i]);
+		kr_err e = kr_ceremony_run(scripts[i], &ro);
+		kr_err_prefix(&e, "rehearsal of %s", scripts[i]);
+		KR_TRY(e);
+	}
+	return kr_ok();
+}

@@ -1,0 +1,34 @@
+/* The ceremony transcript: one record a line, keyword first, every line
+ * echoed to the terminal for the witnesses, the last line the SHA-256 of all
+ * before it. Until the first irreversible act (a key generated, an output
+ * written) it is held in memory, so a ceremony refused beforehand leaves no
+ * file behind; from then on each line is on disk (fsync) before the next act. */
+#ifndef KR_TRANSCRIPT_H
+#define KR_TRANSCRIPT_H
+
+#include "../util/err.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct kr_transcript kr_transcript;
+
+kr_err kr_transcript_new(const char *path, FILE *echo, kr_transcript **out);
+void kr_transcript_free(kr_transcript *t);
+
+void kr_transcript_line(kr_transcript *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "step <utc time> <name> <detail>" */
+void kr_transcript_step(kr_transcript *t, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Creates the file exclusively and writes what is buffered. */
+kr_err kr_transcript_commit(kr_transcript *t);
+int kr_transcript_committed(const kr_transcript *t);
+
+/* Appends "transcript-sha256 <hex>" and closes; hash receives the digest. */
+kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32]);
+
+#define KR_TRANSCRIPT_MAGIC "keyrite-transcript 1"
+
+#endif

@@ -1,0 +1,27 @@
+/* policy: what keyrite may issue. Caps that a ceremony script cannot raise. */
+#ifndef KR_POLICY_H
+#define KR_POLICY_H
+
+#include "../hsm/hsm.h"
+#include "../util/err.h"
+
+typedef enum kr_cert_role {
+	KR_ROLE_ROOT,
+	KR_ROLE_SUB_CA,
+	KR_ROLE_CROSS,
+	KR_ROLE_CRL,
+} kr_cert_role;
+
+const char *kr_role_name(kr_cert_role r);
+
+typedef struct kr_policy kr_policy;
+
+/* path NULL: the built-in defaults (docs/keyrite-ceremony.5, POLICY). */
+kr_err kr_policy_load(const char *path, kr_policy **out);
+void kr_policy_free(kr_policy *p);
+
+long kr_policy_max_days(const kr_policy *p, kr_cert_role r);
+kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days);
+kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t);
+
+#endif
