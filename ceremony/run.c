@@ -306,9 +306,12 @@ static void record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *
 
 static kr_err generate_key(ceremony *c, kr_hsm *h, kr_key_type t)
 {
+	kr_err e = kr_hsm_keygen_check(h, get(c, "key", "uri"));
+	kr_err_prefix(&e, "[key] uri");
+	KR_TRY(e);
 	/* From here on the token changes: the record must already be on disk. */
 	KR_TRY(kr_transcript_commit(c->t));
-	kr_err e = kr_hsm_keygen(h, get(c, "key", "uri"), t, &c->new_key);
+	e = kr_hsm_keygen(h, get(c, "key", "uri"), t, &c->new_key);
 	kr_err_prefix(&e, "[key] uri");
 	KR_TRY(e);
 	c->key_is_new = 1;

@@ -81,6 +81,9 @@ kr_err kr_hsm_init_token(const char *module, const char *label, const kr_pin_sou
  * CKA_ID from the token's RNG). Refuses a label that already exists. Every
  * security attribute is read back; on any mismatch the key is destroyed. */
 kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out);
+/* The checks kr_hsm_keygen makes before it acts (label given and unused, no
+ * id), so a caller can refuse before anything irreversible happens. */
+kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);
 /* Exactly one private key must match the URI's object and/or id. */
 kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out);
 typedef void (*kr_hsm_key_cb)(kr_hsm *h, kr_hsm_key *k, void *arg);

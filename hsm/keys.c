@@ -481,20 +481,32 @@ static kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
 	return kr_ok();
 }
 
-kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+static kr_err new_label(kr_hsm *h, const char *uri, char label[256])
 {
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
 	CK_ATTRIBUTE *la = p11_kit_uri_get_attribute(u, CKA_LABEL);
 	int has_id = p11_kit_uri_get_attribute(u, CKA_ID) != NULL;
-	char label[256] = "";
+	label[0] = '\0';
 	if (la)
-		snprintf(label, sizeof label, "%.*s", (int)la->ulValueLen, (const char *)la->pValue);
+		snprintf(label, 256, "%.*s", (int)la->ulValueLen, (const char *)la->pValue);
 	p11_kit_uri_free(u);
 	KR_ENSURE(label[0], KR_EINPUT, "%s: a new key needs a label: add object=LABEL", uri);
 	KR_ENSURE(!has_id, KR_EINPUT,
 		  "%s: keyrite draws a new key's id from the token's RNG; remove id=", uri);
-	KR_TRY(refuse_existing_label(h, label));
+	return refuse_existing_label(h, label);
+}
+
+kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri)
+{
+	char label[256];
+	return new_label(h, uri, label);
+}
+
+kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+{
+	char label[256];
+	KR_TRY(new_label(h, uri, label));
 
 	kr_hsm_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");

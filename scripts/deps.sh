@@ -1,0 +1,34 @@
+#!/bin/bash
+# Installs the Debian 12 packages keyrite needs to build, test and demo.
+# Usage: scripts/deps.sh [lint]
+set -euo pipefail
+
+pkgs=(
+	gcc make pkg-config openssl libssl-dev      # build; OpenSSL 3
+	p11-kit libp11-kit-dev                       # PKCS#11 module loading, RFC 7512 URIs
+	softhsm2                                     # the default and test HSM
+	libcriterion-dev                             # unit tests
+	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
+)
+if [ "${1:-}" = lint ]; then
+	pkgs=(clang-tidy cppcheck clang-format)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "keyrite: installing missing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=()
+elif command -v sudo >/dev/null; then
+	sudo=(sudo)
+else
+	echo "keyrite: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,64 @@
+# Helpers for the end-to-end tests. Each test gets $T (a private temporary
+# directory) with its own SoftHSM token directory and an owner-only PIN file.
+
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+setup() {
+	T=$(mktemp -d)
+	mkdir -p "$T/tokens" "$T/out"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$T" \
+		>"$T/softhsm2.conf"
+	export SOFTHSM2_CONF=$T/softhsm2.conf TMPDIR=$T
+	(umask 077; echo "test-pin-$RANDOM$RANDOM" >"$T/pin"; echo "so-pin-$RANDOM" >"$T/so.pin")
+	export KR_TEST_PIN=$(cat "$T/pin")
+	EX=$REPO/docs/examples
+	cd "$T"
+}
+
+teardown() { rm -rf "$T"; }
+
+kr() { "$KEYRITE" "$@"; }
+
+fail() { echo "assertion failed: $*" >&2; exit 1; }
+
+init_token() { kr hsm init-token --label "$1" --so-pin-file "$T/so.pin" --pin-file "$T/pin" >/dev/null; }
+
+# run_ceremony SCRIPT [more keyrite args]: outputs into $T/out
+run_ceremony() { kr ceremony run --dir "$T/out" --pin-file "$T/pin" "$@"; }
+
+# expect STATUS SUBSTRING CMD...: CMD must exit with STATUS and say SUBSTRING on stderr.
+expect() {
+	local want=$1 text=$2 got=0
+	shift 2
+	"$@" >"$T/expect.out" 2>"$T/expect.err" || got=$?
+	[ "$got" -eq "$want" ] || { cat "$T/expect.err" >&2; fail "'$*' exited $got, want $want"; }
+	grep -qF -- "$text" "$T/expect.err" || { cat "$T/expect.err" >&2; fail "stderr lacks '$text'"; }
+	[ "$(wc -l <"$T/expect.err")" -eq 1 ] || { cat "$T/expect.err" >&2; fail "want exactly one error line"; }
+}
+
+assert_exists() { for f in "$@"; do [ -e "$f" ] || fail "$f missing"; done; }
+assert_absent() { for f in "$@"; do [ ! -e "$f" ] || fail "$f exists"; done; }
+
+# Private keys on a token, counted by pkcs11-tool (independent of keyrite).
+count_private_keys() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin env:KR_TEST_PIN \
+		--list-objects --type privkey 2>/dev/null | grep -c '^Private Key Object' || true
+}
+
+# Copies an example script, applying sed expressions: edit NAME 's/a/b/' ...
+edit() {
+	local name=$1
+	shift
+	local args=()
+	for e in "$@"; do args+=(-e "$e"); done
+	sed "${args[@]}" "$EX/$name.cnf" >"$T/$name.cnf"
+}
+
+# The standard day: root, sub-CA and the root's CRL into $T/out.
+standard_ceremonies() {
+	init_token keyrite-root
+	init_token keyrite-devices
+	run_ceremony "$EX/root.cnf" >/dev/null
+	run_ceremony "$EX/subca-devices.cnf" >/dev/null
+	run_ceremony "$EX/root-crl.cnf" >/dev/null
+}

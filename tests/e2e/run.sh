@@ -1,0 +1,27 @@
+#!/bin/bash
+# End-to-end tests: every test function runs in its own subshell with its own
+# temporary directory and SoftHSM token directory. Prints "N passed, M failed".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${KEYRITE:?set KEYRITE to the keyrite binary}"
+export KEYRITE REPO=$(cd "$here/../.." && pwd)
+filter=${1:-}
+
+pass=0 fail=0 failed=()
+for file in "$here"/t_*.sh; do
+	tests=$(bash -c "source '$here/lib.sh'; source '$file'; declare -F" | awk '{print $3}' | grep '^test_' || true)
+	for t in $tests; do
+		[ -n "$filter" ] && [[ $t != *$filter* ]] && continue
+		log=$(mktemp)
+		start=$(date +%s)
+		if bash -c "set -euo pipefail; source '$here/lib.sh'; source '$file'; setup; trap teardown EXIT; $t" >"$log" 2>&1; then
+			pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
+		else
+			fail=$((fail + 1)); failed+=("$t"); echo "FAIL $t"; sed 's/^/    /' "$log" | tail -25
+		fi
+		rm -f "$log"
+	done
+done
+echo
+echo "e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,142 @@
+# Ceremonies that succeed, checked with tools keyrite did not write.
+
+test_root_subca_crl_chain_verifies_independently() {
+	standard_ceremonies
+	cd "$T/out"
+	openssl verify -x509_strict -CAfile root.pem root.pem subca-devices.pem
+	certtool --verify-chain --infile <(cat subca-devices.pem root.pem) | grep -q "Chain verification output: Verified"
+	openssl crl -in root.crl -CAfile root.pem -noout -verify 2>&1 | grep -q "verify OK"
+	# RFC 5280 method-1 SKI and an AKI on the root too (DANE PKIX discovery).
+	ski=$(openssl x509 -in root.pem -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :')
+	aki=$(openssl x509 -in root.pem -noout -ext authorityKeyIdentifier | tail -1 | tr -d ' :' | sed 's/^keyid//')
+	[ -n "$ski" ] && [ "${ski^^}" = "${aki^^}" ] || fail "root AKI ($aki) != SKI ($ski)"
+	openssl x509 -in subca-devices.pem -noout -ext nameConstraints | grep -q "DNS:.iotregistry.ca"
+	openssl x509 -in subca-devices.pem -noout -ext basicConstraints | grep -q "pathlen:0"
+}
+
+test_private_keys_are_sensitive_and_never_extractable() {
+	standard_ceremonies
+	for tok in keyrite-root keyrite-devices; do
+		out=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label $tok --login \
+			--pin env:KR_TEST_PIN --list-objects --type privkey)
+		echo "$out"
+		[ "$(echo "$out" | grep -c '^Private Key Object')" -eq 1 ] || fail "one key on $tok"
+		echo "$out" | grep -q "Access: *sensitive, always sensitive, never extractable, local"
+		echo "$out" | grep -q "Usage: *sign$"
+	done
+}
+
+test_transcripts_verify_and_record_everything() {
+	standard_ceremonies
+	for t in root subca-devices root-crl; do
+		kr ceremony verify "$T/out/$t-ceremony.txt" >"$T/v.out"
+		grep -q "0 check(s) failed" "$T/v.out"
+	done
+	tr=$T/out/subca-devices-ceremony.txt
+	grep -q "^operator Alice Operator$" "$tr"
+	grep -q "^witness Bob Witness$" "$tr"
+	grep -q "^witness Carol Auditor$" "$tr"
+	grep -q "^input certificate root.pem sha256 $(sha256sum "$T/out/root.pem" | cut -d' ' -f1)$" "$tr"
+	grep -q "^output certificate subca-devices.pem sha256 $(sha256sum "$T/out/subca-devices.pem" | cut -d' ' -f1)$" "$tr"
+	grep -q "^key-attributes .*CKA_SENSITIVE=true CKA_EXTRACTABLE=false" "$tr"
+	grep -q "^step .* lint-passed " "$tr"
+	grep -q "^step .* hsm-signed " "$tr"
+	# The certificate fingerprint as hex groups matches OpenSSL's.
+	fp=$(openssl x509 -in "$T/out/subca-devices.pem" -noout -fingerprint -sha256 | cut -d= -f2 | tr -d :)
+	got=$(grep "^fingerprint subca-devices.pem" "$tr" | cut -d' ' -f4- | tr -d ' ')
+	[ "$fp" = "$got" ] || fail "fingerprint $got != openssl $fp"
+	# The last line is the SHA-256 of everything before it.
+	want=$(head -n -1 "$tr" | sha256sum | cut -d' ' -f1)
+	[ "$(tail -1 "$tr")" = "transcript-sha256 $want" ] || fail "transcript self-hash"
+}
+
+test_verify_fails_after_one_byte_changes() {
+	standard_ceremonies
+	cp "$T/out/subca-devices.pem" "$T/keep.pem"
+	printf 'X' | dd of="$T/out/subca-devices.pem" bs=1 seek=200 conv=notrunc 2>/dev/null
+	expect 8 "SHA-256 is" kr ceremony verify "$T/out/subca-devices-ceremony.txt"
+	cp "$T/keep.pem" "$T/out/subca-devices.pem"
+	kr ceremony verify "$T/out/subca-devices-ceremony.txt" >/dev/null
+	sed -i 's/^witness Bob Witness$/witness Bob Witnesz/' "$T/out/subca-devices-ceremony.txt"
+	expect 8 "transcript has been altered" kr ceremony verify "$T/out/subca-devices-ceremony.txt"
+}
+
+test_dry_run_rehearses_on_throwaway_tokens() {
+	cd "$T"
+	kr ceremony run --dry-run "$EX/root.cnf" "$EX/subca-devices.cnf" "$EX/root-crl.cnf" \
+		"$EX/firmware-key.cnf" >"$T/dry.out"
+	scratch=$(tail -1 "$T/dry.out" | awk '{print $NF}')
+	assert_exists "$scratch/root.pem" "$scratch/subca-devices.pem" "$scratch/root.crl" \
+		"$scratch/firmware-signer.pub.pem" "$scratch/root-ceremony.txt"
+	assert_absent "$T/root.pem" "$T/out/root.pem"
+	grep -q "^rehearsal " "$scratch/root-ceremony.txt"
+	openssl verify -x509_strict -CAfile "$scratch/root.pem" "$scratch/subca-devices.pem"
+	kr ceremony verify "$scratch/subca-devices-ceremony.txt" | grep -q "0 check(s) failed"
+	# No real token was touched (none exists in this test's token directory).
+	[ -z "$(ls "$T/tokens")" ] || fail "real token directory was used"
+}
+
+test_cross_sign_between_two_roots() {
+	init_token keyrite-root
+	init_token other-root
+	run_ceremony "$EX/root.cnf" >/dev/null
+	edit root 's/keyrite-root;object=iotregistry-root-2026/other-root;object=other/' \
+		's/= root-ceremony.txt/= other-ceremony.txt/' 's/= root.pem/= other.pem/' \
+		's/= root.pub.pem/= other.pub.pem/' 's/Root CA 2026/Other Root/' 's/ec-p384/rsa-3072/'
+	run_ceremony "$T/root.cnf" >/dev/null
+	cat >"$T/cross.cnf" <<-'EOS'
+	[ceremony]
+	type = cross-sign
+	operator = Alice Operator
+	witnesses = Bob Witness
+	transcript = cross-ceremony.txt
+	[issuer]
+	certificate = root.pem
+	uri = pkcs11:token=keyrite-root;object=iotregistry-root-2026
+	[certificate]
+	from_certificate = other.pem
+	validity_days = 1825
+	extensions = cross_ext
+	output = other-by-root.pem
+	[cross_ext]
+	basicConstraints = critical, CA:TRUE, pathlen:1
+	keyUsage = critical, keyCertSign, cRLSign
+	EOS
+	run_ceremony "$T/cross.cnf" >/dev/null
+	cd "$T/out"
+	openssl verify -x509_strict -CAfile root.pem other-by-root.pem
+	[ "$(openssl x509 -in other.pem -noout -subject -ext subjectKeyIdentifier)" = \
+	  "$(openssl x509 -in other-by-root.pem -noout -subject -ext subjectKeyIdentifier)" ] ||
+		fail "cross certificate must keep the subject and SKI"
+	kr ceremony verify cross-ceremony.txt | grep -q "0 check(s) failed"
+}
+
+test_rsa_pss_and_ed25519_roots() {
+	init_token keyrite-root
+	edit root 's/ec-p384/rsa-3072/' 's/^public_key.*/rsa_pss = yes/'
+	run_ceremony "$T/root.cnf" >/dev/null
+	openssl x509 -in "$T/out/root.pem" -noout -text | grep -q "Signature Algorithm: rsassaPss"
+	openssl verify -x509_strict -CAfile "$T/out/root.pem" "$T/out/root.pem"
+	certtool --verify --load-ca-certificate "$T/out/root.pem" --infile "$T/out/root.pem" | grep -q "Verified"
+	edit root 's/ec-p384/ed25519/' 's/object=iotregistry-root-2026/object=ed/' \
+		's/= root.pem/= ed.pem/' 's/= root.pub.pem/= ed.pub.pem/' 's/= root-ceremony.txt/= ed.txt/'
+	run_ceremony "$T/root.cnf" >/dev/null
+	openssl x509 -in "$T/out/ed.pem" -noout -text | grep -q "Signature Algorithm: ED25519"
+	openssl verify -x509_strict -CAfile "$T/out/ed.pem" "$T/out/ed.pem"
+	certtool --verify --load-ca-certificate "$T/out/ed.pem" --infile "$T/out/ed.pem" | grep -q "Verified"
+}
+
+test_crl_with_revoked_entries() {
+	standard_ceremonies
+	serial=$(openssl x509 -in "$T/out/subca-devices.pem" -noout -serial | cut -d= -f2)
+	edit root-crl 's/^number .*/number = 2/' 's/= root.crl/= root-2.crl/' \
+		's/= root-crl-ceremony.txt/= crl2.txt/' 's/^output .*/&\nrevoked = revoked_list/'
+	printf '[revoked_list]\n%s = cACompromise\n' "$serial" >>"$T/root-crl.cnf"
+	run_ceremony "$T/root-crl.cnf" >/dev/null
+	openssl crl -in "$T/out/root-2.crl" -CAfile "$T/out/root.pem" -noout -verify 2>&1 | grep -q "verify OK"
+	openssl crl -in "$T/out/root-2.crl" -noout -text | grep -q "CA Compromise"
+	cat "$T/out/root.pem" "$T/out/root-2.crl" >"$T/bundle.pem"
+	! openssl verify -crl_check -CAfile "$T/bundle.pem" "$T/out/subca-devices.pem" 2>"$T/err" ||
+		fail "revoked sub-CA still verifies"
+	grep -q "certificate revoked" "$T/err"
+}

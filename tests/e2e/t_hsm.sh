@@ -1,0 +1,49 @@
+# keyrite hsm: tokens, keys, keygen.
+
+test_keygen_every_type_read_back_by_pkcs11_tool() {
+	init_token lab
+	for t in ec-p256 ec-p384 rsa-2048 rsa-3072 ed25519; do
+		kr hsm keygen "pkcs11:token=lab;object=k-$t" --type $t --pin-file "$T/pin" \
+			--public-key "$T/$t.pub.pem" >"$T/$t.out"
+		grep -q "type: $t" "$T/$t.out"
+		openssl pkey -pubin -in "$T/$t.pub.pem" -noout
+	done
+	[ "$(count_private_keys lab)" -eq 5 ] || fail "want 5 keys"
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label lab --login --pin env:KR_TEST_PIN \
+		--list-objects --type privkey >"$T/objs"
+	[ "$(grep -c 'Access: *sensitive, always sensitive, never extractable, local' "$T/objs")" -eq 5 ]
+	! grep -q "Usage: .*decrypt" "$T/objs" || fail "a key may decrypt"
+	# The key listing's SPKI hash equals OpenSSL's over the exported key.
+	kr hsm keys "pkcs11:token=lab" --pin-file "$T/pin" >"$T/keys"
+	want=$(openssl pkey -pubin -in "$T/ec-p256.pub.pem" -outform DER | sha256sum | cut -d' ' -f1)
+	grep -A3 "key 'k-ec-p256'" "$T/keys" | grep -q "spki-sha256: $want"
+}
+
+test_keygen_refusals() {
+	init_token lab
+	kr hsm keygen "pkcs11:token=lab;object=dup" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	expect 6 "already holds an object labelled 'dup'" \
+		kr hsm keygen "pkcs11:token=lab;object=dup" --type ec-p256 --pin-file "$T/pin"
+	expect 3 "unsupported key type 'dsa-1024'" \
+		kr hsm keygen "pkcs11:token=lab;object=x" --type dsa-1024 --pin-file "$T/pin"
+	expect 3 "remove id=" kr hsm keygen "pkcs11:token=lab;object=x;id=%01" --type ec-p256 --pin-file "$T/pin"
+	expect 3 "add object=LABEL" kr hsm keygen "pkcs11:token=lab" --type ec-p256 --pin-file "$T/pin"
+	expect 3 "not a PKCS#11 URI" kr hsm keygen "token=lab" --type ec-p256 --pin-file "$T/pin"
+	expect 4 "environment variable KR_NOPE is not set" \
+		kr hsm keys "pkcs11:token=lab" --pin-env KR_NOPE
+	[ "$(count_private_keys lab)" -eq 1 ] || fail "a refused keygen made a key"
+	echo "$KR_TEST_PIN" | true
+	KR_PIN_VAR=$KR_TEST_PIN kr hsm keys "pkcs11:token=lab" --pin-env KR_PIN_VAR | grep -q "key 'dup'"
+}
+
+test_tokens_listing_and_init_refusal() {
+	init_token alpha
+	kr hsm tokens | grep -q "token 'alpha' serial"
+	expect 6 "a token labelled 'alpha' already exists" \
+		kr hsm init-token --label alpha --so-pin-file "$T/so.pin" --pin-file "$T/pin"
+}
+
+test_pin_never_in_transcript_or_outputs() {
+	standard_ceremonies
+	! grep -rqF -- "$KR_TEST_PIN" "$T/out" || fail "the PIN appears in an output"
+}

@@ -1,0 +1,142 @@
+# Bad input: one precise message, a documented exit status, nothing made.
+
+test_wrong_pin_refused_once_nothing_made() {
+	init_token keyrite-root
+	(umask 077; echo wrong >"$T/bad.pin")
+	expect 4 "wrong PIN (keyrite does not retry)" \
+		kr ceremony run --dir "$T/out" --pin-file "$T/bad.pin" "$EX/root.cnf"
+	assert_absent "$T/out/root-ceremony.txt" "$T/out/root.pem"
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "a key was made"
+}
+
+test_missing_module() {
+	expect 4 "PKCS#11 module /nonexistent/libpkcs11.so: not found" \
+		run_ceremony --module /nonexistent/libpkcs11.so "$EX/root.cnf"
+	assert_absent "$T/out/root-ceremony.txt"
+}
+
+test_missing_token() {
+	init_token some-other-token
+	expect 4 "no token matches" run_ceremony "$EX/root.cnf"
+	assert_absent "$T/out/root-ceremony.txt"
+}
+
+test_unknown_uri_attribute() {
+	init_token keyrite-root
+	edit root 's/;object=/;objekt=/'
+	expect 3 "unknown URI attribute 'objekt'" run_ceremony "$T/root.cnf"
+}
+
+test_pin_value_in_uri_refused() {
+	init_token keyrite-root
+	edit root 's/object=iotregistry-root-2026/&?pin-value=1234/'
+	expect 3 "pin-value is refused" run_ceremony "$T/root.cnf"
+}
+
+test_world_readable_pin_file_refused() {
+	init_token keyrite-root
+	cp "$T/pin" "$T/open.pin"
+	chmod 644 "$T/open.pin"
+	expect 4 "group or others may read it" kr ceremony run --dir "$T/out" --pin-file "$T/open.pin" "$EX/root.cnf"
+}
+
+test_existing_label_refused_before_anything() {
+	init_token keyrite-root
+	run_ceremony "$EX/root.cnf" >/dev/null
+	mkdir "$T/second"
+	expect 6 "already holds an object labelled 'iotregistry-root-2026'" \
+		kr ceremony run --dir "$T/second" --pin-file "$T/pin" "$EX/root.cnf"
+	[ -z "$(ls "$T/second")" ] || fail "outputs written: $(ls "$T/second")"
+	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "key count changed"
+}
+
+test_existing_output_refused_before_anything() {
+	init_token keyrite-root
+	echo precious >"$T/out/root.pem"
+	expect 6 "root.pem: already exists" run_ceremony "$EX/root.cnf"
+	[ "$(cat "$T/out/root.pem")" = precious ] || fail "output overwritten"
+	assert_absent "$T/out/root-ceremony.txt"
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "a key was made"
+}
+
+test_unknown_key_names_file_and_line() {
+	edit root 's/^type       = ec-p384/&\ncolour = blue/'
+	line=$(grep -n '^colour' "$T/root.cnf" | cut -d: -f1)
+	expect 3 "root.cnf:$line: [key] colour: unknown key" run_ceremony "$T/root.cnf"
+}
+
+test_syntax_error_names_line() {
+	edit root 's/^\[certificate\]/[certificate/'
+	line=$(grep -n '^\[certificate$' "$T/root.cnf" | cut -d: -f1)
+	expect 3 "root.cnf:$line: syntax error" run_ceremony "$T/root.cnf"
+}
+
+test_missing_and_mistyped_keys() {
+	edit root '/^output /d'
+	expect 3 "[certificate]: missing required key 'output'" run_ceremony "$T/root.cnf"
+	edit root 's/^validity_days = .*/validity_days = ten years/'
+	expect 3 "[certificate] validity_days: expected a whole number" run_ceremony "$T/root.cnf"
+	edit root 's/^subject .*/subject = no_such_section/'
+	expect 3 "names section [no_such_section]" run_ceremony "$T/root.cnf"
+	edit root 's/^type        = root/type = sub-ca/'
+	expect 3 "section [issuer] is missing" run_ceremony "$T/root.cnf"
+	edit root 's/^type        = root/type = coronation/'
+	expect 3 "unknown ceremony type 'coronation'" run_ceremony "$T/root.cnf"
+	edit root '$a [stray]\nx = 1'
+	expect 3 "[stray]: section is not used by this ceremony type" run_ceremony "$T/root.cnf"
+}
+
+test_validity_beyond_cap_refused_before_hsm() {
+	init_token keyrite-root
+	edit root 's/^validity_days = .*/validity_days = 20000/'
+	expect 5 "20000 days exceeds the policy cap of 9132 days for a root" run_ceremony "$T/root.cnf"
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "a key was made"
+	# A policy file can lower the cap further, never the script.
+	printf '[ceremony]\nroot_max_days = 3650\n' >"$T/policy.cnf"
+	edit root 's/^validity_days = .*/validity_days = 4000/'
+	expect 5 "exceeds the policy cap of 3650 days" run_ceremony --policy "$T/policy.cnf" "$T/root.cnf"
+	printf '[ceremony]\nroot_max_dayz = 3650\n' >"$T/policy.cnf"
+	expect 3 "policy.cnf:2: [ceremony] root_max_dayz: unknown key" run_ceremony --policy "$T/policy.cnf" "$T/root.cnf"
+}
+
+test_unsupported_key_type() {
+	edit root 's/ec-p384/ec-p521/'
+	expect 3 "[key] type: unsupported key type 'ec-p521'" run_ceremony "$T/root.cnf"
+	edit root 's/ec-p384/rsa-2048/'
+	expect 5 "policy does not allow rsa-2048 keys for certificate authorities" run_ceremony "$T/root.cnf"
+}
+
+test_lint_refuses_bad_profile_before_hsm() {
+	init_token keyrite-root
+	edit root 's/keyCertSign, cRLSign/digitalSignature/'
+	expect 5 "a CA's keyUsage must include keyCertSign" run_ceremony "$T/root.cnf"
+	edit root 's/^basicConstraints = critical, CA:TRUE/basicConstraints = CA:TRUE/'
+	expect 5 "a CA needs a critical basicConstraints" run_ceremony "$T/root.cnf"
+	edit root 's/^keyUsage .*/&\nnameConstraints = permitted;DNS:.example/'
+	expect 5 "nameConstraints must be critical" run_ceremony "$T/root.cnf"
+	edit root 's/^keyUsage .*/&\nsubjectKeyIdentifier = hash/'
+	expect 3 "keyrite sets the key identifiers itself" run_ceremony "$T/root.cnf"
+	edit root 's/^C  = CA/C  = Canada/'
+	expect 3 "[root_dn] C: bad attribute" run_ceremony "$T/root.cnf"
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "the HSM acted on a bad profile"
+	assert_absent "$T/out/root-ceremony.txt"
+}
+
+test_issuer_key_must_match_issuer_certificate() {
+	standard_ceremonies
+	# The devices key is not the key of root.pem.
+	edit subca-devices 's/object=iotregistry-devices-2026/object=second/' \
+		's/keyrite-root;object=iotregistry-root-2026/keyrite-devices;object=iotregistry-devices-2026/' \
+		's/= subca-devices/= second/'
+	expect 8 "is not the key of" run_ceremony "$T/subca-devices.cnf"
+	assert_absent "$T/out/second.pem" "$T/out/second-ceremony.txt"
+}
+
+test_subca_longer_than_root_refused() {
+	init_token keyrite-root
+	init_token keyrite-devices
+	edit root 's/^validity_days = .*/validity_days = 365/'
+	run_ceremony "$T/root.cnf" >/dev/null
+	expect 5 "notAfter is later than the issuer's notAfter" run_ceremony "$EX/subca-devices.cnf"
+	[ "$(count_private_keys keyrite-devices)" -eq 0 ] || fail "a key was made"
+}
