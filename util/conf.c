@@ -88,7 +88,9 @@ static int token_eq(const char *p, const char *end, const char *word)
 	return (size_t)(end - p) >= n && memcmp(p, word, n) == 0;
 }
 
-int kr_conf_line(const kr_conf *c, const char *section, const char *key)
+/* Line of the nth (0-based) occurrence of key in section, or of the section
+ * header when key is NULL; 0 if there is none. */
+static int line_of(const kr_conf *c, const char *section, const char *key, int nth)
 {
 	const char *p = (const char *)c->text, *end = p + c->len;
 	int line = 1, in_section = strcmp(section, "default") == 0;
@@ -106,13 +108,18 @@ int kr_conf_line(const kr_conf *c, const char *section, const char *key)
 				return line;
 		} else if (in_section && key && token_eq(q, eol, key)) {
 			const char *r = skip_blank(q + strlen(key), eol);
-			if (r < eol && *r == '=')
+			if (r < eol && *r == '=' && nth-- == 0)
 				return line;
 		}
 		p = eol + 1;
 		line++;
 	}
 	return 0;
+}
+
+int kr_conf_line(const kr_conf *c, const char *section, const char *key)
+{
+	return line_of(c, section, key, 0);
 }
 
 kr_err kr_conf_err(const kr_conf *c, kr_code code, const char *section, const char *key,
@@ -190,10 +197,12 @@ kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, si
 		const kr_field *f = find_field(fields, n, cv->name);
 		if (!f)
 			return kr_conf_err(c, KR_EINPUT, section, cv->name, "unknown key");
-		for (int j = 0; j < i; j++)
-			if (strcmp(sk_CONF_VALUE_value(vals, j)->name, cv->name) == 0)
-				return kr_conf_err(c, KR_EINPUT, section, cv->name,
-						   "key given twice");
+		/* NCONF keeps only the last of a repeated key: refuse the repeat
+		 * rather than let a later line silently override an earlier one. */
+		int again = line_of(c, section, cv->name, 1);
+		if (again)
+			return kr_conf_err(c, KR_EINPUT, section, cv->name,
+					   "key given twice (again on line %d)", again);
 		KR_TRY(check_value(c, section, f, cv->value));
 	}
 	for (size_t i = 0; i < n; i++)

@@ -36,8 +36,10 @@ void kr_pgp_words(const uint8_t *p, size_t n, char *out, size_t outsz)
 	for (size_t i = 0; i < n; i++) {
 		const char *w = (i % 2 == 0) ? kr_pgp_even[p[i]] : kr_pgp_odd[p[i]];
 		int k = snprintf(out + o, outsz - o, "%s%s", i ? " " : "", w);
-		if (k < 0 || (size_t)k >= outsz - o)
+		if (k < 0 || (size_t)k >= outsz - o) {
+			out[o] = '\0'; /* whole words only */
 			return;
+		}
 		o += (size_t)k;
 	}
 }

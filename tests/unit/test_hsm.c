@@ -1,0 +1,142 @@
+/* The HSM layer against a real SoftHSM token in a private directory. */
+#include "../../ca/sign.h"
+#include "../../hsm/hsm.h"
+#include "../../util/cleanup.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <openssl/rsa.h>
+#include <string.h>
+#include <sys/stat.h>
+
+TestSuite(hsm, .fini = kr_test_cleanup);
+
+static kr_hsm *open_token(const char *label)
+{
+	kr_hsm_opts o = {.pin = kr_test_token(label)};
+	kr_hsm *h = NULL;
+	char uri[128];
+	snprintf(uri, sizeof uri, "pkcs11:token=%s", label);
+	KR_ASSERT_OK(kr_hsm_open(uri, &o, &h));
+	return h;
+}
+
+/* Signs "hello" on the token and verifies it with OpenSSL in software. */
+static void sign_and_verify(kr_hsm *h, kr_key_type t, int pss)
+{
+	char uri[128];
+	snprintf(uri, sizeof uri, "pkcs11:token=t;object=%s%s", kr_key_type_name(t),
+		 pss ? "-pss" : "");
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen(h, uri, t, &k));
+	kr_signer s;
+	KR_ASSERT_OK(kr_signer_init(&s, h, k, pss));
+	const uint8_t msg[] = "hello";
+	uint8_t sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_ASSERT_OK(kr_signer_sign(&s, NULL, msg, sizeof msg, sig, &siglen));
+
+	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	cr_assert(EVP_DigestVerifyInit(ctx, &pctx, s.alg.md, NULL, kr_hsm_key_public(k)) > 0);
+	if (pss) {
+		EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+		EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
+	}
+	cr_assert_eq(EVP_DigestVerify(ctx, sig, siglen, msg, sizeof msg), 1, "%s%s",
+		     kr_key_type_name(t), pss ? " PSS" : "");
+	/* A changed message must not verify. */
+	KR_AUTO(EVP_MD_CTX) ctx2 = EVP_MD_CTX_new();
+	cr_assert(EVP_DigestVerifyInit(ctx2, &pctx, s.alg.md, NULL, kr_hsm_key_public(k)) > 0);
+	if (pss)
+		EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+	cr_assert_neq(EVP_DigestVerify(ctx2, sig, siglen, (const uint8_t *)"hellO", 6), 1);
+	kr_signer_clear(&s);
+	kr_hsm_key_free(k);
+}
+
+Test(hsm, every_scheme_signs_and_verifies_in_software)
+{
+	kr_hsm *h = open_token("t");
+	sign_and_verify(h, KR_KEY_EC_P256, 0);
+	sign_and_verify(h, KR_KEY_EC_P384, 0);
+	sign_and_verify(h, KR_KEY_RSA_2048, 0);
+	sign_and_verify(h, KR_KEY_RSA_2048, 1);
+	sign_and_verify(h, KR_KEY_ED25519, 0);
+	kr_hsm_close(h);
+}
+
+Test(hsm, generated_key_attributes)
+{
+	kr_hsm *h = open_token("t");
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=t;object=a", KR_KEY_EC_P256, &k));
+	kr_key_attrs a;
+	KR_ASSERT_OK(kr_hsm_key_attrs(h, k, &a));
+	cr_assert(a.sensitive == 1 && a.extractable == 0 && a.always_sensitive == 1 &&
+		  a.never_extractable == 1 && a.local == 1 && a.sign == 1 && a.decrypt == 0 &&
+		  a.unwrap == 0 && a.derive == 0 && a.private_ == 1 && a.token == 1);
+	size_t idlen;
+	kr_hsm_key_id(k, &idlen);
+	cr_assert_eq(idlen, 16);
+	/* Found again by label and by id. */
+	kr_hsm_key *again = NULL;
+	KR_ASSERT_OK(kr_hsm_key_find(h, "pkcs11:token=t;object=a", &again));
+	cr_assert(EVP_PKEY_eq(kr_hsm_key_public(k), kr_hsm_key_public(again)) == 1);
+	kr_hsm_key_free(again);
+	KR_ASSERT_ERR(kr_hsm_keygen(h, "pkcs11:token=t;object=a", KR_KEY_EC_P256, &again),
+		      KR_EEXIST, "already holds an object labelled 'a'");
+	KR_ASSERT_OK(kr_hsm_key_destroy(h, k));
+	KR_ASSERT_ERR(kr_hsm_key_find(h, "pkcs11:token=t;object=a", &again), KR_EHSM,
+		      "no such private key");
+	kr_hsm_key_free(k);
+	kr_hsm_close(h);
+}
+
+Test(hsm, uri_and_token_refusals)
+{
+	kr_hsm_opts o = {.pin = kr_test_token("t")};
+	kr_hsm *h = NULL;
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t;colour=red", &o, &h), KR_EINPUT,
+		      "unknown URI attribute 'colour'");
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t?pin-value=x", &o, &h), KR_EINPUT,
+		      "pin-value is refused");
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=missing", &o, &h), KR_EHSM,
+		      "no token matches");
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t?module-path=/no/such.so", &o, &h), KR_EHSM,
+		      "not found or not readable");
+	KR_ASSERT_ERR(kr_hsm_open("file:///etc", &o, &h), KR_EINPUT, "not a PKCS#11 URI");
+	char label[33];
+	KR_ASSERT_OK(kr_hsm_uri_token_label("pkcs11:token=My%20Token;object=x", label));
+	cr_assert_str_eq(label, "My Token");
+}
+
+Test(hsm, pin_sources)
+{
+	kr_hsm_opts o = {.pin = kr_test_token("t")};
+	kr_hsm *h = NULL;
+	chmod(o.pin.file, 0640);
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t", &o, &h), KR_EHSM, "mode 0640");
+	chmod(o.pin.file, 0600);
+	char uri[600];
+	snprintf(uri, sizeof uri, "pkcs11:token=t?pin-source=file:%s", o.pin.file);
+	kr_hsm_opts none = {0};
+	KR_ASSERT_OK(kr_hsm_open(uri, &none, &h));
+	kr_hsm_close(h);
+	kr_hsm_opts env = {.pin = {.env = "KR_UNIT_PIN"}};
+	setenv("KR_UNIT_PIN", "wrong", 1);
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t", &env, &h), KR_EHSM, "wrong PIN");
+	setenv("KR_UNIT_PIN", "unit-test-pin", 1);
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=t", &env, &h));
+	kr_hsm_close(h);
+}
+
+Test(hsm, random_serials_are_positive_and_distinct)
+{
+	kr_hsm *h = open_token("t");
+	uint8_t a[32], b[32];
+	KR_ASSERT_OK(kr_hsm_random(h, a, sizeof a));
+	KR_ASSERT_OK(kr_hsm_random(h, b, sizeof b));
+	cr_assert(memcmp(a, b, sizeof a) != 0);
+	kr_hsm_close(h);
+}

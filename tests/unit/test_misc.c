@@ -1,0 +1,82 @@
+/* Policy, transcript and files. */
+#include "../../ceremony/transcript.h"
+#include "../../policy/policy.h"
+#include "../../util/fs.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+TestSuite(misc, .fini = kr_test_cleanup);
+
+Test(misc, policy_defaults_and_file)
+{
+	kr_policy *p = NULL;
+	KR_ASSERT_OK(kr_policy_load(NULL, &p));
+	KR_ASSERT_OK(kr_policy_check_days(p, KR_ROLE_ROOT, 9132));
+	KR_ASSERT_ERR(kr_policy_check_days(p, KR_ROLE_ROOT, 9133), KR_EPOLICY, "policy cap");
+	KR_ASSERT_ERR(kr_policy_check_ca_key(p, KR_KEY_RSA_2048), KR_EPOLICY, "rsa-2048");
+	kr_policy_free(p);
+	char *f = kr_test_file("p.cnf", "[ceremony]\nsub_ca_max_days = 30\nca_key_types = ec-p256\n");
+	KR_ASSERT_OK(kr_policy_load(f, &p));
+	KR_ASSERT_ERR(kr_policy_check_days(p, KR_ROLE_SUB_CA, 31), KR_EPOLICY, "cap of 30 days");
+	KR_ASSERT_ERR(kr_policy_check_ca_key(p, KR_KEY_EC_P384), KR_EPOLICY, "ec-p384");
+	KR_ASSERT_OK(kr_policy_check_ca_key(p, KR_KEY_EC_P256));
+	kr_policy_free(p);
+	f = kr_test_file("q.cnf", "[ceremony]\nca_key_types = ec-p256, rot13\n");
+	KR_ASSERT_ERR(kr_policy_load(f, &p), KR_EINPUT, "q.cnf:2: [ceremony] ca_key_types");
+}
+
+Test(misc, transcript_is_lazy_exclusive_and_self_hashed)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/t.txt", kr_test_dir());
+	kr_transcript *t = NULL;
+	KR_ASSERT_OK(kr_transcript_new(path, NULL, &t));
+	kr_transcript_line(t, "first %d", 1);
+	kr_transcript_line(t, "forged\nrecord");
+	cr_assert(access(path, F_OK) != 0, "nothing on disk before commit");
+	kr_transcript_free(t);
+	cr_assert(access(path, F_OK) != 0, "a refused ceremony leaves no transcript");
+
+	KR_ASSERT_OK(kr_transcript_new(path, NULL, &t));
+	kr_transcript_line(t, "a");
+	KR_ASSERT_OK(kr_transcript_commit(t));
+	kr_transcript_line(t, "b\nc");
+	uint8_t hash[32];
+	KR_ASSERT_OK(kr_transcript_finish(t, hash));
+	kr_transcript_free(t);
+	uint8_t *text = NULL;
+	size_t len = 0;
+	KR_ASSERT_OK(kr_fs_read(path, 4096, &text, &len));
+	cr_assert(strncmp((char *)text, "a\nb c\ntranscript-sha256 ", 24) == 0, "%s", text);
+	uint8_t md[32];
+	EVP_Digest(text, 6, md, NULL, EVP_sha256(), NULL);
+	cr_assert(memcmp(md, hash, 32) == 0);
+	free(text);
+
+	KR_ASSERT_OK(kr_transcript_new(path, NULL, &t));
+	KR_ASSERT_ERR(kr_transcript_commit(t), KR_EEXIST, "cannot create");
+	kr_transcript_free(t);
+}
+
+Test(misc, write_new_is_exclusive_and_atomic)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/out.pem", kr_test_dir());
+	KR_ASSERT_OK(kr_fs_write_new(path, "one", 3, 0644));
+	KR_ASSERT_ERR(kr_fs_write_new(path, "two", 3, 0644), KR_EEXIST, "already exists");
+	uint8_t *text = NULL;
+	size_t len = 0;
+	KR_ASSERT_OK(kr_fs_read(path, 100, &text, &len));
+	cr_assert_str_eq((char *)text, "one");
+	free(text);
+	struct stat st;
+	cr_assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644);
+	snprintf(path, sizeof path, "%s/no-such-dir/x", kr_test_dir());
+	KR_ASSERT_ERR(kr_fs_write_new(path, "x", 1, 0644), KR_EIO, "cannot create");
+	KR_ASSERT_ERR(kr_fs_read("/nonexistent", 10, &text, &len), KR_EIO, "cannot open");
+}
