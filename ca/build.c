@@ -35,9 +35,8 @@ static kr_err add_key_ids(X509 *x, X509 *issuer, const ASN1_OCTET_STRING *ski_ov
 	KR_AUTO(AUTHORITY_KEYID) aki = AUTHORITY_KEYID_new();
 	KR_OSSL(aki, KR_EINTERNAL, "out of memory");
 	aki->keyid = ASN1_OCTET_STRING_dup(issuer_ski);
-	KR_OSSL(aki->keyid &&
-			X509_add1_ext_i2d(x, NID_authority_key_identifier, aki, 0,
-					  X509V3_ADD_DEFAULT) > 0,
+	KR_OSSL(aki->keyid && X509_add1_ext_i2d(x, NID_authority_key_identifier, aki, 0,
+						X509V3_ADD_DEFAULT) > 0,
 		KR_EINTERNAL, "adding authorityKeyIdentifier");
 	return kr_ok();
 }
@@ -70,8 +69,8 @@ kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out)
 {
 	KR_AUTO(X509) x = X509_new();
 	KR_OSSL(x, KR_EINTERNAL, "out of memory");
-	const X509_NAME *issuer_name = spec->issuer ? X509_get_subject_name(spec->issuer)
-						    : spec->subject;
+	const X509_NAME *issuer_name =
+		spec->issuer ? X509_get_subject_name(spec->issuer) : spec->subject;
 	KR_OSSL(X509_set_version(x, X509_VERSION_3) &&
 			X509_set_serialNumber(x, (ASN1_INTEGER *)spec->serial) &&
 			X509_set_subject_name(x, spec->subject) &&
@@ -150,8 +149,8 @@ kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out)
 {
 	KR_AUTO(X509_CRL) crl = X509_CRL_new();
 	KR_AUTO(ASN1_TIME) this_update = ASN1_TIME_adj(NULL, spec->this_update, 0, 0);
-	KR_AUTO(ASN1_TIME) next_update =
-		ASN1_TIME_adj(NULL, spec->this_update, (int)spec->next_update_days, 0);
+	KR_AUTO(ASN1_TIME)
+	next_update = ASN1_TIME_adj(NULL, spec->this_update, (int)spec->next_update_days, 0);
 	KR_AUTO(ASN1_INTEGER) number = ASN1_INTEGER_new();
 	KR_OSSL(crl && this_update && next_update && number &&
 			ASN1_INTEGER_set_int64(number, spec->number) &&

@@ -12,13 +12,13 @@
 typedef struct kr_cert_spec {
 	const X509_NAME *subject;
 	EVP_PKEY *subject_key;
-	X509 *issuer;                   /* NULL: self-signed */
-	const ASN1_OCTET_STRING *ski;   /* NULL: SHA-1 of the key (RFC 5280 4.2.1.2 (1)) */
+	X509 *issuer;                 /* NULL: self-signed */
+	const ASN1_OCTET_STRING *ski; /* NULL: SHA-1 of the key (RFC 5280 4.2.1.2 (1)) */
 	const ASN1_INTEGER *serial;
 	time_t not_before;
 	long days;
-	CONF *conf;                     /* extensions in x509v3_config(5) syntax */
-	const char *ext_section;        /* NULL: none beyond SKI and AKI */
+	CONF *conf;              /* extensions in x509v3_config(5) syntax */
+	const char *ext_section; /* NULL: none beyond SKI and AKI */
 } kr_cert_spec;
 
 /* A version 3 certificate with SKI and AKI set by keyrite (the AKI's key id

@@ -18,8 +18,8 @@ static void add(findings *f, const char *fmt, ...)
 	size_t used = strlen(f->text);
 	if (used + 8 >= sizeof f->text)
 		return;
-	used += (size_t)snprintf(f->text + used, sizeof f->text - used, "%s(%d) ",
-				 f->n ? "; " : "", f->n + 1);
+	used += (size_t)snprintf(f->text + used, sizeof f->text - used, "%s(%d) ", f->n ? "; " : "",
+				 f->n + 1);
 	va_list ap;
 	va_start(ap, fmt);
 	if (used < sizeof f->text)
@@ -79,9 +79,9 @@ static void lint_name(findings *f, const X509_NAME *name, const char *which)
 		const ASN1_STRING *v = X509_NAME_ENTRY_get_data(ne);
 		int len = ASN1_STRING_length(v), type = ASN1_STRING_type(v);
 		const char *sn = OBJ_nid2sn(nid) ? OBJ_nid2sn(nid) : "attribute";
-		int max = nid == NID_countryName ? 2
+		int max = nid == NID_countryName                                        ? 2
 			  : (nid == NID_localityName || nid == NID_stateOrProvinceName) ? 128
-											 : 64;
+											: 64;
 		if (len == 0)
 			add(f, "%s %s is empty", which, sn);
 		if (len > max)
@@ -193,8 +193,8 @@ kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_meth
 	lint_serial(&f, X509_get0_serialNumber(x));
 	lint_validity(&f, x);
 	lint_name(&f, X509_get_subject_name(x), "subject");
-	const X509_NAME *want_issuer = issuer ? X509_get_subject_name(issuer)
-					      : X509_get_subject_name(x);
+	const X509_NAME *want_issuer =
+		issuer ? X509_get_subject_name(issuer) : X509_get_subject_name(x);
 	if (X509_NAME_cmp(X509_get_issuer_name(x), want_issuer) != 0)
 		add(&f, "issuer name differs from the issuer's subject name");
 	const X509_ALGOR *outer = NULL;
@@ -206,8 +206,8 @@ kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_meth
 	if (iuid || suid)
 		add(&f, "unique identifiers must not be used (RFC 5280 4.1.2.8)");
 	lint_duplicates(&f, x);
-	lint_ca_extensions(&f, x, role == KR_ROLE_ROOT || role == KR_ROLE_SUB_CA ||
-					 role == KR_ROLE_CROSS);
+	lint_ca_extensions(&f, x,
+			   role == KR_ROLE_ROOT || role == KR_ROLE_SUB_CA || role == KR_ROLE_CROSS);
 	lint_key_ids(&f, x, issuer, check_ski_method);
 	lint_key(&f, x);
 	if (issuer && !(X509_get_key_usage(issuer) & KU_KEY_CERT_SIGN))
@@ -233,8 +233,8 @@ kr_err kr_lint_crl(X509_CRL *crl, X509 *issuer)
 		add(&f, "cRLNumber must be present and not critical (RFC 5280 5.2.3)");
 	else
 		lint_serial(&f, number);
-	KR_AUTO(AUTHORITY_KEYID) aki =
-		X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
+	KR_AUTO(AUTHORITY_KEYID)
+	aki = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(issuer);
 	if (!aki || !aki->keyid || !ski || ASN1_OCTET_STRING_cmp(aki->keyid, ski) != 0)
 		add(&f, "authorityKeyIdentifier must name the issuer's key (RFC 5280 5.2.1)");

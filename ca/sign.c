@@ -15,13 +15,14 @@ typedef struct kr_signed_st {
 	ASN1_BIT_STRING *sig;
 } KR_SIGNED;
 
-ASN1_SEQUENCE(KR_SIGNED) = {
-	ASN1_SIMPLE(KR_SIGNED, tbs, ASN1_ANY),
-	ASN1_SIMPLE(KR_SIGNED, alg, X509_ALGOR),
-	ASN1_SIMPLE(KR_SIGNED, sig, ASN1_BIT_STRING),
+ASN1_SEQUENCE(KR_SIGNED) =
+	{
+		ASN1_SIMPLE(KR_SIGNED, tbs, ASN1_ANY),
+		ASN1_SIMPLE(KR_SIGNED, alg, X509_ALGOR),
+		ASN1_SIMPLE(KR_SIGNED, sig, ASN1_BIT_STRING),
 } static_ASN1_SEQUENCE_END(KR_SIGNED)
 
-kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
+		kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
 {
 	KR_ENSURE(!pss || t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096,
 		  KR_EINPUT, "RSA-PSS needs an RSA key, not %s", kr_key_type_name(t));
@@ -135,8 +136,8 @@ kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t
 }
 
 /* DER of SEQUENCE { tbs, alg, sig }. */
-static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
-		       const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
+static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg, const uint8_t *sig,
+		       size_t siglen, uint8_t **der, int *derlen)
 {
 	KR_SIGNED *obj = (KR_SIGNED *)ASN1_item_new(ASN1_ITEM_rptr(KR_SIGNED));
 	KR_OSSL(obj, KR_EINTERNAL, "out of memory");
@@ -145,8 +146,8 @@ static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
 	obj->tbs = d2i_ASN1_TYPE(NULL, &p, (long)tbslen);
 	X509_ALGOR_free(obj->alg);
 	obj->alg = X509_ALGOR_dup(alg);
-	int ok = obj->tbs && obj->alg && ASN1_BIT_STRING_set(obj->sig, (unsigned char *)sig,
-								(int)siglen);
+	int ok = obj->tbs && obj->alg &&
+		 ASN1_BIT_STRING_set(obj->sig, (unsigned char *)sig, (int)siglen);
 	/* A signature is whole octets: say so, or OpenSSL would count trailing
 	 * zero bits as unused (what ASN1_item_sign does too). */
 	obj->sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);

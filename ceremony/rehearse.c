@@ -56,8 +56,8 @@ static kr_err make_tokens(const char *scratch, const labels *l, char *pin_path, 
 	char path[PATH_MAX], conf[PATH_MAX + 64];
 	KR_TRY(kr_fs_join(scratch, "tokens", path, sizeof path));
 	KR_ENSURE(mkdir(path, 0700) == 0, KR_EIO, "%s: cannot create", path);
-	int n = snprintf(conf, sizeof conf, "directories.tokendir = %s\nobjectstore.backend = file\n",
-			 path);
+	int n = snprintf(conf, sizeof conf,
+			 "directories.tokendir = %s\nobjectstore.backend = file\n", path);
 	KR_TRY(kr_fs_join(scratch, "softhsm2.conf", path, sizeof path));
 	KR_TRY(kr_fs_write_new(path, conf, (size_t)n, 0600));
 	/* SoftHSM reads its configuration when the module is initialized. */
@@ -89,9 +89,8 @@ kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_op
 	kr_ceremony_opts ro = *o;
 	ro.dir = scratch;
 	ro.input_dir = o->dir ? o->dir : ".";
-	ro.hsm = (kr_hsm_opts){.module = KR_HSM_DEFAULT_MODULE,
-			       .pin = {.file = pin_path},
-			       .rehearsal = 1};
+	ro.hsm = (kr_hsm_opts){
+		.module = KR_HSM_DEFAULT_MODULE, .pin = {.file = pin_path}, .rehearsal = 1};
 	for (size_t i = 0; i < n; i++) {
 		if (o->echo)
 			fprintf(o->echo, "\n== rehearsing %s ==\n", scripts[i]);

@@ -28,7 +28,7 @@ typedef struct ceremony {
 	const char *dir;
 	kr_hsm *issuer_hsm, *key_hsm;
 	kr_hsm_key *issuer_key, *new_key;
-	int key_is_new;         /* destroy new_key if the ceremony aborts */
+	int key_is_new; /* destroy new_key if the ceremony aborts */
 	X509 *issuer_cert;
 	char issuer_path[PATH_MAX];
 	char made[MAX_OUTPUTS][PATH_MAX]; /* removed if the ceremony aborts */
@@ -38,34 +38,34 @@ typedef struct ceremony {
 /* ---- the script's sections ---------------------------------------------- */
 
 static const kr_field ceremony_fields[] = {
-	{"type", KR_F_STRING, 1},	{"operator", KR_F_STRING, 1},
-	{"witnesses", KR_F_STRING, 1},	{"transcript", KR_F_STRING, 1},
+	{"type", KR_F_STRING, 1},        {"operator", KR_F_STRING, 1},
+	{"witnesses", KR_F_STRING, 1},   {"transcript", KR_F_STRING, 1},
 	{"description", KR_F_STRING, 0},
 };
 static const kr_field key_fields[] = {
-	{"uri", KR_F_STRING, 1},	 {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 0},
+	{"uri", KR_F_STRING, 1},      {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 0},
 	{"pin_file", KR_F_STRING, 0}, {"pin_env", KR_F_STRING, 0}, {"rsa_pss", KR_F_BOOL, 0},
 };
 static const kr_field keyonly_fields[] = {
-	{"uri", KR_F_STRING, 1},	 {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 1},
+	{"uri", KR_F_STRING, 1},      {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 1},
 	{"pin_file", KR_F_STRING, 0}, {"pin_env", KR_F_STRING, 0},
 };
 static const kr_field issuer_fields[] = {
-	{"certificate", KR_F_STRING, 1}, {"uri", KR_F_STRING, 1},     {"pin_file", KR_F_STRING, 0},
-	{"pin_env", KR_F_STRING, 0},	 {"rsa_pss", KR_F_BOOL, 0},
+	{"certificate", KR_F_STRING, 1}, {"uri", KR_F_STRING, 1},   {"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0},     {"rsa_pss", KR_F_BOOL, 0},
 };
 static const kr_field cert_fields[] = {
-	{"subject", KR_F_SECTION, 1},  {"not_before", KR_F_STRING, 0},
+	{"subject", KR_F_SECTION, 1},   {"not_before", KR_F_STRING, 0},
 	{"validity_days", KR_F_INT, 1}, {"extensions", KR_F_SECTION, 1},
 	{"output", KR_F_STRING, 1},
 };
 static const kr_field cross_fields[] = {
 	{"from_certificate", KR_F_STRING, 1}, {"not_before", KR_F_STRING, 0},
-	{"validity_days", KR_F_INT, 1},	      {"extensions", KR_F_SECTION, 1},
+	{"validity_days", KR_F_INT, 1},       {"extensions", KR_F_SECTION, 1},
 	{"output", KR_F_STRING, 1},
 };
 static const kr_field crl_fields[] = {
-	{"number", KR_F_INT, 1},	   {"this_update", KR_F_STRING, 0},
+	{"number", KR_F_INT, 1},           {"this_update", KR_F_STRING, 0},
 	{"next_update_days", KR_F_INT, 1}, {"revoked", KR_F_SECTION, 0},
 	{"output", KR_F_STRING, 1},
 };
@@ -109,8 +109,7 @@ static kr_err in_path(ceremony *c, const char *rel, char *out)
 	return kr_ok();
 }
 
-static kr_err read_cert(ceremony *c, const char *section, const char *key, X509 **out,
-			char *path)
+static kr_err read_cert(ceremony *c, const char *section, const char *key, X509 **out, char *path)
 {
 	KR_TRY(in_path(c, get(c, section, key), path));
 	KR_AUTO(uint8_t) data = NULL;
@@ -204,8 +203,7 @@ static kr_err key_type(ceremony *c, const char *section, kr_key_type *out)
 	return kr_ok();
 }
 
-static kr_err days(ceremony *c, const char *section, const char *key, kr_cert_role role,
-		   long *out)
+static kr_err days(ceremony *c, const char *section, const char *key, kr_cert_role role, long *out)
 {
 	KR_TRY(kr_conf_get_long(c->conf, section, key, 1, 0x7fffffffL, out));
 	kr_err e = kr_policy_check_days(c->policy, role, *out);
@@ -275,8 +273,9 @@ static kr_err open_token(ceremony *c, const char *section, kr_hsm **out)
 	kr_err_prefix(&e, "[%s] uri", section);
 	KR_TRY(e);
 	const kr_hsm_token_info *t = kr_hsm_token(*out);
-	kr_transcript_step(c->t, "token-opened", "label='%s' serial=%s model='%s' manufacturer='%s'",
-			   t->label, t->serial, t->model, t->manufacturer);
+	kr_transcript_step(c->t, "token-opened",
+			   "label='%s' serial=%s model='%s' manufacturer='%s'", t->label, t->serial,
+			   t->model, t->manufacturer);
 	return kr_ok();
 }
 
@@ -541,7 +540,7 @@ static kr_err run_cross_sign(ceremony *c)
 
 /* [revoked]: "<hex serial> = <reason>" (RFC 5280 5.3.1 names). */
 static kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry **out, size_t *n,
-			      STACK_OF(ASN1_INTEGER) **serials)
+			      STACK_OF(ASN1_INTEGER) * *serials)
 {
 	const char *section = get(c, "crl", "revoked");
 	STACK_OF(CONF_VALUE) *vals =
@@ -657,8 +656,9 @@ static void header(ceremony *c, const char *script, const char *type)
 	kr_transcript_line(c->t, KR_TRANSCRIPT_MAGIC);
 	kr_transcript_line(c->t, "ceremony %s", type);
 	kr_transcript_line(c->t, "script %s sha256 %s", script, hex);
-	kr_transcript_line(c->t, "policy %s root_max_days=%ld sub_ca_max_days=%ld "
-				 "cross_max_days=%ld crl_max_days=%ld",
+	kr_transcript_line(c->t,
+			   "policy %s root_max_days=%ld sub_ca_max_days=%ld "
+			   "cross_max_days=%ld crl_max_days=%ld",
 			   c->o->policy ? c->o->policy : "built-in",
 			   kr_policy_max_days(c->policy, KR_ROLE_ROOT),
 			   kr_policy_max_days(c->policy, KR_ROLE_SUB_CA),
@@ -670,7 +670,8 @@ static void header(ceremony *c, const char *script, const char *type)
 		kr_transcript_line(c->t, "description %s", get(c, "ceremony", "description"));
 	kr_transcript_line(c->t, "operator %s", get(c, "ceremony", "operator"));
 	char *list = strdup(get(c, "ceremony", "witnesses")), *save = NULL;
-	for (char *w = list ? strtok_r(list, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save)) {
+	for (char *w = list ? strtok_r(list, ",", &save) : NULL; w;
+	     w = strtok_r(NULL, ",", &save)) {
 		w += strspn(w, " \t");
 		size_t n = strlen(w);
 		while (n > 0 && (w[n - 1] == ' ' || w[n - 1] == '\t'))
@@ -720,9 +721,9 @@ static kr_err prepare(ceremony *c, const char *script, kr_err (**run)(ceremony *
 		if (strcmp(types[i].name, type) == 0)
 			*run = types[i].run;
 	if (!*run)
-		return kr_conf_err(c->conf, KR_EINPUT, "ceremony", "type",
-				   "unknown ceremony type '%s' (root, sub-ca, cross-sign, crl, key)",
-				   type);
+		return kr_conf_err(
+			c->conf, KR_EINPUT, "ceremony", "type",
+			"unknown ceremony type '%s' (root, sub-ca, cross-sign, crl, key)", type);
 	const char *tpath = get(c, "ceremony", "transcript");
 	if (strchr(tpath, '/'))
 		return kr_conf_err(c->conf, KR_EINPUT, "ceremony", "transcript",

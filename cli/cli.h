@@ -19,7 +19,9 @@ typedef struct kr_cli_hsm_opts {
 
 #define KR_CLI_HSM_LONGOPTS                                                                        \
 	{"module", required_argument, NULL, 'm'}, {"pin-file", required_argument, NULL, 'P'},      \
-		{"pin-env", required_argument, NULL, 'E'}
+	{                                                                                          \
+		"pin-env", required_argument, NULL, 'E'                                            \
+	}
 
 /* Handles -m/-P/-E; returns 1 if it took the option. */
 int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg);

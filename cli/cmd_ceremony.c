@@ -48,8 +48,8 @@ static int cmd_run(int argc, char **argv)
 		return kr_cli_report(&e);
 	}
 	char scratch[PATH_MAX];
-	kr_err e = kr_ceremony_rehearse(argv + optind, (size_t)nscripts, &o, scratch,
-					sizeof scratch);
+	kr_err e =
+		kr_ceremony_rehearse(argv + optind, (size_t)nscripts, &o, scratch, sizeof scratch);
 	if (!kr_failed(&e))
 		printf("\nRehearsal complete; outputs and throwaway tokens are in %s\n", scratch);
 	return kr_cli_report(&e);

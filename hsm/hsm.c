@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-kr_err kr_hsm_ck_err(CK_RV rv, kr_code code, const char *fmt, ...)
+kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	e.code = code;
@@ -34,8 +34,18 @@ void kr_hsm_fixed_string(const unsigned char *p, size_t n, char *out)
 /* RFC 7512 section 2.3. p11-kit ignores names it does not know; a typo such as
  * "objet=" would then silently widen the match, so keyrite refuses them. */
 static const char *const path_attrs[] = {
-	"token", "manufacturer", "serial", "model", "library-manufacturer", "library-description",
-	"library-version", "slot-description", "slot-manufacturer", "slot-id", "object", "type",
+	"token",
+	"manufacturer",
+	"serial",
+	"model",
+	"library-manufacturer",
+	"library-description",
+	"library-version",
+	"slot-description",
+	"slot-manufacturer",
+	"slot-id",
+	"object",
+	"type",
 	"id",
 };
 static const char *const query_attrs[] = {"pin-source", "module-name", "module-path"};
@@ -57,7 +67,7 @@ static kr_err check_names(const char *uri, const char *p, const char *end, char 
 			next = end;
 		const char *eq = memchr(p, '=', (size_t)(next - p));
 		size_t n = (size_t)((eq ? eq : next) - p);
-		if (n > 0 && n == 9 && memcmp(p, "pin-value", 9) == 0)
+		if (n == 9 && memcmp(p, "pin-value", 9) == 0)
 			return kr_errf(KR_EINPUT,
 				       "%s: pin-value is refused: a PIN must never appear on a "
 				       "command line; use pin-source=file:/path",
@@ -94,10 +104,11 @@ kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
 kr_err kr_hsm_load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
 			  char *used_path, size_t used_sz)
 {
+	const char *env = getenv("KEYRITE_PKCS11_MODULE");
 	const char *path = uri_module ? uri_module
 			   : module   ? module
-			   : getenv("KEYRITE_PKCS11_MODULE") ? getenv("KEYRITE_PKCS11_MODULE")
-							     : KR_HSM_DEFAULT_MODULE;
+			   : env      ? env
+				      : KR_HSM_DEFAULT_MODULE;
 	snprintf(used_path, used_sz, "%s", path);
 	KR_ENSURE(path[0] != '/' || access(path, R_OK) == 0, KR_EHSM,
 		  "PKCS#11 module %s: not found or not readable", path);
@@ -143,6 +154,7 @@ static kr_err slot_list(CK_FUNCTION_LIST *fn, CK_SLOT_ID **slots, CK_ULONG *n)
 	CK_RV rv = fn->C_GetSlotList(CK_TRUE, *slots, n);
 	if (rv != CKR_OK) {
 		free(*slots);
+		*slots = NULL;
 		return kr_hsm_ck_err(rv, KR_EHSM, "C_GetSlotList");
 	}
 	return kr_ok();
@@ -273,6 +285,29 @@ kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 	return kr_ok();
 }
 
+static void close_hsmp(kr_hsm **h) { kr_hsm_close(*h); }
+
+/* clang-analyzer does not model cleanup attributes and would report h as
+ * leaked on every early return; LeakSanitizer covers this path in make check. */
+// NOLINTBEGIN(clang-analyzer-unix.Malloc)
+static kr_err open_matching(P11KitUri *u, const char *uri, const kr_hsm_opts *o, kr_hsm **out)
+{
+	__attribute__((cleanup(close_hsmp))) kr_hsm *h = calloc(1, sizeof *h);
+
+	KR_ENSURE(h, KR_EINTERNAL, "out of memory");
+	char used[1024];
+	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
+	KR_TRY(kr_hsm_load_module(uri_module, o->module, &h->fn, used, sizeof used));
+	KR_TRY(select_token(h->fn, u, uri, used, &h->token));
+	h->slot = h->token.slot;
+	KR_TRY(kr_hsm_session_open(h, &h->main));
+	KR_TRY(login(h, u, o));
+	*out = h;
+	h = NULL;
+	return kr_ok();
+}
+// NOLINTEND(clang-analyzer-unix.Malloc)
+
 kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out)
 {
 	static const kr_hsm_opts none;
@@ -281,27 +316,9 @@ kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out)
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
 	if (o->rehearsal)
 		rehearsal_match(u);
-	kr_hsm *h = calloc(1, sizeof *h);
-	kr_err e = h ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
-	char used[1024];
-	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
-	if (!kr_failed(&e))
-		e = kr_hsm_load_module(uri_module, o->module, &h->fn, used, sizeof used);
-	if (!kr_failed(&e))
-		e = select_token(h->fn, u, uri, used, &h->token);
-	if (!kr_failed(&e)) {
-		h->slot = h->token.slot;
-		e = kr_hsm_session_open(h, &h->main);
-	}
-	if (!kr_failed(&e))
-		e = login(h, u, o);
+	kr_err e = open_matching(u, uri, o, out);
 	p11_kit_uri_free(u);
-	if (kr_failed(&e)) {
-		kr_hsm_close(h);
-		return e;
-	}
-	*out = h;
-	return kr_ok();
+	return e;
 }
 
 void kr_hsm_close(kr_hsm *h)
@@ -361,8 +378,7 @@ static kr_err init_pin(CK_FUNCTION_LIST *fn, CK_SLOT_ID slot, const char *so, co
 	return kr_ok();
 }
 
-static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so,
-			 const char *user)
+static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so, const char *user)
 {
 	KR_ENSURE(strlen(label) > 0 && strlen(label) <= 32, KR_EINPUT,
 		  "token label '%s': must be 1 to 32 bytes", label);
@@ -388,9 +404,10 @@ static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so
 	}
 	free(slots);
 	KR_ENSURE(found, KR_EHSM, "no uninitialized token to initialize as '%s'", label);
+	/* CK_TOKEN_INFO's label: 32 bytes padded with blanks, not terminated. */
 	unsigned char padded[32];
 	memset(padded, ' ', sizeof padded);
-	memcpy(padded, label, strlen(label));
+	memcpy(padded, label, strlen(label)); // NOLINT(bugprone-not-null-terminated-result)
 	KR_CK(fn->C_InitToken(slot, (CK_UTF8CHAR *)so, strlen(so), padded), KR_EHSM,
 	      "C_InitToken '%s'", label);
 	return init_pin(fn, slot, so, user);

@@ -125,4 +125,12 @@ kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 
 kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
 
+/* An EVP_PKEY whose private-key operations happen on the token, for OpenSSL
+ * APIs that sign by themselves (X509_sign, X509_CRL_sign, CMS_sign). It has a
+ * session of its own: use it from one thread at a time, and free it before
+ * closing h. ECDSA (P-256, P-384) and RSA PKCS#1 v1.5 only: OpenSSL 3.0 would
+ * do RSA-PSS through raw RSA, which many HSMs forbid, and has no method hook
+ * for Ed25519; those sign through kr_hsm_sign. */
+kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out);
+
 #endif

@@ -29,8 +29,9 @@ struct kr_hsm_key {
 };
 
 /* Error carrying the PKCS#11 return value and p11-kit's text for it. */
-kr_err kr_hsm_ck_err(CK_RV rv, kr_code code, const char *fmt, ...)
+kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+#define kr_hsm_ck_err(rv, code, ...) kr_err_code_((code), kr_hsm_ck_err_((rv), (code), __VA_ARGS__))
 
 #define KR_CK(call, code, ...)                                                                     \
 	do {                                                                                       \

@@ -235,7 +235,8 @@ static kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
 	v = NULL;
 	KR_TRY(get_attr(s, k->priv, CKA_ID, &v, &n));
 	k->id_len = n < sizeof k->id ? n : sizeof k->id;
-	memcpy(k->id, v, k->id_len);
+	if (v && k->id_len)
+		memcpy(k->id, v, k->id_len);
 
 	CK_KEY_TYPE kt = 0;
 	CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof kt};
@@ -299,16 +300,15 @@ kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 			    "%s: keyrite addresses a key pair by its private key; use type=private "
 			    "or leave type out",
 			    uri);
-	CK_OBJECT_HANDLE handles[2];
+	CK_OBJECT_HANDLE handles[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
 	CK_ULONG found = 0;
 	if (!kr_failed(&e))
 		e = find(h->main, tmpl, n, handles, 2, &found);
 	p11_kit_uri_free(u);
 	KR_TRY(e);
-	KR_ENSURE(found > 0, KR_EHSM, "%s: no such private key on token '%s'", uri,
+	KR_ENSURE(found > 0, KR_EHSM, "%s: no such private key on token '%s'", uri, h->token.label);
+	KR_ENSURE(found == 1, KR_EHSM, "%s: several private keys match on token '%s'; add id=", uri,
 		  h->token.label);
-	KR_ENSURE(found == 1, KR_EHSM, "%s: several private keys match on token '%s'; add id=",
-		  uri, h->token.label);
 
 	kr_hsm_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
@@ -363,20 +363,35 @@ kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
 
 void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 {
-	static const char *const names[] = {"CKA_TOKEN",	    "CKA_PRIVATE",
-					    "CKA_SENSITIVE",	    "CKA_EXTRACTABLE",
-					    "CKA_ALWAYS_SENSITIVE", "CKA_NEVER_EXTRACTABLE",
-					    "CKA_LOCAL",	    "CKA_SIGN",
-					    "CKA_DECRYPT",	    "CKA_UNWRAP",
+	static const char *const names[] = {"CKA_TOKEN",
+					    "CKA_PRIVATE",
+					    "CKA_SENSITIVE",
+					    "CKA_EXTRACTABLE",
+					    "CKA_ALWAYS_SENSITIVE",
+					    "CKA_NEVER_EXTRACTABLE",
+					    "CKA_LOCAL",
+					    "CKA_SIGN",
+					    "CKA_DECRYPT",
+					    "CKA_UNWRAP",
 					    "CKA_DERIVE"};
-	const int vals[] = {a->token,	     a->private_,	   a->sensitive, a->extractable,
-			    a->always_sensitive, a->never_extractable, a->local,     a->sign,
-			    a->decrypt,	     a->unwrap,		   a->derive};
+	const int vals[] = {a->token,
+			    a->private_,
+			    a->sensitive,
+			    a->extractable,
+			    a->always_sensitive,
+			    a->never_extractable,
+			    a->local,
+			    a->sign,
+			    a->decrypt,
+			    a->unwrap,
+			    a->derive};
 	size_t o = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < sizeof vals / sizeof *vals && o < outsz; i++)
 		o += (size_t)snprintf(out + o, outsz - o, "%s%s=%s", i ? " " : "", names[i],
-				      vals[i] < 0 ? "unreadable" : vals[i] ? "true" : "false");
+				      vals[i] < 0 ? "unreadable"
+				      : vals[i]   ? "true"
+						  : "false");
 }
 
 /* ---- generation -------------------------------------------------------- */
@@ -435,14 +450,10 @@ static kr_err generate(kr_hsm *h, kr_key_type type, const char *label, const uin
 	/* The last two entries are per algorithm: EC takes only the curve, RSA
 	 * replaces it with the modulus size and adds the exponent. */
 	CK_ATTRIBUTE pubt[] = {
-		{CKA_TOKEN, &yes, sizeof yes},
-		{CKA_PRIVATE, &no, sizeof no},
-		{CKA_VERIFY, &yes, sizeof yes},
-		{CKA_ENCRYPT, &no, sizeof no},
-		{CKA_WRAP, &no, sizeof no},
-		{CKA_LABEL, (void *)label, strlen(label)},
-		{CKA_ID, (void *)id, id_len},
-		{CKA_EC_PARAMS, params, params_len},
+		{CKA_TOKEN, &yes, sizeof yes},        {CKA_PRIVATE, &no, sizeof no},
+		{CKA_VERIFY, &yes, sizeof yes},       {CKA_ENCRYPT, &no, sizeof no},
+		{CKA_WRAP, &no, sizeof no},           {CKA_LABEL, (void *)label, strlen(label)},
+		{CKA_ID, (void *)id, id_len},         {CKA_EC_PARAMS, params, params_len},
 		{CKA_PUBLIC_EXPONENT, f4, sizeof f4},
 	};
 	CK_ULONG npub = 8;
@@ -451,16 +462,20 @@ static kr_err generate(kr_hsm *h, kr_key_type type, const char *label, const uin
 		npub = 9;
 	}
 	CK_ATTRIBUTE privt[] = {
-		{CKA_TOKEN, &yes, sizeof yes},	       {CKA_PRIVATE, &yes, sizeof yes},
-		{CKA_SENSITIVE, &yes, sizeof yes},     {CKA_EXTRACTABLE, &no, sizeof no},
-		{CKA_SIGN, &yes, sizeof yes},	       {CKA_DECRYPT, &no, sizeof no},
-		{CKA_UNWRAP, &no, sizeof no},	       {CKA_DERIVE, &no, sizeof no},
-		{CKA_LABEL, (void *)label, strlen(label)}, {CKA_ID, (void *)id, id_len},
+		{CKA_TOKEN, &yes, sizeof yes},
+		{CKA_PRIVATE, &yes, sizeof yes},
+		{CKA_SENSITIVE, &yes, sizeof yes},
+		{CKA_EXTRACTABLE, &no, sizeof no},
+		{CKA_SIGN, &yes, sizeof yes},
+		{CKA_DECRYPT, &no, sizeof no},
+		{CKA_UNWRAP, &no, sizeof no},
+		{CKA_DERIVE, &no, sizeof no},
+		{CKA_LABEL, (void *)label, strlen(label)},
+		{CKA_ID, (void *)id, id_len},
 	};
 	KR_CK(h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
 				       sizeof privt / sizeof *privt, pub, priv),
-	      KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label,
-	      key_types[type].name);
+	      KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label, key_types[type].name);
 	return kr_ok();
 }
 

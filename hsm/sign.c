@@ -77,7 +77,9 @@ static kr_err check_scheme(const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_
 		   (scheme == KR_SIG_EDDSA && t == KR_KEY_ED25519);
 	KR_ENSURE(fits, KR_EINTERNAL, "key '%s' (%s) cannot make this kind of signature",
 		  kr_hsm_key_label(k), kr_key_type_name(t));
-	if (scheme != KR_SIG_EDDSA)
+	/* ECDSA signs any digest (md may be unknown, as from OpenSSL's method
+	 * hook); the RSA encodings name their digest. */
+	if (scheme == KR_SIG_RSA_PKCS1 || scheme == KR_SIG_RSA_PSS || md)
 		KR_ENSURE(md && (size_t)EVP_MD_get_size(md) == inlen, KR_EINTERNAL,
 			  "digest length does not match its algorithm");
 	return kr_ok();
@@ -119,8 +121,7 @@ kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 	CK_FUNCTION_LIST *fn = s->h->fn;
 	uint8_t raw[KR_HSM_MAX_SIG];
 	CK_ULONG rawlen = sizeof raw;
-	KR_CK(fn->C_SignInit(s->handle, &mech, k->priv), KR_EHSM, "key '%s': C_SignInit",
-	      k->label);
+	KR_CK(fn->C_SignInit(s->handle, &mech, k->priv), KR_EHSM, "key '%s': C_SignInit", k->label);
 	KR_CK(fn->C_Sign(s->handle, (CK_BYTE *)data, datalen, raw, &rawlen), KR_EHSM,
 	      "key '%s': C_Sign", k->label);
 	if (scheme == KR_SIG_ECDSA)

@@ -16,8 +16,8 @@ static const char *const role_names[] = {"root", "sub-CA", "cross-certificate", 
 const char *kr_role_name(kr_cert_role r) { return role_names[r]; }
 
 static const kr_field policy_fields[] = {
-	{"root_max_days", KR_F_INT, 0},  {"sub_ca_max_days", KR_F_INT, 0},
-	{"cross_max_days", KR_F_INT, 0}, {"crl_max_days", KR_F_INT, 0},
+	{"root_max_days", KR_F_INT, 0},   {"sub_ca_max_days", KR_F_INT, 0},
+	{"cross_max_days", KR_F_INT, 0},  {"crl_max_days", KR_F_INT, 0},
 	{"ca_key_types", KR_F_STRING, 0},
 };
 

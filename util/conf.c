@@ -122,8 +122,8 @@ int kr_conf_line(const kr_conf *c, const char *section, const char *key)
 	return line_of(c, section, key, 0);
 }
 
-kr_err kr_conf_err(const kr_conf *c, kr_code code, const char *section, const char *key,
-		   const char *fmt, ...)
+kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
+		    const char *fmt, ...)
 {
 	char what[KR_ERR_MSG];
 	va_list ap;
@@ -225,10 +225,11 @@ kr_err kr_conf_check_unused(kr_conf *c)
 		STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, s);
 		if (!used && vals && sk_CONF_VALUE_num(vals) > 0)
 			e = strcmp(s, "default") == 0
-				? kr_conf_err(c, KR_EINPUT, s, sk_CONF_VALUE_value(vals, 0)->name,
-					      "key outside any section")
-				: kr_conf_err(c, KR_EINPUT, s, NULL,
-					      "section is not used by this ceremony type");
+				    ? kr_conf_err(c, KR_EINPUT, s,
+						  sk_CONF_VALUE_value(vals, 0)->name,
+						  "key outside any section")
+				    : kr_conf_err(c, KR_EINPUT, s, NULL,
+						  "section is not used by this ceremony type");
 	}
 	sk_OPENSSL_CSTRING_free(names);
 	return e;

@@ -54,8 +54,9 @@ kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long m
 int kr_conf_get_bool(kr_conf *c, const char *section, const char *key, int dflt);
 
 /* An error located at section/key (key may be NULL: the section header). */
-kr_err kr_conf_err(const kr_conf *c, kr_code code, const char *section, const char *key,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define kr_conf_err(c, code, ...) kr_err_code_((code), kr_conf_err_((c), (code), __VA_ARGS__))
 
 /* 1-based line of key in section, or of the section header; 0 if not found. */
 int kr_conf_line(const kr_conf *c, const char *section, const char *key);

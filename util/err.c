@@ -23,7 +23,7 @@ static void vformat(kr_err *e, kr_code code, const char *fmt, va_list ap)
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 }
 
-kr_err kr_errf(kr_code code, const char *fmt, ...)
+kr_err kr_errf_(kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	va_list ap;
@@ -33,7 +33,7 @@ kr_err kr_errf(kr_code code, const char *fmt, ...)
 	return e;
 }
 
-kr_err kr_err_ossl(kr_code code, const char *fmt, ...)
+kr_err kr_err_ossl_(kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	va_list ap;

@@ -38,10 +38,21 @@ static inline kr_err kr_ok(void)
 
 static inline int kr_failed(const kr_err *e) { return e->code != KR_OK; }
 
-kr_err kr_errf(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error with a formatted message. */
+kr_err kr_errf_(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* As kr_errf, then appends ": " and the OpenSSL error queue (which it drains). */
-kr_err kr_err_ossl(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+kr_err kr_err_ossl_(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The constructors restate the code inline, so that a static analyser, which
+ * cannot see into err.c, knows an error built here is never KR_OK. */
+static inline kr_err kr_err_code_(kr_code code, kr_err e)
+{
+	e.code = code;
+	return e;
+}
+#define kr_errf(code, ...) kr_err_code_((code), kr_errf_((code), __VA_ARGS__))
+#define kr_err_ossl(code, ...) kr_err_code_((code), kr_err_ossl_((code), __VA_ARGS__))
 
 /* Prepends "<prefix>: " to e's message; does nothing on success. */
 void kr_err_prefix(kr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,8 +24,8 @@ void kr_test_cleanup(void);
 		kr_err kr_t_e_ = (expr);                                                           \
 		cr_assert(kr_t_e_.code == (want_code), "%s: code %d, want %d (%s)", #expr,         \
 			  kr_t_e_.code, (want_code), kr_t_e_.msg);                                 \
-		cr_assert(strstr(kr_t_e_.msg, (substring)) != NULL, "'%s' lacks '%s'", kr_t_e_.msg,\
-			  (substring));                                                            \
+		cr_assert(strstr(kr_t_e_.msg, (substring)) != NULL, "'%s' lacks '%s'",             \
+			  kr_t_e_.msg, (substring));                                               \
 	} while (0)
 
 #endif

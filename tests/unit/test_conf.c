@@ -32,8 +32,8 @@ Test(conf, accepts_a_good_section)
 Test(conf, unknown_key_is_located)
 {
 	kr_conf *c = NULL;
-	KR_ASSERT_OK(kr_conf_load(kr_test_file("b.cnf", "# comment\n[s]\nname = x\n\ncolour = red\n"),
-				  &c));
+	KR_ASSERT_OK(kr_conf_load(
+		kr_test_file("b.cnf", "# comment\n[s]\nname = x\n\ncolour = red\n"), &c));
 	KR_ASSERT_ERR(kr_conf_check(c, "s", fields, NFIELDS), KR_EINPUT,
 		      "b.cnf:5: [s] colour: unknown key");
 	kr_conf_free(c);
@@ -76,7 +76,7 @@ Test(conf, unused_section_and_stray_key)
 Test(conf, syntax_error_and_missing_file)
 {
 	kr_conf *c = NULL;
-	KR_ASSERT_ERR(kr_conf_load(kr_test_file("j.cnf", "[s]\nname = x\n[broken\n"), &c), KR_EINPUT,
-		      "j.cnf:3: syntax error");
+	KR_ASSERT_ERR(kr_conf_load(kr_test_file("j.cnf", "[s]\nname = x\n[broken\n"), &c),
+		      KR_EINPUT, "j.cnf:3: syntax error");
 	KR_ASSERT_ERR(kr_conf_load("/nonexistent/k.cnf", &c), KR_EIO, "cannot open");
 }

@@ -101,8 +101,7 @@ Test(hsm, uri_and_token_refusals)
 		      "unknown URI attribute 'colour'");
 	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t?pin-value=x", &o, &h), KR_EINPUT,
 		      "pin-value is refused");
-	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=missing", &o, &h), KR_EHSM,
-		      "no token matches");
+	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=missing", &o, &h), KR_EHSM, "no token matches");
 	KR_ASSERT_ERR(kr_hsm_open("pkcs11:token=t?module-path=/no/such.so", &o, &h), KR_EHSM,
 		      "not found or not readable");
 	KR_ASSERT_ERR(kr_hsm_open("file:///etc", &o, &h), KR_EINPUT, "not a PKCS#11 URI");
@@ -138,5 +137,44 @@ Test(hsm, random_serials_are_positive_and_distinct)
 	KR_ASSERT_OK(kr_hsm_random(h, a, sizeof a));
 	KR_ASSERT_OK(kr_hsm_random(h, b, sizeof b));
 	cr_assert(memcmp(a, b, sizeof a) != 0);
+	kr_hsm_close(h);
+}
+
+/* OpenSSL signs by itself through the bridged key: a CRL and a certificate
+ * with X509_CRL_sign and X509_sign, checked with the public key. */
+static void bridge_signs(kr_hsm *h, kr_key_type t)
+{
+	char uri[64];
+	snprintf(uri, sizeof uri, "pkcs11:token=t;object=evp-%s", kr_key_type_name(t));
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen(h, uri, t, &k));
+	EVP_PKEY *pk = NULL;
+	KR_ASSERT_OK(kr_hsm_key_evp(h, k, &pk));
+	cr_assert(EVP_PKEY_eq(pk, kr_hsm_key_public(k)) == 1, "same public key");
+
+	KR_AUTO(X509_CRL) crl = X509_CRL_new();
+	X509_CRL_set_version(crl, X509_CRL_VERSION_2);
+	cr_assert(X509_CRL_sign(crl, pk, EVP_sha256()) > 0, "X509_CRL_sign");
+	cr_assert_eq(X509_CRL_verify(crl, kr_hsm_key_public(k)), 1);
+
+	KR_AUTO(X509) x = X509_new();
+	X509_set_pubkey(x, kr_hsm_key_public(k));
+	cr_assert(X509_sign(x, pk, EVP_sha384()) > 0, "X509_sign");
+	cr_assert_eq(X509_verify(x, kr_hsm_key_public(k)), 1);
+	EVP_PKEY_free(pk);
+	kr_hsm_key_free(k);
+}
+
+Test(hsm, evp_bridge_for_openssl)
+{
+	kr_hsm *h = open_token("t");
+	bridge_signs(h, KR_KEY_EC_P256);
+	bridge_signs(h, KR_KEY_EC_P384);
+	bridge_signs(h, KR_KEY_RSA_2048);
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=t;object=ed", KR_KEY_ED25519, &k));
+	EVP_PKEY *pk = NULL;
+	KR_ASSERT_ERR(kr_hsm_key_evp(h, k, &pk), KR_EINTERNAL, "no hook");
+	kr_hsm_key_free(k);
 	kr_hsm_close(h);
 }

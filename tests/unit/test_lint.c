@@ -28,14 +28,19 @@ static X509 *draft(const char *conf_text, kr_key_type t, long days, X509 *issuer
 	EVP_PKEY *key = NULL;
 	KR_ASSERT_OK(kr_throwaway_key(t, &key));
 	X509_NAME *name = X509_NAME_new();
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"Test", -1,
-				   -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"Test", -1, -1,
+				   0);
 	ASN1_INTEGER *serial = ASN1_INTEGER_new();
 	ASN1_INTEGER_set(serial, 0x1234567);
 	CONF *conf = conf_of(conf_text);
-	kr_cert_spec spec = {.subject = name, .subject_key = key, .issuer = issuer,
-			     .serial = serial, .not_before = time(NULL), .days = days,
-			     .conf = conf, .ext_section = "ext"};
+	kr_cert_spec spec = {.subject = name,
+			     .subject_key = key,
+			     .issuer = issuer,
+			     .serial = serial,
+			     .not_before = time(NULL),
+			     .days = days,
+			     .conf = conf,
+			     .ext_section = "ext"};
 	X509 *x = NULL;
 	KR_ASSERT_OK(kr_cert_draft(&spec, &x));
 	kr_signer s;
@@ -61,41 +66,45 @@ Test(lint, good_root_and_subca_pass)
 {
 	KR_AUTO(X509) root = draft(root_ext, KR_KEY_EC_P256, 3650, NULL);
 	KR_ASSERT_OK(kr_lint_cert(root, NULL, KR_ROLE_ROOT, 1));
-	KR_AUTO(X509) sub = draft("[ext]\nbasicConstraints = critical, CA:TRUE, pathlen:0\n"
-				  "keyUsage = critical, keyCertSign\n"
-				  "nameConstraints = critical, permitted;DNS:.iotregistry.ca\n",
-				  KR_KEY_EC_P384, 365, root);
+	KR_AUTO(X509)
+	sub = draft("[ext]\nbasicConstraints = critical, CA:TRUE, pathlen:0\n"
+		    "keyUsage = critical, keyCertSign\n"
+		    "nameConstraints = critical, permitted;DNS:.iotregistry.ca\n",
+		    KR_KEY_EC_P384, 365, root);
 	KR_ASSERT_OK(kr_lint_cert(sub, root, KR_ROLE_SUB_CA, 1));
 }
 
 Test(lint, ca_without_keycertsign)
 {
-	KR_AUTO(X509) x = draft("[ext]\nbasicConstraints = critical, CA:TRUE\n"
-				"keyUsage = critical, digitalSignature\n",
-				KR_KEY_EC_P256, 365, NULL);
+	KR_AUTO(X509)
+	x = draft("[ext]\nbasicConstraints = critical, CA:TRUE\n"
+		  "keyUsage = critical, digitalSignature\n",
+		  KR_KEY_EC_P256, 365, NULL);
 	KR_ASSERT_ERR(kr_lint_cert(x, NULL, KR_ROLE_ROOT, 1), KR_EPOLICY,
 		      "keyUsage must include keyCertSign");
 }
 
 Test(lint, basic_constraints_missing_or_not_critical)
 {
-	KR_AUTO(X509) x = draft("[ext]\nkeyUsage = critical, keyCertSign\n", KR_KEY_EC_P256, 365,
-				NULL);
+	KR_AUTO(X509)
+	x = draft("[ext]\nkeyUsage = critical, keyCertSign\n", KR_KEY_EC_P256, 365, NULL);
 	KR_ASSERT_ERR(kr_lint_cert(x, NULL, KR_ROLE_ROOT, 1), KR_EPOLICY,
 		      "critical basicConstraints with CA:TRUE");
-	KR_AUTO(X509) y = draft("[ext]\nbasicConstraints = CA:TRUE\nkeyUsage = critical, "
-				"keyCertSign\n",
-				KR_KEY_EC_P256, 365, NULL);
+	KR_AUTO(X509)
+	y = draft("[ext]\nbasicConstraints = CA:TRUE\nkeyUsage = critical, "
+		  "keyCertSign\n",
+		  KR_KEY_EC_P256, 365, NULL);
 	KR_ASSERT_ERR(kr_lint_cert(y, NULL, KR_ROLE_ROOT, 1), KR_EPOLICY,
 		      "critical basicConstraints");
 }
 
 Test(lint, pathlen_and_name_constraints_rules)
 {
-	KR_AUTO(X509) x = draft("[ext]\nbasicConstraints = critical, CA:TRUE, pathlen:1\n"
-				"keyUsage = critical, cRLSign\n"
-				"nameConstraints = permitted;DNS:.example\n",
-				KR_KEY_EC_P256, 365, NULL);
+	KR_AUTO(X509)
+	x = draft("[ext]\nbasicConstraints = critical, CA:TRUE, pathlen:1\n"
+		  "keyUsage = critical, cRLSign\n"
+		  "nameConstraints = permitted;DNS:.example\n",
+		  KR_KEY_EC_P256, 365, NULL);
 	kr_err e = kr_lint_cert(x, NULL, KR_ROLE_ROOT, 1);
 	cr_assert(strstr(e.msg, "pathLenConstraint without CA:TRUE and keyCertSign"), "%s", e.msg);
 	cr_assert(strstr(e.msg, "nameConstraints must be critical"), "%s", e.msg);
@@ -114,8 +123,7 @@ Test(lint, serial_rules)
 	KR_AUTO(ASN1_INTEGER) longer = BN_to_ASN1_INTEGER(big, NULL);
 	X509_set_serialNumber(x, longer);
 	resign(x);
-	KR_ASSERT_ERR(kr_lint_cert(x, NULL, KR_ROLE_ROOT, 1), KR_EPOLICY,
-		      "longer than 20 octets");
+	KR_ASSERT_ERR(kr_lint_cert(x, NULL, KR_ROLE_ROOT, 1), KR_EPOLICY, "longer than 20 octets");
 }
 
 Test(lint, duplicate_extension_and_weak_key)
@@ -163,12 +171,17 @@ Test(lint, key_identifiers_set_by_keyrite)
 	EVP_PKEY *key = NULL;
 	KR_ASSERT_OK(kr_throwaway_key(KR_KEY_EC_P256, &key));
 	X509_NAME *name = X509_NAME_new();
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"T", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"T", -1, -1,
+				   0);
 	ASN1_INTEGER *serial = ASN1_INTEGER_new();
 	ASN1_INTEGER_set(serial, 1);
 	CONF *conf = conf_of("[ext]\nsubjectKeyIdentifier = hash\n");
-	kr_cert_spec spec = {.subject = name, .subject_key = key, .serial = serial,
-			     .not_before = time(NULL), .days = 1, .conf = conf,
+	kr_cert_spec spec = {.subject = name,
+			     .subject_key = key,
+			     .serial = serial,
+			     .not_before = time(NULL),
+			     .days = 1,
+			     .conf = conf,
 			     .ext_section = "ext"};
 	X509 *x = NULL;
 	KR_ASSERT_ERR(kr_cert_draft(&spec, &x), KR_EINPUT, "keyrite sets the key identifiers");

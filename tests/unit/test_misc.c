@@ -20,7 +20,8 @@ Test(misc, policy_defaults_and_file)
 	KR_ASSERT_ERR(kr_policy_check_days(p, KR_ROLE_ROOT, 9133), KR_EPOLICY, "policy cap");
 	KR_ASSERT_ERR(kr_policy_check_ca_key(p, KR_KEY_RSA_2048), KR_EPOLICY, "rsa-2048");
 	kr_policy_free(p);
-	char *f = kr_test_file("p.cnf", "[ceremony]\nsub_ca_max_days = 30\nca_key_types = ec-p256\n");
+	char *f =
+		kr_test_file("p.cnf", "[ceremony]\nsub_ca_max_days = 30\nca_key_types = ec-p256\n");
 	KR_ASSERT_OK(kr_policy_load(f, &p));
 	KR_ASSERT_ERR(kr_policy_check_days(p, KR_ROLE_SUB_CA, 31), KR_EPOLICY, "cap of 30 days");
 	KR_ASSERT_ERR(kr_policy_check_ca_key(p, KR_KEY_EC_P384), KR_EPOLICY, "ec-p384");
