@@ -62,3 +62,13 @@ standard_ceremonies() {
 	run_ceremony "$EX/subca-devices.cnf" >/dev/null
 	run_ceremony "$EX/root-crl.cnf" >/dev/null
 }
+
+# has PATTERN CMD...: CMD succeeds and its output (stdout and stderr) matches
+# PATTERN. The output is read whole first: "CMD | grep -q" under pipefail
+# fails at random when grep exits early and CMD gets SIGPIPE.
+has() {
+	local pattern=$1 out
+	shift
+	out=$("$@" 2>&1) || { echo "$out" >&2; fail "'$*' failed"; }
+	grep -q -- "$pattern" <<<"$out" || { echo "$out" >&2; fail "'$*' did not print '$pattern'"; }
+}

@@ -14,7 +14,9 @@ for file in "$here"/t_*.sh; do
 		[ -n "$filter" ] && [[ $t != *$filter* ]] && continue
 		log=$(mktemp)
 		start=$(date +%s)
-		if bash -c "set -euo pipefail; source '$here/lib.sh'; source '$file'; setup; trap teardown EXIT; $t" >"$log" 2>&1; then
+		if bash -c "set -eEuo pipefail
+			trap 'echo \"error at \$(basename \${BASH_SOURCE[0]}):\$LINENO: \$BASH_COMMAND\" >&2' ERR
+			source '$here/lib.sh'; source '$file'; setup; trap teardown EXIT; $t" >"$log" 2>&1; then
 			pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
 		else
 			fail=$((fail + 1)); failed+=("$t"); echo "FAIL $t"; sed 's/^/    /' "$log" | tail -25

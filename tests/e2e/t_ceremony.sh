@@ -4,14 +4,14 @@ test_root_subca_crl_chain_verifies_independently() {
 	standard_ceremonies
 	cd "$T/out"
 	openssl verify -x509_strict -CAfile root.pem root.pem subca-devices.pem
-	certtool --verify-chain --infile <(cat subca-devices.pem root.pem) | grep -q "Chain verification output: Verified"
-	openssl crl -in root.crl -CAfile root.pem -noout -verify 2>&1 | grep -q "verify OK"
+	has "Chain verification output: Verified" certtool --verify-chain --infile <(cat subca-devices.pem root.pem)
+	has "verify OK" openssl crl -in root.crl -CAfile root.pem -noout -verify
 	# RFC 5280 method-1 SKI and an AKI on the root too (DANE PKIX discovery).
 	ski=$(openssl x509 -in root.pem -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :')
 	aki=$(openssl x509 -in root.pem -noout -ext authorityKeyIdentifier | tail -1 | tr -d ' :' | sed 's/^keyid//')
 	[ -n "$ski" ] && [ "${ski^^}" = "${aki^^}" ] || fail "root AKI ($aki) != SKI ($ski)"
-	openssl x509 -in subca-devices.pem -noout -ext nameConstraints | grep -q "DNS:.iotregistry.ca"
-	openssl x509 -in subca-devices.pem -noout -ext basicConstraints | grep -q "pathlen:0"
+	has "DNS:.iotregistry.ca" openssl x509 -in subca-devices.pem -noout -ext nameConstraints
+	has "pathlen:0" openssl x509 -in subca-devices.pem -noout -ext basicConstraints
 }
 
 test_private_keys_are_sensitive_and_never_extractable() {
@@ -21,8 +21,8 @@ test_private_keys_are_sensitive_and_never_extractable() {
 			--pin env:KR_TEST_PIN --list-objects --type privkey)
 		echo "$out"
 		[ "$(echo "$out" | grep -c '^Private Key Object')" -eq 1 ] || fail "one key on $tok"
-		echo "$out" | grep -q "Access: *sensitive, always sensitive, never extractable, local"
-		echo "$out" | grep -q "Usage: *sign$"
+		grep -q "Access: *sensitive, always sensitive, never extractable, local" <<<"$out"
+		grep -q "Usage: *sign$" <<<"$out"
 	done
 }
 
@@ -71,7 +71,7 @@ test_dry_run_rehearses_on_throwaway_tokens() {
 	assert_absent "$T/root.pem" "$T/out/root.pem"
 	grep -q "^rehearsal " "$scratch/root-ceremony.txt"
 	openssl verify -x509_strict -CAfile "$scratch/root.pem" "$scratch/subca-devices.pem"
-	kr ceremony verify "$scratch/subca-devices-ceremony.txt" | grep -q "0 check(s) failed"
+	has "0 check(s) failed" kr ceremony verify "$scratch/subca-devices-ceremony.txt"
 	# No real token was touched (none exists in this test's token directory).
 	[ -z "$(ls "$T/tokens")" ] || fail "real token directory was used"
 }
@@ -108,22 +108,22 @@ test_cross_sign_between_two_roots() {
 	[ "$(openssl x509 -in other.pem -noout -subject -ext subjectKeyIdentifier)" = \
 	  "$(openssl x509 -in other-by-root.pem -noout -subject -ext subjectKeyIdentifier)" ] ||
 		fail "cross certificate must keep the subject and SKI"
-	kr ceremony verify cross-ceremony.txt | grep -q "0 check(s) failed"
+	has "0 check(s) failed" kr ceremony verify cross-ceremony.txt
 }
 
 test_rsa_pss_and_ed25519_roots() {
 	init_token keyrite-root
 	edit root 's/ec-p384/rsa-3072/' 's/^public_key.*/rsa_pss = yes/'
 	run_ceremony "$T/root.cnf" >/dev/null
-	openssl x509 -in "$T/out/root.pem" -noout -text | grep -q "Signature Algorithm: rsassaPss"
+	has "Signature Algorithm: rsassaPss" openssl x509 -in "$T/out/root.pem" -noout -text
 	openssl verify -x509_strict -CAfile "$T/out/root.pem" "$T/out/root.pem"
-	certtool --verify --load-ca-certificate "$T/out/root.pem" --infile "$T/out/root.pem" | grep -q "Verified"
+	has "Verified" certtool --verify --load-ca-certificate "$T/out/root.pem" --infile "$T/out/root.pem"
 	edit root 's/ec-p384/ed25519/' 's/object=iotregistry-root-2026/object=ed/' \
 		's/= root.pem/= ed.pem/' 's/= root.pub.pem/= ed.pub.pem/' 's/= root-ceremony.txt/= ed.txt/'
 	run_ceremony "$T/root.cnf" >/dev/null
-	openssl x509 -in "$T/out/ed.pem" -noout -text | grep -q "Signature Algorithm: ED25519"
+	has "Signature Algorithm: ED25519" openssl x509 -in "$T/out/ed.pem" -noout -text
 	openssl verify -x509_strict -CAfile "$T/out/ed.pem" "$T/out/ed.pem"
-	certtool --verify --load-ca-certificate "$T/out/ed.pem" --infile "$T/out/ed.pem" | grep -q "Verified"
+	has "Verified" certtool --verify --load-ca-certificate "$T/out/ed.pem" --infile "$T/out/ed.pem"
 }
 
 test_crl_with_revoked_entries() {
@@ -133,10 +133,19 @@ test_crl_with_revoked_entries() {
 		's/= root-crl-ceremony.txt/= crl2.txt/' 's/^output .*/&\nrevoked = revoked_list/'
 	printf '[revoked_list]\n%s = cACompromise\n' "$serial" >>"$T/root-crl.cnf"
 	run_ceremony "$T/root-crl.cnf" >/dev/null
-	openssl crl -in "$T/out/root-2.crl" -CAfile "$T/out/root.pem" -noout -verify 2>&1 | grep -q "verify OK"
-	openssl crl -in "$T/out/root-2.crl" -noout -text | grep -q "CA Compromise"
+	has "verify OK" openssl crl -in "$T/out/root-2.crl" -CAfile "$T/out/root.pem" -noout -verify
+	has "CA Compromise" openssl crl -in "$T/out/root-2.crl" -noout -text
 	cat "$T/out/root.pem" "$T/out/root-2.crl" >"$T/bundle.pem"
 	! openssl verify -crl_check -CAfile "$T/bundle.pem" "$T/out/subca-devices.pem" 2>"$T/err" ||
 		fail "revoked sub-CA still verifies"
 	grep -q "certificate revoked" "$T/err"
+}
+
+test_subca_key_on_the_same_token_as_the_root() {
+	init_token keyrite-root
+	run_ceremony "$EX/root.cnf" >/dev/null
+	edit subca-devices 's/token=keyrite-devices/token=keyrite-root/'
+	run_ceremony "$T/subca-devices.cnf" >/dev/null
+	openssl verify -x509_strict -CAfile "$T/out/root.pem" "$T/out/subca-devices.pem"
+	[ "$(count_private_keys keyrite-root)" -eq 2 ] || fail "want root and sub-CA keys"
 }
