@@ -159,6 +159,16 @@ static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
 	return kr_ok();
 }
 
+/* The HSM's signature over tbs, assembled with alg into the signed DER. */
+static kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbslen,
+				const X509_ALGOR *alg, uint8_t **der, int *derlen)
+{
+	uint8_t sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
+	return assemble(tbs, (size_t)tbslen, alg, sig, siglen, der, derlen);
+}
+
 static kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *b, int blen, const char *what)
 {
 	KR_ENSURE(alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0, KR_EVERIFY,
@@ -171,15 +181,11 @@ kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509
 	KR_AUTO(uint8_t) tbs = NULL;
 	int tbslen = i2d_re_X509_tbs(linted, &tbs);
 	KR_OSSL(tbslen > 0, KR_EINTERNAL, "encoding the to-be-signed certificate");
-	uint8_t sig[KR_HSM_MAX_SIG];
-	size_t siglen = 0;
-	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
-
 	const X509_ALGOR *alg = NULL;
 	X509_get0_signature(NULL, &alg, linted);
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = 0;
-	KR_TRY(assemble(tbs, (size_t)tbslen, alg, sig, siglen, &der, &derlen));
+	KR_TRY(sign_and_assemble(s, tbs, tbslen, alg, &der, &derlen));
 	const unsigned char *p = der;
 	KR_AUTO(X509) cert = d2i_X509(NULL, &p, derlen);
 	KR_OSSL(cert, KR_EINTERNAL, "decoding the signed certificate");
@@ -199,15 +205,11 @@ kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X
 	KR_AUTO(uint8_t) tbs = NULL;
 	int tbslen = i2d_re_X509_CRL_tbs(linted, &tbs);
 	KR_OSSL(tbslen > 0, KR_EINTERNAL, "encoding the to-be-signed CRL");
-	uint8_t sig[KR_HSM_MAX_SIG];
-	size_t siglen = 0;
-	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
-
 	const X509_ALGOR *alg = NULL;
 	X509_CRL_get0_signature(linted, NULL, &alg);
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = 0;
-	KR_TRY(assemble(tbs, (size_t)tbslen, alg, sig, siglen, &der, &derlen));
+	KR_TRY(sign_and_assemble(s, tbs, tbslen, alg, &der, &derlen));
 	const unsigned char *p = der;
 	KR_AUTO(X509_CRL) crl = d2i_X509_CRL(NULL, &p, derlen);
 	KR_OSSL(crl, KR_EINTERNAL, "decoding the signed CRL");

@@ -166,31 +166,28 @@ static kr_err write_output(ceremony *c, const char *kind, const char *path, BIO 
 	return kr_ok();
 }
 
+/* Writes obj as PEM under pem_name, e.g. write_object(c, "certificate",
+ * PEM_STRING_X509, (i2d_of_void *)i2d_X509, cert, path). */
+static kr_err write_object(ceremony *c, const char *kind, const char *pem_name, i2d_of_void *i2d,
+			   const void *obj, const char *path)
+{
+	KR_AUTO(uint8_t) der = NULL;
+	int derlen = i2d((void *)obj, &der);
+	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
+	KR_OSSL(pem && derlen > 0 && PEM_write_bio(pem, pem_name, "", der, derlen) > 0,
+		KR_EINTERNAL, "encoding the %s", kind);
+	return write_output(c, kind, path, pem, der, (size_t)derlen);
+}
+
 static kr_err write_cert(ceremony *c, const char *path, X509 *cert)
 {
-	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
-	KR_AUTO(uint8_t) der = NULL;
-	int derlen = i2d_X509(cert, &der);
-	KR_OSSL(pem && derlen > 0 && PEM_write_bio_X509(pem, cert), KR_EINTERNAL, "encoding");
-	return write_output(c, "certificate", path, pem, der, (size_t)derlen);
+	return write_object(c, "certificate", PEM_STRING_X509, (i2d_of_void *)i2d_X509, cert, path);
 }
 
 static kr_err write_pubkey(ceremony *c, const char *path, EVP_PKEY *pub)
 {
-	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
-	KR_AUTO(uint8_t) der = NULL;
-	int derlen = i2d_PUBKEY(pub, &der);
-	KR_OSSL(pem && derlen > 0 && PEM_write_bio_PUBKEY(pem, pub), KR_EINTERNAL, "encoding");
-	return write_output(c, "public-key", path, pem, der, (size_t)derlen);
-}
-
-static kr_err write_crl(ceremony *c, const char *path, X509_CRL *crl)
-{
-	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
-	KR_AUTO(uint8_t) der = NULL;
-	int derlen = i2d_X509_CRL(crl, &der);
-	KR_OSSL(pem && derlen > 0 && PEM_write_bio_X509_CRL(pem, crl), KR_EINTERNAL, "encoding");
-	return write_output(c, "crl", path, pem, der, (size_t)derlen);
+	return write_object(c, "public-key", PEM_STRING_PUBLIC, (i2d_of_void *)i2d_PUBKEY, pub,
+			    path);
 }
 
 /* ---- values ---------------------------------------------------------------- */
@@ -340,27 +337,44 @@ static kr_err issuer_type(ceremony *c, kr_key_type *out)
 	return e;
 }
 
-/* Draft, throwaway signature, lint, HSM signature, checks. */
-static kr_err issue(ceremony *c, const kr_signer *s, const kr_cert_spec *spec, kr_cert_role role,
-		    int check_ski, EVP_PKEY *issuer_pub, X509 **out)
+/* Draft, throwaway signature, lint, HSM signature, checks; then the
+ * certificate is written to out and its chain recorded for verify. The
+ * signer is key on h; issuer_path NULL means self-signed. */
+static kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, int pss,
+		    const kr_cert_spec *spec, kr_cert_role role, int check_ski, const char *out,
+		    const char *issuer_path)
 {
+	kr_signer s;
+	KR_TRY(kr_signer_init(&s, h, key, pss));
+	EVP_PKEY *issuer_pub = spec->issuer ? X509_get0_pubkey(spec->issuer) : spec->subject_key;
 	KR_AUTO(X509) draft = NULL;
-	KR_TRY(kr_cert_draft(spec, &draft));
-	KR_TRY(kr_sign_draft_cert(s, draft));
-	KR_TRY(kr_lint_cert(draft, spec->issuer, role, check_ski));
-	kr_transcript_step(c->t, "lint-passed", "%s certificate, signed with a throwaway %s key",
-			   kr_role_name(role), kr_key_type_name(kr_hsm_key_type(s->key)));
-	KR_TRY(kr_transcript_commit(c->t));
-	KR_TRY(kr_sign_cert(s, draft, issuer_pub, out));
-	char serial[64] = "";
-	KR_AUTO(BIGNUM) bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(*out), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	snprintf(serial, sizeof serial, "%s", hex ? hex : "?");
-	OPENSSL_free(hex);
+	KR_AUTO(X509) cert = NULL;
+	kr_err e = kr_cert_draft(spec, &draft);
+	if (!kr_failed(&e))
+		e = kr_sign_draft_cert(&s, draft);
+	if (!kr_failed(&e))
+		e = kr_lint_cert(draft, spec->issuer, role, check_ski);
+	if (!kr_failed(&e)) {
+		kr_transcript_step(c->t, "lint-passed",
+				   "%s certificate, signed with a throwaway %s key",
+				   kr_role_name(role), kr_key_type_name(kr_hsm_key_type(key)));
+		e = kr_transcript_commit(c->t);
+	}
+	if (!kr_failed(&e))
+		e = kr_sign_cert(&s, draft, issuer_pub, &cert);
+	kr_signer_clear(&s);
+	KR_TRY(e);
+
+	KR_AUTO(BIGNUM) bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *serial = bn ? BN_bn2hex(bn) : NULL;
 	kr_transcript_step(c->t, "hsm-signed",
 			   "serial=%s; signature verified with the issuer's public key; "
 			   "to-be-signed bytes identical to the linted draft",
-			   serial);
+			   serial ? serial : "?");
+	OPENSSL_free(serial);
+	KR_TRY(write_cert(c, out, cert));
+	kr_transcript_line(c->t, "chain %s %s", rel(c, out),
+			   issuer_path ? rel(c, issuer_path) : "self");
 	return kr_ok();
 }
 
@@ -413,89 +427,97 @@ static int pss(ceremony *c, const char *section)
 	return kr_conf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
 }
 
-static kr_err run_root(ceremony *c)
+/* What root and sub-CA ceremonies share before the HSM acts: the new key's
+ * type (allowed for a CA by policy), the certificate's subject and validity,
+ * and the output paths. */
+typedef struct new_ca {
+	kr_key_type type;
+	kr_cert_spec spec;
+	X509_NAME *subject;
+	char cert_out[PATH_MAX], pub_out[PATH_MAX];
+} new_ca;
+
+static void new_ca_clear(new_ca *n) { X509_NAME_free(n->subject); }
+
+static kr_err prepare_new_ca(ceremony *c, kr_cert_role role, new_ca *n)
+{
+	long ndays;
+	KR_TRY(key_type(c, "key", &n->type));
+	KR_TRY(kr_policy_check_ca_key(c->policy, n->type));
+	KR_TRY(cert_spec(c, role, &n->spec, &ndays));
+	KR_TRY(subject_name(c, &n->subject));
+	n->spec.subject = n->subject;
+	KR_TRY(out_path(c, "certificate", "output", n->cert_out));
+	if (get(c, "key", "public_key"))
+		KR_TRY(out_path(c, "key", "public_key", n->pub_out));
+	return kr_ok();
+}
+
+/* The HSM part: generate the key, draw the serial from the signing token. */
+static kr_err make_key(ceremony *c, new_ca *n, kr_hsm *serial_from, ASN1_INTEGER **serial)
+{
+	KR_TRY(open_token(c, "key", &c->key_hsm));
+	KR_TRY(generate_key(c, c->key_hsm, n->type));
+	KR_TRY(kr_serial_random(serial_from ? serial_from : c->key_hsm, serial));
+	n->spec.serial = *serial;
+	n->spec.subject_key = kr_hsm_key_public(c->new_key);
+	return kr_ok();
+}
+
+static kr_err root(ceremony *c, new_ca *n)
 {
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "certificate", cert_fields));
 	KR_TRY(kr_conf_check_unused(c->conf));
-	kr_key_type kt;
-	long ndays;
-	kr_cert_spec spec = {0};
-	char cert_out[PATH_MAX], pub_out[PATH_MAX] = "";
-	KR_AUTO(X509_NAME) subject = NULL;
-	KR_TRY(key_type(c, "key", &kt));
-	KR_TRY(kr_policy_check_ca_key(c->policy, kt));
-	KR_TRY(cert_spec(c, KR_ROLE_ROOT, &spec, &ndays));
-	KR_TRY(subject_name(c, &subject));
-	spec.subject = subject;
-	KR_TRY(out_path(c, "certificate", "output", cert_out));
-	if (get(c, "key", "public_key"))
-		KR_TRY(out_path(c, "key", "public_key", pub_out));
-	KR_TRY(rehearse_profile(c, spec, kt, kt, pss(c, "key"), KR_ROLE_ROOT));
+	KR_TRY(prepare_new_ca(c, KR_ROLE_ROOT, n));
+	KR_TRY(rehearse_profile(c, n->spec, n->type, n->type, pss(c, "key"), KR_ROLE_ROOT));
 
-	KR_TRY(open_token(c, "key", &c->key_hsm));
-	KR_TRY(generate_key(c, c->key_hsm, kt));
 	KR_AUTO(ASN1_INTEGER) serial = NULL;
-	KR_TRY(kr_serial_random(c->key_hsm, &serial));
-	spec.serial = serial;
-	spec.subject_key = kr_hsm_key_public(c->new_key);
-
-	kr_signer s;
-	KR_TRY(kr_signer_init(&s, c->key_hsm, c->new_key, pss(c, "key")));
-	KR_AUTO(X509) cert = NULL;
-	kr_err e = issue(c, &s, &spec, KR_ROLE_ROOT, 1, spec.subject_key, &cert);
-	kr_signer_clear(&s);
-	KR_TRY(e);
-	KR_TRY(write_cert(c, cert_out, cert));
-	kr_transcript_line(c->t, "chain %s self", rel(c, cert_out));
-	if (pub_out[0])
-		KR_TRY(write_pubkey(c, pub_out, spec.subject_key));
+	KR_TRY(make_key(c, n, NULL, &serial));
+	KR_TRY(issue(c, c->key_hsm, c->new_key, pss(c, "key"), &n->spec, KR_ROLE_ROOT, 1,
+		     n->cert_out, NULL));
+	if (n->pub_out[0])
+		KR_TRY(write_pubkey(c, n->pub_out, n->spec.subject_key));
 	return kr_ok();
 }
 
-static kr_err run_sub_ca(ceremony *c)
+static kr_err sub_ca(ceremony *c, new_ca *n)
 {
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "certificate", cert_fields));
 	KR_TRY(kr_conf_check_unused(c->conf));
-	kr_key_type kt, it;
-	long ndays;
-	kr_cert_spec spec = {0};
-	char cert_out[PATH_MAX], pub_out[PATH_MAX] = "";
-	KR_AUTO(X509_NAME) subject = NULL;
-	KR_TRY(key_type(c, "key", &kt));
-	KR_TRY(kr_policy_check_ca_key(c->policy, kt));
-	KR_TRY(cert_spec(c, KR_ROLE_SUB_CA, &spec, &ndays));
-	KR_TRY(subject_name(c, &subject));
-	spec.subject = subject;
+	KR_TRY(prepare_new_ca(c, KR_ROLE_SUB_CA, n));
+	kr_key_type it;
 	KR_TRY(read_cert(c, "issuer", "certificate", &c->issuer_cert, c->issuer_path));
 	KR_TRY(issuer_type(c, &it));
-	spec.issuer = c->issuer_cert;
-	KR_TRY(out_path(c, "certificate", "output", cert_out));
-	if (get(c, "key", "public_key"))
-		KR_TRY(out_path(c, "key", "public_key", pub_out));
-	KR_TRY(rehearse_profile(c, spec, kt, it, pss(c, "issuer"), KR_ROLE_SUB_CA));
+	n->spec.issuer = c->issuer_cert;
+	KR_TRY(rehearse_profile(c, n->spec, n->type, it, pss(c, "issuer"), KR_ROLE_SUB_CA));
 
 	KR_TRY(open_issuer(c));
-	KR_TRY(open_token(c, "key", &c->key_hsm));
-	KR_TRY(generate_key(c, c->key_hsm, kt));
 	KR_AUTO(ASN1_INTEGER) serial = NULL;
-	KR_TRY(kr_serial_random(c->issuer_hsm, &serial));
-	spec.serial = serial;
-	spec.subject_key = kr_hsm_key_public(c->new_key);
-
-	kr_signer s;
-	KR_TRY(kr_signer_init(&s, c->issuer_hsm, c->issuer_key, pss(c, "issuer")));
-	KR_AUTO(X509) cert = NULL;
-	kr_err e = issue(c, &s, &spec, KR_ROLE_SUB_CA, 1, X509_get0_pubkey(c->issuer_cert), &cert);
-	kr_signer_clear(&s);
-	KR_TRY(e);
-	KR_TRY(write_cert(c, cert_out, cert));
-	kr_transcript_line(c->t, "chain %s %s", rel(c, cert_out), rel(c, c->issuer_path));
-	if (pub_out[0])
-		KR_TRY(write_pubkey(c, pub_out, spec.subject_key));
+	KR_TRY(make_key(c, n, c->issuer_hsm, &serial));
+	KR_TRY(issue(c, c->issuer_hsm, c->issuer_key, pss(c, "issuer"), &n->spec, KR_ROLE_SUB_CA, 1,
+		     n->cert_out, c->issuer_path));
+	if (n->pub_out[0])
+		KR_TRY(write_pubkey(c, n->pub_out, n->spec.subject_key));
 	return kr_ok();
+}
+
+static kr_err run_root(ceremony *c)
+{
+	new_ca n = {0};
+	kr_err e = root(c, &n);
+	new_ca_clear(&n);
+	return e;
+}
+
+static kr_err run_sub_ca(ceremony *c)
+{
+	new_ca n = {0};
+	kr_err e = sub_ca(c, &n);
+	new_ca_clear(&n);
+	return e;
 }
 
 /* A new certificate for an existing CA's name and key, signed by the issuer:
@@ -527,15 +549,8 @@ static kr_err run_cross_sign(ceremony *c)
 	KR_AUTO(ASN1_INTEGER) serial = NULL;
 	KR_TRY(kr_serial_random(c->issuer_hsm, &serial));
 	spec.serial = serial;
-	kr_signer s;
-	KR_TRY(kr_signer_init(&s, c->issuer_hsm, c->issuer_key, pss(c, "issuer")));
-	KR_AUTO(X509) cert = NULL;
-	kr_err e = issue(c, &s, &spec, KR_ROLE_CROSS, 0, X509_get0_pubkey(c->issuer_cert), &cert);
-	kr_signer_clear(&s);
-	KR_TRY(e);
-	KR_TRY(write_cert(c, cert_out, cert));
-	kr_transcript_line(c->t, "chain %s %s", rel(c, cert_out), rel(c, c->issuer_path));
-	return kr_ok();
+	return issue(c, c->issuer_hsm, c->issuer_key, pss(c, "issuer"), &spec, KR_ROLE_CROSS, 0,
+		     cert_out, c->issuer_path);
 }
 
 /* [revoked]: "<hex serial> = <reason>" (RFC 5280 5.3.1 names). */
@@ -616,7 +631,8 @@ static kr_err run_crl(ceremony *c)
 				   "CRL signature verified with the issuer's public key; "
 				   "to-be-signed bytes identical to the linted draft");
 	if (!kr_failed(&e))
-		e = write_crl(c, crl_out, crl);
+		e = write_object(c, "crl", PEM_STRING_X509_CRL, (i2d_of_void *)i2d_X509_CRL, crl,
+				 crl_out);
 	if (!kr_failed(&e))
 		kr_transcript_line(c->t, "chain %s %s", rel(c, crl_out), rel(c, c->issuer_path));
 	kr_signer_clear(&s);
