@@ -1,0 +1,797 @@
+/* The SQLite issuance store. WAL journal, synchronous=FULL: a committed batch
+ * survives a killed process and a power cut; callers commit many rows per
+ * transaction, so the fsync is paid once per chunk. */
+#include "store.h"
+#include "../util/cleanup.h"
+#include "../util/text.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KR_STORE_APP_ID 0x6b726974 /* "krit" */
+#define KR_STORE_VERSION 1
+
+static const char schema[] =
+	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+	" subject TEXT NOT NULL, der BLOB NOT NULL);"
+	"CREATE TABLE device (id TEXT PRIMARY KEY, model TEXT, version TEXT,"
+	" registered TEXT NOT NULL);"
+	"CREATE TABLE batch (id INTEGER PRIMARY KEY, ca_id INTEGER NOT NULL REFERENCES ca,"
+	" profile TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,"
+	" issued INTEGER, rejected INTEGER, already INTEGER);"
+	"CREATE TABLE cert (id INTEGER PRIMARY KEY, ca_id INTEGER NOT NULL REFERENCES ca,"
+	" serial BLOB NOT NULL, status TEXT NOT NULL"
+	"  CHECK (status IN ('pending','valid','revoked','abandoned')),"
+	" profile TEXT NOT NULL, csr_sha256 BLOB NOT NULL, batch_id INTEGER REFERENCES batch,"
+	" input TEXT, device_id TEXT, profile_id INTEGER, subject TEXT, sans TEXT,"
+	" spki_sha256 BLOB, not_before INTEGER, not_after INTEGER, der BLOB,"
+	" revoked_at INTEGER, reason INTEGER, UNIQUE (ca_id, serial));"
+	/* No CSR signed twice under one profile (abandoned rows excepted). */
+	"CREATE UNIQUE INDEX cert_request ON cert (ca_id, profile, csr_sha256)"
+	" WHERE status <> 'abandoned';"
+	"CREATE INDEX cert_device ON cert (device_id);"
+	"CREATE TABLE rejected (id INTEGER PRIMARY KEY, batch_id INTEGER REFERENCES batch,"
+	" input TEXT, csr_sha256 BLOB, reason TEXT NOT NULL);"
+	"CREATE TABLE crl (ca_id INTEGER NOT NULL REFERENCES ca, number INTEGER NOT NULL,"
+	" this_update INTEGER NOT NULL, next_update INTEGER NOT NULL, der BLOB NOT NULL,"
+	" PRIMARY KEY (ca_id, number));"
+	"CREATE TABLE audit (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL,"
+	" detail TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);"
+	"CREATE TABLE checkpoint (seq INTEGER PRIMARY KEY, ca_id INTEGER NOT NULL REFERENCES ca,"
+	" time TEXT NOT NULL, head BLOB NOT NULL, signature BLOB NOT NULL);"
+	"CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT INTO counter VALUES ('profile_id', 10);";
+
+enum {
+	Q_PRIOR,
+	Q_RESERVE,
+	Q_ISSUED,
+	Q_REJECTED,
+	Q_AUDIT_HEAD,
+	Q_AUDIT_ADD,
+	Q_DEVICE_PUT,
+	Q_DEVICE_GET,
+	Q_PROFILE_ID,
+	Q_COUNT
+};
+
+static const char *const queries[Q_COUNT] = {
+	[Q_PRIOR] = "SELECT status, der FROM cert WHERE ca_id = ? AND profile = ? AND "
+		    "csr_sha256 = ? AND status <> 'abandoned'",
+	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
+		      " input, device_id, profile_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+	[Q_ISSUED] = "UPDATE cert SET status = 'valid', subject = ?, sans = ?, spki_sha256 = ?,"
+		     " not_before = ?, not_after = ?, der = ? WHERE ca_id = ? AND serial = ?"
+		     " AND status = 'pending'",
+	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
+		       " VALUES (?, ?, ?, ?)",
+	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[Q_AUDIT_ADD] = "INSERT INTO audit (seq, time, kind, detail, prev, hash)"
+			" VALUES (?, ?, ?, ?, ?, ?)",
+	[Q_DEVICE_PUT] = "INSERT OR IGNORE INTO device (id, model, version, registered)"
+			 " VALUES (?, ?, ?, ?)",
+	[Q_DEVICE_GET] = "SELECT 1 FROM device WHERE id = ?",
+	[Q_PROFILE_ID] = "UPDATE counter SET value = value + 1 WHERE name = 'profile_id'"
+			 " RETURNING value",
+};
+
+struct kr_store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *q[Q_COUNT];
+	/* The audit chain's head, cached inside a transaction. */
+	int head_valid;
+	int64_t head_seq;
+	uint8_t head[32];
+};
+
+static kr_err db_err(kr_store *s, const char *what)
+{
+	return kr_errf(KR_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static kr_err exec(kr_store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	kr_err e = rc == SQLITE_OK ? kr_ok()
+				   : kr_errf(KR_EIO, "%s: %s", s->path, msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return e;
+}
+
+static kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK, KR_EINPUT,
+		  "%s: not a keyrite store (%s)", s->path, sqlite3_errmsg(s->db));
+	int rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EINPUT,
+		  "%s: not a keyrite store or damaged (%s)", s->path, sqlite3_errstr(rc));
+	return kr_ok();
+}
+
+/* A foreign or damaged file is refused before keyrite writes to it. */
+static kr_err check_identity(kr_store *s, int *empty)
+{
+	int64_t app = 0, version = 0, tables = 0;
+	KR_TRY(pragma_int(s, "PRAGMA application_id", &app));
+	KR_TRY(pragma_int(s, "PRAGMA user_version", &version));
+	KR_TRY(pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables));
+	*empty = app == 0 && version == 0 && tables == 0;
+	if (*empty)
+		return kr_ok();
+	KR_ENSURE(app == KR_STORE_APP_ID, KR_EINPUT,
+		  "%s: not a keyrite store (SQLite application_id 0x%llx); refusing to touch it",
+		  s->path, (unsigned long long)app);
+	KR_ENSURE(version == KR_STORE_VERSION, KR_EINPUT,
+		  "%s: store format %lld, this keyrite reads format %d", s->path,
+		  (long long)version, KR_STORE_VERSION);
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK,
+		  KR_EINPUT, "%s: damaged: %s", s->path, sqlite3_errmsg(s->db));
+	int rc = sqlite3_step(st);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	kr_err e = res && strcmp(res, "ok") == 0
+			   ? kr_ok()
+			   : kr_errf(KR_EINPUT, "%s: damaged: %s", s->path,
+				     res ? res : sqlite3_errstr(rc));
+	sqlite3_finalize(st);
+	return e;
+}
+
+static kr_err create_schema(kr_store *s)
+{
+	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
+	kr_err e = exec(s, schema);
+	if (!kr_failed(&e)) {
+		char sql[96];
+		snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+			 KR_STORE_APP_ID, KR_STORE_VERSION);
+		e = exec(s, sql);
+	}
+	if (!kr_failed(&e))
+		return exec(s, "COMMIT");
+	exec(s, "ROLLBACK");
+	return e;
+}
+
+static kr_err prepare_all(kr_store *s)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
+				       NULL) != SQLITE_OK)
+			return db_err(s, "preparing a statement");
+	return kr_ok();
+}
+
+kr_err kr_store_open(const char *path, int create, kr_store **out)
+{
+	KR_ENSURE(create || access(path, F_OK) == 0, KR_EINPUT,
+		  "%s: no such store (create it with keyrite issue or keyrite ca init)", path);
+	kr_store *s = calloc(1, sizeof *s);
+	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
+	s->path = strdup(path);
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
+		    SQLITE_OPEN_FULLMUTEX;
+	kr_err e = kr_ok();
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
+		e = kr_errf(KR_EIO, "%s: cannot open: %s", path,
+			    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+	int empty = 0;
+	if (!kr_failed(&e)) {
+		sqlite3_busy_timeout(s->db, 10000);
+		e = check_identity(s, &empty);
+	}
+	if (!kr_failed(&e))
+		e = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			    " PRAGMA foreign_keys = ON");
+	if (!kr_failed(&e) && empty)
+		e = create_schema(s);
+	if (!kr_failed(&e))
+		e = prepare_all(s);
+	if (kr_failed(&e)) {
+		kr_store_close(s);
+		return e;
+	}
+	*out = s;
+	return kr_ok();
+}
+
+void kr_store_close(kr_store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+kr_err kr_store_begin(kr_store *s)
+{
+	s->head_valid = 0;
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+kr_err kr_store_commit(kr_store *s)
+{
+	s->head_valid = 0;
+	return exec(s, "COMMIT");
+}
+
+void kr_store_rollback(kr_store *s)
+{
+	s->head_valid = 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- statement helpers ---------------------------------------------------- */
+
+static sqlite3_stmt *q(kr_store *s, int i)
+{
+	sqlite3_reset(s->q[i]);
+	sqlite3_clear_bindings(s->q[i]);
+	return s->q[i];
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
+{
+	if (v)
+		sqlite3_bind_blob(st, i, v, (int)n, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	KR_ENSURE(rc == SQLITE_DONE || rc == SQLITE_ROW, KR_EIO, "%s: %s: %s", s->path, what,
+		  sqlite3_errmsg(s->db));
+	return kr_ok();
+}
+
+static void now_text(char out[21]) { kr_utc_now(out); }
+
+/* ---- CAs, devices, batches --------------------------------------------------- */
+
+kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
+{
+	KR_AUTO(uint8_t) der = NULL;
+	int len = i2d_X509(cert, &der);
+	KR_OSSL(len > 0, KR_EINTERNAL, "encoding CA certificate");
+	char *subject = X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
+	sqlite3_stmt *st = NULL;
+	kr_err e = kr_ok();
+	if (sqlite3_prepare_v2(s->db, "SELECT id, der FROM ca WHERE name = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		e = db_err(s, "looking up CA");
+	if (!kr_failed(&e)) {
+		bind_text(st, 1, name);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*id = sqlite3_column_int64(st, 0);
+			const void *have = sqlite3_column_blob(st, 1);
+			if (sqlite3_column_bytes(st, 1) != len || memcmp(have, der, (size_t)len))
+				e = kr_errf(KR_EINPUT,
+					    "%s: CA '%s' is recorded with a different certificate",
+					    s->path, name);
+		} else {
+			sqlite3_finalize(st);
+			st = NULL;
+			if (sqlite3_prepare_v2(s->db,
+					       "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)",
+					       -1, &st, NULL) != SQLITE_OK)
+				e = db_err(s, "adding CA");
+			else {
+				bind_text(st, 1, name);
+				bind_text(st, 2, subject);
+				bind_blob(st, 3, der, (size_t)len);
+				e = step_done(s, st, "adding CA");
+				*id = sqlite3_last_insert_rowid(s->db);
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	OPENSSL_free(subject);
+	return e;
+}
+
+kr_err kr_store_device_put(kr_store *s, const kr_device *d)
+{
+	char now[21];
+	now_text(now);
+	sqlite3_stmt *st = q(s, Q_DEVICE_PUT);
+	bind_text(st, 1, d->id);
+	bind_text(st, 2, d->model);
+	bind_text(st, 3, d->version);
+	bind_text(st, 4, now);
+	return step_done(s, st, "adding device");
+}
+
+kr_err kr_store_device_known(kr_store *s, const char *id, int *known)
+{
+	sqlite3_stmt *st = q(s, Q_DEVICE_GET);
+	bind_text(st, 1, id);
+	int rc = sqlite3_step(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
+		  sqlite3_errmsg(s->db));
+	*known = rc == SQLITE_ROW;
+	return kr_ok();
+}
+
+kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_t *batch)
+{
+	char now[21];
+	now_text(now);
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "INSERT INTO batch (ca_id, profile, started) VALUES (?, ?, ?)",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, ca);
+	bind_text(st, 2, profile);
+	bind_text(st, 3, now);
+	kr_err e = step_done(s, st, "starting batch");
+	*batch = sqlite3_last_insert_rowid(s->db);
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c)
+{
+	char now[21];
+	now_text(now);
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "UPDATE batch SET finished = ?, issued = ?, rejected = ?,"
+				     " already = ? WHERE id = ?",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	bind_text(st, 1, now);
+	sqlite3_bind_int64(st, 2, c->issued);
+	sqlite3_bind_int64(st, 3, c->rejected);
+	sqlite3_bind_int64(st, 4, c->already);
+	sqlite3_bind_int64(st, 5, batch);
+	kr_err e = step_done(s, st, "finishing batch");
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* ---- issuance --------------------------------------------------------------- */
+
+void kr_prior_clear(kr_prior *p)
+{
+	free(p->der);
+	memset(p, 0, sizeof *p);
+}
+
+kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_t csr[32],
+		      kr_prior *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = q(s, Q_PRIOR);
+	sqlite3_bind_int64(st, 1, ca);
+	bind_text(st, 2, profile);
+	bind_blob(st, 3, csr, 32);
+	int rc = sqlite3_step(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
+		  sqlite3_errmsg(s->db));
+	if (rc == SQLITE_DONE)
+		return kr_ok();
+	out->found = 1;
+	snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 0));
+	int n = sqlite3_column_bytes(st, 1);
+	if (n > 0) {
+		out->der = malloc((size_t)n);
+		KR_ENSURE(out->der, KR_EINTERNAL, "out of memory");
+		memcpy(out->der, sqlite3_column_blob(st, 1), (size_t)n);
+		out->der_len = (size_t)n;
+	}
+	return kr_ok();
+}
+
+kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
+{
+	sqlite3_stmt *st = q(s, Q_PROFILE_ID);
+	int rc = sqlite3_step(st);
+	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: profile id: %s", s->path, sqlite3_errmsg(s->db));
+	*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return kr_ok();
+}
+
+kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
+{
+	sqlite3_stmt *st = q(s, Q_RESERVE);
+	sqlite3_bind_int64(st, 1, r->ca);
+	bind_blob(st, 2, r->serial, r->serial_len);
+	bind_text(st, 3, r->profile);
+	bind_blob(st, 4, r->csr_sha256, 32);
+	sqlite3_bind_int64(st, 5, r->batch);
+	bind_text(st, 6, r->input);
+	bind_text(st, 7, r->device_id);
+	if (r->profile_id > 0)
+		sqlite3_bind_int64(st, 8, r->profile_id);
+	return step_done(s, st, "reserving a serial");
+}
+
+static void serial_hex(const uint8_t *p, size_t n, char *out)
+{
+	kr_hex(p, n, out);
+	for (char *c = out; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+}
+
+kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32])
+{
+	sqlite3_stmt *st = q(s, Q_ISSUED);
+	bind_text(st, 1, r->subject);
+	bind_text(st, 2, r->sans);
+	bind_blob(st, 3, r->spki_sha256, 32);
+	sqlite3_bind_int64(st, 4, r->not_before);
+	sqlite3_bind_int64(st, 5, r->not_after);
+	bind_blob(st, 6, r->der, r->der_len);
+	sqlite3_bind_int64(st, 7, r->ca);
+	bind_blob(st, 8, r->serial, r->serial_len);
+	KR_TRY(step_done(s, st, "recording a certificate"));
+	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINTERNAL, "%s: no pending row for a serial",
+		  s->path);
+	char serial[41], tbs[65], csr[65], detail[512];
+	serial_hex(r->serial, r->serial_len, serial);
+	kr_hex(tbs_sha256, 32, tbs);
+	kr_hex(r->csr_sha256, 32, csr);
+	snprintf(detail, sizeof detail, "ca=%lld serial=%s profile=%s csr-sha256=%s tbs-sha256=%s",
+		 (long long)r->ca, serial, r->profile, csr, tbs);
+	return kr_store_audit(s, "issue", detail);
+}
+
+kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const uint8_t *csr_sha256,
+			 const char *reason)
+{
+	sqlite3_stmt *st = q(s, Q_REJECTED);
+	sqlite3_bind_int64(st, 1, batch);
+	bind_text(st, 2, input);
+	bind_blob(st, 3, csr_sha256, 32);
+	bind_text(st, 4, reason);
+	return step_done(s, st, "recording a rejection");
+}
+
+kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "UPDATE cert SET status = 'abandoned' WHERE ca_id = ? AND"
+				     " status = 'pending' RETURNING serial, batch_id",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, ca);
+	*n = 0;
+	kr_err e = kr_ok();
+	int rc;
+	/* RETURNING rows are complete before the first one is stepped out; the
+	 * audit entries are added after, from a copy. */
+	typedef struct {
+		char serial[41];
+		int64_t batch;
+	} gone;
+	gone *list = NULL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		gone *l = realloc(list, (size_t)(*n + 1) * sizeof *l);
+		if (!l) {
+			e = kr_errf(KR_EINTERNAL, "out of memory");
+			break;
+		}
+		list = l;
+		serial_hex(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+			   list[*n].serial);
+		list[*n].batch = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "retiring pending serials");
+	sqlite3_finalize(st);
+	for (long i = 0; i < *n && !kr_failed(&e); i++) {
+		char detail[160];
+		snprintf(detail, sizeof detail,
+			 "ca=%lld serial=%s batch=%lld: the run was killed between reserving "
+			 "and recording; the serial is retired",
+			 (long long)ca, list[i].serial, (long long)list[i].batch);
+		e = kr_store_audit(s, "abandon", detail);
+	}
+	free(list);
+	return e;
+}
+
+/* ---- listing and revocation ------------------------------------------------- */
+
+kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(
+			  s->db,
+			  "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
+			  " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
+			  " reason FROM cert JOIN ca ON ca.id = cert.ca_id"
+			  " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
+			  " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
+			  " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
+			  -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	bind_text(st, 1, f->ca);
+	bind_text(st, 2, f->status);
+	bind_text(st, 3, f->device_id);
+	bind_blob(st, 4, f->serial, f->serial_len);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		kr_cert_info c = {
+			.ca = (const char *)sqlite3_column_text(st, 0),
+			.status = (const char *)sqlite3_column_text(st, 1),
+			.profile = (const char *)sqlite3_column_text(st, 2),
+			.device_id = (const char *)sqlite3_column_text(st, 3),
+			.subject = (const char *)sqlite3_column_text(st, 4),
+			.sans = (const char *)sqlite3_column_text(st, 5),
+			.serial = sqlite3_column_blob(st, 6),
+			.serial_len = (size_t)sqlite3_column_bytes(st, 6),
+			.der = sqlite3_column_blob(st, 7),
+			.der_len = (size_t)sqlite3_column_bytes(st, 7),
+			.profile_id = sqlite3_column_int64(st, 8),
+			.not_before = sqlite3_column_int64(st, 9),
+			.not_after = sqlite3_column_int64(st, 10),
+			.revoked_at = sqlite3_column_int64(st, 11),
+			.reason = sqlite3_column_type(st, 12) == SQLITE_NULL
+					  ? -1
+					  : sqlite3_column_int(st, 12),
+		};
+		cb(&c, arg);
+	}
+	kr_err e = rc == SQLITE_DONE ? kr_ok() : db_err(s, "listing certificates");
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len, int reason,
+		       int64_t when)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
+				     " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, when);
+	sqlite3_bind_int(st, 2, reason);
+	sqlite3_bind_int64(st, 3, ca);
+	bind_blob(st, 4, serial, len);
+	kr_err e = step_done(s, st, "revoking");
+	int changed = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	KR_TRY(e);
+	char hex[41], detail[128];
+	serial_hex(serial, len, hex);
+	KR_ENSURE(changed == 1, KR_EINPUT, "serial %s: no valid certificate of this CA has it",
+		  hex);
+	snprintf(detail, sizeof detail, "ca=%lld serial=%s reason=%d", (long long)ca, hex, reason);
+	return kr_store_audit(s, "revoke", detail);
+}
+
+kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "SELECT serial, revoked_at, reason FROM cert WHERE ca_id = ?"
+				     " AND status = 'revoked' ORDER BY serial",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, ca);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+		   sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
+	kr_err e = rc == SQLITE_DONE ? kr_ok() : db_err(s, "listing revocations");
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, ca);
+	int rc = sqlite3_step(st);
+	*number = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: next CRL number", s->path);
+	return kr_ok();
+}
+
+kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+			int64_t next_update, const uint8_t *der, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", -1, &st,
+				     NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, ca);
+	sqlite3_bind_int64(st, 2, number);
+	sqlite3_bind_int64(st, 3, this_update);
+	sqlite3_bind_int64(st, 4, next_update);
+	bind_blob(st, 5, der, len);
+	kr_err e = step_done(s, st, "recording the CRL");
+	sqlite3_finalize(st);
+	KR_TRY(e);
+	char detail[96];
+	snprintf(detail, sizeof detail, "ca=%lld crl-number=%lld", (long long)ca,
+		 (long long)number);
+	return kr_store_audit(s, "crl", detail);
+}
+
+/* ---- audit ------------------------------------------------------------------ */
+
+void kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time, const char *kind,
+		   const char *detail, uint8_t out[32])
+{
+	char head[64];
+	int n = snprintf(head, sizeof head, "%lld\t", (long long)seq);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, prev, 32);
+	EVP_DigestUpdate(ctx, head, (size_t)n);
+	EVP_DigestUpdate(ctx, time, strlen(time));
+	EVP_DigestUpdate(ctx, "\t", 1);
+	EVP_DigestUpdate(ctx, kind, strlen(kind));
+	EVP_DigestUpdate(ctx, "\t", 1);
+	EVP_DigestUpdate(ctx, detail, strlen(detail));
+	EVP_DigestFinal_ex(ctx, out, NULL);
+	EVP_MD_CTX_free(ctx);
+}
+
+kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
+{
+	if (!s->head_valid) {
+		sqlite3_stmt *st = q(s, Q_AUDIT_HEAD);
+		int rc = sqlite3_step(st);
+		KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: audit head: %s",
+			  s->path, sqlite3_errmsg(s->db));
+		s->head_seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		memset(s->head, 0, 32);
+		if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32)
+			memcpy(s->head, sqlite3_column_blob(st, 1), 32);
+		sqlite3_reset(st);
+		s->head_valid = 1;
+	}
+	*seq = s->head_seq;
+	memcpy(hash, s->head, 32);
+	return kr_ok();
+}
+
+kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail)
+{
+	int64_t seq;
+	uint8_t prev[32], hash[32];
+	char now[21];
+	KR_TRY(kr_store_audit_head(s, &seq, prev));
+	seq++;
+	now_text(now);
+	kr_audit_hash(prev, seq, now, kind, detail, hash);
+	sqlite3_stmt *st = q(s, Q_AUDIT_ADD);
+	sqlite3_bind_int64(st, 1, seq);
+	bind_text(st, 2, now);
+	bind_text(st, 3, kind);
+	bind_text(st, 4, detail);
+	bind_blob(st, 5, prev, 32);
+	bind_blob(st, 6, hash, 32);
+	KR_TRY(step_done(s, st, "appending to the audit log"));
+	s->head_seq = seq;
+	memcpy(s->head, hash, 32);
+	return kr_ok();
+}
+
+kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "SELECT seq, time, kind, detail, prev, hash FROM audit"
+				     " ORDER BY seq",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	kr_err e = kr_ok();
+	int rc;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		kr_audit_entry a = {
+			.seq = sqlite3_column_int64(st, 0),
+			.time = (const char *)sqlite3_column_text(st, 1),
+			.kind = (const char *)sqlite3_column_text(st, 2),
+			.detail = (const char *)sqlite3_column_text(st, 3),
+			.prev = sqlite3_column_bytes(st, 4) == 32 ? sqlite3_column_blob(st, 4)
+								  : NULL,
+			.hash = sqlite3_column_bytes(st, 5) == 32 ? sqlite3_column_blob(st, 5)
+								  : NULL,
+		};
+		e = cb(&a, arg);
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
+			       const uint8_t *sig, size_t len)
+{
+	char now[21];
+	now_text(now);
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "INSERT INTO checkpoint VALUES (?, ?, ?, ?, ?)", -1,
+				     &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, ca);
+	bind_text(st, 3, now);
+	bind_blob(st, 4, head, 32);
+	bind_blob(st, 5, sig, len);
+	kr_err e = step_done(s, st, "recording a checkpoint");
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "SELECT seq, ca.name, time, head, signature, ca.der FROM"
+				     " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	kr_err e = kr_ok();
+	while (!kr_failed(&e) && sqlite3_step(st) == SQLITE_ROW) {
+		kr_checkpoint c = {
+			.seq = sqlite3_column_int64(st, 0),
+			.ca = (const char *)sqlite3_column_text(st, 1),
+			.time = (const char *)sqlite3_column_text(st, 2),
+			.head = sqlite3_column_bytes(st, 3) == 32 ? sqlite3_column_blob(st, 3)
+								  : NULL,
+			.sig = sqlite3_column_blob(st, 4),
+			.sig_len = (size_t)sqlite3_column_bytes(st, 4),
+			.ca_der = sqlite3_column_blob(st, 5),
+			.ca_der_len = (size_t)sqlite3_column_bytes(st, 5),
+		};
+		e = cb(&c, arg);
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db,
+				     "SELECT ca.id, serial FROM cert JOIN ca ON ca.id = cert.ca_id"
+				     " WHERE status IN ('valid', 'revoked') ORDER BY cert.id",
+				     -1, &st, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	kr_err e = kr_ok();
+	while (!kr_failed(&e) && sqlite3_step(st) == SQLITE_ROW) {
+		char ca[24];
+		snprintf(ca, sizeof ca, "%lld", (long long)sqlite3_column_int64(st, 0));
+		e = cb(ca, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), arg);
+	}
+	sqlite3_finalize(st);
+	return e;
+}

@@ -1,0 +1,148 @@
+/* The issuance store: every CA, device, batch, request, certificate, CRL and
+ * audit entry keyrite records, in one SQLite file. All SQL lives behind this
+ * header (ca/store.c), so another backend (PostgreSQL, for several signing
+ * nodes) replaces one file.
+ *
+ * A certificate row is reserved ('pending', with its serial) before the HSM
+ * signs and completed ('valid', with its DER) after; a row still pending when
+ * a batch starts belongs to a run that was killed, and is retired
+ * ('abandoned'), never reused. */
+#ifndef KR_CA_STORE_H
+#define KR_CA_STORE_H
+
+#include "../util/err.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kr_store kr_store;
+
+/* create: make the file if it does not exist. A file that is not a keyrite
+ * store, or fails SQLite's quick_check, is refused and left untouched. */
+kr_err kr_store_open(const char *path, int create, kr_store **out);
+void kr_store_close(kr_store *s);
+
+kr_err kr_store_begin(kr_store *s);
+kr_err kr_store_commit(kr_store *s);
+void kr_store_rollback(kr_store *s);
+
+/* Registers a CA under name, or checks that name is this certificate. */
+kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
+
+typedef struct kr_device {
+	const char *id, *model, *version;
+} kr_device;
+
+/* Adds a device if it is new; an existing one keeps its record. */
+kr_err kr_store_device_put(kr_store *s, const kr_device *d);
+kr_err kr_store_device_known(kr_store *s, const char *id, int *known);
+
+kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_t *batch);
+
+typedef struct kr_batch_counts {
+	long issued, rejected, already;
+} kr_batch_counts;
+kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c);
+
+/* What the store holds for a CSR under a profile: nothing, or a certificate. */
+typedef struct kr_prior {
+	int found;
+	char status[16];
+	uint8_t *der; /* malloc'd; NULL unless status is valid or revoked */
+	size_t der_len;
+} kr_prior;
+kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_t csr[32],
+		      kr_prior *out);
+void kr_prior_clear(kr_prior *p);
+
+/* Retires the pending rows of killed runs; each gets an audit entry. */
+kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
+
+kr_err kr_store_next_profile_id(kr_store *s, int64_t *id);
+
+typedef struct kr_cert_row {
+	int64_t ca, batch, profile_id;
+	const uint8_t *serial;
+	size_t serial_len;
+	const char *profile, *device_id, *input;
+	uint8_t csr_sha256[32];
+	/* filled when issued */
+	const char *subject, *sans;
+	uint8_t spki_sha256[32];
+	int64_t not_before, not_after;
+	const uint8_t *der;
+	size_t der_len;
+} kr_cert_row;
+
+kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
+/* pending -> valid, with an audit entry carrying tbs_sha256. */
+kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32]);
+
+/* A rejected request, for the record of the batch. */
+kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const uint8_t *csr_sha256,
+			 const char *reason);
+
+typedef struct kr_cert_info {
+	const char *ca, *status, *profile, *device_id, *subject, *sans;
+	const uint8_t *serial, *der;
+	size_t serial_len, der_len;
+	int64_t profile_id, not_before, not_after, revoked_at;
+	int reason; /* -1 when not revoked */
+} kr_cert_info;
+
+typedef struct kr_cert_filter {
+	const char *ca, *status, *device_id;
+	const uint8_t *serial;
+	size_t serial_len;
+} kr_cert_filter;
+
+typedef void (*kr_cert_cb)(const kr_cert_info *c, void *arg);
+kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg);
+
+/* Revokes one certificate; KR_EINPUT if it does not exist or is not valid. */
+kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len, int reason,
+		       int64_t when);
+
+typedef void (*kr_revoked_cb)(const uint8_t *serial, size_t len, int64_t when, int reason,
+			      void *arg);
+kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg);
+
+kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
+kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+			int64_t next_update, const uint8_t *der, size_t len);
+
+/* ---- the audit log: a hash chain (each entry's hash covers the previous) */
+
+kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail);
+kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32]);
+
+typedef struct kr_audit_entry {
+	int64_t seq;
+	const char *time, *kind, *detail;
+	const uint8_t *prev, *hash;
+} kr_audit_entry;
+typedef kr_err (*kr_audit_cb)(const kr_audit_entry *e, void *arg);
+kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg);
+
+typedef struct kr_checkpoint {
+	int64_t seq;
+	const char *ca, *time;
+	const uint8_t *head, *sig, *ca_der;
+	size_t sig_len, ca_der_len;
+} kr_checkpoint;
+kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
+			       const uint8_t *sig, size_t len);
+typedef kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
+kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
+
+/* Each issued certificate has one 'issue' audit entry naming its serial:
+ * calls cb for every valid or revoked certificate of the store. */
+typedef kr_err (*kr_serial_cb)(const char *ca, const uint8_t *serial, size_t len, void *arg);
+kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg);
+
+/* The entry hash: SHA-256(prev || seq "\t" time "\t" kind "\t" detail). */
+void kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time, const char *kind,
+		   const char *detail, uint8_t out[32]);
+
+#endif
