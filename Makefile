@@ -70,7 +70,8 @@ lint:
 	clang-format --dry-run -Werror $(C_FILES)
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(ALL_CFLAGS) -U_FORTIFY_SOURCE
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	  --std=c11 --inline-suppr -D_GNU_SOURCE -I. util hsm ca policy ceremony cli
+	  --std=c11 --inline-suppr -D_GNU_SOURCE --suppress=unknownMacro:ca/der.h \
+	  -I. util hsm ca policy ceremony cli
 
 format:
 	clang-format -i $(C_FILES)

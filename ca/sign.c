@@ -1,28 +1,16 @@
 #include "sign.h"
 #include "../util/cleanup.h"
 
-#include <openssl/asn1t.h>
+#include "der.h"
+
 #include <openssl/rsa.h>
 #include <string.h>
 
-/* Certificate, CertificateList and CertificationRequest share one outer shape
- * (RFC 5280 sections 4.1 and 5.1): SEQUENCE { tbs, AlgorithmIdentifier,
- * BIT STRING }. The tbs is carried as an opaque, already-encoded value, so
- * the signed bytes are exactly the bytes that were linted. */
-typedef struct kr_signed_st {
-	ASN1_TYPE *tbs;
-	X509_ALGOR *alg;
-	ASN1_BIT_STRING *sig;
-} KR_SIGNED;
+/* Certificates and CRLs are assembled as KR_SIGNED (ca/der.h): the
+ * to-be-signed part travels as an opaque, already-encoded value, so the
+ * signed bytes are exactly the bytes that were linted. */
 
-ASN1_SEQUENCE(KR_SIGNED) =
-	{
-		ASN1_SIMPLE(KR_SIGNED, tbs, ASN1_ANY),
-		ASN1_SIMPLE(KR_SIGNED, alg, X509_ALGOR),
-		ASN1_SIMPLE(KR_SIGNED, sig, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(KR_SIGNED)
-
-		kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
+kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
 {
 	KR_ENSURE(!pss || t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096,
 		  KR_EINPUT, "RSA-PSS needs an RSA key, not %s", kr_key_type_name(t));
@@ -106,6 +94,17 @@ static kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
 	return kr_ok();
 }
 
+kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
+			    uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+{
+	KR_AUTO(EVP_MD_CTX) ctx = NULL;
+	KR_TRY(throwaway_ctx(s, &ctx));
+	*siglen = KR_HSM_MAX_SIG;
+	KR_OSSL(EVP_DigestSign(ctx, sig, siglen, tbs, len) > 0, KR_EINTERNAL,
+		"signing a draft with the throwaway key");
+	return kr_ok();
+}
+
 kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
@@ -135,9 +134,8 @@ kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t
 	return kr_hsm_sign(session, s->key, s->alg.scheme, s->alg.md, md, mdlen, sig, siglen);
 }
 
-/* DER of SEQUENCE { tbs, alg, sig }. */
-static kr_err assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg, const uint8_t *sig,
-		       size_t siglen, uint8_t **der, int *derlen)
+kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
+			const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
 {
 	KR_SIGNED *obj = (KR_SIGNED *)ASN1_item_new(ASN1_ITEM_rptr(KR_SIGNED));
 	KR_OSSL(obj, KR_EINTERNAL, "out of memory");
@@ -166,7 +164,7 @@ static kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbsl
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
 	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
-	return assemble(tbs, (size_t)tbslen, alg, sig, siglen, der, derlen);
+	return kr_sign_assemble(tbs, (size_t)tbslen, alg, sig, siglen, der, derlen);
 }
 
 static kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *b, int blen, const char *what)

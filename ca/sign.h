@@ -46,6 +46,14 @@ kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft);
 kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out);
 kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X509_CRL **out);
 
+/* Signs raw bytes with the throwaway key (for linting drafts built by hand). */
+kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
+			    uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
+
+/* DER of SEQUENCE { tbs, alg, signature } (RFC 5280 4.1). */
+kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
+			const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen);
+
 /* A signature over raw bytes (hashed here unless EdDSA). */
 kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
 		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);

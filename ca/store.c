@@ -59,7 +59,7 @@ enum {
 };
 
 static const char *const queries[Q_COUNT] = {
-	[Q_PRIOR] = "SELECT status, der FROM cert WHERE ca_id = ? AND profile = ? AND "
+	[Q_PRIOR] = "SELECT status, der, batch_id FROM cert WHERE ca_id = ? AND profile = ? AND "
 		    "csr_sha256 = ? AND status <> 'abandoned'",
 	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
 		      " input, device_id, profile_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
@@ -97,8 +97,9 @@ static kr_err exec(kr_store *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-	kr_err e = rc == SQLITE_OK ? kr_ok()
-				   : kr_errf(KR_EIO, "%s: %s", s->path, msg ? msg : sqlite3_errstr(rc));
+	kr_err e = rc == SQLITE_OK
+			   ? kr_ok()
+			   : kr_errf(KR_EIO, "%s: %s", s->path, msg ? msg : sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	return e;
 }
@@ -137,10 +138,9 @@ static kr_err check_identity(kr_store *s, int *empty)
 		  KR_EINPUT, "%s: damaged: %s", s->path, sqlite3_errmsg(s->db));
 	int rc = sqlite3_step(st);
 	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	kr_err e = res && strcmp(res, "ok") == 0
-			   ? kr_ok()
-			   : kr_errf(KR_EINPUT, "%s: damaged: %s", s->path,
-				     res ? res : sqlite3_errstr(rc));
+	kr_err e = res && strcmp(res, "ok") == 0 ? kr_ok()
+						 : kr_errf(KR_EINPUT, "%s: damaged: %s", s->path,
+							   res ? res : sqlite3_errstr(rc));
 	sqlite3_finalize(st);
 	return e;
 }
@@ -177,8 +177,8 @@ kr_err kr_store_open(const char *path, int create, kr_store **out)
 	kr_store *s = calloc(1, sizeof *s);
 	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
 	s->path = strdup(path);
-	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
-		    SQLITE_OPEN_FULLMUTEX;
+	int flags =
+		SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
 	kr_err e = kr_ok();
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
 		e = kr_errf(KR_EIO, "%s: cannot open: %s", path,
@@ -286,16 +286,17 @@ kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
 		if (rc == SQLITE_ROW) {
 			*id = sqlite3_column_int64(st, 0);
 			const void *have = sqlite3_column_blob(st, 1);
-			if (sqlite3_column_bytes(st, 1) != len || memcmp(have, der, (size_t)len))
+			if (sqlite3_column_bytes(st, 1) != len ||
+			    memcmp(have, der, (size_t)len) != 0)
 				e = kr_errf(KR_EINPUT,
 					    "%s: CA '%s' is recorded with a different certificate",
 					    s->path, name);
 		} else {
 			sqlite3_finalize(st);
 			st = NULL;
-			if (sqlite3_prepare_v2(s->db,
-					       "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)",
-					       -1, &st, NULL) != SQLITE_OK)
+			if (sqlite3_prepare_v2(
+				    s->db, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)",
+				    -1, &st, NULL) != SQLITE_OK)
 				e = db_err(s, "adding CA");
 			else {
 				bind_text(st, 1, name);
@@ -394,6 +395,7 @@ kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_
 	if (rc == SQLITE_DONE)
 		return kr_ok();
 	out->found = 1;
+	out->batch = sqlite3_column_int64(st, 2);
 	snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 0));
 	int n = sqlite3_column_bytes(st, 1);
 	if (n > 0) {
@@ -569,11 +571,12 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 		       int64_t when)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
-				     " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_ENSURE(
+		sqlite3_prepare_v2(s->db,
+				   "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
+				   " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
+				   -1, &st, NULL) == SQLITE_OK,
+		KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
 	sqlite3_bind_int64(st, 1, when);
 	sqlite3_bind_int(st, 2, reason);
 	sqlite3_bind_int64(st, 3, ca);
@@ -714,7 +717,8 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 				     -1, &st, NULL) == SQLITE_OK,
 		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
 	kr_err e = kr_ok();
-	int rc;
+	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to a */
 	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		kr_audit_entry a = {
 			.seq = sqlite3_column_int64(st, 0),
@@ -728,6 +732,8 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 		};
 		e = cb(&a, arg);
 	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "reading the audit log");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -760,6 +766,7 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 				     -1, &st, NULL) == SQLITE_OK,
 		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
 	kr_err e = kr_ok();
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
 	while (!kr_failed(&e) && sqlite3_step(st) == SQLITE_ROW) {
 		kr_checkpoint c = {
 			.seq = sqlite3_column_int64(st, 0),

@@ -48,6 +48,7 @@ kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *
 /* What the store holds for a CSR under a profile: nothing, or a certificate. */
 typedef struct kr_prior {
 	int found;
+	int64_t batch;
 	char status[16];
 	uint8_t *der; /* malloc'd; NULL unless status is valid or revoked */
 	size_t der_len;

@@ -7,6 +7,12 @@
 
 int kr_cmd_hsm(int argc, char **argv);
 int kr_cmd_ceremony(int argc, char **argv);
+int kr_cmd_issue(int argc, char **argv);
+int kr_cmd_revoke(int argc, char **argv);
+int kr_cmd_crl(int argc, char **argv);
+int kr_cmd_certs(int argc, char **argv);
+int kr_cmd_show(int argc, char **argv);
+int kr_cmd_audit(int argc, char **argv);
 
 /* Prints "keyrite: <message>" and returns the exit status for e. */
 int kr_cli_report(const kr_err *e);
@@ -25,5 +31,13 @@ typedef struct kr_cli_hsm_opts {
 
 /* Handles -m/-P/-E; returns 1 if it took the option. */
 int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg);
+
+/* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
+#include "../ca/store.h"
+#include "../policy/profile.h"
+kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_store **store);
+
+/* Hex serial, uppercase; out needs 41 bytes. */
+void kr_cli_serial(const uint8_t *p, size_t n, char *out);
 
 #endif

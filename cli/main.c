@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -15,6 +16,12 @@ static const struct {
 } commands[] = {
 	{"hsm", kr_cmd_hsm, "list tokens and keys, generate keys, initialize tokens"},
 	{"ceremony", kr_cmd_ceremony, "run or verify a scripted key ceremony"},
+	{"issue", kr_cmd_issue, "sign a batch of CSRs under a profile"},
+	{"revoke", kr_cmd_revoke, "revoke certificates by serial or device"},
+	{"crl", kr_cmd_crl, "issue a CA's next CRL"},
+	{"certs", kr_cmd_certs, "list issued certificates"},
+	{"show", kr_cmd_show, "print one certificate and its history"},
+	{"audit", kr_cmd_audit, "verify the audit log"},
 };
 
 int kr_cli_report(const kr_err *e)
@@ -40,6 +47,30 @@ int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_store **store)
+{
+	const char *path = config ? config : getenv("KEYRITE_CONFIG");
+	KR_TRY(kr_config_load(path ? path : "keyrite.cnf", cfg));
+	kr_err e = kr_store_open(kr_config_store(*cfg), create_store, store);
+	if (kr_failed(&e)) {
+		kr_config_free(*cfg);
+		*cfg = NULL;
+	}
+	return e;
+}
+
+void kr_cli_serial(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	if (n > 20)
+		n = 20;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
 }
 
 static void usage(FILE *f)

@@ -8,11 +8,12 @@
  * certificate 10, a CA's CRL is reissued at least yearly. RSA-2048 is not
  * offered for CA keys that must outlive 2030 (NIST SP 800-131A). */
 struct kr_policy {
-	long max_days[4];
+	long max_days[5];
 	unsigned ca_key_types; /* bit per kr_key_type */
 };
 
-static const char *const role_names[] = {"root", "sub-CA", "cross-certificate", "CRL"};
+static const char *const role_names[] = {"root", "sub-CA", "cross-certificate", "CRL",
+					 "end-entity certificate"};
 const char *kr_role_name(kr_cert_role r) { return role_names[r]; }
 
 static const kr_field policy_fields[] = {
@@ -67,6 +68,7 @@ kr_err kr_policy_load(const char *path, kr_policy **out)
 	p->max_days[KR_ROLE_SUB_CA] = 3653;
 	p->max_days[KR_ROLE_CROSS] = 3653;
 	p->max_days[KR_ROLE_CRL] = 366;
+	p->max_days[KR_ROLE_LEAF] = 3650;
 	p->ca_key_types = 1u << KR_KEY_EC_P256 | 1u << KR_KEY_EC_P384 | 1u << KR_KEY_RSA_3072 |
 			  1u << KR_KEY_RSA_4096 | 1u << KR_KEY_ED25519;
 	kr_err e = path ? load_file(p, path) : kr_ok();

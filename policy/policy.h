@@ -10,6 +10,7 @@ typedef enum kr_cert_role {
 	KR_ROLE_SUB_CA,
 	KR_ROLE_CROSS,
 	KR_ROLE_CRL,
+	KR_ROLE_LEAF, /* an end-entity certificate from a batch */
 } kr_cert_role;
 
 const char *kr_role_name(kr_cert_role r);

@@ -59,7 +59,7 @@ kr_err kr_fs_must_not_exist(const char *path)
 	return kr_ok();
 }
 
-static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len)
+static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len, int sync)
 {
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -69,11 +69,44 @@ static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	KR_ENSURE(fsync(fd) == 0, KR_EIO, "%s: fsync failed: %s", path, strerror(errno));
+	KR_ENSURE(!sync || fsync(fd) == 0, KR_EIO, "%s: fsync failed: %s", path, strerror(errno));
 	return kr_ok();
 }
 
+static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync);
+
 kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_new(path, data, len, mode, 1);
+}
+
+kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_new(path, data, len, mode, 0);
+}
+
+kr_err kr_fs_sync(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	KR_ENSURE(fd >= 0, KR_EIO, "%s: %s", dir, strerror(errno));
+	int rc = syncfs(fd);
+	int saved = errno;
+	close(fd);
+	KR_ENSURE(rc == 0, KR_EIO, "%s: sync failed: %s", dir, strerror(saved));
+	return kr_ok();
+}
+
+kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
+{
+	uint8_t *have = NULL;
+	size_t n = 0;
+	KR_TRY(kr_fs_read(path, len + 1, &have, &n));
+	*same = n == len && memcmp(have, data, len) == 0;
+	free(have);
+	return kr_ok();
+}
+
+static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
 {
 	KR_TRY(kr_fs_must_not_exist(path));
 	char tmp[4096];
@@ -81,7 +114,7 @@ kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned 
 		  "%s: path too long", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
-	kr_err e = write_all(fd, path, data, len);
+	kr_err e = write_all(fd, path, data, len, sync);
 	if (!kr_failed(&e) && fchmod(fd, mode) != 0)
 		e = kr_errf(KR_EIO, "%s: chmod failed: %s", path, strerror(errno));
 	close(fd);
@@ -90,7 +123,7 @@ kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned 
 		e = kr_errf(errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", path,
 			    strerror(errno));
 	unlink(tmp);
-	if (!kr_failed(&e)) {
+	if (!kr_failed(&e) && sync) {
 		char dir[4096];
 		kr_fs_dirname(path, dir, sizeof dir);
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -19,6 +19,15 @@ kr_err kr_fs_must_not_exist(const char *path);
  * place; fails with KR_EEXIST if path exists. Nothing is left on failure. */
 kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode);
 
+/* As kr_fs_write_new without the fsyncs, for many files at once; follow
+ * with kr_fs_sync on their directory. */
+kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, unsigned mode);
+/* Flushes the file system holding dir (syncfs(2)). */
+kr_err kr_fs_sync(const char *dir);
+
+/* 1 if path holds exactly data, 0 if it differs, error if unreadable. */
+kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);
+
 kr_err kr_fs_sha256(const char *path, uint8_t out[32]);
 
 /* dirname of path into out ("." when it has no slash). */

@@ -1,0 +1,106 @@
+#include "authority.h"
+#include "../util/cleanup.h"
+#include "../util/text.h"
+
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+
+static kr_err read_certs(const char *path, STACK_OF(X509) * *out)
+{
+	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
+	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	KR_OSSL(sk, KR_EINTERNAL, "out of memory");
+	X509 *x;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error(); /* the end of the file */
+	if (sk_X509_num(sk) == 0) {
+		sk_X509_free(sk);
+		return kr_errf(KR_EINPUT, "%s: holds no PEM certificate", path);
+	}
+	*out = sk;
+	return kr_ok();
+}
+
+static kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
+{
+	kr_hsm_opts o = opts ? *opts : (kr_hsm_opts){0};
+	if (a->conf->pin_file[0] || a->conf->pin_env[0]) {
+		o.pin.file = a->conf->pin_file[0] ? a->conf->pin_file : NULL;
+		o.pin.env = a->conf->pin_env[0] ? a->conf->pin_env : NULL;
+	}
+	KR_TRY(kr_hsm_open(a->conf->uri, &o, &a->hsm));
+	KR_TRY(kr_hsm_key_find(a->hsm, a->conf->uri, &a->key));
+	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(a->key), X509_get0_pubkey(a->cert)) == 1,
+		  KR_EVERIFY, "CA '%s': the key on the token is not the key of %s", a->conf->name,
+		  a->conf->certificate);
+	return kr_signer_init(&a->signer, a->hsm, a->key, a->conf->rsa_pss);
+}
+
+kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_opts *opts,
+			 int with_key, kr_authority *a)
+{
+	memset(a, 0, sizeof *a);
+	a->conf = conf;
+	STACK_OF(X509) *certs = NULL;
+	KR_TRY(read_certs(conf->certificate, &certs));
+	KR_ENSURE(sk_X509_num(certs) == 1, KR_EINPUT,
+		  "%s: holds %d certificates; put the CA's own here and the rest in chain =",
+		  conf->certificate, sk_X509_num(certs));
+	a->cert = sk_X509_pop(certs);
+	sk_X509_free(certs);
+	if (conf->chain[0])
+		KR_TRY(read_certs(conf->chain, &a->chain));
+	else
+		a->chain = sk_X509_new_null();
+	KR_TRY(kr_store_ca(store, conf->name, a->cert, &a->id));
+	return with_key ? open_key(a, opts) : kr_ok();
+}
+
+void kr_authority_close(kr_authority *a)
+{
+	kr_signer_clear(&a->signer);
+	kr_hsm_key_free(a->key);
+	kr_hsm_close(a->hsm);
+	X509_free(a->cert);
+	sk_X509_pop_free(a->chain, X509_free);
+	memset(a, 0, sizeof *a);
+}
+
+void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len)
+{
+	char hex[65];
+	kr_hex(head, 32, hex);
+	*len = (size_t)snprintf((char *)msg, 128, "keyrite audit checkpoint %lld %s",
+				(long long)seq, hex);
+}
+
+kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
+{
+	int64_t seq;
+	uint8_t head[32], msg[128], sig[KR_HSM_MAX_SIG];
+	size_t len = 0, siglen = 0;
+	KR_TRY(kr_store_audit_head(store, &seq, head));
+	kr_checkpoint_message(seq, head, msg, &len);
+	KR_TRY(kr_signer_sign(&a->signer, NULL, msg, len, sig, &siglen));
+	return kr_store_checkpoint_add(store, a->id, seq, head, sig, siglen);
+}
+
+kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
+{
+	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
+	int ok = mem && PEM_write_bio_X509(mem, a->cert);
+	for (int i = 0; ok && i < sk_X509_num(a->chain); i++)
+		ok = PEM_write_bio_X509(mem, sk_X509_value(a->chain, i));
+	KR_OSSL(ok, KR_EINTERNAL, "encoding the chain");
+	char *data = NULL;
+	long n = BIO_get_mem_data(mem, &data);
+	*pem = malloc((size_t)n + 1);
+	KR_ENSURE(*pem, KR_EINTERNAL, "out of memory");
+	memcpy(*pem, data, (size_t)n);
+	(*pem)[n] = '\0';
+	*len = (size_t)n;
+	return kr_ok();
+}

@@ -1,0 +1,37 @@
+/* An issuing CA opened for work: its certificate and chain from the
+ * configuration, its key on the token (which must be the certificate's key),
+ * and its record in the store. */
+#ifndef KR_CA_AUTHORITY_H
+#define KR_CA_AUTHORITY_H
+
+#include "sign.h"
+#include "store.h"
+#include "../policy/profile.h"
+
+typedef struct kr_authority {
+	const kr_ca_conf *conf;
+	X509 *cert;
+	STACK_OF(X509) * chain; /* the certificates above it, up to the root */
+	int64_t id;             /* in the store */
+	kr_hsm *hsm;
+	kr_hsm_key *key;
+	kr_signer signer;
+} kr_authority;
+
+/* with_key: also log in to the token and find the key (not needed to list
+ * or revoke). opts: module and PIN fallbacks from the command line. */
+kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_opts *opts,
+			 int with_key, kr_authority *out);
+void kr_authority_close(kr_authority *a);
+
+/* Signs the audit chain's head with the CA key and records the checkpoint
+ * (inside the caller's transaction). */
+kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
+
+/* The message a checkpoint signature covers. */
+void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len);
+
+/* PEM of the CA certificate followed by its chain. */
+kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len);
+
+#endif

@@ -1,0 +1,38 @@
+/* Certificate signing requests (RFC 2986), parsed and checked without
+ * OpenSSL 3's slow public-key decoding. A request that fails any check gets
+ * one reason, suitable for the batch report. */
+#ifndef KR_CA_CSR_H
+#define KR_CA_CSR_H
+
+#include "../hsm/hsm.h"
+#include "../util/err.h"
+
+#include <openssl/x509.h>
+#include <stdint.h>
+
+#define KR_CSR_MAX_NAMES 100
+
+typedef struct kr_csr {
+	uint8_t sha256[32]; /* of the request's DER */
+	kr_key_type key_type;
+	uint8_t *spki; /* DER SubjectPublicKeyInfo, as in the request */
+	int spki_len;
+	uint8_t spki_sha256[32];
+	uint8_t key_sha1[20]; /* SHA-1 of subjectPublicKey: the SKI (RFC 5280 4.2.1.2) */
+	char cn[256];         /* UTF-8; "" when the subject has no CN */
+	char *dns[KR_CSR_MAX_NAMES];
+	int ndns;
+	X509_EXTENSION *ku, *eku; /* requested, for profiles that honour them */
+} kr_csr;
+
+/* Parses and checks a DER request: structure, version, key (algorithm,
+ * curve, size, exponent, point), signature algorithm and proof of
+ * possession, subject, and requested extensions (CA:TRUE, keyCertSign,
+ * non-DNS names and unknown critical extensions are refused). */
+kr_err kr_csr_parse(const uint8_t *der, size_t len, kr_csr *out);
+void kr_csr_clear(kr_csr *c);
+
+/* Decodes PEM text holding exactly one CERTIFICATE REQUEST. */
+kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der_len);
+
+#endif

@@ -1,0 +1,599 @@
+#include "issue.h"
+#include "csr.h"
+#include "leaf.h"
+#include "requests.h"
+#include "../util/cleanup.h"
+#include "../util/fs.h"
+#include "../util/json.h"
+#include "../util/text.h"
+
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 64
+
+enum state { R_NEW, R_REJECTED, R_ALREADY, R_RESERVED, R_ISSUED, R_FAILED };
+static const char *const state_names[] = {"new",      "rejected", "already-issued",
+					  "reserved", "issued",   "failed"};
+
+typedef struct req {
+	kr_input in;
+	kr_csr csr;
+	enum state state;
+	char reason[KR_ERR_MSG];
+	char name[256];
+	const char *dns[KR_CSR_MAX_NAMES];
+	int ndns;
+	int64_t profile_id;
+	uint8_t serial[16];
+	ASN1_INTEGER *serial_int;
+	uint8_t *der; /* OPENSSL_malloc'd */
+	int der_len;
+	uint8_t tbs_sha256[32];
+	char file[PATH_MAX];
+} req;
+
+typedef struct batch {
+	kr_store *store;
+	kr_authority *ca;
+	const kr_profile *p;
+	const kr_issue_opts *o;
+	kr_issue_summary *sum;
+	kr_leaf *leaf;
+	KR_VALIDITY *validity;
+	int64_t batch_id;
+	int workers;
+	kr_hsm_session *sessions[MAX_WORKERS];
+	req *reqs;
+	int n;
+	long seen;
+} batch;
+
+/* ---- a parallel for over the chunk ---------------------------------------------- */
+
+typedef struct job {
+	batch *b;
+	void (*fn)(batch *b, req *r, int worker);
+	int *next; /* shared by the workers: the next request to take */
+	int worker;
+} job;
+
+static void *run_job(void *arg)
+{
+	job *j = arg;
+	int i;
+	while ((i = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED)) < j->b->n)
+		j->fn(j->b, &j->b->reqs[i], j->worker);
+	return NULL;
+}
+
+/* Runs fn on every request of the chunk, on b->workers threads (this one
+ * included); worker w signs on session w. */
+static void parallel(batch *b, void (*fn)(batch *b, req *r, int worker))
+{
+	job jobs[MAX_WORKERS];
+	pthread_t t[MAX_WORKERS];
+	int running[MAX_WORKERS] = {0};
+	int next = 0, n = b->workers > 0 ? b->workers : 1;
+	for (int w = 0; w < n; w++)
+		jobs[w] = (job){b, fn, &next, w};
+	for (int w = 1; w < n; w++)
+		running[w] = pthread_create(&t[w], NULL, run_job, &jobs[w]) == 0;
+	run_job(&jobs[0]); /* the work of a thread that did not start is taken here */
+	for (int w = 1; w < n; w++)
+		if (running[w])
+			pthread_join(t[w], NULL);
+}
+
+/* ---- per request ------------------------------------------------------------------ */
+
+static void reject(req *r, const char *why)
+{
+	r->state = R_REJECTED;
+	snprintf(r->reason, sizeof r->reason, "%s", why);
+}
+
+static void check_identity(const kr_profile *p, req *r)
+{
+	const kr_csr *c = &r->csr;
+	if (p->identity == KR_ID_DEVICE) {
+		if (!r->in.from_manifest)
+			snprintf(r->in.device_id, sizeof r->in.device_id, "%.79s", c->cn);
+		if (!r->in.device_id[0])
+			return reject(r, "no device id: the CSR has no common name and no manifest "
+					 "names the device");
+		kr_err e = kr_device_id_check(r->in.device_id);
+		if (kr_failed(&e))
+			return reject(r, e.msg);
+		if (c->cn[0] && strcmp(c->cn, r->in.device_id) != 0) {
+			char why[400];
+			snprintf(why, sizeof why,
+				 "identity mismatch: the CSR's common name '%.64s' is not the "
+				 "device "
+				 "id '%.64s'",
+				 c->cn, r->in.device_id);
+			return reject(r, why);
+		}
+		return;
+	}
+	if (p->identity == KR_ID_DNS) {
+		if (c->ndns == 0)
+			return reject(r, "no DNS names requested (subjectAltName)");
+		if (c->ndns > p->max_names)
+			return reject(r, "too many names requested");
+		for (int i = 0; i < c->ndns; i++) {
+			kr_err e = kr_profile_permits(p, c->dns[i]);
+			if (kr_failed(&e))
+				return reject(r, e.msg);
+			r->dns[i] = c->dns[i];
+		}
+		r->ndns = c->ndns;
+		snprintf(r->name, sizeof r->name, "%s", c->dns[0]);
+		return;
+	}
+	if (!c->cn[0])
+		return reject(r, "the subject has no common name");
+	snprintf(r->name, sizeof r->name, "%s", c->cn);
+}
+
+static void stage_parse(batch *b, req *r, int worker)
+{
+	(void)worker;
+	if (r->in.error[0])
+		return reject(r, r->in.error);
+	kr_err e = kr_csr_parse(r->in.der, r->in.der_len, &r->csr);
+	if (kr_failed(&e))
+		return reject(r, e.msg);
+	if (!(b->p->key_types & (1u << r->csr.key_type))) {
+		char why[128];
+		snprintf(why, sizeof why, "key type %s is not allowed by profile %s",
+			 kr_key_type_name(r->csr.key_type), b->p->name);
+		return reject(r, why);
+	}
+	check_identity(b->p, r);
+}
+
+static void stage_sign(batch *b, req *r, int worker)
+{
+	if (r->state != R_RESERVED)
+		return;
+	kr_leaf_req lr = {&r->csr, r->name, r->dns, r->ndns, r->serial_int, b->validity};
+	KR_AUTO(uint8_t) tbs = NULL;
+	int tbslen = 0;
+	uint8_t sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	kr_err e = kr_leaf_tbs(b->leaf, &lr, &tbs, &tbslen);
+	if (!kr_failed(&e)) {
+		EVP_Digest(tbs, (size_t)tbslen, r->tbs_sha256, NULL, EVP_sha256(), NULL);
+		e = kr_signer_sign(&b->ca->signer, b->sessions[worker], tbs, (size_t)tbslen, sig,
+				   &siglen);
+	}
+	if (!kr_failed(&e))
+		e = kr_leaf_finish(b->leaf, tbs, tbslen, sig, siglen, &r->der, &r->der_len);
+	if (kr_failed(&e)) {
+		r->state = R_FAILED;
+		snprintf(r->reason, sizeof r->reason, "%s", e.msg);
+		return;
+	}
+	r->state = R_ISSUED;
+}
+
+/* ---- the chunk, in the main thread ------------------------------------------------ */
+
+static int duplicate_in_chunk(const batch *b, const req *r)
+{
+	for (const req *q = b->reqs; q < r; q++)
+		if (q->state != R_REJECTED && !memcmp(q->csr.sha256, r->csr.sha256, 32))
+			return 1;
+	return 0;
+}
+
+/* Decides each acceptable request's fate against the store, and reserves. */
+static kr_err admit(batch *b, req *r, const uint8_t *rnd)
+{
+	if (duplicate_in_chunk(b, r)) {
+		reject(r, "duplicate: the same CSR appears earlier in this batch");
+		return kr_ok();
+	}
+	kr_prior prior;
+	KR_TRY(kr_store_prior(b->store, b->ca->id, b->p->name, r->csr.sha256, &prior));
+	if (prior.found) {
+		if (prior.batch == b->batch_id)
+			reject(r, "duplicate: the same CSR appears earlier in this batch");
+		else if (!prior.der)
+			reject(r, "already issued, but the store holds no certificate for it");
+		else {
+			r->state = R_ALREADY;
+			r->der = OPENSSL_memdup(prior.der, prior.der_len);
+			r->der_len = (int)prior.der_len;
+		}
+		kr_prior_clear(&prior);
+		return kr_ok();
+	}
+	if (b->p->identity == KR_ID_DEVICE) {
+		if (r->in.from_manifest) {
+			kr_device d = {r->in.device_id, r->in.model, r->in.version};
+			KR_TRY(kr_store_device_put(b->store, &d));
+		} else {
+			int known = 0;
+			KR_TRY(kr_store_device_known(b->store, r->in.device_id, &known));
+			if (!known) {
+				reject(r, "unknown device: not registered in the store (issue it "
+					  "from a manifest first)");
+				return kr_ok();
+			}
+		}
+		KR_TRY(kr_store_next_profile_id(b->store, &r->profile_id));
+		kr_err e = kr_profile_device_name(b->p, r->in.device_id, r->profile_id, r->name,
+						  sizeof r->name);
+		if (kr_failed(&e)) {
+			reject(r, e.msg);
+			return kr_ok();
+		}
+		r->dns[0] = r->name;
+		r->ndns = 1;
+	}
+	/* 128-bit serials from the token's RNG, positive, 16 octets (CA/B BR 7.1). */
+	memcpy(r->serial, rnd, 16);
+	r->serial[0] = (uint8_t)((r->serial[0] & 0x7f) | 0x01);
+	KR_AUTO(BIGNUM) bn = BN_bin2bn(r->serial, 16, NULL);
+	r->serial_int = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	KR_OSSL(r->serial_int, KR_EINTERNAL, "serial");
+	kr_cert_row row = {
+		.ca = b->ca->id,
+		.batch = b->batch_id,
+		.profile_id = r->profile_id,
+		.serial = r->serial,
+		.serial_len = 16,
+		.profile = b->p->name,
+		.device_id = b->p->identity == KR_ID_DEVICE ? r->in.device_id : NULL,
+		.input = r->in.where,
+	};
+	memcpy(row.csr_sha256, r->csr.sha256, 32);
+	KR_TRY(kr_store_reserve(b->store, &row));
+	r->state = R_RESERVED;
+	return kr_ok();
+}
+
+static kr_err reserve_all(batch *b)
+{
+	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)b->n * 16);
+	KR_ENSURE(rnd, KR_EINTERNAL, "out of memory");
+	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)b->n * 16));
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_ok();
+	for (int i = 0; i < b->n && !kr_failed(&e); i++) {
+		req *r = &b->reqs[i];
+		if (r->state == R_NEW)
+			e = admit(b, r, rnd + (size_t)16 * (size_t)i);
+		if (!kr_failed(&e) && r->state == R_REJECTED)
+			e = kr_store_rejected(b->store, b->batch_id, r->in.where,
+					      r->in.der ? r->csr.sha256 : NULL, r->reason);
+	}
+	if (kr_failed(&e)) {
+		kr_store_rollback(b->store);
+		return e;
+	}
+	return kr_store_commit(b->store);
+}
+
+/* "name1,name2,..." */
+static char *names_of(const req *r)
+{
+	size_t n = 1;
+	for (int i = 0; i < r->ndns; i++)
+		n += strlen(r->dns[i]) + 1;
+	char *s = calloc(1, n);
+	size_t o = 0;
+	for (int i = 0; s && i < r->ndns; i++)
+		o += (size_t)snprintf(s + o, n - o, "%s%s", i ? "," : "", r->dns[i]);
+	return s;
+}
+
+static kr_err record(batch *b)
+{
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_ok();
+	struct tm tm;
+	ASN1_TIME_to_tm(b->validity->not_before, &tm);
+	int64_t nb = (int64_t)timegm(&tm);
+	ASN1_TIME_to_tm(b->validity->not_after, &tm);
+	int64_t na = (int64_t)timegm(&tm);
+	for (int i = 0; i < b->n && !kr_failed(&e); i++) {
+		req *r = &b->reqs[i];
+		if (r->state != R_ISSUED)
+			continue;
+		char *sans = names_of(r);
+		kr_cert_row row = {
+			.ca = b->ca->id,
+			.serial = r->serial,
+			.serial_len = 16,
+			.profile = b->p->name,
+			.subject = r->name,
+			.sans = sans,
+			.not_before = nb,
+			.not_after = na,
+			.der = r->der,
+			.der_len = (size_t)r->der_len,
+		};
+		memcpy(row.spki_sha256, r->csr.spki_sha256, 32);
+		e = kr_store_issued(b->store, &row, r->tbs_sha256);
+		free(sans);
+	}
+	if (kr_failed(&e)) {
+		kr_store_rollback(b->store);
+		return e;
+	}
+	return kr_store_commit(b->store);
+}
+
+static void file_name(const batch *b, req *r)
+{
+	char serial[33];
+	if (b->p->identity == KR_ID_DEVICE && r->state == R_ISSUED) {
+		snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, r->name);
+		return;
+	}
+	/* Already issued: the name is read back from the certificate. */
+	const unsigned char *p = r->der;
+	KR_AUTO(X509) x = d2i_X509(NULL, &p, r->der_len);
+	const ASN1_INTEGER *sn = x ? X509_get0_serialNumber(x) : NULL;
+	if (b->p->identity == KR_ID_DEVICE && x) {
+		char cn[256] = "";
+		X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+		snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, cn);
+		return;
+	}
+	uint8_t raw[20];
+	int n = sn ? BN_bn2bin(ASN1_INTEGER_to_BN(sn, NULL), raw) : 0;
+	if (r->state == R_ISSUED) {
+		memcpy(raw, r->serial, 16);
+		n = 16;
+	}
+	kr_hex(raw, (size_t)(n > 16 ? 16 : n), serial);
+	snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, serial);
+}
+
+/* Certificates reach files only after they are committed to the store. */
+static kr_err write_files(batch *b)
+{
+	int wrote = 0;
+	for (int i = 0; i < b->n; i++) {
+		req *r = &b->reqs[i];
+		if (r->state != R_ISSUED && r->state != R_ALREADY)
+			continue;
+		file_name(b, r);
+		KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
+		KR_OSSL(pem && PEM_write_bio(pem, PEM_STRING_X509, "", r->der, r->der_len) > 0,
+			KR_EINTERNAL, "encoding a certificate");
+		char *data = NULL;
+		long len = BIO_get_mem_data(pem, &data);
+		if (access(r->file, F_OK) == 0) {
+			int same = 0;
+			KR_TRY(kr_fs_same(r->file, data, (size_t)len, &same));
+			KR_ENSURE(same, KR_EEXIST,
+				  "%s: exists with other content; keyrite never overwrites an "
+				  "output (the certificate is in the store)",
+				  r->file);
+			continue;
+		}
+		KR_TRY(kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644));
+		wrote++;
+	}
+	return wrote ? kr_fs_sync(b->o->out_dir) : kr_ok();
+}
+
+/* ---- reporting ------------------------------------------------------------------- */
+
+static void count_reason(kr_issue_summary *s, const char *reason)
+{
+	char key[80];
+	size_t n = strcspn(reason, ":(");
+	snprintf(key, sizeof key, "%.*s", (int)(n < 79 ? n : 79), reason);
+	while (strlen(key) && key[strlen(key) - 1] == ' ')
+		key[strlen(key) - 1] = '\0';
+	for (int i = 0; i < s->nreasons; i++)
+		if (!strcmp(s->reasons[i].reason, key)) {
+			s->reasons[i].n++;
+			return;
+		}
+	int i = s->nreasons < KR_MAX_REASONS ? s->nreasons++ : KR_MAX_REASONS - 1;
+	if (i == KR_MAX_REASONS - 1 && s->nreasons == KR_MAX_REASONS &&
+	    strcmp(s->reasons[i].reason, "other reasons") != 0)
+		snprintf(key, sizeof key, "other reasons");
+	snprintf(s->reasons[i].reason, sizeof s->reasons[i].reason, "%s", key);
+	s->reasons[i].n++;
+}
+
+static void report(batch *b)
+{
+	const kr_issue_opts *o = b->o;
+	for (int i = 0; i < b->n; i++) {
+		req *r = &b->reqs[i];
+		if (r->state == R_REJECTED) {
+			b->sum->rejected++;
+			count_reason(b->sum, r->reason);
+			if (o->report)
+				fprintf(o->report, "%s: rejected: %s\n", r->in.where, r->reason);
+		} else if (r->state == R_ALREADY) {
+			b->sum->already++;
+		} else if (r->state == R_ISSUED) {
+			b->sum->issued++;
+		}
+		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
+			continue;
+		char serial[41] = "";
+		if (r->state == R_ISSUED) {
+			kr_hex(r->serial, 16, serial);
+			for (char *c = serial; *c; c++)
+				if (*c >= 'a' && *c <= 'f')
+					*c = (char)(*c - 'a' + 'A');
+		}
+		fputs("{\"input\":", o->json);
+		kr_json_str(o->json, r->in.where);
+		fputs(",\"id\":", o->json);
+		kr_json_str(o->json, r->in.device_id[0] ? r->in.device_id : NULL);
+		fputs(",\"name\":", o->json);
+		kr_json_str(o->json, r->name[0] ? r->name : NULL);
+		fputs(",\"serial\":", o->json);
+		kr_json_str(o->json, serial[0] ? serial : NULL);
+		fprintf(o->json, ",\"status\":\"%s\",\"reason\":", state_names[r->state]);
+		kr_json_str(o->json, r->state == R_REJECTED ? r->reason : NULL);
+		fputs(",\"file\":", o->json);
+		kr_json_str(o->json, r->file[0] ? r->file : NULL);
+		fputs("}\n", o->json);
+	}
+	if (o->json)
+		fflush(o->json);
+	if (o->progress)
+		fprintf(stderr,
+			"\rkeyrite: %ld requests: %ld issued, %ld already issued, %ld "
+			"rejected ",
+			b->seen, b->sum->issued, b->sum->already, b->sum->rejected);
+}
+
+static void clear_chunk(batch *b)
+{
+	for (int i = 0; i < b->n; i++) {
+		req *r = &b->reqs[i];
+		kr_input_clear(&r->in);
+		kr_csr_clear(&r->csr);
+		ASN1_INTEGER_free(r->serial_int);
+		OPENSSL_free(r->der);
+		memset(r, 0, sizeof *r);
+	}
+	b->n = 0;
+}
+
+static kr_err first_failure(batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->reqs[i].state == R_FAILED)
+			return kr_errf(KR_EHSM, "%s: %s", b->reqs[i].in.where, b->reqs[i].reason);
+	return kr_ok();
+}
+
+static kr_err run_chunks(batch *b, kr_reader *rd, int chunk)
+{
+	int more = 1;
+	while (more) {
+		for (b->n = 0; b->n < chunk; b->n++) {
+			KR_TRY(kr_reader_next(rd, &b->reqs[b->n].in, &more));
+			if (!more)
+				break;
+		}
+		b->seen += b->n;
+		if (b->n == 0)
+			break;
+		parallel(b, stage_parse);
+		KR_TRY(reserve_all(b));
+		parallel(b, stage_sign);
+		kr_err e = record(b); /* what was signed is recorded even if some failed */
+		KR_TRY(e);
+		KR_TRY(first_failure(b));
+		if (b->o->out_dir)
+			KR_TRY(write_files(b));
+		report(b);
+		clear_chunk(b);
+	}
+	return kr_ok();
+}
+
+static kr_err write_chain(batch *b)
+{
+	char path[PATH_MAX], *pem = NULL;
+	size_t len = 0;
+	KR_TRY(kr_fs_join(b->o->out_dir, "chain.pem", path, sizeof path));
+	KR_TRY(kr_authority_chain_pem(b->ca, &pem, &len));
+	kr_err e = kr_ok();
+	if (access(path, F_OK) == 0) {
+		int same = 0;
+		e = kr_fs_same(path, pem, len, &same);
+		if (!kr_failed(&e) && !same)
+			e = kr_errf(KR_EEXIST, "%s: exists with another chain; use another --out",
+				    path);
+	} else {
+		e = kr_fs_write_new(path, pem, len, 0644);
+	}
+	free(pem);
+	return e;
+}
+
+static kr_err setup(batch *b, kr_config *cfg)
+{
+	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signer, &b->leaf));
+	KR_TRY(kr_leaf_validity(b->leaf, time(NULL), &b->validity));
+	if (b->o->out_dir)
+		KR_TRY(write_chain(b));
+	b->workers = b->ca->conf->workers < MAX_WORKERS ? b->ca->conf->workers : MAX_WORKERS;
+	for (int w = 0; w < b->workers; w++)
+		KR_TRY(kr_hsm_session_open(b->ca->hsm, &b->sessions[w]));
+	long abandoned = 0;
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_store_abandon_pending(b->store, b->ca->id, &abandoned);
+	if (!kr_failed(&e))
+		e = kr_store_batch_start(b->store, b->ca->id, b->p->name, &b->batch_id);
+	if (kr_failed(&e)) {
+		kr_store_rollback(b->store);
+		return e;
+	}
+	if (abandoned && b->o->report)
+		fprintf(b->o->report,
+			"keyrite: %ld serial(s) reserved by an interrupted run were retired\n",
+			abandoned);
+	return kr_store_commit(b->store);
+}
+
+/* The checkpoint and the batch's counts, even after a failure: whatever was
+ * committed is covered. */
+static kr_err finish(batch *b)
+{
+	kr_batch_counts c = {b->sum->issued, b->sum->rejected, b->sum->already};
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_store_batch_finish(b->store, b->batch_id, &c);
+	if (!kr_failed(&e))
+		e = kr_authority_checkpoint(b->ca, b->store);
+	if (kr_failed(&e)) {
+		kr_store_rollback(b->store);
+		return e;
+	}
+	return kr_store_commit(b->store);
+}
+
+kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const kr_profile *p,
+		      char *const *inputs, int ninputs, const kr_issue_opts *o,
+		      kr_issue_summary *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	int chunk = o->chunk > 0 ? o->chunk : 1000;
+	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
+	b.reqs = calloc((size_t)chunk, sizeof *b.reqs);
+	KR_ENSURE(b.reqs, KR_EINTERNAL, "out of memory");
+	kr_reader *rd = NULL;
+	kr_err e = kr_reader_open(inputs, ninputs, &rd);
+	if (!kr_failed(&e))
+		e = setup(&b, cfg);
+	int started = !kr_failed(&e);
+	if (started)
+		e = run_chunks(&b, rd, chunk);
+	if (started) {
+		report(&b); /* what the last chunk got to */
+		kr_err f = finish(&b);
+		if (!kr_failed(&e))
+			e = f;
+	}
+	if (o->progress)
+		fputc('\n', stderr);
+	clear_chunk(&b);
+	for (int w = 0; w < b.workers; w++)
+		kr_hsm_session_close(b.sessions[w]);
+	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
+	kr_leaf_free(b.leaf);
+	kr_reader_close(rd);
+	free(b.reqs);
+	return e;
+}

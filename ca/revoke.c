@@ -1,0 +1,123 @@
+#include "revoke.h"
+#include "build.h"
+#include "lint.h"
+#include "../util/cleanup.h"
+#include "../util/fs.h"
+
+#include <ctype.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
+{
+	char clean[64];
+	size_t n = 0;
+	for (const char *p = hex; *p; p++) {
+		if (*p == ':')
+			continue;
+		KR_ENSURE(isxdigit((unsigned char)*p) && n < sizeof clean - 1, KR_EUSAGE,
+			  "'%s' is not a hexadecimal serial number of at most 20 octets", hex);
+		clean[n++] = *p;
+	}
+	clean[n] = '\0';
+	KR_ENSURE(n > 0 && n <= 40, KR_EUSAGE, "'%s' is not a serial number", hex);
+	KR_AUTO(BIGNUM) bn = NULL;
+	KR_ENSURE(BN_hex2bn(&bn, clean) > 0 && !BN_is_zero(bn), KR_EUSAGE,
+		  "'%s' is not a serial number", hex);
+	*len = (size_t)BN_bn2bin(bn, out);
+	return kr_ok();
+}
+
+typedef struct revoked {
+	kr_crl_entry *v;
+	ASN1_INTEGER **serials;
+	size_t n, cap;
+	int oom;
+} revoked;
+
+static void collect(const uint8_t *serial, size_t len, int64_t when, int reason, void *arg)
+{
+	revoked *r = arg;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		kr_crl_entry *v = realloc(r->v, cap * sizeof *v);
+		ASN1_INTEGER **s = v ? realloc(r->serials, cap * sizeof(ASN1_INTEGER *)) : NULL;
+		if (v)
+			r->v = v;
+		if (!s) {
+			r->oom = 1;
+			return;
+		}
+		r->serials = s;
+		r->cap = cap;
+	}
+	BIGNUM *bn = BN_bin2bn(serial, (int)len, NULL);
+	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	BN_free(bn);
+	if (!ai) {
+		r->oom = 1;
+		return;
+	}
+	r->serials[r->n] = ai;
+	r->v[r->n++] = (kr_crl_entry){ai, (time_t)when, reason};
+}
+
+static kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X509_CRL **out)
+{
+	KR_AUTO(X509_CRL) draft = NULL;
+	KR_TRY(kr_crl_draft(spec, &draft));
+	KR_TRY(kr_sign_draft_crl(&ca->signer, draft));
+	KR_TRY(kr_lint_crl(draft, ca->cert));
+	return kr_sign_crl(&ca->signer, draft, X509_get0_pubkey(ca->cert), out);
+}
+
+kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number)
+{
+	if (out)
+		KR_TRY(kr_fs_must_not_exist(out));
+	revoked r = {0};
+	time_t now = time(NULL);
+	kr_crl_spec spec = {
+		.issuer = ca->cert, .this_update = now, .next_update_days = ca->conf->crl_days};
+	KR_AUTO(X509_CRL) crl = NULL;
+	KR_AUTO(uint8_t) der = NULL;
+	int len = 0;
+	kr_err e = kr_store_begin(store);
+	int in_txn = !kr_failed(&e);
+	if (!kr_failed(&e))
+		e = kr_store_crl_next(store, ca->id, number);
+	if (!kr_failed(&e))
+		e = kr_store_revoked(store, ca->id, collect, &r);
+	if (!kr_failed(&e) && r.oom)
+		e = kr_errf(KR_EINTERNAL, "out of memory");
+	spec.number = (long)*number;
+	spec.revoked = r.v;
+	spec.nrevoked = r.n;
+	if (!kr_failed(&e))
+		e = sign_crl(ca, &spec, &crl);
+	if (!kr_failed(&e) && (len = i2d_X509_CRL(crl, &der)) <= 0)
+		e = kr_err_ossl(KR_EINTERNAL, "encoding the CRL");
+	if (!kr_failed(&e))
+		e = kr_store_crl_add(store, ca->id, *number, (int64_t)now,
+				     (int64_t)now + ca->conf->crl_days * 86400, der, (size_t)len);
+	/* The CRL is recorded before it is written: a file never holds a CRL the
+	 * store does not know. */
+	if (!kr_failed(&e))
+		e = kr_store_commit(store);
+	else if (in_txn)
+		kr_store_rollback(store);
+	for (size_t i = 0; i < r.n; i++)
+		ASN1_INTEGER_free(r.serials[i]);
+	free(r.serials);
+	free(r.v);
+	KR_TRY(e);
+	if (!out)
+		return kr_ok();
+	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
+	KR_OSSL(pem && PEM_write_bio_X509_CRL(pem, crl), KR_EINTERNAL, "encoding the CRL");
+	char *data = NULL;
+	long n = BIO_get_mem_data(pem, &data);
+	return kr_fs_write_new(out, data, (size_t)n, 0644);
+}

@@ -1,0 +1,149 @@
+/* keyrite certs [--ca NAME] [--status S] [--device ID] [--json] | show SERIAL */
+#include "cli.h"
+#include "../ca/revoke.h"
+#include "../util/json.h"
+
+#include <getopt.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char certs_usage[] =
+	"usage: keyrite certs [--config FILE] [--ca NAME] [--status valid|revoked]\n"
+	"                     [--device ID] [--json]\n"
+	"       keyrite show [--config FILE] [--ca NAME] SERIAL\n";
+
+static void day(int64_t t, char out[11])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+static void line(const kr_cert_info *c, void *arg)
+{
+	int json = *(int *)arg;
+	char serial[41], nb[11], na[11];
+	kr_cli_serial(c->serial, c->serial_len, serial);
+	day(c->not_before, nb);
+	day(c->not_after, na);
+	if (!json) {
+		printf("%s %-8s %-7s %s %s %s %s\n", serial, c->status, c->ca, nb, na, c->profile,
+		       c->sans && c->sans[0] ? c->sans
+		       : c->subject          ? c->subject
+					     : "");
+		return;
+	}
+	printf("{\"serial\":\"%s\",\"status\":\"%s\",\"ca\":", serial, c->status);
+	kr_json_str(stdout, c->ca);
+	fputs(",\"profile\":", stdout);
+	kr_json_str(stdout, c->profile);
+	fputs(",\"device\":", stdout);
+	kr_json_str(stdout, c->device_id);
+	fputs(",\"subject\":", stdout);
+	kr_json_str(stdout, c->subject);
+	fputs(",\"names\":", stdout);
+	kr_json_str(stdout, c->sans);
+	printf(",\"not_before\":\"%s\",\"not_after\":\"%s\"}\n", nb, na);
+}
+
+static int run(const char *config, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
+{
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = kr_store_certs(store, f, cb, arg);
+	kr_store_close(store);
+	kr_config_free(cfg);
+	return kr_cli_report(&e);
+}
+
+int kr_cmd_certs(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"ca", required_argument, NULL, 'a'},
+		{"status", required_argument, NULL, 's'}, {"device", required_argument, NULL, 'd'},
+		{"json", no_argument, NULL, 'j'},         {0}};
+	const char *config = NULL;
+	kr_cert_filter f = {0};
+	int json = 0, c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'a')
+			f.ca = optarg;
+		else if (c == 's')
+			f.status = optarg;
+		else if (c == 'd')
+			f.device_id = optarg;
+		else if (c == 'j')
+			json = 1;
+		else
+			return fputs(certs_usage, stderr), KR_EUSAGE;
+	}
+	if (optind != argc)
+		return fputs(certs_usage, stderr), KR_EUSAGE;
+	return run(config, &f, line, &json);
+}
+
+static void show(const kr_cert_info *c, void *arg)
+{
+	int *found = arg;
+	(*found)++;
+	char serial[41], nb[11], na[11];
+	kr_cli_serial(c->serial, c->serial_len, serial);
+	day(c->not_before, nb);
+	day(c->not_after, na);
+	printf("serial:     %s\nca:         %s\nprofile:    %s\nstatus:     %s\n", serial, c->ca,
+	       c->profile, c->status);
+	if (c->device_id)
+		printf("device:     %s (profile id %lld)\n", c->device_id,
+		       (long long)c->profile_id);
+	printf("subject:    %s\nnames:      %s\nvalid:      %s to %s\n",
+	       c->subject ? c->subject : "", c->sans ? c->sans : "", nb, na);
+	if (!strcmp(c->status, "revoked")) {
+		char when[11];
+		day(c->revoked_at, when);
+		printf("revoked:    %s, reason code %d\n", when, c->reason);
+	}
+	const unsigned char *p = c->der;
+	X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+	if (x)
+		PEM_write_X509(stdout, x);
+	X509_free(x);
+}
+
+int kr_cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"ca", required_argument, NULL, 'a'},
+					     {0}};
+	const char *config = NULL;
+	kr_cert_filter f = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'a')
+			f.ca = optarg;
+		else
+			return fputs(certs_usage, stderr), KR_EUSAGE;
+	}
+	if (optind != argc - 1)
+		return fputs(certs_usage, stderr), KR_EUSAGE;
+	uint8_t serial[20];
+	kr_err e = kr_serial_parse(argv[optind], serial, &f.serial_len);
+	if (kr_failed(&e))
+		return kr_cli_report(&e);
+	f.serial = serial;
+	int found = 0;
+	int rc = run(config, &f, show, &found);
+	if (rc == 0 && !found) {
+		fprintf(stderr, "keyrite: no certificate has serial %s\n", argv[optind]);
+		return KR_EINPUT;
+	}
+	return rc;
+}

@@ -1,0 +1,103 @@
+/* keyrite revoke --ca NAME [--reason R] SERIAL... | --device ID */
+#include "cli.h"
+#include "../ca/authority.h"
+#include "../ca/build.h"
+#include "../ca/revoke.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage_text[] =
+	"usage: keyrite revoke [--config FILE] --ca NAME [--reason REASON] SERIAL...\n"
+	"       keyrite revoke [--config FILE] --ca NAME [--reason REASON] --device ID\n"
+	"REASON: keyCompromise, cACompromise, affiliationChanged, superseded,\n"
+	"cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise,\n"
+	"unspecified (RFC 5280 5.3.1).\n";
+
+typedef struct serials {
+	uint8_t v[256][20];
+	size_t len[256];
+	int n;
+} serials;
+
+static void by_device(const kr_cert_info *c, void *arg)
+{
+	serials *s = arg;
+	if (s->n < 256 && !strcmp(c->status, "valid")) {
+		memcpy(s->v[s->n], c->serial, c->serial_len);
+		s->len[s->n++] = c->serial_len;
+	}
+}
+
+static kr_err revoke(kr_store *store, int64_t ca, const serials *s, int reason)
+{
+	KR_TRY(kr_store_begin(store));
+	kr_err e = kr_ok();
+	for (int i = 0; i < s->n && !kr_failed(&e); i++)
+		e = kr_store_revoke(store, ca, s->v[i], s->len[i], reason, (int64_t)time(NULL));
+	if (kr_failed(&e)) {
+		kr_store_rollback(store);
+		return e;
+	}
+	return kr_store_commit(store);
+}
+
+int kr_cmd_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"ca", required_argument, NULL, 'a'},
+					     {"reason", required_argument, NULL, 'r'},
+					     {"device", required_argument, NULL, 'd'},
+					     {0}};
+	const char *config = NULL, *ca_name = NULL, *reason_name = "unspecified", *device = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'a')
+			ca_name = optarg;
+		else if (c == 'r')
+			reason_name = optarg;
+		else if (c == 'd')
+			device = optarg;
+		else
+			return fputs(usage_text, stderr), KR_EUSAGE;
+	}
+	if (!ca_name || (device != NULL) == (optind < argc))
+		return fputs(usage_text, stderr), KR_EUSAGE;
+	static serials s;
+	int reason = 0;
+	kr_err e = kr_crl_reason_parse(reason_name, &reason);
+	for (int i = optind; !kr_failed(&e) && i < argc && s.n < 256; i++)
+		e = kr_serial_parse(argv[i], s.v[s.n], &s.len[s.n]), s.n++;
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	const kr_ca_conf *cc = NULL;
+	kr_authority ca = {0};
+	if (!kr_failed(&e))
+		e = kr_cli_open(config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = kr_config_ca(cfg, ca_name, &cc);
+	if (!kr_failed(&e))
+		e = kr_authority_open(cc, store, NULL, 0, &ca);
+	if (!kr_failed(&e) && device) {
+		kr_cert_filter f = {.ca = ca_name, .device_id = device};
+		e = kr_store_certs(store, &f, by_device, &s);
+		if (!kr_failed(&e) && s.n == 0)
+			e = kr_errf(KR_EINPUT, "device %s has no valid certificate from CA %s",
+				    device, ca_name);
+	}
+	if (!kr_failed(&e))
+		e = revoke(store, ca.id, &s, reason);
+	for (int i = 0; !kr_failed(&e) && i < s.n; i++) {
+		char hex[41];
+		kr_cli_serial(s.v[i], s.len[i], hex);
+		printf("revoked %s (%s)\n", hex, reason_name);
+	}
+	kr_authority_close(&ca);
+	kr_store_close(store);
+	kr_config_free(cfg);
+	return kr_cli_report(&e);
+}

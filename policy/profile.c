@@ -1,0 +1,423 @@
+#include "profile.h"
+#include "../util/conf.h"
+#include "../util/fs.h"
+
+#include <ctype.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kr_config {
+	kr_conf *conf;
+	char store[PATH_MAX];
+	kr_ca_conf cas[KR_MAX_LIST];
+	int ncas;
+	kr_profile profiles[KR_MAX_LIST];
+	int nprofiles;
+};
+
+static const kr_field keyrite_fields[] = {
+	{"store", KR_F_STRING, 1},
+	{"cas", KR_F_STRING, 1},
+};
+static const kr_field ca_fields[] = {
+	{"certificate", KR_F_STRING, 1}, {"chain", KR_F_STRING, 0},
+	{"uri", KR_F_STRING, 1},         {"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0},     {"rsa_pss", KR_F_BOOL, 0},
+	{"workers", KR_F_INT, 0},        {"crl_next_update_days", KR_F_INT, 1},
+	{"profiles", KR_F_STRING, 1},
+};
+static const kr_field profile_fields[] = {
+	{"identity", KR_F_STRING, 1},    {"name", KR_F_STRING, 0},
+	{"zone", KR_F_STRING, 0},        {"permitted", KR_F_STRING, 0},
+	{"max_names", KR_F_INT, 0},      {"organization", KR_F_STRING, 0},
+	{"key_types", KR_F_STRING, 1},   {"validity_days", KR_F_INT, 1},
+	{"extensions", KR_F_SECTION, 1}, {"honour", KR_F_STRING, 0},
+};
+#define CHECK(c, sec, f) kr_conf_check((c)->conf, sec, f, sizeof f / sizeof *f)
+
+/* Splits a comma list into fixed slots; returns the count or -1 if too many. */
+static int split(const char *list, char out[][64], int max)
+{
+	char *copy = strdup(list), *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		if (n == max || strlen(t) >= 64) {
+			n = -1;
+			break;
+		}
+		snprintf(out[n++], 64, "%s", t);
+	}
+	free(copy);
+	return n;
+}
+
+static kr_err path_of(kr_config *c, const char *section, const char *key, char *out)
+{
+	const char *v = kr_conf_get(c->conf, section, key);
+	if (!v) {
+		out[0] = '\0';
+		return kr_ok();
+	}
+	char dir[PATH_MAX];
+	kr_fs_dirname(kr_conf_path(c->conf), dir, sizeof dir);
+	return kr_fs_join(dir, v, out, PATH_MAX);
+}
+
+/* Copies a value into a fixed field; a value that does not fit is an error,
+ * never silently shortened. */
+static kr_err copy_value(kr_config *c, const char *section, const char *key, char *dst, size_t n)
+{
+	const char *v = kr_conf_get(c->conf, section, key);
+	size_t len = v ? strlen(v) : 0;
+	if (len >= n)
+		return kr_conf_err(c->conf, KR_EINPUT, section, key, "longer than %zu characters",
+				   n - 1);
+	memcpy(dst, v ? v : "", len);
+	dst[len] = '\0';
+	return kr_ok();
+}
+
+static void copy(char *dst, size_t n, const char *v)
+{
+	size_t len = strlen(v);
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+}
+
+static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
+{
+	char section[80];
+	snprintf(section, sizeof section, "ca_%.63s", name);
+	KR_TRY(CHECK(c, section, ca_fields));
+	copy(ca->name, sizeof ca->name, name);
+	KR_TRY(path_of(c, section, "certificate", ca->certificate));
+	KR_TRY(path_of(c, section, "chain", ca->chain));
+	KR_TRY(path_of(c, section, "pin_file", ca->pin_file));
+	KR_TRY(copy_value(c, section, "uri", ca->uri, sizeof ca->uri));
+	KR_TRY(copy_value(c, section, "pin_env", ca->pin_env, sizeof ca->pin_env));
+	ca->rsa_pss = kr_conf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
+	long workers = 2;
+	if (kr_conf_get(c->conf, section, "workers"))
+		KR_TRY(kr_conf_get_long(c->conf, section, "workers", 1, 64, &workers));
+	ca->workers = (int)workers;
+	KR_TRY(kr_conf_get_long(c->conf, section, "crl_next_update_days", 1, 366, &ca->crl_days));
+	ca->nprofiles = split(kr_conf_get(c->conf, section, "profiles"), ca->profiles, KR_MAX_LIST);
+	if (ca->nprofiles <= 0)
+		return kr_conf_err(c->conf, KR_EINPUT, section, "profiles",
+				   "list 1 to %d profile names", KR_MAX_LIST);
+	return kr_ok();
+}
+
+static kr_err key_types(kr_config *c, const char *section, unsigned *out)
+{
+	char names[KR_MAX_LIST][64];
+	int n = split(kr_conf_get(c->conf, section, "key_types"), names, KR_MAX_LIST);
+	*out = 0;
+	for (int i = 0; i < n; i++) {
+		kr_key_type t;
+		kr_err e = kr_key_type_parse(names[i], &t);
+		if (kr_failed(&e))
+			return kr_conf_err(c->conf, KR_EINPUT, section, "key_types", "%s", e.msg);
+		*out |= 1u << t;
+	}
+	if (*out == 0)
+		return kr_conf_err(c->conf, KR_EINPUT, section, "key_types", "names no key type");
+	return kr_ok();
+}
+
+/* The placeholders a device name template may use. */
+static kr_err check_template(kr_config *c, const char *section, const char *t)
+{
+	static const char *const known[] = {"{device_id}", "{profile_id}", "{zone}"};
+	for (const char *p = strchr(t, '{'); p; p = strchr(p + 1, '{')) {
+		int ok = 0;
+		for (size_t i = 0; i < 3; i++)
+			ok |= strncmp(p, known[i], strlen(known[i])) == 0;
+		if (!ok)
+			return kr_conf_err(c->conf, KR_EINPUT, section, "name",
+					   "unknown placeholder at '%.16s' ({device_id}, "
+					   "{profile_id}, {zone})",
+					   p);
+	}
+	KR_ENSURE(strstr(t, "{device_id}"), KR_EINPUT, "%s: [%s] name: must contain {device_id}",
+		  kr_conf_path(c->conf), section);
+	return kr_ok();
+}
+
+static kr_err identity(kr_config *c, const char *section, kr_profile *p)
+{
+	const char *id = kr_conf_get(c->conf, section, "identity");
+	const char *name = kr_conf_get(c->conf, section, "name");
+	const char *permitted = kr_conf_get(c->conf, section, "permitted");
+	if (strcmp(id, "device") == 0) {
+		p->identity = KR_ID_DEVICE;
+		if (!name)
+			return kr_conf_err(c->conf, KR_EINPUT, section, NULL,
+					   "identity = device needs a name template");
+		KR_TRY(copy_value(c, section, "name", p->name_template, sizeof p->name_template));
+		KR_TRY(copy_value(c, section, "zone", p->zone, sizeof p->zone));
+		KR_TRY(check_template(c, section, name));
+		if (p->zone[0])
+			KR_TRY(kr_dns_name_check(p->zone));
+	} else if (strcmp(id, "dns") == 0) {
+		p->identity = KR_ID_DNS;
+		char list[KR_MAX_LIST][64];
+		p->npermitted = permitted ? split(permitted, list, KR_MAX_LIST) : 0;
+		if (p->npermitted <= 0)
+			return kr_conf_err(c->conf, KR_EINPUT, section, NULL,
+					   "identity = dns needs permitted = domain, ...");
+		for (int i = 0; i < p->npermitted; i++) {
+			copy(p->permitted[i], sizeof p->permitted[i], list[i]);
+			kr_err e = kr_dns_name_check(list[i]);
+			if (kr_failed(&e))
+				return kr_conf_err(c->conf, KR_EINPUT, section, "permitted", "%s",
+						   e.msg);
+		}
+		long max = 8;
+		if (kr_conf_get(c->conf, section, "max_names"))
+			KR_TRY(kr_conf_get_long(c->conf, section, "max_names", 1, 100, &max));
+		p->max_names = (int)max;
+	} else if (strcmp(id, "cn") == 0) {
+		p->identity = KR_ID_CN;
+	} else {
+		return kr_conf_err(c->conf, KR_EINPUT, section, "identity",
+				   "'%s': expected device, dns or cn", id);
+	}
+	return kr_ok();
+}
+
+static kr_err honour(kr_config *c, const char *section, kr_profile *p)
+{
+	const char *v = kr_conf_get(c->conf, section, "honour");
+	char list[KR_MAX_LIST][64];
+	int n = v ? split(v, list, KR_MAX_LIST) : 0;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(list[i], "keyUsage") == 0)
+			p->honour_ku = 1;
+		else if (strcmp(list[i], "extendedKeyUsage") == 0)
+			p->honour_eku = 1;
+		else
+			return kr_conf_err(c->conf, KR_EINPUT, section, "honour",
+					   "'%s': a CSR may only ask for keyUsage or "
+					   "extendedKeyUsage",
+					   list[i]);
+	}
+	return kr_ok();
+}
+
+/* Every extension line must be one OpenSSL knows, and none may make a CA. */
+static kr_err check_extensions(kr_config *c, const char *section)
+{
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_conf_nconf(c->conf), section);
+	for (int i = 0; vals && i < sk_CONF_VALUE_num(vals); i++) {
+		const CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
+		X509V3_CTX ctx;
+		X509V3_set_ctx_test(&ctx);
+		X509V3_set_nconf(&ctx, kr_conf_nconf(c->conf));
+		X509_EXTENSION *ext =
+			X509V3_EXT_nconf(kr_conf_nconf(c->conf), &ctx, v->name, v->value);
+		if (!ext) {
+			kr_err e = kr_err_ossl(KR_EINPUT, "bad extension");
+			return kr_conf_err(c->conf, KR_EINPUT, section, v->name, "%s", e.msg);
+		}
+		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+		X509_EXTENSION_free(ext);
+		if (nid == NID_subject_key_identifier || nid == NID_authority_key_identifier ||
+		    nid == NID_subject_alt_name)
+			return kr_conf_err(c->conf, KR_EINPUT, section, v->name,
+					   "keyrite sets this extension itself");
+	}
+	return kr_ok();
+}
+
+static kr_err load_profile(kr_config *c, const char *name, kr_profile *p)
+{
+	char section[80];
+	snprintf(section, sizeof section, "profile_%.63s", name);
+	KR_TRY(CHECK(c, section, profile_fields));
+	copy(p->name, sizeof p->name, name);
+	KR_TRY(identity(c, section, p));
+	KR_TRY(key_types(c, section, &p->key_types));
+	KR_TRY(kr_conf_get_long(c->conf, section, "validity_days", 1, 3650, &p->validity_days));
+	KR_TRY(copy_value(c, section, "organization", p->organization, sizeof p->organization));
+	KR_TRY(copy_value(c, section, "extensions", p->extensions, sizeof p->extensions));
+	KR_TRY(honour(c, section, p));
+	return check_extensions(c, p->extensions);
+}
+
+static int find_profile(const kr_config *c, const char *name)
+{
+	for (int i = 0; i < c->nprofiles; i++)
+		if (strcmp(c->profiles[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static kr_err load(kr_config *c)
+{
+	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
+	KR_TRY(path_of(c, "keyrite", "store", c->store));
+	char names[KR_MAX_LIST][64];
+	c->ncas = split(kr_conf_get(c->conf, "keyrite", "cas"), names, KR_MAX_LIST);
+	if (c->ncas <= 0)
+		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "cas", "list 1 to %d CA names",
+				   KR_MAX_LIST);
+	for (int i = 0; i < c->ncas; i++) {
+		kr_ca_conf *ca = &c->cas[i];
+		KR_TRY(load_ca(c, names[i], ca));
+		for (int j = 0; j < ca->nprofiles; j++) {
+			if (find_profile(c, ca->profiles[j]) >= 0)
+				continue;
+			KR_ENSURE(c->nprofiles < KR_MAX_LIST, KR_EINPUT, "%s: too many profiles",
+				  kr_conf_path(c->conf));
+			KR_TRY(load_profile(c, ca->profiles[j], &c->profiles[c->nprofiles++]));
+		}
+	}
+	return kr_conf_check_unused(c->conf);
+}
+
+kr_err kr_config_load(const char *path, kr_config **out)
+{
+	kr_config *c = calloc(1, sizeof *c);
+	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_conf_load(path, &c->conf);
+	if (!kr_failed(&e))
+		e = load(c);
+	if (kr_failed(&e)) {
+		kr_config_free(c);
+		return e;
+	}
+	*out = c;
+	return kr_ok();
+}
+
+void kr_config_free(kr_config *c)
+{
+	if (!c)
+		return;
+	kr_conf_free(c->conf);
+	free(c);
+}
+
+const char *kr_config_store(const kr_config *c) { return c->store; }
+CONF *kr_config_nconf(kr_config *c) { return kr_conf_nconf(c->conf); }
+
+kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out)
+{
+	for (int i = 0; i < c->ncas; i++)
+		if (strcmp(c->cas[i].name, name) == 0) {
+			*out = &c->cas[i];
+			return kr_ok();
+		}
+	return kr_errf(KR_EUSAGE, "%s: no CA named '%s' (cas = ...)", kr_conf_path(c->conf), name);
+}
+
+kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
+			 const kr_profile **out)
+{
+	int allowed = 0;
+	for (int i = 0; i < ca->nprofiles; i++)
+		allowed |= strcmp(ca->profiles[i], name) == 0;
+	KR_ENSURE(allowed, KR_EUSAGE, "CA '%s' does not issue profile '%s'", ca->name, name);
+	*out = &c->profiles[find_profile(c, name)];
+	return kr_ok();
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+static int ldh(char ch) { return isalnum((unsigned char)ch) || ch == '-'; }
+
+kr_err kr_device_id_check(const char *id)
+{
+	size_t n = strlen(id);
+	KR_ENSURE(n >= 1 && n <= 63, KR_EPOLICY, "device id '%.70s' must be 1 to 63 characters",
+		  id);
+	for (size_t i = 0; i < n; i++)
+		KR_ENSURE(ldh(id[i]), KR_EPOLICY,
+			  "device id '%s' may hold only letters, digits and hyphens", id);
+	KR_ENSURE(id[0] != '-' && id[n - 1] != '-', KR_EPOLICY,
+		  "device id '%s' must not begin or end with a hyphen", id);
+	return kr_ok();
+}
+
+kr_err kr_dns_name_check(const char *name)
+{
+	size_t n = strlen(name);
+	KR_ENSURE(n >= 1 && n <= 253, KR_EPOLICY, "DNS name of %zu octets (1 to 253)", n);
+	const char *label = name;
+	for (;;) {
+		const char *dot = strchr(label, '.');
+		size_t len = dot ? (size_t)(dot - label) : strlen(label);
+		KR_ENSURE(len >= 1 && len <= 63, KR_EPOLICY,
+			  "DNS name '%.80s': a label of %zu octets (1 to 63)", name, len);
+		for (size_t i = 0; i < len; i++)
+			KR_ENSURE(ldh(label[i]) || (i == 0 && label[i] == '_' && len > 1),
+				  KR_EPOLICY, "DNS name '%.80s': character '%c' is not allowed",
+				  name, label[i]);
+		KR_ENSURE(label[0] != '-' && label[len - 1] != '-', KR_EPOLICY,
+			  "DNS name '%.80s': a label begins or ends with '-'", name);
+		if (!dot)
+			break;
+		label = dot + 1;
+	}
+	return kr_ok();
+}
+
+static void append(char *out, size_t outsz, size_t *o, const char *s)
+{
+	size_t n = strlen(s);
+	if (*o + n < outsz)
+		*o += (size_t)snprintf(out + *o, outsz - *o, "%s", s);
+	else
+		*o = outsz; /* marks overflow */
+}
+
+static int is_token(const char *t, size_t n, const char *literal)
+{
+	return strlen(literal) == n && memcmp(t, literal, n) == 0;
+}
+
+kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_t profile_id,
+			      char *out, size_t outsz)
+{
+	char pid[24];
+	snprintf(pid, sizeof pid, "%lld", (long long)profile_id);
+	size_t o = 0;
+	for (const char *t = p->name_template; *t && o < outsz;) {
+		if (*t == '{') {
+			const char *end = strchr(t, '}');
+			size_t n = end ? (size_t)(end - t + 1) : strlen(t);
+			append(out, outsz, &o,
+			       is_token(t, n, "{device_id}")    ? device_id
+			       : is_token(t, n, "{profile_id}") ? pid
+								: p->zone);
+			t += n;
+		} else {
+			char ch[2] = {*t++, '\0'};
+			append(out, outsz, &o, ch);
+		}
+	}
+	KR_ENSURE(o < outsz, KR_EPOLICY, "device name for '%s' is too long", device_id);
+	out[o] = '\0';
+	return kr_dns_name_check(out);
+}
+
+kr_err kr_profile_permits(const kr_profile *p, const char *dns)
+{
+	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "SAN '%.80s': wildcards are not issued", dns);
+	KR_TRY(kr_dns_name_check(dns));
+	size_t n = strlen(dns);
+	for (int i = 0; i < p->npermitted; i++) {
+		size_t m = strlen(p->permitted[i]);
+		if (strcasecmp(dns, p->permitted[i]) == 0 ||
+		    (n > m && dns[n - m - 1] == '.' &&
+		     strcasecmp(dns + n - m, p->permitted[i]) == 0))
+			return kr_ok();
+	}
+	return kr_errf(KR_EPOLICY, "SAN '%.80s' is not within the profile's permitted domains",
+		       dns);
+}

@@ -1,0 +1,74 @@
+/* The CA configuration (keyrite-ca(5)): the store, the issuing CAs, and the
+ * certificate profiles each CA may issue. */
+#ifndef KR_POLICY_PROFILE_H
+#define KR_POLICY_PROFILE_H
+
+#include "../hsm/hsm.h"
+#include "../util/err.h"
+
+#include <limits.h>
+#include <openssl/conf.h>
+#include <stdint.h>
+
+#define KR_MAX_LIST 16
+
+/* Where a certificate's names come from. */
+typedef enum kr_identity {
+	KR_ID_DEVICE, /* a registered device: CN and SAN dNSName from the name template */
+	KR_ID_DNS,    /* SAN dNSNames from the CSR, within the permitted domains */
+	KR_ID_CN,     /* the CSR's common name, no SAN (firmware signers) */
+} kr_identity;
+
+typedef struct kr_profile {
+	char name[64];
+	kr_identity identity;
+	char name_template[256], zone[254], organization[65];
+	char permitted[KR_MAX_LIST][254];
+	int npermitted, max_names;
+	unsigned key_types; /* bit per kr_key_type */
+	long validity_days;
+	char extensions[64];       /* section in x509v3_config(5) syntax */
+	int honour_ku, honour_eku; /* copy these from the CSR if the profile has none */
+} kr_profile;
+
+typedef struct kr_ca_conf {
+	char name[64];
+	char certificate[PATH_MAX], chain[PATH_MAX], uri[1024];
+	char pin_file[PATH_MAX], pin_env[64];
+	int rsa_pss, workers;
+	long crl_days;
+	char profiles[KR_MAX_LIST][64];
+	int nprofiles;
+} kr_ca_conf;
+
+typedef struct kr_config kr_config;
+
+/* Checks the whole file: unknown keys and sections, bad templates, unknown
+ * extensions, profiles a CA names but the file lacks. Paths are made
+ * relative to the file's directory. */
+kr_err kr_config_load(const char *path, kr_config **out);
+void kr_config_free(kr_config *c);
+
+const char *kr_config_store(const kr_config *c);
+CONF *kr_config_nconf(kr_config *c);
+kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
+/* The profile, if the CA may issue it. */
+kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
+			 const kr_profile **out);
+
+/* Expands the profile's name template for a device; checks the result is a
+ * DNS name. */
+kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_t profile_id,
+			      char *out, size_t outsz);
+
+/* A device id: 1 to 63 letters, digits or hyphens (it becomes a DNS label). */
+kr_err kr_device_id_check(const char *id);
+
+/* RFC 1035 preferred syntax, plus a leading underscore in a label
+ * (draft-ietf-dance-client-auth: <device>._device.<domain>). */
+kr_err kr_dns_name_check(const char *name);
+
+/* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain. */
+kr_err kr_profile_permits(const kr_profile *p, const char *dns);
+
+#endif
