@@ -43,6 +43,11 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+# Test and benchmark helper (not part of keyrite).
+$(BUILD)/mkcsr: tests/tools/mkcsr.c
+	@echo "  LINK    $@"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o $@ $< -lcrypto
+
 deps:
 	@scripts/deps.sh
 
@@ -55,8 +60,8 @@ check: deps
 unit: $(BUILD)/unit-tests $(BUILD)/keyrite
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) $(BUILD)/unit-tests --jobs 2
 
-e2e: $(BUILD)/keyrite
-	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) tests/e2e/run.sh
+e2e: $(BUILD)/keyrite $(BUILD)/mkcsr
+	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) tests/e2e/run.sh
 
 demo: deps
 	$(MAKE) all

@@ -83,6 +83,10 @@ kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 	uint8_t head[32], msg[128], sig[KR_HSM_MAX_SIG];
 	size_t len = 0, siglen = 0;
 	KR_TRY(kr_store_audit_head(store, &seq, head));
+	int done = 0;
+	KR_TRY(kr_store_checkpointed(store, seq, &done));
+	if (done || seq == 0)
+		return kr_ok(); /* nothing new to cover */
 	kr_checkpoint_message(seq, head, msg, &len);
 	KR_TRY(kr_signer_sign(&a->signer, NULL, msg, len, sig, &siglen));
 	return kr_store_checkpoint_add(store, a->id, seq, head, sig, siglen);

@@ -29,7 +29,8 @@ typedef struct req {
 	const char *dns[KR_CSR_MAX_NAMES];
 	int ndns;
 	int64_t profile_id;
-	uint8_t serial[16];
+	uint8_t serial[20];
+	size_t serial_len;
 	ASN1_INTEGER *serial_int;
 	uint8_t *der; /* OPENSSL_malloc'd */
 	int der_len;
@@ -97,7 +98,7 @@ static void reject(req *r, const char *why)
 	snprintf(r->reason, sizeof r->reason, "%s", why);
 }
 
-static void check_identity(const kr_profile *p, req *r)
+static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 {
 	const kr_csr *c = &r->csr;
 	if (p->identity == KR_ID_DEVICE) {
@@ -127,6 +128,8 @@ static void check_identity(const kr_profile *p, req *r)
 			return reject(r, "too many names requested");
 		for (int i = 0; i < c->ndns; i++) {
 			kr_err e = kr_profile_permits(p, c->dns[i]);
+			if (!kr_failed(&e))
+				e = kr_leaf_check_name(leaf, c->dns[i]);
 			if (kr_failed(&e))
 				return reject(r, e.msg);
 			r->dns[i] = c->dns[i];
@@ -154,7 +157,7 @@ static void stage_parse(batch *b, req *r, int worker)
 			 kr_key_type_name(r->csr.key_type), b->p->name);
 		return reject(r, why);
 	}
-	check_identity(b->p, r);
+	check_identity(b->p, b->leaf, r);
 }
 
 static void stage_sign(batch *b, req *r, int worker)
@@ -192,6 +195,23 @@ static int duplicate_in_chunk(const batch *b, const req *r)
 	return 0;
 }
 
+/* A request the store has seen: report the certificate it got. */
+static void already(req *r, const kr_prior *prior)
+{
+	r->state = R_ALREADY;
+	r->der = OPENSSL_memdup(prior->der, prior->der_len);
+	r->der_len = (int)prior->der_len;
+	const unsigned char *p = r->der;
+	KR_AUTO(X509) x = r->der ? d2i_X509(NULL, &p, r->der_len) : NULL;
+	if (!x)
+		return;
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, r->name,
+				  sizeof r->name);
+	KR_AUTO(BIGNUM) bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	if (bn && BN_num_bytes(bn) <= (int)sizeof r->serial)
+		r->serial_len = (size_t)BN_bn2bin(bn, r->serial);
+}
+
 /* Decides each acceptable request's fate against the store, and reserves. */
 static kr_err admit(batch *b, req *r, const uint8_t *rnd)
 {
@@ -206,11 +226,8 @@ static kr_err admit(batch *b, req *r, const uint8_t *rnd)
 			reject(r, "duplicate: the same CSR appears earlier in this batch");
 		else if (!prior.der)
 			reject(r, "already issued, but the store holds no certificate for it");
-		else {
-			r->state = R_ALREADY;
-			r->der = OPENSSL_memdup(prior.der, prior.der_len);
-			r->der_len = (int)prior.der_len;
-		}
+		else
+			already(r, &prior);
 		kr_prior_clear(&prior);
 		return kr_ok();
 	}
@@ -230,6 +247,8 @@ static kr_err admit(batch *b, req *r, const uint8_t *rnd)
 		KR_TRY(kr_store_next_profile_id(b->store, &r->profile_id));
 		kr_err e = kr_profile_device_name(b->p, r->in.device_id, r->profile_id, r->name,
 						  sizeof r->name);
+		if (!kr_failed(&e))
+			e = kr_leaf_check_name(b->leaf, r->name);
 		if (kr_failed(&e)) {
 			reject(r, e.msg);
 			return kr_ok();
@@ -239,6 +258,7 @@ static kr_err admit(batch *b, req *r, const uint8_t *rnd)
 	}
 	/* 128-bit serials from the token's RNG, positive, 16 octets (CA/B BR 7.1). */
 	memcpy(r->serial, rnd, 16);
+	r->serial_len = 16;
 	r->serial[0] = (uint8_t)((r->serial[0] & 0x7f) | 0x01);
 	KR_AUTO(BIGNUM) bn = BN_bin2bn(r->serial, 16, NULL);
 	r->serial_int = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
@@ -331,31 +351,16 @@ static kr_err record(batch *b)
 	return kr_store_commit(b->store);
 }
 
+/* Device certificates are named by their DNS name, others by serial. */
 static void file_name(const batch *b, req *r)
 {
-	char serial[33];
-	if (b->p->identity == KR_ID_DEVICE && r->state == R_ISSUED) {
-		snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, r->name);
-		return;
-	}
-	/* Already issued: the name is read back from the certificate. */
-	const unsigned char *p = r->der;
-	KR_AUTO(X509) x = d2i_X509(NULL, &p, r->der_len);
-	const ASN1_INTEGER *sn = x ? X509_get0_serialNumber(x) : NULL;
-	if (b->p->identity == KR_ID_DEVICE && x) {
-		char cn[256] = "";
-		X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
-		snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, cn);
-		return;
-	}
-	uint8_t raw[20];
-	int n = sn ? BN_bn2bin(ASN1_INTEGER_to_BN(sn, NULL), raw) : 0;
-	if (r->state == R_ISSUED) {
-		memcpy(raw, r->serial, 16);
-		n = 16;
-	}
-	kr_hex(raw, (size_t)(n > 16 ? 16 : n), serial);
-	snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir, serial);
+	char serial[41];
+	kr_hex(r->serial, r->serial_len, serial);
+	for (char *c = serial; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 'a' + 'A');
+	snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir,
+		 b->p->identity == KR_ID_DEVICE && r->name[0] ? r->name : serial);
 }
 
 /* Certificates reach files only after they are committed to the store. */
@@ -392,7 +397,12 @@ static kr_err write_files(batch *b)
 static void count_reason(kr_issue_summary *s, const char *reason)
 {
 	char key[80];
-	size_t n = strcspn(reason, ":(");
+	const char *colon = strstr(reason, ": "), *paren = strstr(reason, " (");
+	size_t n = strlen(reason);
+	if (colon && (size_t)(colon - reason) < n)
+		n = (size_t)(colon - reason);
+	if (paren && (size_t)(paren - reason) < n)
+		n = (size_t)(paren - reason);
 	snprintf(key, sizeof key, "%.*s", (int)(n < 79 ? n : 79), reason);
 	while (strlen(key) && key[strlen(key) - 1] == ' ')
 		key[strlen(key) - 1] = '\0';
@@ -427,8 +437,8 @@ static void report(batch *b)
 		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
 			continue;
 		char serial[41] = "";
-		if (r->state == R_ISSUED) {
-			kr_hex(r->serial, 16, serial);
+		if (r->serial_len) {
+			kr_hex(r->serial, r->serial_len, serial);
 			for (char *c = serial; *c; c++)
 				if (*c >= 'a' && *c <= 'f')
 					*c = (char)(*c - 'a' + 'A');
@@ -527,8 +537,15 @@ static kr_err setup(batch *b, kr_config *cfg)
 {
 	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signer, &b->leaf));
 	KR_TRY(kr_leaf_validity(b->leaf, time(NULL), &b->validity));
-	if (b->o->out_dir)
+	if (b->o->out_dir) {
+		int stale = 0;
+		KR_TRY(kr_fs_clean_temps(b->o->out_dir, &stale));
+		if (stale && b->o->report)
+			fprintf(b->o->report,
+				"keyrite: removed %d unfinished file(s) of an interrupted run\n",
+				stale);
 		KR_TRY(write_chain(b));
+	}
 	b->workers = b->ca->conf->workers < MAX_WORKERS ? b->ca->conf->workers : MAX_WORKERS;
 	for (int w = 0; w < b->workers; w++)
 		KR_TRY(kr_hsm_session_open(b->ca->hsm, &b->sessions[w]));
@@ -578,6 +595,7 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 	if (!kr_failed(&e))
 		e = setup(&b, cfg);
 	int started = !kr_failed(&e);
+	sum->started = started;
 	if (started)
 		e = run_chunks(&b, rd, chunk);
 	if (started) {

@@ -28,6 +28,7 @@ typedef struct kr_issue_opts {
 #define KR_MAX_REASONS 32
 
 typedef struct kr_issue_summary {
+	int started; /* the batch got as far as reading requests */
 	long issued, already, rejected;
 	struct {
 		char reason[80];

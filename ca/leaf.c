@@ -14,6 +14,7 @@ struct kr_leaf {
 	ASN1_INTEGER *version;
 	STACK_OF(X509_EXTENSION) * fixed; /* the profile's extensions and the AKI */
 	int has_ku, has_eku;
+	NAME_CONSTRAINTS *nc; /* the issuer's, or NULL */
 };
 
 void kr_leaf_free(kr_leaf *l)
@@ -25,6 +26,7 @@ void kr_leaf_free(kr_leaf *l)
 	ASN1_TYPE_free(l->issuer_name);
 	ASN1_INTEGER_free(l->version);
 	sk_X509_EXTENSION_pop_free(l->fixed, X509_EXTENSION_free);
+	NAME_CONSTRAINTS_free(l->nc);
 	free(l);
 }
 
@@ -69,6 +71,47 @@ static kr_err fixed_extensions(kr_leaf *l, CONF *conf)
 	KR_OSSL(aki && (aki->keyid = ASN1_OCTET_STRING_dup(ski)), KR_EINTERNAL, "AKI");
 	X509_EXTENSION *ext = X509V3_EXT_i2d(NID_authority_key_identifier, 0, aki);
 	KR_OSSL(ext && sk_X509_EXTENSION_push(l->fixed, ext), KR_EINTERNAL, "AKI");
+	return kr_ok();
+}
+
+/* RFC 5280 4.2.1.10 for dNSName: a constraint matches the name itself and
+ * the names below it; a constraint with a leading dot only the names below
+ * it (as OpenSSL and GnuTLS read it). Comparison ignores case. */
+static int dns_within(const char *name, const ASN1_IA5STRING *base)
+{
+	size_t n = strlen(name), m = (size_t)base->length;
+	const char *b = (const char *)base->data;
+	if (m == 0)
+		return 1;
+	if (b[0] == '.')
+		return n > m && strncasecmp(name + n - m, b, m) == 0;
+	return (n == m && strncasecmp(name, b, m) == 0) ||
+	       (n > m && name[n - m - 1] == '.' && strncasecmp(name + n - m, b, m) == 0);
+}
+
+static int any_dns_within(const char *name, STACK_OF(GENERAL_SUBTREE) * trees, int *has_dns)
+{
+	int hit = 0;
+	for (int i = 0; i < sk_GENERAL_SUBTREE_num(trees); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_SUBTREE_value(trees, i)->base;
+		if (g->type != GEN_DNS)
+			continue;
+		*has_dns = 1;
+		hit |= dns_within(name, g->d.dNSName);
+	}
+	return hit;
+}
+
+kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns)
+{
+	if (!l->nc)
+		return kr_ok();
+	int permitted_dns = 0, excluded_dns = 0;
+	int in = any_dns_within(dns, l->nc->permittedSubtrees, &permitted_dns);
+	KR_ENSURE(!permitted_dns || in, KR_EPOLICY,
+		  "name '%.80s' is outside the issuing CA's permitted name constraints", dns);
+	KR_ENSURE(!any_dns_within(dns, l->nc->excludedSubtrees, &excluded_dns), KR_EPOLICY,
+		  "name '%.80s' is excluded by the issuing CA's name constraints", dns);
 	return kr_ok();
 }
 
@@ -293,6 +336,7 @@ kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer, const kr_signe
 			   : kr_err_ossl(KR_EINTERNAL, "preparing the profile");
 	if (!kr_failed(&e))
 		e = signature_algorithm(signer, &l->sigalg);
+	l->nc = X509_get_ext_d2i(issuer, NID_name_constraints, NULL, NULL);
 	if (!kr_failed(&e))
 		e = fixed_extensions(l, conf);
 	if (!kr_failed(&e))

@@ -35,6 +35,10 @@ typedef struct kr_leaf_req {
 	const KR_VALIDITY *validity;
 } kr_leaf_req;
 
+/* A DNS name the issuing CA's nameConstraints allow (RFC 5280 4.2.1.10);
+ * KR_EPOLICY otherwise. */
+kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns);
+
 /* The DER TBSCertificate. Thread-safe: l is only read. */
 kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *len);
 /* The signed certificate's DER. */

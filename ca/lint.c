@@ -214,6 +214,11 @@ kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_meth
 		add(&f, "the issuer's keyUsage lacks keyCertSign");
 	if (issuer && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(issuer)) > 0)
 		add(&f, "notAfter is later than the issuer's notAfter");
+	NAME_CONSTRAINTS *nc =
+		issuer ? X509_get_ext_d2i(issuer, NID_name_constraints, NULL, NULL) : NULL;
+	if (nc && NAME_CONSTRAINTS_check(x, nc) != X509_V_OK)
+		add(&f, "a name is outside the issuer's name constraints (RFC 5280 4.2.1.10)");
+	NAME_CONSTRAINTS_free(nc);
 	return verdict(&f, "certificate");
 }
 

@@ -738,6 +738,20 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 	return e;
 }
 
+kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "SELECT 1 FROM checkpoint WHERE seq = ?", -1, &st,
+				     NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_bind_int64(st, 1, seq);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: checkpoint lookup", s->path);
+	*yes = rc == SQLITE_ROW;
+	return kr_ok();
+}
+
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
 			       const uint8_t *sig, size_t len)
 {

@@ -132,6 +132,8 @@ typedef struct kr_checkpoint {
 	const uint8_t *head, *sig, *ca_der;
 	size_t sig_len, ca_der_len;
 } kr_checkpoint;
+/* 1 if the entry seq already has a checkpoint. */
+kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes);
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
 			       const uint8_t *sig, size_t len);
 typedef kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);

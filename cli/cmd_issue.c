@@ -87,7 +87,7 @@ int kr_cmd_issue(int argc, char **argv)
 	int ran = !kr_failed(&e);
 	if (ran)
 		e = kr_issue_batch(cfg, store, &ca, p, argv + optind, argc - optind, &o, &sum);
-	if (ran)
+	if (ran && sum.started)
 		summary(&sum);
 	kr_authority_close(&ca);
 	kr_store_close(store);

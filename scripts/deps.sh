@@ -7,7 +7,7 @@ pkgs=(
 	gcc make pkg-config openssl libssl-dev      # build; OpenSSL 3
 	p11-kit libp11-kit-dev                       # PKCS#11 module loading, RFC 7512 URIs
 	softhsm2                                     # the default and test HSM
-	libsqlite3-dev                               # the issuance store
+	libsqlite3-dev sqlite3                       # the issuance store (and its CLI, for tests)
 	libcriterion-dev                             # unit tests
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
 )

@@ -1,5 +1,6 @@
 #include "fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -85,6 +86,24 @@ kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, un
 	return write_new(path, data, len, mode, 0);
 }
 
+kr_err kr_fs_clean_temps(const char *dir, int *n)
+{
+	*n = 0;
+	DIR *d = opendir(dir);
+	KR_ENSURE(d, KR_EIO, "%s: %s", dir, strerror(errno));
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.' || !strstr(e->d_name, KR_FS_TEMP))
+			continue;
+		char path[4096];
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+		    unlink(path) == 0)
+			(*n)++;
+	}
+	closedir(d);
+	return kr_ok();
+}
+
 kr_err kr_fs_sync(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -109,9 +128,14 @@ kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
 static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
 {
 	KR_TRY(kr_fs_must_not_exist(path));
-	char tmp[4096];
-	KR_ENSURE(snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) < (int)sizeof tmp, KR_EIO,
-		  "%s: path too long", path);
+	/* A hidden name that is plainly keyrite's, so a run killed mid-write
+	 * leaves nothing that looks like an output (kr_fs_clean_temps). */
+	char tmp[4096], dir[4096];
+	kr_fs_dirname(path, dir, sizeof dir);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	KR_ENSURE(snprintf(tmp, sizeof tmp, "%s/.%s" KR_FS_TEMP "XXXXXX", dir, base) <
+			  (int)sizeof tmp,
+		  KR_EIO, "%s: path too long", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
 	kr_err e = write_all(fd, path, data, len, sync);
@@ -124,8 +148,6 @@ static kr_err write_new(const char *path, const void *data, size_t len, unsigned
 			    strerror(errno));
 	unlink(tmp);
 	if (!kr_failed(&e) && sync) {
-		char dir[4096];
-		kr_fs_dirname(path, dir, sizeof dir);
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			fsync(dfd);

@@ -30,6 +30,11 @@ kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);
 
 kr_err kr_fs_sha256(const char *path, uint8_t out[32]);
 
+#define KR_FS_TEMP ".keyrite-tmp."
+
+/* Removes the temporary files a killed keyrite left in dir; *n counts them. */
+kr_err kr_fs_clean_temps(const char *dir, int *n);
+
 /* dirname of path into out ("." when it has no slash). */
 void kr_fs_dirname(const char *path, char *out, size_t outsz);
 

@@ -72,3 +72,38 @@ has() {
 	out=$("$@" 2>&1) || { echo "$out" >&2; fail "'$*' failed"; }
 	grep -q -- "$pattern" <<<"$out" || { echo "$out" >&2; fail "'$*' did not print '$pattern'"; }
 }
+
+# A root and the devices sub-CA made by ceremony, and the example CA
+# configuration beside them in $T/ca.
+ca_setup() {
+	mkdir -p "$T/ca" "$T/in" "$T/certs"
+	init_token keyrite-root
+	init_token keyrite-devices
+	kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
+	kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/subca-devices.cnf" >/dev/null
+	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
+}
+
+# kri PROFILE ARGS...: keyrite issue with the test CA.
+kri() {
+	local profile=$1
+	shift
+	kr issue --config "$T/ca/keyrite.cnf" --ca devices --profile "$profile" --pin-file "$T/pin" "$@"
+}
+
+mkcsr() { "$MKCSR" "$@"; }
+
+db() { sqlite3 "$T/ca/registry.db" "$@"; }
+
+# Every certificate in DIR verifies with the chain (OpenSSL and GnuTLS).
+verify_all() {
+	local n=0
+	for c in "$1"/*.pem; do
+		[ "$(basename "$c")" = chain.pem ] && continue
+		openssl verify -x509_strict -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$c" >/dev/null
+		cat "$c" "$T/ca/subca-devices.pem" "$T/ca/root.pem" >"$T/chain-check.pem"
+		has "Chain verification output: Verified" certtool --verify-chain --infile "$T/chain-check.pem"
+		n=$((n + 1))
+	done
+	echo "$n"
+}

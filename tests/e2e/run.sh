@@ -15,7 +15,7 @@ for file in "$here"/t_*.sh; do
 		log=$(mktemp)
 		start=$(date +%s)
 		if bash -c "set -eEuo pipefail
-			trap 'echo \"error at \$(basename \${BASH_SOURCE[0]}):\$LINENO: \$BASH_COMMAND\" >&2' ERR
+			trap 'echo \"error at \$(basename \${BASH_SOURCE[0]:-?}):\$LINENO: \$BASH_COMMAND\" >&2' ERR
 			source '$here/lib.sh'; source '$file'; setup; trap teardown EXIT; $t" >"$log" 2>&1; then
 			pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
 		else

@@ -10,7 +10,7 @@ test_root_subca_crl_chain_verifies_independently() {
 	ski=$(openssl x509 -in root.pem -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :')
 	aki=$(openssl x509 -in root.pem -noout -ext authorityKeyIdentifier | tail -1 | tr -d ' :' | sed 's/^keyid//')
 	[ -n "$ski" ] && [ "${ski^^}" = "${aki^^}" ] || fail "root AKI ($aki) != SKI ($ski)"
-	has "DNS:.iotregistry.ca" openssl x509 -in subca-devices.pem -noout -ext nameConstraints
+	has "DNS:iotregistry.ca" openssl x509 -in subca-devices.pem -noout -ext nameConstraints
 	has "pathlen:0" openssl x509 -in subca-devices.pem -noout -ext basicConstraints
 }
 

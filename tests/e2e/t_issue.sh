@@ -1,0 +1,310 @@
+# Batch issuance: hostile requests, crash safety, revocation, the audit log.
+
+# expect_rejected FILE REASON: the batch's report names FILE with REASON.
+expect_rejected() {
+	grep -F -- "$1: rejected: " "$T/report" | grep -qF -- "$2" ||
+		{ grep -F -- "$1" "$T/report" >&2; fail "$1 not rejected with '$2'"; }
+}
+
+test_hostile_batch_rejects_each_defect_and_issues_the_rest() {
+	ca_setup
+	# Registered devices (a manifest registers its devices).
+	echo "device_id,model,version,csr" >"$T/good.csv"
+	for i in 1 2 3 4 5; do
+		mkcsr --cn 300000000000000$i --der --out "$T/g$i.der"
+		echo "300000000000000$i,SParkometer,1.1,$(base64 -w0 "$T/g$i.der")" >>"$T/good.csv"
+	done
+	kri device --out "$T/certs" "$T/good.csv" >/dev/null
+	cd "$T/in"
+	echo hello >01-not-der.csr
+	printf -- '-----BEGIN CERTIFICATE REQUEST-----\n@@@@\n-----END CERTIFICATE REQUEST-----\n' >02-bad-pem.csr
+	: >03-empty.csr
+	mkcsr --cn 3000000000000001 --der --truncate 10 --out 04-truncated.der
+	mkcsr --cn 3000000000000001 --der --trailing --out 05-trailing.der
+	cp "$T/ca/root.pem" 06-certificate.pem
+	{ mkcsr --cn 3000000000000002; mkcsr --cn 3000000000000003; } >07-two-csrs.pem
+	mkcsr --cn 3000000000000001 --corrupt-sig --out 08-bad-signature.pem
+	mkcsr --cn 3000000000000001 --md sha1 --out 09-sha1.pem
+	mkcsr --cn 3000000000000001 --key rsa-1024 --out 10-rsa-1024.pem
+	mkcsr --cn 3000000000000001 --key rsa-e3 --out 11-rsa-e3.pem
+	mkcsr --cn 3000000000000001 --key ec-p521 --out 12-p521.pem
+	mkcsr --cn 3000000000000001 --key secp256k1 --out 13-secp256k1.pem
+	mkcsr --cn 3000000000000001 --key ec-explicit --out 14-explicit.pem
+	mkcsr --cn 3000000000000001 --key rsa-2048 --out 15-rsa-2048.pem
+	mkcsr --cn 3000000000000001 --key ed25519 --out 16-ed25519.pem
+	mkcsr --cn 3000000000000001 --version 1 --out 17-version.pem
+	mkcsr --cn 3000000000000001 --ca --out 18-ca-true.pem
+	mkcsr --cn 3000000000000001 --keycertsign --out 19-keycertsign.pem
+	mkcsr --cn 3000000000000001 --critical-unknown --out 20-critical.pem
+	mkcsr --cn 3000000000000001 --ip 192.0.2.1 --out 21-ip-san.pem
+	mkcsr --cn 3000000000000001 --email a@example.com --out 22-email-san.pem
+	mkcsr --cn 9999999999999999 --out 23-unknown-device.pem
+	mkcsr --out 24-no-cn.pem
+	mkcsr --cn 'bad id!' --out 25-bad-device-id.pem
+	head -c 70000 /dev/zero | tr '\0' 'A' >26-too-large.csr
+	mkcsr --cn 3000000000000002 --out 28-good.pem
+	cp 28-good.pem 27-duplicate.pem
+	mkcsr --cn $'30000\x01' --out 29-control.pem
+	mkcsr --cn "$(printf '3%.0s' $(seq 70))" --out 30-long-cn.pem
+	openssl req -inform DER -in "$T/g1.der" -out 31-already.pem
+	mkcsr --cn 3000000000000003 --key ec-p384 --out 32-good-p384.pem
+	cd "$T"
+	{
+		echo "device_id,model,version,csr"
+		echo "3000000000000004,SParkometer,1.1"
+		echo "3000000000000004,SParkometer,1.1,"
+		echo "3000000000000004,SParkometer,1.1,not*base64"
+		echo "3000000000000009,SParkometer,1.1,$(mkcsr --cn 3000000000000008 --der | base64 -w0)"
+		echo '3000000000000004,"SPark,1.1,x'
+		echo "3000000000000010,SParkometer,1.1,$(mkcsr --cn 3000000000000010 --der | base64 -w0)"
+	} >"$T/bad.csv"
+	rc=0
+	kri device --out "$T/certs" --json "$T/in" "$T/bad.csv" >"$T/json" 2>"$T/report" || rc=$?
+	cat "$T/report"
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1 (some rejected)"
+	expect_rejected 01-not-der.csr "malformed DER"
+	expect_rejected 02-bad-pem.csr "malformed PEM"
+	expect_rejected 03-empty.csr "empty file"
+	expect_rejected 04-truncated.der "malformed DER"
+	expect_rejected 05-trailing.der "trailing data"
+	expect_rejected 06-certificate.pem "not a CERTIFICATE REQUEST"
+	expect_rejected 07-two-csrs.pem "more than one PEM block"
+	expect_rejected 08-bad-signature.pem "bad signature"
+	expect_rejected 09-sha1.pem "SHA-2 only"
+	expect_rejected 10-rsa-1024.pem "key too weak"
+	expect_rejected 11-rsa-e3.pem "exponent is not 65537"
+	expect_rejected 12-p521.pem "curve secp521r1 is not allowed"
+	expect_rejected 13-secp256k1.pem "curve secp256k1 is not allowed"
+	expect_rejected 14-explicit.pem "explicit"
+	expect_rejected 15-rsa-2048.pem "key type rsa-2048 is not allowed by profile device"
+	expect_rejected 16-ed25519.pem "key type ed25519 is not allowed"
+	expect_rejected 17-version.pem "CSR version is not 1"
+	expect_rejected 18-ca-true.pem "CA:TRUE requested"
+	expect_rejected 19-keycertsign.pem "keyCertSign or cRLSign requested"
+	expect_rejected 20-critical.pem "critical extension"
+	expect_rejected 21-ip-san.pem "other than dNSName"
+	expect_rejected 22-email-san.pem "other than dNSName"
+	expect_rejected 23-unknown-device.pem "unknown device"
+	expect_rejected 24-no-cn.pem "no device id"
+	expect_rejected 25-bad-device-id.pem "may hold only letters, digits and hyphens"
+	expect_rejected 26-too-large.csr "file too large"
+	expect_rejected 28-good.pem "duplicate"
+	expect_rejected 29-control.pem "control character"
+	expect_rejected 30-long-cn.pem "longer than 64"
+	expect_rejected bad.csv:2 "expected 4 columns"
+	expect_rejected bad.csv:3 "csr column is empty"
+	expect_rejected bad.csv:4 "not base64"
+	expect_rejected bad.csv:5 "identity mismatch"
+	expect_rejected bad.csv:6 "malformed quoting"
+	# The good ones were issued, the already-issued one reported as such.
+	grep -q '"input":"[^"]*27-duplicate.pem".*"status":"issued"' "$T/json"
+	grep -q '"input":"[^"]*31-already.pem".*"status":"already-issued"' "$T/json"
+	grep -q '"input":"[^"]*32-good-p384.pem".*"status":"issued"' "$T/json"
+	grep -q '"input":"[^"]*bad.csv:7".*"status":"issued"' "$T/json"
+	[ "$(grep -c '"status":"rejected"' "$T/json")" -eq 34 ] || fail "want 34 rejected"
+	grep -q "keyrite: 3 issued, 1 already issued, 34 rejected" "$T/report"
+	[ "$(verify_all "$T/certs")" -eq 8 ] || fail "want 8 verified certificates"
+	# Server profile: names from the CSR, within the providers' domains.
+	mkcsr --dns evil.example --out "$T/s1.pem"
+	mkcsr --dns '*.parkoserv.ca' --out "$T/s2.pem"
+	mkcsr --dns 'b_d.parkoserv.ca' --out "$T/s3.pem"
+	mkcsr --cn nosan --out "$T/s4.pem"
+	mkcsr --dns api.parkoserv.ca --dns www.carparkserv.ca --out "$T/s5.pem"
+	mkdir "$T/server"
+	rc=0
+	kri server --out "$T/server" "$T/s1.pem" "$T/s2.pem" "$T/s3.pem" "$T/s4.pem" "$T/s5.pem" \
+		2>"$T/report" || rc=$?
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	expect_rejected s1.pem "not within the profile's permitted domains"
+	expect_rejected s2.pem "wildcards are not issued"
+	expect_rejected s3.pem "character '_' is not allowed"
+	expect_rejected s4.pem "no DNS names requested"
+	[ "$(verify_all "$T/server")" -eq 1 ]
+	has "DNS:api.parkoserv.ca, DNS:www.carparkserv.ca" openssl x509 -in "$(ls "$T"/server/[0-9A-F]*.pem)" -noout -ext subjectAltName
+}
+
+test_every_request_rejected_exits_9() {
+	ca_setup
+	mkcsr --cn 1 --corrupt-sig --out "$T/in/a.pem"
+	rc=0
+	kri device "$T/in/a.pem" 2>"$T/report" || rc=$?
+	[ $rc -eq 9 ] || fail "exit status $rc, want 9"
+}
+
+test_stdin_stream_and_device_profile_ids() {
+	ca_setup
+	mkcsr --manifest 3 --start 4000000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	# The same devices again, from a PEM stream: already issued.
+	# The same devices with new keys, from a PEM stream: new certificates
+	# under new profile ids (as in a transfer), the devices already known.
+	mkcsr --stream 3 --start 4000000000000001 >"$T/stream.pem"
+	kri device --json - <"$T/stream.pem" >"$T/json" 2>/dev/null
+	[ "$(grep -c '"status":"issued"' "$T/json")" -eq 3 ] || fail "want 3 issued from stdin"
+	grep -q '"input":"-:2","id":"4000000000000002","name":"15.4000000000000002._device.iotregistry.ca"' "$T/json"
+	# Profile ids number registrations in order, from 11 (as in the registry).
+	[ "$(db "select group_concat(profile_id) from (select profile_id from cert where status='valid' order by id)")" = "11,12,13,14,15,16" ]
+	# The same stream again: every request already issued.
+	kri device --json - <"$T/stream.pem" >"$T/json" 2>/dev/null
+	[ "$(grep -c '"status":"already-issued"' "$T/json")" -eq 3 ] || fail "want 3 already issued"
+}
+
+test_killed_batch_rerun_completes_without_double_signing() {
+	ca_setup
+	mkcsr --manifest 6000 --start 5000000000000001 >"$T/m.csv"
+	# keyrite itself in the background (not a shell function), so that the
+	# SIGKILL reaches it.
+	"$KEYRITE" issue --config "$T/ca/keyrite.cnf" --ca devices --profile device \
+		--pin-file "$T/pin" --chunk 200 --out "$T/certs" "$T/m.csv" 2>/dev/null &
+	pid=$!
+	for _ in $(seq 400); do
+		n=$(db "select count(*) from cert where status='valid'" 2>/dev/null || echo 0)
+		[ "${n:-0}" -ge 400 ] && break
+		sleep 0.02
+	done
+	kill -9 $pid
+	wait $pid || true
+	before=$(db "select count(*) from cert where status='valid'")
+	[ "$before" -lt 6000 ] || fail "the batch finished before it was killed"
+	kri device --chunk 200 --out "$T/certs" "$T/m.csv" 2>"$T/report"
+	grep -q "already issued" "$T/report"
+	[ "$(db "select count(*) from cert where status='valid'")" -eq 6000 ]
+	[ "$(db "select count(distinct serial) from cert")" -eq "$(db "select count(*) from cert")" ]
+	[ "$(db "select count(*) from (select csr_sha256 from cert where status <> 'abandoned' group by csr_sha256 having count(*) > 1)")" -eq 0 ]
+	[ "$(db "pragma integrity_check")" = ok ]
+	[ "$(ls "$T/certs" | grep -c '_device')" -eq 6000 ] || fail "want 6000 files, nothing else"
+	# Every file that reached the output directory is in the store.
+	for f in $(ls "$T"/certs/*_device*.pem | shuf -n 50); do
+		s=$(openssl x509 -in "$f" -noout -serial | cut -d= -f2)
+		[ "$(db "select count(*) from cert where hex(serial) = '$s' and status = 'valid'")" -eq 1 ] || fail "$f not in store"
+	done
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
+}
+
+test_full_disk_stops_cleanly_with_work_committed() {
+	ca_setup
+	mkdir "$T/small"
+	mount -t tmpfs -o size=48k tmpfs "$T/small"
+	trap 'umount "$T/small" 2>/dev/null || true; teardown' EXIT
+	mkcsr --manifest 300 --start 6000000000000001 >"$T/m.csv"
+	rc=0
+	kri device --chunk 50 --out "$T/small" "$T/m.csv" 2>"$T/report" || rc=$?
+	[ $rc -eq 7 ] || { cat "$T/report"; fail "exit status $rc, want 7"; }
+	grep -q "No space left on device" "$T/report"
+	[ "$(db "pragma integrity_check")" = ok ]
+	for f in "$T"/small/*_device*.pem; do
+		s=$(openssl x509 -in "$f" -noout -serial | cut -d= -f2)
+		[ "$(db "select count(*) from cert where hex(serial) = '$s'")" -eq 1 ] || fail "$f not in store"
+	done
+	umount "$T/small"
+	kri device --chunk 50 --out "$T/certs" "$T/m.csv" 2>/dev/null
+	[ "$(ls "$T/certs" | grep -c _device)" -eq 300 ]
+	[ "$(db "select count(*) from cert where status='valid'")" -eq 300 ]
+}
+
+test_read_only_output_directory_refused_before_signing() {
+	ca_setup
+	mkdir "$T/ro"
+	mount --bind "$T/ro" "$T/ro" && mount -o remount,ro,bind "$T/ro"
+	trap 'umount "$T/ro" 2>/dev/null || true; teardown' EXIT
+	mkcsr --manifest 5 >"$T/m.csv"
+	expect 7 "Read-only file system" kri device --out "$T/ro" "$T/m.csv"
+	[ "$(db "select count(*) from cert")" -eq 0 ]
+}
+
+test_foreign_or_damaged_store_refused_untouched() {
+	ca_setup
+	mkcsr --manifest 1 >"$T/m.csv"
+	sqlite3 "$T/ca/registry.db" "create table t(x); insert into t values (1)"
+	sum=$(sha256sum "$T/ca/registry.db")
+	expect 3 "not a keyrite store" kri device "$T/m.csv"
+	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "foreign store modified"
+	head -c 8192 /dev/urandom >"$T/ca/registry.db"
+	sum=$(sha256sum "$T/ca/registry.db")
+	expect 3 "registry.db" kri device "$T/m.csv"
+	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "damaged store modified"
+}
+
+test_revoke_then_crl_checked_by_openssl() {
+	ca_setup
+	mkcsr --manifest 3 --start 7000000000000001 >"$T/m.csv"
+	kri device --out "$T/certs" "$T/m.csv" 2>/dev/null
+	serial=$(db "select hex(serial) from cert where device_id = '7000000000000001'")
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --reason keyCompromise "$serial" >/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 7000000000000002 >/dev/null
+	expect 3 "no valid certificate" kr revoke --config "$T/ca/keyrite.cnf" --ca devices "$serial"
+	kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/1.crl" >/dev/null
+	kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/2.crl" >/dev/null
+	has "verify OK" openssl crl -in "$T/2.crl" -CAfile "$T/ca/subca-devices.pem" -noout -verify
+	has "Key Compromise" openssl crl -in "$T/2.crl" -noout -text
+	has "X509v3 CRL Number: *$" openssl crl -in "$T/2.crl" -noout -text
+	[ "$(openssl crl -in "$T/2.crl" -noout -crlnumber)" = "crlNumber=0x02" ] || fail "CRL number"
+	c1=$(ls "$T"/certs/*.7000000000000001.*)
+	c3=$(ls "$T"/certs/*.7000000000000003.*)
+	! openssl verify -crl_check -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+		-CRLfile "$T/2.crl" "$c1" >"$T/v" 2>&1 || fail "revoked certificate verifies"
+	grep -q "certificate revoked" "$T/v"
+	openssl verify -crl_check -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+		-CRLfile "$T/2.crl" "$c3"
+	has "revoked" kr certs --config "$T/ca/keyrite.cnf" --status revoked --json
+	has "status:     revoked" kr show --config "$T/ca/keyrite.cnf" "$serial"
+	expect 6 "already exists" kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/2.crl"
+}
+
+test_audit_log_detects_tampering() {
+	ca_setup
+	mkcsr --manifest 4 --start 8000000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 8000000000000001 >/dev/null
+	kri device "$T/m.csv" 2>/dev/null # a second checkpoint
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	cp "$T/ca/registry.db" "$T/clean.db"
+	restore() { cp "$T/clean.db" "$T/ca/registry.db"; }
+	db "update audit set detail = detail || ' ' where seq = 2"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "entry 2 (issue): its content does not match its hash (edited)" "$T/expect.out"
+	restore
+	db "delete from audit where seq = 3"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "expected entry 3 here" "$T/expect.out"
+	restore
+	db "update audit set seq = -2 where seq = 2; update audit set seq = 2 where seq = 3; update audit set seq = 3 where seq = -2"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "chain broken" "$T/expect.out"
+	restore
+	db "update audit set seq = seq + 100 where seq >= 3; update audit set seq = seq - 99 where seq >= 103; insert into audit values (3, '2026-01-01T00:00:00Z', 'issue', 'ca=1 serial=00', zeroblob(32), zeroblob(32))"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "chain broken" "$T/expect.out"
+	restore
+	db "update checkpoint set signature = zeroblob(72) where seq = (select max(seq) from checkpoint)"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "bad signature by CA 'devices'" "$T/expect.out"
+	restore
+	# Rewriting the whole chain after an edit is caught by the signed checkpoint.
+	db "update audit set detail = 'ca=1 serial=FF' where seq = 1"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	restore
+	db "delete from audit where seq = (select max(seq) from audit where kind = 'issue')"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+test_profile_lint_refuses_before_any_signature() {
+	ca_setup
+	sed -i 's/^keyUsage         = critical, digitalSignature$/keyUsage = critical, digitalSignature, keyCertSign/' "$T/ca/keyrite.cnf"
+	mkcsr --manifest 2 >"$T/m.csv"
+	expect 5 "keyCertSign without basicConstraints CA:TRUE" kri device "$T/m.csv"
+	[ "$(db "select count(*) from cert")" -eq 0 ]
+}
+
+test_config_errors_are_located() {
+	ca_setup
+	sed -i 's/^validity_days = 730/validity_days = 730\nflavour = mint/' "$T/ca/keyrite.cnf"
+	line=$(grep -n '^flavour' "$T/ca/keyrite.cnf" | cut -d: -f1)
+	mkcsr --manifest 1 >"$T/m.csv"
+	expect 3 "keyrite.cnf:$line: [profile_device] flavour: unknown key" kri device "$T/m.csv"
+	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
+	sed -i 's/{profile_id}.{device_id}/{profile_id}.{imei}/' "$T/ca/keyrite.cnf"
+	expect 3 "unknown placeholder" kri device "$T/m.csv"
+	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
+	expect 2 "does not issue profile 'cheese'" kri cheese "$T/m.csv"
+}
