@@ -64,7 +64,7 @@ e2e: $(BUILD)/keyrite $(BUILD)/mkcsr
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) tests/e2e/run.sh
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) all $(BUILD)/mkcsr
 	scripts/demo.sh
 
 C_FILES  = $(shell find util hsm ca policy ceremony publish cli tests -name '*.[ch]')

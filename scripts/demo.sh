@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=$PWD/build/keyrite
+MKCSR=$PWD/build/mkcsr
 EX=$PWD/docs/examples
 D=$PWD/build/demo
 
@@ -42,5 +43,29 @@ openssl x509 -in subca-devices.pem -noout -subject -issuer -ext basicConstraints
 say "Keys on the tokens (sensitive, never extractable)"
 "$K" hsm keys "pkcs11:token=keyrite-devices" --pin-file "$D/user.pin"
 
+say "A mobile operator sends 1000 parking meters' CSRs (a manifest)"
+cp "$EX/keyrite.cnf" "$D/ceremony/keyrite.cnf"
+export KEYRITE_CONFIG=$D/ceremony/keyrite.cnf
+"$MKCSR" --manifest 1000 --start 1000000000000001 >"$D/meters.csv"
+head -c 160 "$D/meters.csv"; echo " ..."
+mkdir -p "$D/certs"
+time "$K" issue --ca devices --profile device --out "$D/certs" --pin-file "$D/user.pin" "$D/meters.csv"
+
+say "Every certificate checked by OpenSSL against the chain"
+ls "$D"/certs/*_device*.pem | xargs openssl verify -CAfile root.pem -untrusted subca-devices.pem \
+	>"$D/verify.log" 2>&1 || true
+echo "verified by OpenSSL: $(grep -c ': OK$' "$D/verify.log") of $(ls "$D"/certs/*_device*.pem | wc -l)"
+[ "$(grep -vc ': OK$' "$D/verify.log")" -eq 0 ]
+openssl x509 -in "$D/certs/11.1000000000000001._device.iotregistry.ca.pem" -noout -subject -ext subjectAltName,extendedKeyUsage
+
+say "One meter is stolen: revoke it and issue the CRL"
+"$K" revoke --ca devices --device 1000000000000007 --reason keyCompromise
+"$K" crl --ca devices --out "$D/devices.crl" --pin-file "$D/user.pin"
+openssl verify -crl_check -CAfile root.pem -untrusted subca-devices.pem -CRLfile "$D/devices.crl" \
+	"$D"/certs/*.1000000000000007.* 2>&1 | grep -m1 "revoked" || true
+
+say "The audit log: hash chain and CA-signed checkpoints"
+"$K" audit verify
+
 echo
-echo "Demo outputs: $D/ceremony"
+echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (1000 device certificates)"
