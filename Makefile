@@ -24,7 +24,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check unit e2e asan demo lint format clean
+.PHONY: all deps check unit e2e asan demo bench lint format clean
 all: $(BUILD)/keyrite
 
 $(BUILD)/%.o: %.c
@@ -47,6 +47,15 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libkeyrite.a
 $(BUILD)/mkcsr: tests/tools/mkcsr.c
 	@echo "  LINK    $@"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o $@ $< -lcrypto
+
+$(BUILD)/csign: bench/csign.c $(BUILD)/libkeyrite.a
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@scripts/deps.sh bench
+	$(MAKE) all $(BUILD)/mkcsr $(BUILD)/csign
+	bench/issue.sh $(N)
 
 deps:
 	@scripts/deps.sh

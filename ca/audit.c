@@ -177,7 +177,10 @@ static kr_err certificate(const char *ca, const uint8_t *serial, size_t len, voi
 kr_err kr_audit_verify(kr_store *s, FILE *report)
 {
 	walk w = {.report = report, .expect = 1};
-	kr_err e = kr_store_audit_walk(s, entry, &w);
+	kr_err e = kr_store_check(s);
+	if (kr_failed(&e))
+		problem(&w, "%s", e.msg);
+	e = kr_store_audit_walk(s, entry, &w);
 	if (!kr_failed(&e))
 		e = kr_store_checkpoints(s, checkpoint, &w);
 	if (!kr_failed(&e)) {

@@ -33,6 +33,8 @@ static const char schema[] =
 	"CREATE UNIQUE INDEX cert_request ON cert (ca_id, profile, csr_sha256)"
 	" WHERE status <> 'abandoned';"
 	"CREATE INDEX cert_device ON cert (device_id);"
+	/* Finds the rows of killed runs without reading the whole table. */
+	"CREATE INDEX cert_pending ON cert (ca_id) WHERE status = 'pending';"
 	"CREATE TABLE rejected (id INTEGER PRIMARY KEY, batch_id INTEGER REFERENCES batch,"
 	" input TEXT, csr_sha256 BLOB, reason TEXT NOT NULL);"
 	"CREATE TABLE crl (ca_id INTEGER NOT NULL REFERENCES ca, number INTEGER NOT NULL,"
@@ -133,13 +135,20 @@ static kr_err check_identity(kr_store *s, int *empty)
 	KR_ENSURE(version == KR_STORE_VERSION, KR_EINPUT,
 		  "%s: store format %lld, this keyrite reads format %d", s->path,
 		  (long long)version, KR_STORE_VERSION);
+	return kr_ok();
+}
+
+/* A full read of the file: O(size), so not on every open (damage met in
+ * normal work surfaces as SQLITE_CORRUPT from the statement that meets it). */
+kr_err kr_store_check(kr_store *s)
+{
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK,
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK,
 		  KR_EINPUT, "%s: damaged: %s", s->path, sqlite3_errmsg(s->db));
 	int rc = sqlite3_step(st);
 	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 	kr_err e = res && strcmp(res, "ok") == 0 ? kr_ok()
-						 : kr_errf(KR_EINPUT, "%s: damaged: %s", s->path,
+						 : kr_errf(KR_EVERIFY, "%s: damaged: %s", s->path,
 							   res ? res : sqlite3_errstr(rc));
 	sqlite3_finalize(st);
 	return e;

@@ -23,6 +23,9 @@ typedef struct kr_store kr_store;
 kr_err kr_store_open(const char *path, int create, kr_store **out);
 void kr_store_close(kr_store *s);
 
+/* SQLite's integrity_check over the whole file; KR_EVERIFY if damaged. */
+kr_err kr_store_check(kr_store *s);
+
 kr_err kr_store_begin(kr_store *s);
 kr_err kr_store_commit(kr_store *s);
 void kr_store_rollback(kr_store *s);

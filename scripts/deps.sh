@@ -13,6 +13,8 @@ pkgs=(
 )
 if [ "${1:-}" = lint ]; then
 	pkgs=(clang-tidy cppcheck clang-format)
+elif [ "${1:-}" = bench ]; then
+	pkgs=(time libengine-pkcs11-openssl) # /usr/bin/time -v; the peer, openssl ca on the HSM
 fi
 
 missing=()
