@@ -163,10 +163,7 @@ static kr_err certificate(const char *ca, const uint8_t *serial, size_t len, voi
 	walk *w = arg;
 	issued k;
 	char hex[41];
-	kr_hex(serial, len < 20 ? len : 20, hex);
-	for (char *c = hex; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
+	kr_hex_upper(serial, len < 20 ? len : 20, hex);
 	snprintf(k.key, sizeof k.key, "%s:%s", ca, hex);
 	if (!bsearch(&k, w->issues, w->nissues, sizeof *w->issues, cmp_issued))
 		problem(w, "certificate %s of CA %s has no audit entry (an entry was deleted)", hex,

@@ -38,6 +38,13 @@ typedef struct req {
 	char file[PATH_MAX];
 } req;
 
+/* A chunk of requests, handled together: one transaction to reserve, one
+ * to record. */
+typedef struct chunk {
+	req *reqs;
+	int n;
+} chunk;
+
 typedef struct batch {
 	kr_store *store;
 	kr_authority *ca;
@@ -49,8 +56,7 @@ typedef struct batch {
 	int64_t batch_id;
 	int workers;
 	kr_hsm_session *sessions[MAX_WORKERS];
-	req *reqs;
-	int n;
+	chunk chunks[2]; /* one is signed while the next is read and reserved */
 	long seen;
 } batch;
 
@@ -58,6 +64,7 @@ typedef struct batch {
 
 typedef struct job {
 	batch *b;
+	chunk *c;
 	void (*fn)(batch *b, req *r, int worker);
 	int *next; /* shared by the workers: the next request to take */
 	int worker;
@@ -67,21 +74,21 @@ static void *run_job(void *arg)
 {
 	job *j = arg;
 	int i;
-	while ((i = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED)) < j->b->n)
-		j->fn(j->b, &j->b->reqs[i], j->worker);
+	while ((i = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED)) < j->c->n)
+		j->fn(j->b, &j->c->reqs[i], j->worker);
 	return NULL;
 }
 
 /* Runs fn on every request of the chunk, on b->workers threads (this one
  * included); worker w signs on session w. */
-static void parallel(batch *b, void (*fn)(batch *b, req *r, int worker))
+static void parallel(batch *b, chunk *c, void (*fn)(batch *b, req *r, int worker))
 {
 	job jobs[MAX_WORKERS];
 	pthread_t t[MAX_WORKERS];
 	int running[MAX_WORKERS] = {0};
 	int next = 0, n = b->workers > 0 ? b->workers : 1;
 	for (int w = 0; w < n; w++)
-		jobs[w] = (job){b, fn, &next, w};
+		jobs[w] = (job){b, c, fn, &next, w};
 	for (int w = 1; w < n; w++)
 		running[w] = pthread_create(&t[w], NULL, run_job, &jobs[w]) == 0;
 	run_job(&jobs[0]); /* the work of a thread that did not start is taken here */
@@ -187,9 +194,9 @@ static void stage_sign(batch *b, req *r, int worker)
 
 /* ---- the chunk, in the main thread ------------------------------------------------ */
 
-static int duplicate_in_chunk(const batch *b, const req *r)
+static int duplicate_in_chunk(const chunk *c, const req *r)
 {
-	for (const req *q = b->reqs; q < r; q++)
+	for (const req *q = c->reqs; q < r; q++)
 		if (q->state != R_REJECTED && !memcmp(q->csr.sha256, r->csr.sha256, 32))
 			return 1;
 	return 0;
@@ -213,9 +220,9 @@ static void already(req *r, const kr_prior *prior)
 }
 
 /* Decides each acceptable request's fate against the store, and reserves. */
-static kr_err admit(batch *b, req *r, const uint8_t *rnd)
+static kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
-	if (duplicate_in_chunk(b, r)) {
+	if (duplicate_in_chunk(c, r)) {
 		reject(r, "duplicate: the same CSR appears earlier in this batch");
 		return kr_ok();
 	}
@@ -279,17 +286,17 @@ static kr_err admit(batch *b, req *r, const uint8_t *rnd)
 	return kr_ok();
 }
 
-static kr_err reserve_all(batch *b)
+static kr_err reserve_all(batch *b, chunk *c)
 {
-	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)b->n * 16);
+	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)c->n * 16);
 	KR_ENSURE(rnd, KR_EINTERNAL, "out of memory");
-	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)b->n * 16));
+	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)c->n * 16));
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_ok();
-	for (int i = 0; i < b->n && !kr_failed(&e); i++) {
-		req *r = &b->reqs[i];
+	for (int i = 0; i < c->n && !kr_failed(&e); i++) {
+		req *r = &c->reqs[i];
 		if (r->state == R_NEW)
-			e = admit(b, r, rnd + (size_t)16 * (size_t)i);
+			e = admit(b, c, r, rnd + (size_t)16 * (size_t)i);
 		if (!kr_failed(&e) && r->state == R_REJECTED)
 			e = kr_store_rejected(b->store, b->batch_id, r->in.where,
 					      r->in.der ? r->csr.sha256 : NULL, r->reason);
@@ -314,7 +321,7 @@ static char *names_of(const req *r)
 	return s;
 }
 
-static kr_err record(batch *b)
+static kr_err record(batch *b, chunk *c)
 {
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_ok();
@@ -323,8 +330,8 @@ static kr_err record(batch *b)
 	int64_t nb = (int64_t)timegm(&tm);
 	ASN1_TIME_to_tm(b->validity->not_after, &tm);
 	int64_t na = (int64_t)timegm(&tm);
-	for (int i = 0; i < b->n && !kr_failed(&e); i++) {
-		req *r = &b->reqs[i];
+	for (int i = 0; i < c->n && !kr_failed(&e); i++) {
+		req *r = &c->reqs[i];
 		if (r->state != R_ISSUED)
 			continue;
 		char *sans = names_of(r);
@@ -355,20 +362,17 @@ static kr_err record(batch *b)
 static void file_name(const batch *b, req *r)
 {
 	char serial[41];
-	kr_hex(r->serial, r->serial_len, serial);
-	for (char *c = serial; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
+	kr_hex_upper(r->serial, r->serial_len, serial);
 	snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir,
 		 b->p->identity == KR_ID_DEVICE && r->name[0] ? r->name : serial);
 }
 
 /* Certificates reach files only after they are committed to the store. */
-static kr_err write_files(batch *b)
+static kr_err write_files(batch *b, chunk *c)
 {
 	int wrote = 0;
-	for (int i = 0; i < b->n; i++) {
-		req *r = &b->reqs[i];
+	for (int i = 0; i < c->n; i++) {
+		req *r = &c->reqs[i];
 		if (r->state != R_ISSUED && r->state != R_ALREADY)
 			continue;
 		file_name(b, r);
@@ -419,11 +423,11 @@ static void count_reason(kr_issue_summary *s, const char *reason)
 	s->reasons[i].n++;
 }
 
-static void report(batch *b)
+static void report(batch *b, chunk *c)
 {
 	const kr_issue_opts *o = b->o;
-	for (int i = 0; i < b->n; i++) {
-		req *r = &b->reqs[i];
+	for (int i = 0; i < c->n; i++) {
+		req *r = &c->reqs[i];
 		if (r->state == R_REJECTED) {
 			b->sum->rejected++;
 			count_reason(b->sum, r->reason);
@@ -437,12 +441,8 @@ static void report(batch *b)
 		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
 			continue;
 		char serial[41] = "";
-		if (r->serial_len) {
-			kr_hex(r->serial, r->serial_len, serial);
-			for (char *c = serial; *c; c++)
-				if (*c >= 'a' && *c <= 'f')
-					*c = (char)(*c - 'a' + 'A');
-		}
+		if (r->serial_len)
+			kr_hex_upper(r->serial, r->serial_len, serial);
 		fputs("{\"input\":", o->json);
 		kr_json_str(o->json, r->in.where);
 		fputs(",\"id\":", o->json);
@@ -466,49 +466,120 @@ static void report(batch *b)
 			b->seen, b->sum->issued, b->sum->already, b->sum->rejected);
 }
 
-static void clear_chunk(batch *b)
+static void clear_chunk(chunk *c)
 {
-	for (int i = 0; i < b->n; i++) {
-		req *r = &b->reqs[i];
+	for (int i = 0; i < c->n; i++) {
+		req *r = &c->reqs[i];
 		kr_input_clear(&r->in);
 		kr_csr_clear(&r->csr);
 		ASN1_INTEGER_free(r->serial_int);
 		OPENSSL_free(r->der);
 		memset(r, 0, sizeof *r);
 	}
-	b->n = 0;
+	c->n = 0;
 }
 
-static kr_err first_failure(batch *b)
+static kr_err first_failure(const chunk *c)
 {
-	for (int i = 0; i < b->n; i++)
-		if (b->reqs[i].state == R_FAILED)
-			return kr_errf(KR_EHSM, "%s: %s", b->reqs[i].in.where, b->reqs[i].reason);
+	for (int i = 0; i < c->n; i++)
+		if (c->reqs[i].state == R_FAILED)
+			return kr_errf(KR_EHSM, "%s: %s", c->reqs[i].in.where, c->reqs[i].reason);
 	return kr_ok();
 }
 
-static kr_err run_chunks(batch *b, kr_reader *rd, int chunk)
+/* Reads the next chunk, parses its requests (workers) and reserves. */
+static kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
 {
+	for (c->n = 0; c->n < size && *more;) {
+		KR_TRY(kr_reader_next(rd, &c->reqs[c->n].in, more));
+		if (*more)
+			c->n++;
+	}
+	b->seen += c->n;
+	if (c->n == 0)
+		return kr_ok();
+	parallel(b, c, stage_parse);
+	return reserve_all(b, c);
+}
+
+/* A signed chunk: recorded (what was signed is recorded even if some
+ * signatures failed), then its files, then its report. */
+static kr_err settle(batch *b, chunk *c)
+{
+	KR_TRY(record(b, c));
+	KR_TRY(first_failure(c));
+	if (b->o->out_dir)
+		KR_TRY(write_files(b, c));
+	report(b, c);
+	return kr_ok();
+}
+
+typedef struct signing {
+	batch *b;
+	chunk *c;
+} signing;
+
+static void *sign_chunk(void *arg)
+{
+	signing *s = arg;
+	parallel(s->b, s->c, stage_sign);
+	return NULL;
+}
+
+typedef struct signer_thread {
+	signing job;
+	pthread_t t;
+	int threaded, running;
+} signer_thread;
+
+static void start_signing(signer_thread *st, batch *b, chunk *c)
+{
+	st->job = (signing){b, c};
+	st->running = 1;
+	st->threaded = pthread_create(&st->t, NULL, sign_chunk, &st->job) == 0;
+	if (!st->threaded)
+		sign_chunk(&st->job);
+}
+
+static void wait_signing(signer_thread *st)
+{
+	if (st->running && st->threaded)
+		pthread_join(st->t, NULL);
+	st->running = 0;
+}
+
+/* A pipeline of two chunks: while one is on the HSM, the other is read,
+ * parsed and reserved, or recorded and written. The order that makes a
+ * batch crash-safe holds for each chunk: reserved and committed, then
+ * signed, then recorded and committed, then written. */
+static kr_err run_chunks(batch *b, kr_reader *rd, int size)
+{
+	chunk *cur = &b->chunks[0], *next = &b->chunks[1];
+	signer_thread st = {0};
 	int more = 1;
-	while (more) {
-		for (b->n = 0; b->n < chunk; b->n++) {
-			KR_TRY(kr_reader_next(rd, &b->reqs[b->n].in, &more));
-			if (!more)
-				break;
+	KR_TRY(fill(b, rd, cur, size, &more));
+	if (cur->n > 0)
+		start_signing(&st, b, cur);
+	while (cur->n > 0) {
+		kr_err e = more ? fill(b, rd, next, size, &more) : kr_ok();
+		wait_signing(&st);
+		if (!kr_failed(&e) && next->n > 0)
+			start_signing(&st, b, next);
+		kr_err f = settle(b, cur);
+		clear_chunk(cur);
+		if (kr_failed(&f) || kr_failed(&e)) {
+			wait_signing(&st);
+			/* What the next chunk signed is recorded too; its serials
+			 * otherwise stay reserved, to be retired by the next run. */
+			if (!kr_failed(&e) && next->n > 0 && !kr_failed(&f))
+				settle(b, next);
+			else
+				report(b, next);
+			return kr_failed(&f) ? f : e;
 		}
-		b->seen += b->n;
-		if (b->n == 0)
-			break;
-		parallel(b, stage_parse);
-		KR_TRY(reserve_all(b));
-		parallel(b, stage_sign);
-		kr_err e = record(b); /* what was signed is recorded even if some failed */
-		KR_TRY(e);
-		KR_TRY(first_failure(b));
-		if (b->o->out_dir)
-			KR_TRY(write_files(b));
-		report(b);
-		clear_chunk(b);
+		chunk *done = cur;
+		cur = next;
+		next = done;
 	}
 	return kr_ok();
 }
@@ -586,10 +657,15 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 		      kr_issue_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
-	int chunk = o->chunk > 0 ? o->chunk : 1000;
+	int size = o->chunk > 0 ? o->chunk : 1000;
 	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
-	b.reqs = calloc((size_t)chunk, sizeof *b.reqs);
-	KR_ENSURE(b.reqs, KR_EINTERNAL, "out of memory");
+	b.chunks[0].reqs = calloc((size_t)size, sizeof(req));
+	b.chunks[1].reqs = calloc((size_t)size, sizeof(req));
+	if (!b.chunks[0].reqs || !b.chunks[1].reqs) {
+		free(b.chunks[0].reqs);
+		free(b.chunks[1].reqs);
+		return kr_errf(KR_EINTERNAL, "out of memory");
+	}
 	kr_reader *rd = NULL;
 	kr_err e = kr_reader_open(inputs, ninputs, &rd);
 	if (!kr_failed(&e))
@@ -597,21 +673,22 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 	int started = !kr_failed(&e);
 	sum->started = started;
 	if (started)
-		e = run_chunks(&b, rd, chunk);
+		e = run_chunks(&b, rd, size);
 	if (started) {
-		report(&b); /* what the last chunk got to */
 		kr_err f = finish(&b);
 		if (!kr_failed(&e))
 			e = f;
 	}
 	if (o->progress)
 		fputc('\n', stderr);
-	clear_chunk(&b);
+	clear_chunk(&b.chunks[0]);
+	clear_chunk(&b.chunks[1]);
 	for (int w = 0; w < b.workers; w++)
 		kr_hsm_session_close(b.sessions[w]);
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_leaf_free(b.leaf);
 	kr_reader_close(rd);
-	free(b.reqs);
+	free(b.chunks[0].reqs);
+	free(b.chunks[1].reqs);
 	return e;
 }

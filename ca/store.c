@@ -441,14 +441,6 @@ kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 	return step_done(s, st, "reserving a serial");
 }
 
-static void serial_hex(const uint8_t *p, size_t n, char *out)
-{
-	kr_hex(p, n, out);
-	for (char *c = out; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
-}
-
 kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32])
 {
 	sqlite3_stmt *st = q(s, Q_ISSUED);
@@ -464,7 +456,7 @@ kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha2
 	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINTERNAL, "%s: no pending row for a serial",
 		  s->path);
 	char serial[41], tbs[65], csr[65], detail[512];
-	serial_hex(r->serial, r->serial_len, serial);
+	kr_hex_upper(r->serial, r->serial_len, serial);
 	kr_hex(tbs_sha256, 32, tbs);
 	kr_hex(r->csr_sha256, 32, csr);
 	snprintf(detail, sizeof detail, "ca=%lld serial=%s profile=%s csr-sha256=%s tbs-sha256=%s",
@@ -509,8 +501,8 @@ kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 			break;
 		}
 		list = l;
-		serial_hex(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-			   list[*n].serial);
+		kr_hex_upper(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+			     list[*n].serial);
 		list[*n].batch = sqlite3_column_int64(st, 1);
 		(*n)++;
 	}
@@ -595,7 +587,7 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 	sqlite3_finalize(st);
 	KR_TRY(e);
 	char hex[41], detail[128];
-	serial_hex(serial, len, hex);
+	kr_hex_upper(serial, len, hex);
 	KR_ENSURE(changed == 1, KR_EINPUT, "serial %s: no valid certificate of this CA has it",
 		  hex);
 	snprintf(detail, sizeof detail, "ca=%lld serial=%s reason=%d", (long long)ca, hex, reason);

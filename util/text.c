@@ -16,6 +16,16 @@ void kr_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+void kr_hex_upper(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 void kr_hex_groups(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789ABCDEF";

@@ -8,6 +8,9 @@
 /* Lowercase hex; out needs 2n+1 bytes. */
 void kr_hex(const uint8_t *p, size_t n, char *out);
 
+/* Uppercase hex, as OpenSSL prints serial numbers; out needs 2n+1 bytes. */
+void kr_hex_upper(const uint8_t *p, size_t n, char *out);
+
 /* Uppercase hex in groups of four digits ("AB12 CD34 ..."), for reading
  * aloud or comparing on paper; out needs 2n + n/2 + 1 bytes. */
 void kr_hex_groups(const uint8_t *p, size_t n, char *out);
