@@ -243,6 +243,13 @@ void kr_store_rollback(kr_store *s)
 
 /* ---- statement helpers ---------------------------------------------------- */
 
+static kr_err prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
+{
+	KR_ENSURE(sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK, KR_EIO, "%s: %s",
+		  s->path, sqlite3_errmsg(s->db));
+	return kr_ok();
+}
+
 static sqlite3_stmt *q(kr_store *s, int i)
 {
 	sqlite3_reset(s->q[i]);
@@ -349,10 +356,7 @@ kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_
 	char now[21];
 	now_text(now);
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "INSERT INTO batch (ca_id, profile, started) VALUES (?, ?, ?)",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s, "INSERT INTO batch (ca_id, profile, started) VALUES (?, ?, ?)", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	bind_text(st, 2, profile);
 	bind_text(st, 3, now);
@@ -367,11 +371,10 @@ kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *
 	char now[21];
 	now_text(now);
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "UPDATE batch SET finished = ?, issued = ?, rejected = ?,"
-				     " already = ? WHERE id = ?",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "UPDATE batch SET finished = ?, issued = ?, rejected = ?,"
+		       " already = ? WHERE id = ?",
+		       &st));
 	bind_text(st, 1, now);
 	sqlite3_bind_int64(st, 2, c->issued);
 	sqlite3_bind_int64(st, 3, c->rejected);
@@ -478,11 +481,10 @@ kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const ui
 kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "UPDATE cert SET status = 'abandoned' WHERE ca_id = ? AND"
-				     " status = 'pending' RETURNING serial, batch_id",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "UPDATE cert SET status = 'abandoned' WHERE ca_id = ? AND"
+		       " status = 'pending' RETURNING serial, batch_id",
+		       &st));
 	sqlite3_bind_int64(st, 1, ca);
 	*n = 0;
 	kr_err e = kr_ok();
@@ -526,16 +528,14 @@ kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(
-			  s->db,
-			  "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
-			  " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
-			  " reason FROM cert JOIN ca ON ca.id = cert.ca_id"
-			  " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
-			  " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
-			  " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
-			  -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
+		       " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
+		       " reason FROM cert JOIN ca ON ca.id = cert.ca_id"
+		       " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
+		       " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
+		       " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
+		       &st));
 	bind_text(st, 1, f->ca);
 	bind_text(st, 2, f->status);
 	bind_text(st, 3, f->device_id);
@@ -597,11 +597,10 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "SELECT serial, revoked_at, reason FROM cert WHERE ca_id = ?"
-				     " AND status = 'revoked' ORDER BY serial",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "SELECT serial, revoked_at, reason FROM cert WHERE ca_id = ?"
+		       " AND status = 'revoked' ORDER BY serial",
+		       &st));
 	sqlite3_bind_int64(st, 1, ca);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -615,10 +614,7 @@ kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s, "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	int rc = sqlite3_step(st);
 	*number = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -631,9 +627,7 @@ kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_up
 			int64_t next_update, const uint8_t *der, size_t len)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", -1, &st,
-				     NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	sqlite3_bind_int64(st, 2, number);
 	sqlite3_bind_int64(st, 3, this_update);
@@ -712,11 +706,10 @@ kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail)
 kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "SELECT seq, time, kind, detail, prev, hash FROM audit"
-				     " ORDER BY seq",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "SELECT seq, time, kind, detail, prev, hash FROM audit"
+		       " ORDER BY seq",
+		       &st));
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to a */
@@ -742,9 +735,7 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, "SELECT 1 FROM checkpoint WHERE seq = ?", -1, &st,
-				     NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s, "SELECT 1 FROM checkpoint WHERE seq = ?", &st));
 	sqlite3_bind_int64(st, 1, seq);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -775,14 +766,14 @@ kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8
 kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "SELECT seq, ca.name, time, head, signature, ca.der FROM"
-				     " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "SELECT seq, ca.name, time, head, signature, ca.der FROM"
+		       " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
+		       &st));
 	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
-	while (!kr_failed(&e) && sqlite3_step(st) == SQLITE_ROW) {
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		kr_checkpoint c = {
 			.seq = sqlite3_column_int64(st, 0),
 			.ca = (const char *)sqlite3_column_text(st, 1),
@@ -796,6 +787,8 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 		};
 		e = cb(&c, arg);
 	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "reading checkpoints");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -803,17 +796,19 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db,
-				     "SELECT ca.id, serial FROM cert JOIN ca ON ca.id = cert.ca_id"
-				     " WHERE status IN ('valid', 'revoked') ORDER BY cert.id",
-				     -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "SELECT ca.id, serial FROM cert JOIN ca ON ca.id = cert.ca_id"
+		       " WHERE status IN ('valid', 'revoked') ORDER BY cert.id",
+		       &st));
 	kr_err e = kr_ok();
-	while (!kr_failed(&e) && sqlite3_step(st) == SQLITE_ROW) {
+	int rc = SQLITE_DONE;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		char ca[24];
 		snprintf(ca, sizeof ca, "%lld", (long long)sqlite3_column_int64(st, 0));
 		e = cb(ca, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), arg);
 	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "reading certificates");
 	sqlite3_finalize(st);
 	return e;
 }

@@ -37,7 +37,18 @@ int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg);
 #include "../policy/profile.h"
 kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_store **store);
 
-/* Hex serial, uppercase; out needs 41 bytes. */
-void kr_cli_serial(const uint8_t *p, size_t n, char *out);
+/* The configuration, the store and one issuing CA, opened together. */
+#include "../ca/authority.h"
+typedef struct kr_cli_ca {
+	kr_config *cfg;
+	kr_store *store;
+	const kr_ca_conf *conf;
+	kr_authority ca;
+} kr_cli_ca;
+
+/* with_key: log in to the CA's token (h: PIN and module options). */
+kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
+		      const kr_cli_hsm_opts *h, kr_cli_ca *out);
+void kr_cli_close_ca(kr_cli_ca *c);
 
 #endif

@@ -1,5 +1,6 @@
 /* keyrite certs [--ca NAME] [--status S] [--device ID] [--json] | show SERIAL */
 #include "cli.h"
+#include "../util/text.h"
 #include "../ca/revoke.h"
 #include "../util/json.h"
 
@@ -26,7 +27,7 @@ static void line(const kr_cert_info *c, void *arg)
 {
 	int json = *(int *)arg;
 	char serial[41], nb[11], na[11];
-	kr_cli_serial(c->serial, c->serial_len, serial);
+	kr_hex_upper(c->serial, c->serial_len < 20 ? c->serial_len : 20, serial);
 	day(c->not_before, nb);
 	day(c->not_after, na);
 	if (!json) {
@@ -94,7 +95,7 @@ static void show(const kr_cert_info *c, void *arg)
 	int *found = arg;
 	(*found)++;
 	char serial[41], nb[11], na[11];
-	kr_cli_serial(c->serial, c->serial_len, serial);
+	kr_hex_upper(c->serial, c->serial_len < 20 ? c->serial_len : 20, serial);
 	day(c->not_before, nb);
 	day(c->not_after, na);
 	printf("serial:     %s\nca:         %s\nprofile:    %s\nstatus:     %s\n", serial, c->ca,

@@ -32,23 +32,14 @@ int kr_cmd_crl(int argc, char **argv)
 	}
 	if (!ca_name || optind != argc)
 		return fputs(usage_text, stderr), KR_EUSAGE;
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	const kr_ca_conf *cc = NULL;
-	kr_authority ca = {0};
+	kr_cli_ca ca;
 	int64_t number = 0;
-	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	kr_err e = kr_cli_open_ca(config, ca_name, 0, 1, &h, &ca);
 	if (!kr_failed(&e))
-		e = kr_config_ca(cfg, ca_name, &cc);
-	if (!kr_failed(&e))
-		e = kr_authority_open(cc, store, &(kr_hsm_opts){h.module, h.pin, 0}, 1, &ca);
-	if (!kr_failed(&e))
-		e = kr_ca_crl(store, &ca, out, &number);
+		e = kr_ca_crl(ca.store, &ca.ca, out, &number);
 	if (!kr_failed(&e))
 		printf("CRL number %lld of CA %s%s%s\n", (long long)number, ca_name,
 		       out ? " written to " : "", out ? out : "");
-	kr_authority_close(&ca);
-	kr_store_close(store);
-	kr_config_free(cfg);
+	kr_cli_close_ca(&ca);
 	return kr_cli_report(&e);
 }

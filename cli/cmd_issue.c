@@ -71,27 +71,19 @@ int kr_cmd_issue(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return KR_EUSAGE;
 	}
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	const kr_ca_conf *cc = NULL;
+	kr_cli_ca ca;
 	const kr_profile *p = NULL;
-	kr_authority ca = {0};
 	kr_issue_summary sum = {0};
-	kr_err e = kr_cli_open(config, 1, &cfg, &store);
+	kr_err e = kr_cli_open_ca(config, ca_name, 1, 1, &h, &ca);
 	if (!kr_failed(&e))
-		e = kr_config_ca(cfg, ca_name, &cc);
-	if (!kr_failed(&e))
-		e = kr_config_profile(cfg, cc, profile, &p);
-	if (!kr_failed(&e))
-		e = kr_authority_open(cc, store, &(kr_hsm_opts){h.module, h.pin, 0}, 1, &ca);
+		e = kr_config_profile(ca.cfg, ca.conf, profile, &p);
 	int ran = !kr_failed(&e);
 	if (ran)
-		e = kr_issue_batch(cfg, store, &ca, p, argv + optind, argc - optind, &o, &sum);
+		e = kr_issue_batch(ca.cfg, ca.store, &ca.ca, p, argv + optind, argc - optind, &o,
+				   &sum);
 	if (ran && sum.started)
 		summary(&sum);
-	kr_authority_close(&ca);
-	kr_store_close(store);
-	kr_config_free(cfg);
+	kr_cli_close_ca(&ca);
 	if (kr_failed(&e))
 		return kr_cli_report(&e);
 	if (sum.rejected && !sum.issued && !sum.already)

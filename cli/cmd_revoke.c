@@ -1,5 +1,6 @@
 /* keyrite revoke --ca NAME [--reason R] SERIAL... | --device ID */
 #include "cli.h"
+#include "../util/text.h"
 #include "../ca/authority.h"
 #include "../ca/build.h"
 #include "../ca/revoke.h"
@@ -72,32 +73,23 @@ int kr_cmd_revoke(int argc, char **argv)
 	kr_err e = kr_crl_reason_parse(reason_name, &reason);
 	for (int i = optind; !kr_failed(&e) && i < argc && s.n < 256; i++)
 		e = kr_serial_parse(argv[i], s.v[s.n], &s.len[s.n]), s.n++;
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	const kr_ca_conf *cc = NULL;
-	kr_authority ca = {0};
+	kr_cli_ca ca = {0};
 	if (!kr_failed(&e))
-		e = kr_cli_open(config, 0, &cfg, &store);
-	if (!kr_failed(&e))
-		e = kr_config_ca(cfg, ca_name, &cc);
-	if (!kr_failed(&e))
-		e = kr_authority_open(cc, store, NULL, 0, &ca);
+		e = kr_cli_open_ca(config, ca_name, 0, 0, NULL, &ca);
 	if (!kr_failed(&e) && device) {
 		kr_cert_filter f = {.ca = ca_name, .device_id = device};
-		e = kr_store_certs(store, &f, by_device, &s);
+		e = kr_store_certs(ca.store, &f, by_device, &s);
 		if (!kr_failed(&e) && s.n == 0)
 			e = kr_errf(KR_EINPUT, "device %s has no valid certificate from CA %s",
 				    device, ca_name);
 	}
 	if (!kr_failed(&e))
-		e = revoke(store, ca.id, &s, reason);
+		e = revoke(ca.store, ca.ca.id, &s, reason);
 	for (int i = 0; !kr_failed(&e) && i < s.n; i++) {
 		char hex[41];
-		kr_cli_serial(s.v[i], s.len[i], hex);
+		kr_hex_upper(s.v[i], s.len[i], hex);
 		printf("revoked %s (%s)\n", hex, reason_name);
 	}
-	kr_authority_close(&ca);
-	kr_store_close(store);
-	kr_config_free(cfg);
+	kr_cli_close_ca(&ca);
 	return kr_cli_report(&e);
 }

@@ -61,16 +61,22 @@ kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_sto
 	return e;
 }
 
-void kr_cli_serial(const uint8_t *p, size_t n, char *out)
+kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
+		      const kr_cli_hsm_opts *h, kr_cli_ca *out)
 {
-	static const char digits[] = "0123456789ABCDEF";
-	if (n > 20)
-		n = 20;
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
+	memset(out, 0, sizeof *out);
+	KR_TRY(kr_cli_open(config, create_store, &out->cfg, &out->store));
+	KR_TRY(kr_config_ca(out->cfg, ca_name, &out->conf));
+	kr_hsm_opts o = {h ? h->module : NULL, h ? h->pin : (kr_pin_source){0}, 0};
+	return kr_authority_open(out->conf, out->store, &o, with_key, &out->ca);
+}
+
+void kr_cli_close_ca(kr_cli_ca *c)
+{
+	kr_authority_close(&c->ca);
+	kr_store_close(c->store);
+	kr_config_free(c->cfg);
+	memset(c, 0, sizeof *c);
 }
 
 static void usage(FILE *f)

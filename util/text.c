@@ -6,9 +6,8 @@
 
 #include "pgpwords.inc"
 
-void kr_hex(const uint8_t *p, size_t n, char *out)
+static void hex_with(const char *digits, const uint8_t *p, size_t n, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
 	for (size_t i = 0; i < n; i++) {
 		out[2 * i] = digits[p[i] >> 4];
 		out[2 * i + 1] = digits[p[i] & 15];
@@ -16,14 +15,11 @@ void kr_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+void kr_hex(const uint8_t *p, size_t n, char *out) { hex_with("0123456789abcdef", p, n, out); }
+
 void kr_hex_upper(const uint8_t *p, size_t n, char *out)
 {
-	static const char digits[] = "0123456789ABCDEF";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
+	hex_with("0123456789ABCDEF", p, n, out);
 }
 
 void kr_hex_groups(const uint8_t *p, size_t n, char *out)
