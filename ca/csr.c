@@ -13,6 +13,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct kr_csr_ctx {
+	EC_KEY *p256, *p384;
+};
+
+kr_err kr_csr_ctx_new(kr_csr_ctx **out)
+{
+	kr_csr_ctx *c = calloc(1, sizeof *c);
+	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
+	c->p256 = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+	c->p384 = EC_KEY_new_by_curve_name(NID_secp384r1);
+	if (!c->p256 || !c->p384) {
+		kr_csr_ctx_free(c);
+		return kr_err_ossl(KR_EINTERNAL, "preparing the curves");
+	}
+	*out = c;
+	return kr_ok();
+}
+
+void kr_csr_ctx_free(kr_csr_ctx *c)
+{
+	if (!c)
+		return;
+	EC_KEY_free(c->p256);
+	EC_KEY_free(c->p384);
+	free(c);
+}
+
 #define BAD(...) kr_errf(KR_EINPUT, __VA_ARGS__)
 #define REFUSE(...) kr_errf(KR_EPOLICY, __VA_ARGS__)
 
@@ -65,7 +92,8 @@ kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der
 
 /* ---- public keys -------------------------------------------------------------- */
 
-static kr_err ec_key(const KR_SPKI *spki, EC_KEY **out, kr_key_type *t)
+/* *out is the context's key when there is a context (*owned = 0). */
+static kr_err ec_key(kr_csr_ctx *ctx, const KR_SPKI *spki, EC_KEY **out, int *owned, kr_key_type *t)
 {
 	const ASN1_OBJECT *obj = NULL;
 	int ptype = 0;
@@ -82,10 +110,13 @@ static kr_err ec_key(const KR_SPKI *spki, EC_KEY **out, kr_key_type *t)
 	else
 		return REFUSE("curve %s is not allowed (P-256, P-384)",
 			      nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
-	EC_KEY *k = EC_KEY_new_by_curve_name(nid);
+	*owned = !ctx;
+	EC_KEY *k = ctx ? (nid == NID_secp384r1 ? ctx->p384 : ctx->p256)
+			: EC_KEY_new_by_curve_name(nid);
 	/* oct2key rejects a point that is not on the curve. */
 	if (!k || !EC_KEY_oct2key(k, spki->key->data, (size_t)spki->key->length, NULL)) {
-		EC_KEY_free(k);
+		if (*owned)
+			EC_KEY_free(k);
 		ERR_clear_error();
 		return BAD("EC public key is not a valid point on %s", OBJ_nid2sn(nid));
 	}
@@ -124,8 +155,8 @@ static kr_err rsa_key(const KR_SPKI *spki, RSA **out, kr_key_type *t)
 
 /* ---- proof of possession ----------------------------------------------------- */
 
-static kr_err verify(const KR_SPKI *spki, const X509_ALGOR *alg, const ASN1_BIT_STRING *sig,
-		     const uint8_t *tbs, size_t tbslen, kr_key_type *t)
+static kr_err verify(kr_csr_ctx *ctx, const KR_SPKI *spki, const X509_ALGOR *alg,
+		     const ASN1_BIT_STRING *sig, const uint8_t *tbs, size_t tbslen, kr_key_type *t)
 {
 	int key_nid = OBJ_obj2nid(spki->alg->algorithm);
 	int md_nid = NID_undef, pk_nid = NID_undef;
@@ -148,9 +179,9 @@ static kr_err verify(const KR_SPKI *spki, const X509_ALGOR *alg, const ASN1_BIT_
 		if (!pk)
 			return BAD("Ed25519 public key is malformed");
 		*t = KR_KEY_ED25519;
-		KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
-		int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) > 0 &&
-			 EVP_DigestVerify(ctx, sig->data, (size_t)sig->length, tbs, tbslen) == 1;
+		KR_AUTO(EVP_MD_CTX) mctx = EVP_MD_CTX_new();
+		int ok = mctx && EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, pk) > 0 &&
+			 EVP_DigestVerify(mctx, sig->data, (size_t)sig->length, tbs, tbslen) == 1;
 		ERR_clear_error();
 		return ok ? kr_ok()
 			  : kr_errf(KR_EVERIFY, "bad signature: proof of possession fails");
@@ -164,9 +195,11 @@ static kr_err verify(const KR_SPKI *spki, const X509_ALGOR *alg, const ASN1_BIT_
 	int ok = 0;
 	if (key_nid == NID_X9_62_id_ecPublicKey) {
 		EC_KEY *k = NULL;
-		KR_TRY(ec_key(spki, &k, t));
+		int owned = 0;
+		KR_TRY(ec_key(ctx, spki, &k, &owned, t));
 		ok = ECDSA_verify(0, md, (int)mdlen, sig->data, sig->length, k) == 1;
-		EC_KEY_free(k);
+		if (owned)
+			EC_KEY_free(k);
 	} else if (key_nid == NID_rsaEncryption) {
 		RSA *r = NULL;
 		KR_TRY(rsa_key(spki, &r, t));
@@ -302,7 +335,7 @@ static kr_err extensions(kr_csr *c, const STACK_OF(X509_ATTRIBUTE) * attrs)
 	return kr_ok();
 }
 
-static kr_err parse(const uint8_t *der, size_t len, KR_SIGNED *req, kr_csr *c)
+static kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, KR_SIGNED *req, kr_csr *c)
 {
 	KR_ENSURE(req->tbs->type == V_ASN1_SEQUENCE, KR_EINPUT, "malformed DER: not a CSR");
 	const ASN1_STRING *tbs = req->tbs->value.sequence;
@@ -315,7 +348,7 @@ static kr_err parse(const uint8_t *der, size_t len, KR_SIGNED *req, kr_csr *c)
 	if (ASN1_INTEGER_get(info->version) != 0)
 		e = BAD("CSR version is not 1 (RFC 2986)");
 	if (!kr_failed(&e))
-		e = verify(info->spki, req->alg, req->sig, tbs->data, (size_t)tbs->length,
+		e = verify(ctx, info->spki, req->alg, req->sig, tbs->data, (size_t)tbs->length,
 			   &c->key_type);
 	if (!kr_failed(&e))
 		e = subject_cn(info->subject, c->cn, sizeof c->cn);
@@ -337,7 +370,7 @@ static kr_err parse(const uint8_t *der, size_t len, KR_SIGNED *req, kr_csr *c)
 	return e;
 }
 
-kr_err kr_csr_parse(const uint8_t *der, size_t len, kr_csr *out)
+kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out)
 {
 	memset(out, 0, sizeof *out);
 	KR_ENSURE(len > 0, KR_EINPUT, "empty request");
@@ -345,7 +378,7 @@ kr_err kr_csr_parse(const uint8_t *der, size_t len, kr_csr *out)
 	KR_SIGNED *req = (KR_SIGNED *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(KR_SIGNED));
 	ERR_clear_error();
 	KR_ENSURE(req, KR_EINPUT, "malformed DER");
-	kr_err e = (size_t)(p - der) == len ? parse(der, len, req, out)
+	kr_err e = (size_t)(p - der) == len ? parse(ctx, der, len, req, out)
 					    : BAD("%zu bytes of trailing data after the CSR",
 						  len - (size_t)(p - der));
 	ASN1_item_free((ASN1_VALUE *)req, ASN1_ITEM_rptr(KR_SIGNED));

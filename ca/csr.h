@@ -25,11 +25,18 @@ typedef struct kr_csr {
 	X509_EXTENSION *ku, *eku; /* requested, for profiles that honour them */
 } kr_csr;
 
+/* What one thread reuses from request to request (an EC key per curve, so
+ * that the curve is not rebuilt for every request). */
+typedef struct kr_csr_ctx kr_csr_ctx;
+kr_err kr_csr_ctx_new(kr_csr_ctx **out);
+void kr_csr_ctx_free(kr_csr_ctx *ctx);
+
 /* Parses and checks a DER request: structure, version, key (algorithm,
  * curve, size, exponent, point), signature algorithm and proof of
  * possession, subject, and requested extensions (CA:TRUE, keyCertSign,
- * non-DNS names and unknown critical extensions are refused). */
-kr_err kr_csr_parse(const uint8_t *der, size_t len, kr_csr *out);
+ * non-DNS names and unknown critical extensions are refused). ctx may be
+ * NULL; with one, a thread must use its own. */
+kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out);
 void kr_csr_clear(kr_csr *c);
 
 /* Decodes PEM text holding exactly one CERTIFICATE REQUEST. */

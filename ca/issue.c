@@ -56,6 +56,7 @@ typedef struct batch {
 	int64_t batch_id;
 	int workers;
 	kr_hsm_session *sessions[MAX_WORKERS];
+	kr_csr_ctx *parsers[MAX_WORKERS];
 	chunk chunks[2]; /* one is signed while the next is read and reserved */
 	long seen;
 } batch;
@@ -152,10 +153,9 @@ static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 
 static void stage_parse(batch *b, req *r, int worker)
 {
-	(void)worker;
 	if (r->in.error[0])
 		return reject(r, r->in.error);
-	kr_err e = kr_csr_parse(r->in.der, r->in.der_len, &r->csr);
+	kr_err e = kr_csr_parse(b->parsers[worker], r->in.der, r->in.der_len, &r->csr);
 	if (kr_failed(&e))
 		return reject(r, e.msg);
 	if (!(b->p->key_types & (1u << r->csr.key_type))) {
@@ -618,8 +618,10 @@ static kr_err setup(batch *b, kr_config *cfg)
 		KR_TRY(write_chain(b));
 	}
 	b->workers = b->ca->conf->workers < MAX_WORKERS ? b->ca->conf->workers : MAX_WORKERS;
-	for (int w = 0; w < b->workers; w++)
+	for (int w = 0; w < b->workers; w++) {
 		KR_TRY(kr_hsm_session_open(b->ca->hsm, &b->sessions[w]));
+		KR_TRY(kr_csr_ctx_new(&b->parsers[w]));
+	}
 	long abandoned = 0;
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_store_abandon_pending(b->store, b->ca->id, &abandoned);
@@ -683,8 +685,10 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 		fputc('\n', stderr);
 	clear_chunk(&b.chunks[0]);
 	clear_chunk(&b.chunks[1]);
-	for (int w = 0; w < b.workers; w++)
+	for (int w = 0; w < b.workers; w++) {
 		kr_hsm_session_close(b.sessions[w]);
+		kr_csr_ctx_free(b.parsers[w]);
+	}
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_leaf_free(b.leaf);
 	kr_reader_close(rd);

@@ -121,7 +121,7 @@ Test(issue, csr_parse_extracts_what_policy_needs)
 	KR_AUTO(uint8_t)
 	der = make_csr(k, "302220601105021", "DNS:a.example,DNS:b.example", NULL, 0, &len);
 	kr_csr c;
-	KR_ASSERT_OK(kr_csr_parse(der, (size_t)len, &c));
+	KR_ASSERT_OK(kr_csr_parse(NULL, der, (size_t)len, &c));
 	cr_assert_eq(c.key_type, KR_KEY_EC_P256);
 	cr_assert_str_eq(c.cn, "302220601105021");
 	cr_assert_eq(c.ndns, 2);
@@ -139,14 +139,14 @@ Test(issue, csr_parse_extracts_what_policy_needs)
 	kr_csr_clear(&c);
 
 	der[len - 1] ^= 1;
-	KR_ASSERT_ERR(kr_csr_parse(der, (size_t)len, &c), KR_EVERIFY, "bad signature");
-	KR_ASSERT_ERR(kr_csr_parse(der, (size_t)len - 3, &c), KR_EINPUT, "malformed DER");
+	KR_ASSERT_ERR(kr_csr_parse(NULL, der, (size_t)len, &c), KR_EVERIFY, "bad signature");
+	KR_ASSERT_ERR(kr_csr_parse(NULL, der, (size_t)len - 3, &c), KR_EINPUT, "malformed DER");
 	OPENSSL_free(der);
 	der = make_csr(k, "x", NULL, "critical,CA:TRUE", 0, &len);
-	KR_ASSERT_ERR(kr_csr_parse(der, (size_t)len, &c), KR_EPOLICY, "CA:TRUE requested");
+	KR_ASSERT_ERR(kr_csr_parse(NULL, der, (size_t)len, &c), KR_EPOLICY, "CA:TRUE requested");
 	OPENSSL_free(der);
 	der = make_csr(k, "x", NULL, NULL, 2, &len);
-	KR_ASSERT_ERR(kr_csr_parse(der, (size_t)len, &c), KR_EINPUT, "version");
+	KR_ASSERT_ERR(kr_csr_parse(NULL, der, (size_t)len, &c), KR_EINPUT, "version");
 }
 
 Test(issue, serial_parse)
@@ -211,7 +211,7 @@ Test(issue, leaf_certificates_pass_the_full_lint)
 	int len = 0;
 	KR_AUTO(uint8_t) der = make_csr(k, "42", NULL, NULL, 0, &len);
 	kr_csr csr;
-	KR_ASSERT_OK(kr_csr_parse(der, (size_t)len, &csr));
+	KR_ASSERT_OK(kr_csr_parse(NULL, der, (size_t)len, &csr));
 	char name[256];
 	KR_ASSERT_OK(kr_profile_device_name(p, "42", 11, name, sizeof name));
 	KR_ASSERT_OK(kr_leaf_check_name(l, name));
