@@ -348,6 +348,7 @@ static kr_err record(batch *b, chunk *c)
 			.der_len = (size_t)r->der_len,
 		};
 		memcpy(row.spki_sha256, r->csr.spki_sha256, 32);
+		memcpy(row.csr_sha256, r->csr.sha256, 32);
 		e = kr_store_issued(b->store, &row, r->tbs_sha256);
 		free(sans);
 	}

@@ -744,6 +744,35 @@ kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 	return kr_ok();
 }
 
+kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb, void *arg)
+{
+	char hex[41], pattern[64];
+	kr_hex_upper(serial, len < 20 ? len : 20, hex);
+	snprintf(pattern, sizeof pattern, "* serial=%s*", hex);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s,
+		       "SELECT seq, time, kind, detail FROM audit WHERE detail GLOB ?"
+		       " ORDER BY seq",
+		       &st));
+	bind_text(st, 1, pattern);
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to a */
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		kr_audit_entry a = {
+			.seq = sqlite3_column_int64(st, 0),
+			.time = (const char *)sqlite3_column_text(st, 1),
+			.kind = (const char *)sqlite3_column_text(st, 2),
+			.detail = (const char *)sqlite3_column_text(st, 3),
+		};
+		e = cb(&a, arg);
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "reading the history");
+	sqlite3_finalize(st);
+	return e;
+}
+
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
 			       const uint8_t *sig, size_t len)
 {

@@ -142,6 +142,9 @@ kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8
 typedef kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
 kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
 
+/* The audit entries that name a serial (its issue, its revocation), in order. */
+kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb, void *arg);
+
 /* Each issued certificate has one 'issue' audit entry naming its serial:
  * calls cb for every valid or revoked certificate of the store. */
 typedef kr_err (*kr_serial_cb)(const char *ca, const uint8_t *serial, size_t len, void *arg);

@@ -50,13 +50,26 @@ static void line(const kr_cert_info *c, void *arg)
 	printf(",\"not_before\":\"%s\",\"not_after\":\"%s\"}\n", nb, na);
 }
 
-static int run(const char *config, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
+static kr_err history_line(const kr_audit_entry *a, void *arg)
+{
+	(void)arg;
+	printf("  %s  %-7s audit entry %lld: %s\n", a->time, a->kind, (long long)a->seq, a->detail);
+	return kr_ok();
+}
+
+/* show_history: after the certificates, the audit entries naming f->serial. */
+static int run(const char *config, const kr_cert_filter *f, kr_cert_cb cb, void *arg,
+	       int show_history)
 {
 	kr_config *cfg = NULL;
 	kr_store *store = NULL;
 	kr_err e = kr_cli_open(config, 0, &cfg, &store);
 	if (!kr_failed(&e))
 		e = kr_store_certs(store, f, cb, arg);
+	if (!kr_failed(&e) && show_history && *(int *)arg) {
+		printf("history:\n");
+		e = kr_store_history(store, f->serial, f->serial_len, history_line, NULL);
+	}
 	kr_store_close(store);
 	kr_config_free(cfg);
 	return kr_cli_report(&e);
@@ -87,7 +100,7 @@ int kr_cmd_certs(int argc, char **argv)
 	}
 	if (optind != argc)
 		return fputs(certs_usage, stderr), KR_EUSAGE;
-	return run(config, &f, line, &json);
+	return run(config, &f, line, &json, 0);
 }
 
 static void show(const kr_cert_info *c, void *arg)
@@ -141,7 +154,7 @@ int kr_cmd_show(int argc, char **argv)
 		return kr_cli_report(&e);
 	f.serial = serial;
 	int found = 0;
-	int rc = run(config, &f, show, &found);
+	int rc = run(config, &f, show, &found, 1);
 	if (rc == 0 && !found) {
 		fprintf(stderr, "keyrite: no certificate has serial %s\n", argv[optind]);
 		return KR_EINPUT;

@@ -248,6 +248,12 @@ test_revoke_then_crl_checked_by_openssl() {
 		-CRLfile "$T/2.crl" "$c3"
 	has "revoked" kr certs --config "$T/ca/keyrite.cnf" --status revoked --json
 	has "status:     revoked" kr show --config "$T/ca/keyrite.cnf" "$serial"
+	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
+	grep -q "issue   audit entry [0-9]*: ca=1 serial=$serial profile=device" "$T/show"
+	# The entry names the request by its hash.
+	csr=$(sed -n 2p "$T/m.csv" | cut -d, -f4 | base64 -d | sha256sum | cut -d' ' -f1)
+	grep -q "serial=$serial profile=device csr-sha256=$csr tbs-sha256=" "$T/show"
+	grep -q "revoke  audit entry [0-9]*: ca=1 serial=$serial reason=1" "$T/show"
 	expect 6 "already exists" kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/2.crl"
 }
 
