@@ -48,3 +48,17 @@ test_pin_never_in_transcript_or_outputs() {
 	standard_ceremonies
 	! grep -rqF -- "$KR_TEST_PIN" "$T/out" || fail "the PIN appears in an output"
 }
+
+test_pin_prompt_on_a_terminal_does_not_echo() {
+	init_token lab
+	# script(1) gives keyrite a terminal. keyrite flushes what was typed
+	# before its prompt (TCSAFLUSH), so the PIN comes after a pause.
+	(sleep 2; echo "$KR_TEST_PIN") |
+		script -qec "$KEYRITE hsm keygen 'pkcs11:token=lab;object=k' --type ec-p256" /dev/null \
+			>"$T/tty.out"
+	grep -q "PIN for token 'lab':" "$T/tty.out"
+	grep -q "key 'k'" "$T/tty.out"
+	! grep -qF "$KR_TEST_PIN" "$T/tty.out" || fail "the PIN was echoed"
+	# Without a terminal and without a PIN source: a clear refusal.
+	expect 4 "no terminal to prompt on" setsid -w "$KEYRITE" hsm keys "pkcs11:token=lab" </dev/null
+}
