@@ -255,6 +255,8 @@ test_revoke_then_crl_checked_by_openssl() {
 	grep -q "serial=$serial profile=device csr-sha256=$csr tbs-sha256=" "$T/show"
 	grep -q "revoke  audit entry [0-9]*: ca=1 serial=$serial reason=1" "$T/show"
 	expect 6 "already exists" kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/2.crl"
+	# The PIN is in no file keyrite wrote: store, journal, outputs.
+	! grep -rqaF -- "$KR_TEST_PIN" "$T/ca" "$T/certs" "$T"/*.crl || fail "the PIN is in a file"
 }
 
 test_audit_log_detects_tampering() {
