@@ -399,29 +399,30 @@ static kr_err write_files(batch *b, chunk *c)
 
 /* ---- reporting ------------------------------------------------------------------- */
 
-static void count_reason(kr_issue_summary *s, const char *reason)
+void kr_issue_summary_add(kr_issue_summary *s, const char *reason)
 {
 	char key[80];
-	const char *colon = strstr(reason, ": "), *paren = strstr(reason, " (");
-	size_t n = strlen(reason);
+	size_t n = strcspn(reason, "(");
+	const char *colon = strstr(reason, ": ");
 	if (colon && (size_t)(colon - reason) < n)
 		n = (size_t)(colon - reason);
-	if (paren && (size_t)(paren - reason) < n)
-		n = (size_t)(paren - reason);
+	while (n > 0 && reason[n - 1] == ' ')
+		n--;
 	snprintf(key, sizeof key, "%.*s", (int)(n < 79 ? n : 79), reason);
-	while (strlen(key) && key[strlen(key) - 1] == ' ')
-		key[strlen(key) - 1] = '\0';
+	if (s->nreasons >= KR_MAX_REASONS - 1) {
+		int known = 0;
+		for (int i = 0; i < s->nreasons; i++)
+			known |= !strcmp(s->reasons[i].reason, key);
+		if (!known)
+			snprintf(key, sizeof key, "other reasons");
+	}
 	for (int i = 0; i < s->nreasons; i++)
 		if (!strcmp(s->reasons[i].reason, key)) {
 			s->reasons[i].n++;
 			return;
 		}
-	int i = s->nreasons < KR_MAX_REASONS ? s->nreasons++ : KR_MAX_REASONS - 1;
-	if (i == KR_MAX_REASONS - 1 && s->nreasons == KR_MAX_REASONS &&
-	    strcmp(s->reasons[i].reason, "other reasons") != 0)
-		snprintf(key, sizeof key, "other reasons");
-	snprintf(s->reasons[i].reason, sizeof s->reasons[i].reason, "%s", key);
-	s->reasons[i].n++;
+	snprintf(s->reasons[s->nreasons].reason, sizeof s->reasons[0].reason, "%s", key);
+	s->reasons[s->nreasons++].n = 1;
 }
 
 static void report(batch *b, chunk *c)
@@ -431,7 +432,7 @@ static void report(batch *b, chunk *c)
 		req *r = &c->reqs[i];
 		if (r->state == R_REJECTED) {
 			b->sum->rejected++;
-			count_reason(b->sum, r->reason);
+			kr_issue_summary_add(b->sum, r->reason);
 			if (o->report)
 				fprintf(o->report, "%s: rejected: %s\n", r->in.where, r->reason);
 		} else if (r->state == R_ALREADY) {

@@ -287,7 +287,10 @@ static int manifest_next(kr_reader *r, kr_input *in, kr_err *err)
 	}
 }
 
-static int stdin_next(kr_reader *r, kr_input *in)
+/* 1: *in holds the next request (or a damaged block's error); 0: the end.
+ * A damaged block's lines are consumed, so the stream goes on after it; a
+ * read error of standard input itself ends the batch. */
+static int stdin_next(kr_reader *r, kr_input *in, kr_err *err)
 {
 	char *name = NULL, *header = NULL;
 	unsigned char *data = NULL;
@@ -295,11 +298,18 @@ static int stdin_next(kr_reader *r, kr_input *in)
 	if (PEM_read_bio(r->bio, &name, &header, &data, &len) <= 0) {
 		unsigned long e = ERR_peek_last_error();
 		ERR_clear_error();
+		if (ferror(stdin)) {
+			*err = kr_errf(KR_EIO,
+				       "-: reading standard input failed after %ld "
+				       "request(s)",
+				       r->count);
+			return 0;
+		}
 		if (ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
 			return 0;
 		snprintf(in->where, sizeof in->where, "-:%ld", ++r->count);
 		snprintf(in->error, sizeof in->error, "malformed PEM");
-		return 0; /* a damaged stream cannot be resynchronised */
+		return 1;
 	}
 	snprintf(in->where, sizeof in->where, "-:%ld", ++r->count);
 	if (strcmp(name, "CERTIFICATE REQUEST") != 0 &&
@@ -342,11 +352,9 @@ kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more)
 			}
 			break;
 		case SRC_STDIN:
-			if (stdin_next(r, in) || in->error[0]) {
-				*more = 1;
-				if (in->error[0] && !in->der)
-					r->src = SRC_NONE, end_source(r);
-				return kr_ok();
+			if (stdin_next(r, in, &e) || kr_failed(&e)) {
+				*more = !kr_failed(&e);
+				return e;
 			}
 			break;
 		case SRC_NONE:

@@ -373,7 +373,7 @@ static kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, int pss,
 			   serial ? serial : "?");
 	OPENSSL_free(serial);
 	KR_TRY(write_cert(c, out, cert));
-	kr_transcript_line(c->t, "chain %s %s", rel(c, out),
+	kr_transcript_line(c->t, "chain certificate %s %s", rel(c, out),
 			   issuer_path ? rel(c, issuer_path) : "self");
 	return kr_ok();
 }
@@ -634,7 +634,8 @@ static kr_err run_crl(ceremony *c)
 		e = write_object(c, "crl", PEM_STRING_X509_CRL, (i2d_of_void *)i2d_X509_CRL, crl,
 				 crl_out);
 	if (!kr_failed(&e))
-		kr_transcript_line(c->t, "chain %s %s", rel(c, crl_out), rel(c, c->issuer_path));
+		kr_transcript_line(c->t, "chain crl %s %s", rel(c, crl_out),
+				   rel(c, c->issuer_path));
 	kr_signer_clear(&s);
 	sk_ASN1_INTEGER_pop_free(serials, ASN1_INTEGER_free);
 	free(entries);

@@ -132,12 +132,15 @@ static void check_line(checker *k, char *line, int *ended, int *aborted)
 			 path ? path : "?");
 		result(k, &e, what);
 	} else if (!strcmp(kw, "chain")) {
+		/* "chain certificate|crl PATH ISSUER|self": the transcript says
+		 * what the file is; its name does not. */
+		const char *kind = strtok_r(NULL, " ", &save);
 		const char *path = strtok_r(NULL, " ", &save);
 		const char *issuer = strtok_r(NULL, " ", &save);
-		size_t n = path ? strlen(path) : 0;
-		int is_crl = n > 4 && !strcmp(path + n - 4, ".crl");
-		kr_err e = (path && issuer) ? check_chain(k, path, issuer, is_crl)
-					    : kr_errf(KR_EVERIFY, "malformed chain line");
+		int is_crl = kind && !strcmp(kind, "crl");
+		int known = kind && (is_crl || !strcmp(kind, "certificate"));
+		kr_err e = (known && path && issuer) ? check_chain(k, path, issuer, is_crl)
+						     : kr_errf(KR_EVERIFY, "malformed chain line");
 		snprintf(what, sizeof what, "%s %s signed by %s", is_crl ? "CRL" : "certificate",
 			 path ? path : "?", issuer ? issuer : "?");
 		result(k, &e, what);

@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,19 +18,52 @@ static const char usage_text[] =
 	"cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise,\n"
 	"unspecified (RFC 5280 5.3.1).\n";
 
+typedef struct serial {
+	uint8_t v[20];
+	size_t len;
+} serial;
+
 typedef struct serials {
-	uint8_t v[256][20];
-	size_t len[256];
-	int n;
+	serial *v;
+	int n, cap, oom;
 } serials;
+
+static serial *more(serials *s)
+{
+	if (s->n == s->cap) {
+		int cap = s->cap ? s->cap * 2 : 16;
+		serial *v = realloc(s->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return NULL;
+		s->v = v;
+		s->cap = cap;
+	}
+	return &s->v[s->n];
+}
 
 static void by_device(const kr_cert_info *c, void *arg)
 {
 	serials *s = arg;
-	if (s->n < 256 && !strcmp(c->status, "valid")) {
-		memcpy(s->v[s->n], c->serial, c->serial_len);
-		s->len[s->n++] = c->serial_len;
+	if (strcmp(c->status, "valid") != 0 || c->serial_len > 20)
+		return;
+	serial *x = more(s);
+	s->oom |= !x;
+	if (x) {
+		memcpy(x->v, c->serial, c->serial_len);
+		x->len = c->serial_len;
+		s->n++;
 	}
+}
+
+static kr_err from_args(char **args, int n, serials *s)
+{
+	for (int i = 0; i < n; i++) {
+		serial *x = more(s);
+		KR_ENSURE(x, KR_EINTERNAL, "out of memory");
+		KR_TRY(kr_serial_parse(args[i], x->v, &x->len));
+		s->n++;
+	}
+	return kr_ok();
 }
 
 static kr_err revoke(kr_store *store, int64_t ca, const serials *s, int reason)
@@ -37,7 +71,7 @@ static kr_err revoke(kr_store *store, int64_t ca, const serials *s, int reason)
 	KR_TRY(kr_store_begin(store));
 	kr_err e = kr_ok();
 	for (int i = 0; i < s->n && !kr_failed(&e); i++)
-		e = kr_store_revoke(store, ca, s->v[i], s->len[i], reason, (int64_t)time(NULL));
+		e = kr_store_revoke(store, ca, s->v[i].v, s->v[i].len, reason, (int64_t)time(NULL));
 	if (kr_failed(&e)) {
 		kr_store_rollback(store);
 		return e;
@@ -68,18 +102,20 @@ int kr_cmd_revoke(int argc, char **argv)
 	}
 	if (!ca_name || (device != NULL) == (optind < argc))
 		return fputs(usage_text, stderr), KR_EUSAGE;
-	static serials s;
+	serials s = {0};
 	int reason = 0;
 	kr_err e = kr_crl_reason_parse(reason_name, &reason);
-	for (int i = optind; !kr_failed(&e) && i < argc && s.n < 256; i++)
-		e = kr_serial_parse(argv[i], s.v[s.n], &s.len[s.n]), s.n++;
+	if (!kr_failed(&e))
+		e = from_args(argv + optind, argc - optind, &s);
 	kr_cli_ca ca = {0};
 	if (!kr_failed(&e))
 		e = kr_cli_open_ca(config, ca_name, 0, 0, NULL, &ca);
 	if (!kr_failed(&e) && device) {
 		kr_cert_filter f = {.ca = ca_name, .device_id = device};
 		e = kr_store_certs(ca.store, &f, by_device, &s);
-		if (!kr_failed(&e) && s.n == 0)
+		if (!kr_failed(&e) && s.oom)
+			e = kr_errf(KR_EINTERNAL, "out of memory listing device %s", device);
+		else if (!kr_failed(&e) && s.n == 0)
 			e = kr_errf(KR_EINPUT, "device %s has no valid certificate from CA %s",
 				    device, ca_name);
 	}
@@ -87,9 +123,10 @@ int kr_cmd_revoke(int argc, char **argv)
 		e = revoke(ca.store, ca.ca.id, &s, reason);
 	for (int i = 0; !kr_failed(&e) && i < s.n; i++) {
 		char hex[41];
-		kr_hex_upper(s.v[i], s.len[i], hex);
+		kr_hex_upper(s.v[i].v, s.v[i].len, hex);
 		printf("revoked %s (%s)\n", hex, reason_name);
 	}
 	kr_cli_close_ca(&ca);
+	free(s.v);
 	return kr_cli_report(&e);
 }

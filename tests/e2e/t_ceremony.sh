@@ -129,13 +129,16 @@ test_rsa_pss_and_ed25519_roots() {
 test_crl_with_revoked_entries() {
 	standard_ceremonies
 	serial=$(openssl x509 -in "$T/out/subca-devices.pem" -noout -serial | cut -d= -f2)
-	edit root-crl 's/^number .*/number = 2/' 's/= root.crl/= root-2.crl/' \
+	# A .pem name: verify must know it is a CRL from the transcript.
+	edit root-crl 's/^number .*/number = 2/' 's/= root\.crl$/= root-2-crl.pem/' \
 		's/= root-crl-ceremony.txt/= crl2.txt/' 's/^output .*/&\nrevoked = revoked_list/'
 	printf '[revoked_list]\n%s = cACompromise\n' "$serial" >>"$T/root-crl.cnf"
 	run_ceremony "$T/root-crl.cnf" >/dev/null
-	has "verify OK" openssl crl -in "$T/out/root-2.crl" -CAfile "$T/out/root.pem" -noout -verify
-	has "CA Compromise" openssl crl -in "$T/out/root-2.crl" -noout -text
-	cat "$T/out/root.pem" "$T/out/root-2.crl" >"$T/bundle.pem"
+	has "verify OK" openssl crl -in "$T/out/root-2-crl.pem" -CAfile "$T/out/root.pem" -noout -verify
+	has "CA Compromise" openssl crl -in "$T/out/root-2-crl.pem" -noout -text
+	has "0 check(s) failed" kr ceremony verify "$T/out/crl2.txt"
+	grep -q "^chain crl root-2-crl.pem root.pem$" "$T/out/crl2.txt"
+	cat "$T/out/root.pem" "$T/out/root-2-crl.pem" >"$T/bundle.pem"
 	! openssl verify -crl_check -CAfile "$T/bundle.pem" "$T/out/subca-devices.pem" 2>"$T/err" ||
 		fail "revoked sub-CA still verifies"
 	grep -q "certificate revoked" "$T/err"

@@ -147,6 +147,13 @@ test_stdin_stream_and_device_profile_ids() {
 	# The same stream again: every request already issued.
 	kri device --json - <"$T/stream.pem" >"$T/json" 2>/dev/null
 	[ "$(grep -c '"status":"already-issued"' "$T/json")" -eq 3 ] || fail "want 3 already issued"
+	# A damaged block in the stream is rejected; the requests after it are not lost.
+	{ mkcsr --cn 4000000000000001; printf -- '-----BEGIN CERTIFICATE REQUEST-----\n@@@\n-----END CERTIFICATE REQUEST-----\n'; mkcsr --cn 4000000000000002; } >"$T/mixed.pem"
+	rc=0
+	kri device --json - <"$T/mixed.pem" >"$T/json" 2>"$T/report" || rc=$?
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
+	grep -q '"input":"-:2".*"status":"rejected","reason":"malformed PEM"' "$T/json"
+	grep -q '"input":"-:3","id":"4000000000000002".*"status":"issued"' "$T/json"
 }
 
 test_killed_batch_rerun_completes_without_double_signing() {
@@ -259,6 +266,30 @@ test_revoke_then_crl_checked_by_openssl() {
 	! grep -rqaF -- "$KR_TEST_PIN" "$T/ca" "$T/certs" "$T"/*.crl || fail "the PIN is in a file"
 }
 
+test_revoke_many_serials_at_once() {
+	ca_setup
+	mkcsr --manifest 300 --start 7100000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices $(db "select hex(serial) from cert") >"$T/out.txt"
+	[ "$(grep -c '^revoked ' "$T/out.txt")" -eq 300 ] || fail "every serial named is revoked"
+	[ "$(db "select count(*) from cert where status = 'revoked'")" -eq 300 ]
+	expect 2 "'zz' is not a hexadecimal serial" kr revoke --config "$T/ca/keyrite.cnf" --ca devices 0A zz
+}
+
+# Recomputes the audit chain's hashes as keyrite does (SHA-256 of the previous
+# hash and "seq<TAB>time<TAB>kind<TAB>detail"), as a forger would.
+rehash_audit() {
+	local prev seq time kind detail hash
+	prev=$(printf '0%.0s' $(seq 64))
+	db -separator $'\t' "select seq, time, kind, detail from audit order by seq" >"$T/audit.tsv"
+	while IFS=$'\t' read -r seq time kind detail; do
+		hash=$({ printf "$(sed 's/../\\x&/g' <<<"$prev")"; printf '%s\t%s\t%s\t%s' "$seq" "$time" "$kind" "$detail"; } |
+			openssl dgst -sha256 -r | cut -c1-64)
+		db "update audit set prev = X'$prev', hash = X'$hash' where seq = $seq"
+		prev=$hash
+	done <"$T/audit.tsv"
+}
+
 test_audit_log_detects_tampering() {
 	ca_setup
 	mkcsr --manifest 4 --start 8000000000000001 >"$T/m.csv"
@@ -288,9 +319,13 @@ test_audit_log_detects_tampering() {
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
 	grep -q "bad signature by CA 'devices'" "$T/expect.out"
 	restore
-	# Rewriting the whole chain after an edit is caught by the signed checkpoint.
-	db "update audit set detail = 'ca=1 serial=FF' where seq = 1"
+	# An edit whose author then recomputes every hash after it: the chain is
+	# whole again, and only the checkpoints the CA key signed tell.
+	db "update audit set detail = replace(detail, 'reason=0', 'reason=1') where kind = 'revoke'"
+	rehash_audit
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "the chain's head there is not the one the CA signed" "$T/expect.out"
+	! grep -q "edited\|chain broken" "$T/expect.out" || fail "the rehash left the chain broken"
 	restore
 	db "delete from audit where seq = (select max(seq) from audit where kind = 'issue')"
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"

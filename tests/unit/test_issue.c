@@ -1,6 +1,7 @@
 /* Batch issuance parts: names and profiles, CSR parsing, the fast
  * certificate builder (checked against the full lint), the store. */
 #include "../../ca/csr.h"
+#include "../../ca/issue.h"
 #include "../../ca/leaf.h"
 #include "../../ca/lint.h"
 #include "../../ca/revoke.h"
@@ -321,4 +322,29 @@ Test(issue, store_refuses_foreign_files)
 	kr_store *s = NULL;
 	KR_ASSERT_ERR(kr_store_open(f, 1, &s), KR_EINPUT, "notes.db");
 	KR_ASSERT_ERR(kr_store_open("/nonexistent/x.db", 0, &s), KR_EINPUT, "no such store");
+}
+
+Test(issue, summary_groups_reasons_and_caps_their_number)
+{
+	kr_issue_summary s = {0};
+	kr_issue_summary_add(&s, "bad signature: proof of possession fails");
+	kr_issue_summary_add(&s, "bad signature: proof of possession fails");
+	kr_issue_summary_add(&s, "key too weak: RSA 1024 bits (at least 2048)");
+	cr_assert_eq(s.nreasons, 2);
+	cr_assert_str_eq(s.reasons[0].reason, "bad signature");
+	cr_assert_eq(s.reasons[0].n, 2);
+	cr_assert_str_eq(s.reasons[1].reason, "key too weak");
+	for (int i = 0; i < 50; i++) {
+		char r[32];
+		snprintf(r, sizeof r, "reason %d", i);
+		kr_issue_summary_add(&s, r);
+	}
+	kr_issue_summary_add(&s, "bad signature: again");
+	cr_assert_eq(s.nreasons, KR_MAX_REASONS);
+	cr_assert_str_eq(s.reasons[KR_MAX_REASONS - 1].reason, "other reasons");
+	long total = 0;
+	for (int i = 0; i < s.nreasons; i++)
+		total += s.reasons[i].n;
+	cr_assert_eq(total, 54, "every rejection counted once");
+	cr_assert_eq(s.reasons[0].n, 3, "a known reason still counts under its own name");
 }
