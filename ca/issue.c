@@ -106,49 +106,28 @@ static void reject(req *r, const char *why)
 	snprintf(r->reason, sizeof r->reason, "%s", why);
 }
 
+/* The profile's verdict on the request's identity, then the issuing CA's
+ * name constraints on the names it yields. */
 static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 {
 	const kr_csr *c = &r->csr;
+	kr_request_names names = {c->cn, c->dns, c->ndns,
+				  r->in.from_manifest ? r->in.device_id : NULL};
+	char id[sizeof r->in.device_id];
+	kr_err e = kr_profile_identity(p, &names, id, sizeof id, r->name, sizeof r->name);
+	if (kr_failed(&e))
+		return reject(r, e.msg);
 	if (p->identity == KR_ID_DEVICE) {
-		if (!r->in.from_manifest)
-			snprintf(r->in.device_id, sizeof r->in.device_id, "%.79s", c->cn);
-		if (!r->in.device_id[0])
-			return reject(r, "no device id: the CSR has no common name and no manifest "
-					 "names the device");
-		kr_err e = kr_device_id_check(r->in.device_id);
+		memcpy(r->in.device_id, id, sizeof id);
+		return; /* the name needs the profile id; admit() checks it */
+	}
+	for (int i = 0; i < c->ndns && p->identity == KR_ID_DNS; i++) {
+		e = kr_leaf_check_name(leaf, c->dns[i]);
 		if (kr_failed(&e))
 			return reject(r, e.msg);
-		if (c->cn[0] && strcmp(c->cn, r->in.device_id) != 0) {
-			char why[400];
-			snprintf(why, sizeof why,
-				 "identity mismatch: the CSR's common name '%.64s' is not the "
-				 "device "
-				 "id '%.64s'",
-				 c->cn, r->in.device_id);
-			return reject(r, why);
-		}
-		return;
+		r->dns[i] = c->dns[i];
 	}
-	if (p->identity == KR_ID_DNS) {
-		if (c->ndns == 0)
-			return reject(r, "no DNS names requested (subjectAltName)");
-		if (c->ndns > p->max_names)
-			return reject(r, "too many names requested");
-		for (int i = 0; i < c->ndns; i++) {
-			kr_err e = kr_profile_permits(p, c->dns[i]);
-			if (!kr_failed(&e))
-				e = kr_leaf_check_name(leaf, c->dns[i]);
-			if (kr_failed(&e))
-				return reject(r, e.msg);
-			r->dns[i] = c->dns[i];
-		}
-		r->ndns = c->ndns;
-		snprintf(r->name, sizeof r->name, "%s", c->dns[0]);
-		return;
-	}
-	if (!c->cn[0])
-		return reject(r, "the subject has no common name");
-	snprintf(r->name, sizeof r->name, "%s", c->cn);
+	r->ndns = p->identity == KR_ID_DNS ? c->ndns : 0;
 }
 
 static void stage_parse(batch *b, req *r, int worker)
@@ -158,12 +137,9 @@ static void stage_parse(batch *b, req *r, int worker)
 	kr_err e = kr_csr_parse(b->parsers[worker], r->in.der, r->in.der_len, &r->csr);
 	if (kr_failed(&e))
 		return reject(r, e.msg);
-	if (!(b->p->key_types & (1u << r->csr.key_type))) {
-		char why[128];
-		snprintf(why, sizeof why, "key type %s is not allowed by profile %s",
-			 kr_key_type_name(r->csr.key_type), b->p->name);
-		return reject(r, why);
-	}
+	e = kr_profile_key_check(b->p, r->csr.key_type);
+	if (kr_failed(&e))
+		return reject(r, e.msg);
 	check_identity(b->p, b->leaf, r);
 }
 
@@ -208,15 +184,9 @@ static void already(req *r, const kr_prior *prior)
 	r->state = R_ALREADY;
 	r->der = OPENSSL_memdup(prior->der, prior->der_len);
 	r->der_len = (int)prior->der_len;
-	const unsigned char *p = r->der;
-	KR_AUTO(X509) x = r->der ? d2i_X509(NULL, &p, r->der_len) : NULL;
-	if (!x)
-		return;
-	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, r->name,
-				  sizeof r->name);
-	KR_AUTO(BIGNUM) bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	if (bn && BN_num_bytes(bn) <= (int)sizeof r->serial)
-		r->serial_len = (size_t)BN_bn2bin(bn, r->serial);
+	memcpy(r->serial, prior->serial, prior->serial_len);
+	r->serial_len = prior->serial_len;
+	snprintf(r->name, sizeof r->name, "%s", prior->subject);
 }
 
 /* Decides each acceptable request's fate against the store, and reserves. */

@@ -61,7 +61,8 @@ enum {
 };
 
 static const char *const queries[Q_COUNT] = {
-	[Q_PRIOR] = "SELECT status, der, batch_id FROM cert WHERE ca_id = ? AND profile = ? AND "
+	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject FROM cert WHERE ca_id = ? AND "
+		    "profile = ? AND "
 		    "csr_sha256 = ? AND status <> 'abandoned'",
 	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
 		      " input, device_id, profile_id) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
@@ -408,6 +409,11 @@ kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_
 		return kr_ok();
 	out->found = 1;
 	out->batch = sqlite3_column_int64(st, 2);
+	int sn = sqlite3_column_bytes(st, 3);
+	out->serial_len = sn > 0 && sn <= 20 ? (size_t)sn : 0;
+	memcpy(out->serial, sqlite3_column_blob(st, 3), out->serial_len);
+	const unsigned char *subject = sqlite3_column_text(st, 4);
+	snprintf(out->subject, sizeof out->subject, "%s", subject ? (const char *)subject : "");
 	snprintf(out->status, sizeof out->status, "%s", (const char *)sqlite3_column_text(st, 0));
 	int n = sqlite3_column_bytes(st, 1);
 	if (n > 0) {
@@ -703,13 +709,9 @@ kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail)
 	return kr_ok();
 }
 
-kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
+/* Calls cb for each row of st, a SELECT of the audit table's six columns. */
+static kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb cb, void *arg)
 {
-	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT seq, time, kind, detail, prev, hash FROM audit"
-		       " ORDER BY seq",
-		       &st));
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to a */
@@ -732,6 +734,14 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 	return e;
 }
 
+kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "SELECT seq, time, kind, detail, prev, hash FROM audit ORDER BY seq",
+		       &st));
+	return audit_rows(s, st, cb, arg);
+}
+
 kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 {
 	sqlite3_stmt *st = NULL;
@@ -751,26 +761,11 @@ kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit
 	snprintf(pattern, sizeof pattern, "* serial=%s*", hex);
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
-		       "SELECT seq, time, kind, detail FROM audit WHERE detail GLOB ?"
+		       "SELECT seq, time, kind, detail, prev, hash FROM audit WHERE detail GLOB ?"
 		       " ORDER BY seq",
 		       &st));
 	bind_text(st, 1, pattern);
-	kr_err e = kr_ok();
-	int rc = SQLITE_DONE;
-	/* cppcheck-suppress invalidLifetime ; e holds no pointer to a */
-	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		kr_audit_entry a = {
-			.seq = sqlite3_column_int64(st, 0),
-			.time = (const char *)sqlite3_column_text(st, 1),
-			.kind = (const char *)sqlite3_column_text(st, 2),
-			.detail = (const char *)sqlite3_column_text(st, 3),
-		};
-		e = cb(&a, arg);
-	}
-	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "reading the history");
-	sqlite3_finalize(st);
-	return e;
+	return audit_rows(s, st, cb, arg);
 }
 
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],

@@ -53,7 +53,10 @@ typedef struct kr_prior {
 	int found;
 	int64_t batch;
 	char status[16];
-	uint8_t *der; /* malloc'd; NULL unless status is valid or revoked */
+	uint8_t serial[20];
+	size_t serial_len;
+	char subject[256]; /* the common name it was issued under */
+	uint8_t *der;      /* malloc'd; NULL unless status is valid or revoked */
 	size_t der_len;
 } kr_prior;
 kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_t csr[32],

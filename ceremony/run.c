@@ -3,6 +3,7 @@
 #include "transcript.h"
 #include "../ca/build.h"
 #include "../ca/lint.h"
+#include "../ca/revoke.h"
 #include "../ca/sign.h"
 #include "../policy/policy.h"
 #include "../util/cleanup.h"
@@ -276,7 +277,7 @@ static kr_err open_token(ceremony *c, const char *section, kr_hsm **out)
 	return kr_ok();
 }
 
-static void record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *what)
+static kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *what)
 {
 	size_t idlen;
 	const uint8_t *id = kr_hsm_key_id(k, &idlen);
@@ -285,10 +286,8 @@ static void record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *
 	kr_key_attrs a;
 	kr_hsm_key_attrs(h, k, &a);
 	kr_key_attrs_format(&a, attrs, sizeof attrs);
-	KR_AUTO(uint8_t) der = NULL;
-	int n = i2d_PUBKEY(kr_hsm_key_public(k), &der);
 	uint8_t md[32];
-	EVP_Digest(der, (size_t)(n > 0 ? n : 0), md, NULL, EVP_sha256(), NULL);
+	KR_TRY(kr_hsm_key_spki_sha256(k, md));
 	kr_hex(md, 32, spki);
 	kr_pgp_words(md, 32, words, sizeof words);
 	kr_transcript_step(c->t, what, "label='%s' id=%s type=%s", kr_hsm_key_label(k), idhex,
@@ -296,6 +295,7 @@ static void record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *
 	kr_transcript_line(c->t, "key-attributes %s", attrs);
 	kr_transcript_line(c->t, "key-spki-sha256 %s", spki);
 	kr_transcript_line(c->t, "key-spki-words %s", words);
+	return kr_ok();
 }
 
 /* ---- the acts ---------------------------------------------------------------- */
@@ -311,8 +311,7 @@ static kr_err generate_key(ceremony *c, kr_hsm *h, kr_key_type t)
 	kr_err_prefix(&e, "[key] uri");
 	KR_TRY(e);
 	c->key_is_new = 1;
-	record_key(c, h, c->new_key, "key-generated");
-	return kr_ok();
+	return record_key(c, h, c->new_key, "key-generated");
 }
 
 static kr_err open_issuer(ceremony *c)
@@ -326,8 +325,7 @@ static kr_err open_issuer(ceremony *c)
 			  1,
 		  KR_EVERIFY, "[issuer] the key '%s' on the token is not the key of %s",
 		  kr_hsm_key_label(c->issuer_key), c->issuer_path);
-	record_key(c, c->issuer_hsm, c->issuer_key, "issuer-key-found");
-	return kr_ok();
+	return record_key(c, c->issuer_hsm, c->issuer_key, "issuer-key-found");
 }
 
 static kr_err issuer_type(ceremony *c, kr_key_type *out)
@@ -566,15 +564,16 @@ static kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry **out, size_t
 	KR_ENSURE(*out && *serials, KR_EINTERNAL, "out of memory");
 	for (size_t i = 0; i < *n; i++) {
 		const CONF_VALUE *v = sk_CONF_VALUE_value(vals, (int)i);
-		BIGNUM *bn = NULL;
-		int len = BN_hex2bn(&bn, v->name);
-		ASN1_INTEGER *ai = (len > 0 && (size_t)len == strlen(v->name))
-					   ? BN_to_ASN1_INTEGER(bn, NULL)
-					   : NULL;
+		/* The same rule as keyrite revoke: hexadecimal, 1 to 20 octets. */
+		uint8_t raw[20];
+		size_t len = 0;
+		kr_err se = kr_serial_parse(v->name, raw, &len);
+		if (kr_failed(&se))
+			return kr_conf_err(c->conf, KR_EINPUT, section, v->name, "%s", se.msg);
+		BIGNUM *bn = BN_bin2bn(raw, (int)len, NULL);
+		ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 		BN_free(bn);
-		if (!ai)
-			return kr_conf_err(c->conf, KR_EINPUT, section, v->name,
-					   "not a hexadecimal serial number");
+		KR_OSSL(ai, KR_EINTERNAL, "serial number");
 		sk_ASN1_INTEGER_push(*serials, ai);
 		kr_err e = kr_crl_reason_parse(v->value, &(*out)[i].reason);
 		if (kr_failed(&e))

@@ -37,16 +37,6 @@ static void print_token(const kr_hsm_token_info *t, void *arg)
 	printf("  uri: pkcs11:token=%s;serial=%s\n", t->label, t->serial);
 }
 
-static void spki_sha256(EVP_PKEY *pub, char hex[65])
-{
-	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(pub, &der);
-	uint8_t md[32];
-	EVP_Digest(der, (size_t)(n > 0 ? n : 0), md, NULL, EVP_sha256(), NULL);
-	OPENSSL_free(der);
-	kr_hex(md, 32, hex);
-}
-
 static void print_key(kr_hsm *h, kr_hsm_key *k, void *arg)
 {
 	(void)arg;
@@ -54,7 +44,12 @@ static void print_key(kr_hsm *h, kr_hsm_key *k, void *arg)
 	const uint8_t *id = kr_hsm_key_id(k, &idlen);
 	char idhex[129], spki[65], attrs[512];
 	kr_hex(id, idlen < 64 ? idlen : 64, idhex);
-	spki_sha256(kr_hsm_key_public(k), spki);
+	uint8_t md[32];
+	kr_err e = kr_hsm_key_spki_sha256(k, md);
+	if (kr_failed(&e))
+		snprintf(spki, sizeof spki, "unavailable");
+	else
+		kr_hex(md, 32, spki);
 	kr_key_attrs a;
 	kr_hsm_key_attrs(h, k, &a);
 	kr_key_attrs_format(&a, attrs, sizeof attrs);

@@ -96,6 +96,8 @@ const char *kr_hsm_key_label(const kr_hsm_key *k);
 const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len);
 kr_key_type kr_hsm_key_type(const kr_hsm_key *k);
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k); /* borrowed */
+/* SHA-256 of the key's DER SubjectPublicKeyInfo: how people compare keys. */
+kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32]);
 
 typedef struct kr_key_attrs {
 	int token, private_, sensitive, extractable, always_sensitive, never_extractable, local;

@@ -269,6 +269,15 @@ void kr_hsm_key_free(kr_hsm_key *k)
 const char *kr_hsm_key_label(const kr_hsm_key *k) { return k->label; }
 kr_key_type kr_hsm_key_type(const kr_hsm_key *k) { return k->type; }
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k) { return k->pubkey; }
+kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32])
+{
+	KR_AUTO(uint8_t) der = NULL;
+	int n = i2d_PUBKEY(k->pubkey, &der);
+	KR_OSSL(n > 0 && EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL), KR_EINTERNAL,
+		"key '%s': hashing its public key", k->label);
+	return kr_ok();
+}
+
 const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len)
 {
 	*len = k->id_len;

@@ -7,8 +7,9 @@
 /* Defaults: a root lives at most 25 years, an intermediate or cross
  * certificate 10, a CA's CRL is reissued at least yearly. RSA-2048 is not
  * offered for CA keys that must outlive 2030 (NIST SP 800-131A). */
+/* End-entity validity is the profile's (keyrite-ca(5)), not capped here. */
 struct kr_policy {
-	long max_days[5];
+	long max_days[KR_ROLE_LEAF];
 	unsigned ca_key_types; /* bit per kr_key_type */
 };
 
@@ -68,7 +69,6 @@ kr_err kr_policy_load(const char *path, kr_policy **out)
 	p->max_days[KR_ROLE_SUB_CA] = 3653;
 	p->max_days[KR_ROLE_CROSS] = 3653;
 	p->max_days[KR_ROLE_CRL] = 366;
-	p->max_days[KR_ROLE_LEAF] = 3650;
 	p->ca_key_types = 1u << KR_KEY_EC_P256 | 1u << KR_KEY_EC_P384 | 1u << KR_KEY_RSA_3072 |
 			  1u << KR_KEY_RSA_4096 | 1u << KR_KEY_ED25519;
 	kr_err e = path ? load_file(p, path) : kr_ok();
@@ -82,10 +82,14 @@ kr_err kr_policy_load(const char *path, kr_policy **out)
 
 void kr_policy_free(kr_policy *p) { free(p); }
 
-long kr_policy_max_days(const kr_policy *p, kr_cert_role r) { return p->max_days[r]; }
+long kr_policy_max_days(const kr_policy *p, kr_cert_role r)
+{
+	return r < KR_ROLE_LEAF ? p->max_days[r] : 0;
+}
 
 kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days)
 {
+	KR_ENSURE(r < KR_ROLE_LEAF, KR_EINTERNAL, "no ceremony cap for a %s", kr_role_name(r));
 	KR_ENSURE(days >= 1, KR_EPOLICY, "a %s must be valid for at least one day",
 		  kr_role_name(r));
 	KR_ENSURE(days <= p->max_days[r], KR_EPOLICY,

@@ -21,6 +21,8 @@ typedef struct kr_policy kr_policy;
 kr_err kr_policy_load(const char *path, kr_policy **out);
 void kr_policy_free(kr_policy *p);
 
+/* Caps for the roles a ceremony makes (not KR_ROLE_LEAF: a profile sets
+ * an end-entity certificate's validity). */
 long kr_policy_max_days(const kr_policy *p, kr_cert_role r);
 kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days);
 kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t);

@@ -406,6 +406,49 @@ kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_
 	return kr_dns_name_check(out);
 }
 
+kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t)
+{
+	KR_ENSURE(p->key_types & (1u << t), KR_EPOLICY, "key type %s is not allowed by profile %s",
+		  kr_key_type_name(t), p->name);
+	return kr_ok();
+}
+
+static kr_err device_identity(const kr_request_names *r, char *device_id, size_t idsz)
+{
+	const char *id = r->device_id ? r->device_id : r->cn;
+	KR_ENSURE(id[0], KR_EPOLICY,
+		  "no device id: the CSR has no common name and no manifest names the device");
+	KR_TRY(kr_device_id_check(id));
+	KR_ENSURE(!r->cn[0] || strcmp(r->cn, id) == 0, KR_EPOLICY,
+		  "identity mismatch: the CSR's common name '%.64s' is not the device id '%.64s'",
+		  r->cn, id);
+	snprintf(device_id, idsz, "%s", id);
+	return kr_ok();
+}
+
+kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r, char *device_id,
+			   size_t idsz, char *name, size_t namesz)
+{
+	switch (p->identity) {
+	case KR_ID_DEVICE:
+		return device_identity(r, device_id, idsz);
+	case KR_ID_DNS:
+		KR_ENSURE(r->ndns > 0, KR_EPOLICY, "no DNS names requested (subjectAltName)");
+		KR_ENSURE(r->ndns <= p->max_names, KR_EPOLICY,
+			  "too many names requested (%d, profile %s takes %d)", r->ndns, p->name,
+			  p->max_names);
+		for (int i = 0; i < r->ndns; i++)
+			KR_TRY(kr_profile_permits(p, r->dns[i]));
+		snprintf(name, namesz, "%s", r->dns[0]);
+		return kr_ok();
+	case KR_ID_CN:
+		KR_ENSURE(r->cn[0], KR_EPOLICY, "the subject has no common name");
+		snprintf(name, namesz, "%s", r->cn);
+		return kr_ok();
+	}
+	return kr_errf(KR_EINTERNAL, "unknown identity kind");
+}
+
 kr_err kr_profile_permits(const kr_profile *p, const char *dns)
 {
 	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "SAN '%.80s': wildcards are not issued", dns);

@@ -71,4 +71,22 @@ kr_err kr_dns_name_check(const char *name);
 /* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain. */
 kr_err kr_profile_permits(const kr_profile *p, const char *dns);
 
+/* The request's key type is one the profile allows. */
+kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t);
+
+/* What a request says about its subject. */
+typedef struct kr_request_names {
+	const char *cn;   /* the CSR's common name; "" when it has none */
+	char *const *dns; /* the DNS names it requests */
+	int ndns;
+	const char *device_id; /* from a manifest, or NULL */
+} kr_request_names;
+
+/* The identity the profile gives a request. device: the device id (the
+ * manifest's, else the common name; when both are present they must agree),
+ * name waits for the profile id. dns: every requested name permitted, the
+ * first is the name. cn: the common name. */
+kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r, char *device_id,
+			   size_t idsz, char *name, size_t namesz);
+
 #endif

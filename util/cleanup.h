@@ -34,17 +34,13 @@ KR_DEFINE_FREE(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
 KR_DEFINE_FREE(EVP_MD_CTX, EVP_MD_CTX_free)
 KR_DEFINE_FREE(BIO, BIO_free_all)
 KR_DEFINE_FREE(BIGNUM, BN_free)
-KR_DEFINE_FREE(CONF, NCONF_free)
 KR_DEFINE_FREE(ASN1_INTEGER, ASN1_INTEGER_free)
 KR_DEFINE_FREE(ASN1_OCTET_STRING, ASN1_OCTET_STRING_free)
 KR_DEFINE_FREE(ASN1_OBJECT, ASN1_OBJECT_free)
 KR_DEFINE_FREE(ASN1_TIME, ASN1_TIME_free)
 KR_DEFINE_FREE(AUTHORITY_KEYID, AUTHORITY_KEYID_free)
-KR_DEFINE_FREE(BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free)
-KR_DEFINE_FREE(FILE, fclose)
 
-/* Heap memory from malloc or OpenSSL_malloc (both end in free() here). */
-static inline void kr_free_char(char **p) { free(*p); }
+/* Buffers from OpenSSL (i2d_*, OPENSSL_malloc). */
 static inline void kr_free_uint8_t(unsigned char **p) { OPENSSL_free(*p); }
 
 #endif

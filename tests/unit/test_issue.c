@@ -348,3 +348,38 @@ Test(issue, summary_groups_reasons_and_caps_their_number)
 	cr_assert_eq(total, 54, "every rejection counted once");
 	cr_assert_eq(s.reasons[0].n, 3, "a known reason still counts under its own name");
 }
+
+Test(issue, profile_identity_decisions)
+{
+	kr_profile dev = {
+		.name = "device", .identity = KR_ID_DEVICE, .key_types = 1u << KR_KEY_EC_P256};
+	char id[80] = "", name[256] = "";
+	kr_request_names bare = {"302220601105021", NULL, 0, NULL};
+	KR_ASSERT_OK(kr_profile_identity(&dev, &bare, id, sizeof id, name, sizeof name));
+	cr_assert_str_eq(id, "302220601105021");
+	kr_request_names mismatch = {"111", NULL, 0, "222"};
+	KR_ASSERT_ERR(kr_profile_identity(&dev, &mismatch, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "identity mismatch");
+	kr_request_names none = {"", NULL, 0, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&dev, &none, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "no device id");
+	KR_ASSERT_OK(kr_profile_key_check(&dev, KR_KEY_EC_P256));
+	KR_ASSERT_ERR(kr_profile_key_check(&dev, KR_KEY_RSA_2048), KR_EPOLICY,
+		      "rsa-2048 is not allowed by profile device");
+
+	kr_profile srv = {.name = "server",
+			  .identity = KR_ID_DNS,
+			  .max_names = 1,
+			  .npermitted = 1,
+			  .permitted = {"parkoserv.ca"}};
+	char *two[] = {"a.parkoserv.ca", "b.parkoserv.ca"};
+	kr_request_names one = {"", two, 1, NULL};
+	KR_ASSERT_OK(kr_profile_identity(&srv, &one, id, sizeof id, name, sizeof name));
+	cr_assert_str_eq(name, "a.parkoserv.ca");
+	kr_request_names both = {"", two, 2, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&srv, &both, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "too many names");
+	kr_profile cn = {.identity = KR_ID_CN};
+	KR_ASSERT_ERR(kr_profile_identity(&cn, &none, id, sizeof id, name, sizeof name), KR_EPOLICY,
+		      "no common name");
+}
