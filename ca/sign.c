@@ -221,3 +221,30 @@ kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X
 	crl = NULL;
 	return kr_ok();
 }
+
+kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen)
+{
+	EVP_PKEY *pub = kr_hsm_key_public(s->key);
+	KR_AUTO(X509_REQ) req = X509_REQ_new();
+	KR_OSSL(req && X509_REQ_set_version(req, 0) &&
+			X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req), NID_commonName,
+						   MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+						   0) &&
+			X509_REQ_set_pubkey(req, pub),
+		KR_EINPUT, "building a request for CN=%s", cn);
+	/* The throwaway signature fills in the algorithm fields, as for drafts. */
+	KR_AUTO(EVP_MD_CTX) ctx = NULL;
+	KR_TRY(throwaway_ctx(s, &ctx));
+	KR_OSSL(X509_REQ_sign_ctx(req, ctx) > 0, KR_EINTERNAL, "signing the draft request");
+	KR_AUTO(uint8_t) tbs = NULL;
+	int tbslen = i2d_re_X509_REQ_tbs(req, &tbs);
+	KR_OSSL(tbslen > 0, KR_EINTERNAL, "encoding the request");
+	const X509_ALGOR *alg = NULL;
+	X509_REQ_get0_signature(req, NULL, &alg);
+	KR_TRY(sign_and_assemble(s, tbs, tbslen, alg, der, derlen));
+	const unsigned char *p = *der;
+	KR_AUTO(X509_REQ) signed_req = d2i_X509_REQ(NULL, &p, *derlen);
+	KR_OSSL(signed_req && X509_REQ_verify(signed_req, pub) == 1, KR_EVERIFY,
+		"the token's signature on the request does not verify");
+	return kr_ok();
+}

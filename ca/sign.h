@@ -58,4 +58,8 @@ kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg
 kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
 		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
 
+/* A PKCS#10 request (RFC 2986) for the signer's key with subject CN=cn,
+ * signed on the token (its proof of possession); DER, OPENSSL_free it. */
+kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen);
+
 #endif

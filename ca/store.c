@@ -12,7 +12,14 @@
 #include <unistd.h>
 
 #define KR_STORE_APP_ID 0x6b726974 /* "krit" */
-#define KR_STORE_VERSION 1
+#define KR_STORE_VERSION 2
+
+/* Format 2 added firmware signatures; a format-1 store gains the table. */
+static const char schema_v2[] =
+	"CREATE TABLE firmware (id INTEGER PRIMARY KEY, time TEXT NOT NULL, signer TEXT NOT NULL,"
+	" signer_sha256 BLOB NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL,"
+	" image_sha256 BLOB NOT NULL, format TEXT NOT NULL, output TEXT NOT NULL,"
+	" recipients TEXT);";
 
 static const char schema[] =
 	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -121,7 +128,7 @@ static kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
 }
 
 /* A foreign or damaged file is refused before keyrite writes to it. */
-static kr_err check_identity(kr_store *s, int *empty)
+static kr_err check_identity(kr_store *s, int *empty, int *upgrade)
 {
 	int64_t app = 0, version = 0, tables = 0;
 	KR_TRY(pragma_int(s, "PRAGMA application_id", &app));
@@ -133,7 +140,8 @@ static kr_err check_identity(kr_store *s, int *empty)
 	KR_ENSURE(app == KR_STORE_APP_ID, KR_EINPUT,
 		  "%s: not a keyrite store (SQLite application_id 0x%llx); refusing to touch it",
 		  s->path, (unsigned long long)app);
-	KR_ENSURE(version == KR_STORE_VERSION, KR_EINPUT,
+	*upgrade = version == 1;
+	KR_ENSURE(version == KR_STORE_VERSION || *upgrade, KR_EINPUT,
 		  "%s: store format %lld, this keyrite reads format %d", s->path,
 		  (long long)version, KR_STORE_VERSION);
 	return kr_ok();
@@ -155,10 +163,12 @@ kr_err kr_store_check(kr_store *s)
 	return e;
 }
 
-static kr_err create_schema(kr_store *s)
+static kr_err create_schema(kr_store *s, int upgrade)
 {
 	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
-	kr_err e = exec(s, schema);
+	kr_err e = upgrade ? kr_ok() : exec(s, schema);
+	if (!kr_failed(&e))
+		e = exec(s, schema_v2);
 	if (!kr_failed(&e)) {
 		char sql[96];
 		snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
@@ -193,16 +203,16 @@ kr_err kr_store_open(const char *path, int create, kr_store **out)
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
 		e = kr_errf(KR_EIO, "%s: cannot open: %s", path,
 			    s->db ? sqlite3_errmsg(s->db) : "out of memory");
-	int empty = 0;
+	int empty = 0, upgrade = 0;
 	if (!kr_failed(&e)) {
 		sqlite3_busy_timeout(s->db, 10000);
-		e = check_identity(s, &empty);
+		e = check_identity(s, &empty, &upgrade);
 	}
 	if (!kr_failed(&e))
 		e = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 			    " PRAGMA foreign_keys = ON");
-	if (!kr_failed(&e) && empty)
-		e = create_schema(s);
+	if (!kr_failed(&e) && (empty || upgrade))
+		e = create_schema(s, upgrade);
 	if (!kr_failed(&e))
 		e = prepare_all(s);
 	if (kr_failed(&e)) {
@@ -707,6 +717,39 @@ kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail)
 	s->head_seq = seq;
 	memcpy(s->head, hash, 32);
 	return kr_ok();
+}
+
+kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
+{
+	char now[21], img[65], signer[65], detail[1024];
+	now_text(now);
+	kr_hex(r->image_sha256, 32, img);
+	kr_hex(r->signer_sha256, 32, signer);
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(
+		sqlite3_prepare_v2(s->db,
+				   "INSERT INTO firmware (time, signer, signer_sha256, file, size,"
+				   " image_sha256, format, output, recipients)"
+				   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				   -1, &st, NULL) == SQLITE_OK,
+		KR_EIO, "%s: recording a firmware signature: %s", s->path, sqlite3_errmsg(s->db));
+	bind_text(st, 1, now);
+	bind_text(st, 2, r->signer);
+	bind_blob(st, 3, r->signer_sha256, 32);
+	bind_text(st, 4, r->file);
+	sqlite3_bind_int64(st, 5, r->size);
+	bind_blob(st, 6, r->image_sha256, 32);
+	bind_text(st, 7, r->format);
+	bind_text(st, 8, r->output);
+	bind_text(st, 9, r->recipients);
+	kr_err e = step_done(s, st, "recording a firmware signature");
+	sqlite3_finalize(st);
+	KR_TRY(e);
+	snprintf(detail, sizeof detail,
+		 "signer=%s signer_sha256=%s format=%s size=%lld sha256=%s file=%.300s%s%.300s",
+		 r->signer, signer, r->format, (long long)r->size, img, r->file,
+		 r->recipients ? " to=" : "", r->recipients ? r->recipients : "");
+	return kr_store_audit(s, "firmware", detail);
 }
 
 /* Calls cb for each row of st, a SELECT of the audit table's six columns. */

@@ -119,6 +119,15 @@ kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
 kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
 			int64_t next_update, const uint8_t *der, size_t len);
 
+/* A firmware signature: recorded with an audit entry 'firmware'. */
+typedef struct kr_fw_row {
+	const char *signer, *file, *format, *output;
+	const char *recipients;                      /* encrypted to: comma list, or NULL */
+	const uint8_t *signer_sha256, *image_sha256; /* 32 bytes each */
+	int64_t size;
+} kr_fw_row;
+kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
+
 /* ---- the audit log: a hash chain (each entry's hash covers the previous) */
 
 kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail);

@@ -1,5 +1,7 @@
-/* keyrite hsm tokens | keys URI | keygen URI --type T | init-token --label L */
+/* keyrite hsm tokens | keys URI | keygen URI --type T | csr URI --cn NAME --out FILE |
+ * init-token --label L */
 #include "cli.h"
+#include "../ca/sign.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 #include "../util/text.h"
@@ -14,6 +16,8 @@ static const char usage_text[] =
 	"usage: keyrite hsm tokens [--module PATH]\n"
 	"       keyrite hsm keys URI [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
 	"       keyrite hsm keygen URI --type TYPE [--public-key FILE] [--module PATH]\n"
+	"                          [--pin-file FILE | --pin-env VAR]\n"
+	"       keyrite hsm csr URI --cn NAME --out FILE [--module PATH]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n"
 	"       keyrite hsm init-token --label LABEL [--module PATH]\n"
 	"                          [--so-pin-file FILE | --so-pin-env VAR]\n"
@@ -120,6 +124,60 @@ static int cmd_keys_or_keygen(int argc, char **argv, int gen)
 	return kr_cli_report(&e);
 }
 
+/* A CSR for a key on the token (a firmware signer's, for instance), for
+ * keyrite issue: its proof of possession is a token signature. */
+static kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, const char *out)
+{
+	kr_hsm_key *k = NULL;
+	KR_TRY(kr_fs_must_not_exist(out));
+	KR_TRY(kr_hsm_key_find(h, uri, &k));
+	kr_signer s;
+	kr_err e = kr_signer_init(&s, h, k, 0);
+	KR_AUTO(uint8_t) der = NULL;
+	int len = 0;
+	if (!kr_failed(&e))
+		e = kr_sign_csr(&s, cn, &der, &len);
+	kr_signer_clear(&s);
+	kr_hsm_key_free(k);
+	KR_TRY(e);
+	const unsigned char *p = der;
+	KR_AUTO(X509_REQ) req = d2i_X509_REQ(NULL, &p, len);
+	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
+	KR_OSSL(req && mem && PEM_write_bio_X509_REQ(mem, req), KR_EINTERNAL, "encoding the CSR");
+	char *data = NULL;
+	long n = BIO_get_mem_data(mem, &data);
+	return kr_fs_write_new(out, data, (size_t)n, 0644);
+}
+
+static int cmd_csr(int argc, char **argv)
+{
+	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
+					     {"cn", required_argument, NULL, 'n'},
+					     {"out", required_argument, NULL, 'o'},
+					     {0}};
+	kr_cli_hsm_opts o = {0};
+	const char *cn = NULL, *out = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'n')
+			cn = optarg;
+		else if (c == 'o')
+			out = optarg;
+		else if (!kr_cli_hsm_opt(&o, c, optarg))
+			return usage();
+	}
+	if (!cn || !out || optind != argc - 1)
+		return usage();
+	kr_hsm *h = NULL;
+	kr_err e = kr_hsm_open(argv[optind], &(kr_hsm_opts){o.module, o.pin, 0}, &h);
+	if (!kr_failed(&e))
+		e = make_csr(h, argv[optind], cn, out);
+	kr_hsm_close(h);
+	if (!kr_failed(&e))
+		printf("wrote %s\n", out);
+	return kr_cli_report(&e);
+}
+
 static int cmd_init_token(int argc, char **argv)
 {
 	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
@@ -159,6 +217,8 @@ int kr_cmd_hsm(int argc, char **argv)
 		return cmd_keys_or_keygen(argc - 1, argv + 1, 0);
 	if (!strcmp(argv[1], "keygen"))
 		return cmd_keys_or_keygen(argc - 1, argv + 1, 1);
+	if (!strcmp(argv[1], "csr"))
+		return cmd_csr(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "init-token"))
 		return cmd_init_token(argc - 1, argv + 1);
 	return usage();

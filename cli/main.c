@@ -22,6 +22,7 @@ static const struct {
 	{"certs", kr_cmd_certs, "list issued certificates"},
 	{"show", kr_cmd_show, "print one certificate and its history"},
 	{"audit", kr_cmd_audit, "verify the audit log"},
+	{"fw", kr_cmd_fw, "sign, encrypt and verify firmware images (CMS, MCUboot)"},
 };
 
 int kr_cli_report(const kr_err *e)

@@ -52,6 +52,10 @@ void kr_hsm_unload_module(CK_FUNCTION_LIST *fn);
 kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const char *what,
 		       char *buf, size_t bufsz);
 
+/* C_FindObjects for at most max objects matching tmpl. */
+kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
+		   CK_ULONG max, CK_ULONG *found);
+
 void kr_hsm_fixed_string(const unsigned char *p, size_t n, char *out);
 
 #endif

@@ -113,7 +113,7 @@ static int get_bool(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t)
 	return v == CK_TRUE;
 }
 
-static kr_err find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
+kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
 		   CK_ULONG max, CK_ULONG *found)
 {
 	CK_FUNCTION_LIST *fn = s->h->fn;
@@ -249,7 +249,7 @@ static kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
 			       {CKA_LABEL, k->label, strlen(k->label)}};
 	CK_ULONG found = 0;
 	/* Match on the id when there is one; labels are for people. */
-	KR_TRY(find(s, tmpl, k->id_len ? 2 : 3, &k->pub, 1, &found));
+	KR_TRY(kr_hsm_find(s, tmpl, k->id_len ? 2 : 3, &k->pub, 1, &found));
 	if (found == 0)
 		k->pub = CK_INVALID_HANDLE;
 	KR_TRY(read_public(s, k, kt));
@@ -312,7 +312,7 @@ kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 	CK_OBJECT_HANDLE handles[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
 	CK_ULONG found = 0;
 	if (!kr_failed(&e))
-		e = find(h->main, tmpl, n, handles, 2, &found);
+		e = kr_hsm_find(h->main, tmpl, n, handles, 2, &found);
 	p11_kit_uri_free(u);
 	KR_TRY(e);
 	KR_ENSURE(found > 0, KR_EHSM, "%s: no such private key on token '%s'", uri, h->token.label);
@@ -337,7 +337,7 @@ kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
 	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &priv_class, sizeof priv_class}};
 	CK_OBJECT_HANDLE handles[1024];
 	CK_ULONG found = 0;
-	KR_TRY(find(h->main, tmpl, 1, handles, 1024, &found));
+	KR_TRY(kr_hsm_find(h->main, tmpl, 1, handles, 1024, &found));
 	for (CK_ULONG i = 0; i < found; i++) {
 		kr_hsm_key *k = calloc(1, sizeof *k);
 		KR_ENSURE(k, KR_EINTERNAL, "out of memory");
@@ -423,7 +423,7 @@ static kr_err refuse_existing_label(kr_hsm *h, const char *label)
 	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
 	CK_OBJECT_HANDLE o;
 	CK_ULONG found = 0;
-	KR_TRY(find(h->main, tmpl, 1, &o, 1, &found));
+	KR_TRY(kr_hsm_find(h->main, tmpl, 1, &o, 1, &found));
 	KR_ENSURE(found == 0, KR_EEXIST, "token '%s' already holds an object labelled '%s'",
 		  h->token.label, label);
 	return kr_ok();

@@ -15,11 +15,14 @@ struct kr_config {
 	int ncas;
 	kr_profile profiles[KR_MAX_LIST];
 	int nprofiles;
+	kr_signer_conf signers[KR_MAX_LIST];
+	int nsigners;
 };
 
 static const kr_field keyrite_fields[] = {
 	{"store", KR_F_STRING, 1},
 	{"cas", KR_F_STRING, 1},
+	{"signers", KR_F_STRING, 0},
 };
 static const kr_field ca_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"chain", KR_F_STRING, 0},
@@ -27,6 +30,10 @@ static const kr_field ca_fields[] = {
 	{"pin_env", KR_F_STRING, 0},     {"rsa_pss", KR_F_BOOL, 0},
 	{"workers", KR_F_INT, 0},        {"crl_next_update_days", KR_F_INT, 1},
 	{"profiles", KR_F_STRING, 1},
+};
+static const kr_field signer_fields[] = {
+	{"certificate", KR_F_STRING, 1}, {"ca", KR_F_STRING, 1},      {"uri", KR_F_STRING, 1},
+	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0},
 };
 static const kr_field profile_fields[] = {
 	{"identity", KR_F_STRING, 1},    {"name", KR_F_STRING, 0},
@@ -109,6 +116,25 @@ static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
 	if (ca->nprofiles <= 0)
 		return kr_conf_err(c->conf, KR_EINPUT, section, "profiles",
 				   "list 1 to %d profile names", KR_MAX_LIST);
+	return kr_ok();
+}
+
+static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
+{
+	char section[80];
+	snprintf(section, sizeof section, "signer_%.63s", name);
+	KR_TRY(CHECK(c, section, signer_fields));
+	copy(sg->name, sizeof sg->name, name);
+	KR_TRY(path_of(c, section, "certificate", sg->certificate));
+	KR_TRY(path_of(c, section, "pin_file", sg->pin_file));
+	KR_TRY(copy_value(c, section, "uri", sg->uri, sizeof sg->uri));
+	KR_TRY(copy_value(c, section, "pin_env", sg->pin_env, sizeof sg->pin_env));
+	KR_TRY(copy_value(c, section, "ca", sg->ca, sizeof sg->ca));
+	const kr_ca_conf *ca = NULL;
+	kr_err e = kr_config_ca(c, sg->ca, &ca);
+	if (kr_failed(&e))
+		return kr_conf_err(c->conf, KR_EINPUT, section, "ca", "'%s' is not in cas = ...",
+				   sg->ca);
 	return kr_ok();
 }
 
@@ -277,6 +303,13 @@ static kr_err load(kr_config *c)
 			KR_TRY(load_profile(c, ca->profiles[j], &c->profiles[c->nprofiles++]));
 		}
 	}
+	const char *signers = kr_conf_get(c->conf, "keyrite", "signers");
+	c->nsigners = signers ? split(signers, names, KR_MAX_LIST) : 0;
+	if (c->nsigners < 0)
+		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "signers",
+				   "list at most %d signer names", KR_MAX_LIST);
+	for (int i = 0; i < c->nsigners; i++)
+		KR_TRY(load_signer(c, names[i], &c->signers[i]));
 	return kr_conf_check_unused(c->conf);
 }
 
@@ -314,6 +347,17 @@ kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out
 			return kr_ok();
 		}
 	return kr_errf(KR_EUSAGE, "%s: no CA named '%s' (cas = ...)", kr_conf_path(c->conf), name);
+}
+
+kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_conf **out)
+{
+	for (int i = 0; i < c->nsigners; i++)
+		if (strcmp(c->signers[i].name, name) == 0) {
+			*out = &c->signers[i];
+			return kr_ok();
+		}
+	return kr_errf(KR_EUSAGE, "%s: no firmware signer named '%s' (signers = ...)",
+		       kr_conf_path(c->conf), name);
 }
 
 kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,

@@ -41,6 +41,14 @@ typedef struct kr_ca_conf {
 	int nprofiles;
 } kr_ca_conf;
 
+/* A firmware signer: a key on a token and its code-signing certificate,
+ * issued by one of the file's CAs (whose certificate and chain complete it). */
+typedef struct kr_signer_conf {
+	char name[64], ca[64];
+	char certificate[PATH_MAX], uri[1024];
+	char pin_file[PATH_MAX], pin_env[64];
+} kr_signer_conf;
+
 typedef struct kr_config kr_config;
 
 /* Checks the whole file: unknown keys and sections, bad templates, unknown
@@ -52,6 +60,7 @@ void kr_config_free(kr_config *c);
 const char *kr_config_store(const kr_config *c);
 CONF *kr_config_nconf(kr_config *c);
 kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
+kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_conf **out);
 /* The profile, if the CA may issue it. */
 kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
 			 const kr_profile **out);

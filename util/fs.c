@@ -125,63 +125,88 @@ kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
 	return kr_ok();
 }
 
-/* Publishes the written file fd under path; link fails if path exists. */
-static kr_err publish_fd(int fd, const char *path)
+/* An output is an unnamed file (O_TMPFILE) in the target directory,
+ * written and then given its name with linkat(2): exclusive (the link fails
+ * if the name exists), atomic (no reader sees it half written), and a run
+ * killed midway leaves nothing behind. It also spares ext4 the
+ * create-then-unlink churn that slows its inode allocator. Where O_TMPFILE
+ * is not supported, a hidden temporary name that is plainly keyrite's
+ * (kr_fs_clean_temps removes those a killed run left) takes its place. */
+kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
 {
-	char proc[64];
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
-		return kr_ok();
-	return kr_errf(errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", path,
-		       strerror(errno));
-}
-
-/* The fallback where O_TMPFILE is not supported: a hidden temporary name
- * that is plainly keyrite's (kr_fs_clean_temps removes those a killed run
- * left), linked into place and unlinked. */
-static kr_err write_named_temp(const char *path, const void *data, size_t len, unsigned mode,
-			       int sync)
-{
-	char tmp[4096], dir[4096];
-	kr_fs_dirname(path, dir, sizeof dir);
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	KR_ENSURE(snprintf(tmp, sizeof tmp, "%s/.%s" KR_FS_TEMP "XXXXXX", dir, base) <
-			  (int)sizeof tmp,
-		  KR_EIO, "%s: path too long", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
-	kr_err e = write_all(fd, path, data, len, sync);
-	if (!kr_failed(&e) && fchmod(fd, mode) != 0)
-		e = kr_errf(KR_EIO, "%s: chmod failed: %s", path, strerror(errno));
-	close(fd);
-	if (!kr_failed(&e) && link(tmp, path) != 0)
-		e = kr_errf(errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", path,
-			    strerror(errno));
-	unlink(tmp);
-	return e;
-}
-
-/* An unnamed file (O_TMPFILE) in the target directory, written and then
- * given its name with linkat(2): exclusive (the link fails if the name
- * exists), atomic (no reader sees it half written), and a run killed midway
- * leaves nothing behind. It also spares ext4 the create-then-unlink churn
- * that slows its inode allocator. */
-static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
-{
+	memset(o, 0, sizeof *o);
+	o->fd = -1;
+	o->mode = mode;
+	KR_ENSURE(snprintf(o->path, sizeof o->path, "%s", path) < (int)sizeof o->path, KR_EIO,
+		  "%s: path too long", path);
 	KR_TRY(kr_fs_must_not_exist(path));
 	char dir[4096];
 	kr_fs_dirname(path, dir, sizeof dir);
-	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
-	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
-		return write_named_temp(path, data, len, mode, sync);
-	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
-	kr_err e = write_all(fd, path, data, len, sync);
-	if (!kr_failed(&e) && fchmod(fd, mode) != 0)
-		e = kr_errf(KR_EIO, "%s: chmod failed: %s", path, strerror(errno));
+	o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		KR_ENSURE(snprintf(o->tmp, sizeof o->tmp, "%s/.%s" KR_FS_TEMP "XXXXXX", dir, base) <
+				  (int)sizeof o->tmp,
+			  KR_EIO, "%s: path too long", path);
+		o->fd = mkostemp(o->tmp, O_CLOEXEC);
+		if (o->fd < 0)
+			o->tmp[0] = '\0';
+	}
+	KR_ENSURE(o->fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
+	return kr_ok();
+}
+
+kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len)
+{
+	return write_all(o->fd, o->path, data, len, 0);
+}
+
+kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at)
+{
+	ssize_t n = pwrite(o->fd, data, len, at);
+	KR_ENSURE(n == (ssize_t)len, KR_EIO, "%s: write failed: %s", o->path,
+		  n < 0 ? strerror(errno) : "short write");
+	return kr_ok();
+}
+
+void kr_fs_out_abort(kr_fs_out *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	if (o->tmp[0])
+		unlink(o->tmp);
+	o->fd = -1;
+	o->tmp[0] = '\0';
+}
+
+static kr_err link_out(kr_fs_out *o)
+{
+	int rc;
+	if (o->tmp[0]) {
+		rc = link(o->tmp, o->path);
+	} else {
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
+		rc = linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW);
+	}
+	KR_ENSURE(rc == 0, errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", o->path,
+		  strerror(errno));
+	return kr_ok();
+}
+
+kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
+{
+	kr_err e = kr_ok();
+	if (fchmod(o->fd, o->mode) != 0)
+		e = kr_errf(KR_EIO, "%s: chmod failed: %s", o->path, strerror(errno));
+	if (!kr_failed(&e) && sync && fsync(o->fd) != 0)
+		e = kr_errf(KR_EIO, "%s: fsync failed: %s", o->path, strerror(errno));
 	if (!kr_failed(&e))
-		e = publish_fd(fd, path);
-	close(fd);
+		e = link_out(o);
+	kr_fs_out_abort(o);
 	if (!kr_failed(&e) && sync) {
+		char dir[4096];
+		kr_fs_dirname(o->path, dir, sizeof dir);
 		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			fsync(dfd);
@@ -189,6 +214,18 @@ static kr_err write_new(const char *path, const void *data, size_t len, unsigned
 		}
 	}
 	return e;
+}
+
+static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
+{
+	kr_fs_out o;
+	KR_TRY(kr_fs_out_open(&o, path, mode));
+	kr_err e = kr_fs_out_write(&o, data, len);
+	if (kr_failed(&e)) {
+		kr_fs_out_abort(&o);
+		return e;
+	}
+	return kr_fs_out_commit(&o, sync);
 }
 
 kr_err kr_fs_sha256(const char *path, uint8_t out[32])

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Reads at most max bytes; a larger file is an error. *buf is NUL-terminated. */
 kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len);
@@ -24,6 +25,20 @@ kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned 
 kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, unsigned mode);
 /* Flushes the file system holding dir (syncfs(2)). */
 kr_err kr_fs_sync(const char *dir);
+
+/* A big output written in a stream, with kr_fs_write_new's guarantees:
+ * open (KR_EEXIST if path exists), write, then commit (link into place,
+ * fsync'd if sync) or abort (nothing is left). */
+typedef struct kr_fs_out {
+	int fd;
+	unsigned mode;
+	char path[4096], tmp[4096];
+} kr_fs_out;
+kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode);
+kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len);
+kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at);
+kr_err kr_fs_out_commit(kr_fs_out *o, int sync);
+void kr_fs_out_abort(kr_fs_out *o);
 
 /* 1 if path holds exactly data, 0 if it differs, error if unreadable. */
 kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);

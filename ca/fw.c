@@ -1,0 +1,323 @@
+/* Firmware signing: the signer, the image stream, and the flow per image
+ * (checked, signed, recorded). The formats are in fw_cms.c and fw_mcuboot.c. */
+#include "fw_internal.h"
+#include "authority.h"
+#include "../util/cleanup.h"
+#include "../util/text.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the signer -------------------------------------------------------------- */
+
+static kr_err read_cert(const char *path, X509 **out)
+{
+	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
+	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
+	*out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	KR_OSSL(*out, KR_EINPUT, "%s: no PEM certificate", path);
+	return kr_ok();
+}
+
+typedef struct status_arg {
+	char status[16];
+} status_arg;
+
+static void status_of(const kr_cert_info *c, void *arg)
+{
+	snprintf(((status_arg *)arg)->status, sizeof((status_arg *)arg)->status, "%s", c->status);
+}
+
+/* The certificate as keyrite issued it, and what has happened to it since. */
+static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr_store *store)
+{
+	KR_ENSURE(X509_check_issued(ca, s->cert) == X509_V_OK &&
+			  X509_verify(s->cert, X509_get0_pubkey(ca)) == 1,
+		  KR_EVERIFY, "signer '%s': %s is not issued by CA '%s'", s->name, sc->certificate,
+		  sc->ca);
+	KR_ENSURE(X509_cmp_current_time(X509_get0_notBefore(s->cert)) < 0, KR_EVERIFY,
+		  "signer '%s': %s is not valid yet", s->name, sc->certificate);
+	KR_ENSURE(X509_cmp_current_time(X509_get0_notAfter(s->cert)) > 0, KR_EVERIFY,
+		  "signer '%s': %s has expired", s->name, sc->certificate);
+	KR_ENSURE((X509_get_extension_flags(s->cert) & EXFLAG_XKUSAGE) &&
+			  (X509_get_extended_key_usage(s->cert) & XKU_CODE_SIGN),
+		  KR_EVERIFY, "signer '%s': %s does not allow codeSigning", s->name,
+		  sc->certificate);
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(s->cert);
+	kr_cert_filter f = {.ca = sc->ca,
+			    .serial = ASN1_STRING_get0_data(sn),
+			    .serial_len = (size_t)ASN1_STRING_length(sn)};
+	status_arg st = {""};
+	KR_TRY(kr_store_certs(store, &f, status_of, &st));
+	KR_ENSURE(st.status[0], KR_EVERIFY, "signer '%s': %s is not in the store of CA '%s'",
+		  s->name, sc->certificate, sc->ca);
+	KR_ENSURE(strcmp(st.status, "valid") == 0, KR_EVERIFY, "signer '%s': %s is %s", s->name,
+		  sc->certificate, st.status);
+	unsigned n = 0;
+	KR_OSSL(X509_digest(s->cert, EVP_sha256(), s->fingerprint, &n), KR_EINTERNAL,
+		"fingerprint");
+	return kr_ok();
+}
+
+static kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc, const kr_hsm_opts *opts)
+{
+	kr_hsm_opts o = opts ? *opts : (kr_hsm_opts){0};
+	if (sc->pin_file[0] || sc->pin_env[0]) {
+		o.pin.file = sc->pin_file[0] ? sc->pin_file : NULL;
+		o.pin.env = sc->pin_env[0] ? sc->pin_env : NULL;
+	}
+	KR_TRY(kr_hsm_open(sc->uri, &o, &s->hsm));
+	KR_TRY(kr_hsm_key_find(s->hsm, sc->uri, &s->key));
+	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(s->key), X509_get0_pubkey(s->cert)) == 1,
+		  KR_EVERIFY, "signer '%s': the key on the token is not the key of %s", s->name,
+		  sc->certificate);
+	s->type = kr_hsm_key_type(s->key);
+	if (s->type != KR_KEY_ED25519)
+		KR_TRY(kr_hsm_key_evp(s->hsm, s->key, &s->evp));
+	return kr_ok();
+}
+
+static kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name, kr_store *store,
+		   const kr_hsm_opts *opts)
+{
+	const kr_signer_conf *sc = NULL;
+	const kr_ca_conf *cc = NULL;
+	KR_TRY(kr_config_signer(cfg, name, &sc));
+	KR_TRY(kr_config_ca(cfg, sc->ca, &cc));
+	snprintf(s->name, sizeof s->name, "%s", name);
+	kr_authority ca;
+	KR_TRY(kr_authority_open(cc, store, NULL, 0, &ca));
+	s->chain = ca.chain;
+	ca.chain = NULL;
+	kr_err e = sk_X509_insert(s->chain, ca.cert, 0) > 0
+			   ? kr_ok()
+			   : kr_err_ossl(KR_EINTERNAL, "out of memory");
+	if (!kr_failed(&e))
+		ca.cert = NULL;
+	kr_authority_close(&ca);
+	KR_TRY(e);
+	KR_TRY(read_cert(sc->certificate, &s->cert));
+	KR_TRY(check_cert(s, sc, sk_X509_value(s->chain, 0), store));
+	return open_key(s, sc, opts);
+}
+
+kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
+			 const kr_hsm_opts *opts, kr_fw_signer **out)
+{
+	kr_fw_signer *s = calloc(1, sizeof *s);
+	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
+	kr_err e = load(s, cfg, name, store, opts);
+	if (kr_failed(&e)) {
+		kr_fw_signer_close(s);
+		return e;
+	}
+	*out = s;
+	return kr_ok();
+}
+
+void kr_fw_signer_close(kr_fw_signer *s)
+{
+	if (!s)
+		return;
+	EVP_PKEY_free(s->evp);
+	kr_hsm_key_free(s->key);
+	kr_hsm_close(s->hsm);
+	X509_free(s->cert);
+	sk_X509_pop_free(s->chain, X509_free);
+	free(s);
+}
+
+const uint8_t *kr_fw_signer_fingerprint(const kr_fw_signer *s) { return s->fingerprint; }
+
+/* ---- the image --------------------------------------------------------------- */
+
+#define KR_FW_BUF (1 << 20) /* big reads: the hash, not the syscalls, sets the pace */
+
+kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
+		    kr_fs_out *out, EVP_CIPHER_CTX *enc)
+{
+	uint8_t *buf = malloc(KR_FW_BUF);
+	KR_ENSURE(buf, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	while (len > 0 && !kr_failed(&e)) {
+		size_t want = len < KR_FW_BUF ? (size_t)len : KR_FW_BUF;
+		ssize_t n = pread(img->fd, buf, want, from);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = kr_errf(KR_EIO, "%s: %s", img->path,
+				    n < 0 ? strerror(errno) : "shorter than it was (changed?)");
+			break;
+		}
+		for (int i = 0; mds && mds[i] && !kr_failed(&e); i++)
+			if (!EVP_DigestUpdate(mds[i], buf, (size_t)n))
+				e = kr_err_ossl(KR_EINTERNAL, "hashing %s", img->path);
+		int elen = (int)n;
+		if (enc && !kr_failed(&e) &&
+		    (!EVP_EncryptUpdate(enc, buf, &elen, buf, (int)n) || elen != n))
+			e = kr_err_ossl(KR_EINTERNAL, "encrypting %s", img->path);
+		if (out && !kr_failed(&e))
+			e = kr_fs_out_write(out, buf, (size_t)n);
+		from += n;
+		len -= (uint64_t)n;
+	}
+	free(buf);
+	return e;
+}
+
+kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
+			 char *out, size_t outsz)
+{
+	const char *base = strrchr(image, '/') ? strrchr(image, '/') + 1 : image;
+	int len = (int)strlen(base);
+	if (strip_bin && len > 4 && strcmp(base + len - 4, ".bin") == 0)
+		len -= 4;
+	int n = snprintf(out, outsz, "%s/%.*s%s", o->out_dir ? o->out_dir : ".", len, base, suffix);
+	KR_ENSURE(n > 0 && (size_t)n < outsz, KR_EINPUT, "%s: output path too long", image);
+	return kr_ok();
+}
+
+void kr_fw_result_add(kr_fw_result *r, const char *path)
+{
+	size_t used = strlen(r->outputs);
+	snprintf(r->outputs + used, sizeof r->outputs - used, "%s%s", used ? "," : "", path);
+}
+
+static kr_err open_image(const char *path, kr_fw_image *img)
+{
+	img->path = path;
+	img->fd = open(path, O_RDONLY | O_CLOEXEC);
+	KR_ENSURE(img->fd >= 0, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	KR_ENSURE(fstat(img->fd, &st) == 0, KR_EIO, "%s: %s", path, strerror(errno));
+	KR_ENSURE(S_ISREG(st.st_mode), KR_EINPUT, "%s: not a regular file", path);
+	KR_ENSURE(st.st_size > 0, KR_EINPUT, "%s: empty image", path);
+	img->size = (uint64_t)st.st_size;
+	return kr_ok();
+}
+
+kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_t *sha256)
+{
+	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+	KR_AUTO(EVP_MD_CTX) ctx256 = sha256 && md != EVP_sha256() ? EVP_MD_CTX_new() : NULL;
+	KR_OSSL(ctx && EVP_DigestInit_ex(ctx, md, NULL), KR_EINTERNAL, "hashing");
+	KR_OSSL(!ctx256 || EVP_DigestInit_ex(ctx256, EVP_sha256(), NULL), KR_EINTERNAL, "hashing");
+	EVP_MD_CTX *mds[] = {ctx, ctx256, NULL};
+	KR_TRY(kr_fw_stream(img, 0, img->size, mds, NULL, NULL));
+	KR_OSSL(EVP_DigestFinal_ex(ctx, d, NULL), KR_EINTERNAL, "hashing");
+	if (sha256 && ctx256)
+		KR_OSSL(EVP_DigestFinal_ex(ctx256, sha256, NULL), KR_EINTERNAL, "hashing");
+	else if (sha256)
+		memcpy(sha256, d, 32);
+	return kr_ok();
+}
+
+static void recipients_text(const kr_fw_opts *o, char *out, size_t outsz)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (int i = 0; i < o->nrecipients && used < outsz; i++)
+		used += (size_t)snprintf(out + used, outsz - used, "%s%s", used ? "," : "",
+					 o->recipients[i].name);
+	for (int i = 0; i < o->nkeks && used < outsz; i++)
+		used += (size_t)snprintf(out + used, outsz - used, "%skek:%s", used ? "," : "",
+					 o->keks[i]);
+}
+
+kr_err kr_fw_sign(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, const char *image,
+		  kr_fw_result *r)
+{
+	memset(r, 0, sizeof *r);
+	kr_fw_image img = {.path = image, .fd = -1};
+	kr_sig_alg alg = {0};
+	kr_err e = open_image(image, &img);
+	if (!kr_failed(&e))
+		e = kr_sig_alg_for(s->type, 0, &alg);
+	/* One pass gives the record's SHA-256 and, for CMS, the digest to sign. */
+	if (!kr_failed(&e))
+		e = kr_fw_digest(&img, alg.md ? alg.md : EVP_sha256(), img.digest, r->sha256);
+	r->size = img.size;
+	if (!kr_failed(&e))
+		e = o->format == KR_FW_CMS ? kr_fw_cms_sign(s, o, &img, r)
+					   : kr_fw_mcuboot_sign(s, o, &img, r);
+	if (img.fd >= 0)
+		close(img.fd);
+	KR_TRY(e);
+	char to[2048];
+	recipients_text(o, to, sizeof to);
+	kr_fw_row row = {
+		.signer = s->name,
+		.file = image,
+		.format = o->format == KR_FW_CMS ? (o->embed ? "cms-embedded" : "cms") : "mcuboot",
+		.output = r->outputs,
+		.recipients = to[0] ? to : NULL,
+		.signer_sha256 = s->fingerprint,
+		.image_sha256 = r->sha256,
+		.size = (int64_t)r->size,
+	};
+	KR_TRY(kr_store_begin(store));
+	e = kr_store_firmware(store, &row);
+	if (!kr_failed(&e))
+		e = kr_store_commit(store);
+	if (kr_failed(&e))
+		kr_store_rollback(store);
+	return e;
+}
+
+/* ---- verification ------------------------------------------------------------ */
+
+kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root)
+{
+	KR_AUTO(X509) anchor = NULL;
+	KR_TRY(read_cert(root, &anchor));
+	KR_AUTO(X509_STORE) st = X509_STORE_new();
+	KR_AUTO(X509_STORE_CTX) ctx = X509_STORE_CTX_new();
+	KR_OSSL(st && ctx && X509_STORE_add_cert(st, anchor) &&
+			X509_STORE_CTX_init(ctx, st, cert, untrusted),
+		KR_EINTERNAL, "setting up chain verification");
+	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
+	KR_ENSURE(X509_verify_cert(ctx) == 1, KR_EVERIFY, "signer certificate: %s",
+		  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	KR_ENSURE((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) &&
+			  (X509_get_extended_key_usage(cert) & XKU_CODE_SIGN),
+		  KR_EVERIFY, "signer certificate does not allow codeSigning");
+	return kr_ok();
+}
+
+kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz)
+{
+	return o->format == KR_FW_CMS ? kr_fw_cms_verify(o, file, summary, sumsz)
+				      : kr_fw_mcuboot_verify(o, file, summary, sumsz);
+}
+
+kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *v)
+{
+	static const unsigned long max[4] = {255, 255, 65535, 0xffffffffUL};
+	unsigned long part[4] = {0};
+	const char *p = text;
+	int n = 0, ok = 1;
+	while (ok && n < 4) {
+		char *end = NULL;
+		ok = isdigit((unsigned char)*p) && (part[n] = strtoul(p, &end, 10)) <= max[n];
+		p = ok ? end : p;
+		n += ok;
+		if (!ok || *p == '\0')
+			break;
+		ok = *p++ == (n < 3 ? '.' : '+');
+	}
+	KR_ENSURE(ok && n >= 2 && *p == '\0', KR_EUSAGE,
+		  "version '%s': expected MAJOR.MINOR[.REVISION[+BUILD]] (at most "
+		  "255.255.65535+4294967295)",
+		  text);
+	*v = (kr_mcuboot_version){(uint8_t)part[0], (uint8_t)part[1], (uint16_t)part[2],
+				  (uint32_t)part[3]};
+	return kr_ok();
+}

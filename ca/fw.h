@@ -1,0 +1,84 @@
+/* Firmware signing for secure FOTA: CMS (RFC 5652 SignedData, RFC 4108
+ * firmware packages, RFC 5083 AuthEnvelopedData) and MCUboot images, signed
+ * by a key that stays on the token. Images are read in a stream, never whole;
+ * only a digest goes to the token, one C_Sign per image. */
+#ifndef KR_CA_FW_H
+#define KR_CA_FW_H
+
+#include "store.h"
+#include "../policy/profile.h"
+
+#include <openssl/x509.h>
+#include <stdint.h>
+
+typedef struct kr_fw_signer kr_fw_signer;
+
+/* Opens the signer: its certificate must be issued by its CA, be valid now,
+ * allow codeSigning, be recorded as valid in the store, and hold the public
+ * key of the token's key. */
+kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
+			 const kr_hsm_opts *opts, kr_fw_signer **out);
+void kr_fw_signer_close(kr_fw_signer *s);
+/* SHA-256 of the signer certificate's DER, for records. */
+const uint8_t *kr_fw_signer_fingerprint(const kr_fw_signer *s);
+
+typedef enum kr_fw_format { KR_FW_CMS, KR_FW_MCUBOOT } kr_fw_format;
+
+/* An encryption recipient: a device's certificate (CMS: key agreement;
+ * MCUboot: ECIES-P256 to its key) or a bare P-256 public key (MCUboot). */
+typedef struct kr_fw_recipient {
+	char name[128]; /* in output file names and the record */
+	X509 *cert;
+	EVP_PKEY *key;
+} kr_fw_recipient;
+
+#define KR_FW_MAX_RECIPIENTS 64
+
+typedef struct kr_mcuboot_version {
+	uint8_t major, minor;
+	uint16_t revision;
+	uint32_t build;
+} kr_mcuboot_version;
+
+typedef struct kr_fw_opts {
+	kr_fw_format format;
+	int embed; /* CMS: encapsulate the package instead of a detached signature */
+	const char *out_dir;
+	/* MCUboot, raw binary input: the header keyrite adds */
+	int raw;
+	uint32_t load_addr;
+	uint16_t header_size;
+	kr_mcuboot_version version;
+	kr_fw_recipient recipients[KR_FW_MAX_RECIPIENTS];
+	int nrecipients;
+	const char *keks[KR_FW_MAX_RECIPIENTS]; /* CMS: AES key-wrap keys on the token, by label */
+	int nkeks;
+} kr_fw_opts;
+
+typedef struct kr_fw_result {
+	uint64_t size;
+	uint8_t sha256[32];
+	char outputs[4096]; /* comma-separated */
+} kr_fw_result;
+
+/* Signs (and encrypts) one image, records it in the store and the audit
+ * log. Outputs are created exclusively; on failure none is left. */
+kr_err kr_fw_sign(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, const char *image,
+		  kr_fw_result *r);
+
+/* Parses "MAJOR.MINOR.REVISION+BUILD" (the last two optional). */
+kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *out);
+
+typedef struct kr_fw_verify_opts {
+	kr_fw_format format;
+	const char *root;           /* trust anchor (PEM) */
+	const char *content;        /* CMS detached: the image */
+	const char *cert;           /* MCUboot: the signer certificate, with its chain after it */
+	const char *expect_version; /* MCUboot: the header's version must be this */
+} kr_fw_verify_opts;
+
+/* Checks a signed image: signature, the chain to the root, code signing.
+ * KR_EVERIFY with the reason when it does not hold. */
+kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz);
+
+#endif

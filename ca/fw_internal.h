@@ -1,0 +1,57 @@
+/* Shared by the ca/fw*.c sources only. */
+#ifndef KR_CA_FW_INTERNAL_H
+#define KR_CA_FW_INTERNAL_H
+
+#include "fw.h"
+#include "sign.h"
+#include "../util/fs.h"
+
+#include <sys/types.h>
+
+struct kr_fw_signer {
+	char name[64];
+	X509 *cert;
+	STACK_OF(X509) * chain; /* the issuing CA's certificate and those above it */
+	kr_hsm *hsm;
+	kr_hsm_key *key;
+	kr_key_type type;
+	EVP_PKEY *evp; /* token-backed, for OpenSSL's CMS code; NULL for Ed25519 */
+	uint8_t fingerprint[32];
+};
+
+/* An image opened for signing: read twice (digest, then output), and
+ * checked to be unchanged in between. */
+typedef struct kr_fw_image {
+	const char *path;
+	int fd;
+	uint64_t size;
+	uint8_t digest[EVP_MAX_MD_SIZE]; /* CMS: under the signer's hash, from the first pass */
+} kr_fw_image;
+
+/* One pass over the whole image: its digest under md into d, and its
+ * SHA-256 into sha256 if that is not NULL. */
+kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_t *sha256);
+
+/* Feeds bytes [from, from + len) of the image to each digest (NULL ends the
+ * list) and, if out is set, copies them there, encrypted by enc if set. */
+kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
+		    kr_fs_out *out, EVP_CIPHER_CTX *enc);
+
+/* "DIR/BASE" + suffix, BASE without ".bin" if strip_bin. */
+kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
+			 char *out, size_t outsz);
+void kr_fw_result_add(kr_fw_result *r, const char *path);
+
+kr_err kr_fw_cms_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
+		      kr_fw_result *r);
+kr_err kr_fw_mcuboot_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
+			  kr_fw_result *r);
+
+/* The certificate chains to the root and may sign code. */
+kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);
+
+kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz);
+kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+			    size_t sumsz);
+
+#endif

@@ -1,0 +1,528 @@
+/* MCUboot images (docs.mcuboot.com, "Image format"): a little-endian header,
+ * the image, optional protected TLVs, then the TLV area keyrite appends:
+ * key hash, image hash, signature, and for encrypted copies the
+ * ECIES-P256 wrapped image key. The hash covers header + image + protected
+ * TLVs, the image as plaintext, so one token signature serves every
+ * encrypted copy (their headers all carry the encrypted flag). */
+#include "fw_internal.h"
+#include "../util/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/core_names.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
+
+#define IMAGE_MAGIC 0x96f3b83dU
+#define IMAGE_HEADER_SIZE 32
+#define TLV_INFO_MAGIC 0x6907
+#define TLV_PROT_INFO_MAGIC 0x6908
+#define IMAGE_F_ENCRYPTED_AES128 0x04U
+
+enum {
+	TLV_KEYHASH = 0x01,
+	TLV_SHA256 = 0x10,
+	TLV_SHA384 = 0x11,
+	TLV_RSA2048_PSS = 0x20,
+	TLV_ECDSA_SIG = 0x22,
+	TLV_RSA3072_PSS = 0x23,
+	TLV_ED25519 = 0x24,
+	TLV_ENC_EC256 = 0x32,
+};
+
+#define ECIES_LEN (65 + 32 + 16) /* ephemeral point, HMAC tag, wrapped AES-128 key */
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+typedef struct mcu_image {
+	uint8_t *header; /* hdr_size bytes: what the bootloader hashes */
+	uint16_t hdr_size, prot_size;
+	uint32_t img_size, flags;
+	kr_mcuboot_version version;
+	off_t body_at; /* where the image's bytes start in the input file */
+} mcu_image;
+
+static void mcu_clear(mcu_image *m)
+{
+	free(m->header);
+	m->header = NULL;
+}
+
+static void parse_fields(mcu_image *m, const uint8_t *h)
+{
+	m->hdr_size = le16(h + 8);
+	m->prot_size = le16(h + 10);
+	m->img_size = le32(h + 12);
+	m->flags = le32(h + 16);
+	m->version = (kr_mcuboot_version){h[20], h[21], le16(h + 22), le32(h + 24)};
+}
+
+/* An input that already has a header (the vendor's build, with header
+ * padding): its fields must describe the file exactly. */
+static kr_err read_headered(const kr_fw_image *img, mcu_image *m)
+{
+	uint8_t h[IMAGE_HEADER_SIZE];
+	KR_ENSURE(img->size >= IMAGE_HEADER_SIZE &&
+			  pread(img->fd, h, sizeof h, 0) == (ssize_t)sizeof h,
+		  KR_EINPUT, "%s: shorter than an MCUboot header (32 bytes)", img->path);
+	KR_ENSURE(le32(h) == IMAGE_MAGIC, KR_EINPUT,
+		  "%s: bad MCUboot magic 0x%08x (expected 0x96f3b83d); for a raw binary give "
+		  "--header-size, --load-addr and --version",
+		  img->path, le32(h));
+	parse_fields(m, h);
+	KR_ENSURE(m->hdr_size >= IMAGE_HEADER_SIZE, KR_EINPUT,
+		  "%s: header size %u is below 32 bytes", img->path, m->hdr_size);
+	KR_ENSURE(!(m->flags & IMAGE_F_ENCRYPTED_AES128), KR_EINPUT,
+		  "%s: already encrypted (flags 0x%x)", img->path, m->flags);
+	uint64_t want = (uint64_t)m->hdr_size + m->img_size + m->prot_size;
+	uint8_t tail[2] = {0};
+	if (img->size > want && pread(img->fd, tail, 2, (off_t)want) == 2 &&
+	    le16(tail) == TLV_INFO_MAGIC)
+		return kr_errf(KR_EINPUT, "%s: already has a TLV area (already signed?)",
+			       img->path);
+	KR_ENSURE(img->size == want, KR_EINPUT,
+		  "%s: header says %u + %u + %u bytes (header, image, protected TLVs) = %llu, "
+		  "the file has %llu",
+		  img->path, m->hdr_size, m->img_size, m->prot_size, (unsigned long long)want,
+		  (unsigned long long)img->size);
+	m->header = malloc(m->hdr_size);
+	KR_ENSURE(m->header, KR_EINTERNAL, "out of memory");
+	KR_ENSURE(pread(img->fd, m->header, m->hdr_size, 0) == m->hdr_size, KR_EIO, "%s: %s",
+		  img->path, strerror(errno));
+	m->body_at = m->hdr_size;
+	return kr_ok();
+}
+
+/* A raw binary: keyrite writes the header (zero padding up to its size). */
+static kr_err make_header(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
+{
+	KR_ENSURE(o->header_size >= IMAGE_HEADER_SIZE, KR_EUSAGE, "--header-size %u: at least 32",
+		  o->header_size);
+	KR_ENSURE(img->size <= UINT32_MAX, KR_EINPUT, "%s: too big for an MCUboot image",
+		  img->path);
+	m->header = calloc(1, o->header_size);
+	KR_ENSURE(m->header, KR_EINTERNAL, "out of memory");
+	uint8_t *h = m->header;
+	put_le32(h, IMAGE_MAGIC);
+	put_le32(h + 4, o->load_addr);
+	put_le16(h + 8, o->header_size);
+	put_le32(h + 12, (uint32_t)img->size);
+	h[20] = o->version.major;
+	h[21] = o->version.minor;
+	put_le16(h + 22, o->version.revision);
+	put_le32(h + 24, o->version.build);
+	parse_fields(m, h);
+	m->body_at = 0;
+	return kr_ok();
+}
+
+/* ---- keys and signatures ----------------------------------------------------------- */
+
+typedef struct mcu_alg {
+	const EVP_MD *md; /* the image hash */
+	int hash_tlv, sig_tlv;
+	kr_sig_scheme scheme;
+} mcu_alg;
+
+static kr_err alg_for(kr_key_type t, mcu_alg *a)
+{
+	switch (t) {
+	case KR_KEY_EC_P256:
+		*a = (mcu_alg){EVP_sha256(), TLV_SHA256, TLV_ECDSA_SIG, KR_SIG_ECDSA};
+		return kr_ok();
+	case KR_KEY_EC_P384:
+		*a = (mcu_alg){EVP_sha384(), TLV_SHA384, TLV_ECDSA_SIG, KR_SIG_ECDSA};
+		return kr_ok();
+	case KR_KEY_RSA_2048:
+		*a = (mcu_alg){EVP_sha256(), TLV_SHA256, TLV_RSA2048_PSS, KR_SIG_RSA_PSS};
+		return kr_ok();
+	case KR_KEY_RSA_3072:
+		*a = (mcu_alg){EVP_sha256(), TLV_SHA256, TLV_RSA3072_PSS, KR_SIG_RSA_PSS};
+		return kr_ok();
+	case KR_KEY_ED25519:
+		*a = (mcu_alg){EVP_sha256(), TLV_SHA256, TLV_ED25519, KR_SIG_EDDSA};
+		return kr_ok();
+	default:
+		return kr_errf(KR_EINPUT, "MCUboot has no signature type for %s keys",
+			       kr_key_type_name(t));
+	}
+}
+
+/* The key hash TLV: the image hash of the key as the bootloader embeds it
+ * (imgtool getpub): SubjectPublicKeyInfo for EC and Ed25519, PKCS#1
+ * RSAPublicKey for RSA. */
+static kr_err key_hash(EVP_PKEY *pub, const EVP_MD *md, uint8_t *out, unsigned *len)
+{
+	uint8_t *der = NULL;
+	int n = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? i2d_PublicKey(pub, &der)
+							  : i2d_PUBKEY(pub, &der);
+	KR_OSSL(n > 0, KR_EINTERNAL, "encoding the public key");
+	int ok = EVP_Digest(der, (size_t)n, out, len, md, NULL);
+	OPENSSL_free(der);
+	KR_OSSL(ok, KR_EINTERNAL, "hashing the public key");
+	return kr_ok();
+}
+
+/* ECDSA and RSA-PSS (salt = hash length, MGF1 with it) sign the digest;
+ * Ed25519 signs the 32 digest bytes as its message (MCUboot's
+ * image_ed25519.c verifies over the hash). */
+static kr_err sig_verify(EVP_PKEY *pub, const mcu_alg *a, const uint8_t *d, size_t dlen,
+			 const uint8_t *sig, size_t siglen)
+{
+	int ok;
+	if (a->scheme == KR_SIG_EDDSA) {
+		KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+		ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
+		     EVP_DigestVerify(ctx, sig, siglen, d, dlen) == 1;
+	} else {
+		KR_AUTO(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new(pub, NULL);
+		ok = ctx && EVP_PKEY_verify_init(ctx) == 1 &&
+		     EVP_PKEY_CTX_set_signature_md(ctx, a->md) == 1;
+		if (ok && a->scheme == KR_SIG_RSA_PSS)
+			ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+			     EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1;
+		ok = ok && EVP_PKEY_verify(ctx, sig, siglen, d, dlen) == 1;
+	}
+	ERR_clear_error();
+	return ok ? kr_ok() : kr_errf(KR_EVERIFY, "the signature does not verify");
+}
+
+/* ---- the signed region and the TLVs ------------------------------------------------ */
+
+/* Hashes header + image + protected TLVs; with out, also writes them (the
+ * image encrypted under enc when set). */
+static kr_err region(const kr_fw_image *img, const mcu_image *m, const uint8_t *header,
+		     const mcu_alg *a, uint8_t *d, kr_fs_out *out, EVP_CIPHER_CTX *enc)
+{
+	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+	KR_OSSL(ctx && EVP_DigestInit_ex(ctx, a->md, NULL) &&
+			EVP_DigestUpdate(ctx, header, m->hdr_size),
+		KR_EINTERNAL, "hashing");
+	if (out)
+		KR_TRY(kr_fs_out_write(out, header, m->hdr_size));
+	EVP_MD_CTX *mds[] = {ctx, NULL};
+	KR_TRY(kr_fw_stream(img, m->body_at, m->img_size, mds, out, enc));
+	KR_TRY(kr_fw_stream(img, m->body_at + (off_t)m->img_size, m->prot_size, mds, out, NULL));
+	KR_OSSL(EVP_DigestFinal_ex(ctx, d, NULL), KR_EINTERNAL, "hashing");
+	return kr_ok();
+}
+
+typedef struct tlv_area {
+	uint8_t buf[2048];
+	size_t len;
+} tlv_area;
+
+static void tlv_add(tlv_area *t, int type, const uint8_t *v, size_t n)
+{
+	if (t->len == 0)
+		t->len = 4;
+	put_le16(t->buf + t->len, (uint16_t)type);
+	put_le16(t->buf + t->len + 2, (uint16_t)n);
+	memcpy(t->buf + t->len + 4, v, n);
+	t->len += 4 + n;
+	put_le16(t->buf, TLV_INFO_MAGIC);
+	put_le16(t->buf + 2, (uint16_t)t->len); /* it_tlv_tot counts the info header */
+}
+
+/* ---- ECIES-P256 (MCUboot's encrypted.c, "MCUBoot_ECIES_v1") -------------------------- */
+
+static kr_err p256_key(const kr_fw_recipient *r, EVP_PKEY **pub)
+{
+	*pub = r->cert ? X509_get0_pubkey(r->cert) : r->key;
+	kr_key_type t;
+	kr_err e = *pub ? kr_key_type_of(*pub, &t) : kr_errf(KR_EINPUT, "no key");
+	KR_ENSURE(!kr_failed(&e) && t == KR_KEY_EC_P256, KR_EINPUT,
+		  "recipient %s: MCUboot encrypts to P-256 keys (ECIES-P256) only", r->name);
+	return kr_ok();
+}
+
+/* The TLV: an ephemeral P-256 point, ECDH with the device-class key,
+ * HKDF-SHA256 (no salt, info "MCUBoot_ECIES_v1") to 48 bytes: an AES-128
+ * key that encrypts the image key in CTR mode from a zero counter, and an
+ * HMAC-SHA256 key for the tag over the encrypted image key. */
+static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN])
+{
+	KR_AUTO(EVP_PKEY) eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	KR_AUTO(EVP_PKEY_CTX) dh = eph ? EVP_PKEY_CTX_new(eph, NULL) : NULL;
+	uint8_t shared[32], derived[48];
+	size_t n = sizeof shared, pl = 0;
+	KR_OSSL(dh && EVP_PKEY_derive_init(dh) == 1 && EVP_PKEY_derive_set_peer(dh, peer) == 1 &&
+			EVP_PKEY_derive(dh, shared, &n) == 1 && n == 32,
+		KR_EINTERNAL, "ECDH");
+	KR_AUTO(EVP_PKEY_CTX) kdf = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t dl = sizeof derived;
+	int ok = kdf && EVP_PKEY_derive_init(kdf) == 1 &&
+		 EVP_PKEY_CTX_set_hkdf_md(kdf, EVP_sha256()) == 1 &&
+		 EVP_PKEY_CTX_set1_hkdf_key(kdf, shared, 32) == 1 &&
+		 EVP_PKEY_CTX_add1_hkdf_info(kdf, (const unsigned char *)"MCUBoot_ECIES_v1", 16) ==
+			 1 &&
+		 EVP_PKEY_derive(kdf, derived, &dl) == 1 && dl == 48;
+	OPENSSL_cleanse(shared, sizeof shared);
+	KR_AUTO(EVP_CIPHER_CTX) c = ok ? EVP_CIPHER_CTX_new() : NULL;
+	uint8_t zero[16] = {0};
+	int len = 0;
+	ok = c && EVP_EncryptInit_ex(c, EVP_aes_128_ctr(), NULL, derived, zero) &&
+	     EVP_EncryptUpdate(c, tlv + 97, &len, key, 16) && len == 16 &&
+	     HMAC(EVP_sha256(), derived + 16, 32, tlv + 97, 16, tlv + 65, NULL) &&
+	     EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, tlv, 65,
+					     &pl) == 1 &&
+	     pl == 65;
+	OPENSSL_cleanse(derived, sizeof derived);
+	KR_OSSL(ok, KR_EINTERNAL, "ECIES-P256");
+	return kr_ok();
+}
+
+/* ---- signing ------------------------------------------------------------------------ */
+
+/* One output: header, image (encrypted for a recipient when r is set),
+ * protected TLVs, and the TLV area; the region is hashed again on the way
+ * and must match what the token signed. */
+static kr_err write_image(const kr_fw_image *img, const mcu_image *m, const mcu_alg *a,
+			  const uint8_t *d, const tlv_area *tlvs, const kr_fw_recipient *r,
+			  const char *path)
+{
+	tlv_area t = *tlvs;
+	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0};
+	KR_AUTO(EVP_CIPHER_CTX) enc = NULL;
+	if (r) {
+		EVP_PKEY *peer = NULL;
+		uint8_t v[ECIES_LEN];
+		KR_TRY(p256_key(r, &peer));
+		KR_OSSL(RAND_priv_bytes(key, sizeof key) == 1, KR_EINTERNAL, "random");
+		kr_err e = ecies(peer, key, v);
+		enc = kr_failed(&e) ? NULL : EVP_CIPHER_CTX_new();
+		if (enc && !EVP_EncryptInit_ex(enc, EVP_aes_128_ctr(), NULL, key, zero))
+			e = kr_err_ossl(KR_EINTERNAL, "AES-CTR");
+		OPENSSL_cleanse(key, sizeof key);
+		KR_TRY(e);
+		KR_OSSL(enc, KR_EINTERNAL, "out of memory");
+		tlv_add(&t, TLV_ENC_EC256, v, sizeof v);
+	}
+	kr_fs_out out;
+	KR_TRY(kr_fs_out_open(&out, path, 0644));
+	kr_err e = region(img, m, m->header, a, again, &out, enc);
+	if (!kr_failed(&e) && memcmp(again, d, (size_t)EVP_MD_get_size(a->md)) != 0)
+		e = kr_errf(KR_EIO, "%s: changed while it was being signed", img->path);
+	if (!kr_failed(&e))
+		e = kr_fs_out_write(&out, t.buf, t.len);
+	if (kr_failed(&e)) {
+		kr_fs_out_abort(&out);
+		return e;
+	}
+	return kr_fs_out_commit(&out, 1);
+}
+
+static kr_err sign_image(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m,
+			 kr_fw_result *r)
+{
+	mcu_alg a;
+	KR_TRY(alg_for(s->type, &a));
+	if (o->nrecipients > 0) /* the encrypted copies' header, hashed and signed */
+		put_le32(m->header + 16, m->flags | IMAGE_F_ENCRYPTED_AES128);
+	uint8_t d[EVP_MAX_MD_SIZE], kh[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
+	unsigned khlen = 0;
+	size_t dlen = (size_t)EVP_MD_get_size(a.md), siglen = 0;
+	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));
+	EVP_PKEY *pub = X509_get0_pubkey(s->cert);
+	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, a.scheme,
+			   a.scheme == KR_SIG_EDDSA ? NULL : a.md, d, dlen, sig, &siglen));
+	kr_err e = sig_verify(pub, &a, d, dlen, sig, siglen);
+	KR_ENSURE(!kr_failed(&e), KR_EVERIFY, "signer '%s': the token's signature does not verify",
+		  s->name);
+	KR_TRY(key_hash(pub, a.md, kh, &khlen));
+	tlv_area t = {.len = 0};
+	tlv_add(&t, TLV_KEYHASH, kh, khlen);
+	tlv_add(&t, a.hash_tlv, d, dlen);
+	tlv_add(&t, a.sig_tlv, sig, siglen);
+
+	char path[4096];
+	if (o->nrecipients == 0) {
+		KR_TRY(kr_fw_output_path(o, img->path, ".signed.bin", 1, path, sizeof path));
+		KR_TRY(write_image(img, m, &a, d, &t, NULL, path));
+		kr_fw_result_add(r, path);
+		return kr_ok();
+	}
+	for (int i = 0; i < o->nrecipients; i++) {
+		char suffix[160];
+		snprintf(suffix, sizeof suffix, ".%s.enc.bin", o->recipients[i].name);
+		KR_TRY(kr_fw_output_path(o, img->path, suffix, 1, path, sizeof path));
+		KR_TRY(write_image(img, m, &a, d, &t, &o->recipients[i], path));
+		kr_fw_result_add(r, path);
+	}
+	return kr_ok();
+}
+
+/* Removes what an image's failed run already committed: no partial set. */
+static void remove_outputs(kr_fw_result *r)
+{
+	char *save = NULL;
+	for (char *p = strtok_r(r->outputs, ",", &save); p; p = strtok_r(NULL, ",", &save))
+		unlink(p);
+	r->outputs[0] = '\0';
+}
+
+kr_err kr_fw_mcuboot_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
+			  kr_fw_result *r)
+{
+	KR_ENSURE(o->nkeks == 0, KR_EUSAGE,
+		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
+	mcu_image m = {0};
+	kr_err e = o->raw ? make_header(o, img, &m) : read_headered(img, &m);
+	if (!kr_failed(&e))
+		e = sign_image(s, o, img, &m, r);
+	mcu_clear(&m);
+	if (kr_failed(&e))
+		remove_outputs(r);
+	return e;
+}
+
+/* ---- verification ------------------------------------------------------------------- */
+
+typedef struct found_tlvs {
+	const uint8_t *keyhash, *hash, *sig;
+	size_t keyhash_len, hash_len, sig_len;
+	int hash_type, sig_type;
+} found_tlvs;
+
+static kr_err walk_tlvs(const char *file, const uint8_t *p, size_t n, found_tlvs *f)
+{
+	KR_ENSURE(n >= 4 && le16(p) == TLV_INFO_MAGIC && le16(p + 2) == n, KR_EVERIFY,
+		  "%s: no TLV area where the header says (magic 0x6907 and its length)", file);
+	for (size_t at = 4; at < n;) {
+		KR_ENSURE(at + 4 <= n && at + 4 + le16(p + at + 2) <= n, KR_EVERIFY,
+			  "%s: TLV at offset %zu runs past the area", file, at);
+		int type = le16(p + at);
+		size_t len = le16(p + at + 2);
+		const uint8_t *v = p + at + 4;
+		if (type == TLV_KEYHASH)
+			f->keyhash = v, f->keyhash_len = len;
+		else if (type == TLV_SHA256 || type == TLV_SHA384)
+			f->hash = v, f->hash_len = len, f->hash_type = type;
+		else if (type == TLV_ECDSA_SIG || type == TLV_RSA2048_PSS ||
+			 type == TLV_RSA3072_PSS || type == TLV_ED25519)
+			f->sig = v, f->sig_len = len, f->sig_type = type;
+		at += 4 + len;
+	}
+	KR_ENSURE(f->keyhash && f->hash && f->sig, KR_EVERIFY,
+		  "%s: the TLV area lacks a key hash, image hash or signature", file);
+	return kr_ok();
+}
+
+static kr_err read_signer(const char *path, X509 **cert, STACK_OF(X509) * *rest)
+{
+	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
+	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
+	*cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	KR_OSSL(*cert, KR_EINPUT, "%s: no PEM certificate", path);
+	*rest = sk_X509_new_null();
+	X509 *x;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(*rest, x);
+	ERR_clear_error();
+	return kr_ok();
+}
+
+static kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_image *img, mcu_image *m,
+			  X509 *cert, char *summary, size_t sumsz)
+{
+	uint8_t h[IMAGE_HEADER_SIZE];
+	KR_ENSURE(pread(img->fd, h, sizeof h, 0) == (ssize_t)sizeof h && le32(h) == IMAGE_MAGIC,
+		  KR_EVERIFY, "%s: not an MCUboot image (magic)", img->path);
+	parse_fields(m, h);
+	KR_ENSURE(!(m->flags & IMAGE_F_ENCRYPTED_AES128), KR_EUSAGE,
+		  "%s: encrypted; its hash covers the plaintext, so verify the plain image",
+		  img->path);
+	uint64_t end = (uint64_t)m->hdr_size + m->img_size + m->prot_size;
+	KR_ENSURE(m->hdr_size >= IMAGE_HEADER_SIZE && end + 4 <= img->size &&
+			  end + 4 + 2048 > img->size,
+		  KR_EVERIFY, "%s: the header's sizes do not match the file", img->path);
+	uint8_t area[2048 + 4];
+	size_t n = (size_t)(img->size - end);
+	KR_ENSURE(pread(img->fd, area, n, (off_t)end) == (ssize_t)n, KR_EIO, "%s: %s", img->path,
+		  strerror(errno));
+	found_tlvs f = {0};
+	KR_TRY(walk_tlvs(img->path, area, n, &f));
+	kr_key_type t;
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	mcu_alg a;
+	KR_TRY(kr_key_type_of(pub, &t));
+	KR_TRY(alg_for(t, &a));
+	KR_ENSURE(f.sig_type == a.sig_tlv && f.hash_type == a.hash_tlv, KR_EVERIFY,
+		  "%s: signature or hash type does not fit the signer's %s key", img->path,
+		  kr_key_type_name(t));
+	m->header = malloc(m->hdr_size);
+	KR_ENSURE(m->header && pread(img->fd, m->header, m->hdr_size, 0) == m->hdr_size, KR_EIO,
+		  "%s: reading the header", img->path);
+	m->body_at = m->hdr_size;
+	uint8_t d[EVP_MAX_MD_SIZE], kh[EVP_MAX_MD_SIZE];
+	unsigned khlen = 0;
+	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));
+	KR_ENSURE(f.hash_len == (size_t)EVP_MD_get_size(a.md) && memcmp(f.hash, d, f.hash_len) == 0,
+		  KR_EVERIFY, "%s: the image hash does not match (image altered)", img->path);
+	KR_TRY(key_hash(pub, a.md, kh, &khlen));
+	KR_ENSURE(f.keyhash_len == khlen && memcmp(f.keyhash, kh, khlen) == 0, KR_EVERIFY,
+		  "%s: signed by another key than the certificate's", img->path);
+	kr_err e = sig_verify(pub, &a, d, f.hash_len, f.sig, f.sig_len);
+	KR_ENSURE(!kr_failed(&e), KR_EVERIFY, "%s: %s", img->path, e.msg);
+	char v[48];
+	snprintf(v, sizeof v, "%u.%u.%u+%u", m->version.major, m->version.minor,
+		 m->version.revision, (unsigned)m->version.build);
+	if (o->expect_version) {
+		kr_mcuboot_version want;
+		KR_TRY(kr_mcuboot_version_parse(o->expect_version, &want));
+		KR_ENSURE(memcmp(&want, &m->version, sizeof want) == 0, KR_EVERIFY,
+			  "%s: version %s, expected %s", img->path, v, o->expect_version);
+	}
+	snprintf(summary, sumsz, "%s: good MCUboot signature (%s), version %s", img->path,
+		 kr_key_type_name(t), v);
+	return kr_ok();
+}
+
+kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+			    size_t sumsz)
+{
+	KR_ENSURE(o->cert, KR_EUSAGE, "MCUboot images carry no certificate: give --cert");
+	KR_AUTO(X509) cert = NULL;
+	STACK_OF(X509) *rest = NULL;
+	KR_TRY(read_signer(o->cert, &cert, &rest));
+	kr_err e = kr_fw_check_signer(cert, rest, o->root);
+	kr_fw_image img = {.path = file, .fd = -1};
+	mcu_image m = {0};
+	if (!kr_failed(&e)) {
+		img.fd = open(file, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (img.fd < 0 || fstat(img.fd, &st) != 0)
+			e = kr_errf(KR_EIO, "%s: cannot open: %s", file, strerror(errno));
+		else
+			img.size = (uint64_t)st.st_size;
+	}
+	if (!kr_failed(&e))
+		e = check_image(o, &img, &m, cert, summary, sumsz);
+	if (img.fd >= 0)
+		close(img.fd);
+	mcu_clear(&m);
+	sk_X509_pop_free(rest, X509_free);
+	return e;
+}

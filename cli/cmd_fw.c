@@ -1,0 +1,355 @@
+/* keyrite fw sign --signer NAME [--format cms|mcuboot] ... IMAGE...
+ * keyrite fw verify --root FILE [...] FILE */
+#include "cli.h"
+#include "../ca/fw.h"
+#include "../util/cleanup.h"
+#include "../util/json.h"
+#include "../util/text.h"
+
+#include <getopt.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exit status (keyrite(1)), as for issue: every image signed: 0; some
+ * failed: 1; none signed: 9; nothing could start: the error's status. */
+#define KR_EXIT_SOME_FAILED 1
+#define KR_EXIT_ALL_FAILED 9
+
+static const char usage_text[] =
+	"usage: keyrite fw sign [--config FILE] --signer NAME [--format cms|mcuboot] [--embed]\n"
+	"                       [--out DIR] [--json] [--encrypt-to CERT]...\n"
+	"                       [--encrypt-to-device ID]... [--encrypt-kek LABEL]...\n"
+	"                       [--header-size N --load-addr ADDR --version V]\n"
+	"                       [--module PATH] [--pin-file FILE | --pin-env VAR] IMAGE...\n"
+	"       keyrite fw verify [--format cms|mcuboot] --root FILE [--content IMAGE]\n"
+	"                       [--cert FILE] [--expect-version V] FILE\n";
+
+static int usage(void)
+{
+	fputs(usage_text, stderr);
+	return KR_EUSAGE;
+}
+
+static kr_err parse_format(const char *v, kr_fw_format *f)
+{
+	if (strcmp(v, "cms") == 0)
+		*f = KR_FW_CMS;
+	else if (strcmp(v, "mcuboot") == 0)
+		*f = KR_FW_MCUBOOT;
+	else
+		return kr_errf(KR_EUSAGE, "--format %s: expected cms or mcuboot", v);
+	return kr_ok();
+}
+
+static kr_err parse_u32(const char *opt, const char *v, unsigned long max, unsigned long *out)
+{
+	char *end = NULL;
+	*out = strtoul(v, &end, 0);
+	KR_ENSURE(*v && !*end && *out <= max, KR_EUSAGE, "%s %s: expected a number up to %lu", opt,
+		  v, max);
+	return kr_ok();
+}
+
+/* ---- recipients ---------------------------------------------------------------------- */
+
+static kr_err add_slot(kr_fw_opts *o, kr_fw_recipient **r)
+{
+	KR_ENSURE(o->nrecipients < KR_FW_MAX_RECIPIENTS, KR_EUSAGE,
+		  "at most %d encryption recipients", KR_FW_MAX_RECIPIENTS);
+	*r = &o->recipients[o->nrecipients++];
+	return kr_ok();
+}
+
+/* A certificate, or a bare public key (MCUboot's device-class key). */
+static kr_err recipient_file(kr_fw_opts *o, const char *path)
+{
+	kr_fw_recipient *r = NULL;
+	KR_TRY(add_slot(o, &r));
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t len = strcspn(base, ".");
+	snprintf(r->name, sizeof r->name, "%.*s", (int)(len ? len : strlen(base)), base);
+	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
+	KR_OSSL(bio, KR_EIO, "--encrypt-to %s: cannot open", path);
+	r->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (!r->cert) {
+		ERR_clear_error();
+		BIO_reset(bio);
+		r->key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	}
+	KR_OSSL(r->cert || r->key, KR_EINPUT,
+		"--encrypt-to %s: neither a PEM certificate nor a PEM public key", path);
+	return kr_ok();
+}
+
+typedef struct newest {
+	uint8_t *der;
+	size_t len;
+} newest;
+
+static void keep_newest(const kr_cert_info *c, void *arg)
+{
+	newest *n = arg; /* rows come in issuance order */
+	free(n->der);
+	n->der = malloc(c->der_len);
+	n->len = n->der ? c->der_len : 0;
+	if (n->der)
+		memcpy(n->der, c->der, c->der_len);
+}
+
+/* The device's newest valid certificate in the store. */
+static kr_err recipient_device(kr_fw_opts *o, kr_store *store, const char *id)
+{
+	kr_fw_recipient *r = NULL;
+	KR_TRY(add_slot(o, &r));
+	snprintf(r->name, sizeof r->name, "%s", id);
+	newest n = {0};
+	kr_cert_filter f = {.device_id = id, .status = "valid"};
+	KR_TRY(kr_store_certs(store, &f, keep_newest, &n));
+	KR_ENSURE(n.der, KR_EINPUT, "--encrypt-to-device %s: no valid certificate in the store",
+		  id);
+	const unsigned char *p = n.der;
+	r->cert = d2i_X509(NULL, &p, (long)n.len);
+	free(n.der);
+	KR_OSSL(r->cert, KR_EINTERNAL, "--encrypt-to-device %s: stored certificate", id);
+	return kr_ok();
+}
+
+static void free_recipients(kr_fw_opts *o)
+{
+	for (int i = 0; i < o->nrecipients; i++) {
+		X509_free(o->recipients[i].cert);
+		EVP_PKEY_free(o->recipients[i].key);
+	}
+}
+
+/* ---- sign ------------------------------------------------------------------------------ */
+
+static void report(FILE *json, const kr_fw_signer *s, const char *image, const kr_fw_result *r,
+		   const kr_err *e)
+{
+	if (kr_failed(e))
+		fprintf(stderr, "keyrite: %s\n", e->msg);
+	if (!json)
+		return;
+	char sha[65], fp[65];
+	kr_hex(r->sha256, 32, sha);
+	kr_hex(kr_fw_signer_fingerprint(s), 32, fp);
+	fputs("{\"file\":", json);
+	kr_json_str(json, image);
+	if (kr_failed(e)) {
+		fputs(",\"status\":\"failed\",\"reason\":", json);
+		kr_json_str(json, e->msg);
+		fputs("}\n", json);
+		return;
+	}
+	fprintf(json, ",\"status\":\"signed\",\"size\":%llu,\"sha256\":\"%s\",\"signer\":\"%s\"",
+		(unsigned long long)r->size, sha, fp);
+	fputs(",\"outputs\":[", json);
+	char copy[sizeof r->outputs], *save = NULL;
+	snprintf(copy, sizeof copy, "%s", r->outputs);
+	int first = 1;
+	for (char *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save), first = 0) {
+		fputs(first ? "" : ",", json);
+		kr_json_str(json, p);
+	}
+	fputs("]}\n", json);
+}
+
+typedef struct sign_args {
+	const char *config, *signer, *format, *load_addr, *header_size, *version;
+	const char *files[KR_FW_MAX_RECIPIENTS], *devices[KR_FW_MAX_RECIPIENTS];
+	int nfiles, ndevices;
+	FILE *json;
+	kr_cli_hsm_opts h;
+} sign_args;
+
+static kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
+{
+	if (a->format)
+		KR_TRY(parse_format(a->format, &o->format));
+	o->raw = a->header_size || a->load_addr || a->version;
+	KR_ENSURE(!o->raw || (a->header_size && a->load_addr && a->version), KR_EUSAGE,
+		  "a raw binary needs all of --header-size, --load-addr and --version");
+	KR_ENSURE(!o->raw || o->format == KR_FW_MCUBOOT, KR_EUSAGE,
+		  "--header-size, --load-addr and --version are for --format mcuboot");
+	KR_ENSURE(!o->embed || o->format == KR_FW_CMS, KR_EUSAGE, "--embed is for CMS");
+	if (o->raw) {
+		unsigned long v;
+		KR_TRY(parse_u32("--header-size", a->header_size, 65535, &v));
+		o->header_size = (uint16_t)v;
+		KR_TRY(parse_u32("--load-addr", a->load_addr, 0xffffffffUL, &v));
+		o->load_addr = (uint32_t)v;
+		KR_TRY(kr_mcuboot_version_parse(a->version, &o->version));
+	}
+	for (int i = 0; i < a->nfiles; i++)
+		KR_TRY(recipient_file(o, a->files[i]));
+	for (int i = 0; i < a->ndevices; i++)
+		KR_TRY(recipient_device(o, store, a->devices[i]));
+	return kr_ok();
+}
+
+static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
+{
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	kr_fw_signer *s = NULL;
+	kr_err e = kr_cli_open(a->config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = prepare(a, store, o);
+	if (!kr_failed(&e))
+		e = kr_fw_signer_open(cfg, a->signer, store,
+				      &(kr_hsm_opts){a->h.module, a->h.pin, 0}, &s);
+	int signed_n = 0, failed = 0;
+	for (int i = 0; !kr_failed(&e) && i < n; i++) {
+		kr_fw_result r;
+		kr_err ie = kr_fw_sign(s, store, o, images[i], &r);
+		report(a->json, s, images[i], &r, &ie);
+		if (kr_failed(&ie) && (ie.code == KR_EHSM || ie.code == KR_EINTERNAL))
+			e = ie; /* the token or keyrite itself: stop, do not push on */
+		kr_failed(&ie) ? failed++ : signed_n++;
+	}
+	kr_fw_signer_close(s);
+	free_recipients(o);
+	kr_store_close(store);
+	kr_config_free(cfg);
+	if (n > 1 || failed)
+		fprintf(stderr, "keyrite: %d signed, %d failed\n", signed_n, failed);
+	if (kr_failed(&e) && signed_n + failed == 0)
+		return kr_cli_report(&e);
+	if (kr_failed(&e))
+		return (int)e.code;
+	return failed == 0 ? 0 : signed_n ? KR_EXIT_SOME_FAILED : KR_EXIT_ALL_FAILED;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
+					     {"config", required_argument, NULL, 'c'},
+					     {"signer", required_argument, NULL, 's'},
+					     {"format", required_argument, NULL, 'f'},
+					     {"embed", no_argument, NULL, 'e'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"encrypt-to", required_argument, NULL, 't'},
+					     {"encrypt-to-device", required_argument, NULL, 'd'},
+					     {"encrypt-kek", required_argument, NULL, 'k'},
+					     {"header-size", required_argument, NULL, 'H'},
+					     {"load-addr", required_argument, NULL, 'L'},
+					     {"version", required_argument, NULL, 'V'},
+					     {0}};
+	sign_args a = {0};
+	kr_fw_opts o = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int full = (c == 't' && a.nfiles == KR_FW_MAX_RECIPIENTS) ||
+			   (c == 'd' && a.ndevices == KR_FW_MAX_RECIPIENTS) ||
+			   (c == 'k' && o.nkeks == KR_FW_MAX_RECIPIENTS);
+		if (full) {
+			fprintf(stderr, "keyrite: at most %d of each recipient option\n",
+				KR_FW_MAX_RECIPIENTS);
+			return KR_EUSAGE;
+		}
+		switch (c) {
+		case 'c':
+			a.config = optarg;
+			break;
+		case 's':
+			a.signer = optarg;
+			break;
+		case 'f':
+			a.format = optarg;
+			break;
+		case 'e':
+			o.embed = 1;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'j':
+			a.json = stdout;
+			break;
+		case 't':
+			a.files[a.nfiles++] = optarg;
+			break;
+		case 'd':
+			a.devices[a.ndevices++] = optarg;
+			break;
+		case 'k':
+			o.keks[o.nkeks++] = optarg;
+			break;
+		case 'H':
+			a.header_size = optarg;
+			break;
+		case 'L':
+			a.load_addr = optarg;
+			break;
+		case 'V':
+			a.version = optarg;
+			break;
+		default:
+			if (!kr_cli_hsm_opt(&a.h, c, optarg))
+				return usage();
+		}
+	}
+	if (!a.signer || optind == argc)
+		return usage();
+	return sign_all(&a, &o, argv + optind, argc - optind);
+}
+
+/* ---- verify ------------------------------------------------------------------------------ */
+
+static int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+					     {"root", required_argument, NULL, 'r'},
+					     {"content", required_argument, NULL, 'C'},
+					     {"cert", required_argument, NULL, 'x'},
+					     {"expect-version", required_argument, NULL, 'V'},
+					     {0}};
+	kr_fw_verify_opts o = {KR_FW_CMS, NULL, NULL, NULL, NULL};
+	const char *format = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'r':
+			o.root = optarg;
+			break;
+		case 'C':
+			o.content = optarg;
+			break;
+		case 'x':
+			o.cert = optarg;
+			break;
+		case 'V':
+			o.expect_version = optarg;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (!o.root || optind != argc - 1)
+		return usage();
+	kr_err e = format ? parse_format(format, &o.format) : kr_ok();
+	char summary[1024] = "";
+	if (!kr_failed(&e))
+		e = kr_fw_verify(&o, argv[optind], summary, sizeof summary);
+	if (!kr_failed(&e))
+		printf("%s\n", summary);
+	return kr_cli_report(&e);
+}
+
+int kr_cmd_fw(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (!strcmp(argv[1], "sign"))
+		return cmd_sign(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
+	return usage();
+}
