@@ -13,7 +13,8 @@
 #include <string.h>
 
 /* Exit status (keyrite(1)), as for issue: every image signed: 0; some
- * failed: 1; none signed: 9; nothing could start: the error's status. */
+ * failed: 1; none signed: 9; one image, or nothing could start: the
+ * error's status. */
 #define KR_EXIT_SOME_FAILED 1
 #define KR_EXIT_ALL_FAILED 9
 
@@ -68,8 +69,13 @@ static kr_err recipient_file(kr_fw_opts *o, const char *path)
 	kr_fw_recipient *r = NULL;
 	KR_TRY(add_slot(o, &r));
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	size_t len = strcspn(base, ".");
-	snprintf(r->name, sizeof r->name, "%.*s", (int)(len ? len : strlen(base)), base);
+	snprintf(r->name, sizeof r->name, "%s", base);
+	static const char *const ext[] = {".pem", ".crt", ".pub"}; /* classa.pub.pem: classa */
+	for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+		size_t n = strlen(r->name), e = strlen(ext[i]);
+		if (n > e && strcmp(r->name + n - e, ext[i]) == 0)
+			r->name[n - e] = '\0';
+	}
 	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
 	KR_OSSL(bio, KR_EIO, "--encrypt-to %s: cannot open", path);
 	r->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -202,6 +208,7 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 		e = kr_fw_signer_open(cfg, a->signer, store,
 				      &(kr_hsm_opts){a->h.module, a->h.pin, 0}, &s);
 	int signed_n = 0, failed = 0;
+	kr_err last = kr_ok();
 	for (int i = 0; !kr_failed(&e) && i < n; i++) {
 		kr_fw_result r;
 		kr_err ie = kr_fw_sign(s, store, o, images[i], &r);
@@ -209,17 +216,20 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 		if (kr_failed(&ie) && (ie.code == KR_EHSM || ie.code == KR_EINTERNAL))
 			e = ie; /* the token or keyrite itself: stop, do not push on */
 		kr_failed(&ie) ? failed++ : signed_n++;
+		last = ie;
 	}
 	kr_fw_signer_close(s);
 	free_recipients(o);
 	kr_store_close(store);
 	kr_config_free(cfg);
-	if (n > 1 || failed)
+	if (n > 1)
 		fprintf(stderr, "keyrite: %d signed, %d failed\n", signed_n, failed);
 	if (kr_failed(&e) && signed_n + failed == 0)
 		return kr_cli_report(&e);
 	if (kr_failed(&e))
 		return (int)e.code;
+	if (n == 1)
+		return (int)last.code; /* one image: its own status */
 	return failed == 0 ? 0 : signed_n ? KR_EXIT_SOME_FAILED : KR_EXIT_ALL_FAILED;
 }
 

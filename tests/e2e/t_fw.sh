@@ -1,0 +1,296 @@
+# Firmware signing: CMS and MCUboot outputs checked by openssl alone (cms,
+# dgst, pkeyutl, kdf, mac, enc), encryption to device certificates and to a
+# device-class KEK on the token, and every bad input.
+
+FW_URI="pkcs11:token=keyrite-devices;object=firmware-signer-2026"
+
+# The CA, a firmware-signing key from the key ceremony, its certificate from
+# the firmware_signer profile, and the example config's signer 'firmware'.
+fw_setup() {
+	ca_setup
+	kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/firmware-key.cnf" >/dev/null
+	fw_signer firmware "$FW_URI"
+	head -c 300000 /dev/urandom >"$T/fw.bin"
+	mkdir -p "$T/signed"
+}
+
+# fw_signer NAME URI: a certificate for the token key at URI, as signer NAME.
+fw_signer() {
+	local name=$1 uri=$2
+	kr hsm csr "$uri" --cn "firmware $name" --out "$T/$name.csr" --pin-file "$T/pin" >/dev/null
+	mkdir -p "$T/fwcert-$name"
+	kri firmware_signer --out "$T/fwcert-$name" "$T/$name.csr" 2>/dev/null
+	local cert=$T/ca/$name.pem
+	[ "$name" = firmware ] && cert=$T/ca/firmware-signer.pem # as the example config says
+	cp "$(ls "$T"/fwcert-$name/*.pem | grep -v chain.pem)" "$cert"
+	if [ "$name" != firmware ]; then
+		sed -i "s/^signers *=.*/&, $name/" "$T/ca/keyrite.cnf"
+		printf '\n[signer_%s]\ncertificate = %s.pem\nca = devices\nuri = %s\n' \
+			"$name" "$name" "$uri" >>"$T/ca/keyrite.cnf"
+	fi
+	cat "$cert" "$T/ca/subca-devices.pem" >"$T/$name-chain.pem"
+	openssl x509 -in "$cert" -pubkey -noout >"$T/$name.pub"
+}
+
+krfw() { kr fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" "$@"; }
+
+cms_verify() { # FILE [CONTENT]: openssl's verdict, code signing allowed
+	openssl cms -verify -binary -inform DER -in "$1" ${2:+-content "$2"} \
+		-CAfile "$T/ca/root.pem" -purpose any -out "$T/cms.out" 2>"$T/cms.err"
+}
+
+# A device registered by manifest, with its own key and certificate.
+fw_device() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null
+	openssl req -new -key "$T/$1.key" -subj "/CN=$1" -out "$T/$1.csr"
+	echo "$1,sensor,1.0,$T/$1.csr" >"$T/$1.csv"
+	kri device --out "$T/certs" "$T/$1.csv" 2>/dev/null
+}
+
+test_cms_detached_and_embedded_verify_with_openssl() {
+	fw_setup
+	has '"status":"signed"' krfw --signer firmware --out "$T/signed" --json "$T/fw.bin"
+	krfw --signer firmware --out "$T/signed" --embed "$T/fw.bin" 2>/dev/null
+	cms_verify "$T/signed/fw.bin.p7s" "$T/fw.bin" || { cat "$T/cms.err"; fail "detached"; }
+	cms_verify "$T/signed/fw.bin.p7m" || { cat "$T/cms.err"; fail "embedded"; }
+	cmp "$T/cms.out" "$T/fw.bin"
+	# RFC 4108 content type, signed attributes, the chain included
+	openssl cms -cmsout -print -inform DER -in "$T/signed/fw.bin.p7s" >"$T/p7s.txt"
+	grep -q 'eContentType: .*(1.2.840.113549.1.9.16.1.16)' "$T/p7s.txt"
+	for a in contentType signingTime messageDigest; do grep -q "object: $a (" "$T/p7s.txt"; done
+	[ "$(grep -c 'subject:' "$T/p7s.txt")" -ge 2 ] || fail "signer certificate and chain not included"
+	has "good CMS signature" kr fw verify --root "$T/ca/root.pem" --content "$T/fw.bin" "$T/signed/fw.bin.p7s"
+	has "good CMS signature" kr fw verify --root "$T/ca/root.pem" "$T/signed/fw.bin.p7m"
+	# a tampered image fails, for openssl and for keyrite
+	cp "$T/fw.bin" "$T/bad.bin"
+	printf 'X' | dd of="$T/bad.bin" bs=1 seek=1000 conv=notrunc 2>/dev/null
+	! cms_verify "$T/signed/fw.bin.p7s" "$T/bad.bin" || fail "tampered image verified"
+	expect 8 "does not verify" kr fw verify --root "$T/ca/root.pem" --content "$T/bad.bin" "$T/signed/fw.bin.p7s"
+	# recorded: two signatures, two audit entries, the chain intact
+	[ "$(db "SELECT count(*) FROM firmware WHERE size = 300000")" -eq 2 ]
+	[ "$(db "SELECT count(*) FROM audit WHERE kind = 'firmware'")" -eq 2 ]
+	[ "$(db "SELECT lower(hex(image_sha256)) FROM firmware LIMIT 1")" = "$(sha256sum <"$T/fw.bin" | cut -c1-64)" ]
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
+}
+
+test_cms_encrypted_to_device_and_kek_decrypts_with_openssl() {
+	fw_setup
+	fw_device dev0001
+	fw_device dev0002
+	head -c 32 /dev/urandom >"$T/kek.bin"
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label keyrite-devices --login --pin env:KR_TEST_PIN \
+		--write-object "$T/kek.bin" --type secrkey --key-type AES:32 --label fw-class-a --id 0a0b0c \
+		--usage-wrap --sensitive >/dev/null 2>&1
+	krfw --signer firmware --out "$T/signed" --encrypt-to-device dev0001 \
+		--encrypt-to "$T/certs/"*dev0002*.pem --encrypt-kek fw-class-a "$T/fw.bin" 2>/dev/null
+	# RFC 4108 order: the encrypted package is what is signed
+	cms_verify "$T/signed/fw.bin.p7e.p7s" "$T/signed/fw.bin.p7e" || { cat "$T/cms.err"; fail "signature"; }
+	for d in dev0001 dev0002; do
+		openssl cms -decrypt -binary -inform DER -in "$T/signed/fw.bin.p7e" \
+			-recip "$T/certs/"*$d*.pem -inkey "$T/$d.key" -out "$T/$d.bin"
+		cmp "$T/$d.bin" "$T/fw.bin"
+	done
+	openssl cms -decrypt -binary -inform DER -in "$T/signed/fw.bin.p7e" \
+		-secretkey "$(od -An -tx1 -v "$T/kek.bin" | tr -d ' \n')" -secretkeyid 0a0b0c -out "$T/kek-out.bin"
+	cmp "$T/kek-out.bin" "$T/fw.bin"
+	openssl cms -cmsout -print -inform DER -in "$T/signed/fw.bin.p7e" >"$T/p7e.txt"
+	grep -q 'aes-256-gcm' "$T/p7e.txt"
+	grep -q 'dhSinglePass-stdDH-sha256kdf-scheme' "$T/p7e.txt"
+	# a wrong KEK does not decrypt
+	! openssl cms -decrypt -binary -inform DER -in "$T/signed/fw.bin.p7e" \
+		-secretkey "$(head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \n')" -secretkeyid 0a0b0c \
+		-out "$T/x.bin" 2>/dev/null || fail "wrong KEK decrypted"
+	[ "$(db "SELECT recipients FROM firmware")" = "$(basename "$T"/certs/*dev0002*.pem .pem),dev0001,kek:fw-class-a" ]
+}
+
+# Little-endian field of N bytes at OFFSET.
+le() { od -An -tu"$3" -j "$2" -N "$3" --endian=little "$1" | tr -d ' '; }
+
+# Cuts an MCUboot image as a device maker would, from its header fields:
+# $T/region.bin (header + image + protected TLVs, the signed part) and
+# $T/tlv-<type>.bin for each TLV of the area after it.
+mcu_slice() {
+	local f=$1 hs is ps end tot at t l
+	hs=$(le "$f" 8 2) ps=$(le "$f" 10 2) is=$(le "$f" 12 4)
+	[ "$(le "$f" 0 4)" -eq $((0x96f3b83d)) ] || fail "$f: no MCUboot magic"
+	end=$((hs + is + ps))
+	head -c "$end" "$f" >"$T/region.bin"
+	[ "$(le "$f" "$end" 2)" -eq $((0x6907)) ] || fail "$f: no TLV area at $end"
+	tot=$(le "$f" $((end + 2)) 2)
+	[ $((end + tot)) -eq "$(stat -c %s "$f")" ] || fail "$f: TLV total does not end the file"
+	rm -f "$T"/tlv-*.bin
+	for ((at = end + 4; at < end + tot; at += 4 + l)); do
+		t=$(le "$f" "$at" 2) l=$(le "$f" $((at + 2)) 2)
+		tail -c +$((at + 5)) "$f" | head -c "$l" >"$T/tlv-$t.bin"
+	done
+}
+
+# mcu_check FILE SIGNER: hash, key hash and signature, with openssl only.
+mcu_check() {
+	local f=$1 pub=$T/$2.pub md=sha256 hash=16
+	mcu_slice "$f"
+	[ -e "$T/tlv-17.bin" ] && md=sha384 hash=17
+	openssl dgst -"$md" -binary "$T/region.bin" | cmp - "$T/tlv-$hash.bin"
+	if grep -q 'BEGIN PUBLIC KEY' "$pub" && openssl pkey -pubin -in "$pub" -text -noout | grep -q '^RSA\|Modulus'; then
+		openssl rsa -pubin -in "$pub" -RSAPublicKey_out -outform DER 2>/dev/null | openssl dgst -"$md" -binary | cmp - "$T/tlv-1.bin"
+	else
+		openssl pkey -pubin -in "$pub" -outform DER | openssl dgst -"$md" -binary | cmp - "$T/tlv-1.bin"
+	fi
+	if [ -e "$T/tlv-34.bin" ]; then
+		openssl dgst -"$md" -verify "$pub" -signature "$T/tlv-34.bin" "$T/region.bin" >/dev/null
+	elif [ -e "$T/tlv-35.bin" ]; then
+		openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 \
+			-verify "$pub" -signature "$T/tlv-35.bin" "$T/region.bin" >/dev/null
+	else
+		openssl pkeyutl -verify -pubin -inkey "$pub" -rawin -in "$T/tlv-16.bin" \
+			-sigfile "$T/tlv-36.bin" >/dev/null
+	fi
+}
+
+test_mcuboot_every_key_type_verifies_by_region_slicing() {
+	fw_setup
+	head -c 65536 /dev/urandom >"$T/app.bin"
+	local raw=(--format mcuboot --header-size 0x200 --load-addr 0x8000 --version 1.2.3+4)
+	krfw --signer firmware "${raw[@]}" --out "$T/signed" "$T/app.bin" 2>/dev/null
+	mcu_check "$T/signed/app.signed.bin" firmware
+	[ "$(le "$T/signed/app.signed.bin" 4 4)" -eq $((0x8000)) ]
+	[ "$(le "$T/signed/app.signed.bin" 20 1)" -eq 1 ] && [ "$(le "$T/signed/app.signed.bin" 24 4)" -eq 4 ]
+	cmp <(tail -c +513 "$T/region.bin") "$T/app.bin"
+	has "version 1.2.3+4" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
+		--cert "$T/firmware-chain.pem" --expect-version 1.2.3+4 "$T/signed/app.signed.bin"
+	expect 8 "expected 1.2.4" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
+		--cert "$T/firmware-chain.pem" --expect-version 1.2.4 "$T/signed/app.signed.bin"
+
+	# the vendor's build: a header already there, and protected TLVs after the image
+	head -c 512 "$T/signed/app.signed.bin" >"$T/vendor.bin"
+	cat "$T/app.bin" >>"$T/vendor.bin"
+	printf '\x08\x69\x0c\x00\x50\x00\x04\x00\x07\x00\x00\x00' >>"$T/vendor.bin" # 0x6908, 12 bytes, TLV 0x50
+	printf '\x0c\x00' | dd of="$T/vendor.bin" bs=1 seek=10 conv=notrunc 2>/dev/null
+	for k in ec-p384 ed25519 rsa-3072; do
+		kr hsm keygen "pkcs11:token=keyrite-devices;object=fw-$k" --type "$k" --pin-file "$T/pin" >/dev/null
+		fw_signer "s${k//-/}" "pkcs11:token=keyrite-devices;object=fw-$k"
+		krfw --signer "s${k//-/}" --format mcuboot --out "$T/signed" "$T/vendor.bin" 2>/dev/null
+		mv "$T/signed/vendor.signed.bin" "$T/signed/vendor-$k.bin"
+		mcu_check "$T/signed/vendor-$k.bin" "s${k//-/}"
+		[ "$(le "$T/region.bin" 10 2)" -eq 12 ] || fail "protected TLV size"
+		cmp <(tail -c 12 "$T/region.bin") <(tail -c 12 "$T/vendor.bin")
+		has "good MCUboot signature ($k)" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
+			--cert "$T/s${k//-/}-chain.pem" "$T/signed/vendor-$k.bin"
+	done
+	# a tampered image fails by the same slicing, and for keyrite
+	cp "$T/signed/app.signed.bin" "$T/bad.bin"
+	printf 'X' | dd of="$T/bad.bin" bs=1 seek=4000 conv=notrunc 2>/dev/null
+	mcu_slice "$T/bad.bin"
+	! openssl dgst -sha256 -verify "$T/firmware.pub" -signature "$T/tlv-34.bin" "$T/region.bin" >/dev/null 2>&1 ||
+		fail "tampered image verified"
+	expect 8 "image altered" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
+		--cert "$T/firmware-chain.pem" "$T/bad.bin"
+}
+
+test_mcuboot_ecies_copies_share_one_signature_and_decrypt_with_openssl() {
+	fw_setup
+	head -c 70000 /dev/urandom >"$T/app.bin"
+	for c in classa classb; do
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$c.key" 2>/dev/null
+		openssl pkey -in "$T/$c.key" -pubout -out "$T/$c.pub.pem"
+	done
+	krfw --signer firmware --format mcuboot --header-size 256 --load-addr 0 --version 2.0 \
+		--encrypt-to "$T/classa.pub.pem" --encrypt-to "$T/classb.pub.pem" --out "$T/signed" "$T/app.bin" 2>/dev/null
+	[ "$(db "SELECT count(*) FROM firmware")" -eq 1 ]
+	cmp <(mcu_slice "$T/signed/app.classa.enc.bin"; cat "$T/tlv-34.bin") \
+		<(mcu_slice "$T/signed/app.classb.enc.bin"; cat "$T/tlv-34.bin")
+	local zero=00000000000000000000000000000000 spki=3059301306072a8648ce3d020106082a8648ce3d030107034200
+	for c in classa classb; do
+		local f=$T/signed/app.$c.enc.bin
+		mcu_slice "$f"
+		[ $(($(le "$f" 16 4) & 4)) -eq 4 ] || fail "encrypted flag not set"
+		[ "$(stat -c %s "$T/tlv-50.bin")" -eq 113 ]
+		# ECIES-P256 as MCUboot's bootloader does it
+		(printf %s "$spki"; head -c 65 "$T/tlv-50.bin" | od -An -tx1 -v | tr -d ' \n') | xxd -r -p >"$T/eph.der"
+		openssl pkey -pubin -inform DER -in "$T/eph.der" -out "$T/eph.pem"
+		openssl pkeyutl -derive -inkey "$T/$c.key" -peerkey "$T/eph.pem" -out "$T/shared.bin"
+		openssl kdf -keylen 48 -binary -kdfopt digest:SHA256 -kdfopt info:MCUBoot_ECIES_v1 \
+			-kdfopt hexkey:"$(od -An -tx1 -v "$T/shared.bin" | tr -d ' \n')" -out "$T/okm.bin" HKDF
+		tail -c 16 "$T/tlv-50.bin" >"$T/ck.bin"
+		openssl mac -digest SHA256 -macopt hexkey:"$(tail -c 32 "$T/okm.bin" | od -An -tx1 -v | tr -d ' \n')" \
+			-in "$T/ck.bin" -binary HMAC | cmp - <(head -c 97 "$T/tlv-50.bin" | tail -c 32)
+		openssl enc -d -aes-128-ctr -K "$(head -c 16 "$T/okm.bin" | od -An -tx1 -v | tr -d ' \n')" -iv $zero \
+			-in "$T/ck.bin" -out "$T/imgkey.bin"
+		head -c $((256 + 70000)) "$f" | tail -c 70000 |
+			openssl enc -d -aes-128-ctr -K "$(od -An -tx1 -v "$T/imgkey.bin" | tr -d ' \n')" -iv $zero -out "$T/plain.bin"
+		cmp "$T/plain.bin" "$T/app.bin"
+		# the signature covers the plaintext under the encrypted header
+		cat <(head -c 256 "$f") "$T/plain.bin" >"$T/plain-region.bin"
+		openssl dgst -sha256 -verify "$T/firmware.pub" -signature "$T/tlv-34.bin" "$T/plain-region.bin" >/dev/null
+		! cmp -s <(head -c $((256 + 70000)) "$f" | tail -c 70000) "$T/app.bin" || fail "not encrypted"
+	done
+	expect 2 "verify the plain image" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
+		--cert "$T/firmware-chain.pem" "$T/signed/app.classa.enc.bin"
+}
+
+test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
+	fw_setup
+	local mcu=(--signer firmware --format mcuboot --out "$T/signed")
+	expect 7 "nope.bin: cannot open" krfw --signer firmware --out "$T/signed" "$T/nope.bin"
+	: >"$T/empty.bin"
+	expect 3 "empty.bin: empty image" krfw --signer firmware --out "$T/signed" "$T/empty.bin"
+	expect 3 "bad MCUboot magic" krfw "${mcu[@]}" "$T/fw.bin"
+	# sizes that do not match the file
+	printf '\x3d\xb8\xf3\x96\0\0\0\0\x20\0\0\0\xff\0\0\0' >"$T/short.bin"
+	head -c 16 /dev/zero >>"$T/short.bin"
+	head -c 100 /dev/urandom >>"$T/short.bin"
+	expect 3 "header says 32 + 255 + 0 bytes" krfw "${mcu[@]}" "$T/short.bin"
+	printf '\x3d\xb8\xf3\x96\0\0\0\0\x10\0\0\0\x04\0\0\0' >"$T/tiny.bin"
+	head -c 20 /dev/zero >>"$T/tiny.bin"
+	expect 3 "header size 16 is below 32" krfw "${mcu[@]}" "$T/tiny.bin"
+	head -c 1000 /dev/urandom >"$T/app.bin"
+	krfw "${mcu[@]}" --header-size 32 --load-addr 0 --version 1.0 "$T/app.bin" 2>/dev/null
+	expect 3 "already has a TLV area" krfw "${mcu[@]}" "$T/signed/app.signed.bin"
+	expect 6 "already exists" krfw "${mcu[@]}" --header-size 32 --load-addr 0 --version 1.0 "$T/app.bin"
+	expect 2 "needs all of --header-size" krfw "${mcu[@]}" --header-size 32 "$T/app.bin"
+	expect 2 "expected MAJOR.MINOR" krfw "${mcu[@]}" --header-size 32 --load-addr 0 --version 1.x "$T/app.bin"
+	# recipients without a usable key
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$T/p384.key" 2>/dev/null
+	openssl pkey -in "$T/p384.key" -pubout -out "$T/p384.pub.pem"
+	cp "$T/app.bin" "$T/app2.bin"
+	expect 3 "ECIES-P256" krfw "${mcu[@]}" --header-size 32 --load-addr 0 --version 1.0 \
+		--encrypt-to "$T/p384.pub.pem" "$T/app2.bin"
+	assert_absent "$T/signed/app2.p384.enc.bin"
+	cp "$T/fw.bin" "$T/fw2.bin"
+	expect 3 "CMS needs a certificate" krfw --signer firmware --out "$T/signed" --encrypt-to "$T/p384.pub.pem" "$T/fw2.bin"
+	expect 3 "no valid certificate in the store" krfw --signer firmware --out "$T/signed" --encrypt-to-device ghost "$T/fw2.bin"
+	expect 3 "neither a PEM certificate" krfw --signer firmware --out "$T/signed" --encrypt-to "$T/fw.bin" "$T/fw2.bin"
+	expect 4 "no AES key labelled 'nokek'" krfw --signer firmware --out "$T/signed" --encrypt-kek nokek "$T/fw2.bin"
+	ls "$T/signed" | grep -q fw2 && fail "a failed image left output"
+	# a batch goes on past a bad image: exit 1, the good ones signed
+	local st=0
+	krfw --signer firmware --out "$T/signed" "$T/fw.bin" "$T/nope.bin" "$T/fw2.bin" 2>"$T/err" || st=$?
+	[ $st -eq 1 ] || fail "batch exit $st"
+	grep -q "nope.bin: cannot open" "$T/err" && grep -q "2 signed, 1 failed" "$T/err"
+	assert_exists "$T/signed/fw.bin.p7s" "$T/signed/fw2.bin.p7s"
+	st=0
+	krfw --signer firmware --out "$T/signed" "$T/nope.bin" "$T/empty.bin" 2>/dev/null || st=$?
+	[ $st -eq 9 ] || fail "all failed: exit $st"
+}
+
+test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
+	fw_setup
+	# the certificate of another key
+	kr hsm keygen "pkcs11:token=keyrite-devices;object=other" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	kr hsm csr "pkcs11:token=keyrite-devices;object=other" --cn other --out "$T/other.csr" --pin-file "$T/pin" >/dev/null
+	mkdir "$T/o" && kri firmware_signer --out "$T/o" "$T/other.csr" 2>/dev/null
+	cp "$T/ca/firmware-signer.pem" "$T/firmware.pem.good"
+	cp "$(ls "$T"/o/*.pem | grep -v chain.pem)" "$T/ca/firmware-signer.pem"
+	expect 8 "the key on the token is not the key of" krfw --signer firmware --out "$T/signed" "$T/fw.bin"
+	cp "$T/firmware.pem.good" "$T/ca/firmware-signer.pem"
+	expect 2 "no firmware signer named 'nobody'" krfw --signer nobody "$T/fw.bin"
+	# past its validity (1095 days)
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+		expect 8 "has expired" faketime -f '+1200d' "$KEYRITE" fw sign --config "$T/ca/keyrite.cnf" \
+		--pin-file "$T/pin" --signer firmware --out "$T/signed" "$T/fw.bin"
+	# revoked
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --reason keyCompromise \
+		"$(openssl x509 -in "$T/ca/firmware-signer.pem" -noout -serial | cut -d= -f2)" >/dev/null 2>&1
+	expect 8 "is revoked" krfw --signer firmware --out "$T/signed" "$T/fw.bin"
+	assert_absent "$T/signed/fw.bin.p7s"
+}
