@@ -9,30 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-K=$PWD/build/keyrite
-W=$(mktemp -d)
-trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"' EXIT
-cd "$W"
-
-mkdir -p tokens ca
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$W" >softhsm2.conf
-export SOFTHSM2_CONF=$W/softhsm2.conf
-(umask 077; openssl rand -hex 8 >pin)
-export KEYRITE_BENCH_PIN_FILE=$W/pin
-"$K" hsm init-token --label keyrite-root --so-pin-file pin --pin-file pin >/dev/null
-"$K" hsm init-token --label keyrite-devices --so-pin-file pin --pin-file pin >/dev/null
-"$K" ceremony run --dir ca --pin-file pin "$OLDPWD/docs/examples/root.cnf" >/dev/null
-"$K" ceremony run --dir ca --pin-file pin "$OLDPWD/docs/examples/subca-devices.cnf" >/dev/null
-cp "$OLDPWD/docs/examples/keyrite.cnf" ca/
+source bench/lib.sh
 WORKERS=$(sed -n 's/^workers *= *//p' ca/keyrite.cnf)
 URI="pkcs11:token=keyrite-devices;object=iotregistry-devices-2026"
 
-"$OLDPWD/build/mkcsr" --manifest "$N" >requests.csv
-"$OLDPWD/build/mkcsr" --stream "$N" --start 5000000000000001 >requests.pem
+"$SRC/build/mkcsr" --manifest "$N" >requests.csv
+"$SRC/build/mkcsr" --stream "$N" --start 5000000000000001 >requests.pem
 mkdir -p csr && awk '/BEGIN/{f=sprintf("csr/%07d.pem", ++n)} {print > f}' requests.pem
 
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
-seconds() { awk '/Elapsed/ { n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$1"; }
 
 # keyrite
 mkdir out
@@ -85,7 +69,7 @@ os_s=$(seconds ossl.time)
 [ "$(ls ossl/new | wc -l)" -eq "$N" ] || { echo "openssl ca made too few"; exit 1; }
 
 # the token's own ceiling
-raw=$("$OLDPWD/build/csign" "$URI" "$WORKERS" 5)
+raw=$("$SRC/build/csign" "$URI" "$WORKERS" 5)
 
 kr_rate=$(rate "$N" "$kr_s")
 os_rate=$(rate "$N" "$os_s")
@@ -100,7 +84,7 @@ awk -v a="$kr_rate" -v b="$os_rate" -v r="$raw" 'BEGIN {
 echo "  keyrite peak RSS:       $((kr_rss / 1024)) MiB"
 
 if [ -n "${BENCH_RSS_N:-}" ]; then
-	"$OLDPWD/build/mkcsr" --manifest "$BENCH_RSS_N" --start 7000000000000001 >big.csv
+	"$SRC/build/mkcsr" --manifest "$BENCH_RSS_N" --start 7000000000000001 >big.csv
 	/usr/bin/time -v "$K" issue --config ca/keyrite.cnf --ca devices --profile device \
 		--pin-file pin big.csv 2>big.time >/dev/null
 	echo "  $BENCH_RSS_N requests streamed from a manifest: $(seconds big.time) s," \

@@ -185,10 +185,24 @@ kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suf
 	return kr_ok();
 }
 
-void kr_fw_result_add(kr_fw_result *r, const char *path)
+kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out)
 {
+	for (int i = 0; i < b->nouts; i++)
+		KR_ENSURE(strcmp(b->outs[i].path, path) != 0, KR_EEXIST,
+			  "%s: another image of this run has the same output name", path);
+	if (b->nouts == b->cap) {
+		int cap = b->cap ? 2 * b->cap : 16;
+		kr_fs_out *grown = realloc(b->outs, (size_t)cap * sizeof *grown);
+		KR_ENSURE(grown, KR_EINTERNAL, "out of memory");
+		b->outs = grown;
+		b->cap = cap;
+	}
+	KR_TRY(kr_fs_out_open(&b->outs[b->nouts], path, 0644));
+	*out = &b->outs[b->nouts++];
+	kr_fw_result *r = b->cur;
 	size_t used = strlen(r->outputs);
 	snprintf(r->outputs + used, sizeof r->outputs - used, "%s%s", used ? "," : "", path);
+	return kr_ok();
 }
 
 static kr_err open_image(const char *path, kr_fw_image *img)
@@ -232,44 +246,122 @@ static void recipients_text(const kr_fw_opts *o, char *out, size_t outsz)
 					 o->keks[i]);
 }
 
-kr_err kr_fw_sign(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, const char *image,
-		  kr_fw_result *r)
+kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
+		       void *arg, kr_fw_batch **out)
 {
-	memset(r, 0, sizeof *r);
+	kr_fw_batch *b = calloc(1, sizeof *b);
+	KR_ENSURE(b, KR_EINTERNAL, "out of memory");
+	*b = (kr_fw_batch){.s = s, .store = store, .o = o, .cb = cb, .arg = arg};
+	*out = b;
+	return kr_ok();
+}
+
+static void abort_outs(kr_fw_batch *b, int from)
+{
+	for (int i = from; i < b->nouts; i++)
+		kr_fs_out_abort(&b->outs[i]);
+	b->nouts = from;
+}
+
+static kr_err record(kr_fw_batch *b)
+{
+	const kr_fw_opts *o = b->o;
+	char to[2048];
+	recipients_text(o, to, sizeof to);
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_ok();
+	for (int i = 0; i < b->nitems && !kr_failed(&e); i++) {
+		kr_fw_row row = {
+			.signer = b->s->name,
+			.file = b->items[i].image,
+			.format = o->format == KR_FW_MCUBOOT ? "mcuboot"
+				  : o->embed                 ? "cms-embedded"
+							     : "cms",
+			.output = b->items[i].r.outputs,
+			.recipients = to[0] ? to : NULL,
+			.signer_sha256 = b->s->fingerprint,
+			.image_sha256 = b->items[i].r.sha256,
+			.size = (int64_t)b->items[i].r.size,
+		};
+		e = kr_store_firmware(b->store, &row);
+	}
+	if (!kr_failed(&e))
+		e = kr_store_commit(b->store);
+	if (kr_failed(&e))
+		kr_store_rollback(b->store);
+	return e;
+}
+
+/* Recorded and committed first, then the outputs' data synced, then named,
+ * then their directory synced. */
+static kr_err flush(kr_fw_batch *b)
+{
+	kr_err e = b->nitems ? record(b) : kr_ok();
+	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
+	if (!kr_failed(&e) && b->nouts)
+		e = kr_fs_sync(dir);
+	for (int i = 0; !kr_failed(&e) && i < b->nouts; i++)
+		e = kr_fs_out_commit(&b->outs[i], 0);
+	if (!kr_failed(&e) && b->nouts)
+		e = kr_fs_sync(dir);
+	abort_outs(b, 0); /* the rest, after a failure */
+	for (int i = 0; i < b->nitems; i++) {
+		b->cb(b->items[i].image, &b->items[i].r, kr_failed(&e) ? &e : NULL, b->arg);
+		free(b->items[i].image);
+	}
+	b->nitems = 0;
+	return e;
+}
+
+static kr_err sign_one(kr_fw_batch *b, const char *image, kr_fw_result *r)
+{
 	kr_fw_image img = {.path = image, .fd = -1};
 	kr_sig_alg alg = {0};
 	kr_err e = open_image(image, &img);
 	if (!kr_failed(&e))
-		e = kr_sig_alg_for(s->type, 0, &alg);
+		e = kr_sig_alg_for(b->s->type, 0, &alg);
 	/* One pass gives the record's SHA-256 and, for CMS, the digest to sign. */
 	if (!kr_failed(&e))
 		e = kr_fw_digest(&img, alg.md ? alg.md : EVP_sha256(), img.digest, r->sha256);
 	r->size = img.size;
 	if (!kr_failed(&e))
-		e = o->format == KR_FW_CMS ? kr_fw_cms_sign(s, o, &img, r)
-					   : kr_fw_mcuboot_sign(s, o, &img, r);
+		e = b->o->format == KR_FW_CMS ? kr_fw_cms_sign(b, &img)
+					      : kr_fw_mcuboot_sign(b, &img);
 	if (img.fd >= 0)
 		close(img.fd);
-	KR_TRY(e);
-	char to[2048];
-	recipients_text(o, to, sizeof to);
-	kr_fw_row row = {
-		.signer = s->name,
-		.file = image,
-		.format = o->format == KR_FW_CMS ? (o->embed ? "cms-embedded" : "cms") : "mcuboot",
-		.output = r->outputs,
-		.recipients = to[0] ? to : NULL,
-		.signer_sha256 = s->fingerprint,
-		.image_sha256 = r->sha256,
-		.size = (int64_t)r->size,
-	};
-	KR_TRY(kr_store_begin(store));
-	e = kr_store_firmware(store, &row);
-	if (!kr_failed(&e))
-		e = kr_store_commit(store);
-	if (kr_failed(&e))
-		kr_store_rollback(store);
 	return e;
+}
+
+kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
+{
+	struct kr_fw_staged *it = &b->items[b->nitems];
+	memset(&it->r, 0, sizeof it->r);
+	b->cur = &it->r;
+	int mark = b->nouts;
+	kr_err e = sign_one(b, image, &it->r);
+	if (kr_failed(&e)) {
+		abort_outs(b, mark);
+		b->cb(image, &it->r, &e, b->arg);
+		/* the token or keyrite itself failing: stop, do not push on */
+		return e.code == KR_EHSM || e.code == KR_EINTERNAL ? e : kr_ok();
+	}
+	it->image = strdup(image);
+	KR_ENSURE(it->image, KR_EINTERNAL, "out of memory");
+	b->nitems++;
+	return b->nitems == KR_FW_CHUNK || b->nouts >= 256 ? flush(b) : kr_ok();
+}
+
+kr_err kr_fw_batch_finish(kr_fw_batch *b) { return flush(b); }
+
+void kr_fw_batch_free(kr_fw_batch *b)
+{
+	if (!b)
+		return;
+	abort_outs(b, 0);
+	for (int i = 0; i < b->nitems; i++)
+		free(b->items[i].image);
+	free(b->outs);
+	free(b);
 }
 
 /* ---- verification ------------------------------------------------------------ */

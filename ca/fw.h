@@ -61,10 +61,30 @@ typedef struct kr_fw_result {
 	char outputs[4096]; /* comma-separated */
 } kr_fw_result;
 
-/* Signs (and encrypts) one image, records it in the store and the audit
- * log. Outputs are created exclusively; on failure none is left. */
-kr_err kr_fw_sign(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, const char *image,
-		  kr_fw_result *r);
+/* A run of images signed with one signer and one set of options. Outputs
+ * are written unnamed; every KR_FW_CHUNK images (and at the end) the chunk
+ * is recorded in the store and the audit log in one transaction, the file
+ * system is synced once, and only then are the outputs given their names.
+ * So a record exists for every output that appears, a killed run leaves no
+ * partial file, and the cost of syncing is paid per chunk, not per image. */
+#define KR_FW_CHUNK 64
+
+typedef struct kr_fw_batch kr_fw_batch;
+
+/* Called once per image: e is NULL when its outputs are in place. */
+typedef void (*kr_fw_report_cb)(const char *image, const kr_fw_result *r, const kr_err *e,
+				void *arg);
+
+kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
+		       void *arg, kr_fw_batch **out);
+/* Signs (and encrypts) one image. An image's own failure goes to the
+ * callback and leaves nothing; the return value is an error only when the
+ * run cannot go on (the token, the store, keyrite itself). */
+kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
+/* Records and publishes what is pending. */
+kr_err kr_fw_batch_finish(kr_fw_batch *b);
+/* Anything not finished is abandoned: no record, no file. */
+void kr_fw_batch_free(kr_fw_batch *b);
 
 /* Parses "MAJOR.MINOR.REVISION+BUILD" (the last two optional). */
 kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *out);

@@ -136,26 +136,20 @@ static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *
 }
 
 /* Signs the content [0, size) of img (a firmware package, or the encrypted
- * one), whose digest under md is d, into path: detached, or with the
- * content encapsulated. */
-static kr_err sign_to(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
-		      const char *ctype, const uint8_t *d, const char *path)
+ * one), whose digest under the signer's hash is d, into path: detached, or
+ * with the content encapsulated. */
+static kr_err sign_to(kr_fw_batch *b, const kr_fw_image *img, const char *ctype, const uint8_t *d,
+		      const char *path)
 {
 	kr_sig_alg alg;
-	KR_TRY(kr_sig_alg_for(s->type, 0, &alg));
-	uint8_t *der = NULL;
+	KR_TRY(kr_sig_alg_for(b->s->type, 0, &alg));
+	KR_AUTO(uint8_t) der = NULL;
 	int derlen = 0;
-	KR_TRY(signed_data(s, ctype, d, (size_t)EVP_MD_get_size(alg.md), alg.md, &der, &derlen));
-	kr_fs_out out;
-	kr_err e = kr_fs_out_open(&out, path, 0644);
-	if (!kr_failed(&e))
-		e = o->embed ? write_embedded(der, derlen, img, alg.md, d, &out)
-			     : kr_fs_out_write(&out, der, (size_t)derlen);
-	OPENSSL_free(der);
-	if (!kr_failed(&e))
-		return kr_fs_out_commit(&out, 1);
-	kr_fs_out_abort(&out);
-	return e;
+	KR_TRY(signed_data(b->s, ctype, d, (size_t)EVP_MD_get_size(alg.md), alg.md, &der, &derlen));
+	kr_fs_out *out = NULL;
+	KR_TRY(kr_fw_out_new(b, path, &out));
+	return b->o->embed ? write_embedded(der, derlen, img, alg.md, d, out)
+			   : kr_fs_out_write(out, der, (size_t)derlen);
 }
 
 /* ---- AuthEnvelopedData ----------------------------------------------------------- */
@@ -322,48 +316,28 @@ static kr_err envelop(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *i
 
 /* ---- per image ------------------------------------------------------------------- */
 
-kr_err kr_fw_cms_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img, kr_fw_result *r)
+kr_err kr_fw_cms_sign(kr_fw_batch *b, const kr_fw_image *img)
 {
-	char sig_path[4096];
-	const char *sig_suffix = o->embed ? ".p7m" : ".p7s";
+	const kr_fw_opts *o = b->o;
+	char sig_path[4096], enc_path[4096];
 	if (o->nrecipients == 0 && o->nkeks == 0) {
-		KR_TRY(kr_fw_output_path(o, img->path, sig_suffix, 0, sig_path, sizeof sig_path));
-		KR_TRY(sign_to(s, o, img, OID_FIRMWARE_PACKAGE, img->digest, sig_path));
-		kr_fw_result_add(r, sig_path);
-		return kr_ok();
+		KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7m" : ".p7s", 0, sig_path,
+					 sizeof sig_path));
+		return sign_to(b, img, OID_FIRMWARE_PACKAGE, img->digest, sig_path);
 	}
-	char enc_path[4096];
 	KR_TRY(kr_fw_output_path(o, img->path, ".p7e", 0, enc_path, sizeof enc_path));
 	KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7e.p7m" : ".p7e.p7s", 0, sig_path,
 				 sizeof sig_path));
-	KR_TRY(kr_fs_must_not_exist(sig_path));
-	kr_fs_out out;
-	KR_TRY(kr_fs_out_open(&out, enc_path, 0644));
-	kr_err e = envelop(s, o, img, r->sha256, &out);
+	kr_fs_out *out = NULL;
+	KR_TRY(kr_fw_out_new(b, enc_path, &out));
+	KR_TRY(envelop(b->s, o, img, b->cur->sha256, out));
 	struct stat st;
-	kr_fw_image enc = {.path = enc_path, .fd = out.fd};
-	if (!kr_failed(&e) && fstat(out.fd, &st) != 0)
-		e = kr_errf(KR_EIO, "%s: %s", enc_path, strerror(errno));
-	enc.size = (uint64_t)st.st_size;
-	kr_sig_alg alg = {0};
-	if (!kr_failed(&e))
-		e = kr_sig_alg_for(s->type, 0, &alg);
-	if (!kr_failed(&e))
-		e = kr_fw_digest(&enc, alg.md, enc.digest, NULL);
-	if (!kr_failed(&e))
-		e = sign_to(s, o, &enc, OID_AUTH_ENVELOPED, enc.digest, sig_path);
-	if (kr_failed(&e)) {
-		kr_fs_out_abort(&out);
-		return e;
-	}
-	e = kr_fs_out_commit(&out, 1);
-	if (kr_failed(&e)) {
-		unlink(sig_path);
-		return e;
-	}
-	kr_fw_result_add(r, enc_path);
-	kr_fw_result_add(r, sig_path);
-	return kr_ok();
+	KR_ENSURE(fstat(out->fd, &st) == 0, KR_EIO, "%s: %s", enc_path, strerror(errno));
+	kr_fw_image enc = {.path = enc_path, .fd = out->fd, .size = (uint64_t)st.st_size};
+	kr_sig_alg alg;
+	KR_TRY(kr_sig_alg_for(b->s->type, 0, &alg));
+	KR_TRY(kr_fw_digest(&enc, alg.md, enc.digest, NULL));
+	return sign_to(b, &enc, OID_AUTH_ENVELOPED, enc.digest, sig_path);
 }
 
 /* ---- verification ------------------------------------------------------------------ */

@@ -37,15 +37,31 @@ kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_
 kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
 		    kr_fs_out *out, EVP_CIPHER_CTX *enc);
 
+struct kr_fw_batch {
+	kr_fw_signer *s;
+	kr_store *store;
+	const kr_fw_opts *o;
+	kr_fw_report_cb cb;
+	void *arg;
+	kr_fs_out *outs; /* unnamed until the chunk is recorded */
+	int nouts, cap;
+	struct kr_fw_staged {
+		char *image;
+		kr_fw_result r;
+	} items[KR_FW_CHUNK];
+	int nitems;
+	kr_fw_result *cur; /* the image being signed */
+};
+
+/* Opens an output of the image being signed (its path joins the result). */
+kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out);
+
 /* "DIR/BASE" + suffix, BASE without ".bin" if strip_bin. */
 kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
 			 char *out, size_t outsz);
-void kr_fw_result_add(kr_fw_result *r, const char *path);
 
-kr_err kr_fw_cms_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
-		      kr_fw_result *r);
-kr_err kr_fw_mcuboot_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
-			  kr_fw_result *r);
+kr_err kr_fw_cms_sign(kr_fw_batch *b, const kr_fw_image *img);
+kr_err kr_fw_mcuboot_sign(kr_fw_batch *b, const kr_fw_image *img);
 
 /* The certificate chains to the root and may sign code. */
 kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);

@@ -299,9 +299,9 @@ static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN
 /* One output: header, image (encrypted for a recipient when r is set),
  * protected TLVs, and the TLV area; the region is hashed again on the way
  * and must match what the token signed. */
-static kr_err write_image(const kr_fw_image *img, const mcu_image *m, const mcu_alg *a,
-			  const uint8_t *d, const tlv_area *tlvs, const kr_fw_recipient *r,
-			  const char *path)
+static kr_err write_image(kr_fw_batch *b, const kr_fw_image *img, const mcu_image *m,
+			  const mcu_alg *a, const uint8_t *d, const tlv_area *tlvs,
+			  const kr_fw_recipient *r, const char *path)
 {
 	tlv_area t = *tlvs;
 	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0};
@@ -320,23 +320,18 @@ static kr_err write_image(const kr_fw_image *img, const mcu_image *m, const mcu_
 		KR_OSSL(enc, KR_EINTERNAL, "out of memory");
 		tlv_add(&t, TLV_ENC_EC256, v, sizeof v);
 	}
-	kr_fs_out out;
-	KR_TRY(kr_fs_out_open(&out, path, 0644));
-	kr_err e = region(img, m, m->header, a, again, &out, enc);
-	if (!kr_failed(&e) && memcmp(again, d, (size_t)EVP_MD_get_size(a->md)) != 0)
-		e = kr_errf(KR_EIO, "%s: changed while it was being signed", img->path);
-	if (!kr_failed(&e))
-		e = kr_fs_out_write(&out, t.buf, t.len);
-	if (kr_failed(&e)) {
-		kr_fs_out_abort(&out);
-		return e;
-	}
-	return kr_fs_out_commit(&out, 1);
+	kr_fs_out *out = NULL;
+	KR_TRY(kr_fw_out_new(b, path, &out));
+	KR_TRY(region(img, m, m->header, a, again, out, enc));
+	KR_ENSURE(memcmp(again, d, (size_t)EVP_MD_get_size(a->md)) == 0, KR_EIO,
+		  "%s: changed while it was being signed", img->path);
+	return kr_fs_out_write(out, t.buf, t.len);
 }
 
-static kr_err sign_image(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m,
-			 kr_fw_result *r)
+static kr_err sign_image(kr_fw_batch *b, const kr_fw_image *img, mcu_image *m)
 {
+	kr_fw_signer *s = b->s;
+	const kr_fw_opts *o = b->o;
 	mcu_alg a;
 	KR_TRY(alg_for(s->type, &a));
 	if (o->nrecipients > 0) /* the encrypted copies' header, hashed and signed */
@@ -360,41 +355,26 @@ static kr_err sign_image(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image
 	char path[4096];
 	if (o->nrecipients == 0) {
 		KR_TRY(kr_fw_output_path(o, img->path, ".signed.bin", 1, path, sizeof path));
-		KR_TRY(write_image(img, m, &a, d, &t, NULL, path));
-		kr_fw_result_add(r, path);
-		return kr_ok();
+		return write_image(b, img, m, &a, d, &t, NULL, path);
 	}
 	for (int i = 0; i < o->nrecipients; i++) {
 		char suffix[160];
 		snprintf(suffix, sizeof suffix, ".%s.enc.bin", o->recipients[i].name);
 		KR_TRY(kr_fw_output_path(o, img->path, suffix, 1, path, sizeof path));
-		KR_TRY(write_image(img, m, &a, d, &t, &o->recipients[i], path));
-		kr_fw_result_add(r, path);
+		KR_TRY(write_image(b, img, m, &a, d, &t, &o->recipients[i], path));
 	}
 	return kr_ok();
 }
 
-/* Removes what an image's failed run already committed: no partial set. */
-static void remove_outputs(kr_fw_result *r)
+kr_err kr_fw_mcuboot_sign(kr_fw_batch *b, const kr_fw_image *img)
 {
-	char *save = NULL;
-	for (char *p = strtok_r(r->outputs, ",", &save); p; p = strtok_r(NULL, ",", &save))
-		unlink(p);
-	r->outputs[0] = '\0';
-}
-
-kr_err kr_fw_mcuboot_sign(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
-			  kr_fw_result *r)
-{
-	KR_ENSURE(o->nkeks == 0, KR_EUSAGE,
+	KR_ENSURE(b->o->nkeks == 0, KR_EUSAGE,
 		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
 	mcu_image m = {0};
-	kr_err e = o->raw ? make_header(o, img, &m) : read_headered(img, &m);
+	kr_err e = b->o->raw ? make_header(b->o, img, &m) : read_headered(img, &m);
 	if (!kr_failed(&e))
-		e = sign_image(s, o, img, &m, r);
+		e = sign_image(b, img, &m);
 	mcu_clear(&m);
-	if (kr_failed(&e))
-		remove_outputs(r);
 	return e;
 }
 

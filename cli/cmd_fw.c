@@ -132,35 +132,45 @@ static void free_recipients(kr_fw_opts *o)
 
 /* ---- sign ------------------------------------------------------------------------------ */
 
-static void report(FILE *json, const kr_fw_signer *s, const char *image, const kr_fw_result *r,
-		   const kr_err *e)
+typedef struct tally {
+	FILE *json;
+	const kr_fw_signer *s;
+	int signed_n, failed;
+	kr_err last;
+} tally;
+
+static void report(const char *image, const kr_fw_result *r, const kr_err *e, void *arg)
 {
-	if (kr_failed(e))
+	tally *t = arg;
+	e ? t->failed++ : t->signed_n++;
+	t->last = e ? *e : kr_ok();
+	if (e)
 		fprintf(stderr, "keyrite: %s\n", e->msg);
-	if (!json)
+	if (!t->json)
 		return;
-	char sha[65], fp[65];
-	kr_hex(r->sha256, 32, sha);
-	kr_hex(kr_fw_signer_fingerprint(s), 32, fp);
-	fputs("{\"file\":", json);
-	kr_json_str(json, image);
-	if (kr_failed(e)) {
-		fputs(",\"status\":\"failed\",\"reason\":", json);
-		kr_json_str(json, e->msg);
-		fputs("}\n", json);
+	fputs("{\"file\":", t->json);
+	kr_json_str(t->json, image);
+	if (e) {
+		fputs(",\"status\":\"failed\",\"reason\":", t->json);
+		kr_json_str(t->json, e->msg);
+		fputs("}\n", t->json);
 		return;
 	}
-	fprintf(json, ",\"status\":\"signed\",\"size\":%llu,\"sha256\":\"%s\",\"signer\":\"%s\"",
+	char sha[65], fp[65];
+	kr_hex(r->sha256, 32, sha);
+	kr_hex(kr_fw_signer_fingerprint(t->s), 32, fp);
+	fprintf(t->json,
+		",\"status\":\"signed\",\"size\":%llu,\"sha256\":\"%s\",\"signer\":\"%s\""
+		",\"outputs\":[",
 		(unsigned long long)r->size, sha, fp);
-	fputs(",\"outputs\":[", json);
 	char copy[sizeof r->outputs], *save = NULL;
 	snprintf(copy, sizeof copy, "%s", r->outputs);
 	int first = 1;
 	for (char *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save), first = 0) {
-		fputs(first ? "" : ",", json);
-		kr_json_str(json, p);
+		fputs(first ? "" : ",", t->json);
+		kr_json_str(t->json, p);
 	}
-	fputs("]}\n", json);
+	fputs("]}\n", t->json);
 }
 
 typedef struct sign_args {
@@ -196,41 +206,49 @@ static kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
 	return kr_ok();
 }
 
+static kr_err run(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, char **images, int n,
+		  tally *t)
+{
+	kr_fw_batch *b = NULL;
+	KR_TRY(kr_fw_batch_new(s, store, o, report, t, &b));
+	kr_err e = kr_ok();
+	for (int i = 0; i < n && !kr_failed(&e); i++)
+		e = kr_fw_batch_add(b, images[i]);
+	if (!kr_failed(&e))
+		e = kr_fw_batch_finish(b);
+	kr_fw_batch_free(b);
+	return e;
+}
+
 static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 {
 	kr_config *cfg = NULL;
 	kr_store *store = NULL;
 	kr_fw_signer *s = NULL;
+	tally t = {.json = a->json};
 	kr_err e = kr_cli_open(a->config, 0, &cfg, &store);
 	if (!kr_failed(&e))
 		e = prepare(a, store, o);
 	if (!kr_failed(&e))
 		e = kr_fw_signer_open(cfg, a->signer, store,
 				      &(kr_hsm_opts){a->h.module, a->h.pin, 0}, &s);
-	int signed_n = 0, failed = 0;
-	kr_err last = kr_ok();
-	for (int i = 0; !kr_failed(&e) && i < n; i++) {
-		kr_fw_result r;
-		kr_err ie = kr_fw_sign(s, store, o, images[i], &r);
-		report(a->json, s, images[i], &r, &ie);
-		if (kr_failed(&ie) && (ie.code == KR_EHSM || ie.code == KR_EINTERNAL))
-			e = ie; /* the token or keyrite itself: stop, do not push on */
-		kr_failed(&ie) ? failed++ : signed_n++;
-		last = ie;
-	}
+	int started = !kr_failed(&e);
+	t.s = s;
+	if (started)
+		e = run(s, store, o, images, n, &t);
 	kr_fw_signer_close(s);
 	free_recipients(o);
 	kr_store_close(store);
 	kr_config_free(cfg);
-	if (n > 1)
-		fprintf(stderr, "keyrite: %d signed, %d failed\n", signed_n, failed);
-	if (kr_failed(&e) && signed_n + failed == 0)
+	if (started && n > 1)
+		fprintf(stderr, "keyrite: %d signed, %d failed\n", t.signed_n, t.failed);
+	if (!started)
 		return kr_cli_report(&e);
 	if (kr_failed(&e))
-		return (int)e.code;
+		return (int)e.code; /* already reported, with its image */
 	if (n == 1)
-		return (int)last.code; /* one image: its own status */
-	return failed == 0 ? 0 : signed_n ? KR_EXIT_SOME_FAILED : KR_EXIT_ALL_FAILED;
+		return (int)t.last.code; /* one image: its own status */
+	return t.failed == 0 ? 0 : t.signed_n ? KR_EXIT_SOME_FAILED : KR_EXIT_ALL_FAILED;
 }
 
 static int cmd_sign(int argc, char **argv)

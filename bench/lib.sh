@@ -1,0 +1,24 @@
+# Shared by the bench/ scripts: a scratch directory with its own SoftHSM
+# token directory, the example root and devices sub-CA made by ceremony, and
+# the example CA configuration. Sourced from the repository's top directory.
+K=$PWD/build/keyrite
+SRC=$PWD
+W=$(mktemp -d)
+trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"' EXIT
+cd "$W"
+
+mkdir -p tokens ca
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$W" >softhsm2.conf
+export SOFTHSM2_CONF=$W/softhsm2.conf
+(umask 077; openssl rand -hex 8 >pin)
+export KEYRITE_BENCH_PIN_FILE=$W/pin
+"$K" hsm init-token --label keyrite-root --so-pin-file pin --pin-file pin >/dev/null
+"$K" hsm init-token --label keyrite-devices --so-pin-file pin --pin-file pin >/dev/null
+"$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/root.cnf" >/dev/null
+"$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/subca-devices.cnf" >/dev/null
+cp "$SRC/docs/examples/keyrite.cnf" ca/
+
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+# Elapsed seconds from a /usr/bin/time -v report.
+seconds() { awk '/Elapsed/ { n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$1"; }
+rss_mib() { awk '/Maximum resident/ { printf "%.1f", $NF / 1024 }' "$1"; }

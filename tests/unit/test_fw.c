@@ -1,0 +1,108 @@
+/* Firmware helpers: MCUboot versions, streamed outputs, store format 2. */
+#include "../../ca/fw.h"
+#include "../../util/fs.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+TestSuite(fw, .fini = kr_test_cleanup);
+
+Test(fw, mcuboot_versions)
+{
+	kr_mcuboot_version v;
+	KR_ASSERT_OK(kr_mcuboot_version_parse("1.2.3+4", &v));
+	cr_assert(v.major == 1 && v.minor == 2 && v.revision == 3 && v.build == 4);
+	KR_ASSERT_OK(kr_mcuboot_version_parse("255.255.65535+4294967295", &v));
+	cr_assert(v.major == 255 && v.revision == 65535 && v.build == 4294967295U);
+	KR_ASSERT_OK(kr_mcuboot_version_parse("2.0", &v));
+	cr_assert(v.major == 2 && v.minor == 0 && v.revision == 0 && v.build == 0);
+	static const char *const bad[] = {"",
+					  "1",
+					  "1.",
+					  "1.2.",
+					  "256.0",
+					  "1.2.3.4",
+					  "1+2",
+					  "1.2.65536",
+					  "a.b",
+					  "1.2.3+",
+					  "1.2.3+4294967296",
+					  "-1.2",
+					  "1.2 "};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		KR_ASSERT_ERR(kr_mcuboot_version_parse(bad[i], &v), KR_EUSAGE, "MAJOR.MINOR");
+}
+
+static int entries(const char *dir)
+{
+	int n = 0;
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.' || strstr(e->d_name, KR_FS_TEMP) != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(fw, streamed_output_is_exclusive_and_leaves_nothing_on_abort)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/image.p7s", kr_test_dir());
+	kr_fs_out o;
+	KR_ASSERT_OK(kr_fs_out_open(&o, path, 0644));
+	KR_ASSERT_OK(kr_fs_out_write(&o, "hello world", 11));
+	KR_ASSERT_OK(kr_fs_out_pwrite(&o, "J", 1, 6));
+	cr_assert_eq(entries(kr_test_dir()), 0, "visible before commit");
+	kr_fs_out_abort(&o);
+	cr_assert_eq(entries(kr_test_dir()), 0, "left behind by abort");
+
+	KR_ASSERT_OK(kr_fs_out_open(&o, path, 0644));
+	KR_ASSERT_OK(kr_fs_out_write(&o, "hello world", 11));
+	KR_ASSERT_OK(kr_fs_out_pwrite(&o, "J", 1, 6));
+	KR_ASSERT_OK(kr_fs_out_commit(&o, 1));
+	uint8_t *text = NULL;
+	size_t len = 0;
+	KR_ASSERT_OK(kr_fs_read(path, 100, &text, &len));
+	cr_assert_str_eq((char *)text, "hello Jorld");
+	free(text);
+	KR_ASSERT_ERR(kr_fs_out_open(&o, path, 0644), KR_EEXIST, "already exists");
+}
+
+Test(fw, format_1_store_gains_the_firmware_table)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/old.db", kr_test_dir());
+	kr_store *s = NULL;
+	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	kr_store_close(s);
+	sqlite3 *db = NULL;
+	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
+	cr_assert(sqlite3_exec(db, "DROP TABLE firmware; PRAGMA user_version = 1", NULL, NULL,
+			       NULL) == SQLITE_OK);
+	sqlite3_close(db);
+
+	KR_ASSERT_OK(kr_store_open(path, 0, &s));
+	uint8_t h[32] = {1};
+	kr_fw_row r = {"fw", "image.bin", "cms", "image.bin.p7s", NULL, h, h, 10};
+	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_store_firmware(s, &r));
+	KR_ASSERT_OK(kr_store_commit(s));
+	kr_store_close(s);
+
+	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* a newer format is refused untouched */
+	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL);
+	sqlite3_close(db);
+	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 3");
+}
