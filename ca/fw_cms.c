@@ -72,9 +72,9 @@ static kr_err read_hdr(const uint8_t **p, const uint8_t *end, hdr *h)
 	return kr_ok();
 }
 
-static uint8_t *put_hdr(uint8_t *out, int constructed, long len, int tag, int cls)
+static uint8_t *put_hdr(uint8_t *out, int constructed, int len, int tag, int cls)
 {
-	ASN1_put_object(&out, constructed, (int)len, tag, cls);
+	ASN1_put_object(&out, constructed, len, tag, cls);
 	return out;
 }
 
@@ -102,12 +102,18 @@ static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *
 
 	KR_ENSURE(img->size <= (uint64_t)INT32_MAX - 64, KR_EINPUT,
 		  "%s: too big to encapsulate (use a detached signature)", img->path);
-	long octets = ASN1_object_size(0, (long)img->size, V_ASN1_OCTET_STRING);
-	long econtent = ASN1_object_size(1, octets, 0);
-	long eci_len = eci.len + econtent;
-	long sd_len = sd.len + ASN1_object_size(1, eci_len, V_ASN1_SEQUENCE) - (rest - eci.at);
-	long ex_len = ASN1_object_size(1, sd_len, V_ASN1_SEQUENCE);
-	long ci_len = (ex.at - oid.at) + ASN1_object_size(1, ex_len, 0);
+	/* ASN1_object_size counts in int: the size check above keeps every
+	 * length below INT32_MAX. */
+	int size = (int)img->size;
+	int octets = ASN1_object_size(0, size, V_ASN1_OCTET_STRING);
+	int econtent = ASN1_object_size(1, octets, 0);
+	int eci_len = (int)eci.len + econtent;
+	int sd_len =
+		(int)sd.len + ASN1_object_size(1, eci_len, V_ASN1_SEQUENCE) - (int)(rest - eci.at);
+	int ex_len = ASN1_object_size(1, sd_len, V_ASN1_SEQUENCE);
+	int ci_len = (int)(ex.at - oid.at) + ASN1_object_size(1, ex_len, 0);
+	KR_ENSURE(octets > 0 && econtent > 0 && ex_len > 0 && ci_len > 0, KR_EINPUT,
+		  "%s: too big to encapsulate (use a detached signature)", img->path);
 
 	uint8_t head[64], *h = head;
 	h = put_hdr(h, 1, ci_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
@@ -121,7 +127,7 @@ static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *
 	KR_TRY(kr_fs_out_write(out, head, (size_t)(h - head)));
 	KR_TRY(kr_fs_out_write(out, eci.content, (size_t)eci.len));
 	h = put_hdr(head, 1, octets, 0, V_ASN1_CONTEXT_SPECIFIC);
-	h = put_hdr(h, 0, (long)img->size, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
+	h = put_hdr(h, 0, size, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
 	KR_TRY(kr_fs_out_write(out, head, (size_t)(h - head)));
 
 	KR_AUTO(EVP_MD_CTX) again = EVP_MD_CTX_new();

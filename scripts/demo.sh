@@ -64,8 +64,45 @@ say "One meter is stolen: revoke it and issue the CRL"
 openssl verify -crl_check -CAfile root.pem -untrusted subca-devices.pem -CRLfile "$D/devices.crl" \
 	"$D"/certs/*.1000000000000007.* 2>&1 | grep -m1 "revoked" || true
 
+say "Firmware: a code-signing certificate for the firmware key (from its ceremony)"
+FW_URI="pkcs11:token=keyrite-devices;object=firmware-signer-2026"
+"$K" hsm csr "$FW_URI" --cn "IoT Registry firmware 2026" --out "$D/firmware.csr" --pin-file "$D/user.pin"
+mkdir -p "$D/fwcert" "$D/firmware"
+"$K" issue --ca devices --profile firmware_signer --out "$D/fwcert" --pin-file "$D/user.pin" "$D/firmware.csr"
+cp "$(ls "$D"/fwcert/*.pem | grep -v chain.pem)" "$D/ceremony/firmware-signer.pem"
+
+say "A meter with its own key joins; a device-class key (KEK) goes on the token"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/meter.key" 2>/dev/null
+openssl req -new -key "$D/meter.key" -subj /CN=2000000000000001 -out "$D/meter.csr"
+echo "2000000000000001,meter,4.1,$D/meter.csr" >"$D/new-meter.csv"
+"$K" issue --ca devices --profile device --out "$D/certs" --pin-file "$D/user.pin" "$D/new-meter.csv"
+(umask 077; openssl rand 32 >"$D/meters-2026.kek")
+KR_DEMO_PIN=$(cat "$D/user.pin") pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
+	--token-label keyrite-devices --login --pin env:KR_DEMO_PIN --write-object "$D/meters-2026.kek" \
+	--type secrkey --key-type AES:32 --label meters-2026 --id 6d32 --usage-wrap --sensitive >/dev/null 2>&1
+
+say "Sign firmware 4.2 for the meters: encrypted to the meter and the class, then signed (RFC 4108)"
+head -c 262144 /dev/urandom >"$D/meter-fw-4.2.bin"
+"$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware" --json \
+	--encrypt-to-device 2000000000000001 --encrypt-kek meters-2026 "$D/meter-fw-4.2.bin"
+openssl cms -verify -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e.p7s" \
+	-content "$D/firmware/meter-fw-4.2.bin.p7e" -CAfile root.pem -purpose any -out /dev/null
+openssl cms -decrypt -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e" \
+	-recip "$D"/certs/*.2000000000000001.*.pem -inkey "$D/meter.key" -out "$D/meter-decrypted.bin"
+openssl cms -decrypt -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e" \
+	-secretkey "$(od -An -tx1 -v "$D/meters-2026.kek" | tr -d ' \n')" -secretkeyid 6d32 -out "$D/class-decrypted.bin"
+cmp "$D/meter-decrypted.bin" "$D/meter-fw-4.2.bin" && cmp "$D/class-decrypted.bin" "$D/meter-fw-4.2.bin" &&
+	echo "decrypted by the meter's key and by the class key (openssl cms): identical to the image"
+
+say "The same firmware as an MCUboot image, checked as a factory would"
+"$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware" --format mcuboot \
+	--header-size 0x200 --load-addr 0x8000 --version 4.2.0 "$D/meter-fw-4.2.bin"
+cat "$D/ceremony/firmware-signer.pem" subca-devices.pem >"$D/firmware-chain.pem"
+"$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
+	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
+
 say "The audit log: hash chain and CA-signed checkpoints"
 "$K" audit verify
 
 echo
-echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (1000 device certificates)"
+echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (device certificates), $D/firmware (signed firmware)"

@@ -10,7 +10,7 @@ pkgs=(
 	libsqlite3-dev sqlite3                       # the issuance store (and its CLI, for tests)
 	libcriterion-dev                             # unit tests
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
-	faketime                                     # tests: a signer past its expiry
+	faketime xxd                                 # tests: a signer past its expiry; hex to binary
 )
 if [ "${1:-}" = lint ]; then
 	pkgs=(clang-tidy cppcheck clang-format)

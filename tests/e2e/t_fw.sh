@@ -176,6 +176,14 @@ test_mcuboot_every_key_type_verifies_by_region_slicing() {
 		cmp <(tail -c 12 "$T/region.bin") <(tail -c 12 "$T/vendor.bin")
 		has "good MCUboot signature ($k)" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
 			--cert "$T/s${k//-/}-chain.pem" "$T/signed/vendor-$k.bin"
+		# the same signer in CMS: ECDSA and RSA PKCS#1 v1.5; Ed25519 is MCUboot's only
+		cp "$T/fw.bin" "$T/fw-$k.bin"
+		if [ "$k" = ed25519 ]; then
+			expect 3 "CMS needs an ECDSA or RSA key" krfw --signer sed25519 --out "$T/signed" "$T/fw-$k.bin"
+		else
+			krfw --signer "s${k//-/}" --out "$T/signed" "$T/fw-$k.bin" 2>/dev/null
+			cms_verify "$T/signed/fw-$k.bin.p7s" "$T/fw-$k.bin" || { cat "$T/cms.err"; fail "CMS $k"; }
+		fi
 	done
 	# a tampered image fails by the same slicing, and for keyrite
 	cp "$T/signed/app.signed.bin" "$T/bad.bin"
