@@ -144,12 +144,23 @@ static kr_err checkpoint(const kr_checkpoint *c, void *arg)
 	}
 	const unsigned char *p = c->ca_der;
 	KR_AUTO(X509) ca = d2i_X509(NULL, &p, (long)c->ca_der_len);
+	/* A firmware signer's checkpoint counts only if the CA issued the
+	 * certificate it carries. */
+	p = c->signer_der;
+	KR_AUTO(X509) signer = c->signer_der ? d2i_X509(NULL, &p, (long)c->signer_der_len) : NULL;
+	if (c->signer_der && (!ca || !signer || X509_verify(signer, X509_get0_pubkey(ca)) != 1)) {
+		ERR_clear_error();
+		problem(w, "checkpoint at entry %lld: its signer is not certified by CA '%s'",
+			(long long)c->seq, c->ca);
+		return kr_ok();
+	}
 	uint8_t msg[128];
 	size_t len = 0;
 	kr_checkpoint_message(c->seq, c->head, msg, &len);
-	if (!ca || !verify_sig(X509_get0_pubkey(ca), msg, len, c->sig, c->sig_len))
-		problem(w, "checkpoint at entry %lld: bad signature by CA '%s'", (long long)c->seq,
-			c->ca);
+	X509 *by = signer ? signer : ca;
+	if (!by || !verify_sig(X509_get0_pubkey(by), msg, len, c->sig, c->sig_len))
+		problem(w, "checkpoint at entry %lld: bad signature by %s '%s'", (long long)c->seq,
+			signer ? "a firmware signer under CA" : "CA", c->ca);
 	return kr_ok();
 }
 

@@ -89,7 +89,7 @@ kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 		return kr_ok(); /* nothing new to cover */
 	kr_checkpoint_message(seq, head, msg, &len);
 	KR_TRY(kr_signer_sign(&a->signer, NULL, msg, len, sig, &siglen));
-	return kr_store_checkpoint_add(store, a->id, seq, head, sig, siglen);
+	return kr_store_checkpoint_add(store, a->id, seq, head, sig, siglen, NULL, 0);
 }
 
 kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)

@@ -95,6 +95,7 @@ static kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name, kr_s
 	snprintf(s->name, sizeof s->name, "%s", name);
 	kr_authority ca;
 	KR_TRY(kr_authority_open(cc, store, NULL, 0, &ca));
+	s->ca_id = ca.id;
 	s->chain = ca.chain;
 	ca.chain = NULL;
 	kr_err e = sk_X509_insert(s->chain, ca.cert, 0) > 0
@@ -289,6 +290,43 @@ static kr_err record(kr_fw_batch *b)
 		e = kr_store_commit(b->store);
 	if (kr_failed(&e))
 		kr_store_rollback(b->store);
+	else
+		b->recorded += b->nitems;
+	return e;
+}
+
+/* At the end of a run, the signer signs the audit chain's head, as a CA
+ * does after a batch (the checkpoint carries its certificate, which
+ * keyrite audit verify checks against the CA). */
+static kr_err checkpoint(kr_fw_batch *b)
+{
+	kr_fw_signer *s = b->s;
+	int64_t seq;
+	int done = 0;
+	uint8_t head[32], msg[128], d[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
+	size_t len = 0, siglen = 0;
+	unsigned dlen = 0;
+	KR_TRY(kr_store_audit_head(b->store, &seq, head));
+	KR_TRY(kr_store_checkpointed(b->store, seq, &done));
+	if (done || b->recorded == 0)
+		return kr_ok();
+	kr_checkpoint_message(seq, head, msg, &len);
+	kr_sig_alg alg;
+	KR_TRY(kr_sig_alg_for(s->type, 0, &alg));
+	if (alg.md)
+		KR_OSSL(EVP_Digest(msg, len, d, &dlen, alg.md, NULL), KR_EINTERNAL, "hashing");
+	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, alg.scheme, alg.md,
+			   alg.md ? d : msg, alg.md ? dlen : len, sig, &siglen));
+	KR_AUTO(uint8_t) der = NULL;
+	int derlen = i2d_X509(s->cert, &der);
+	KR_OSSL(derlen > 0, KR_EINTERNAL, "encoding the signer certificate");
+	KR_TRY(kr_store_begin(b->store));
+	kr_err e = kr_store_checkpoint_add(b->store, s->ca_id, seq, head, sig, siglen, der,
+					   (size_t)derlen);
+	if (!kr_failed(&e))
+		e = kr_store_commit(b->store);
+	if (kr_failed(&e))
+		kr_store_rollback(b->store);
 	return e;
 }
 
@@ -351,7 +389,11 @@ kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
 	return b->nitems == KR_FW_CHUNK || b->nouts >= 256 ? flush(b) : kr_ok();
 }
 
-kr_err kr_fw_batch_finish(kr_fw_batch *b) { return flush(b); }
+kr_err kr_fw_batch_finish(kr_fw_batch *b)
+{
+	KR_TRY(flush(b));
+	return checkpoint(b);
+}
 
 void kr_fw_batch_free(kr_fw_batch *b)
 {

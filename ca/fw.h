@@ -81,7 +81,8 @@ kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr
  * callback and leaves nothing; the return value is an error only when the
  * run cannot go on (the token, the store, keyrite itself). */
 kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
-/* Records and publishes what is pending. */
+/* Records and publishes what is pending, then signs a checkpoint of the
+ * audit chain with the signer's key. */
 kr_err kr_fw_batch_finish(kr_fw_batch *b);
 /* Anything not finished is abandoned: no record, no file. */
 void kr_fw_batch_free(kr_fw_batch *b);

@@ -17,6 +17,7 @@ struct kr_fw_signer {
 	kr_key_type type;
 	EVP_PKEY *evp; /* token-backed, for OpenSSL's CMS code; NULL for Ed25519 */
 	uint8_t fingerprint[32];
+	int64_t ca_id; /* the issuing CA, in the store */
 };
 
 /* An image opened for signing: read twice (digest, then output), and
@@ -50,6 +51,7 @@ struct kr_fw_batch {
 		kr_fw_result r;
 	} items[KR_FW_CHUNK];
 	int nitems;
+	long recorded;
 	kr_fw_result *cur; /* the image being signed */
 };
 

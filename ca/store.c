@@ -19,7 +19,10 @@ static const char schema_v2[] =
 	"CREATE TABLE firmware (id INTEGER PRIMARY KEY, time TEXT NOT NULL, signer TEXT NOT NULL,"
 	" signer_sha256 BLOB NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL,"
 	" image_sha256 BLOB NOT NULL, format TEXT NOT NULL, output TEXT NOT NULL,"
-	" recipients TEXT);";
+	" recipients TEXT);"
+	/* A checkpoint signed by a firmware signer (under ca_id) carries its
+	 * certificate; one signed by the CA key has none. */
+	"ALTER TABLE checkpoint ADD COLUMN signer BLOB;";
 
 static const char schema[] =
 	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -812,19 +815,25 @@ kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit
 }
 
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
-			       const uint8_t *sig, size_t len)
+			       const uint8_t *sig, size_t len, const uint8_t *signer,
+			       size_t signer_len)
 {
 	char now[21];
 	now_text(now);
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, "INSERT INTO checkpoint VALUES (?, ?, ?, ?, ?)", -1,
-				     &st, NULL) == SQLITE_OK,
+	KR_ENSURE(sqlite3_prepare_v2(
+			  s->db,
+			  "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
+			  " VALUES (?, ?, ?, ?, ?, ?)",
+			  -1, &st, NULL) == SQLITE_OK,
 		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int64(st, 2, ca);
 	bind_text(st, 3, now);
 	bind_blob(st, 4, head, 32);
 	bind_blob(st, 5, sig, len);
+	if (signer)
+		bind_blob(st, 6, signer, signer_len);
 	kr_err e = step_done(s, st, "recording a checkpoint");
 	sqlite3_finalize(st);
 	return e;
@@ -834,7 +843,7 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
-		       "SELECT seq, ca.name, time, head, signature, ca.der FROM"
+		       "SELECT seq, ca.name, time, head, signature, ca.der, signer FROM"
 		       " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
 		       &st));
 	kr_err e = kr_ok();
@@ -851,6 +860,8 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 			.sig_len = (size_t)sqlite3_column_bytes(st, 4),
 			.ca_der = sqlite3_column_blob(st, 5),
 			.ca_der_len = (size_t)sqlite3_column_bytes(st, 5),
+			.signer_der = sqlite3_column_blob(st, 6),
+			.signer_der_len = (size_t)sqlite3_column_bytes(st, 6),
 		};
 		e = cb(&c, arg);
 	}

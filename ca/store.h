@@ -146,11 +146,16 @@ typedef struct kr_checkpoint {
 	const char *ca, *time;
 	const uint8_t *head, *sig, *ca_der;
 	size_t sig_len, ca_der_len;
+	const uint8_t *signer_der; /* a firmware signer's certificate, or NULL: the CA's key */
+	size_t signer_der_len;
 } kr_checkpoint;
 /* 1 if the entry seq already has a checkpoint. */
 kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes);
+/* signer: the DER certificate of the firmware signer that signed, under CA
+ * ca; NULL when the CA's own key signed. */
 kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
-			       const uint8_t *sig, size_t len);
+			       const uint8_t *sig, size_t len, const uint8_t *signer,
+			       size_t signer_len);
 typedef kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
 kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
 

@@ -70,7 +70,24 @@ test_cms_detached_and_embedded_verify_with_openssl() {
 	[ "$(db "SELECT count(*) FROM firmware WHERE size = 300000")" -eq 2 ]
 	[ "$(db "SELECT count(*) FROM audit WHERE kind = 'firmware'")" -eq 2 ]
 	[ "$(db "SELECT lower(hex(image_sha256)) FROM firmware LIMIT 1")" = "$(sha256sum <"$T/fw.bin" | cut -c1-64)" ]
-	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
+	# each run ends with a checkpoint signed by the firmware key, carrying its certificate
+	[ "$(db "SELECT count(*) FROM checkpoint WHERE signer IS NOT NULL")" -eq 2 ]
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	cp "$T/ca/registry.db" "$T/clean.db"
+	db "UPDATE audit SET detail = replace(detail, 'size=300000', 'size=300001') WHERE kind = 'firmware'"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "(firmware): its content does not match its hash (edited)" "$T/expect.out"
+	cp "$T/clean.db" "$T/ca/registry.db"
+	# a checkpoint whose certificate the CA did not issue does not count
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/forger.key" \
+		-subj /CN=forger -days 1 -outform DER -out "$T/forger.der" 2>/dev/null
+	db "UPDATE checkpoint SET signer = readfile('$T/forger.der') WHERE signer IS NOT NULL"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "its signer is not certified by CA 'devices'" "$T/expect.out"
+	cp "$T/clean.db" "$T/ca/registry.db"
+	db "UPDATE checkpoint SET signature = zeroblob(72) WHERE signer IS NOT NULL"
+	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -q "bad signature by a firmware signer under CA 'devices'" "$T/expect.out"
 }
 
 test_cms_encrypted_to_device_and_kek_decrypts_with_openssl() {

@@ -72,7 +72,7 @@ Test(fw, streamed_output_is_exclusive_and_leaves_nothing_on_abort)
 	KR_ASSERT_ERR(kr_fs_out_open(&o, path, 0644), KR_EEXIST, "already exists");
 }
 
-Test(fw, format_1_store_gains_the_firmware_table)
+Test(fw, format_1_store_gains_firmware_table_and_checkpoint_signer)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/old.db", kr_test_dir());
@@ -81,8 +81,10 @@ Test(fw, format_1_store_gains_the_firmware_table)
 	kr_store_close(s);
 	sqlite3 *db = NULL;
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
-	cr_assert(sqlite3_exec(db, "DROP TABLE firmware; PRAGMA user_version = 1", NULL, NULL,
-			       NULL) == SQLITE_OK);
+	cr_assert(sqlite3_exec(db,
+			       "DROP TABLE firmware; ALTER TABLE checkpoint DROP COLUMN signer;"
+			       " PRAGMA user_version = 1",
+			       NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 
 	KR_ASSERT_OK(kr_store_open(path, 0, &s));
@@ -97,6 +99,9 @@ Test(fw, format_1_store_gains_the_firmware_table)
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
 	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2);
+	sqlite3_finalize(st);
+	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
+		  SQLITE_OK);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
