@@ -22,7 +22,10 @@ static const char schema_v2[] =
 	" recipients TEXT);"
 	/* A checkpoint signed by a firmware signer (under ca_id) carries its
 	 * certificate; one signed by the CA key has none. */
-	"ALTER TABLE checkpoint ADD COLUMN signer BLOB;";
+	"ALTER TABLE checkpoint ADD COLUMN signer BLOB;"
+	/* What keyrite publish last wrote for each zone, for incremental updates. */
+	"CREATE TABLE published (zone TEXT NOT NULL, owner TEXT NOT NULL, type TEXT NOT NULL,"
+	" rdata TEXT NOT NULL, PRIMARY KEY (zone, owner, type, rdata)) WITHOUT ROWID;";
 
 static const char schema[] =
 	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -95,6 +98,7 @@ struct kr_store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *q[Q_COUNT];
+	sqlite3_stmt *pub_add; /* keyrite publish: INSERT INTO current */
 	/* The audit chain's head, cached inside a transaction. */
 	int head_valid;
 	int64_t head_seq;
@@ -232,6 +236,7 @@ void kr_store_close(kr_store *s)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
+	sqlite3_finalize(s->pub_add);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
@@ -550,7 +555,7 @@ kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void 
 	KR_TRY(prepare(s,
 		       "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
 		       " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
-		       " reason FROM cert JOIN ca ON ca.id = cert.ca_id"
+		       " reason, spki_sha256 FROM cert JOIN ca ON ca.id = cert.ca_id"
 		       " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
 		       " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
 		       " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
@@ -579,6 +584,9 @@ kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void 
 			.reason = sqlite3_column_type(st, 12) == SQLITE_NULL
 					  ? -1
 					  : sqlite3_column_int(st, 12),
+			.spki_sha256 = sqlite3_column_bytes(st, 13) == 32
+					       ? sqlite3_column_blob(st, 13)
+					       : NULL,
 		};
 		cb(&c, arg);
 	}
@@ -889,4 +897,92 @@ kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
 		e = db_err(s, "reading certificates");
 	sqlite3_finalize(st);
 	return e;
+}
+
+/* ---- publication: the records of the last keyrite publish per zone */
+
+kr_err kr_store_publish_begin(kr_store *s)
+{
+	KR_TRY(exec(s, "CREATE TEMP TABLE IF NOT EXISTS current (owner TEXT NOT NULL,"
+		       " type TEXT NOT NULL, rdata TEXT NOT NULL); DELETE FROM current"));
+	KR_ENSURE(sqlite3_prepare_v3(s->db, "INSERT INTO current VALUES (?, ?, ?)", -1,
+				     SQLITE_PREPARE_PERSISTENT, &s->pub_add, NULL) == SQLITE_OK,
+		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	return kr_store_begin(s);
+}
+
+kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type, const char *rdata)
+{
+	sqlite3_reset(s->pub_add);
+	bind_text(s->pub_add, 1, owner);
+	bind_text(s->pub_add, 2, type);
+	bind_text(s->pub_add, 3, rdata);
+	kr_err e = step_done(s, s->pub_add, "recording a published record");
+	sqlite3_reset(s->pub_add); /* the bound strings are the caller's */
+	return e;
+}
+
+static kr_err diff_rows(kr_store *s, const char *sql, const char *zone, kr_record_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, sql, &st));
+	bind_text(st, 1, zone);
+	kr_err e = kr_ok();
+	int rc;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		e = cb((const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2), arg);
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "comparing with the last publication");
+	sqlite3_finalize(st);
+	return e;
+}
+
+kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone, kr_record_cb added,
+			     void *arg)
+{
+	KR_TRY(diff_rows(s,
+			 "SELECT owner, type, rdata FROM published WHERE zone = ?1 EXCEPT"
+			 " SELECT owner, type, rdata FROM current ORDER BY 1, 2, 3",
+			 zone, gone, arg));
+	return diff_rows(s,
+			 "SELECT owner, type, rdata FROM current EXCEPT SELECT owner, type, rdata"
+			 " FROM published WHERE zone = ?1 ORDER BY 1, 2, 3",
+			 zone, added, arg);
+}
+
+kr_err kr_store_publish_commit(kr_store *s, const char *zone)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "DELETE FROM published WHERE zone = ?1", &st));
+	bind_text(st, 1, zone);
+	kr_err e = step_done(s, st, "replacing the last publication");
+	sqlite3_finalize(st);
+	if (!kr_failed(&e))
+		e = prepare(s,
+			    "INSERT OR IGNORE INTO published SELECT ?1, owner, type, rdata FROM "
+			    "current",
+			    &st);
+	if (!kr_failed(&e)) {
+		bind_text(st, 1, zone);
+		e = step_done(s, st, "recording the publication");
+		sqlite3_finalize(st);
+	}
+	if (!kr_failed(&e))
+		e = kr_store_commit(s);
+	if (kr_failed(&e))
+		kr_store_rollback(s);
+	return e;
+}
+
+kr_err kr_store_ca_count(kr_store *s, long *n)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "SELECT count(*) FROM ca", &st));
+	int rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: counting CAs: %s", s->path, sqlite3_errstr(rc));
+	return kr_ok();
 }

@@ -30,6 +30,8 @@ kr_err kr_store_begin(kr_store *s);
 kr_err kr_store_commit(kr_store *s);
 void kr_store_rollback(kr_store *s);
 
+kr_err kr_store_ca_count(kr_store *s, long *n);
+
 /* Registers a CA under name, or checks that name is this certificate. */
 kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
 
@@ -95,7 +97,8 @@ typedef struct kr_cert_info {
 	const uint8_t *serial, *der;
 	size_t serial_len, der_len;
 	int64_t profile_id, not_before, not_after, revoked_at;
-	int reason; /* -1 when not revoked */
+	int reason;                 /* -1 when not revoked */
+	const uint8_t *spki_sha256; /* 32 bytes, recorded at issuance */
 } kr_cert_info;
 
 typedef struct kr_cert_filter {
@@ -127,6 +130,18 @@ typedef struct kr_fw_row {
 	int64_t size;
 } kr_fw_row;
 kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
+
+/* ---- publication (keyrite publish): the records last published per zone.
+ * begin opens a transaction and an empty set of current records; add fills
+ * it; diff calls gone for each record published last time and not now, and
+ * added for each new one (both sorted); commit makes the current set the
+ * published one. */
+kr_err kr_store_publish_begin(kr_store *s);
+kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type, const char *rdata);
+typedef kr_err (*kr_record_cb)(const char *owner, const char *type, const char *rdata, void *arg);
+kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone, kr_record_cb added,
+			     void *arg);
+kr_err kr_store_publish_commit(kr_store *s, const char *zone);
 
 /* ---- the audit log: a hash chain (each entry's hash covers the previous) */
 

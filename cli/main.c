@@ -23,6 +23,7 @@ static const struct {
 	{"show", kr_cmd_show, "print one certificate and its history"},
 	{"audit", kr_cmd_audit, "verify the audit log"},
 	{"fw", kr_cmd_fw, "sign, encrypt and verify firmware images (CMS, MCUboot)"},
+	{"publish", kr_cmd_publish, "write the DNS zone and .well-known CA files; check them"},
 };
 
 int kr_cli_report(const kr_err *e)

@@ -2,11 +2,13 @@
 #include "../util/conf.h"
 #include "../util/fs.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct kr_config {
 	kr_conf *conf;
@@ -17,12 +19,15 @@ struct kr_config {
 	int nprofiles;
 	kr_signer_conf signers[KR_MAX_LIST];
 	int nsigners;
+	kr_zone_conf zones[KR_MAX_LIST];
+	int nzones;
 };
 
 static const kr_field keyrite_fields[] = {
 	{"store", KR_F_STRING, 1},
 	{"cas", KR_F_STRING, 1},
 	{"signers", KR_F_STRING, 0},
+	{"zones", KR_F_STRING, 0},
 };
 static const kr_field ca_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"chain", KR_F_STRING, 0},
@@ -34,6 +39,16 @@ static const kr_field ca_fields[] = {
 static const kr_field signer_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"ca", KR_F_STRING, 1},      {"uri", KR_F_STRING, 1},
 	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0},
+};
+static const kr_field zone_fields[] = {
+	{"zone", KR_F_STRING, 1},          {"ttl", KR_F_INT, 0},
+	{"device_tlsa", KR_F_STRING, 0},   {"cert_records", KR_F_BOOL, 0},
+	{"rootcert_tlsa", KR_F_STRING, 0}, {"ca_host", KR_F_STRING, 0},
+	{"server_port", KR_F_INT, 0},      {"soa_mname", KR_F_STRING, 0},
+	{"soa_rname", KR_F_STRING, 0},     {"ns", KR_F_STRING, 0},
+	{"ksk_uri", KR_F_STRING, 0},       {"zsk_uri", KR_F_STRING, 0},
+	{"pin_file", KR_F_STRING, 0},      {"pin_env", KR_F_STRING, 0},
+	{"nsec3", KR_F_BOOL, 0},
 };
 static const kr_field profile_fields[] = {
 	{"identity", KR_F_STRING, 1},    {"name", KR_F_STRING, 0},
@@ -135,6 +150,92 @@ static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
 	if (kr_failed(&e))
 		return kr_conf_err(c->conf, KR_EINPUT, section, "ca", "'%s' is not in cas = ...",
 				   sg->ca);
+	return kr_ok();
+}
+
+/* A DNS name from the file: syntax checked, no final dot, lower case. */
+static kr_err dns_value(kr_config *c, const char *section, const char *key, char *out, size_t n)
+{
+	KR_TRY(copy_value(c, section, key, out, n));
+	size_t len = strlen(out);
+	if (len > 1 && out[len - 1] == '.')
+		out[len - 1] = '\0';
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	kr_err e = out[0] ? kr_dns_name_check(out) : kr_ok();
+	if (kr_failed(&e))
+		return kr_conf_err(c->conf, KR_EINPUT, section, key, "%s", e.msg);
+	return kr_ok();
+}
+
+static kr_err tlsa_choice(kr_config *c, const char *section, const char *key, const char *a,
+			  const char *b, int *is_b)
+{
+	const char *v = kr_conf_get(c->conf, section, key);
+	*is_b = v && strcmp(v, b) == 0;
+	if (v && !*is_b && strcmp(v, a) != 0)
+		return kr_conf_err(c->conf, KR_EINPUT, section, key, "'%s': expected '%s' or '%s'",
+				   v, a, b);
+	return kr_ok();
+}
+
+static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
+{
+	char section[80];
+	snprintf(section, sizeof section, "zone_%.63s", name);
+	KR_TRY(CHECK(c, section, zone_fields));
+	copy(z->name, sizeof z->name, name);
+	KR_TRY(dns_value(c, section, "zone", z->apex, sizeof z->apex));
+	z->ttl = 3600;
+	if (kr_conf_get(c->conf, section, "ttl"))
+		KR_TRY(kr_conf_get_long(c->conf, section, "ttl", 60, 604800, &z->ttl));
+	z->server_port = 443;
+	if (kr_conf_get(c->conf, section, "server_port"))
+		KR_TRY(kr_conf_get_long(c->conf, section, "server_port", 1, 65535,
+					&z->server_port));
+	KR_TRY(tlsa_choice(c, section, "device_tlsa", "3 1 1", "3 0 0", &z->device_full));
+	int zero = 0;
+	KR_TRY(tlsa_choice(c, section, "rootcert_tlsa", "2 0 0", "0 0 0", &zero));
+	z->rootcert_usage = zero ? 0 : 2;
+	z->cert_records = kr_conf_get_bool(c->conf, section, "cert_records", 0) == 1;
+	z->nsec3 = kr_conf_get_bool(c->conf, section, "nsec3", 1) == 1;
+	KR_TRY(dns_value(c, section, "ca_host", z->ca_host, sizeof z->ca_host));
+	if (!z->ca_host[0]) /* draft-wilson-dane-pkix-cd: x._device.<zone> gives device.<zone> */
+		snprintf(z->ca_host, sizeof z->ca_host, "device.%.240s", z->apex);
+	KR_TRY(dns_value(c, section, "soa_mname", z->soa_mname, sizeof z->soa_mname));
+	KR_TRY(dns_value(c, section, "soa_rname", z->soa_rname, sizeof z->soa_rname));
+	const char *ns = kr_conf_get(c->conf, section, "ns");
+	char list[KR_MAX_LIST][64];
+	z->nns = ns ? split(ns, list, KR_MAX_LIST) : 0;
+	if (z->nns < 0)
+		return kr_conf_err(c->conf, KR_EINPUT, section, "ns", "at most %d names",
+				   KR_MAX_LIST);
+	for (int i = 0; i < z->nns; i++) {
+		/* NAME or NAME=ADDRESS: a server inside the zone needs its address */
+		char *eq = strchr(list[i], '=');
+		if (eq)
+			*eq = '\0';
+		copy(z->ns[i], sizeof z->ns[i], list[i]);
+		copy(z->ns_addr[i], sizeof z->ns_addr[i], eq ? eq + 1 : "");
+		kr_err e = kr_dns_name_check(z->ns[i]);
+		if (kr_failed(&e))
+			return kr_conf_err(c->conf, KR_EINPUT, section, "ns", "%s", e.msg);
+		uint8_t a[16];
+		if (eq && inet_pton(AF_INET, eq + 1, a) != 1 && inet_pton(AF_INET6, eq + 1, a) != 1)
+			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
+					   "'%s': not an IPv4 or IPv6 address", eq + 1);
+		size_t n = strlen(z->ns[i]), a_len = strlen(z->apex);
+		int inside = n > a_len && strcasecmp(z->ns[i] + n - a_len, z->apex) == 0 &&
+			     z->ns[i][n - a_len - 1] == '.';
+		if (inside && !eq)
+			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
+					   "%s is inside the zone: give its address as %s=ADDRESS",
+					   z->ns[i], z->ns[i]);
+	}
+	KR_TRY(copy_value(c, section, "ksk_uri", z->ksk_uri, sizeof z->ksk_uri));
+	KR_TRY(copy_value(c, section, "zsk_uri", z->zsk_uri, sizeof z->zsk_uri));
+	KR_TRY(path_of(c, section, "pin_file", z->pin_file));
+	KR_TRY(copy_value(c, section, "pin_env", z->pin_env, sizeof z->pin_env));
 	return kr_ok();
 }
 
@@ -310,6 +411,13 @@ static kr_err load(kr_config *c)
 				   "list at most %d signer names", KR_MAX_LIST);
 	for (int i = 0; i < c->nsigners; i++)
 		KR_TRY(load_signer(c, names[i], &c->signers[i]));
+	const char *zones = kr_conf_get(c->conf, "keyrite", "zones");
+	c->nzones = zones ? split(zones, names, KR_MAX_LIST) : 0;
+	if (c->nzones < 0)
+		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "zones",
+				   "list at most %d zone names", KR_MAX_LIST);
+	for (int i = 0; i < c->nzones; i++)
+		KR_TRY(load_zone(c, names[i], &c->zones[i]));
 	return kr_conf_check_unused(c->conf);
 }
 
@@ -359,6 +467,29 @@ kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_co
 	return kr_errf(KR_EUSAGE, "%s: no firmware signer named '%s' (signers = ...)",
 		       kr_conf_path(c->conf), name);
 }
+
+kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out)
+{
+	size_t n = strlen(apex);
+	if (n > 1 && apex[n - 1] == '.')
+		n--;
+	for (int i = 0; i < c->nzones; i++)
+		if (strlen(c->zones[i].apex) == n && strncasecmp(c->zones[i].apex, apex, n) == 0) {
+			*out = &c->zones[i];
+			return kr_ok();
+		}
+	return kr_errf(KR_EUSAGE, "%s: no zone '%s' (zones = ..., [zone_NAME] zone = %s)",
+		       kr_conf_path(c->conf), apex, apex);
+}
+
+const kr_profile *kr_config_profile_named(const kr_config *c, const char *name)
+{
+	int i = find_profile(c, name);
+	return i < 0 ? NULL : &c->profiles[i];
+}
+
+int kr_config_ncas(const kr_config *c) { return c->ncas; }
+const kr_ca_conf *kr_config_ca_at(const kr_config *c, int i) { return &c->cas[i]; }
 
 kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
 			 const kr_profile **out)

@@ -49,6 +49,24 @@ typedef struct kr_signer_conf {
 	char pin_file[PATH_MAX], pin_env[64];
 } kr_signer_conf;
 
+/* A zone keyrite publishes (keyrite publish): what goes in it and how. */
+typedef struct kr_zone_conf {
+	char name[64];
+	char apex[254];
+	long ttl, server_port;
+	int device_full;    /* device TLSA 3 0 0 (full certificate) instead of 3 1 1 */
+	int cert_records;   /* also RFC 4398 CERT at <profile id>.<device id>.<zone> */
+	int rootcert_usage; /* _rootcert TLSA 2 0 0 (RFC 7671) or 0 0 0 */
+	char ca_host[254];  /* _rootcert.<ca_host>; default device.<zone> */
+	char soa_mname[254], soa_rname[254];
+	char ns[KR_MAX_LIST][254];
+	char ns_addr[KR_MAX_LIST][46]; /* glue for a name server inside the zone */
+	int nns;
+	char ksk_uri[1024], zsk_uri[1024];
+	char pin_file[PATH_MAX], pin_env[64];
+	int nsec3;
+} kr_zone_conf;
+
 typedef struct kr_config kr_config;
 
 /* Checks the whole file: unknown keys and sections, bad templates, unknown
@@ -61,6 +79,13 @@ const char *kr_config_store(const kr_config *c);
 CONF *kr_config_nconf(kr_config *c);
 kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
 kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_conf **out);
+/* The zone whose apex is name (case and a final dot do not matter). */
+kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out);
+/* The profile of that name, whichever CA issues it; NULL if none. */
+const kr_profile *kr_config_profile_named(const kr_config *c, const char *name);
+/* Every CA of the file, for publication. */
+int kr_config_ncas(const kr_config *c);
+const kr_ca_conf *kr_config_ca_at(const kr_config *c, int i);
 /* The profile, if the CA may issue it. */
 kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
 			 const kr_profile **out);

@@ -8,6 +8,9 @@ pkgs=(
 	p11-kit libp11-kit-dev                       # PKCS#11 module loading, RFC 7512 URIs
 	softhsm2                                     # the default and test HSM
 	libsqlite3-dev sqlite3                       # the issuance store (and its CLI, for tests)
+	libldns-dev                                  # DNS records and DNSSEC (publish)
+	ldnsutils bind9-utils knot-dnssecutils       # independent zone checkers
+	hash-slinger nsd                             # tlsa --create; a DNS server for publish check
 	libcriterion-dev                             # unit tests
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
 	faketime xxd                                 # tests: a signer past its expiry; hex to binary

@@ -216,6 +216,60 @@ kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
 	return e;
 }
 
+/* Replaces path atomically: the file gets a hidden temporary name of
+ * keyrite's, then rename(2) puts it in place. */
+kr_err kr_fs_out_commit_replace(kr_fs_out *o)
+{
+	kr_err e = kr_ok();
+	if (fchmod(o->fd, o->mode) != 0 || fsync(o->fd) != 0)
+		e = kr_errf(KR_EIO, "%s: %s", o->path, strerror(errno));
+	if (!kr_failed(&e) && !o->tmp[0]) {
+		char dir[4096], proc[64];
+		kr_fs_dirname(o->path, dir, sizeof dir);
+		const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
+		int rc = -1;
+		for (int i = 0; i < 100 && rc != 0; i++) {
+			snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "%d.%d", dir,
+				 base, (int)getpid(), i);
+			rc = linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW);
+			if (rc != 0 && errno != EEXIST)
+				break;
+		}
+		if (rc != 0) {
+			o->tmp[0] = '\0';
+			e = kr_errf(KR_EIO, "%s: cannot create: %s", o->path, strerror(errno));
+		}
+	}
+	if (!kr_failed(&e) && rename(o->tmp, o->path) != 0)
+		e = kr_errf(KR_EIO, "%s: cannot replace: %s", o->path, strerror(errno));
+	else if (!kr_failed(&e))
+		o->tmp[0] = '\0'; /* renamed: nothing to remove */
+	kr_fs_out_abort(o);
+	return e;
+}
+
+kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
+{
+	memset(o, 0, sizeof *o);
+	o->fd = -1;
+	o->mode = mode;
+	KR_ENSURE(snprintf(o->path, sizeof o->path, "%s", path) < (int)sizeof o->path, KR_EIO,
+		  "%s: path too long", path);
+	char dir[4096];
+	kr_fs_dirname(path, dir, sizeof dir);
+	o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "XXXXXX", dir, base);
+		o->fd = mkostemp(o->tmp, O_CLOEXEC);
+		if (o->fd < 0)
+			o->tmp[0] = '\0';
+	}
+	KR_ENSURE(o->fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
+	return kr_ok();
+}
+
 static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
 {
 	kr_fs_out o;

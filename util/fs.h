@@ -39,6 +39,11 @@ kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len);
 kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at);
 kr_err kr_fs_out_commit(kr_fs_out *o, int sync);
 void kr_fs_out_abort(kr_fs_out *o);
+/* For outputs that are meant to be replaced (a zone file, published CA
+ * certificates): written unnamed, then renamed over path atomically, so a
+ * reader sees the old file or the new one, never half of one. */
+kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode);
+kr_err kr_fs_out_commit_replace(kr_fs_out *o);
 
 /* 1 if path holds exactly data, 0 if it differs, error if unreadable. */
 kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);

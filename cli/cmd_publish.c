@@ -1,0 +1,132 @@
+/* keyrite publish --zone ZONE --out DIR [--soa] [--sign] [--changes FILE]
+ * keyrite publish check --zone FILE | --server ADDR[:PORT] --zone ZONE */
+#include "cli.h"
+#include "../publish/publish.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+	"usage: keyrite publish [--config FILE] --zone ZONE --out DIR [--soa] [--sign]\n"
+	"                       [--changes FILE] [--module PATH] [--pin-file FILE | --pin-env "
+	"VAR]\n"
+	"       keyrite publish check [--config FILE] --zone FILE\n"
+	"       keyrite publish check [--config FILE] --server ADDR[:PORT] --zone ZONE\n";
+
+static int usage(void)
+{
+	fputs(usage_text, stderr);
+	return KR_EUSAGE;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"zone", required_argument, NULL, 'z'},
+					     {"server", required_argument, NULL, 's'},
+					     {0}};
+	const char *config = NULL, *zone = NULL;
+	kr_check_opts o = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'z')
+			zone = optarg;
+		else if (c == 's')
+			o.server = optarg;
+		else
+			return usage();
+	}
+	if (!zone || optind != argc)
+		return usage();
+	/* Without --server, --zone is the zone file, named ZONE.zone as publish
+	 * writes it. */
+	char apex[256];
+	const char *base = strrchr(zone, '/') ? strrchr(zone, '/') + 1 : zone;
+	size_t n = strlen(base);
+	if (!o.server) {
+		o.zone_file = zone;
+		if (n <= 5 || strcmp(base + n - 5, ".zone") != 0) {
+			fprintf(stderr, "keyrite: %s: expected a file named ZONE.zone\n", zone);
+			return KR_EUSAGE;
+		}
+		n -= 5;
+	}
+	snprintf(apex, sizeof apex, "%.*s", (int)n, o.server ? zone : base);
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	const kr_zone_conf *z = NULL;
+	kr_check_summary sum;
+	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = kr_config_zone(cfg, apex, &z);
+	if (!kr_failed(&e))
+		e = kr_publish_check(cfg, store, z, &o, stdout, &sum);
+	kr_store_close(store);
+	kr_config_free(cfg);
+	fflush(stdout);
+	return kr_cli_report(&e);
+}
+
+int kr_cmd_publish(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
+					     {"config", required_argument, NULL, 'c'},
+					     {"zone", required_argument, NULL, 'z'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"soa", no_argument, NULL, 'S'},
+					     {"sign", no_argument, NULL, 'g'},
+					     {"changes", required_argument, NULL, 'C'},
+					     {0}};
+	kr_cli_hsm_opts h = {0};
+	const char *config = NULL, *zone = NULL;
+	kr_publish_opts o = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'z')
+			zone = optarg;
+		else if (c == 'o')
+			o.out_dir = optarg;
+		else if (c == 'S')
+			o.soa = 1;
+		else if (c == 'g')
+			o.sign = 1;
+		else if (c == 'C')
+			o.changes = optarg;
+		else if (!kr_cli_hsm_opt(&h, c, optarg))
+			return usage();
+	}
+	if (!zone || !o.out_dir || optind != argc)
+		return usage();
+	o.hsm = (kr_hsm_opts){h.module, h.pin, 0};
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	const kr_zone_conf *z = NULL;
+	kr_publish_summary sum;
+	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = kr_config_zone(cfg, zone, &z);
+	if (!kr_failed(&e))
+		e = kr_publish(cfg, store, z, &o, &sum);
+	if (!kr_failed(&e)) {
+		printf("zone %s: %ld records (%ld devices, %ld CERT, %ld servers, %ld roots) in "
+		       "%s\n",
+		       z->apex, sum.records, sum.devices, sum.certs, sum.servers, sum.roots,
+		       sum.zone_file);
+		printf("%ld CA certificates in %s/.well-known/ca\n", sum.ca_files, o.out_dir);
+		printf("since the last publication: %ld added, %ld removed%s%s\n", sum.added,
+		       sum.removed, o.changes ? "; nsupdate script in " : "",
+		       o.changes ? o.changes : "");
+		for (int i = 0; i < 2 && sum.ds[i][0]; i++)
+			printf("DS for the parent: %s\n", sum.ds[i]);
+	}
+	kr_store_close(store);
+	kr_config_free(cfg);
+	return kr_cli_report(&e);
+}

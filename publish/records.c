@@ -1,0 +1,252 @@
+/* What the zone should hold, from the store and the configuration. Records
+ * are built as ldns structures: numbers for TLSA fields (BIND and Knot refuse
+ * the mnemonics), digests from the store (the SPKI SHA-256 recorded at
+ * issuance, so no certificate is parsed for 3 1 1), lengths checked. */
+#include "internal.h"
+#include "../util/cleanup.h"
+
+#include <openssl/core_names.h>
+#include <openssl/x509.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name)
+{
+	return kr_errf(code, "%s%s%s: %s", what, name ? " " : "", name ? name : "",
+		       ldns_get_errorstr_by_id(st));
+}
+
+char *kr_rr_rdata(const ldns_rr *rr)
+{
+	ldns_buffer *b = ldns_buffer_new(256);
+	for (size_t i = 0; b && i < ldns_rr_rd_count(rr); i++) {
+		if (i)
+			ldns_buffer_printf(b, " ");
+		ldns_rdf2buffer_str(b, ldns_rr_rdf(rr, i));
+	}
+	char *s = b ? ldns_buffer_export2str(b) : NULL;
+	ldns_buffer_free(b);
+	return s;
+}
+
+typedef struct gen {
+	const kr_config *cfg;
+	const kr_zone_conf *z;
+	kr_rec_cb cb;
+	void *arg;
+	kr_err e;
+	time_t now;
+	ldns_rdf *origin;
+} gen;
+
+/* name is apex or below it. */
+static int in_zone(const char *name, const char *apex)
+{
+	size_t n = strlen(name), a = strlen(apex);
+	return (n == a && strcasecmp(name, apex) == 0) ||
+	       (n > a && name[n - a - 1] == '.' && strcasecmp(name + n - a, apex) == 0);
+}
+
+static kr_err owner_rr(gen *g, const char *owner, ldns_rr_type type, ldns_rr **out)
+{
+	char fq[300];
+	snprintf(fq, sizeof fq, "%s.", owner);
+	ldns_rdf *dname = NULL;
+	ldns_status st = ldns_str2rdf_dname(&dname, fq);
+	KR_ENSURE(st == LDNS_STATUS_OK, KR_EINPUT, "owner name '%s': %s", owner,
+		  ldns_get_errorstr_by_id(st));
+	ldns_rr *rr = ldns_rr_new();
+	KR_ENSURE(rr, KR_EINTERNAL, "out of memory");
+	ldns_rr_set_owner(rr, dname);
+	ldns_rr_set_type(rr, type);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(rr, (uint32_t)g->z->ttl);
+	*out = rr;
+	return kr_ok();
+}
+
+static void push8(ldns_rr *rr, uint8_t v)
+{
+	ldns_rr_push_rdf(rr, ldns_native2rdf_int8(LDNS_RDF_TYPE_INT8, v));
+}
+
+/* TLSA usage selector matching-type data (RFC 6698 section 2.1): a SHA-256
+ * digest is 32 bytes, a full certificate is DER. */
+static kr_err tlsa(gen *g, const char *owner, int usage, int selector, int mtype,
+		   const uint8_t *data, size_t len, ldns_rr **out)
+{
+	KR_ENSURE(data && (mtype != 1 || len == 32) && len > 0, KR_EINPUT,
+		  "%s: no SPKI digest recorded for this certificate", owner);
+	KR_TRY(owner_rr(g, owner, LDNS_RR_TYPE_TLSA, out));
+	push8(*out, (uint8_t)usage);
+	push8(*out, (uint8_t)selector);
+	push8(*out, (uint8_t)mtype);
+	ldns_rr_push_rdf(*out, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_HEX, len, data));
+	return kr_ok();
+}
+
+/* RFC 4398 section 2.1: key tag and algorithm only when the key is
+ * expressible as a DNSKEY (here the curves with a DNSSEC algorithm: P-256
+ * 13, P-384 14, Ed25519 15); otherwise both 0. The tag is RFC 4034
+ * appendix B's over the DNSKEY RDATA form (flags 0, protocol 3). */
+static void key_tag(const uint8_t *der, size_t len, int *tag, int *alg)
+{
+	*tag = *alg = 0;
+	const unsigned char *p = der;
+	KR_AUTO(X509) x = d2i_X509(NULL, &p, (long)len);
+	EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
+	kr_key_type t;
+	kr_err e = k ? kr_key_type_of(k, &t) : kr_errf(KR_EINPUT, "no key");
+	uint8_t point[1 + 96], rdata[4 + 96];
+	size_t n = 0;
+	int ok = 0;
+	if (!kr_failed(&e) && (t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384)) {
+		/* DNSKEY for ECDSA is x || y (RFC 6605 section 4): the point without 04 */
+		*alg = t == KR_KEY_EC_P256 ? 13 : 14;
+		ok = EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+						     sizeof point, &n) == 1 &&
+		     n > 1;
+		memcpy(rdata + 4, point + 1, ok ? --n : 0);
+	} else if (!kr_failed(&e) && t == KR_KEY_ED25519) {
+		*alg = 15;
+		n = 32;
+		ok = EVP_PKEY_get_raw_public_key(k, rdata + 4, &n) == 1;
+	}
+	ERR_clear_error();
+	if (!ok) {
+		*alg = 0;
+		return;
+	}
+	rdata[0] = 0, rdata[1] = 0, rdata[2] = 3, rdata[3] = (uint8_t)*alg;
+	*tag = ldns_calc_keytag_raw(rdata, 4 + n);
+}
+
+static kr_err cert_rr(gen *g, const kr_cert_info *c, ldns_rr **out)
+{
+	char owner[300];
+	snprintf(owner, sizeof owner, "%lld.%s.%s", (long long)c->profile_id, c->device_id,
+		 g->z->apex);
+	int tag, alg;
+	key_tag(c->der, c->der_len, &tag, &alg);
+	KR_TRY(owner_rr(g, owner, LDNS_RR_TYPE_CERT, out));
+	ldns_rr_push_rdf(*out, ldns_native2rdf_int16(LDNS_RDF_TYPE_CERT_ALG, 1)); /* PKIX */
+	ldns_rr_push_rdf(*out, ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, (uint16_t)tag));
+	push8(*out, (uint8_t)alg);
+	ldns_rr_push_rdf(*out, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_B64, c->der_len, c->der));
+	return kr_ok();
+}
+
+static kr_err emit(gen *g, kr_rec_kind kind, const kr_cert_info *c, const char *what, ldns_rr *rr)
+{
+	int revoked = strcmp(c->status, "revoked") == 0;
+	int expired = c->not_after <= (int64_t)g->now;
+	kr_rec r = {kind, !revoked && !expired, revoked ? "revoked" : "expired", what, rr};
+	kr_err e = g->cb(&r, g->arg);
+	ldns_rr_free(rr);
+	return e;
+}
+
+static kr_err device(gen *g, const kr_cert_info *c)
+{
+	char name[256], what[160];
+	snprintf(name, sizeof name, "%.*s", (int)strcspn(c->sans ? c->sans : "", ","),
+		 c->sans ? c->sans : "");
+	if (!name[0] || !in_zone(name, g->z->apex))
+		return kr_ok();
+	char hex[41] = "";
+	for (size_t i = 0; i < c->serial_len && i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02X", c->serial[i]);
+	snprintf(what, sizeof what, "device %s serial %s", c->device_id ? c->device_id : "?", hex);
+	ldns_rr *rr = NULL;
+	KR_TRY(g->z->device_full ? tlsa(g, name, 3, 0, 0, c->der, c->der_len, &rr)
+				 : tlsa(g, name, 3, 1, 1, c->spki_sha256, 32, &rr));
+	KR_TRY(emit(g, KR_REC_DEVICE, c, what, rr));
+	if (!g->z->cert_records || !c->device_id)
+		return kr_ok();
+	KR_TRY(cert_rr(g, c, &rr));
+	return emit(g, KR_REC_CERT, c, what, rr);
+}
+
+static kr_err server(gen *g, const kr_cert_info *c)
+{
+	char sans[2048], *save = NULL, what[300];
+	snprintf(sans, sizeof sans, "%s", c->sans ? c->sans : "");
+	for (char *h = strtok_r(sans, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		if (!in_zone(h, g->z->apex))
+			continue;
+		char owner[300];
+		snprintf(owner, sizeof owner, "_%ld._tcp.%s", g->z->server_port, h);
+		snprintf(what, sizeof what, "server %s", h);
+		ldns_rr *rr = NULL;
+		KR_TRY(tlsa(g, owner, 3, 1, 1, c->spki_sha256, 32, &rr));
+		KR_TRY(emit(g, KR_REC_SERVER, c, what, rr));
+	}
+	return kr_ok();
+}
+
+static void each_cert(const kr_cert_info *c, void *arg)
+{
+	gen *g = arg;
+	if (kr_failed(&g->e))
+		return;
+	const kr_profile *p = kr_config_profile_named(g->cfg, c->profile);
+	if (!p)
+		return; /* a profile since removed from the configuration */
+	if (p->identity == KR_ID_DEVICE)
+		g->e = device(g, c);
+	else if (p->identity == KR_ID_DNS)
+		g->e = server(g, c);
+}
+
+/* The roots above the file's CAs, once each: _rootcert.<ca host>. */
+static kr_err roots(gen *g)
+{
+	STACK_OF(X509) *seen = sk_X509_new_null();
+	KR_OSSL(seen, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (int i = 0; !kr_failed(&e) && i < kr_config_ncas(g->cfg); i++) {
+		const kr_ca_conf *ca = kr_config_ca_at(g->cfg, i);
+		KR_AUTO(BIO) bio = BIO_new_file(ca->chain[0] ? ca->chain : ca->certificate, "r");
+		X509 *x;
+		while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+			int root = X509_check_issued(x, x) == X509_V_OK, dup = 0;
+			for (int j = 0; j < sk_X509_num(seen); j++)
+				dup |= X509_cmp(x, sk_X509_value(seen, j)) == 0;
+			if (!root || dup || !sk_X509_push(seen, x)) {
+				X509_free(x);
+				continue;
+			}
+			uint8_t *der = NULL;
+			int len = i2d_X509(x, &der);
+			char owner[300];
+			snprintf(owner, sizeof owner, "_rootcert.%s", g->z->ca_host);
+			ldns_rr *rr = NULL;
+			e = len > 0 ? tlsa(g, owner, g->z->rootcert_usage, 0, 0, der, (size_t)len,
+					   &rr)
+				    : kr_err_ossl(KR_EINTERNAL, "encoding the root");
+			OPENSSL_free(der);
+			if (!kr_failed(&e)) {
+				kr_rec r = {KR_REC_ROOT, 1, NULL, "root", rr};
+				e = g->cb(&r, g->arg);
+				ldns_rr_free(rr);
+			}
+			if (kr_failed(&e))
+				break;
+		}
+		ERR_clear_error();
+	}
+	sk_X509_pop_free(seen, X509_free);
+	return e;
+}
+
+kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+			  kr_rec_cb cb, void *arg)
+{
+	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL), NULL};
+	if (in_zone(z->ca_host, z->apex))
+		KR_TRY(roots(&g));
+	kr_cert_filter all = {0};
+	KR_TRY(kr_store_certs(store, &all, each_cert, &g));
+	return g.e;
+}

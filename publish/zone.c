@@ -1,0 +1,290 @@
+/* keyrite publish: the zone file, the .well-known CA files, the record of
+ * what was published and, on request, the changes since last time. */
+#include "internal.h"
+#include "../util/cleanup.h"
+#include "../util/fs.h"
+#include "../util/text.h"
+
+#include <errno.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct pub {
+	const kr_zone_conf *z;
+	const kr_publish_opts *o;
+	kr_store *store;
+	kr_publish_summary *sum;
+	FILE *zone;           /* unsigned: records go straight to the file */
+	ldns_dnssec_zone *dz; /* signed: collected, then signed */
+	FILE *changes;
+} pub;
+
+static kr_err add_to_zone(pub *p, ldns_rr *rr);
+
+/* Records the record as published and puts it in the zone. The SOA is not
+ * recorded: its serial changes every time, and a server that takes
+ * dynamic updates maintains its own. */
+static kr_err put(pub *p, ldns_rr *rr)
+{
+	if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA)
+		return add_to_zone(p, rr);
+	char *owner = ldns_rdf2str(ldns_rr_owner(rr)), *rdata = kr_rr_rdata(rr);
+	char *type = ldns_rr_type2str(ldns_rr_get_type(rr));
+	kr_err e = owner && rdata && type ? kr_store_publish_add(p->store, owner, type, rdata)
+					  : kr_errf(KR_EINTERNAL, "out of memory");
+	free(owner);
+	free(rdata);
+	free(type);
+	KR_TRY(e);
+	return add_to_zone(p, rr);
+}
+
+static kr_err add_to_zone(pub *p, ldns_rr *rr)
+{
+	p->sum->records++;
+	if (!p->dz) {
+		ldns_rr_print(p->zone, rr);
+		return kr_ok();
+	}
+	ldns_rr *copy = ldns_rr_clone(rr);
+	ldns_status st = copy ? ldns_dnssec_zone_add_rr(p->dz, copy) : LDNS_STATUS_MEM_ERR;
+	if (st != LDNS_STATUS_OK)
+		ldns_rr_free(copy);
+	return st == LDNS_STATUS_OK ? kr_ok() : kr_ldns_err(st, KR_EINPUT, "adding", NULL);
+}
+
+static kr_err record(const kr_rec *r, void *arg)
+{
+	pub *p = arg;
+	if (!r->live)
+		return kr_ok();
+	long *count[] = {&p->sum->devices, &p->sum->certs, &p->sum->servers, &p->sum->roots};
+	(*count[r->kind])++;
+	return put(p, r->rr);
+}
+
+static kr_err text_rr(pub *p, const char *text)
+{
+	ldns_rr *rr = NULL;
+	ldns_status st = ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL);
+	KR_ENSURE(st == LDNS_STATUS_OK, KR_EINPUT, "zone %s: '%s': %s", p->z->apex, text,
+		  ldns_get_errorstr_by_id(st));
+	kr_err e = put(p, rr);
+	ldns_rr_free(rr);
+	return e;
+}
+
+/* SOA and NS from the configuration; the serial is the time of publication,
+ * so it grows from one publication to the next. */
+static kr_err apex(pub *p)
+{
+	const kr_zone_conf *z = p->z;
+	KR_ENSURE(z->soa_mname[0] && z->soa_rname[0] && z->nns > 0, KR_EUSAGE,
+		  "zone %s: a complete zone (--soa, --sign) needs soa_mname, soa_rname and ns in "
+		  "[zone_%s]",
+		  z->apex, z->name);
+	char text[1024];
+	snprintf(text, sizeof text, "%s. %ld IN SOA %s. %s. %lld 7200 3600 1209600 %ld", z->apex,
+		 z->ttl, z->soa_mname, z->soa_rname, (long long)time(NULL), z->ttl);
+	KR_TRY(text_rr(p, text));
+	for (int i = 0; i < z->nns; i++) {
+		snprintf(text, sizeof text, "%s. %ld IN NS %s.", z->apex, z->ttl, z->ns[i]);
+		KR_TRY(text_rr(p, text));
+		if (!z->ns_addr[i][0])
+			continue;
+		snprintf(text, sizeof text, "%s. %ld IN %s %s", z->ns[i], z->ttl,
+			 strchr(z->ns_addr[i], ':') ? "AAAA" : "A", z->ns_addr[i]);
+		KR_TRY(text_rr(p, text));
+	}
+	return kr_ok();
+}
+
+/* ---- .well-known/ca/<SKI>.pem (draft-wilson-dane-pkix-cd) ---------------------- */
+
+static kr_err mkdirs(const char *base)
+{
+	char path[4096];
+	const char *parts[] = {".well-known", ".well-known/ca"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", base, parts[i]);
+		KR_ENSURE(mkdir(path, 0755) == 0 || errno == EEXIST, KR_EIO, "%s: %s", path,
+			  strerror(errno));
+	}
+	return kr_ok();
+}
+
+/* One CA certificate, named by its subjectKeyIdentifier, which is what its
+ * children's authorityKeyIdentifier names: lowercase hex, '-' between bytes. */
+static kr_err ca_file(pub *p, X509 *x)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
+	KR_ENSURE(ski && ASN1_STRING_length(ski) > 0 && ASN1_STRING_length(ski) <= 64, KR_EINPUT,
+		  "a CA certificate without a subjectKeyIdentifier cannot be published");
+	char name[200], path[4096];
+	const uint8_t *id = ASN1_STRING_get0_data(ski);
+	size_t at = 0;
+	for (int i = 0; i < ASN1_STRING_length(ski); i++)
+		at += (size_t)snprintf(name + at, sizeof name - at, "%s%02x", i ? "-" : "", id[i]);
+	snprintf(path, sizeof path, "%s/.well-known/ca/%s.pem", p->o->out_dir, name);
+	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
+	KR_OSSL(mem && PEM_write_bio_X509(mem, x), KR_EINTERNAL, "encoding a CA certificate");
+	char *data = NULL;
+	long n = BIO_get_mem_data(mem, &data);
+	int same = 0;
+	if (access(path, F_OK) == 0)
+		KR_TRY(kr_fs_same(path, data, (size_t)n, &same));
+	p->sum->ca_files++;
+	if (same)
+		return kr_ok();
+	kr_fs_out out;
+	KR_TRY(kr_fs_out_open_replace(&out, path, 0644));
+	kr_err e = kr_fs_out_write(&out, data, (size_t)n);
+	if (kr_failed(&e)) {
+		kr_fs_out_abort(&out);
+		return e;
+	}
+	return kr_fs_out_commit_replace(&out);
+}
+
+static kr_err well_known(pub *p, const kr_config *cfg)
+{
+	KR_TRY(mkdirs(p->o->out_dir));
+	for (int i = 0; i < kr_config_ncas(cfg); i++) {
+		const kr_ca_conf *ca = kr_config_ca_at(cfg, i);
+		const char *files[] = {ca->certificate, ca->chain};
+		for (int f = 0; f < 2 && files[f][0]; f++) {
+			KR_AUTO(BIO) bio = BIO_new_file(files[f], "r");
+			KR_OSSL(bio, KR_EIO, "%s: cannot open", files[f]);
+			X509 *x;
+			kr_err e = kr_ok();
+			while (!kr_failed(&e) && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+				e = ca_file(p, x);
+				X509_free(x);
+			}
+			ERR_clear_error();
+			KR_TRY(e);
+		}
+	}
+	return kr_ok();
+}
+
+/* ---- changes, in nsupdate(1) syntax ---------------------------------------------- */
+
+static kr_err gone(const char *owner, const char *type, const char *rdata, void *arg)
+{
+	pub *p = arg;
+	p->sum->removed++;
+	if (p->changes)
+		fprintf(p->changes, "update delete %s %s %s\n", owner, type, rdata);
+	return kr_ok();
+}
+
+static kr_err added(const char *owner, const char *type, const char *rdata, void *arg)
+{
+	pub *p = arg;
+	p->sum->added++;
+	if (p->changes)
+		fprintf(p->changes, "update add %s %ld %s %s\n", owner, p->z->ttl, type, rdata);
+	return kr_ok();
+}
+
+static kr_err changes(pub *p)
+{
+	if (!p->o->changes)
+		return kr_store_publish_diff(p->store, p->z->apex, gone, added, p);
+	kr_fs_out out;
+	KR_TRY(kr_fs_out_open(&out, p->o->changes, 0644));
+	int fd = dup(out.fd);
+	p->changes = fd >= 0 ? fdopen(fd, "w") : NULL;
+	kr_err e = p->changes ? kr_ok() : kr_errf(KR_EIO, "%s: %s", out.path, strerror(errno));
+	if (!kr_failed(&e)) {
+		fprintf(p->changes, "zone %s.\n", p->z->apex);
+		e = kr_store_publish_diff(p->store, p->z->apex, gone, added, p);
+		fputs("send\n", p->changes);
+	}
+	if (p->changes && fclose(p->changes) != 0 && !kr_failed(&e))
+		e = kr_errf(KR_EIO, "%s: write failed: %s", out.path, strerror(errno));
+	p->changes = NULL;
+	if (kr_failed(&e)) {
+		kr_fs_out_abort(&out);
+		return e;
+	}
+	return kr_fs_out_commit(&out, 1);
+}
+
+/* ---- the flow ---------------------------------------------------------------------- */
+
+static kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
+{
+	const kr_zone_conf *z = p->z;
+	int fd = dup(out->fd);
+	p->zone = fd >= 0 ? fdopen(fd, "w") : NULL;
+	KR_ENSURE(p->zone, KR_EIO, "%s: %s", out->path, strerror(errno));
+	char now[21];
+	kr_utc_now(now);
+	fprintf(p->zone, "; zone %s, published by keyrite %s\n", z->apex, now);
+	kr_err e = kr_ok();
+	if (p->o->sign) {
+		p->dz = ldns_dnssec_zone_new();
+		e = p->dz ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	}
+	if (!kr_failed(&e) && (p->o->soa || p->o->sign))
+		e = apex(p);
+	if (!kr_failed(&e))
+		e = kr_publish_records(cfg, p->store, z, record, p);
+	if (!kr_failed(&e) && p->dz)
+		e = kr_publish_sign(z, &p->o->hsm, p->dz, p->sum);
+	if (!kr_failed(&e) && p->dz)
+		ldns_dnssec_zone_print(p->zone, p->dz);
+	if (p->dz)
+		ldns_dnssec_zone_deep_free(p->dz);
+	p->dz = NULL;
+	if (fclose(p->zone) != 0 && !kr_failed(&e))
+		e = kr_errf(KR_EIO, "%s: write failed: %s", out->path, strerror(errno));
+	p->zone = NULL;
+	return e;
+}
+
+static kr_err run(pub *p, const kr_config *cfg)
+{
+	kr_fs_out out;
+	KR_TRY(kr_fs_out_open_replace(&out, p->sum->zone_file, 0644));
+	kr_err e = kr_store_publish_begin(p->store);
+	if (!kr_failed(&e))
+		e = write_zone(p, cfg, &out);
+	if (!kr_failed(&e))
+		e = well_known(p, cfg);
+	if (!kr_failed(&e))
+		e = changes(p);
+	if (kr_failed(&e)) {
+		kr_fs_out_abort(&out);
+		kr_store_rollback(p->store);
+		return e;
+	}
+	e = kr_fs_out_commit_replace(&out);
+	if (kr_failed(&e)) {
+		kr_store_rollback(p->store);
+		return e;
+	}
+	return kr_store_publish_commit(p->store, p->z->apex);
+}
+
+kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+		  const kr_publish_opts *o, kr_publish_summary *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	long cas = 0;
+	KR_TRY(kr_store_ca_count(store, &cas));
+	KR_ENSURE(cas > 0, KR_EINPUT, "the store has no CA yet: nothing to publish");
+	KR_ENSURE(!o->sign || z->ksk_uri[0], KR_EUSAGE, "zone %s: --sign needs ksk_uri and zsk_uri",
+		  z->apex);
+	int n = snprintf(sum->zone_file, sizeof sum->zone_file, "%s/%s.zone", o->out_dir, z->apex);
+	KR_ENSURE(n > 0 && (size_t)n < sizeof sum->zone_file, KR_EUSAGE, "%s: path too long",
+		  o->out_dir);
+	pub p = {z, o, store, sum, NULL, NULL, NULL};
+	return run(&p, cfg);
+}
