@@ -48,7 +48,7 @@ static const kr_field zone_fields[] = {
 	{"soa_rname", KR_F_STRING, 0},     {"ns", KR_F_STRING, 0},
 	{"ksk_uri", KR_F_STRING, 0},       {"zsk_uri", KR_F_STRING, 0},
 	{"pin_file", KR_F_STRING, 0},      {"pin_env", KR_F_STRING, 0},
-	{"nsec3", KR_F_BOOL, 0},
+	{"nsec3", KR_F_BOOL, 0},           {"rootcert", KR_F_BOOL, 0},
 };
 static const kr_field profile_fields[] = {
 	{"identity", KR_F_STRING, 1},    {"name", KR_F_STRING, 0},
@@ -199,6 +199,7 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 	z->rootcert_usage = zero ? 0 : 2;
 	z->cert_records = kr_conf_get_bool(c->conf, section, "cert_records", 0) == 1;
 	z->nsec3 = kr_conf_get_bool(c->conf, section, "nsec3", 1) == 1;
+	z->rootcert = kr_conf_get_bool(c->conf, section, "rootcert", 1) == 1;
 	KR_TRY(dns_value(c, section, "ca_host", z->ca_host, sizeof z->ca_host));
 	if (!z->ca_host[0]) /* draft-wilson-dane-pkix-cd: x._device.<zone> gives device.<zone> */
 		snprintf(z->ca_host, sizeof z->ca_host, "device.%.240s", z->apex);

@@ -56,7 +56,8 @@ typedef struct kr_zone_conf {
 	long ttl, server_port;
 	int device_full;    /* device TLSA 3 0 0 (full certificate) instead of 3 1 1 */
 	int cert_records;   /* also RFC 4398 CERT at <profile id>.<device id>.<zone> */
-	int rootcert_usage; /* _rootcert TLSA 2 0 0 (RFC 7671) or 0 0 0 */
+	int rootcert;       /* publish the roots as _rootcert TLSA */
+	int rootcert_usage; /* 2 0 0 (RFC 7671) or 0 0 0 */
 	char ca_host[254];  /* _rootcert.<ca_host>; default device.<zone> */
 	char soa_mname[254], soa_rname[254];
 	char ns[KR_MAX_LIST][254];

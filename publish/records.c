@@ -244,7 +244,7 @@ kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_c
 			  kr_rec_cb cb, void *arg)
 {
 	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL), NULL};
-	if (in_zone(z->ca_host, z->apex))
+	if (z->rootcert && in_zone(z->ca_host, z->apex))
 		KR_TRY(roots(&g));
 	kr_cert_filter all = {0};
 	KR_TRY(kr_store_certs(store, &all, each_cert, &g));

@@ -83,10 +83,6 @@ static kr_err text_rr(pub *p, const char *text)
 static kr_err apex(pub *p)
 {
 	const kr_zone_conf *z = p->z;
-	KR_ENSURE(z->soa_mname[0] && z->soa_rname[0] && z->nns > 0, KR_EUSAGE,
-		  "zone %s: a complete zone (--soa, --sign) needs soa_mname, soa_rname and ns in "
-		  "[zone_%s]",
-		  z->apex, z->name);
 	char text[1024];
 	snprintf(text, sizeof text, "%s. %ld IN SOA %s. %s. %lld 7200 3600 1209600 %ld", z->apex,
 		 z->ttl, z->soa_mname, z->soa_rname, (long long)time(NULL), z->ttl);
@@ -280,8 +276,15 @@ kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
 	long cas = 0;
 	KR_TRY(kr_store_ca_count(store, &cas));
 	KR_ENSURE(cas > 0, KR_EINPUT, "the store has no CA yet: nothing to publish");
-	KR_ENSURE(!o->sign || z->ksk_uri[0], KR_EUSAGE, "zone %s: --sign needs ksk_uri and zsk_uri",
-		  z->apex);
+	KR_ENSURE(!o->sign || (z->ksk_uri[0] && z->zsk_uri[0]), KR_EUSAGE,
+		  "zone %s: --sign needs ksk_uri and zsk_uri in [zone_%s]", z->apex, z->name);
+	KR_ENSURE(!(o->soa || o->sign) || (z->soa_mname[0] && z->soa_rname[0] && z->nns > 0),
+		  KR_EUSAGE,
+		  "zone %s: a complete zone (--soa, --sign) needs soa_mname, soa_rname and ns in "
+		  "[zone_%s]",
+		  z->apex, z->name);
+	KR_ENSURE(mkdir(o->out_dir, 0755) == 0 || errno == EEXIST, KR_EIO, "%s: cannot create: %s",
+		  o->out_dir, strerror(errno));
 	int n = snprintf(sum->zone_file, sizeof sum->zone_file, "%s/%s.zone", o->out_dir, z->apex);
 	KR_ENSURE(n > 0 && (size_t)n < sizeof sum->zone_file, KR_EUSAGE, "%s: path too long",
 		  o->out_dir);

@@ -1,0 +1,215 @@
+# Publication: zones checked by named-checkzone, kzonecheck, ldns-verify-zone,
+# dnssec-verify; TLSA records by ldns-dane and hash-slinger's tlsa; the
+# .well-known chain walk; a real DNS server (NSD) for publish check.
+
+# The CA, N devices (certificates in $T/certs), a server certificate for
+# www.parkoserv.ca, and a second zone for it.
+pub_setup() {
+	ca_setup
+	mkcsr --manifest "${1:-20}" --start 4000000000000001 >"$T/m.csv"
+	kri device --out "$T/certs" "$T/m.csv" 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/www.key" \
+		-subj /CN=www.parkoserv.ca -addext subjectAltName=DNS:www.parkoserv.ca \
+		-out "$T/www.csr" 2>/dev/null
+	mkdir -p "$T/srv"
+	kri server --out "$T/srv" "$T/www.csr" 2>/dev/null
+	sed -i 's/^zones *=.*/zones   = registry, parko/' "$T/ca/keyrite.cnf"
+	printf '\n[zone_parko]\nzone = parkoserv.ca\nrootcert = no\n' >>"$T/ca/keyrite.cnf"
+}
+
+krp() { kr publish --config "$T/ca/keyrite.cnf" "$@"; }
+
+hexof() { od -An -tx1 -v | tr -d ' \n'; }
+
+test_publish_zone_accepted_by_bind_knot_ldns_dane_and_tlsa() {
+	pub_setup 20
+	sed -i 's/^\[zone_registry\]/&\ncert_records = yes/' "$T/ca/keyrite.cnf"
+	has "20 devices, 20 CERT" krp --zone iotregistry.ca --out "$T/pub" --soa
+	local zone=$T/pub/iotregistry.ca.zone
+	has "loaded serial" named-checkzone iotregistry.ca "$zone"
+	kzonecheck -o iotregistry.ca "$zone" >/dev/null
+	ldns-read-zone "$zone" >/dev/null
+	# every device certificate matches its TLSA record (ldns-dane wants a
+	# _port._proto owner: the record's data is what it checks)
+	local n=0
+	for c in "$T"/certs/*._device.*.pem; do
+		local name
+		name=$(basename "$c" .pem)
+		grep "^$name\.[[:space:]].*TLSA" "$zone" | sed 's/^/_443._tcp./' >"$T/one.tlsa"
+		[ "$(wc -l <"$T/one.tlsa")" -eq 1 ] || fail "$name: not one TLSA record"
+		grep -q 'TLSA	3 1 1 [0-9a-f]\{64\}$' "$T/one.tlsa" || fail "$name: not 3 1 1, lowercase"
+		has "dane-validated successfully" ldns-dane -n -t "$T/one.tlsa" -c "$c" verify
+		n=$((n + 1))
+	done
+	[ $n -eq 20 ]
+	# and not another's
+	sed 's/3 1 1 [0-9a-f]\{8\}/3 1 1 00000000/' "$T/one.tlsa" >"$T/bad.tlsa"
+	! ldns-dane -n -t "$T/bad.tlsa" -c "$c" verify >/dev/null 2>&1 || fail "a wrong digest validated"
+	# CERT at <profile id>.<device id>.<zone>: PKIX, P-256 as DNSSEC algorithm 13, the DER
+	local id=4000000000000003 pid
+	pid=$(openssl x509 -in "$T"/certs/*.$id.*.pem -noout -subject | sed 's/.*CN = \([0-9]*\)\..*/\1/')
+	grep "^$pid\.$id\.iotregistry\.ca\.[[:space:]].*CERT	PKIX [1-9][0-9]* 13 " "$zone" >"$T/cert.rr"
+	awk '{print $NF}' "$T/cert.rr" | base64 -d | cmp - <(openssl x509 -in "$T"/certs/*.$id.*.pem -outform DER)
+	# the root as _rootcert.device.<zone> TLSA 2 0 0 <DER>
+	grep -q "^_rootcert\.device\.iotregistry\.ca\.[[:space:]].*TLSA	2 0 0 $(openssl x509 -in "$T/ca/root.pem" -outform DER | hexof)$" "$zone"
+	# the server: hash-slinger's tlsa gives the same 3 1 1 digest
+	has "1 records (0 devices, 0 CERT, 1 servers" krp --zone parkoserv.ca --out "$T/pub"
+	local srv want
+	srv=$(ls "$T"/srv/*.pem | grep -v chain.pem)
+	want=$(tlsa --create --usage 3 --selector 1 --mtype 1 --certificate "$srv" --port 443 \
+		--output generic www.parkoserv.ca 2>/dev/null | awk '/TYPE52/ {print $NF}' | sed 's/^030101//')
+	[ ${#want} -eq 64 ] || fail "tlsa gave '$want'"
+	grep -q "^_443\._tcp\.www\.parkoserv\.ca\.[[:space:]].*TLSA	3 1 1 $want$" "$T/pub/parkoserv.ca.zone"
+	# .well-known/ca: from a device certificate's AKI to the root
+	local cur=$c aki ski steps=0
+	while :; do
+		aki=$(openssl x509 -in "$cur" -noout -ext authorityKeyIdentifier | tail -1 | tr -d ' ' | tr 'A-F:' 'a-f-')
+		ski=$(openssl x509 -in "$cur" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' ' | tr 'A-F:' 'a-f-')
+		[ "$aki" = "$ski" ] && break
+		cur=$T/pub/.well-known/ca/$aki.pem
+		assert_exists "$cur"
+		steps=$((steps + 1))
+		[ $steps -lt 5 ] || fail "no root after 5 steps"
+	done
+	[ $steps -eq 2 ] && cmp <(openssl x509 -in "$cur" -outform DER) <(openssl x509 -in "$T/ca/root.pem" -outform DER)
+	# publishing again replaces the zone atomically and keeps the same CA files
+	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	[ "$(ls "$T/pub/.well-known/ca" | wc -l)" -eq 2 ]
+	! ls -a "$T/pub" "$T/pub/.well-known/ca" | grep -q keyrite-tmp || fail "temporary file left"
+}
+
+test_publish_signed_zone_verifies_and_gives_the_ds() {
+	pub_setup 10
+	for k in ksk zsk; do
+		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
+			--pin-file "$T/pin" >/dev/null
+	done
+	krp --zone iotregistry.ca --out "$T/pub" --sign --pin-file "$T/pin" >"$T/out.txt"
+	local zone=$T/pub/iotregistry.ca.zone
+	has "Zone is verified and complete" ldns-verify-zone "$zone"
+	has "Zone fully signed" dnssec-verify -o iotregistry.ca "$zone"
+	named-checkzone iotregistry.ca "$zone" >/dev/null
+	kzonecheck -o iotregistry.ca "$zone" >/dev/null
+	grep -q 'NSEC3PARAM	1 0 0 -' "$zone" || fail "NSEC3 not with 0 iterations and no salt"
+	grep -q 'DNSKEY	257 3 13 ' "$zone" && grep -q 'DNSKEY	256 3 13 ' "$zone"
+	# the DS printed is the KSK's, as dnssec-dsfromkey computes it
+	grep -q "DS for the parent: iotregistry.ca.	3600	IN	DS	[0-9]* 13 2 " "$T/out.txt"
+	grep 'DNSKEY	257' "$zone" >"$T/ksk.key"
+	local ds
+	ds=$(dnssec-dsfromkey -2 -f "$T/ksk.key" iotregistry.ca | awk '{print $NF}' | tr 'A-F' 'a-f')
+	grep -q "13 2 $ds$" "$T/out.txt" || fail "DS differs from dnssec-dsfromkey's $ds"
+	# the DNSSEC keys never left the token
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label keyrite-devices --login --pin env:KR_TEST_PIN \
+		--list-objects --type privkey 2>/dev/null | grep -A3 'iotregistry-ksk' | grep -q 'never extractable'
+}
+
+# A free TCP and UDP port on 127.0.0.1.
+free_port() {
+	local p
+	for p in $(shuf -i 20000-60000 -n 20); do
+		! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q . && { echo "$p"; return; }
+	done
+	fail "no free port"
+}
+
+# nsd_start ZONEFILE: NSD serving iotregistry.ca from ZONEFILE on $PORT.
+nsd_start() {
+	cat >"$T/nsd.conf" <<EOC
+server:
+  ip-address: 127.0.0.1@$PORT
+  zonesdir: "$T"
+  pidfile: "$T/nsd.pid"
+  database: ""
+  username: ""
+  xfrdfile: "$T/xfrd.state"
+  zonelistfile: "$T/zone.list"
+  logfile: "$T/nsd.log"
+  chroot: ""
+remote-control:
+  control-enable: no
+zone:
+  name: iotregistry.ca
+  zonefile: "$1"
+EOC
+	nsd -c "$T/nsd.conf"
+	for _ in $(seq 50); do
+		[ -n "$(ss -Hlnu "sport = :$PORT")" ] && return
+		sleep 0.1
+	done
+	cat "$T/nsd.log" >&2
+	fail "nsd did not start"
+}
+
+nsd_stop() {
+	[ -f "$T/nsd.pid" ] && kill "$(cat "$T/nsd.pid")" 2>/dev/null || true
+	for _ in $(seq 50); do [ -f "$T/nsd.pid" ] && kill -0 "$(cat "$T/nsd.pid")" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+test_publish_check_against_nsd_then_stale_after_revocation() {
+	pub_setup 10
+	PORT=$(free_port)
+	trap 'nsd_stop; teardown' EXIT
+	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	mkdir "$T/served"
+	cp "$T/pub/iotregistry.ca.zone" "$T/served/iotregistry.ca.zone"
+	nsd_start "$T/served/iotregistry.ca.zone"
+	has "11 expected, 11 match, 0 missing, 0 mismatched, 0 stale" \
+		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
+	# a device is revoked: the server still publishes it
+	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 4000000000000004 >/dev/null
+	local owner
+	owner=$(basename "$T"/certs/*.4000000000000004.*.pem .pem)
+	expect 8 "1 problem(s)" kr publish check --config "$T/ca/keyrite.cnf" \
+		--server "127.0.0.1:$PORT" --zone iotregistry.ca
+	grep -q "^stale $owner\. TLSA 3 1 1 [0-9a-f]*: certificate revoked (device 4000000000000004 serial " "$T/expect.out"
+	grep -q "10 expected, 10 match, 0 missing, 0 mismatched, 1 stale" "$T/expect.out"
+	# the same from the zone file
+	expect 8 "1 problem(s)" kr publish check --config "$T/ca/keyrite.cnf" --zone "$T/served/iotregistry.ca.zone"
+	# the incremental update deletes exactly that record
+	krp --zone iotregistry.ca --out "$T/pub" --soa --changes "$T/changes.txt" >/dev/null
+	[ "$(grep -c '^update' "$T/changes.txt")" -eq 1 ]
+	grep -q "^update delete $owner\. TLSA 3 1 1 " "$T/changes.txt"
+	head -1 "$T/changes.txt" | grep -qx 'zone iotregistry.ca.' && tail -1 "$T/changes.txt" | grep -qx send
+	expect 6 "already exists" krp --zone iotregistry.ca --out "$T/pub" --changes "$T/changes.txt"
+	# a record the store does not know, and a mismatch, are reported too
+	cp "$T/pub/iotregistry.ca.zone" "$T/edited.zone"
+	echo "ghost._device.iotregistry.ca. 3600 IN TLSA 3 1 1 $(head -c 32 /dev/urandom | hexof)" >>"$T/edited.zone"
+	sed -i "0,/_device.iotregistry.ca.*TLSA	3 1 1 /s/\(TLSA	3 1 1 \)[0-9a-f]\{4\}/\1ffff/" "$T/edited.zone"
+	mv "$T/edited.zone" "$T/iotregistry.ca.zone"
+	expect 8 "2 problem(s)" kr publish check --config "$T/ca/keyrite.cnf" --zone "$T/iotregistry.ca.zone"
+	grep -q "^stale ghost._device.iotregistry.ca. TLSA .*: no valid certificate in the store" "$T/expect.out"
+	grep -q "^mismatch .*: published 3 1 1 ffff" "$T/expect.out"
+	# the server, reloaded with the new zone, matches again
+	nsd_stop
+	nsd_start "$T/pub/iotregistry.ca.zone"
+	has "10 expected, 10 match, 0 missing, 0 mismatched, 0 stale" \
+		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
+	nsd_stop
+	expect 7 "does not answer" kr publish check --config "$T/ca/keyrite.cnf" \
+		--server "127.0.0.1:$PORT" --zone iotregistry.ca
+}
+
+test_publish_bad_input_one_message_and_no_half_zone() {
+	pub_setup 3
+	expect 2 "no zone 'example.org'" krp --zone example.org --out "$T/pub"
+	expect 7 "cannot create" krp --zone iotregistry.ca --out "$T/nonexistent/dir"
+	expect 2 "needs soa_mname, soa_rname and ns" krp --zone parkoserv.ca --out "$T/pub" --soa
+	expect 2 "--sign needs ksk_uri and zsk_uri" krp --zone parkoserv.ca --out "$T/pub" --sign
+	expect 4 "no such private key" krp --zone iotregistry.ca --out "$T/pub" --sign --pin-file "$T/pin"
+	assert_absent "$T/pub/iotregistry.ca.zone"
+	! ls -a "$T/pub" 2>/dev/null | grep -q keyrite-tmp || fail "temporary file left"
+	cp "$T/ca/keyrite.cnf" "$T/good.cnf"
+	sed -i 's/^zone      = iotregistry.ca/zone      = bad..name/' "$T/ca/keyrite.cnf"
+	expect 3 "keyrite.cnf:" krp --zone iotregistry.ca --out "$T/pub"
+	grep -q "\[zone_registry\] zone" "$T/expect.err"
+	cp "$T/good.cnf" "$T/ca/keyrite.cnf"
+	sed -i 's/^ns        = ns1.iotregistry.ca=192.0.2.53/ns = ns1.iotregistry.ca/' "$T/ca/keyrite.cnf"
+	expect 3 "is inside the zone: give its address" krp --zone iotregistry.ca --out "$T/pub"
+	cp "$T/good.cnf" "$T/ca/keyrite.cnf"
+	expect 2 "expected a file named ZONE.zone" kr publish check --config "$T/ca/keyrite.cnf" --zone "$T/m.csv"
+	# a store in which no CA was ever registered
+	sed -e "s|^store *=.*|store = $T/empty.db|" -e "s|^certificate *= subca-devices.pem|certificate = missing.pem|" \
+		"$T/good.cnf" >"$T/ca/empty.cnf"
+	kri device --config "$T/ca/empty.cnf" "$T/m.csv" >/dev/null 2>&1 || true
+	expect 3 "the store has no CA yet" kr publish --config "$T/ca/empty.cnf" --zone iotregistry.ca --out "$T/pub"
+}
