@@ -1,18 +1,28 @@
-/* DNSSEC signing of the published zone with ldns, the KSK and ZSK staying
- * on the token: ldns signs through their EVP_PKEYs, whose private-key
- * operation is a C_Sign (hsm/evp.c). Keys that come from outside ldns have
- * no flags, owner or key tag until they are given (reference section 4). */
+/* DNSSEC signing of the published zone, the KSK and ZSK staying on the
+ * token. ldns builds the zone, the NSEC3 chain and each RRSIG's header
+ * (ldns_create_empty_rrsig) and the canonical wire form (RFC 4034 section
+ * 6); keyrite hashes it and signs with C_Sign, on as many sessions as there
+ * are workers. CKM_ECDSA gives r || s, which is the DNSSEC signature form
+ * (RFC 6605 section 4). Keys from outside ldns have no flags, owner or key
+ * tag until they are given them (reference section 4). */
 #include "internal.h"
 
+#include <openssl/ecdsa.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SIGNATURE_DAYS 30
+#define MAX_SIGNERS 8
 
-typedef struct zone_keys {
-	kr_hsm *hsm[2];
-	ldns_key_list *keys;
-} zone_keys;
+typedef struct zone_key {
+	kr_hsm *hsm; /* borrowed */
+	kr_hsm_key *hk;
+	ldns_key *key; /* metadata for the RRSIG header: algorithm, tag, owner, times */
+	const EVP_MD *md;
+	size_t half; /* bytes of r and of s */
+} zone_key;
 
 static kr_err open_token(const kr_zone_conf *z, const kr_hsm_opts *hsm, const char *uri,
 			 kr_hsm **out)
@@ -25,54 +35,260 @@ static kr_err open_token(const kr_zone_conf *z, const kr_hsm_opts *hsm, const ch
 	return kr_hsm_open(uri, &o, out);
 }
 
-/* One key: ECDSA P-256 (algorithm 13) or P-384 (14), as RFC 6605 defines. */
-static kr_err zone_key(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16_t flags,
-		       ldns_dnssec_zone *zone, ldns_key **out)
+/* ECDSA P-256 (algorithm 13) or P-384 (14), RFC 6605. */
+static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16_t flags,
+		       ldns_dnssec_zone *zone, zone_key *k)
 {
-	kr_hsm_key *k = NULL;
-	KR_TRY(kr_hsm_key_find(h, uri, &k));
-	kr_key_type t = kr_hsm_key_type(k);
-	EVP_PKEY *evp = NULL;
-	kr_err e = t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384
-			   ? kr_hsm_key_evp(h, k, &evp)
-			   : kr_errf(KR_EINPUT, "%s: a %s key; DNSSEC keys are ec-p256 or ec-p384",
-				     uri, kr_key_type_name(t));
-	kr_hsm_key_free(k);
-	KR_TRY(e);
-	ldns_key *key = ldns_key_new();
-	if (!key) {
-		EVP_PKEY_free(evp);
-		return kr_errf(KR_EINTERNAL, "out of memory");
-	}
-	ldns_key_set_algorithm(key, t == KR_KEY_EC_P256 ? LDNS_SIGN_ECDSAP256SHA256
-							: LDNS_SIGN_ECDSAP384SHA384);
-	ldns_key_set_evp_key(key, evp);
-	ldns_key_set_flags(key, flags);
+	k->hsm = h;
+	KR_TRY(kr_hsm_key_find(h, uri, &k->hk));
+	kr_key_type t = kr_hsm_key_type(k->hk);
+	KR_ENSURE(t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384, KR_EINPUT,
+		  "%s: a %s key; DNSSEC keys are ec-p256 or ec-p384", uri, kr_key_type_name(t));
+	k->md = t == KR_KEY_EC_P256 ? EVP_sha256() : EVP_sha384();
+	k->half = t == KR_KEY_EC_P256 ? 32 : 48;
+	EVP_PKEY *pub = kr_hsm_key_public(k->hk);
+	k->key = ldns_key_new();
+	KR_ENSURE(k->key && EVP_PKEY_up_ref(pub), KR_EINTERNAL, "out of memory");
+	ldns_key_set_algorithm(k->key, t == KR_KEY_EC_P256 ? LDNS_SIGN_ECDSAP256SHA256
+							   : LDNS_SIGN_ECDSAP384SHA384);
+	ldns_key_set_evp_key(k->key, pub); /* the public half, for the DNSKEY record */
+	ldns_key_set_flags(k->key, flags);
 	char apex[260];
 	snprintf(apex, sizeof apex, "%s.", z->apex);
-	ldns_key_set_pubkey_owner(key, ldns_dname_new_frm_str(apex));
+	ldns_key_set_pubkey_owner(k->key, ldns_dname_new_frm_str(apex));
 	time_t now = time(NULL);
-	ldns_key_set_inception(key, (uint32_t)(now - 3600)); /* clocks drift */
-	ldns_key_set_expiration(key, (uint32_t)(now + SIGNATURE_DAYS * 86400));
-	ldns_rr *dnskey = ldns_key2rr(key);
+	ldns_key_set_inception(k->key, (uint32_t)(now - 3600)); /* clocks drift */
+	ldns_key_set_expiration(k->key, (uint32_t)(now + SIGNATURE_DAYS * 86400));
+	ldns_rr *dnskey = ldns_key2rr(k->key);
 	ldns_status st = LDNS_STATUS_MEM_ERR;
 	if (dnskey) {
 		ldns_rr_set_ttl(dnskey, (uint32_t)z->ttl);
-		ldns_key_set_keytag(key, ldns_calc_keytag(dnskey));
+		ldns_key_set_keytag(k->key, ldns_calc_keytag(dnskey));
 		st = ldns_dnssec_zone_add_rr(zone, dnskey);
 	}
-	if (st != LDNS_STATUS_OK) {
+	if (st != LDNS_STATUS_OK)
 		ldns_rr_free(dnskey);
-		ldns_key_deep_free(key);
-		return kr_ldns_err(st, KR_EINTERNAL, "adding the DNSKEY of", uri);
+	return st == LDNS_STATUS_OK ? kr_ok()
+				    : kr_ldns_err(st, KR_EINTERNAL, "adding the DNSKEY of", uri);
+}
+
+static void key_free(zone_key *k)
+{
+	ldns_key_deep_free(k->key); /* and its reference to the public key */
+	kr_hsm_key_free(k->hk);
+	memset(k, 0, sizeof *k);
+}
+
+/* ---- the signatures -------------------------------------------------------------------- */
+
+typedef struct job {
+	ldns_rr_list *rrset; /* canonical and sorted */
+	const zone_key *k;
+	ldns_dnssec_rrs **into;
+	ldns_rr *sig;
+} job;
+
+typedef struct jobs {
+	job *v;
+	size_t n, cap;
+	size_t next; /* shared by the workers */
+	kr_err e;
+	pthread_mutex_t lock;
+} jobs;
+
+/* RFC 4034 section 6.2: canonical form, the RRSIG's original TTL, sorted. */
+static kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single, const zone_key *k,
+		      ldns_dnssec_rrs **into)
+{
+	if (js->n == js->cap) {
+		size_t cap = js->cap ? 2 * js->cap : 4096;
+		job *v = realloc(js->v, cap * sizeof *v);
+		KR_ENSURE(v, KR_EINTERNAL, "out of memory");
+		js->v = v;
+		js->cap = cap;
 	}
-	*out = key;
+	ldns_rr_list *list = ldns_rr_list_new();
+	KR_ENSURE(list, KR_EINTERNAL, "out of memory");
+	for (; rrs; rrs = rrs->next)
+		ldns_rr_list_push_rr(list, ldns_rr_clone(rrs->rr));
+	if (single)
+		ldns_rr_list_push_rr(list, ldns_rr_clone(single));
+	uint32_t ttl = ldns_rr_ttl(ldns_rr_list_rr(list, 0));
+	for (size_t i = 0; i < ldns_rr_list_rr_count(list); i++) {
+		ldns_rr_set_ttl(ldns_rr_list_rr(list, i), ttl);
+		ldns_rr2canonical(ldns_rr_list_rr(list, i));
+	}
+	ldns_rr_list_sort(list);
+	js->v[js->n++] = (job){list, k, into, NULL};
 	return kr_ok();
 }
 
-static void ds(const ldns_key *ksk, ldns_dnssec_zone *zone, kr_publish_summary *sum)
+/* Every RRset with authority: the DNSKEY set by the KSK, the others and
+ * the NSEC3 records by the ZSK; occluded names and below-apex NS sets are
+ * not signed (RFC 4035 section 2.2). */
+static kr_err collect(ldns_dnssec_zone *zone, const zone_key *ksk, const zone_key *zsk, jobs *js)
 {
-	ldns_rr *dnskey = ldns_key2rr(ksk);
+	ldns_dnssec_zone_mark_glue(zone);
+	ldns_rdf *apex = zone->soa->name;
+	for (ldns_rbnode_t *n = ldns_rbtree_first(zone->names); n != LDNS_RBTREE_NULL;
+	     n = ldns_rbtree_next(n)) {
+		ldns_dnssec_name *name = (ldns_dnssec_name *)n->data;
+		if (ldns_dnssec_name_is_glue(name))
+			continue;
+		int at_apex = ldns_dname_compare(name->name, apex) == 0;
+		for (ldns_dnssec_rrsets *s = name->rrsets; s; s = s->next) {
+			if (!s->rrs || (s->type == LDNS_RR_TYPE_NS && !at_apex))
+				continue;
+			const zone_key *k = s->type == LDNS_RR_TYPE_DNSKEY ? ksk : zsk;
+			KR_TRY(add_job(js, s->rrs, NULL, k, &s->signatures));
+		}
+		if (name->nsec)
+			KR_TRY(add_job(js, NULL, name->nsec, zsk, &name->nsec_signatures));
+	}
+	return kr_ok();
+}
+
+static kr_err sign_one(kr_hsm_session *session, job *j)
+{
+	j->sig = ldns_create_empty_rrsig(j->rrset, j->k->key);
+	ldns_buffer *buf = ldns_buffer_new(512);
+	KR_ENSURE(j->sig && buf, KR_EINTERNAL, "out of memory");
+	ldns_status st = ldns_rrsig2buffer_wire(buf, j->sig);
+	if (st == LDNS_STATUS_OK)
+		st = ldns_rr_list2buffer_wire(buf, j->rrset);
+	uint8_t d[EVP_MAX_MD_SIZE], der[KR_HSM_MAX_SIG], raw[96] = {0};
+	unsigned dlen = 0;
+	size_t derlen = 0;
+	kr_err e = st == LDNS_STATUS_OK ? kr_ok() : kr_ldns_err(st, KR_EINTERNAL, "RRSIG", NULL);
+	if (!kr_failed(&e) && !EVP_Digest(ldns_buffer_begin(buf), ldns_buffer_position(buf), d,
+					  &dlen, j->k->md, NULL))
+		e = kr_err_ossl(KR_EINTERNAL, "hashing an RRset");
+	ldns_buffer_free(buf);
+	if (!kr_failed(&e))
+		e = kr_hsm_sign(session, j->k->hk, KR_SIG_ECDSA, j->k->md, d, dlen, der, &derlen);
+	KR_TRY(e);
+	/* kr_hsm_sign gives the X.509 form; DNSSEC wants r || s, each padded */
+	const unsigned char *p = der;
+	ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+	int ok = es && BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)j->k->half) > 0 &&
+		 BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + j->k->half, (int)j->k->half) > 0;
+	ECDSA_SIG_free(es);
+	KR_OSSL(ok, KR_EINTERNAL, "the token's ECDSA signature");
+	ldns_rr_rrsig_set_sig(j->sig,
+			      ldns_rdf_new_frm_data(LDNS_RDF_TYPE_B64, 2 * j->k->half, raw));
+	return kr_ok();
+}
+
+typedef struct worker {
+	jobs *js;
+	kr_hsm_session *session;
+} worker;
+
+static void *work(void *arg)
+{
+	worker *w = arg;
+	jobs *js = w->js;
+	for (;;) {
+		size_t i = __atomic_fetch_add(&js->next, 1, __ATOMIC_RELAXED);
+		if (i >= js->n)
+			break;
+		if (js->v[i].sig)
+			continue; /* the KSK's, done already */
+		kr_err e = sign_one(w->session, &js->v[i]);
+		if (kr_failed(&e)) {
+			pthread_mutex_lock(&js->lock);
+			if (!kr_failed(&js->e))
+				js->e = e;
+			pthread_mutex_unlock(&js->lock);
+			__atomic_store_n(&js->next, js->n, __ATOMIC_RELAXED); /* stop the others */
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* The ZSK's work on a session per core (the DNSKEY set, the KSK's, is in
+ * the list too: its token may differ, so it is signed here first). */
+static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
+{
+	for (size_t i = 0; i < js->n; i++)
+		if (js->v[i].k == ksk)
+			KR_TRY(sign_one(kr_hsm_main_session(ksk->hsm), &js->v[i]));
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = cores < 1 ? 1 : cores > MAX_SIGNERS ? MAX_SIGNERS : (int)cores;
+	worker w[MAX_SIGNERS];
+	pthread_t t[MAX_SIGNERS];
+	int started[MAX_SIGNERS] = {0};
+	kr_err e = kr_ok();
+	for (int i = 0; i < n && !kr_failed(&e); i++) {
+		w[i] = (worker){js, NULL};
+		e = kr_hsm_session_open(zsk->hsm, &w[i].session);
+		if (!kr_failed(&e) && i > 0)
+			started[i] = pthread_create(&t[i], NULL, work, &w[i]) == 0;
+	}
+	if (!kr_failed(&e))
+		work(&w[0]);
+	for (int i = 1; i < n; i++)
+		if (started[i])
+			pthread_join(t[i], NULL);
+	for (int i = 0; i < n; i++)
+		kr_hsm_session_close(w[i].session);
+	KR_TRY(e);
+	return js->e;
+}
+
+static kr_err attach(jobs *js)
+{
+	for (size_t i = 0; i < js->n; i++) {
+		job *j = &js->v[i];
+		KR_ENSURE(j->sig, KR_EINTERNAL, "an RRset was left unsigned");
+		if (!*j->into) {
+			*j->into = ldns_dnssec_rrs_new();
+			KR_ENSURE(*j->into, KR_EINTERNAL, "out of memory");
+			(*j->into)->rr = j->sig;
+		} else if (ldns_dnssec_rrs_add_rr(*j->into, j->sig) != LDNS_STATUS_OK) {
+			return kr_errf(KR_EINTERNAL, "attaching a signature");
+		}
+		j->sig = NULL;
+	}
+	return kr_ok();
+}
+
+static void jobs_free(jobs *js)
+{
+	for (size_t i = 0; i < js->n; i++) {
+		ldns_rr_list_deep_free(js->v[i].rrset);
+		ldns_rr_free(js->v[i].sig);
+	}
+	free(js->v);
+	pthread_mutex_destroy(&js->lock);
+}
+
+/* NSEC3 without iterations or salt (RFC 9276 section 3.1), or NSEC. */
+static kr_err chain(ldns_dnssec_zone *zone, const kr_zone_conf *z, ldns_rr_list *added)
+{
+	ldns_status st;
+	if (z->nsec3) {
+		char text[300];
+		snprintf(text, sizeof text, "%s. 0 IN NSEC3PARAM 1 0 0 -", z->apex);
+		ldns_rr *param = NULL;
+		st = ldns_rr_new_frm_str(&param, text, 0, NULL, NULL);
+		if (st == LDNS_STATUS_OK)
+			st = ldns_dnssec_zone_add_rr(zone, param);
+		/* RFC 5155 section 7.1: empty non-terminals get NSEC3 records too */
+		if (st == LDNS_STATUS_OK)
+			st = ldns_dnssec_zone_add_empty_nonterminals(zone);
+		if (st == LDNS_STATUS_OK)
+			st = ldns_dnssec_zone_create_nsec3s(zone, added, LDNS_SHA1, 0, 0, 0, NULL);
+	} else {
+		st = ldns_dnssec_zone_create_nsecs(zone, added);
+	}
+	return st == LDNS_STATUS_OK ? kr_ok() : kr_ldns_err(st, KR_EINPUT, "the NSEC chain", NULL);
+}
+
+static void ds(const zone_key *ksk, kr_publish_summary *sum)
+{
+	ldns_rr *dnskey = ldns_key2rr(ksk->key);
 	ldns_hash hashes[] = {LDNS_SHA256, LDNS_SHA384};
 	for (int i = 0; dnskey && i < 2; i++) {
 		ldns_rr *d = ldns_key_rr2ds(dnskey, hashes[i]);
@@ -85,26 +301,35 @@ static void ds(const ldns_key *ksk, ldns_dnssec_zone *zone, kr_publish_summary *
 		ldns_rr_free(d);
 	}
 	ldns_rr_free(dnskey);
-	(void)zone;
 }
 
-static kr_err sign(ldns_dnssec_zone *zone, ldns_key_list *keys, int nsec3)
+static kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh, ldns_dnssec_zone *zone,
+			kr_publish_summary *sum)
 {
+	zone_key ksk = {0}, zsk = {0};
+	jobs js = {.e = kr_ok()};
+	pthread_mutex_init(&js.lock, NULL);
 	ldns_rr_list *added = ldns_rr_list_new();
-	KR_ENSURE(added, KR_EINTERNAL, "out of memory");
-	/* NSEC3 without iterations or salt (RFC 9276 section 3.1), or NSEC */
-	ldns_status st =
-		nsec3 ? ldns_dnssec_zone_sign_nsec3(zone, added, keys,
-						    ldns_dnssec_default_replace_signatures, NULL,
-						    LDNS_SHA1, 0, 0, 0, NULL)
-		      : ldns_dnssec_zone_sign(zone, added, keys,
-					      ldns_dnssec_default_replace_signatures, NULL);
-	ldns_rr_list_free(added);
-	unsigned long ossl = ERR_peek_error();
-	KR_ENSURE(st == LDNS_STATUS_OK, KR_EHSM, "signing the zone: %s%s%s",
-		  ldns_get_errorstr_by_id(st), ossl ? ": " : "",
-		  ossl ? ERR_reason_error_string(ossl) : "");
-	return kr_ok();
+	/* flags 257: zone key and secure entry point; 256: zone key (RFC 4034 2.1.1) */
+	kr_err e = added ? key_load(kh, z->ksk_uri, z, 257, zone, &ksk)
+			 : kr_errf(KR_EINTERNAL, "out of memory");
+	if (!kr_failed(&e))
+		e = key_load(zh, z->zsk_uri, z, 256, zone, &zsk);
+	if (!kr_failed(&e))
+		e = chain(zone, z, added);
+	if (!kr_failed(&e))
+		e = collect(zone, &ksk, &zsk, &js);
+	if (!kr_failed(&e))
+		e = sign_all(&js, &ksk, &zsk);
+	if (!kr_failed(&e))
+		e = attach(&js);
+	if (!kr_failed(&e))
+		ds(&ksk, sum);
+	jobs_free(&js);
+	ldns_rr_list_free(added); /* the NSEC3 records belong to the zone */
+	key_free(&zsk);
+	key_free(&ksk);
+	return e;
 }
 
 kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
@@ -112,31 +337,17 @@ kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnsse
 {
 	KR_ENSURE(z->ksk_uri[0] && z->zsk_uri[0], KR_EUSAGE,
 		  "zone %s: --sign needs ksk_uri and zsk_uri in [zone_%s]", z->apex, z->name);
+	KR_ENSURE(zone->soa, KR_EINPUT, "zone %s: signing needs the SOA", z->apex);
 	char ksk_token[33], zsk_token[33];
 	KR_TRY(kr_hsm_uri_token_label(z->ksk_uri, ksk_token));
 	KR_TRY(kr_hsm_uri_token_label(z->zsk_uri, zsk_token));
-	zone_keys k = {{NULL, NULL}, ldns_key_list_new()};
-	KR_ENSURE(k.keys, KR_EINTERNAL, "out of memory");
-	ldns_key *ksk = NULL, *zsk = NULL;
-	kr_err e = open_token(z, hsm, z->ksk_uri, &k.hsm[0]);
+	kr_hsm *kh = NULL, *zh = NULL;
+	kr_err e = open_token(z, hsm, z->ksk_uri, &kh);
 	if (!kr_failed(&e) && strcmp(ksk_token, zsk_token) != 0)
-		e = open_token(z, hsm, z->zsk_uri, &k.hsm[1]);
-	kr_hsm *zh = k.hsm[1] ? k.hsm[1] : k.hsm[0];
-	/* flags 257: zone key and secure entry point; 256: zone key (RFC 4034 2.1.1) */
+		e = open_token(z, hsm, z->zsk_uri, &zh);
 	if (!kr_failed(&e))
-		e = zone_key(k.hsm[0], z->ksk_uri, z, 257, zone, &ksk);
-	if (!kr_failed(&e))
-		ldns_key_list_push_key(k.keys, ksk);
-	if (!kr_failed(&e))
-		e = zone_key(zh, z->zsk_uri, z, 256, zone, &zsk);
-	if (!kr_failed(&e))
-		ldns_key_list_push_key(k.keys, zsk);
-	if (!kr_failed(&e))
-		e = sign(zone, k.keys, z->nsec3);
-	if (!kr_failed(&e))
-		ds(ksk, zone, sum);
-	ldns_key_list_free(k.keys); /* the keys, EVP_PKEYs and their sessions with them */
-	kr_hsm_close(k.hsm[1]);
-	kr_hsm_close(k.hsm[0]);
+		e = sign_zone(z, kh, zh ? zh : kh, zone, sum);
+	kr_hsm_close(zh);
+	kr_hsm_close(kh);
 	return e;
 }
