@@ -101,8 +101,22 @@ cat "$D/ceremony/firmware-signer.pem" subca-devices.pem >"$D/firmware-chain.pem"
 "$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
 	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
 
+say "Publication: every meter's TLSA record, the root, the CA files; DNSSEC with keys on the token"
+for k in ksk zsk; do
+	"$K" hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
+		--pin-file "$D/user.pin" >/dev/null
+done
+"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin"
+named-checkzone iotregistry.ca "$D/dns/iotregistry.ca.zone" | tail -1
+ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1
+grep -m1 '_device.*TLSA' "$D/dns/iotregistry.ca.zone"
+ls "$D/dns/.well-known/ca"
+grep -q "1000000000000007._device.*TLSA" "$D/dns/iotregistry.ca.zone" &&
+	{ echo "the stolen meter is published"; exit 1; } || echo "the stolen meter (revoked) is not published"
+"$K" publish check --zone "$D/dns/iotregistry.ca.zone"
+
 say "The audit log: hash chain and CA-signed checkpoints"
 "$K" audit verify
 
 echo
-echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (device certificates), $D/firmware (signed firmware)"
+echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (device certificates), $D/firmware (signed firmware), $D/dns (zone and .well-known)"
