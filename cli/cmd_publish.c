@@ -58,7 +58,7 @@ static int cmd_check(int argc, char **argv)
 	kr_config *cfg = NULL;
 	kr_store *store = NULL;
 	const kr_zone_conf *z = NULL;
-	kr_check_summary sum;
+	kr_check_summary sum = {0};
 	kr_err e = kr_cli_open(config, 0, &cfg, &store);
 	if (!kr_failed(&e))
 		e = kr_config_zone(cfg, apex, &z);
@@ -108,7 +108,7 @@ int kr_cmd_publish(int argc, char **argv)
 	kr_config *cfg = NULL;
 	kr_store *store = NULL;
 	const kr_zone_conf *z = NULL;
-	kr_publish_summary sum;
+	kr_publish_summary sum = {0};
 	kr_err e = kr_cli_open(config, 0, &cfg, &store);
 	if (!kr_failed(&e))
 		e = kr_config_zone(cfg, zone, &z);

@@ -58,7 +58,7 @@ static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16
 	ldns_key_set_pubkey_owner(k->key, ldns_dname_new_frm_str(apex));
 	time_t now = time(NULL);
 	ldns_key_set_inception(k->key, (uint32_t)(now - 3600)); /* clocks drift */
-	ldns_key_set_expiration(k->key, (uint32_t)(now + SIGNATURE_DAYS * 86400));
+	ldns_key_set_expiration(k->key, (uint32_t)(now + (time_t)SIGNATURE_DAYS * 86400));
 	ldns_rr *dnskey = ldns_key2rr(k->key);
 	ldns_status st = LDNS_STATUS_MEM_ERR;
 	if (dnskey) {
