@@ -72,7 +72,7 @@ Test(fw, streamed_output_is_exclusive_and_leaves_nothing_on_abort)
 	KR_ASSERT_ERR(kr_fs_out_open(&o, path, 0644), KR_EEXIST, "already exists");
 }
 
-Test(fw, format_1_store_gains_firmware_table_and_checkpoint_signer)
+Test(fw, format_1_store_gains_the_format_2_tables)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/old.db", kr_test_dir());
@@ -82,7 +82,8 @@ Test(fw, format_1_store_gains_firmware_table_and_checkpoint_signer)
 	sqlite3 *db = NULL;
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	cr_assert(sqlite3_exec(db,
-			       "DROP TABLE firmware; ALTER TABLE checkpoint DROP COLUMN signer;"
+			       "DROP TABLE firmware; DROP TABLE published;"
+			       " ALTER TABLE checkpoint DROP COLUMN signer;"
 			       " PRAGMA user_version = 1",
 			       NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
@@ -102,6 +103,8 @@ Test(fw, format_1_store_gains_firmware_table_and_checkpoint_signer)
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
 		  SQLITE_OK);
+	sqlite3_finalize(st);
+	cr_assert(sqlite3_prepare_v2(db, "SELECT zone FROM published", -1, &st, NULL) == SQLITE_OK);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
