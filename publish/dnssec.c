@@ -74,7 +74,8 @@ static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16
 
 static void key_free(zone_key *k)
 {
-	ldns_key_deep_free(k->key); /* and its reference to the public key */
+	if (k->key)
+		ldns_key_deep_free(k->key); /* and its reference to the public key */
 	kr_hsm_key_free(k->hk);
 	memset(k, 0, sizeof *k);
 }

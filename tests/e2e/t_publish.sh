@@ -103,18 +103,13 @@ test_publish_signed_zone_verifies_and_gives_the_ds() {
 		--list-objects --type privkey 2>/dev/null | grep -A3 'iotregistry-ksk' | grep -q 'never extractable'
 }
 
-# A free TCP and UDP port on 127.0.0.1.
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 20); do
-		! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q . && { echo "$p"; return; }
-	done
-	fail "no free port"
-}
-
-# nsd_start ZONEFILE: NSD serving iotregistry.ca from ZONEFILE on $PORT.
+# nsd_start ZONEFILE: NSD serving iotregistry.ca from ZONEFILE on 127.0.0.1,
+# on a random free port ($PORT); ready when drill gets the SOA.
 nsd_start() {
-	cat >"$T/nsd.conf" <<EOC
+	local try
+	for try in 1 2 3 4 5 6 7 8; do
+		PORT=$(shuf -i 20000-60000 -n 1)
+		cat >"$T/nsd.conf" <<EOC
 server:
   ip-address: 127.0.0.1@$PORT
   zonesdir: "$T"
@@ -131,10 +126,13 @@ zone:
   name: iotregistry.ca
   zonefile: "$1"
 EOC
-	nsd -c "$T/nsd.conf"
-	for _ in $(seq 50); do
-		[ -n "$(ss -Hlnu "sport = :$PORT")" ] && return
-		sleep 0.1
+		rm -f "$T/nsd.pid"
+		nsd -c "$T/nsd.conf" || continue
+		for _ in $(seq 30); do
+			drill -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null | grep -q 'rcode: NOERROR' && return
+			sleep 0.1
+		done
+		nsd_stop # the port was taken, or it is slow: another port
 	done
 	cat "$T/nsd.log" >&2
 	fail "nsd did not start"
@@ -147,7 +145,6 @@ nsd_stop() {
 
 test_publish_check_against_nsd_then_stale_after_revocation() {
 	pub_setup 10
-	PORT=$(free_port)
 	trap 'nsd_stop; teardown' EXIT
 	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
 	mkdir "$T/served"
@@ -179,7 +176,7 @@ test_publish_check_against_nsd_then_stale_after_revocation() {
 	expect 8 "2 problem(s)" kr publish check --config "$T/ca/keyrite.cnf" --zone "$T/iotregistry.ca.zone"
 	grep -q "^stale ghost._device.iotregistry.ca. TLSA .*: no valid certificate in the store" "$T/expect.out"
 	grep -q "^mismatch .*: published 3 1 1 ffff" "$T/expect.out"
-	# the server, reloaded with the new zone, matches again
+	# the server, restarted with the new zone, matches again
 	nsd_stop
 	nsd_start "$T/pub/iotregistry.ca.zone"
 	has "10 expected, 10 match, 0 missing, 0 mismatched, 0 stale" \
