@@ -176,7 +176,7 @@ static kr_err certificate(const char *ca, const uint8_t *serial, size_t len, voi
 	char hex[41];
 	kr_hex_upper(serial, len < 20 ? len : 20, hex);
 	snprintf(k.key, sizeof k.key, "%s:%s", ca, hex);
-	if (!bsearch(&k, w->issues, w->nissues, sizeof *w->issues, cmp_issued))
+	if (!w->nissues || !bsearch(&k, w->issues, w->nissues, sizeof *w->issues, cmp_issued))
 		problem(w, "certificate %s of CA %s has no audit entry (an entry was deleted)", hex,
 			ca);
 	return kr_ok();
@@ -192,7 +192,8 @@ kr_err kr_audit_verify(kr_store *s, FILE *report)
 	if (!kr_failed(&e))
 		e = kr_store_checkpoints(s, checkpoint, &w);
 	if (!kr_failed(&e)) {
-		qsort(w.issues, w.nissues, sizeof *w.issues, cmp_issued);
+		if (w.nissues > 1)
+			qsort(w.issues, w.nissues, sizeof *w.issues, cmp_issued);
 		e = kr_store_issued_serials(s, certificate, &w);
 	}
 	free(w.hashes);

@@ -77,7 +77,13 @@ static int by_key_only(const void *a, const void *b)
 
 static const entry *find(const set *s, const entry *k, int exact)
 {
-	return bsearch(k, s->v, s->n, sizeof *s->v, exact ? by_key : by_key_only);
+	return s->n ? bsearch(k, s->v, s->n, sizeof *s->v, exact ? by_key : by_key_only) : NULL;
+}
+
+static void sort(set *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof *s->v, by_key);
 }
 
 static kr_err expect(const kr_rec *r, void *arg)
@@ -186,7 +192,7 @@ static kr_err from_server(check *c, const char *server)
 	kr_err e = kr_ok();
 	set *sets[] = {&c->expected, &c->forbidden};
 	for (int s = 0; s < 2 && !kr_failed(&e); s++) {
-		qsort(sets[s]->v, sets[s]->n, sizeof *sets[s]->v, by_key);
+		sort(sets[s]);
 		for (size_t i = 0; i < sets[s]->n && !kr_failed(&e); i++) {
 			const entry *k = &sets[s]->v[i];
 			int done = (i > 0 && strcmp(sets[s]->v[i - 1].key, k->key) == 0) ||
@@ -204,9 +210,9 @@ static kr_err from_server(check *c, const char *server)
 static void compare(check *c)
 {
 	set *ex = &c->expected, *fb = &c->forbidden, *pb = &c->published;
-	qsort(ex->v, ex->n, sizeof *ex->v, by_key);
-	qsort(fb->v, fb->n, sizeof *fb->v, by_key);
-	qsort(pb->v, pb->n, sizeof *pb->v, by_key);
+	sort(ex);
+	sort(fb);
+	sort(pb);
 	c->sum->expected = (long)ex->n;
 	for (size_t i = 0; i < ex->n; i++) {
 		const entry *e = &ex->v[i], *got = find(pb, e, 1), *other = find(pb, e, 0);

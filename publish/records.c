@@ -6,6 +6,7 @@
 #include "../util/cleanup.h"
 
 #include <openssl/core_names.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <string.h>
 #include <strings.h>
@@ -207,9 +208,14 @@ static kr_err roots(gen *g)
 	kr_err e = kr_ok();
 	for (int i = 0; !kr_failed(&e) && i < kr_config_ncas(g->cfg); i++) {
 		const kr_ca_conf *ca = kr_config_ca_at(g->cfg, i);
-		KR_AUTO(BIO) bio = BIO_new_file(ca->chain[0] ? ca->chain : ca->certificate, "r");
+		const char *path = ca->chain[0] ? ca->chain : ca->certificate;
+		KR_AUTO(BIO) bio = BIO_new_file(path, "r");
+		if (!bio) {
+			e = kr_err_ossl(KR_EIO, "%s: cannot open", path);
+			break;
+		}
 		X509 *x;
-		while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 			int root = X509_check_issued(x, x) == X509_V_OK, dup = 0;
 			for (int j = 0; j < sk_X509_num(seen); j++)
 				dup |= X509_cmp(x, sk_X509_value(seen, j)) == 0;
