@@ -14,7 +14,7 @@ typedef struct kr_rec {
 	kr_rec_kind kind;
 	int live;
 	const char *why;  /* when not live: "revoked", "expired" */
-	const char *what; /* "device ID serial S", "server HOST serial S", "root" */
+	const char *what; /* "device ID serial S", "server HOST", "root" */
 	ldns_rr *rr;      /* borrowed for the callback */
 } kr_rec;
 
