@@ -171,7 +171,8 @@ test_mcuboot_every_key_type_verifies_by_region_slicing() {
 	krfw --signer firmware "${raw[@]}" --out "$T/signed" "$T/app.bin" 2>/dev/null
 	mcu_check "$T/signed/app.signed.bin" firmware
 	[ "$(le "$T/signed/app.signed.bin" 4 4)" -eq $((0x8000)) ]
-	[ "$(le "$T/signed/app.signed.bin" 20 1)" -eq 1 ] && [ "$(le "$T/signed/app.signed.bin" 24 4)" -eq 4 ]
+	[ "$(le "$T/signed/app.signed.bin" 20 1)" -eq 1 ] || fail "major version"
+	[ "$(le "$T/signed/app.signed.bin" 24 4)" -eq 4 ] || fail "build number"
 	cmp <(tail -c +513 "$T/region.bin") "$T/app.bin"
 	has "version 1.2.3+4" kr fw verify --format mcuboot --root "$T/ca/root.pem" \
 		--cert "$T/firmware-chain.pem" --expect-version 1.2.3+4 "$T/signed/app.signed.bin"
@@ -291,7 +292,8 @@ test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
 	local st=0
 	krfw --signer firmware --out "$T/signed" "$T/fw.bin" "$T/nope.bin" "$T/fw2.bin" 2>"$T/err" || st=$?
 	[ $st -eq 1 ] || fail "batch exit $st"
-	grep -q "nope.bin: cannot open" "$T/err" && grep -q "2 signed, 1 failed" "$T/err"
+	grep -q "nope.bin: cannot open" "$T/err" || fail "no message for the missing image"
+	grep -q "2 signed, 1 failed" "$T/err" || fail "no batch summary"
 	assert_exists "$T/signed/fw.bin.p7s" "$T/signed/fw2.bin.p7s"
 	st=0
 	krfw --signer firmware --out "$T/signed" "$T/nope.bin" "$T/empty.bin" 2>/dev/null || st=$?
@@ -303,7 +305,8 @@ test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 	# the certificate of another key
 	kr hsm keygen "pkcs11:token=keyrite-devices;object=other" --type ec-p256 --pin-file "$T/pin" >/dev/null
 	kr hsm csr "pkcs11:token=keyrite-devices;object=other" --cn other --out "$T/other.csr" --pin-file "$T/pin" >/dev/null
-	mkdir "$T/o" && kri firmware_signer --out "$T/o" "$T/other.csr" 2>/dev/null
+	mkdir "$T/o"
+	kri firmware_signer --out "$T/o" "$T/other.csr" 2>/dev/null
 	cp "$T/ca/firmware-signer.pem" "$T/firmware.pem.good"
 	cp "$(ls "$T"/o/*.pem | grep -v chain.pem)" "$T/ca/firmware-signer.pem"
 	expect 8 "the key on the token is not the key of" krfw --signer firmware --out "$T/signed" "$T/fw.bin"

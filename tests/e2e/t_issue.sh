@@ -212,7 +212,8 @@ test_full_disk_stops_cleanly_with_work_committed() {
 test_read_only_output_directory_refused_before_signing() {
 	ca_setup
 	mkdir "$T/ro"
-	mount --bind "$T/ro" "$T/ro" && mount -o remount,ro,bind "$T/ro"
+	mount --bind "$T/ro" "$T/ro"
+	mount -o remount,ro,bind "$T/ro"
 	trap 'umount "$T/ro" 2>/dev/null || true; teardown' EXIT
 	mkcsr --manifest 5 >"$T/m.csv"
 	expect 7 "Read-only file system" kri device --out "$T/ro" "$T/m.csv"

@@ -71,7 +71,8 @@ test_publish_zone_accepted_by_bind_knot_ldns_dane_and_tlsa() {
 		steps=$((steps + 1))
 		[ $steps -lt 5 ] || fail "no root after 5 steps"
 	done
-	[ $steps -eq 2 ] && cmp <(openssl x509 -in "$cur" -outform DER) <(openssl x509 -in "$T/ca/root.pem" -outform DER)
+	[ $steps -eq 2 ] || fail "$steps steps to the root, expected 2"
+	cmp <(openssl x509 -in "$cur" -outform DER) <(openssl x509 -in "$T/ca/root.pem" -outform DER)
 	# publishing again replaces the zone atomically and keeps the same CA files
 	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
 	[ "$(ls "$T/pub/.well-known/ca" | wc -l)" -eq 2 ]
@@ -91,7 +92,8 @@ test_publish_signed_zone_verifies_and_gives_the_ds() {
 	named-checkzone iotregistry.ca "$zone" >/dev/null
 	kzonecheck -o iotregistry.ca "$zone" >/dev/null
 	grep -q 'NSEC3PARAM	1 0 0 -' "$zone" || fail "NSEC3 not with 0 iterations and no salt"
-	grep -q 'DNSKEY	257 3 13 ' "$zone" && grep -q 'DNSKEY	256 3 13 ' "$zone"
+	grep -q 'DNSKEY	257 3 13 ' "$zone" || fail "no KSK"
+	grep -q 'DNSKEY	256 3 13 ' "$zone" || fail "no ZSK"
 	# the DS printed is the KSK's, as dnssec-dsfromkey computes it
 	grep -q "DS for the parent: iotregistry.ca.	3600	IN	DS	[0-9]* 13 2 " "$T/out.txt"
 	grep 'DNSKEY	257' "$zone" >"$T/ksk.key"
@@ -166,7 +168,8 @@ test_publish_check_against_nsd_then_stale_after_revocation() {
 	krp --zone iotregistry.ca --out "$T/pub" --soa --changes "$T/changes.txt" >/dev/null
 	[ "$(grep -c '^update' "$T/changes.txt")" -eq 1 ]
 	grep -q "^update delete $owner\. TLSA 3 1 1 " "$T/changes.txt"
-	head -1 "$T/changes.txt" | grep -qx 'zone iotregistry.ca.' && tail -1 "$T/changes.txt" | grep -qx send
+	[ "$(head -1 "$T/changes.txt")" = "zone iotregistry.ca." ] || fail "changes: no zone line"
+	[ "$(tail -1 "$T/changes.txt")" = send ] || fail "changes: no send"
 	expect 6 "already exists" krp --zone iotregistry.ca --out "$T/pub" --changes "$T/changes.txt"
 	# a record the store does not know, and a mismatch, are reported too
 	cp "$T/pub/iotregistry.ca.zone" "$T/edited.zone"
@@ -207,6 +210,6 @@ test_publish_bad_input_one_message_and_no_half_zone() {
 	# a store in which no CA was ever registered
 	sed -e "s|^store *=.*|store = $T/empty.db|" -e "s|^certificate *= subca-devices.pem|certificate = missing.pem|" \
 		"$T/good.cnf" >"$T/ca/empty.cnf"
-	kri device --config "$T/ca/empty.cnf" "$T/m.csv" >/dev/null 2>&1 || true
+	expect 7 "missing.pem: cannot open" kri device --config "$T/ca/empty.cnf" "$T/m.csv"
 	expect 3 "the store has no CA yet" kr publish --config "$T/ca/empty.cnf" --zone iotregistry.ca --out "$T/pub"
 }
