@@ -132,21 +132,22 @@ kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
  * create-then-unlink churn that slows its inode allocator. Where O_TMPFILE
  * is not supported, a hidden temporary name that is plainly keyrite's
  * (kr_fs_clean_temps removes those a killed run left) takes its place. */
-kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
+static kr_err open_unnamed(kr_fs_out *o, const char *path, unsigned mode, int exclusive)
 {
 	memset(o, 0, sizeof *o);
 	o->fd = -1;
 	o->mode = mode;
 	KR_ENSURE(snprintf(o->path, sizeof o->path, "%s", path) < (int)sizeof o->path, KR_EIO,
 		  "%s: path too long", path);
-	KR_TRY(kr_fs_must_not_exist(path));
+	if (exclusive)
+		KR_TRY(kr_fs_must_not_exist(path));
 	char dir[4096];
 	kr_fs_dirname(path, dir, sizeof dir);
 	o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-		KR_ENSURE(snprintf(o->tmp, sizeof o->tmp, "%s/.%s" KR_FS_TEMP "XXXXXX", dir, base) <
-				  (int)sizeof o->tmp,
+		KR_ENSURE(snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "XXXXXX", dir,
+				   base) < (int)sizeof o->tmp,
 			  KR_EIO, "%s: path too long", path);
 		o->fd = mkostemp(o->tmp, O_CLOEXEC);
 		if (o->fd < 0)
@@ -154,6 +155,11 @@ kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
 	}
 	KR_ENSURE(o->fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
 	return kr_ok();
+}
+
+kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
+{
+	return open_unnamed(o, path, mode, 1);
 }
 
 kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len)
@@ -251,23 +257,7 @@ kr_err kr_fs_out_commit_replace(kr_fs_out *o)
 
 kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
 {
-	memset(o, 0, sizeof *o);
-	o->fd = -1;
-	o->mode = mode;
-	KR_ENSURE(snprintf(o->path, sizeof o->path, "%s", path) < (int)sizeof o->path, KR_EIO,
-		  "%s: path too long", path);
-	char dir[4096];
-	kr_fs_dirname(path, dir, sizeof dir);
-	o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-	if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-		snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "XXXXXX", dir, base);
-		o->fd = mkostemp(o->tmp, O_CLOEXEC);
-		if (o->fd < 0)
-			o->tmp[0] = '\0';
-	}
-	KR_ENSURE(o->fd >= 0, KR_EIO, "%s: cannot create: %s", path, strerror(errno));
-	return kr_ok();
+	return open_unnamed(o, path, mode, 0);
 }
 
 static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
