@@ -24,18 +24,24 @@ static kr_err read_certs(const char *path, STACK_OF(X509) * *out)
 	return kr_ok();
 }
 
+kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
+			     const kr_hsm_opts *opts, X509 *cert, const char *who, kr_hsm **h,
+			     kr_hsm_key **k)
+{
+	kr_hsm_opts o = kr_hsm_opts_pin(opts, pin_file, pin_env);
+	KR_TRY(kr_hsm_open(uri, &o, h));
+	KR_TRY(kr_hsm_key_find(*h, uri, k));
+	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(*k), X509_get0_pubkey(cert)) == 1, KR_EVERIFY,
+		  "%s: the key on the token is not the key of its certificate", who);
+	return kr_ok();
+}
+
 static kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
 {
-	kr_hsm_opts o = opts ? *opts : (kr_hsm_opts){0};
-	if (a->conf->pin_file[0] || a->conf->pin_env[0]) {
-		o.pin.file = a->conf->pin_file[0] ? a->conf->pin_file : NULL;
-		o.pin.env = a->conf->pin_env[0] ? a->conf->pin_env : NULL;
-	}
-	KR_TRY(kr_hsm_open(a->conf->uri, &o, &a->hsm));
-	KR_TRY(kr_hsm_key_find(a->hsm, a->conf->uri, &a->key));
-	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(a->key), X509_get0_pubkey(a->cert)) == 1,
-		  KR_EVERIFY, "CA '%s': the key on the token is not the key of %s", a->conf->name,
-		  a->conf->certificate);
+	char who[PATH_MAX + 80];
+	snprintf(who, sizeof who, "CA '%s' (%s)", a->conf->name, a->conf->certificate);
+	KR_TRY(kr_authority_key_open(a->conf->uri, a->conf->pin_file, a->conf->pin_env, opts,
+				     a->cert, who, &a->hsm, &a->key));
 	return kr_signer_init(&a->signer, a->hsm, a->key, a->conf->rsa_pss);
 }
 

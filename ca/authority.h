@@ -24,6 +24,13 @@ kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_o
 			 int with_key, kr_authority *out);
 void kr_authority_close(kr_authority *a);
 
+/* The key at uri, logged in with the PIN from pin_file or pin_env if the
+ * configuration gives one (else opts'), which must be cert's key; who
+ * ("CA 'devices'") names it in errors. */
+kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
+			     const kr_hsm_opts *opts, X509 *cert, const char *who, kr_hsm **h,
+			     kr_hsm_key **k);
+
 /* Signs the audit chain's head with the CA key and records the checkpoint
  * (inside the caller's transaction). */
 kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);

@@ -69,16 +69,10 @@ static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr
 
 static kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc, const kr_hsm_opts *opts)
 {
-	kr_hsm_opts o = opts ? *opts : (kr_hsm_opts){0};
-	if (sc->pin_file[0] || sc->pin_env[0]) {
-		o.pin.file = sc->pin_file[0] ? sc->pin_file : NULL;
-		o.pin.env = sc->pin_env[0] ? sc->pin_env : NULL;
-	}
-	KR_TRY(kr_hsm_open(sc->uri, &o, &s->hsm));
-	KR_TRY(kr_hsm_key_find(s->hsm, sc->uri, &s->key));
-	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(s->key), X509_get0_pubkey(s->cert)) == 1,
-		  KR_EVERIFY, "signer '%s': the key on the token is not the key of %s", s->name,
-		  sc->certificate);
+	char who[PATH_MAX + 80];
+	snprintf(who, sizeof who, "signer '%s' (%s)", s->name, sc->certificate);
+	KR_TRY(kr_authority_key_open(sc->uri, sc->pin_file, sc->pin_env, opts, s->cert, who,
+				     &s->hsm, &s->key));
 	s->type = kr_hsm_key_type(s->key);
 	if (s->type != KR_KEY_ED25519)
 		KR_TRY(kr_hsm_key_evp(s->hsm, s->key, &s->evp));

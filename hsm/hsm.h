@@ -64,6 +64,9 @@ typedef struct kr_hsm_opts {
  * $KEYRITE_PKCS11_MODULE, else SoftHSM's. Exactly one initialized token must
  * match the URI. */
 kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out);
+/* opts (or none) with the PIN source a configuration names, a file or a
+ * variable ("" for none), in place of the command line's. */
+kr_hsm_opts kr_hsm_opts_pin(const kr_hsm_opts *opts, const char *pin_file, const char *pin_env);
 
 /* The token label a URI names ("" if none). */
 kr_err kr_hsm_uri_token_label(const char *uri, char out[33]);

@@ -96,3 +96,13 @@ kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const c
 	}
 	return prompt_pin(what, buf, bufsz);
 }
+
+kr_hsm_opts kr_hsm_opts_pin(const kr_hsm_opts *opts, const char *pin_file, const char *pin_env)
+{
+	kr_hsm_opts o = opts ? *opts : (kr_hsm_opts){0};
+	if ((pin_file && pin_file[0]) || (pin_env && pin_env[0])) {
+		o.pin.file = pin_file && pin_file[0] ? pin_file : NULL;
+		o.pin.env = pin_env && pin_env[0] ? pin_env : NULL;
+	}
+	return o;
+}

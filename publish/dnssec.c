@@ -24,17 +24,6 @@ typedef struct zone_key {
 	size_t half; /* bytes of r and of s */
 } zone_key;
 
-static kr_err open_token(const kr_zone_conf *z, const kr_hsm_opts *hsm, const char *uri,
-			 kr_hsm **out)
-{
-	kr_hsm_opts o = hsm ? *hsm : (kr_hsm_opts){0};
-	if (z->pin_file[0] || z->pin_env[0]) {
-		o.pin.file = z->pin_file[0] ? z->pin_file : NULL;
-		o.pin.env = z->pin_env[0] ? z->pin_env : NULL;
-	}
-	return kr_hsm_open(uri, &o, out);
-}
-
 /* ECDSA P-256 (algorithm 13) or P-384 (14), RFC 6605. */
 static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16_t flags,
 		       ldns_dnssec_zone *zone, zone_key *k)
@@ -343,9 +332,10 @@ kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnsse
 	KR_TRY(kr_hsm_uri_token_label(z->ksk_uri, ksk_token));
 	KR_TRY(kr_hsm_uri_token_label(z->zsk_uri, zsk_token));
 	kr_hsm *kh = NULL, *zh = NULL;
-	kr_err e = open_token(z, hsm, z->ksk_uri, &kh);
+	kr_hsm_opts o = kr_hsm_opts_pin(hsm, z->pin_file, z->pin_env);
+	kr_err e = kr_hsm_open(z->ksk_uri, &o, &kh);
 	if (!kr_failed(&e) && strcmp(ksk_token, zsk_token) != 0)
-		e = open_token(z, hsm, z->zsk_uri, &zh);
+		e = kr_hsm_open(z->zsk_uri, &o, &zh);
 	if (!kr_failed(&e))
 		e = sign_zone(z, kh, zh ? zh : kh, zone, sum);
 	kr_hsm_close(zh);

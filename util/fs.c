@@ -146,8 +146,8 @@ static kr_err open_unnamed(kr_fs_out *o, const char *path, unsigned mode, int ex
 	o->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (o->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-		KR_ENSURE(snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "XXXXXX", dir,
-				   base) < (int)sizeof o->tmp,
+		KR_ENSURE(snprintf(o->tmp, sizeof o->tmp, "%.3800s/.%.200s" KR_FS_TEMP "XXXXXX",
+				   dir, base) < (int)sizeof o->tmp,
 			  KR_EIO, "%s: path too long", path);
 		o->fd = mkostemp(o->tmp, O_CLOEXEC);
 		if (o->fd < 0)
