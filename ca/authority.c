@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static kr_err read_certs(const char *path, STACK_OF(X509) * *out)
+kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out)
 {
 	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
 	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
@@ -51,14 +51,14 @@ kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_o
 	memset(a, 0, sizeof *a);
 	a->conf = conf;
 	STACK_OF(X509) *certs = NULL;
-	KR_TRY(read_certs(conf->certificate, &certs));
+	KR_TRY(kr_certs_read(conf->certificate, &certs));
 	KR_ENSURE(sk_X509_num(certs) == 1, KR_EINPUT,
 		  "%s: holds %d certificates; put the CA's own here and the rest in chain =",
 		  conf->certificate, sk_X509_num(certs));
 	a->cert = sk_X509_pop(certs);
 	sk_X509_free(certs);
 	if (conf->chain[0])
-		KR_TRY(read_certs(conf->chain, &a->chain));
+		KR_TRY(kr_certs_read(conf->chain, &a->chain));
 	else
 		a->chain = sk_X509_new_null();
 	KR_TRY(kr_store_ca(store, conf->name, a->cert, &a->id));
@@ -112,5 +112,14 @@ kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
 	memcpy(*pem, data, (size_t)n);
 	(*pem)[n] = '\0';
 	*len = (size_t)n;
+	return kr_ok();
+}
+
+kr_err kr_cert_read(const char *path, X509 **out)
+{
+	STACK_OF(X509) *certs = NULL;
+	KR_TRY(kr_certs_read(path, &certs));
+	*out = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
 	return kr_ok();
 }

@@ -8,6 +8,11 @@
 #include "store.h"
 #include "../policy/profile.h"
 
+/* The PEM certificates in path, in order; KR_EINPUT if there is none. */
+kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out);
+/* The first of them. */
+kr_err kr_cert_read(const char *path, X509 **out);
+
 typedef struct kr_authority {
 	const kr_ca_conf *conf;
 	X509 *cert;

@@ -8,7 +8,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +16,6 @@
 #include <unistd.h>
 
 /* ---- the signer -------------------------------------------------------------- */
-
-static kr_err read_cert(const char *path, X509 **out)
-{
-	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
-	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
-	*out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	KR_OSSL(*out, KR_EINPUT, "%s: no PEM certificate", path);
-	return kr_ok();
-}
 
 typedef struct status_arg {
 	char status[16];
@@ -99,7 +89,7 @@ static kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name, kr_s
 		ca.cert = NULL;
 	kr_authority_close(&ca);
 	KR_TRY(e);
-	KR_TRY(read_cert(sc->certificate, &s->cert));
+	KR_TRY(kr_cert_read(sc->certificate, &s->cert));
 	KR_TRY(check_cert(s, sc, sk_X509_value(s->chain, 0), store));
 	return open_key(s, sc, opts);
 }
@@ -405,7 +395,7 @@ void kr_fw_batch_free(kr_fw_batch *b)
 kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root)
 {
 	KR_AUTO(X509) anchor = NULL;
-	KR_TRY(read_cert(root, &anchor));
+	KR_TRY(kr_cert_read(root, &anchor));
 	KR_AUTO(X509_STORE) st = X509_STORE_new();
 	KR_AUTO(X509_STORE_CTX) ctx = X509_STORE_CTX_new();
 	KR_OSSL(st && ctx && X509_STORE_add_cert(st, anchor) &&

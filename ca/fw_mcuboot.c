@@ -5,6 +5,7 @@
  * TLVs, the image as plaintext, so one token signature serves every
  * encrypted copy (their headers all carry the encrypted flag). */
 #include "fw_internal.h"
+#include "authority.h"
 #include "../util/cleanup.h"
 
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <string.h>
@@ -410,20 +410,6 @@ static kr_err walk_tlvs(const char *file, const uint8_t *p, size_t n, found_tlvs
 	return kr_ok();
 }
 
-static kr_err read_signer(const char *path, X509 **cert, STACK_OF(X509) * *rest)
-{
-	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
-	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
-	*cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	KR_OSSL(*cert, KR_EINPUT, "%s: no PEM certificate", path);
-	*rest = sk_X509_new_null();
-	X509 *x;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		sk_X509_push(*rest, x);
-	ERR_clear_error();
-	return kr_ok();
-}
-
 static kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_image *img, mcu_image *m,
 			  X509 *cert, char *summary, size_t sumsz)
 {
@@ -484,9 +470,9 @@ kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *
 			    size_t sumsz)
 {
 	KR_ENSURE(o->cert, KR_EUSAGE, "MCUboot images carry no certificate: give --cert");
-	KR_AUTO(X509) cert = NULL;
-	STACK_OF(X509) *rest = NULL;
-	KR_TRY(read_signer(o->cert, &cert, &rest));
+	STACK_OF(X509) *rest = NULL; /* the signer's certificate, then its chain */
+	KR_TRY(kr_certs_read(o->cert, &rest));
+	KR_AUTO(X509) cert = sk_X509_shift(rest);
 	kr_err e = kr_fw_check_signer(cert, rest, o->root);
 	kr_fw_image img = {.path = file, .fd = -1};
 	mcu_image m = {0};

@@ -25,6 +25,10 @@ typedef kr_err (*kr_rec_cb)(const kr_rec *r, void *arg);
 kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
 			  kr_rec_cb cb, void *arg);
 
+/* Every CA certificate of the configuration (the CAs' own and their
+ * chains: roots, sub-CAs, cross certificates), once each. */
+kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out);
+
 /* ldns's status as an error. */
 kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name);
 

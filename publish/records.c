@@ -3,10 +3,10 @@
  * the mnemonics), digests from the store (the SPKI SHA-256 recorded at
  * issuance, so no certificate is parsed for 3 1 1), lengths checked. */
 #include "internal.h"
+#include "../ca/authority.h"
 #include "../util/cleanup.h"
 
 #include <openssl/core_names.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <string.h>
 #include <strings.h>
@@ -200,49 +200,61 @@ static void each_cert(const kr_cert_info *c, void *arg)
 		g->e = server(g, c);
 }
 
-/* The roots above the file's CAs, once each: _rootcert.<ca host>. */
+kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out)
+{
+	STACK_OF(X509) *all = sk_X509_new_null();
+	KR_OSSL(all, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (int i = 0; !kr_failed(&e) && i < kr_config_ncas(cfg); i++) {
+		const kr_ca_conf *ca = kr_config_ca_at(cfg, i);
+		const char *files[] = {ca->certificate, ca->chain};
+		for (int f = 0; f < 2 && files[f][0] && !kr_failed(&e); f++) {
+			STACK_OF(X509) *certs = NULL;
+			e = kr_certs_read(files[f], &certs);
+			X509 *x;
+			while (!kr_failed(&e) && (x = sk_X509_shift(certs)) != NULL) {
+				int dup = 0;
+				for (int j = 0; j < sk_X509_num(all); j++)
+					dup |= X509_cmp(x, sk_X509_value(all, j)) == 0;
+				if (dup || !sk_X509_push(all, x))
+					X509_free(x);
+			}
+			sk_X509_pop_free(certs, X509_free);
+		}
+	}
+	if (kr_failed(&e)) {
+		sk_X509_pop_free(all, X509_free);
+		return e;
+	}
+	*out = all;
+	return kr_ok();
+}
+
+/* The roots above the file's CAs: _rootcert.<ca host>. */
 static kr_err roots(gen *g)
 {
-	STACK_OF(X509) *seen = sk_X509_new_null();
-	KR_OSSL(seen, KR_EINTERNAL, "out of memory");
+	STACK_OF(X509) *cas = NULL;
+	KR_TRY(kr_publish_ca_certs(g->cfg, &cas));
+	char owner[300];
+	snprintf(owner, sizeof owner, "_rootcert.%s", g->z->ca_host);
 	kr_err e = kr_ok();
-	for (int i = 0; !kr_failed(&e) && i < kr_config_ncas(g->cfg); i++) {
-		const kr_ca_conf *ca = kr_config_ca_at(g->cfg, i);
-		const char *path = ca->chain[0] ? ca->chain : ca->certificate;
-		KR_AUTO(BIO) bio = BIO_new_file(path, "r");
-		if (!bio) {
-			e = kr_err_ossl(KR_EIO, "%s: cannot open", path);
-			break;
+	for (int i = 0; !kr_failed(&e) && i < sk_X509_num(cas); i++) {
+		X509 *x = sk_X509_value(cas, i);
+		if (X509_check_issued(x, x) != X509_V_OK)
+			continue;
+		uint8_t *der = NULL;
+		int len = i2d_X509(x, &der);
+		ldns_rr *rr = NULL;
+		e = len > 0 ? tlsa(g, owner, g->z->rootcert_usage, 0, 0, der, (size_t)len, &rr)
+			    : kr_err_ossl(KR_EINTERNAL, "encoding the root");
+		OPENSSL_free(der);
+		if (!kr_failed(&e)) {
+			kr_rec r = {KR_REC_ROOT, 1, NULL, "root", rr};
+			e = g->cb(&r, g->arg);
+			ldns_rr_free(rr);
 		}
-		X509 *x;
-		while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-			int root = X509_check_issued(x, x) == X509_V_OK, dup = 0;
-			for (int j = 0; j < sk_X509_num(seen); j++)
-				dup |= X509_cmp(x, sk_X509_value(seen, j)) == 0;
-			if (!root || dup || !sk_X509_push(seen, x)) {
-				X509_free(x);
-				continue;
-			}
-			uint8_t *der = NULL;
-			int len = i2d_X509(x, &der);
-			char owner[300];
-			snprintf(owner, sizeof owner, "_rootcert.%s", g->z->ca_host);
-			ldns_rr *rr = NULL;
-			e = len > 0 ? tlsa(g, owner, g->z->rootcert_usage, 0, 0, der, (size_t)len,
-					   &rr)
-				    : kr_err_ossl(KR_EINTERNAL, "encoding the root");
-			OPENSSL_free(der);
-			if (!kr_failed(&e)) {
-				kr_rec r = {KR_REC_ROOT, 1, NULL, "root", rr};
-				e = g->cb(&r, g->arg);
-				ldns_rr_free(rr);
-			}
-			if (kr_failed(&e))
-				break;
-		}
-		ERR_clear_error();
 	}
-	sk_X509_pop_free(seen, X509_free);
+	sk_X509_pop_free(cas, X509_free);
 	return e;
 }
 

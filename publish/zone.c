@@ -149,23 +149,13 @@ static kr_err ca_file(pub *p, X509 *x)
 static kr_err well_known(pub *p, const kr_config *cfg)
 {
 	KR_TRY(mkdirs(p->o->out_dir));
-	for (int i = 0; i < kr_config_ncas(cfg); i++) {
-		const kr_ca_conf *ca = kr_config_ca_at(cfg, i);
-		const char *files[] = {ca->certificate, ca->chain};
-		for (int f = 0; f < 2 && files[f][0]; f++) {
-			KR_AUTO(BIO) bio = BIO_new_file(files[f], "r");
-			KR_OSSL(bio, KR_EIO, "%s: cannot open", files[f]);
-			X509 *x;
-			kr_err e = kr_ok();
-			while (!kr_failed(&e) && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-				e = ca_file(p, x);
-				X509_free(x);
-			}
-			ERR_clear_error();
-			KR_TRY(e);
-		}
-	}
-	return kr_ok();
+	STACK_OF(X509) *cas = NULL;
+	KR_TRY(kr_publish_ca_certs(cfg, &cas));
+	kr_err e = kr_ok();
+	for (int i = 0; !kr_failed(&e) && i < sk_X509_num(cas); i++)
+		e = ca_file(p, sk_X509_value(cas, i));
+	sk_X509_pop_free(cas, X509_free);
+	return e;
 }
 
 /* ---- changes, in nsupdate(1) syntax ---------------------------------------------- */
