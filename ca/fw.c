@@ -26,6 +26,12 @@ static void status_of(const kr_cert_info *c, void *arg)
 	snprintf(((status_arg *)arg)->status, sizeof((status_arg *)arg)->status, "%s", c->status);
 }
 
+static int code_signing(X509 *x)
+{
+	return (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+	       (X509_get_extended_key_usage(x) & XKU_CODE_SIGN);
+}
+
 /* The certificate as keyrite issued it, and what has happened to it since. */
 static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr_store *store)
 {
@@ -37,10 +43,8 @@ static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr
 		  "signer '%s': %s is not valid yet", s->name, sc->certificate);
 	KR_ENSURE(X509_cmp_current_time(X509_get0_notAfter(s->cert)) > 0, KR_EVERIFY,
 		  "signer '%s': %s has expired", s->name, sc->certificate);
-	KR_ENSURE((X509_get_extension_flags(s->cert) & EXFLAG_XKUSAGE) &&
-			  (X509_get_extended_key_usage(s->cert) & XKU_CODE_SIGN),
-		  KR_EVERIFY, "signer '%s': %s does not allow codeSigning", s->name,
-		  sc->certificate);
+	KR_ENSURE(code_signing(s->cert), KR_EVERIFY, "signer '%s': %s does not allow codeSigning",
+		  s->name, sc->certificate);
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(s->cert);
 	kr_cert_filter f = {.ca = sc->ca,
 			    .serial = ASN1_STRING_get0_data(sn),
@@ -404,9 +408,7 @@ kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *ro
 	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
 	KR_ENSURE(X509_verify_cert(ctx) == 1, KR_EVERIFY, "signer certificate: %s",
 		  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-	KR_ENSURE((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) &&
-			  (X509_get_extended_key_usage(cert) & XKU_CODE_SIGN),
-		  KR_EVERIFY, "signer certificate does not allow codeSigning");
+	KR_ENSURE(code_signing(cert), KR_EVERIFY, "signer certificate does not allow codeSigning");
 	return kr_ok();
 }
 

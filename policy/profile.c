@@ -225,10 +225,7 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 		if (eq && inet_pton(AF_INET, eq + 1, a) != 1 && inet_pton(AF_INET6, eq + 1, a) != 1)
 			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
 					   "'%s': not an IPv4 or IPv6 address", eq + 1);
-		size_t n = strlen(z->ns[i]), a_len = strlen(z->apex);
-		int inside = n > a_len && strcasecmp(z->ns[i] + n - a_len, z->apex) == 0 &&
-			     z->ns[i][n - a_len - 1] == '.';
-		if (inside && !eq)
+		if (kr_dns_name_within(z->ns[i], z->apex) && !eq)
 			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
 					   "%s is inside the zone: give its address as %s=ADDRESS",
 					   z->ns[i], z->ns[i]);
@@ -625,18 +622,20 @@ kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r, char 
 	return kr_errf(KR_EINTERNAL, "unknown identity kind");
 }
 
+int kr_dns_name_within(const char *name, const char *domain)
+{
+	size_t n = strlen(name), m = strlen(domain);
+	return strcasecmp(name, domain) == 0 ||
+	       (n > m && name[n - m - 1] == '.' && strcasecmp(name + n - m, domain) == 0);
+}
+
 kr_err kr_profile_permits(const kr_profile *p, const char *dns)
 {
 	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "SAN '%.80s': wildcards are not issued", dns);
 	KR_TRY(kr_dns_name_check(dns));
-	size_t n = strlen(dns);
-	for (int i = 0; i < p->npermitted; i++) {
-		size_t m = strlen(p->permitted[i]);
-		if (strcasecmp(dns, p->permitted[i]) == 0 ||
-		    (n > m && dns[n - m - 1] == '.' &&
-		     strcasecmp(dns + n - m, p->permitted[i]) == 0))
+	for (int i = 0; i < p->npermitted; i++)
+		if (kr_dns_name_within(dns, p->permitted[i]))
 			return kr_ok();
-	}
 	return kr_errf(KR_EPOLICY, "SAN '%.80s' is not within the profile's permitted domains",
 		       dns);
 }

@@ -103,6 +103,9 @@ kr_err kr_device_id_check(const char *id);
  * (draft-ietf-dance-client-auth: <device>._device.<domain>). */
 kr_err kr_dns_name_check(const char *name);
 
+/* 1 if name is domain or below it (case-insensitive). */
+int kr_dns_name_within(const char *name, const char *domain);
+
 /* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain. */
 kr_err kr_profile_permits(const kr_profile *p, const char *dns);
 

@@ -9,7 +9,6 @@
 #include <openssl/core_names.h>
 #include <openssl/x509.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name)
@@ -40,14 +39,6 @@ typedef struct gen {
 	time_t now;
 	ldns_rdf *origin;
 } gen;
-
-/* name is apex or below it. */
-static int in_zone(const char *name, const char *apex)
-{
-	size_t n = strlen(name), a = strlen(apex);
-	return (n == a && strcasecmp(name, apex) == 0) ||
-	       (n > a && name[n - a - 1] == '.' && strcasecmp(name + n - a, apex) == 0);
-}
 
 static kr_err owner_rr(gen *g, const char *owner, ldns_rr_type type, ldns_rr **out)
 {
@@ -153,7 +144,7 @@ static kr_err device(gen *g, const kr_cert_info *c)
 	char name[256], what[160];
 	snprintf(name, sizeof name, "%.*s", (int)strcspn(c->sans ? c->sans : "", ","),
 		 c->sans ? c->sans : "");
-	if (!name[0] || !in_zone(name, g->z->apex))
+	if (!name[0] || !kr_dns_name_within(name, g->z->apex))
 		return kr_ok();
 	char hex[41] = "";
 	for (size_t i = 0; i < c->serial_len && i < 20; i++)
@@ -174,7 +165,7 @@ static kr_err server(gen *g, const kr_cert_info *c)
 	char sans[2048], *save = NULL, what[300];
 	snprintf(sans, sizeof sans, "%s", c->sans ? c->sans : "");
 	for (char *h = strtok_r(sans, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
-		if (!in_zone(h, g->z->apex))
+		if (!kr_dns_name_within(h, g->z->apex))
 			continue;
 		char owner[300];
 		snprintf(owner, sizeof owner, "_%ld._tcp.%s", g->z->server_port, h);
@@ -262,7 +253,7 @@ kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_c
 			  kr_rec_cb cb, void *arg)
 {
 	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL), NULL};
-	if (z->rootcert && in_zone(z->ca_host, z->apex))
+	if (z->rootcert && kr_dns_name_within(z->ca_host, z->apex))
 		KR_TRY(roots(&g));
 	kr_cert_filter all = {0};
 	KR_TRY(kr_store_certs(store, &all, each_cert, &g));
