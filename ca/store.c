@@ -599,12 +599,10 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 		       int64_t when)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(
-		sqlite3_prepare_v2(s->db,
-				   "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
-				   " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
-				   -1, &st, NULL) == SQLITE_OK,
-		KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
+		       " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
+		       &st));
 	sqlite3_bind_int64(st, 1, when);
 	sqlite3_bind_int(st, 2, reason);
 	sqlite3_bind_int64(st, 3, ca);
@@ -737,13 +735,11 @@ kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 	kr_hex(r->image_sha256, 32, img);
 	kr_hex(r->signer_sha256, 32, signer);
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(
-		sqlite3_prepare_v2(s->db,
-				   "INSERT INTO firmware (time, signer, signer_sha256, file, size,"
-				   " image_sha256, format, output, recipients)"
-				   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				   -1, &st, NULL) == SQLITE_OK,
-		KR_EIO, "%s: recording a firmware signature: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(
+		s,
+		"INSERT INTO firmware (time, signer, signer_sha256, file, size,"
+		" image_sha256, format, output, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		&st));
 	bind_text(st, 1, now);
 	bind_text(st, 2, r->signer);
 	bind_blob(st, 3, r->signer_sha256, 32);
@@ -829,12 +825,10 @@ kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8
 	char now[21];
 	now_text(now);
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(
-			  s->db,
-			  "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
-			  " VALUES (?, ?, ?, ?, ?, ?)",
-			  -1, &st, NULL) == SQLITE_OK,
-		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
+	KR_TRY(prepare(s,
+		       "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
+		       " VALUES (?, ?, ?, ?, ?, ?)",
+		       &st));
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int64(st, 2, ca);
 	bind_text(st, 3, now);
