@@ -28,17 +28,8 @@ kr_rss=$(awk '/Maximum resident/ {print $NF}' keyrite.time)
 
 # openssl ca, same key through the pkcs11 engine (its PIN in its config file)
 mkdir -p ossl/new && : >ossl/index.txt && echo 01 >ossl/serial
-cat >ossl.cnf <<EOC
-openssl_conf = init
-[init]
-engines = engines
-[engines]
-pkcs11 = pkcs11_section
-[pkcs11_section]
-engine_id = pkcs11
-MODULE_PATH = /usr/lib/softhsm/libsofthsm2.so
-PIN = $(cat pin)
-init = 0
+(umask 077; engine_conf >ossl.cnf)
+cat >>ossl.cnf <<EOC
 [ca]
 default_ca = bench
 [bench]

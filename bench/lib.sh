@@ -22,3 +22,21 @@ rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 # Elapsed seconds from a /usr/bin/time -v report.
 seconds() { awk '/Elapsed/ { n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$1"; }
 rss_mib() { awk '/Maximum resident/ { printf "%.1f", $NF / 1024 }' "$1"; }
+
+# The pkcs11 engine's OpenSSL configuration, for the peers that sign through
+# it (its PIN in this owner-only file, not on a command line).
+engine_conf() {
+	(umask 077; cat <<EOC
+openssl_conf = init
+[init]
+engines = engines
+[engines]
+pkcs11 = pkcs11_section
+[pkcs11_section]
+engine_id = pkcs11
+MODULE_PATH = /usr/lib/softhsm/libsofthsm2.so
+PIN = $(cat "$W/pin")
+init = 0
+EOC
+	)
+}

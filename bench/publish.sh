@@ -25,18 +25,7 @@ ldns-verify-zone signed/iotregistry.ca.zone >/dev/null || { echo "keyrite's sign
 
 # the peer: ldns-signzone, the same keys through the pkcs11 engine (its PIN in
 # its configuration file, not on the command line)
-cat >engine.cnf <<EOC
-openssl_conf = init
-[init]
-engines = engines
-[engines]
-pkcs11 = pkcs11_section
-[pkcs11_section]
-engine_id = pkcs11
-MODULE_PATH = /usr/lib/softhsm/libsofthsm2.so
-PIN = $(cat pin)
-init = 0
-EOC
+(umask 077; engine_conf >engine.cnf)
 KEY="pkcs11:token=keyrite-devices;type=private;object=iotregistry"
 OPENSSL_CONF=$W/engine.cnf /usr/bin/time -v ldns-signzone -E pkcs11 -K "13,$KEY-ksk" -k "13,$KEY-zsk" \
 	-n -t 0 -o iotregistry.ca -f ldns.signed unsigned/iotregistry.ca.zone 2>ldns.time >/dev/null
