@@ -20,6 +20,26 @@ static int usage(void)
 	return KR_EUSAGE;
 }
 
+/* The configuration, the store and the zone's section, opened together. */
+typedef struct zone_ctx {
+	kr_config *cfg;
+	kr_store *store;
+	const kr_zone_conf *z;
+} zone_ctx;
+
+static kr_err open_zone(const char *config, const char *apex, zone_ctx *zc)
+{
+	*zc = (zone_ctx){0};
+	KR_TRY(kr_cli_open(config, 0, &zc->cfg, &zc->store));
+	return kr_config_zone(zc->cfg, apex, &zc->z);
+}
+
+static void close_zone(zone_ctx *zc)
+{
+	kr_store_close(zc->store);
+	kr_config_free(zc->cfg);
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -55,17 +75,12 @@ static int cmd_check(int argc, char **argv)
 		n -= 5;
 	}
 	snprintf(apex, sizeof apex, "%.*s", (int)n, o.server ? zone : base);
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	const kr_zone_conf *z = NULL;
+	zone_ctx zc;
 	kr_check_summary sum = {0};
-	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	kr_err e = open_zone(config, apex, &zc);
 	if (!kr_failed(&e))
-		e = kr_config_zone(cfg, apex, &z);
-	if (!kr_failed(&e))
-		e = kr_publish_check(cfg, store, z, &o, stdout, &sum);
-	kr_store_close(store);
-	kr_config_free(cfg);
+		e = kr_publish_check(zc.cfg, zc.store, zc.z, &o, stdout, &sum);
+	close_zone(&zc);
 	fflush(stdout);
 	return kr_cli_report(&e);
 }
@@ -105,19 +120,15 @@ int kr_cmd_publish(int argc, char **argv)
 	if (!zone || !o.out_dir || optind != argc)
 		return usage();
 	o.hsm = (kr_hsm_opts){h.module, h.pin, 0};
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	const kr_zone_conf *z = NULL;
+	zone_ctx zc;
 	kr_publish_summary sum = {0};
-	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	kr_err e = open_zone(config, zone, &zc);
 	if (!kr_failed(&e))
-		e = kr_config_zone(cfg, zone, &z);
-	if (!kr_failed(&e))
-		e = kr_publish(cfg, store, z, &o, &sum);
+		e = kr_publish(zc.cfg, zc.store, zc.z, &o, &sum);
 	if (!kr_failed(&e)) {
 		printf("zone %s: %ld records (%ld devices, %ld CERT, %ld servers, %ld roots) in "
 		       "%s\n",
-		       z->apex, sum.records, sum.devices, sum.certs, sum.servers, sum.roots,
+		       zc.z->apex, sum.records, sum.devices, sum.certs, sum.servers, sum.roots,
 		       sum.zone_file);
 		printf("%ld CA certificates in %s/.well-known/ca\n", sum.ca_files, o.out_dir);
 		printf("since the last publication: %ld added, %ld removed%s%s\n", sum.added,
@@ -126,7 +137,6 @@ int kr_cmd_publish(int argc, char **argv)
 		for (int i = 0; i < 2 && sum.ds[i][0]; i++)
 			printf("DS for the parent: %s\n", sum.ds[i]);
 	}
-	kr_store_close(store);
-	kr_config_free(cfg);
+	close_zone(&zc);
 	return kr_cli_report(&e);
 }
