@@ -110,6 +110,29 @@ static void copy(char *dst, size_t n, const char *v)
 	dst[len] = '\0';
 }
 
+/* A comma list of names (none when the key is absent), min to KR_MAX_LIST. */
+static kr_err name_list(kr_config *c, const char *section, const char *key, int min,
+			char names[][64], int *n)
+{
+	const char *v = kr_conf_get(c->conf, section, key);
+	*n = v ? split(v, names, KR_MAX_LIST) : 0;
+	if (*n < min) /* split says -1 for too many or too long */
+		return kr_conf_err(c->conf, KR_EINPUT, section, key,
+				   "list %d to %d names of at most 63 characters", min,
+				   KR_MAX_LIST);
+	return kr_ok();
+}
+
+/* An optional number: dflt when the key is absent. */
+static kr_err optional_long(kr_config *c, const char *section, const char *key, long min, long max,
+			    long dflt, long *out)
+{
+	*out = dflt;
+	return kr_conf_get(c->conf, section, key)
+		       ? kr_conf_get_long(c->conf, section, key, min, max, out)
+		       : kr_ok();
+}
+
 static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
 {
 	char section[80];
@@ -122,16 +145,11 @@ static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
 	KR_TRY(copy_value(c, section, "uri", ca->uri, sizeof ca->uri));
 	KR_TRY(copy_value(c, section, "pin_env", ca->pin_env, sizeof ca->pin_env));
 	ca->rsa_pss = kr_conf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
-	long workers = 2;
-	if (kr_conf_get(c->conf, section, "workers"))
-		KR_TRY(kr_conf_get_long(c->conf, section, "workers", 1, 64, &workers));
+	long workers;
+	KR_TRY(optional_long(c, section, "workers", 1, 64, 2, &workers));
 	ca->workers = (int)workers;
 	KR_TRY(kr_conf_get_long(c->conf, section, "crl_next_update_days", 1, 366, &ca->crl_days));
-	ca->nprofiles = split(kr_conf_get(c->conf, section, "profiles"), ca->profiles, KR_MAX_LIST);
-	if (ca->nprofiles <= 0)
-		return kr_conf_err(c->conf, KR_EINPUT, section, "profiles",
-				   "list 1 to %d profile names", KR_MAX_LIST);
-	return kr_ok();
+	return name_list(c, section, "profiles", 1, ca->profiles, &ca->nprofiles);
 }
 
 static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
@@ -186,13 +204,8 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 	KR_TRY(CHECK(c, section, zone_fields));
 	copy(z->name, sizeof z->name, name);
 	KR_TRY(dns_value(c, section, "zone", z->apex, sizeof z->apex));
-	z->ttl = 3600;
-	if (kr_conf_get(c->conf, section, "ttl"))
-		KR_TRY(kr_conf_get_long(c->conf, section, "ttl", 60, 604800, &z->ttl));
-	z->server_port = 443;
-	if (kr_conf_get(c->conf, section, "server_port"))
-		KR_TRY(kr_conf_get_long(c->conf, section, "server_port", 1, 65535,
-					&z->server_port));
+	KR_TRY(optional_long(c, section, "ttl", 60, 604800, 3600, &z->ttl));
+	KR_TRY(optional_long(c, section, "server_port", 1, 65535, 443, &z->server_port));
 	KR_TRY(tlsa_choice(c, section, "device_tlsa", "3 1 1", "3 0 0", &z->device_full));
 	int zero = 0;
 	KR_TRY(tlsa_choice(c, section, "rootcert_tlsa", "2 0 0", "0 0 0", &zero));
@@ -205,12 +218,8 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 		snprintf(z->ca_host, sizeof z->ca_host, "device.%.240s", z->apex);
 	KR_TRY(dns_value(c, section, "soa_mname", z->soa_mname, sizeof z->soa_mname));
 	KR_TRY(dns_value(c, section, "soa_rname", z->soa_rname, sizeof z->soa_rname));
-	const char *ns = kr_conf_get(c->conf, section, "ns");
 	char list[KR_MAX_LIST][64];
-	z->nns = ns ? split(ns, list, KR_MAX_LIST) : 0;
-	if (z->nns < 0)
-		return kr_conf_err(c->conf, KR_EINPUT, section, "ns", "at most %d names",
-				   KR_MAX_LIST);
+	KR_TRY(name_list(c, section, "ns", 0, list, &z->nns));
 	for (int i = 0; i < z->nns; i++) {
 		/* NAME or NAME=ADDRESS: a server inside the zone needs its address */
 		char *eq = strchr(list[i], '=');
@@ -240,7 +249,8 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 static kr_err key_types(kr_config *c, const char *section, unsigned *out)
 {
 	char names[KR_MAX_LIST][64];
-	int n = split(kr_conf_get(c->conf, section, "key_types"), names, KR_MAX_LIST);
+	int n = 0;
+	KR_TRY(name_list(c, section, "key_types", 1, names, &n));
 	*out = 0;
 	for (int i = 0; i < n; i++) {
 		kr_key_type t;
@@ -249,8 +259,6 @@ static kr_err key_types(kr_config *c, const char *section, unsigned *out)
 			return kr_conf_err(c->conf, KR_EINPUT, section, "key_types", "%s", e.msg);
 		*out |= 1u << t;
 	}
-	if (*out == 0)
-		return kr_conf_err(c->conf, KR_EINPUT, section, "key_types", "names no key type");
 	return kr_ok();
 }
 
@@ -302,9 +310,8 @@ static kr_err identity(kr_config *c, const char *section, kr_profile *p)
 				return kr_conf_err(c->conf, KR_EINPUT, section, "permitted", "%s",
 						   e.msg);
 		}
-		long max = 8;
-		if (kr_conf_get(c->conf, section, "max_names"))
-			KR_TRY(kr_conf_get_long(c->conf, section, "max_names", 1, 100, &max));
+		long max;
+		KR_TRY(optional_long(c, section, "max_names", 1, 100, 8, &max));
 		p->max_names = (int)max;
 	} else if (strcmp(id, "cn") == 0) {
 		p->identity = KR_ID_CN;
@@ -317,9 +324,9 @@ static kr_err identity(kr_config *c, const char *section, kr_profile *p)
 
 static kr_err honour(kr_config *c, const char *section, kr_profile *p)
 {
-	const char *v = kr_conf_get(c->conf, section, "honour");
 	char list[KR_MAX_LIST][64];
-	int n = v ? split(v, list, KR_MAX_LIST) : 0;
+	int n = 0;
+	KR_TRY(name_list(c, section, "honour", 0, list, &n));
 	for (int i = 0; i < n; i++) {
 		if (strcmp(list[i], "keyUsage") == 0)
 			p->honour_ku = 1;
@@ -387,10 +394,7 @@ static kr_err load(kr_config *c)
 	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
 	KR_TRY(path_of(c, "keyrite", "store", c->store));
 	char names[KR_MAX_LIST][64];
-	c->ncas = split(kr_conf_get(c->conf, "keyrite", "cas"), names, KR_MAX_LIST);
-	if (c->ncas <= 0)
-		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "cas", "list 1 to %d CA names",
-				   KR_MAX_LIST);
+	KR_TRY(name_list(c, "keyrite", "cas", 1, names, &c->ncas));
 	for (int i = 0; i < c->ncas; i++) {
 		kr_ca_conf *ca = &c->cas[i];
 		KR_TRY(load_ca(c, names[i], ca));
@@ -402,18 +406,10 @@ static kr_err load(kr_config *c)
 			KR_TRY(load_profile(c, ca->profiles[j], &c->profiles[c->nprofiles++]));
 		}
 	}
-	const char *signers = kr_conf_get(c->conf, "keyrite", "signers");
-	c->nsigners = signers ? split(signers, names, KR_MAX_LIST) : 0;
-	if (c->nsigners < 0)
-		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "signers",
-				   "list at most %d signer names", KR_MAX_LIST);
+	KR_TRY(name_list(c, "keyrite", "signers", 0, names, &c->nsigners));
 	for (int i = 0; i < c->nsigners; i++)
 		KR_TRY(load_signer(c, names[i], &c->signers[i]));
-	const char *zones = kr_conf_get(c->conf, "keyrite", "zones");
-	c->nzones = zones ? split(zones, names, KR_MAX_LIST) : 0;
-	if (c->nzones < 0)
-		return kr_conf_err(c->conf, KR_EINPUT, "keyrite", "zones",
-				   "list at most %d zone names", KR_MAX_LIST);
+	KR_TRY(name_list(c, "keyrite", "zones", 0, names, &c->nzones));
 	for (int i = 0; i < c->nzones; i++)
 		KR_TRY(load_zone(c, names[i], &c->zones[i]));
 	return kr_conf_check_unused(c->conf);
