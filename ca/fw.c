@@ -318,21 +318,29 @@ static kr_err checkpoint(kr_fw_batch *b)
 	return e;
 }
 
-/* Recorded and committed first, then the outputs' data synced, then named,
- * then their directory synced. */
+/* Recorded and committed first, then the outputs' data synced, then named
+ * image by image (one whose name was taken meanwhile fails alone: its
+ * record stays, as for a certificate whose file could not be written), then
+ * their directory synced. A failure to record or to sync fails them all. */
 static kr_err flush(kr_fw_batch *b)
 {
 	kr_err e = b->nitems ? record(b) : kr_ok();
 	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
 	if (!kr_failed(&e) && b->nouts)
 		e = kr_fs_sync(dir);
-	for (int i = 0; !kr_failed(&e) && i < b->nouts; i++)
-		e = kr_fs_out_commit(&b->outs[i], 0);
+	kr_err each[KR_FW_CHUNK];
+	for (int i = 0, j = 0; i < b->nitems; i++) {
+		each[i] = e;
+		for (; !kr_failed(&each[i]) && j < b->items[i].end; j++)
+			each[i] = kr_fs_out_commit(&b->outs[j], 0);
+		j = b->items[i].end;
+	}
 	if (!kr_failed(&e) && b->nouts)
 		e = kr_fs_sync(dir);
-	abort_outs(b, 0); /* the rest, after a failure */
+	abort_outs(b, 0); /* those not named */
 	for (int i = 0; i < b->nitems; i++) {
-		b->cb(b->items[i].image, &b->items[i].r, kr_failed(&e) ? &e : NULL, b->arg);
+		const kr_err *ie = kr_failed(&e) ? &e : kr_failed(&each[i]) ? &each[i] : NULL;
+		b->cb(b->items[i].image, &b->items[i].r, ie, b->arg);
 		free(b->items[i].image);
 	}
 	b->nitems = 0;
@@ -372,7 +380,11 @@ kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
 		return e.code == KR_EHSM || e.code == KR_EINTERNAL ? e : kr_ok();
 	}
 	it->image = strdup(image);
-	KR_ENSURE(it->image, KR_EINTERNAL, "out of memory");
+	if (!it->image) {
+		abort_outs(b, mark);
+		return kr_errf(KR_EINTERNAL, "out of memory");
+	}
+	it->end = b->nouts;
 	b->nitems++;
 	return b->nitems == KR_FW_CHUNK || b->nouts >= 256 ? flush(b) : kr_ok();
 }

@@ -49,6 +49,7 @@ struct kr_fw_batch {
 	struct kr_fw_staged {
 		char *image;
 		kr_fw_result r;
+		int end; /* its outputs are outs[previous item's end .. end) */
 	} items[KR_FW_CHUNK];
 	int nitems;
 	long recorded;

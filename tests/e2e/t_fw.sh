@@ -298,6 +298,16 @@ test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
 	st=0
 	krfw --signer firmware --out "$T/signed" "$T/nope.bin" "$T/empty.bin" 2>/dev/null || st=$?
 	[ $st -eq 9 ] || fail "all failed: exit $st"
+	# two images that would write the same output in one run: the second fails alone
+	mkdir "$T/d1" "$T/d2"
+	cp "$T/fw.bin" "$T/d1/same.bin"
+	cp "$T/fw2.bin" "$T/d2/same.bin"
+	st=0
+	krfw --signer firmware --out "$T/signed" "$T/d1/same.bin" "$T/d2/same.bin" 2>"$T/err" || st=$?
+	[ $st -eq 1 ] || fail "same output name: exit $st"
+	grep -q "same.bin.p7s: another image of this run has the same output name" "$T/err" ||
+		fail "no message for the clashing output"
+	cms_verify "$T/signed/same.bin.p7s" "$T/d1/same.bin" || fail "the first image's signature"
 }
 
 test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
