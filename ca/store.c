@@ -105,6 +105,9 @@ struct kr_store {
 	uint8_t head[32];
 };
 
+/* Appends an entry to the audit chain (inside the caller's transaction). */
+static kr_err audit_append(kr_store *s, const char *kind, const char *detail);
+
 static kr_err db_err(kr_store *s, const char *what)
 {
 	return kr_errf(KR_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -488,7 +491,7 @@ kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha2
 	kr_hex(r->csr_sha256, 32, csr);
 	snprintf(detail, sizeof detail, "ca=%lld serial=%s profile=%s csr-sha256=%s tbs-sha256=%s",
 		 (long long)r->ca, serial, r->profile, csr, tbs);
-	return kr_store_audit(s, "issue", detail);
+	return audit_append(s, "issue", detail);
 }
 
 kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const uint8_t *csr_sha256,
@@ -541,7 +544,7 @@ kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 			 "ca=%lld serial=%s batch=%lld: the run was killed between reserving "
 			 "and recording; the serial is retired",
 			 (long long)ca, list[i].serial, (long long)list[i].batch);
-		e = kr_store_audit(s, "abandon", detail);
+		e = audit_append(s, "abandon", detail);
 	}
 	free(list);
 	return e;
@@ -616,7 +619,7 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 	KR_ENSURE(changed == 1, KR_EINPUT, "serial %s: no valid certificate of this CA has it",
 		  hex);
 	snprintf(detail, sizeof detail, "ca=%lld serial=%s reason=%d", (long long)ca, hex, reason);
-	return kr_store_audit(s, "revoke", detail);
+	return audit_append(s, "revoke", detail);
 }
 
 kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
@@ -664,7 +667,7 @@ kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_up
 	char detail[96];
 	snprintf(detail, sizeof detail, "ca=%lld crl-number=%lld", (long long)ca,
 		 (long long)number);
-	return kr_store_audit(s, "crl", detail);
+	return audit_append(s, "crl", detail);
 }
 
 /* ---- audit ------------------------------------------------------------------ */
@@ -706,7 +709,7 @@ kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 	return kr_ok();
 }
 
-kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail)
+static kr_err audit_append(kr_store *s, const char *kind, const char *detail)
 {
 	int64_t seq;
 	uint8_t prev[32], hash[32];
@@ -756,7 +759,7 @@ kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 		 "signer=%s signer_sha256=%s format=%s size=%lld sha256=%s file=%.300s%s%.300s",
 		 r->signer, signer, r->format, (long long)r->size, img, r->file,
 		 r->recipients ? " to=" : "", r->recipients ? r->recipients : "");
-	return kr_store_audit(s, "firmware", detail);
+	return audit_append(s, "firmware", detail);
 }
 
 /* Calls cb for each row of st, a SELECT of the audit table's six columns. */

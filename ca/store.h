@@ -145,7 +145,6 @@ kr_err kr_store_publish_commit(kr_store *s, const char *zone);
 
 /* ---- the audit log: a hash chain (each entry's hash covers the previous) */
 
-kr_err kr_store_audit(kr_store *s, const char *kind, const char *detail);
 kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32]);
 
 typedef struct kr_audit_entry {

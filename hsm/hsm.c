@@ -22,7 +22,7 @@ kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 	return e;
 }
 
-void kr_hsm_fixed_string(const unsigned char *p, size_t n, char *out)
+static void fixed_string(const unsigned char *p, size_t n, char *out)
 {
 	/* PKCS#11 pads its fixed-size strings with blanks, unterminated. */
 	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\0'))
@@ -101,7 +101,7 @@ kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
 	return kr_ok();
 }
 
-kr_err kr_hsm_load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
+static kr_err load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
 			  char *used_path, size_t used_sz)
 {
 	const char *env = getenv("KEYRITE_PKCS11_MODULE");
@@ -126,7 +126,7 @@ kr_err kr_hsm_load_module(const char *uri_module, const char *module, CK_FUNCTIO
 	return kr_ok();
 }
 
-void kr_hsm_unload_module(CK_FUNCTION_LIST *fn)
+static void unload_module(CK_FUNCTION_LIST *fn)
 {
 	if (!fn)
 		return;
@@ -138,10 +138,10 @@ static void token_info_from(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, kr_hsm_tok
 {
 	memset(out, 0, sizeof *out);
 	out->slot = slot;
-	kr_hsm_fixed_string(ti->label, sizeof ti->label, out->label);
-	kr_hsm_fixed_string(ti->manufacturerID, sizeof ti->manufacturerID, out->manufacturer);
-	kr_hsm_fixed_string(ti->model, sizeof ti->model, out->model);
-	kr_hsm_fixed_string(ti->serialNumber, sizeof ti->serialNumber, out->serial);
+	fixed_string(ti->label, sizeof ti->label, out->label);
+	fixed_string(ti->manufacturerID, sizeof ti->manufacturerID, out->manufacturer);
+	fixed_string(ti->model, sizeof ti->model, out->model);
+	fixed_string(ti->serialNumber, sizeof ti->serialNumber, out->serial);
 	out->initialized = (ti->flags & CKF_TOKEN_INITIALIZED) != 0;
 	out->login_required = (ti->flags & CKF_LOGIN_REQUIRED) != 0;
 }
@@ -280,7 +280,7 @@ kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
 	CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-	kr_hsm_fixed_string(ti->label, sizeof ti->label, out);
+	fixed_string(ti->label, sizeof ti->label, out);
 	p11_kit_uri_free(u);
 	return kr_ok();
 }
@@ -297,7 +297,7 @@ static kr_err open_matching(P11KitUri *u, const char *uri, const kr_hsm_opts *o,
 	KR_ENSURE(h, KR_EINTERNAL, "out of memory");
 	char used[1024];
 	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
-	KR_TRY(kr_hsm_load_module(uri_module, o->module, &h->fn, used, sizeof used));
+	KR_TRY(load_module(uri_module, o->module, &h->fn, used, sizeof used));
 	KR_TRY(select_token(h->fn, u, uri, used, &h->token));
 	h->slot = h->token.slot;
 	KR_TRY(kr_hsm_session_open(h, &h->main));
@@ -329,7 +329,7 @@ void kr_hsm_close(kr_hsm *h)
 	 * handle on the same token may still be working. Closing the last
 	 * session ends the login (PKCS#11 2.40 section 5.6). */
 	kr_hsm_session_close(h->main);
-	kr_hsm_unload_module(h->fn);
+	unload_module(h->fn);
 	free(h);
 }
 
@@ -346,7 +346,7 @@ kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg)
 {
 	CK_FUNCTION_LIST *fn = NULL;
 	char used[1024];
-	KR_TRY(kr_hsm_load_module(NULL, module, &fn, used, sizeof used));
+	KR_TRY(load_module(NULL, module, &fn, used, sizeof used));
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG n = 0;
 	kr_err e = slot_list(fn, &slots, &n);
@@ -359,7 +359,7 @@ kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg)
 		cb(&info, arg);
 	}
 	free(slots);
-	kr_hsm_unload_module(fn);
+	unload_module(fn);
 	return e;
 }
 
@@ -392,7 +392,7 @@ static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so
 		if (fn->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
 			continue;
 		char have[33];
-		kr_hsm_fixed_string(ti.label, sizeof ti.label, have);
+		fixed_string(ti.label, sizeof ti.label, have);
 		if ((ti.flags & CKF_TOKEN_INITIALIZED) && strcmp(have, label) == 0) {
 			free(slots);
 			return kr_errf(KR_EEXIST, "a token labelled '%s' already exists", label);
@@ -423,11 +423,11 @@ kr_err kr_hsm_init_token(const char *module, const char *label, const kr_pin_sou
 	CK_FUNCTION_LIST *fn = NULL;
 	char used[1024];
 	if (!kr_failed(&e))
-		e = kr_hsm_load_module(NULL, module, &fn, used, sizeof used);
+		e = load_module(NULL, module, &fn, used, sizeof used);
 	if (!kr_failed(&e))
 		e = init_token(fn, label, so, user);
 	OPENSSL_cleanse(so, sizeof so);
 	OPENSSL_cleanse(user, sizeof user);
-	kr_hsm_unload_module(fn);
+	unload_module(fn);
 	return e;
 }

@@ -44,10 +44,6 @@ kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
  * define and pin-value (a PIN must never be on a command line). */
 kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out);
 
-kr_err kr_hsm_load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
-			  char *used_path, size_t used_sz);
-void kr_hsm_unload_module(CK_FUNCTION_LIST *fn);
-
 /* Reads a PIN into buf (NUL-terminated). uri_source is the URI's pin-source. */
 kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const char *what,
 		       char *buf, size_t bufsz);
@@ -55,7 +51,5 @@ kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const c
 /* C_FindObjects for at most max objects matching tmpl. */
 kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
 		   CK_ULONG max, CK_ULONG *found);
-
-void kr_hsm_fixed_string(const unsigned char *p, size_t n, char *out);
 
 #endif

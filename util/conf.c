@@ -62,7 +62,7 @@ const char *kr_conf_path(const kr_conf *c) { return c->path; }
 CONF *kr_conf_nconf(kr_conf *c) { return c->nconf; }
 const uint8_t *kr_conf_sha256(const kr_conf *c) { return c->sha256; }
 
-int kr_conf_has_section(kr_conf *c, const char *section)
+static int has_section(kr_conf *c, const char *section)
 {
 	return NCONF_get_section(c->nconf, section) != NULL;
 }
@@ -117,11 +117,6 @@ static int line_of(const kr_conf *c, const char *section, const char *key, int n
 	return 0;
 }
 
-int kr_conf_line(const kr_conf *c, const char *section, const char *key)
-{
-	return line_of(c, section, key, 0);
-}
-
 kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
 		    const char *fmt, ...)
 {
@@ -130,7 +125,7 @@ kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const c
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	int line = kr_conf_line(c, section, key);
+	int line = line_of(c, section, key, 0);
 	char where[512];
 	if (line > 0)
 		snprintf(where, sizeof where, "%s:%d", c->path, line);
@@ -141,7 +136,8 @@ kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const c
 	return kr_errf(code, "%s: [%s]: %s", where, section, what);
 }
 
-void kr_conf_use(kr_conf *c, const char *section)
+/* Marks a section as used. */
+static void use(kr_conf *c, const char *section)
 {
 	for (size_t i = 0; i < c->nused; i++)
 		if (strcmp(c->used[i], section) == 0)
@@ -176,10 +172,10 @@ static kr_err check_value(kr_conf *c, const char *section, const kr_field *f, co
 					   "expected yes or no, got '%s'", v);
 		break;
 	case KR_F_SECTION:
-		if (!kr_conf_has_section(c, v))
+		if (!has_section(c, v))
 			return kr_conf_err(c, KR_EINPUT, section, f->key,
 					   "names section [%s], which the file does not have", v);
-		kr_conf_use(c, v);
+		use(c, v);
 		break;
 	}
 	return kr_ok();
@@ -190,7 +186,7 @@ kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, si
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, section);
 	ERR_clear_error();
 	KR_ENSURE(vals, KR_EINPUT, "%s: section [%s] is missing", c->path, section);
-	kr_conf_use(c, section);
+	use(c, section);
 
 	for (int i = 0; i < sk_CONF_VALUE_num(vals); i++) {
 		const CONF_VALUE *cv = sk_CONF_VALUE_value(vals, i);

@@ -35,14 +35,9 @@ CONF *kr_conf_nconf(kr_conf *c);
 /* SHA-256 of the file as read. */
 const uint8_t *kr_conf_sha256(const kr_conf *c);
 
-int kr_conf_has_section(kr_conf *c, const char *section);
-
 /* Refuses unknown keys, missing required keys and values of the wrong kind.
  * A KR_F_SECTION value must name a section that exists; it is marked used. */
 kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n);
-
-/* Marks a free-form section (a DN, an extension list) as used. */
-void kr_conf_use(kr_conf *c, const char *section);
 
 /* Refuses any non-empty section that no schema or kr_conf_use claimed. */
 kr_err kr_conf_check_unused(kr_conf *c);
@@ -57,8 +52,5 @@ int kr_conf_get_bool(kr_conf *c, const char *section, const char *key, int dflt)
 kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define kr_conf_err(c, code, ...) kr_err_code_((code), kr_conf_err_((c), (code), __VA_ARGS__))
-
-/* 1-based line of key in section, or of the section header; 0 if not found. */
-int kr_conf_line(const kr_conf *c, const char *section, const char *key);
 
 #endif
