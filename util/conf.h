@@ -39,7 +39,7 @@ const uint8_t *kr_conf_sha256(const kr_conf *c);
  * A KR_F_SECTION value must name a section that exists; it is marked used. */
 kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n);
 
-/* Refuses any non-empty section that no schema or kr_conf_use claimed. */
+/* Refuses any non-empty section that no schema claimed. */
 kr_err kr_conf_check_unused(kr_conf *c);
 
 /* NULL when absent. */
