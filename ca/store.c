@@ -307,46 +307,46 @@ static void now_text(char out[21]) { kr_utc_now(out); }
 
 /* ---- CAs, devices, batches --------------------------------------------------- */
 
+/* The id of the CA recorded under name, which must be this certificate;
+ * 0 if there is none. */
+static kr_err ca_lookup(kr_store *s, const char *name, const uint8_t *der, int len, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "SELECT id, der FROM ca WHERE name = ?", &st));
+	bind_text(st, 1, name);
+	int rc = sqlite3_step(st);
+	kr_err e = kr_ok();
+	*id = 0;
+	if (rc == SQLITE_ROW && (sqlite3_column_bytes(st, 1) != len ||
+				 memcmp(sqlite3_column_blob(st, 1), der, (size_t)len) != 0))
+		e = kr_errf(KR_EINPUT, "%s: CA '%s' is recorded with a different certificate",
+			    s->path, name);
+	else if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		e = db_err(s, "looking up CA");
+	sqlite3_finalize(st);
+	return e;
+}
+
 kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
 {
 	KR_AUTO(uint8_t) der = NULL;
 	int len = i2d_X509(cert, &der);
 	KR_OSSL(len > 0, KR_EINTERNAL, "encoding CA certificate");
-	char *subject = X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
+	KR_TRY(ca_lookup(s, name, der, len, id));
+	if (*id)
+		return kr_ok();
 	sqlite3_stmt *st = NULL;
-	kr_err e = kr_ok();
-	if (sqlite3_prepare_v2(s->db, "SELECT id, der FROM ca WHERE name = ?", -1, &st, NULL) !=
-	    SQLITE_OK)
-		e = db_err(s, "looking up CA");
-	if (!kr_failed(&e)) {
-		bind_text(st, 1, name);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*id = sqlite3_column_int64(st, 0);
-			const void *have = sqlite3_column_blob(st, 1);
-			if (sqlite3_column_bytes(st, 1) != len ||
-			    memcmp(have, der, (size_t)len) != 0)
-				e = kr_errf(KR_EINPUT,
-					    "%s: CA '%s' is recorded with a different certificate",
-					    s->path, name);
-		} else {
-			sqlite3_finalize(st);
-			st = NULL;
-			if (sqlite3_prepare_v2(
-				    s->db, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)",
-				    -1, &st, NULL) != SQLITE_OK)
-				e = db_err(s, "adding CA");
-			else {
-				bind_text(st, 1, name);
-				bind_text(st, 2, subject);
-				bind_blob(st, 3, der, (size_t)len);
-				e = step_done(s, st, "adding CA");
-				*id = sqlite3_last_insert_rowid(s->db);
-			}
-		}
-	}
+	KR_TRY(prepare(s, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)", &st));
+	KR_AUTO(uint8_t)
+	subject = (uint8_t *)X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
+	bind_text(st, 1, name);
+	bind_text(st, 2, (const char *)subject);
+	bind_blob(st, 3, der, (size_t)len);
+	kr_err e = step_done(s, st, "adding CA");
+	*id = sqlite3_last_insert_rowid(s->db);
 	sqlite3_finalize(st);
-	OPENSSL_free(subject);
 	return e;
 }
 
