@@ -114,3 +114,36 @@ Test(fw, format_1_store_gains_the_format_2_tables)
 	sqlite3_close(db);
 	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 3");
 }
+
+static X509 *self_signed(const char *cn)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	cr_assert(k && x && X509_set_pubkey(x, k) &&
+		  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+					     (const unsigned char *)cn, -1, -1, 0) &&
+		  X509_set_issuer_name(x, X509_get_subject_name(x)) &&
+		  X509_sign(x, k, EVP_sha256()) > 0);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+Test(fw, a_ca_name_stays_bound_to_its_certificate)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/cas.db", kr_test_dir());
+	kr_store *s = NULL;
+	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	X509 *a = self_signed("a"), *b = self_signed("b");
+	int64_t id1 = 0, id2 = 0, id3 = 0;
+	KR_ASSERT_OK(kr_store_ca(s, "devices", a, &id1));
+	KR_ASSERT_OK(kr_store_ca(s, "devices", a, &id2));
+	cr_assert(id1 > 0 && id1 == id2);
+	KR_ASSERT_ERR(kr_store_ca(s, "devices", b, &id3), KR_EINPUT,
+		      "recorded with a different certificate");
+	KR_ASSERT_OK(kr_store_ca(s, "other", b, &id3));
+	cr_assert(id3 > 0 && id3 != id1);
+	X509_free(a);
+	X509_free(b);
+	kr_store_close(s);
+}
