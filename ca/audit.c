@@ -1,4 +1,5 @@
 #include "audit.h"
+#include "../util/mem.h"
 #include "authority.h"
 #include "sign.h"
 #include "../util/cleanup.h"
@@ -38,21 +39,6 @@ static void problem(walk *w, const char *fmt, ...)
 	w->problems++;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 1;
-	size_t c = *cap ? *cap * 2 : 1024;
-	while (c < need)
-		c *= 2;
-	void *q = realloc(*p, c * size);
-	if (!q)
-		return 0;
-	*p = q;
-	*cap = c;
-	return 1;
-}
-
 /* "ca=<id> serial=<HEX> ..." -> "<id>:<HEX>" */
 static int issue_key(const char *detail, char *key, size_t n)
 {
@@ -89,16 +75,14 @@ static kr_err entry(const kr_audit_entry *e, void *arg)
 			(long long)e->seq, e->kind);
 	memcpy(w->prev, e->hash ? e->hash : want, 32);
 	w->expect = e->seq + 1;
-	KR_ENSURE(grow((void **)&w->hashes, &w->cap, (size_t)e->seq + 1, 32), KR_EINTERNAL,
-		  "out of memory");
+	KR_TRY(kr_grow((void **)&w->hashes, &w->cap, (size_t)e->seq + 1, 32));
 	if ((size_t)e->seq >= w->nhashes) {
 		memset(w->hashes + w->nhashes, 0, ((size_t)e->seq + 1 - w->nhashes) * 32);
 		w->nhashes = (size_t)e->seq + 1;
 	}
 	memcpy(w->hashes[e->seq], w->prev, 32);
 	if (!strcmp(e->kind, "issue")) {
-		KR_ENSURE(grow((void **)&w->issues, &w->icap, w->nissues + 1, sizeof *w->issues),
-			  KR_EINTERNAL, "out of memory");
+		KR_TRY(kr_grow((void **)&w->issues, &w->icap, w->nissues + 1, sizeof *w->issues));
 		if (issue_key(e->detail, w->issues[w->nissues].key, sizeof w->issues[0].key))
 			w->nissues++;
 	}

@@ -2,6 +2,7 @@
  * (checked, signed, recorded). The formats are in fw_cms.c and fw_mcuboot.c. */
 #include "fw_internal.h"
 #include "authority.h"
+#include "../util/mem.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
@@ -179,13 +180,7 @@ kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out)
 	for (int i = 0; i < b->nouts; i++)
 		KR_ENSURE(strcmp(b->outs[i].path, path) != 0, KR_EEXIST,
 			  "%s: another image of this run has the same output name", path);
-	if (b->nouts == b->cap) {
-		int cap = b->cap ? 2 * b->cap : 16;
-		kr_fs_out *grown = realloc(b->outs, (size_t)cap * sizeof *grown);
-		KR_ENSURE(grown, KR_EINTERNAL, "out of memory");
-		b->outs = grown;
-		b->cap = cap;
-	}
+	KR_TRY(kr_grow((void **)&b->outs, &b->cap, (size_t)b->nouts + 1, sizeof *b->outs));
 	KR_TRY(kr_fs_out_open(&b->outs[b->nouts], path, 0644));
 	*out = &b->outs[b->nouts++];
 	kr_fw_result *r = b->cur;
@@ -328,18 +323,19 @@ static kr_err flush(kr_fw_batch *b)
 	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
 	if (!kr_failed(&e) && b->nouts)
 		e = kr_fs_sync(dir);
-	kr_err each[KR_FW_CHUNK];
 	for (int i = 0, j = 0; i < b->nitems; i++) {
-		each[i] = e;
-		for (; !kr_failed(&each[i]) && j < b->items[i].end; j++)
-			each[i] = kr_fs_out_commit(&b->outs[j], 0);
+		kr_err *named = &b->items[i].named;
+		*named = e;
+		for (; !kr_failed(named) && j < b->items[i].end; j++)
+			*named = kr_fs_out_commit(&b->outs[j], 0);
 		j = b->items[i].end;
 	}
 	if (!kr_failed(&e) && b->nouts)
 		e = kr_fs_sync(dir);
 	abort_outs(b, 0); /* those not named */
 	for (int i = 0; i < b->nitems; i++) {
-		const kr_err *ie = kr_failed(&e) ? &e : kr_failed(&each[i]) ? &each[i] : NULL;
+		const kr_err *named = &b->items[i].named;
+		const kr_err *ie = kr_failed(&e) ? &e : kr_failed(named) ? named : NULL;
 		b->cb(b->items[i].image, &b->items[i].r, ie, b->arg);
 		free(b->items[i].image);
 	}

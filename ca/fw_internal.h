@@ -45,11 +45,13 @@ struct kr_fw_batch {
 	kr_fw_report_cb cb;
 	void *arg;
 	kr_fs_out *outs; /* unnamed until the chunk is recorded */
-	int nouts, cap;
+	int nouts;
+	size_t cap;
 	struct kr_fw_staged {
 		char *image;
 		kr_fw_result r;
-		int end; /* its outputs are outs[previous item's end .. end) */
+		int end;      /* its outputs are outs[previous item's end .. end) */
+		kr_err named; /* naming its outputs */
 	} items[KR_FW_CHUNK];
 	int nitems;
 	long recorded;

@@ -1,4 +1,5 @@
 #include "revoke.h"
+#include "../util/mem.h"
 #include "build.h"
 #include "lint.h"
 #include "../util/cleanup.h"
@@ -33,25 +34,19 @@ kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
 typedef struct revoked {
 	kr_crl_entry *v;
 	ASN1_INTEGER **serials;
-	size_t n, cap;
+	size_t n, cap, serials_cap;
 	int oom;
 } revoked;
 
 static void collect(const uint8_t *serial, size_t len, int64_t when, int reason, void *arg)
 {
 	revoked *r = arg;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 64;
-		kr_crl_entry *v = realloc(r->v, cap * sizeof *v);
-		ASN1_INTEGER **s = v ? realloc(r->serials, cap * sizeof(ASN1_INTEGER *)) : NULL;
-		if (v)
-			r->v = v;
-		if (!s) {
-			r->oom = 1;
-			return;
-		}
-		r->serials = s;
-		r->cap = cap;
+	kr_err e = kr_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v);
+	if (!kr_failed(&e))
+		e = kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1, sizeof *r->serials);
+	if (kr_failed(&e)) {
+		r->oom = 1;
+		return;
 	}
 	BIGNUM *bn = BN_bin2bn(serial, (int)len, NULL);
 	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;

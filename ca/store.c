@@ -2,6 +2,7 @@
  * survives a killed process and a power cut; callers commit many rows per
  * transaction, so the fsync is paid once per chunk. */
 #include "store.h"
+#include "../util/mem.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
@@ -523,13 +524,11 @@ kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 		int64_t batch;
 	} gone;
 	gone *list = NULL;
+	size_t cap = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		gone *l = realloc(list, (size_t)(*n + 1) * sizeof *l);
-		if (!l) {
-			e = kr_errf(KR_EINTERNAL, "out of memory");
+		e = kr_grow((void **)&list, &cap, (size_t)*n + 1, sizeof *list);
+		if (kr_failed(&e))
 			break;
-		}
-		list = l;
 		kr_hex_upper(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
 			     list[*n].serial);
 		list[*n].batch = sqlite3_column_int64(st, 1);

@@ -1,4 +1,5 @@
 #include "transcript.h"
+#include "../util/mem.h"
 #include "../util/text.h"
 
 #include <errno.h>
@@ -76,15 +77,10 @@ static void append(kr_transcript *t, const char *line, size_t n)
 		write_through(t, line, n);
 		return;
 	}
-	if (t->len + n > t->cap) {
-		size_t cap = (t->cap + n) * 2;
-		char *b = realloc(t->buf, cap);
-		if (!b) {
-			t->err = kr_errf(KR_EINTERNAL, "out of memory");
-			return;
-		}
-		t->buf = b;
-		t->cap = cap;
+	kr_err e = kr_grow((void **)&t->buf, &t->cap, t->len + n, 1);
+	if (kr_failed(&e)) {
+		t->err = e;
+		return;
 	}
 	memcpy(t->buf + t->len, line, n);
 	t->len += n;

@@ -1,5 +1,6 @@
 /* keyrite revoke --ca NAME [--reason R] SERIAL... | --device ID */
 #include "cli.h"
+#include "../util/mem.h"
 #include "../util/text.h"
 #include "../ca/authority.h"
 #include "../ca/build.h"
@@ -25,20 +26,14 @@ typedef struct serial {
 
 typedef struct serials {
 	serial *v;
-	int n, cap, oom;
+	int n, oom;
+	size_t cap;
 } serials;
 
 static serial *more(serials *s)
 {
-	if (s->n == s->cap) {
-		int cap = s->cap ? s->cap * 2 : 16;
-		serial *v = realloc(s->v, (size_t)cap * sizeof *v);
-		if (!v)
-			return NULL;
-		s->v = v;
-		s->cap = cap;
-	}
-	return &s->v[s->n];
+	kr_err e = kr_grow((void **)&s->v, &s->cap, (size_t)s->n + 1, sizeof *s->v);
+	return kr_failed(&e) ? NULL : &s->v[s->n];
 }
 
 static void by_device(const kr_cert_info *c, void *arg)

@@ -1,6 +1,7 @@
 /* keyrite publish check: what is published (a zone file, or a server's
  * answers) against what the store calls for, record by record. */
 #include "internal.h"
+#include "../util/mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,13 +39,7 @@ static void set_free(set *s)
 
 static kr_err set_add(set *s, const ldns_rr *rr, const char *what, const char *why)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 1024;
-		entry *v = realloc(s->v, cap * sizeof *v);
-		KR_ENSURE(v, KR_EINTERNAL, "out of memory");
-		s->v = v;
-		s->cap = cap;
-	}
+	KR_TRY(kr_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v));
 	char *owner = ldns_rdf2str(ldns_rr_owner(rr)), *rdata = kr_rr_rdata(rr);
 	entry *e = &s->v[s->n];
 	*e = (entry){NULL, rdata, what ? strdup(what) : NULL, why};

@@ -6,6 +6,7 @@
  * (RFC 6605 section 4). Keys from outside ldns have no flags, owner or key
  * tag until they are given them (reference section 4). */
 #include "internal.h"
+#include "../util/mem.h"
 
 #include <openssl/ecdsa.h>
 #include <pthread.h>
@@ -90,13 +91,7 @@ typedef struct jobs {
 static kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single, const zone_key *k,
 		      ldns_dnssec_rrs **into)
 {
-	if (js->n == js->cap) {
-		size_t cap = js->cap ? 2 * js->cap : 4096;
-		job *v = realloc(js->v, cap * sizeof *v);
-		KR_ENSURE(v, KR_EINTERNAL, "out of memory");
-		js->v = v;
-		js->cap = cap;
-	}
+	KR_TRY(kr_grow((void **)&js->v, &js->cap, js->n + 1, sizeof *js->v));
 	ldns_rr_list *list = ldns_rr_list_new();
 	KR_ENSURE(list, KR_EINTERNAL, "out of memory");
 	for (; rrs; rrs = rrs->next)
