@@ -43,7 +43,8 @@ static void collect(const uint8_t *serial, size_t len, int64_t when, int reason,
 	revoked *r = arg;
 	kr_err e = kr_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v);
 	if (!kr_failed(&e))
-		e = kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1, sizeof *r->serials);
+		e = kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1,
+			    sizeof(ASN1_INTEGER *));
 	if (kr_failed(&e)) {
 		r->oom = 1;
 		return;
