@@ -33,7 +33,8 @@ kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *
 	KR_TRY(kr_hsm_key_find(*h, uri, k));
 	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(*k), X509_get0_pubkey(cert)) == 1, KR_EVERIFY,
 		  "%s: the key on the token is not the key of its certificate", who);
-	return kr_ok();
+	int copied; /* either way it signs on the token */
+	return kr_hsm_key_session_copy(*h, *k, &copied);
 }
 
 static kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)

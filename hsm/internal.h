@@ -21,6 +21,7 @@ struct kr_hsm_session {
 
 struct kr_hsm_key {
 	CK_OBJECT_HANDLE priv, pub;
+	CK_OBJECT_HANDLE copy; /* session copy of priv that signs, if any */
 	char label[256];
 	uint8_t id[64];
 	size_t id_len;

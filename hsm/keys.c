@@ -294,14 +294,16 @@ kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 	CK_ATTRIBUTE *id = p11_kit_uri_get_attribute(u, CKA_ID);
 	CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
 	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &priv_class, sizeof priv_class}};
-	CK_ULONG n = 1;
+	CK_BBOOL yes = CK_TRUE; /* not a session copy (kr_hsm_key_session_copy) */
+	CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &priv_class, sizeof priv_class},
+				{CKA_TOKEN, &yes, sizeof yes}};
+	CK_ULONG n = 2;
 	if (label)
 		tmpl[n++] = *label;
 	if (id)
 		tmpl[n++] = *id;
 	kr_err e = kr_ok();
-	if (n == 1)
+	if (n == 2)
 		e = kr_errf(KR_EINPUT, "%s: names no key; add object=LABEL or id=...", uri);
 	else if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
 			 *(CK_OBJECT_CLASS *)cls->pValue != CKO_PRIVATE_KEY))
@@ -334,10 +336,12 @@ kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
 {
 	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &priv_class, sizeof priv_class}};
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &priv_class, sizeof priv_class},
+			       {CKA_TOKEN, &yes, sizeof yes}};
 	CK_OBJECT_HANDLE handles[1024];
 	CK_ULONG found = 0;
-	KR_TRY(kr_hsm_find(h->main, tmpl, 1, handles, 1024, &found));
+	KR_TRY(kr_hsm_find(h->main, tmpl, 2, handles, 1024, &found));
 	for (CK_ULONG i = 0; i < found; i++) {
 		kr_hsm_key *k = calloc(1, sizeof *k);
 		KR_ENSURE(k, KR_EINTERNAL, "out of memory");
@@ -401,6 +405,31 @@ void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 				      vals[i] < 0 ? "unreadable"
 				      : vals[i]   ? "true"
 						  : "false");
+}
+
+/* PKCS#11 2.40 section 4.4 lets a copy tighten CKA_SENSITIVE and
+ * CKA_EXTRACTABLE, never loosen them; they are read back all the same, and a
+ * copy that would be weaker than the token object is destroyed unused. */
+kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
+{
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
+	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+	*copied = 0;
+	if (k->copy || h->fn->C_CopyObject(h->main->handle, k->priv, tmpl, 1, &copy) != CKR_OK)
+		return kr_ok(); /* refused (CKA_COPYABLE false): the token object signs */
+	int sensitive = get_bool(h->main, copy, CKA_SENSITIVE);
+	int extractable = get_bool(h->main, copy, CKA_EXTRACTABLE);
+	if (sensitive != 1 || extractable != 0) {
+		h->fn->C_DestroyObject(h->main->handle, copy);
+		return kr_errf(KR_EHSM,
+			       "key '%s': the token made a session copy that is not "
+			       "sensitive or is extractable",
+			       k->label);
+	}
+	k->copy = copy;
+	*copied = 1;
+	return kr_ok();
 }
 
 /* ---- generation -------------------------------------------------------- */

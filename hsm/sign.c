@@ -72,7 +72,8 @@ static kr_err check_scheme(const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_
 {
 	kr_key_type t = kr_hsm_key_type(k);
 	int rsa = t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096;
-	int fits = (scheme == KR_SIG_ECDSA && (t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384)) ||
+	int ecdsa = scheme == KR_SIG_ECDSA || scheme == KR_SIG_ECDSA_RAW;
+	int fits = (ecdsa && (t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384)) ||
 		   ((scheme == KR_SIG_RSA_PKCS1 || scheme == KR_SIG_RSA_PSS) && rsa) ||
 		   (scheme == KR_SIG_EDDSA && t == KR_KEY_ED25519);
 	KR_ENSURE(fits, KR_EINTERNAL, "key '%s' (%s) cannot make this kind of signature",
@@ -97,6 +98,7 @@ kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 
 	switch (scheme) {
 	case KR_SIG_ECDSA:
+	case KR_SIG_ECDSA_RAW:
 		break;
 	case KR_SIG_RSA_PKCS1: {
 		int len = 0;
@@ -121,7 +123,8 @@ kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 	CK_FUNCTION_LIST *fn = s->h->fn;
 	uint8_t raw[KR_HSM_MAX_SIG];
 	CK_ULONG rawlen = sizeof raw;
-	KR_CK(fn->C_SignInit(s->handle, &mech, k->priv), KR_EHSM, "key '%s': C_SignInit", k->label);
+	KR_CK(fn->C_SignInit(s->handle, &mech, k->copy ? k->copy : k->priv), KR_EHSM,
+	      "key '%s': C_SignInit", k->label);
 	KR_CK(fn->C_Sign(s->handle, (CK_BYTE *)data, datalen, raw, &rawlen), KR_EHSM,
 	      "key '%s': C_Sign", k->label);
 	if (scheme == KR_SIG_ECDSA)

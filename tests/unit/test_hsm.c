@@ -93,6 +93,60 @@ Test(hsm, generated_key_attributes)
 	kr_hsm_close(h);
 }
 
+/* The copy signs (verified in software), is as sensitive and unextractable
+ * as the token object, does not make the key ambiguous, and is gone with
+ * the session. */
+Test(hsm, session_copy_signs_and_stays_on_the_token)
+{
+	kr_hsm_opts o = {.pin = kr_test_token("t")};
+	kr_hsm *h = NULL;
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=t", &o, &h));
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=t;object=c", KR_KEY_EC_P256, &k));
+	int copied = 0;
+	KR_ASSERT_OK(kr_hsm_key_session_copy(h, k, &copied));
+	cr_assert_eq(copied, 1, "SoftHSM copies keys to session objects");
+	uint8_t digest[32] = {1, 2, 3}, sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA, EVP_sha256(), digest,
+				 sizeof digest, sig, &siglen));
+	KR_AUTO(EVP_PKEY_CTX) vctx = EVP_PKEY_CTX_new(kr_hsm_key_public(k), NULL);
+	cr_assert(EVP_PKEY_verify_init(vctx) == 1);
+	cr_assert_eq(EVP_PKEY_verify(vctx, sig, siglen, digest, sizeof digest), 1);
+	uint8_t raw[KR_HSM_MAX_SIG];
+	size_t rawlen = 0;
+	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA_RAW, EVP_sha256(), digest,
+				 sizeof digest, raw, &rawlen));
+	cr_assert_eq(rawlen, 64, "r || s for P-256");
+
+	kr_hsm_key *again = NULL;
+	KR_ASSERT_OK(kr_hsm_key_find(h, "pkcs11:token=t;object=c", &again));
+	kr_key_attrs a;
+	KR_ASSERT_OK(kr_hsm_key_attrs(h, again, &a));
+	cr_assert(a.token == 1 && a.sensitive == 1 && a.extractable == 0);
+	kr_hsm_key_free(again);
+	kr_hsm_key_free(k);
+	kr_hsm_close(h);
+
+	/* Only the token object outlives the session (counted by pkcs11-tool,
+	 * its PIN passed in the environment). */
+	char pin[64] = "", cmd[512];
+	FILE *pf = fopen(o.pin.file, "r");
+	cr_assert(pf && fgets(pin, sizeof pin, pf));
+	fclose(pf);
+	pin[strcspn(pin, "\n")] = '\0';
+	setenv("KR_UNIT_PIN", pin, 1);
+	snprintf(cmd, sizeof cmd,
+		 "pkcs11-tool --module %s --token-label t --login --pin env:KR_UNIT_PIN "
+		 "--list-objects --type privkey 2>/dev/null | grep -c 'label: *c$'",
+		 KR_HSM_DEFAULT_MODULE);
+	FILE *p = popen(cmd, "r");
+	int count = -1;
+	cr_assert(p && fscanf(p, "%d", &count) == 1);
+	pclose(p);
+	cr_assert_eq(count, 1);
+}
+
 Test(hsm, uri_and_token_refusals)
 {
 	kr_hsm_opts o = {.pin = kr_test_token("t")};
