@@ -8,7 +8,6 @@
 #include "internal.h"
 #include "../util/mem.h"
 
-#include <openssl/ecdsa.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +33,8 @@ static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16
 	kr_key_type t = kr_hsm_key_type(k->hk);
 	KR_ENSURE(t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384, KR_EINPUT,
 		  "%s: a %s key; DNSSEC keys are ec-p256 or ec-p384", uri, kr_key_type_name(t));
+	int copied; /* either way it signs on the token */
+	KR_TRY(kr_hsm_key_session_copy(h, k->hk, &copied));
 	k->md = t == KR_KEY_EC_P256 ? EVP_sha256() : EVP_sha384();
 	k->half = t == KR_KEY_EC_P256 ? 32 : 48;
 	EVP_PKEY *pub = kr_hsm_key_public(k->hk);
@@ -72,8 +73,11 @@ static void key_free(zone_key *k)
 
 /* ---- the signatures -------------------------------------------------------------------- */
 
+/* One RRset to sign: collected in zone order, then canonicalized, hashed
+ * and signed by whichever worker takes it. */
 typedef struct job {
-	ldns_rr_list *rrset; /* canonical and sorted */
+	ldns_dnssec_rrs *rrs; /* the RRset's records, or */
+	ldns_rr *single;      /* its one NSEC or NSEC3 record */
 	const zone_key *k;
 	ldns_dnssec_rrs **into;
 	ldns_rr *sig;
@@ -87,24 +91,11 @@ typedef struct jobs {
 	pthread_mutex_t lock;
 } jobs;
 
-/* RFC 4034 section 6.2: canonical form, the RRSIG's original TTL, sorted. */
 static kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single, const zone_key *k,
 		      ldns_dnssec_rrs **into)
 {
 	KR_TRY(kr_grow((void **)&js->v, &js->cap, js->n + 1, sizeof *js->v));
-	ldns_rr_list *list = ldns_rr_list_new();
-	KR_ENSURE(list, KR_EINTERNAL, "out of memory");
-	for (; rrs; rrs = rrs->next)
-		ldns_rr_list_push_rr(list, ldns_rr_clone(rrs->rr));
-	if (single)
-		ldns_rr_list_push_rr(list, ldns_rr_clone(single));
-	uint32_t ttl = ldns_rr_ttl(ldns_rr_list_rr(list, 0));
-	for (size_t i = 0; i < ldns_rr_list_rr_count(list); i++) {
-		ldns_rr_set_ttl(ldns_rr_list_rr(list, i), ttl);
-		ldns_rr2canonical(ldns_rr_list_rr(list, i));
-	}
-	ldns_rr_list_sort(list);
-	js->v[js->n++] = (job){list, k, into, NULL};
+	js->v[js->n++] = (job){rrs, single, k, into, NULL};
 	return kr_ok();
 }
 
@@ -133,40 +124,62 @@ static kr_err collect(ldns_dnssec_zone *zone, const zone_key *ksk, const zone_ke
 	return kr_ok();
 }
 
-static kr_err sign_one(kr_hsm_session *session, job *j)
+/* RFC 4034 section 6.2: canonical form, the RRSIG's original TTL, sorted. */
+static ldns_rr_list *canonical_rrset(const job *j)
 {
-	j->sig = ldns_create_empty_rrsig(j->rrset, j->k->key);
-	ldns_buffer *buf = ldns_buffer_new(512);
-	KR_ENSURE(j->sig && buf, KR_EINTERNAL, "out of memory");
-	ldns_status st = ldns_rrsig2buffer_wire(buf, j->sig);
+	ldns_rr_list *list = ldns_rr_list_new();
+	if (!list)
+		return NULL;
+	for (ldns_dnssec_rrs *r = j->rrs; r; r = r->next)
+		ldns_rr_list_push_rr(list, ldns_rr_clone(r->rr));
+	if (j->single)
+		ldns_rr_list_push_rr(list, ldns_rr_clone(j->single));
+	uint32_t ttl = ldns_rr_ttl(ldns_rr_list_rr(list, 0));
+	for (size_t i = 0; i < ldns_rr_list_rr_count(list); i++) {
+		ldns_rr *rr = ldns_rr_list_rr(list, i);
+		if (!rr) {
+			ldns_rr_list_deep_free(list);
+			return NULL;
+		}
+		ldns_rr_set_ttl(rr, ttl);
+		ldns_rr2canonical(rr);
+	}
+	ldns_rr_list_sort(list);
+	return list;
+}
+
+/* RFC 4034 section 3.1.8.1: the signature covers the RRSIG's rdata without
+ * the signature, then the canonical RRset; ECDSA's r || s is the DNSSEC
+ * signature form (RFC 6605 section 4). buf is the worker's, reused. */
+static kr_err sign_one(kr_hsm_session *session, ldns_buffer *buf, job *j)
+{
+	ldns_rr_list *rrset = canonical_rrset(j);
+	j->sig = rrset ? ldns_create_empty_rrsig(rrset, j->k->key) : NULL;
+	ldns_buffer_clear(buf);
+	ldns_status st = j->sig ? ldns_rrsig2buffer_wire(buf, j->sig) : LDNS_STATUS_MEM_ERR;
 	if (st == LDNS_STATUS_OK)
-		st = ldns_rr_list2buffer_wire(buf, j->rrset);
-	uint8_t d[EVP_MAX_MD_SIZE], der[KR_HSM_MAX_SIG], raw[96] = {0};
+		st = ldns_rr_list2buffer_wire(buf, rrset);
+	ldns_rr_list_deep_free(rrset);
+	KR_ENSURE(st == LDNS_STATUS_OK, KR_EINTERNAL, "an RRSIG: %s", ldns_get_errorstr_by_id(st));
+	uint8_t d[EVP_MAX_MD_SIZE], raw[KR_HSM_MAX_SIG];
 	unsigned dlen = 0;
-	size_t derlen = 0;
-	kr_err e = st == LDNS_STATUS_OK ? kr_ok() : kr_ldns_err(st, KR_EINTERNAL, "RRSIG", NULL);
-	if (!kr_failed(&e) && !EVP_Digest(ldns_buffer_begin(buf), ldns_buffer_position(buf), d,
-					  &dlen, j->k->md, NULL))
-		e = kr_err_ossl(KR_EINTERNAL, "hashing an RRset");
-	ldns_buffer_free(buf);
-	if (!kr_failed(&e))
-		e = kr_hsm_sign(session, j->k->hk, KR_SIG_ECDSA, j->k->md, d, dlen, der, &derlen);
-	KR_TRY(e);
-	/* kr_hsm_sign gives the X.509 form; DNSSEC wants r || s, each padded */
-	const unsigned char *p = der;
-	ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
-	int ok = es && BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)j->k->half) > 0 &&
-		 BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + j->k->half, (int)j->k->half) > 0;
-	ECDSA_SIG_free(es);
-	KR_OSSL(ok, KR_EINTERNAL, "the token's ECDSA signature");
-	ldns_rr_rrsig_set_sig(j->sig,
-			      ldns_rdf_new_frm_data(LDNS_RDF_TYPE_B64, 2 * j->k->half, raw));
+	size_t rawlen = 0;
+	KR_OSSL(EVP_Digest(ldns_buffer_begin(buf), ldns_buffer_position(buf), d, &dlen, j->k->md,
+			   NULL),
+		KR_EINTERNAL, "hashing an RRset");
+	KR_TRY(kr_hsm_sign(session, j->k->hk, KR_SIG_ECDSA_RAW, j->k->md, d, dlen, raw, &rawlen));
+	KR_ENSURE(rawlen == 2 * j->k->half, KR_EHSM, "the token's ECDSA signature has %zu bytes",
+		  rawlen);
+	ldns_rdf *sig = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_B64, rawlen, raw);
+	KR_ENSURE(sig, KR_EINTERNAL, "out of memory");
+	ldns_rr_rrsig_set_sig(j->sig, sig);
 	return kr_ok();
 }
 
 typedef struct worker {
 	jobs *js;
 	kr_hsm_session *session;
+	ldns_buffer *buf;
 } worker;
 
 static void *work(void *arg)
@@ -179,7 +192,7 @@ static void *work(void *arg)
 			break;
 		if (js->v[i].sig)
 			continue; /* the KSK's, done already */
-		kr_err e = sign_one(w->session, &js->v[i]);
+		kr_err e = sign_one(w->session, w->buf, &js->v[i]);
 		if (kr_failed(&e)) {
 			pthread_mutex_lock(&js->lock);
 			if (!kr_failed(&js->e))
@@ -196,18 +209,23 @@ static void *work(void *arg)
  * the list too: its token may differ, so it is signed here first). */
 static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
 {
-	for (size_t i = 0; i < js->n; i++)
+	ldns_buffer *buf = ldns_buffer_new(512);
+	KR_ENSURE(buf, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (size_t i = 0; i < js->n && !kr_failed(&e); i++)
 		if (js->v[i].k == ksk)
-			KR_TRY(sign_one(kr_hsm_main_session(ksk->hsm), &js->v[i]));
+			e = sign_one(kr_hsm_main_session(ksk->hsm), buf, &js->v[i]);
+	ldns_buffer_free(buf);
+	KR_TRY(e);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int n = cores < 1 ? 1 : cores > MAX_SIGNERS ? MAX_SIGNERS : (int)cores;
-	worker w[MAX_SIGNERS];
+	worker w[MAX_SIGNERS] = {0};
 	pthread_t t[MAX_SIGNERS];
 	int started[MAX_SIGNERS] = {0};
-	kr_err e = kr_ok();
 	for (int i = 0; i < n && !kr_failed(&e); i++) {
-		w[i] = (worker){js, NULL};
-		e = kr_hsm_session_open(zsk->hsm, &w[i].session);
+		w[i] = (worker){js, NULL, ldns_buffer_new(512)};
+		e = w[i].buf ? kr_hsm_session_open(zsk->hsm, &w[i].session)
+			     : kr_errf(KR_EINTERNAL, "out of memory");
 		if (!kr_failed(&e) && i > 0)
 			started[i] = pthread_create(&t[i], NULL, work, &w[i]) == 0;
 	}
@@ -216,8 +234,10 @@ static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
 	for (int i = 1; i < n; i++)
 		if (started[i])
 			pthread_join(t[i], NULL);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		kr_hsm_session_close(w[i].session);
+		ldns_buffer_free(w[i].buf);
+	}
 	KR_TRY(e);
 	return js->e;
 }
@@ -241,10 +261,8 @@ static kr_err attach(jobs *js)
 
 static void jobs_free(jobs *js)
 {
-	for (size_t i = 0; i < js->n; i++) {
-		ldns_rr_list_deep_free(js->v[i].rrset);
+	for (size_t i = 0; i < js->n; i++)
 		ldns_rr_free(js->v[i].sig);
-	}
 	free(js->v);
 	pthread_mutex_destroy(&js->lock);
 }
