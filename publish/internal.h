@@ -39,4 +39,7 @@ char *kr_rr_rdata(const ldns_rr *rr);
 kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
 		       kr_publish_summary *sum);
 
+/* Prints the (signed) zone to out as ldns would, on every core. */
+kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone);
+
 #endif

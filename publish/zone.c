@@ -225,7 +225,7 @@ static kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
 	if (!kr_failed(&e) && p->dz)
 		e = kr_publish_sign(z, &p->o->hsm, p->dz, p->sum);
 	if (!kr_failed(&e) && p->dz)
-		ldns_dnssec_zone_print(p->zone, p->dz);
+		e = kr_publish_print(p->zone, p->dz);
 	if (p->dz)
 		ldns_dnssec_zone_deep_free(p->dz);
 	p->dz = NULL;
