@@ -540,13 +540,14 @@ static kr_err run_chunks(batch *b, kr_reader *rd, int size)
 		kr_err f = settle(b, cur);
 		clear_chunk(cur);
 		if (kr_failed(&f) || kr_failed(&e)) {
+			/* What the next chunk signed is not recorded, so it is not
+			 * reported as issued: its serials stay reserved, to be
+			 * retired by the next run. */
 			wait_signing(&st);
-			/* What the next chunk signed is recorded too; its serials
-			 * otherwise stay reserved, to be retired by the next run. */
-			if (!kr_failed(&e) && next->n > 0 && !kr_failed(&f))
-				settle(b, next);
-			else
-				report(b, next);
+			for (int i = 0; i < next->n; i++)
+				if (next->reqs[i].state == R_ISSUED)
+					next->reqs[i].state = R_RESERVED;
+			report(b, next);
 			return kr_failed(&f) ? f : e;
 		}
 		chunk *done = cur;
