@@ -46,7 +46,8 @@ mkdir out-cms out-mcuboot
 	small/*.bin 2>mcuboot.time
 grep -q "$N signed, 0 failed" cms.time && grep -q "$N signed, 0 failed" mcuboot.time ||
 	{ tail -3 cms.time mcuboot.time; exit 1; }
-raw=$("$SRC/build/csign" "$URI" 1 5)
+read -r raw_token raw <<<"$("$SRC/build/csign" "$URI" 1 5)"
+[ "$raw" != 0 ] || raw=$raw_token
 
 cms_rate=$(rate "$N" "$(seconds cms.time)")
 mcu_rate=$(rate "$N" "$(seconds mcuboot.time)")
@@ -58,7 +59,8 @@ awk -v a="$best_dgst" -v b="$best_kr" 'BEGIN { printf "  keyrite / openssl dgst:
 echo "  keyrite peak RSS:        $(rss_mib kr1.time) MiB   (target < 32 MiB)"
 printf "  %-44s %8s images/s\n" "keyrite fw sign, $N x 64 KiB, CMS" "$cms_rate"
 printf "  %-44s %8s images/s\n" "keyrite fw sign, $N x 64 KiB, MCUboot" "$mcu_rate"
-printf "  %-44s %8s sigs/s\n" "raw C_Sign, 1 session" "$raw"
+printf "  %-44s %8s sigs/s\n" "raw C_Sign, 1 session, token object" "$raw_token"
+printf "  %-44s %8s sigs/s\n" "raw C_Sign, 1 session, session copy" "$raw"
 awk -v c="$cms_rate" -v m="$mcu_rate" -v r="$raw" 'BEGIN {
 	printf "  CMS / raw C_Sign:        %.0f%%   (target >= 50%%)\n", 100 * c / r
 	printf "  MCUboot / raw C_Sign:    %.0f%%   (target >= 50%%)\n", 100 * m / r }'

@@ -3,7 +3,8 @@
 # measured in one run against its peers on the same SoftHSM key:
 #   keyrite issue (manifest in, one PEM file per certificate out)
 #   openssl ca -batch -infiles, the key on SoftHSM through the pkcs11 engine
-#   the token's raw C_Sign rate with the same number of sessions
+#   the token's raw C_Sign rate with the same number of sessions, with the
+#   token object and with the session copy keyrite signs with
 # and keyrite's peak RSS. BENCH_RSS_N=1000000 adds a streamed-manifest run
 # that reports peak RSS only.
 set -euo pipefail
@@ -60,7 +61,8 @@ os_s=$(seconds ossl.time)
 [ "$(ls ossl/new | wc -l)" -eq "$N" ] || { echo "openssl ca made too few"; exit 1; }
 
 # the token's own ceiling
-raw=$("$SRC/build/csign" "$URI" "$WORKERS" 5)
+read -r raw_token raw <<<"$("$SRC/build/csign" "$URI" "$WORKERS" 5)"
+[ "$raw" != 0 ] || raw=$raw_token # the token refused the copy: keyrite signs as csign did
 
 kr_rate=$(rate "$N" "$kr_s")
 os_rate=$(rate "$N" "$os_s")
@@ -68,10 +70,12 @@ echo
 echo "batch of $N P-256 device certificates, $WORKERS workers/sessions, $(nproc) cores"
 printf "  %-44s %8s certs/s\n" "keyrite issue (manifest -> PEM files)" "$kr_rate"
 printf "  %-44s %8s certs/s\n" "openssl ca -batch -infiles (pkcs11 engine)" "$os_rate"
-printf "  %-44s %8s sigs/s\n" "raw C_Sign, $WORKERS sessions" "$raw"
-awk -v a="$kr_rate" -v b="$os_rate" -v r="$raw" 'BEGIN {
+printf "  %-44s %8s sigs/s\n" "raw C_Sign, $WORKERS sessions, token object" "$raw_token"
+printf "  %-44s %8s sigs/s\n" "raw C_Sign, $WORKERS sessions, session copy" "$raw"
+awk -v a="$kr_rate" -v b="$os_rate" -v r="$raw" -v t="$raw_token" 'BEGIN {
 	printf "  keyrite / openssl ca:   %.1fx   (target >= 5x)\n", a / b
-	printf "  keyrite / raw C_Sign:   %.0f%%   (target >= 50%%)\n", 100 * a / r }'
+	printf "  keyrite / raw C_Sign:   %.0f%%   (target >= 50%%; the rate of the key keyrite signs with)\n", 100 * a / r
+	printf "  keyrite / raw C_Sign on the token object: %.0f%%\n", 100 * a / t }'
 echo "  keyrite peak RSS:       $((kr_rss / 1024)) MiB"
 
 if [ -n "${BENCH_RSS_N:-}" ]; then
