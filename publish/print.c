@@ -95,7 +95,7 @@ kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone)
 	kr_err e = kr_ok();
 	for (ldns_rbnode_t *node = ldns_rbtree_first(zone->names);
 	     node != LDNS_RBTREE_NULL && !kr_failed(&e); node = ldns_rbtree_next(node)) {
-		e = kr_grow((void **)&names, &cap, n + 1, sizeof *names);
+		e = kr_grow((void **)&names, &cap, n + 1, sizeof(const ldns_dnssec_name *));
 		if (!kr_failed(&e))
 			names[n++] = node->data;
 	}
