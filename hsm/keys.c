@@ -415,9 +415,9 @@ kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
 	CK_BBOOL no = CK_FALSE;
 	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
 	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
-	*copied = 0;
-	if (k->copy || h->fn->C_CopyObject(h->main->handle, k->priv, tmpl, 1, &copy) != CKR_OK)
-		return kr_ok(); /* refused (CKA_COPYABLE false): the token object signs */
+	*copied = k->copy != CK_INVALID_HANDLE;
+	if (*copied || h->fn->C_CopyObject(h->main->handle, k->priv, tmpl, 1, &copy) != CKR_OK)
+		return kr_ok(); /* made already, or refused (CKA_COPYABLE false) */
 	int sensitive = get_bool(h->main, copy, CKA_SENSITIVE);
 	int extractable = get_bool(h->main, copy, CKA_EXTRACTABLE);
 	if (sensitive != 1 || extractable != 0) {

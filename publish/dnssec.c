@@ -124,25 +124,32 @@ static kr_err collect(ldns_dnssec_zone *zone, const zone_key *ksk, const zone_ke
 	return kr_ok();
 }
 
+static int push_clone(ldns_rr_list *list, const ldns_rr *rr)
+{
+	ldns_rr *c = ldns_rr_clone(rr);
+	if (c && ldns_rr_list_push_rr(list, c))
+		return 1;
+	ldns_rr_free(c);
+	return 0;
+}
+
 /* RFC 4034 section 6.2: canonical form, the RRSIG's original TTL, sorted. */
 static ldns_rr_list *canonical_rrset(const job *j)
 {
 	ldns_rr_list *list = ldns_rr_list_new();
-	if (!list)
+	int ok = list != NULL;
+	for (ldns_dnssec_rrs *r = j->rrs; ok && r; r = r->next)
+		ok = push_clone(list, r->rr);
+	if (ok && j->single)
+		ok = push_clone(list, j->single);
+	if (!ok || ldns_rr_list_rr_count(list) == 0) {
+		ldns_rr_list_deep_free(list);
 		return NULL;
-	for (ldns_dnssec_rrs *r = j->rrs; r; r = r->next)
-		ldns_rr_list_push_rr(list, ldns_rr_clone(r->rr));
-	if (j->single)
-		ldns_rr_list_push_rr(list, ldns_rr_clone(j->single));
+	}
 	uint32_t ttl = ldns_rr_ttl(ldns_rr_list_rr(list, 0));
 	for (size_t i = 0; i < ldns_rr_list_rr_count(list); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(list, i);
-		if (!rr) {
-			ldns_rr_list_deep_free(list);
-			return NULL;
-		}
-		ldns_rr_set_ttl(rr, ttl);
-		ldns_rr2canonical(rr);
+		ldns_rr_set_ttl(ldns_rr_list_rr(list, i), ttl);
+		ldns_rr2canonical(ldns_rr_list_rr(list, i));
 	}
 	ldns_rr_list_sort(list);
 	return list;
