@@ -105,6 +105,31 @@ test_publish_signed_zone_verifies_and_gives_the_ds() {
 		--list-objects --type privkey 2>/dev/null | grep -A3 'iotregistry-ksk' | grep -q 'never extractable'
 }
 
+# NSEC instead of NSEC3, P-384 keys (algorithm 14), and enough devices that
+# the zone is printed in several slices on several workers.
+test_publish_signed_nsec_p384_zone_of_many_slices_verifies() {
+	pub_setup 2500
+	for k in ksk zsk; do
+		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p384 \
+			--pin-file "$T/pin" >/dev/null
+	done
+	sed -i 's/^\[zone_registry\]/&\nnsec3 = no/' "$T/ca/keyrite.cnf"
+	krp --zone iotregistry.ca --out "$T/pub" --sign --pin-file "$T/pin" >/dev/null
+	local zone=$T/pub/iotregistry.ca.zone
+	has "Zone is verified and complete" ldns-verify-zone "$zone"
+	has "Zone fully signed" dnssec-verify -o iotregistry.ca "$zone"
+	named-checkzone iotregistry.ca "$zone" >/dev/null
+	kzonecheck -o iotregistry.ca "$zone" >/dev/null
+	! grep -q NSEC3 "$zone" || fail "NSEC3 records with nsec3 = no"
+	[ "$(grep -c 'IN	TLSA	3 1 1 ' "$zone")" -eq 2500 ] || fail "not 2500 TLSA records"
+	# one signature per TLSA RRset: the devices' and the _rootcert's
+	local n
+	n=$(grep -c "IN	RRSIG	TLSA 14 " "$zone" || true)
+	[ "$n" -eq 2501 ] || fail "$n P-384 signatures of TLSA sets, want 2501"
+	[ "$(grep -c 'IN	SOA	' "$zone")" -eq 1 ] || fail "the SOA is not printed once"
+	sed -n 2p "$zone" | grep -q 'IN	SOA	' || fail "the SOA does not come first"
+}
+
 # nsd_start ZONEFILE: NSD serving iotregistry.ca from ZONEFILE on 127.0.0.1,
 # on a random free port ($PORT); ready when drill gets the SOA.
 nsd_start() {
