@@ -352,17 +352,19 @@ static kr_err write_files(batch *b, chunk *c)
 			KR_EINTERNAL, "encoding a certificate");
 		char *data = NULL;
 		long len = BIO_get_mem_data(pem, &data);
-		if (access(r->file, F_OK) == 0) {
-			int same = 0;
-			KR_TRY(kr_fs_same(r->file, data, (size_t)len, &same));
-			KR_ENSURE(same, KR_EEXIST,
-				  "%s: exists with other content; keyrite never overwrites an "
-				  "output (the certificate is in the store)",
-				  r->file);
+		kr_err e = kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644);
+		if (e.code != KR_EEXIST) {
+			KR_TRY(e);
+			wrote++;
 			continue;
 		}
-		KR_TRY(kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644));
-		wrote++;
+		/* a re-run: the file of a certificate issued before */
+		int same = 0;
+		KR_TRY(kr_fs_same(r->file, data, (size_t)len, &same));
+		KR_ENSURE(same, KR_EEXIST,
+			  "%s: exists with other content; keyrite never overwrites an output (the "
+			  "certificate is in the store)",
+			  r->file);
 	}
 	return wrote ? kr_fs_sync(b->o->out_dir) : kr_ok();
 }

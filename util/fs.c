@@ -195,8 +195,9 @@ static kr_err link_out(kr_fs_out *o)
 		snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
 		rc = linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW);
 	}
-	KR_ENSURE(rc == 0, errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s", o->path,
-		  strerror(errno));
+	KR_ENSURE(rc == 0 || errno != EEXIST, KR_EEXIST,
+		  "%s: already exists; keyrite never overwrites an output", o->path);
+	KR_ENSURE(rc == 0, KR_EIO, "%s: cannot create: %s", o->path, strerror(errno));
 	return kr_ok();
 }
 
@@ -263,7 +264,8 @@ kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
 static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
 {
 	kr_fs_out o;
-	KR_TRY(kr_fs_out_open(&o, path, mode));
+	/* No check before: the data is at hand, and the link is exclusive. */
+	KR_TRY(open_unnamed(&o, path, mode, 0));
 	kr_err e = kr_fs_out_write(&o, data, len);
 	if (kr_failed(&e)) {
 		kr_fs_out_abort(&o);
