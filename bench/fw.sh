@@ -46,7 +46,8 @@ mkdir out-cms out-mcuboot
 	small/*.bin 2>mcuboot.time
 grep -q "$N signed, 0 failed" cms.time && grep -q "$N signed, 0 failed" mcuboot.time ||
 	{ tail -3 cms.time mcuboot.time; exit 1; }
-read -r raw_token raw <<<"$("$SRC/build/csign" "$URI" 1 5)"
+raws=$("$SRC/build/csign" "$URI" 1 5) # fails the script if csign fails
+read -r raw_token raw <<<"$raws"
 [ "$raw" != 0 ] || raw=$raw_token
 
 cms_rate=$(rate "$N" "$(seconds cms.time)")

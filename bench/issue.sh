@@ -61,7 +61,8 @@ os_s=$(seconds ossl.time)
 [ "$(ls ossl/new | wc -l)" -eq "$N" ] || { echo "openssl ca made too few"; exit 1; }
 
 # the token's own ceiling
-read -r raw_token raw <<<"$("$SRC/build/csign" "$URI" "$WORKERS" 5)"
+raws=$("$SRC/build/csign" "$URI" "$WORKERS" 5) # fails the script if csign fails
+read -r raw_token raw <<<"$raws"
 [ "$raw" != 0 ] || raw=$raw_token # the token refused the copy: keyrite signs as csign did
 
 kr_rate=$(rate "$N" "$kr_s")
