@@ -17,6 +17,14 @@ pub_setup() {
 	printf '\n[zone_parko]\nzone = parkoserv.ca\nrootcert = no\n' >>"$T/ca/keyrite.cnf"
 }
 
+# dnssec_keys TYPE: the zone's KSK and ZSK on the devices token.
+dnssec_keys() {
+	for k in ksk zsk; do
+		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type "$1" \
+			--pin-file "$T/pin" >/dev/null
+	done
+}
+
 krp() { kr publish --config "$T/ca/keyrite.cnf" "$@"; }
 
 hexof() { od -An -tx1 -v | tr -d ' \n'; }
@@ -81,10 +89,7 @@ test_publish_zone_accepted_by_bind_knot_ldns_dane_and_tlsa() {
 
 test_publish_signed_zone_verifies_and_gives_the_ds() {
 	pub_setup 10
-	for k in ksk zsk; do
-		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
-			--pin-file "$T/pin" >/dev/null
-	done
+	dnssec_keys ec-p256
 	krp --zone iotregistry.ca --out "$T/pub" --sign --pin-file "$T/pin" >"$T/out.txt"
 	local zone=$T/pub/iotregistry.ca.zone
 	has "Zone is verified and complete" ldns-verify-zone "$zone"
@@ -109,10 +114,7 @@ test_publish_signed_zone_verifies_and_gives_the_ds() {
 # the zone is printed in several slices on several workers.
 test_publish_signed_nsec_p384_zone_of_many_slices_verifies() {
 	pub_setup 2500
-	for k in ksk zsk; do
-		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p384 \
-			--pin-file "$T/pin" >/dev/null
-	done
+	dnssec_keys ec-p384
 	sed -i 's/^\[zone_registry\]/&\nnsec3 = no/' "$T/ca/keyrite.cnf"
 	krp --zone iotregistry.ca --out "$T/pub" --sign --pin-file "$T/pin" >/dev/null
 	local zone=$T/pub/iotregistry.ca.zone
