@@ -84,7 +84,7 @@ void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, si
 				(long long)seq, hex);
 }
 
-kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
+kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id, X509 *cert)
 {
 	int64_t seq;
 	uint8_t head[32], msg[128], sig[KR_HSM_MAX_SIG];
@@ -95,8 +95,16 @@ kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 	if (done || seq == 0)
 		return kr_ok(); /* nothing new to cover */
 	kr_checkpoint_message(seq, head, msg, &len);
-	KR_TRY(kr_signer_sign(&a->signer, NULL, msg, len, sig, &siglen));
-	return kr_store_checkpoint_add(store, a->id, seq, head, sig, siglen, NULL, 0);
+	KR_TRY(kr_signer_sign(signer, NULL, msg, len, sig, &siglen));
+	KR_AUTO(uint8_t) der = NULL;
+	int derlen = cert ? i2d_X509(cert, &der) : 0;
+	KR_OSSL(derlen >= 0, KR_EINTERNAL, "encoding the signer certificate");
+	return kr_store_checkpoint_add(store, ca_id, seq, head, sig, siglen, der, (size_t)derlen);
+}
+
+kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
+{
+	return kr_checkpoint_sign(store, &a->signer, a->id, NULL);
 }
 
 kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)

@@ -40,6 +40,11 @@ kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *
  * (inside the caller's transaction). */
 kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
 
+/* The same for any signer under the CA ca_id: unless a checkpoint covers
+ * the head already, signs it and records the checkpoint with cert, the
+ * signer's certificate (NULL for the CA's own key). */
+kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id, X509 *cert);
+
 /* The message a checkpoint signature covers. */
 void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len);
 

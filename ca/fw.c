@@ -283,29 +283,13 @@ static kr_err record(kr_fw_batch *b)
  * keyrite audit verify checks against the CA). */
 static kr_err checkpoint(kr_fw_batch *b)
 {
-	kr_fw_signer *s = b->s;
-	int64_t seq;
-	int done = 0;
-	uint8_t head[32], msg[128], d[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
-	size_t len = 0, siglen = 0;
-	unsigned dlen = 0;
-	KR_TRY(kr_store_audit_head(b->store, &seq, head));
-	KR_TRY(kr_store_checkpointed(b->store, seq, &done));
-	if (done || b->recorded == 0)
+	if (b->recorded == 0)
 		return kr_ok();
-	kr_checkpoint_message(seq, head, msg, &len);
-	kr_sig_alg alg;
-	KR_TRY(kr_sig_alg_for(s->type, 0, &alg));
-	if (alg.md)
-		KR_OSSL(EVP_Digest(msg, len, d, &dlen, alg.md, NULL), KR_EINTERNAL, "hashing");
-	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, alg.scheme, alg.md,
-			   alg.md ? d : msg, alg.md ? dlen : len, sig, &siglen));
-	KR_AUTO(uint8_t) der = NULL;
-	int derlen = i2d_X509(s->cert, &der);
-	KR_OSSL(derlen > 0, KR_EINTERNAL, "encoding the signer certificate");
+	kr_fw_signer *s = b->s;
+	kr_signer signer = {.hsm = s->hsm, .key = s->key}; /* no drafts: no throwaway key */
+	KR_TRY(kr_sig_alg_for(s->type, 0, &signer.alg));
 	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_store_checkpoint_add(b->store, s->ca_id, seq, head, sig, siglen, der,
-					   (size_t)derlen);
+	kr_err e = kr_checkpoint_sign(b->store, &signer, s->ca_id, s->cert);
 	if (!kr_failed(&e))
 		e = kr_store_commit(b->store);
 	if (kr_failed(&e))
