@@ -189,7 +189,7 @@ kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out)
 	return kr_ok();
 }
 
-static kr_err open_image(const char *path, kr_fw_image *img)
+kr_err kr_fw_image_open(const char *path, kr_fw_image *img)
 {
 	img->path = path;
 	img->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -331,7 +331,7 @@ static kr_err sign_one(kr_fw_batch *b, const char *image, kr_fw_result *r)
 {
 	kr_fw_image img = {.path = image, .fd = -1};
 	kr_sig_alg alg = {0};
-	kr_err e = open_image(image, &img);
+	kr_err e = kr_fw_image_open(image, &img);
 	if (!kr_failed(&e))
 		e = kr_sig_alg_for(b->s->type, 0, &alg);
 	/* One pass gives the record's SHA-256 and, for CMS, the digest to sign. */

@@ -33,6 +33,9 @@ typedef struct kr_fw_image {
  * SHA-256 into sha256 if that is not NULL. */
 kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_t *sha256);
 
+/* Opens path read-only: a regular, non-empty file (img->fd, img->size). */
+kr_err kr_fw_image_open(const char *path, kr_fw_image *img);
+
 /* Feeds bytes [from, from + len) of the image to each digest (NULL ends the
  * list) and, if out is set, copies them there, encrypted by enc if set. */
 kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,

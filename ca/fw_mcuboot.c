@@ -9,14 +9,12 @@
 #include "../util/cleanup.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
@@ -476,14 +474,8 @@ kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *
 	kr_err e = kr_fw_check_signer(cert, rest, o->root);
 	kr_fw_image img = {.path = file, .fd = -1};
 	mcu_image m = {0};
-	if (!kr_failed(&e)) {
-		img.fd = open(file, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (img.fd < 0 || fstat(img.fd, &st) != 0)
-			e = kr_errf(KR_EIO, "%s: cannot open: %s", file, strerror(errno));
-		else
-			img.size = (uint64_t)st.st_size;
-	}
+	if (!kr_failed(&e))
+		e = kr_fw_image_open(file, &img);
 	if (!kr_failed(&e))
 		e = check_image(o, &img, &m, cert, summary, sumsz);
 	if (img.fd >= 0)
