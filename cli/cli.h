@@ -19,12 +19,11 @@ int kr_cmd_publish(int argc, char **argv);
 /* Prints "keyrite: <message>" and returns the exit status for e. */
 int kr_cli_report(const kr_err *e);
 
-/* Options every HSM-touching command shares. */
-typedef struct kr_cli_hsm_opts {
-	const char *module;
-	kr_pin_source pin;
-} kr_cli_hsm_opts;
+/* Exit status of a batch (keyrite(1)): 0 when every item was done, 1 when
+ * some failed or were rejected, 9 when none was done. */
+int kr_cli_batch_status(long done, long failed);
 
+/* Options every HSM-touching command shares: --module, --pin-file, --pin-env. */
 #define KR_CLI_HSM_LONGOPTS                                                                        \
 	{"module", required_argument, NULL, 'm'}, {"pin-file", required_argument, NULL, 'P'},      \
 	{                                                                                          \
@@ -32,7 +31,7 @@ typedef struct kr_cli_hsm_opts {
 	}
 
 /* Handles -m/-P/-E; returns 1 if it took the option. */
-int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg);
+int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg);
 
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
 #include "../ca/store.h"
@@ -50,7 +49,7 @@ typedef struct kr_cli_ca {
 
 /* with_key: log in to the CA's token (h: PIN and module options). */
 kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
-		      const kr_cli_hsm_opts *h, kr_cli_ca *out);
+		      const kr_hsm_opts *h, kr_cli_ca *out);
 void kr_cli_close_ca(kr_cli_ca *c);
 
 #endif

@@ -26,7 +26,7 @@ static int cmd_run(int argc, char **argv)
 					     {"dir", required_argument, NULL, 'C'},
 					     {"policy", required_argument, NULL, 'p'},
 					     {0}};
-	kr_cli_hsm_opts h = {0};
+	kr_hsm_opts h = {0};
 	kr_ceremony_opts o = {.echo = stdout};
 	int dry = 0, c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -42,7 +42,7 @@ static int cmd_run(int argc, char **argv)
 	int nscripts = argc - optind;
 	if (nscripts < 1 || (!dry && nscripts != 1))
 		return usage();
-	o.hsm = (kr_hsm_opts){h.module, h.pin, 0};
+	o.hsm = h;
 	if (!dry) {
 		kr_err e = kr_ceremony_run(argv[optind], &o);
 		return kr_cli_report(&e);

@@ -17,7 +17,7 @@ int kr_cmd_crl(int argc, char **argv)
 					     {"ca", required_argument, NULL, 'a'},
 					     {"out", required_argument, NULL, 'o'},
 					     {0}};
-	kr_cli_hsm_opts h = {0};
+	kr_hsm_opts h = {0};
 	const char *config = NULL, *ca_name = NULL, *out = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -12,12 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Exit status (keyrite(1)), as for issue: every image signed: 0; some
- * failed: 1; none signed: 9; one image, or nothing could start: the
- * error's status. */
-#define KR_EXIT_SOME_FAILED 1
-#define KR_EXIT_ALL_FAILED 9
-
 static const char usage_text[] =
 	"usage: keyrite fw sign [--config FILE] --signer NAME [--format cms|mcuboot] [--embed]\n"
 	"                       [--out DIR] [--json] [--encrypt-to CERT]...\n"
@@ -178,7 +172,7 @@ typedef struct sign_args {
 	const char *files[KR_FW_MAX_RECIPIENTS], *devices[KR_FW_MAX_RECIPIENTS];
 	int nfiles, ndevices;
 	FILE *json;
-	kr_cli_hsm_opts h;
+	kr_hsm_opts h;
 } sign_args;
 
 static kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
@@ -230,8 +224,7 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 	if (!kr_failed(&e))
 		e = prepare(a, store, o);
 	if (!kr_failed(&e))
-		e = kr_fw_signer_open(cfg, a->signer, store,
-				      &(kr_hsm_opts){a->h.module, a->h.pin, 0}, &s);
+		e = kr_fw_signer_open(cfg, a->signer, store, &a->h, &s);
 	int started = !kr_failed(&e);
 	t.s = s;
 	if (started)
@@ -248,7 +241,7 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 		return (int)e.code; /* already reported, with its image */
 	if (n == 1)
 		return (int)t.last.code; /* one image: its own status */
-	return t.failed == 0 ? 0 : t.signed_n ? KR_EXIT_SOME_FAILED : KR_EXIT_ALL_FAILED;
+	return kr_cli_batch_status(t.signed_n, t.failed);
 }
 
 static int cmd_sign(int argc, char **argv)

@@ -73,7 +73,7 @@ static kr_err write_public_key(EVP_PKEY *pub, const char *path)
 static int cmd_tokens(int argc, char **argv)
 {
 	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS, {0}};
-	kr_cli_hsm_opts o = {0};
+	kr_hsm_opts o = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
 		if (!kr_cli_hsm_opt(&o, c, optarg))
@@ -88,7 +88,7 @@ static int cmd_keys_or_keygen(int argc, char **argv, int gen)
 					     {"type", required_argument, NULL, 't'},
 					     {"public-key", required_argument, NULL, 'o'},
 					     {0}};
-	kr_cli_hsm_opts o = {0};
+	kr_hsm_opts o = {0};
 	const char *type = NULL, *pubout = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -108,7 +108,7 @@ static int cmd_keys_or_keygen(int argc, char **argv, int gen)
 		e = kr_fs_must_not_exist(pubout);
 	kr_hsm *h = NULL;
 	if (!kr_failed(&e))
-		e = kr_hsm_open(uri, &(kr_hsm_opts){o.module, o.pin, 0}, &h);
+		e = kr_hsm_open(uri, &o, &h);
 	if (!kr_failed(&e) && !gen)
 		e = kr_hsm_keys(h, print_key, NULL);
 	kr_hsm_key *k = NULL;
@@ -155,7 +155,7 @@ static int cmd_csr(int argc, char **argv)
 					     {"cn", required_argument, NULL, 'n'},
 					     {"out", required_argument, NULL, 'o'},
 					     {0}};
-	kr_cli_hsm_opts o = {0};
+	kr_hsm_opts o = {0};
 	const char *cn = NULL, *out = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -169,7 +169,7 @@ static int cmd_csr(int argc, char **argv)
 	if (!cn || !out || optind != argc - 1)
 		return usage();
 	kr_hsm *h = NULL;
-	kr_err e = kr_hsm_open(argv[optind], &(kr_hsm_opts){o.module, o.pin, 0}, &h);
+	kr_err e = kr_hsm_open(argv[optind], &o, &h);
 	if (!kr_failed(&e))
 		e = make_csr(h, argv[optind], cn, out);
 	kr_hsm_close(h);
@@ -185,7 +185,7 @@ static int cmd_init_token(int argc, char **argv)
 					     {"so-pin-file", required_argument, NULL, 'S'},
 					     {"so-pin-env", required_argument, NULL, 's'},
 					     {0}};
-	kr_cli_hsm_opts o = {0};
+	kr_hsm_opts o = {0};
 	kr_pin_source so = {0};
 	const char *label = NULL;
 	int c;

@@ -8,12 +8,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Exit status (keyrite(1)): every request issued or already issued: 0; some
- * rejected, the rest issued: 1; every request rejected: 9; the batch could
- * not run or stopped: the error's status. */
-#define KR_EXIT_SOME_REJECTED 1
-#define KR_EXIT_ALL_REJECTED 9
-
 static const char usage_text[] =
 	"usage: keyrite issue [--config FILE] --ca NAME --profile NAME [--out DIR] [--json]\n"
 	"                     [--chunk N] [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
@@ -39,7 +33,7 @@ int kr_cmd_issue(int argc, char **argv)
 					     {"json", no_argument, NULL, 'j'},
 					     {"chunk", required_argument, NULL, 'k'},
 					     {0}};
-	kr_cli_hsm_opts h = {0};
+	kr_hsm_opts h = {0};
 	const char *config = NULL, *ca_name = NULL, *profile = NULL;
 	kr_issue_opts o = {.report = stderr, .progress = isatty(STDERR_FILENO)};
 	int c;
@@ -86,7 +80,6 @@ int kr_cmd_issue(int argc, char **argv)
 	kr_cli_close_ca(&ca);
 	if (kr_failed(&e))
 		return kr_cli_report(&e);
-	if (sum.rejected && !sum.issued && !sum.already)
-		return KR_EXIT_ALL_REJECTED;
-	return sum.rejected ? KR_EXIT_SOME_REJECTED : 0;
+	/* every request issued or already issued: 0; some rejected: 1; all: 9 */
+	return kr_cli_batch_status(sum.issued + sum.already, sum.rejected);
 }

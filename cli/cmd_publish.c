@@ -97,7 +97,7 @@ int kr_cmd_publish(int argc, char **argv)
 					     {"sign", no_argument, NULL, 'g'},
 					     {"changes", required_argument, NULL, 'C'},
 					     {0}};
-	kr_cli_hsm_opts h = {0};
+	kr_hsm_opts h = {0};
 	const char *config = NULL, *zone = NULL;
 	kr_publish_opts o = {0};
 	int c;
@@ -119,7 +119,7 @@ int kr_cmd_publish(int argc, char **argv)
 	}
 	if (!zone || !o.out_dir || optind != argc)
 		return usage();
-	o.hsm = (kr_hsm_opts){h.module, h.pin, 0};
+	o.hsm = h;
 	zone_ctx zc;
 	kr_publish_summary sum = {0};
 	kr_err e = open_zone(config, zone, &zc);

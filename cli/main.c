@@ -34,7 +34,9 @@ int kr_cli_report(const kr_err *e)
 	return (int)e->code;
 }
 
-int kr_cli_hsm_opt(kr_cli_hsm_opts *o, int opt, const char *arg)
+int kr_cli_batch_status(long done, long failed) { return failed == 0 ? 0 : done ? 1 : 9; }
+
+int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg)
 {
 	switch (opt) {
 	case 'm':
@@ -64,13 +66,12 @@ kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_sto
 }
 
 kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
-		      const kr_cli_hsm_opts *h, kr_cli_ca *out)
+		      const kr_hsm_opts *h, kr_cli_ca *out)
 {
 	memset(out, 0, sizeof *out);
 	KR_TRY(kr_cli_open(config, create_store, &out->cfg, &out->store));
 	KR_TRY(kr_config_ca(out->cfg, ca_name, &out->conf));
-	kr_hsm_opts o = {h ? h->module : NULL, h ? h->pin : (kr_pin_source){0}, 0};
-	return kr_authority_open(out->conf, out->store, &o, with_key, &out->ca);
+	return kr_authority_open(out->conf, out->store, h, with_key, &out->ca);
 }
 
 void kr_cli_close_ca(kr_cli_ca *c)
