@@ -5,8 +5,8 @@
 #include "internal.h"
 #include "../ca/authority.h"
 #include "../util/cleanup.h"
+#include "../util/text.h"
 
-#include <openssl/core_names.h>
 #include <openssl/x509.h>
 #include <string.h>
 #include <time.h>
@@ -37,7 +37,6 @@ typedef struct gen {
 	void *arg;
 	kr_err e;
 	time_t now;
-	ldns_rdf *origin;
 } gen;
 
 static kr_err owner_rr(gen *g, const char *owner, ldns_rr_type type, ldns_rr **out)
@@ -80,38 +79,44 @@ static kr_err tlsa(gen *g, const char *owner, int usage, int selector, int mtype
 
 /* RFC 4398 section 2.1: key tag and algorithm only when the key is
  * expressible as a DNSKEY (here the curves with a DNSSEC algorithm: P-256
- * 13, P-384 14, Ed25519 15); otherwise both 0. The tag is RFC 4034
- * appendix B's over the DNSKEY RDATA form (flags 0, protocol 3). */
+ * 13, P-384 14, Ed25519 15); otherwise both 0. ldns builds the DNSKEY
+ * (flags 0, protocol 3) and computes the tag (RFC 4034 appendix B). */
 static void key_tag(const uint8_t *der, size_t len, int *tag, int *alg)
 {
+	static const struct {
+		kr_key_type type;
+		ldns_signing_algorithm alg;
+	} dnssec[] = {
+		{KR_KEY_EC_P256, LDNS_SIGN_ECDSAP256SHA256},
+		{KR_KEY_EC_P384, LDNS_SIGN_ECDSAP384SHA384},
+		{KR_KEY_ED25519, LDNS_SIGN_ED25519},
+	};
 	*tag = *alg = 0;
 	const unsigned char *p = der;
 	KR_AUTO(X509) x = d2i_X509(NULL, &p, (long)len);
 	EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
 	kr_key_type t;
 	kr_err e = k ? kr_key_type_of(k, &t) : kr_errf(KR_EINPUT, "no key");
-	uint8_t point[1 + 96], rdata[4 + 96];
-	size_t n = 0;
-	int ok = 0;
-	if (!kr_failed(&e) && (t == KR_KEY_EC_P256 || t == KR_KEY_EC_P384)) {
-		/* DNSKEY for ECDSA is x || y (RFC 6605 section 4): the point without 04 */
-		*alg = t == KR_KEY_EC_P256 ? 13 : 14;
-		ok = EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
-						     sizeof point, &n) == 1 &&
-		     n > 1;
-		memcpy(rdata + 4, point + 1, ok ? --n : 0);
-	} else if (!kr_failed(&e) && t == KR_KEY_ED25519) {
-		*alg = 15;
-		n = 32;
-		ok = EVP_PKEY_get_raw_public_key(k, rdata + 4, &n) == 1;
-	}
 	ERR_clear_error();
-	if (!ok) {
-		*alg = 0;
-		return;
+	for (size_t i = 0; !kr_failed(&e) && i < sizeof dnssec / sizeof *dnssec; i++) {
+		if (dnssec[i].type != t)
+			continue;
+		ldns_key *key = ldns_key_new();
+		if (!key || !EVP_PKEY_up_ref(k)) {
+			ldns_key_free(key);
+			return;
+		}
+		ldns_key_set_algorithm(key, dnssec[i].alg);
+		ldns_key_set_evp_key(key, k); /* freed with key */
+		ldns_key_set_flags(key, 0);
+		ldns_rr *dnskey = ldns_key2rr(key);
+		if (dnskey) {
+			*alg = (int)dnssec[i].alg; /* the DNSSEC algorithm number */
+			*tag = ldns_calc_keytag(dnskey);
+		}
+		ldns_rr_free(dnskey);
+		ldns_key_deep_free(key);
 	}
-	rdata[0] = 0, rdata[1] = 0, rdata[2] = 3, rdata[3] = (uint8_t)*alg;
-	*tag = ldns_calc_keytag_raw(rdata, 4 + n);
 }
 
 static kr_err cert_rr(gen *g, const kr_cert_info *c, ldns_rr **out)
@@ -146,9 +151,8 @@ static kr_err device(gen *g, const kr_cert_info *c)
 		 c->sans ? c->sans : "");
 	if (!name[0] || !kr_dns_name_within(name, g->z->apex))
 		return kr_ok();
-	char hex[41] = "";
-	for (size_t i = 0; i < c->serial_len && i < 20; i++)
-		snprintf(hex + 2 * i, 3, "%02X", c->serial[i]);
+	char hex[41];
+	kr_hex_upper(c->serial, c->serial_len < 20 ? c->serial_len : 20, hex);
 	snprintf(what, sizeof what, "device %s serial %s", c->device_id ? c->device_id : "?", hex);
 	ldns_rr *rr = NULL;
 	KR_TRY(g->z->device_full ? tlsa(g, name, 3, 0, 0, c->der, c->der_len, &rr)
@@ -252,7 +256,7 @@ static kr_err roots(gen *g)
 kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
 			  kr_rec_cb cb, void *arg)
 {
-	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL), NULL};
+	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL)};
 	if (z->rootcert && kr_dns_name_within(z->ca_host, z->apex))
 		KR_TRY(roots(&g));
 	kr_cert_filter all = {0};

@@ -58,6 +58,14 @@ test_publish_zone_accepted_by_bind_knot_ldns_dane_and_tlsa() {
 	pid=$(openssl x509 -in "$T"/certs/*.$id.*.pem -noout -subject | sed 's/.*CN = \([0-9]*\)\..*/\1/')
 	grep "^$pid\.$id\.iotregistry\.ca\.[[:space:]].*CERT	PKIX [1-9][0-9]* 13 " "$zone" >"$T/cert.rr"
 	awk '{print $NF}' "$T/cert.rr" | base64 -d | cmp - <(openssl x509 -in "$T"/certs/*.$id.*.pem -outform DER)
+	# its key tag, by RFC 4034 appendix B over the DNSKEY RDATA (flags 0,
+	# protocol 3, algorithm 13, x || y: the SPKI's last 64 bytes)
+	local tag
+	tag=$( { printf '\000\000\003\015'; openssl x509 -in "$T"/certs/*.$id.*.pem -noout -pubkey |
+		openssl pkey -pubin -outform DER | tail -c 64; } | od -An -tu1 -v |
+		awk '{ for (f = 1; f <= NF; f++) { ac += (i++ % 2) ? $f : $f * 256 } }
+			END { ac += int(ac / 65536) % 65536; print ac % 65536 }')
+	awk '{print $6}' "$T/cert.rr" | grep -qx "$tag" || fail "CERT key tag $(awk '{print $6}' "$T/cert.rr"), RFC 4034 gives $tag"
 	# the root as _rootcert.device.<zone> TLSA 2 0 0 <DER>
 	grep -q "^_rootcert\.device\.iotregistry\.ca\.[[:space:]].*TLSA	2 0 0 $(openssl x509 -in "$T/ca/root.pem" -outform DER | hexof)$" "$zone"
 	# the server: hash-slinger's tlsa gives the same 3 1 1 digest
