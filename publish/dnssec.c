@@ -345,8 +345,6 @@ static kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh, ldns_dnss
 kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
 		       kr_publish_summary *sum)
 {
-	KR_ENSURE(z->ksk_uri[0] && z->zsk_uri[0], KR_EUSAGE,
-		  "zone %s: --sign needs ksk_uri and zsk_uri in [zone_%s]", z->apex, z->name);
 	KR_ENSURE(zone->soa, KR_EINPUT, "zone %s: signing needs the SOA", z->apex);
 	char ksk_token[33], zsk_token[33];
 	KR_TRY(kr_hsm_uri_token_label(z->ksk_uri, ksk_token));

@@ -35,7 +35,8 @@ kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *n
 /* The rdata of rr in presentation form (malloc'd). */
 char *kr_rr_rdata(const ldns_rr *rr);
 
-/* DNSSEC: signs the zone with the configured KSK and ZSK; fills ds. */
+/* DNSSEC: signs the zone with the configured KSK and ZSK (kr_publish has
+ * checked that both are configured); fills ds. */
 kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
 		       kr_publish_summary *sum);
 

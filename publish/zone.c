@@ -118,8 +118,14 @@ static kr_err mkdirs(const char *base)
 static kr_err ca_file(pub *p, X509 *x)
 {
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
-	KR_ENSURE(ski && ASN1_STRING_length(ski) > 0 && ASN1_STRING_length(ski) <= 64, KR_EINPUT,
-		  "a CA certificate without a subjectKeyIdentifier cannot be published");
+	if (!ski || ASN1_STRING_length(ski) < 1 || ASN1_STRING_length(ski) > 64) {
+		char subject[256];
+		X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+		return kr_errf(KR_EINPUT,
+			       "CA certificate %s: no usable subjectKeyIdentifier, so it cannot be "
+			       "published under .well-known/ca",
+			       subject);
+	}
 	char name[200], path[4096];
 	const uint8_t *id = ASN1_STRING_get0_data(ski);
 	size_t at = 0;

@@ -247,4 +247,13 @@ test_publish_bad_input_one_message_and_no_half_zone() {
 		"$T/good.cnf" >"$T/ca/empty.cnf"
 	expect 7 "missing.pem: cannot open" kri device --config "$T/ca/empty.cnf" "$T/m.csv"
 	expect 3 "the store has no CA yet" kr publish --config "$T/ca/empty.cnf" --zone iotregistry.ca --out "$T/pub"
+	# a certificate in the chain without a subjectKeyIdentifier is named
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/x.key" \
+		-subj "/CN=No SKI Cross" -addext subjectKeyIdentifier=none \
+		-addext authorityKeyIdentifier=none -out "$T/noski.pem" 2>/dev/null
+	cat "$T/ca/root.pem" "$T/noski.pem" >"$T/ca/chain.pem"
+	sed -i 's/^chain *= root.pem/chain = chain.pem/' "$T/ca/keyrite.cnf"
+	expect 3 "CA certificate /CN=No SKI Cross: no usable subjectKeyIdentifier" \
+		krp --zone iotregistry.ca --out "$T/pub2"
+	assert_absent "$T/pub2/iotregistry.ca.zone"
 }
