@@ -808,13 +808,14 @@ kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 
 kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb, void *arg)
 {
+	/* the whole serial: one that merely begins with it is another's */
 	char hex[41], pattern[64];
 	kr_hex_upper(serial, len < 20 ? len : 20, hex);
-	snprintf(pattern, sizeof pattern, "* serial=%s*", hex);
+	snprintf(pattern, sizeof pattern, "* serial=%s", hex);
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
-		       "SELECT seq, time, kind, detail, prev, hash FROM audit WHERE detail GLOB ?"
-		       " ORDER BY seq",
+		       "SELECT seq, time, kind, detail, prev, hash FROM audit"
+		       " WHERE detail GLOB ?1 || ' *' OR detail GLOB ?1 ORDER BY seq",
 		       &st));
 	bind_text(st, 1, pattern);
 	return audit_rows(s, st, cb, arg);
@@ -901,8 +902,9 @@ kr_err kr_store_publish_begin(kr_store *s)
 {
 	KR_TRY(exec(s, "CREATE TEMP TABLE IF NOT EXISTS current (owner TEXT NOT NULL,"
 		       " type TEXT NOT NULL, rdata TEXT NOT NULL); DELETE FROM current"));
-	KR_ENSURE(sqlite3_prepare_v3(s->db, "INSERT INTO current VALUES (?, ?, ?)", -1,
-				     SQLITE_PREPARE_PERSISTENT, &s->pub_add, NULL) == SQLITE_OK,
+	KR_ENSURE(s->pub_add || sqlite3_prepare_v3(s->db, "INSERT INTO current VALUES (?, ?, ?)",
+						   -1, SQLITE_PREPARE_PERSISTENT, &s->pub_add,
+						   NULL) == SQLITE_OK,
 		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
 	return kr_store_begin(s);
 }

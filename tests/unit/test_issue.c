@@ -258,6 +258,13 @@ static kr_cert_row row(int64_t ca, int64_t batch, const uint8_t *serial, uint8_t
 	return r;
 }
 
+static kr_err count_entry(const kr_audit_entry *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return kr_ok();
+}
+
 Test(issue, store_reserves_records_and_refuses_reuse)
 {
 	char path[512];
@@ -312,6 +319,13 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	uint8_t head[32];
 	KR_ASSERT_OK(kr_store_audit_head(s, &seq, head));
 	cr_assert_eq(seq, 3, "abandon, issue, revoke");
+	/* A serial's history is its own, not that of one it begins. */
+	int entries = 0;
+	KR_ASSERT_OK(kr_store_history(s, serial2, 16, count_entry, &entries));
+	cr_assert_eq(entries, 2, "issue and revoke");
+	entries = 0;
+	KR_ASSERT_OK(kr_store_history(s, serial2, 15, count_entry, &entries));
+	cr_assert_eq(entries, 0, "a 15-octet prefix of the serial has no history");
 	KR_ASSERT_OK(kr_store_check(s));
 	kr_store_close(s);
 }
