@@ -140,10 +140,9 @@ static kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, const char *o
 	kr_signer_clear(&s);
 	kr_hsm_key_free(k);
 	KR_TRY(e);
-	const unsigned char *p = der;
-	KR_AUTO(X509_REQ) req = d2i_X509_REQ(NULL, &p, len);
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
-	KR_OSSL(req && mem && PEM_write_bio_X509_REQ(mem, req), KR_EINTERNAL, "encoding the CSR");
+	KR_OSSL(mem && PEM_write_bio(mem, PEM_STRING_X509_REQ, "", der, len) > 0, KR_EINTERNAL,
+		"encoding the CSR");
 	char *data = NULL;
 	long n = BIO_get_mem_data(mem, &data);
 	return kr_fs_write_new(out, data, (size_t)n, 0644);
