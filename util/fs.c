@@ -201,6 +201,20 @@ static kr_err link_out(kr_fs_out *o)
 	return kr_ok();
 }
 
+/* A new name lasts once its directory is synced (fsync(2)). */
+static kr_err sync_dir(const char *path)
+{
+	char dir[4096];
+	kr_fs_dirname(path, dir, sizeof dir);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	KR_ENSURE(dfd >= 0, KR_EIO, "%s: %s", dir, strerror(errno));
+	int rc = fsync(dfd);
+	int saved = errno;
+	close(dfd);
+	KR_ENSURE(rc == 0, KR_EIO, "%s: fsync failed: %s", dir, strerror(saved));
+	return kr_ok();
+}
+
 kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
 {
 	kr_err e = kr_ok();
@@ -211,20 +225,11 @@ kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
 	if (!kr_failed(&e))
 		e = link_out(o);
 	kr_fs_out_abort(o);
-	if (!kr_failed(&e) && sync) {
-		char dir[4096];
-		kr_fs_dirname(o->path, dir, sizeof dir);
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
-	return e;
+	return !kr_failed(&e) && sync ? sync_dir(o->path) : e;
 }
 
 /* Replaces path atomically: the file gets a hidden temporary name of
- * keyrite's, then rename(2) puts it in place. */
+ * keyrite's, then rename(2) puts it in place, and the directory is synced. */
 kr_err kr_fs_out_commit_replace(kr_fs_out *o)
 {
 	kr_err e = kr_ok();
@@ -253,7 +258,7 @@ kr_err kr_fs_out_commit_replace(kr_fs_out *o)
 	else if (!kr_failed(&e))
 		o->tmp[0] = '\0'; /* renamed: nothing to remove */
 	kr_fs_out_abort(o);
-	return e;
+	return kr_failed(&e) ? e : sync_dir(o->path);
 }
 
 kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
