@@ -71,6 +71,7 @@ enum {
 	Q_DEVICE_PUT,
 	Q_DEVICE_GET,
 	Q_PROFILE_ID,
+	Q_PROFILE_ID_SET,
 	Q_COUNT
 };
 
@@ -91,8 +92,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_DEVICE_PUT] = "INSERT OR IGNORE INTO device (id, model, version, registered)"
 			 " VALUES (?, ?, ?, ?)",
 	[Q_DEVICE_GET] = "SELECT 1 FROM device WHERE id = ?",
-	[Q_PROFILE_ID] = "UPDATE counter SET value = value + 1 WHERE name = 'profile_id'"
-			 " RETURNING value",
+	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
+	[Q_PROFILE_ID_SET] = "UPDATE counter SET value = ? WHERE name = 'profile_id'",
 };
 
 struct kr_store {
@@ -104,6 +105,10 @@ struct kr_store {
 	int head_valid;
 	int64_t head_seq;
 	uint8_t head[32];
+	/* The profile-id counter, counted here inside a transaction and
+	 * written at its commit (one statement per chunk, not per request). */
+	int pid_valid, pid_dirty;
+	int64_t pid;
 };
 
 /* Appends an entry to the audit chain (inside the caller's transaction). */
@@ -246,24 +251,6 @@ void kr_store_close(kr_store *s)
 	free(s);
 }
 
-kr_err kr_store_begin(kr_store *s)
-{
-	s->head_valid = 0;
-	return exec(s, "BEGIN IMMEDIATE");
-}
-
-kr_err kr_store_commit(kr_store *s)
-{
-	s->head_valid = 0;
-	return exec(s, "COMMIT");
-}
-
-void kr_store_rollback(kr_store *s)
-{
-	s->head_valid = 0;
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
 /* ---- statement helpers ---------------------------------------------------- */
 
 static kr_err prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
@@ -302,6 +289,38 @@ static kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
 	KR_ENSURE(rc == SQLITE_DONE || rc == SQLITE_ROW, KR_EIO, "%s: %s: %s", s->path, what,
 		  sqlite3_errmsg(s->db));
 	return kr_ok();
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+static void forget_cached(kr_store *s) { s->head_valid = s->pid_valid = s->pid_dirty = 0; }
+
+kr_err kr_store_begin(kr_store *s)
+{
+	forget_cached(s);
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+kr_err kr_store_commit(kr_store *s)
+{
+	kr_err e = kr_ok();
+	if (s->pid_dirty) {
+		sqlite3_stmt *st = q(s, Q_PROFILE_ID_SET);
+		sqlite3_bind_int64(st, 1, s->pid);
+		e = step_done(s, st, "counting profile ids");
+	}
+	forget_cached(s);
+	if (kr_failed(&e)) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return e;
+	}
+	return exec(s, "COMMIT");
+}
+
+void kr_store_rollback(kr_store *s)
+{
+	forget_cached(s);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static void now_text(char out[21]) { kr_utc_now(out); }
@@ -449,11 +468,17 @@ kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_
 
 kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
 {
-	sqlite3_stmt *st = q(s, Q_PROFILE_ID);
-	int rc = sqlite3_step(st);
-	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: profile id: %s", s->path, sqlite3_errmsg(s->db));
-	*id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if (!s->pid_valid) {
+		sqlite3_stmt *st = q(s, Q_PROFILE_ID);
+		int rc = sqlite3_step(st);
+		KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: profile id: %s", s->path,
+			  sqlite3_errmsg(s->db));
+		s->pid = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		s->pid_valid = 1;
+	}
+	*id = ++s->pid;
+	s->pid_dirty = 1;
 	return kr_ok();
 }
 

@@ -68,6 +68,8 @@ void kr_prior_clear(kr_prior *p);
 /* Retires the pending rows of killed runs; each gets an audit entry. */
 kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
 
+/* The next profile id, counted within the transaction and stored at its
+ * commit. */
 kr_err kr_store_next_profile_id(kr_store *s, int64_t *id);
 
 typedef struct kr_cert_row {

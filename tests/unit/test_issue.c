@@ -330,6 +330,38 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	kr_store_close(s);
 }
 
+Test(issue, store_profile_ids_count_per_transaction)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/ids.db", kr_test_dir());
+	kr_store *s = NULL;
+	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	int64_t a = 0, b = 0, c = 0;
+	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_store_next_profile_id(s, &a));
+	KR_ASSERT_OK(kr_store_next_profile_id(s, &b));
+	KR_ASSERT_OK(kr_store_commit(s));
+	cr_assert_eq(a, 11, "the registry's ids start at 11");
+	cr_assert_eq(b, 12);
+	/* A rolled-back transaction's ids were never used: they come again. */
+	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	kr_store_rollback(s);
+	cr_assert_eq(c, 13);
+	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	KR_ASSERT_OK(kr_store_commit(s));
+	cr_assert_eq(c, 13);
+	/* What was committed is in the file. */
+	kr_store_close(s);
+	KR_ASSERT_OK(kr_store_open(path, 0, &s));
+	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	KR_ASSERT_OK(kr_store_commit(s));
+	cr_assert_eq(c, 14);
+	kr_store_close(s);
+}
+
 Test(issue, store_refuses_foreign_files)
 {
 	char *f = kr_test_file("notes.db", "these are not the rows you are looking for\n");
