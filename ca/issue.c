@@ -35,7 +35,7 @@ typedef struct req {
 	uint8_t *der; /* OPENSSL_malloc'd */
 	int der_len;
 	uint8_t tbs_sha256[32];
-	char file[PATH_MAX];
+	char *file; /* the output file's path, once written */
 } req;
 
 /* A chunk of requests, handled together: one transaction to reserve, one
@@ -43,6 +43,7 @@ typedef struct req {
 typedef struct chunk {
 	req *reqs;
 	int n;
+	kr_err written; /* what writing its files came to */
 } chunk;
 
 typedef struct batch {
@@ -57,7 +58,9 @@ typedef struct batch {
 	int workers;
 	kr_hsm_session *sessions[MAX_WORKERS];
 	kr_csr_ctx *parsers[MAX_WORKERS];
-	chunk chunks[2]; /* one is signed while the next is read and reserved */
+	/* One chunk is signed while the next is read and reserved and the
+	 * files of the one before are written. */
+	chunk chunks[3];
 	long seen;
 } batch;
 
@@ -330,12 +333,16 @@ static kr_err record(batch *b, chunk *c)
 }
 
 /* Device certificates are named by their DNS name, others by serial. */
-static void file_name(const batch *b, req *r)
+static kr_err file_name(const batch *b, req *r)
 {
 	char serial[41];
 	kr_hex_upper(r->serial, r->serial_len, serial);
-	snprintf(r->file, sizeof r->file, "%s/%s.pem", b->o->out_dir,
-		 b->p->identity == KR_ID_DEVICE && r->name[0] ? r->name : serial);
+	const char *base = b->p->identity == KR_ID_DEVICE && r->name[0] ? r->name : serial;
+	if (asprintf(&r->file, "%s/%s.pem", b->o->out_dir, base) < 0) {
+		r->file = NULL;
+		return kr_errf(KR_EINTERNAL, "out of memory");
+	}
+	return kr_ok();
 }
 
 /* Certificates reach files only after they are committed to the store. */
@@ -346,7 +353,7 @@ static kr_err write_files(batch *b, chunk *c)
 		req *r = &c->reqs[i];
 		if (r->state != R_ISSUED && r->state != R_ALREADY)
 			continue;
-		file_name(b, r);
+		KR_TRY(file_name(b, r));
 		KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
 		KR_OSSL(pem && PEM_write_bio(pem, PEM_STRING_X509, "", r->der, r->der_len) > 0,
 			KR_EINTERNAL, "encoding a certificate");
@@ -428,7 +435,7 @@ static void report(batch *b, chunk *c)
 		fprintf(o->json, ",\"status\":\"%s\",\"reason\":", state_names[r->state]);
 		kr_json_str(o->json, r->state == R_REJECTED ? r->reason : NULL);
 		fputs(",\"file\":", o->json);
-		kr_json_str(o->json, r->file[0] ? r->file : NULL);
+		kr_json_str(o->json, r->file);
 		fputs("}\n", o->json);
 	}
 	if (o->json)
@@ -448,6 +455,7 @@ static void clear_chunk(chunk *c)
 		kr_csr_clear(&r->csr);
 		ASN1_INTEGER_free(r->serial_int);
 		OPENSSL_free(r->der);
+		free(r->file);
 		memset(r, 0, sizeof *r);
 	}
 	c->n = 0;
@@ -476,87 +484,105 @@ static kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
 	return reserve_all(b, c);
 }
 
-/* A signed chunk: recorded (what was signed is recorded even if some
- * signatures failed), then its files, then its report. */
-static kr_err settle(batch *b, chunk *c)
-{
-	KR_TRY(record(b, c));
-	KR_TRY(first_failure(c));
-	if (b->o->out_dir)
-		KR_TRY(write_files(b, c));
-	report(b, c);
-	return kr_ok();
-}
+/* ---- the pipeline ------------------------------------------------------------------ */
 
-typedef struct signing {
+/* A step on a chunk that runs on a thread of its own (or here, when no
+ * thread can be started). */
+typedef struct step {
+	void (*fn)(batch *b, chunk *c);
 	batch *b;
 	chunk *c;
-} signing;
+	pthread_t t;
+	int threaded, running;
+} step;
 
-static void *sign_chunk(void *arg)
+static void *step_main(void *arg)
 {
-	signing *s = arg;
-	parallel(s->b, s->c, stage_sign);
+	step *s = arg;
+	s->fn(s->b, s->c);
 	return NULL;
 }
 
-typedef struct signer_thread {
-	signing job;
-	pthread_t t;
-	int threaded, running;
-} signer_thread;
-
-static void start_signing(signer_thread *st, batch *b, chunk *c)
+static void step_start(step *s, void (*fn)(batch *b, chunk *c), batch *b, chunk *c)
 {
-	st->job = (signing){b, c};
-	st->running = 1;
-	st->threaded = pthread_create(&st->t, NULL, sign_chunk, &st->job) == 0;
-	if (!st->threaded)
-		sign_chunk(&st->job);
+	*s = (step){.fn = fn, .b = b, .c = c, .running = 1};
+	s->threaded = pthread_create(&s->t, NULL, step_main, s) == 0;
+	if (!s->threaded)
+		fn(b, c);
 }
 
-static void wait_signing(signer_thread *st)
+static void step_wait(step *s)
 {
-	if (st->running && st->threaded)
-		pthread_join(st->t, NULL);
-	st->running = 0;
+	if (s->running && s->threaded)
+		pthread_join(s->t, NULL);
+	s->running = 0;
 }
 
-/* A pipeline of two chunks: while one is on the HSM, the other is read,
- * parsed and reserved, or recorded and written. The order that makes a
- * batch crash-safe holds for each chunk: reserved and committed, then
- * signed, then recorded and committed, then written. */
+static void sign_all(batch *b, chunk *c) { parallel(b, c, stage_sign); }
+
+static void write_all(batch *b, chunk *c)
+{
+	c->written = b->o->out_dir ? write_files(b, c) : kr_ok();
+}
+
+/* The chunk whose files were being written: reported once they are, so
+ * that reports come in input order, then emptied for the next read. */
+static kr_err written(batch *b, step *writing)
+{
+	if (!writing->running)
+		return kr_ok();
+	step_wait(writing);
+	chunk *c = writing->c;
+	kr_err e = c->written;
+	if (!kr_failed(&e))
+		report(b, c);
+	clear_chunk(c);
+	return e;
+}
+
+/* A pipeline of three chunks: while one is on the HSM, the next is read,
+ * parsed and reserved, and the files of the one before are written. The
+ * order that makes a batch crash-safe holds for each chunk: reserved and
+ * committed, then signed, then recorded and committed, then written. */
 static kr_err run_chunks(batch *b, kr_reader *rd, int size)
 {
-	chunk *cur = &b->chunks[0], *next = &b->chunks[1];
-	signer_thread st = {0};
+	chunk *cur = &b->chunks[0], *next = &b->chunks[1], *spare = &b->chunks[2];
+	step signing = {0}, writing = {0};
 	int more = 1;
 	KR_TRY(fill(b, rd, cur, size, &more));
 	if (cur->n > 0)
-		start_signing(&st, b, cur);
+		step_start(&signing, sign_all, b, cur);
 	while (cur->n > 0) {
 		kr_err e = more ? fill(b, rd, next, size, &more) : kr_ok();
-		wait_signing(&st);
+		step_wait(&signing);
 		if (!kr_failed(&e) && next->n > 0)
-			start_signing(&st, b, next);
-		kr_err f = settle(b, cur);
-		clear_chunk(cur);
-		if (kr_failed(&f) || kr_failed(&e)) {
+			step_start(&signing, sign_all, b, next);
+		kr_err f = record(b, cur);
+		if (!kr_failed(&f))
+			f = first_failure(cur);
+		kr_err w = written(b, &writing);
+		if (!kr_failed(&f) && !kr_failed(&w))
+			step_start(&writing, write_all, b, cur);
+		if (kr_failed(&f) || kr_failed(&w) || kr_failed(&e)) {
 			/* What the next chunk signed is not recorded, so it is not
 			 * reported as issued: its serials stay reserved, to be
 			 * retired by the next run. */
-			wait_signing(&st);
+			step_wait(&signing);
 			for (int i = 0; i < next->n; i++)
 				if (next->reqs[i].state == R_ISSUED)
 					next->reqs[i].state = R_RESERVED;
+			kr_err last = written(b, &writing);
+			if (!kr_failed(&f) && kr_failed(&w))
+				report(b, cur); /* recorded; its files were not written */
 			report(b, next);
-			return kr_failed(&f) ? f : e;
+			return kr_failed(&f) ? f : kr_failed(&w) ? w : kr_failed(&e) ? e : last;
 		}
-		chunk *done = cur;
+		chunk *emptied = spare;
+		spare = cur;
 		cur = next;
-		next = done;
+		next = emptied;
 	}
-	return kr_ok();
+	return written(b, &writing);
 }
 
 static kr_err write_chain(batch *b)
@@ -636,11 +662,12 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 	memset(sum, 0, sizeof *sum);
 	int size = o->chunk > 0 ? o->chunk : 1000;
 	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
-	b.chunks[0].reqs = calloc((size_t)size, sizeof(req));
-	b.chunks[1].reqs = calloc((size_t)size, sizeof(req));
-	if (!b.chunks[0].reqs || !b.chunks[1].reqs) {
-		free(b.chunks[0].reqs);
-		free(b.chunks[1].reqs);
+	int have = 1;
+	for (int i = 0; i < 3; i++)
+		have &= (b.chunks[i].reqs = calloc((size_t)size, sizeof(req))) != NULL;
+	if (!have) {
+		for (int i = 0; i < 3; i++)
+			free(b.chunks[i].reqs);
 		return kr_errf(KR_EINTERNAL, "out of memory");
 	}
 	kr_reader *rd = NULL;
@@ -658,8 +685,8 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 	}
 	if (o->progress)
 		fputc('\n', stderr);
-	clear_chunk(&b.chunks[0]);
-	clear_chunk(&b.chunks[1]);
+	for (int i = 0; i < 3; i++)
+		clear_chunk(&b.chunks[i]);
 	for (int w = 0; w < b.workers; w++) {
 		kr_hsm_session_close(b.sessions[w]);
 		kr_csr_ctx_free(b.parsers[w]);
@@ -667,7 +694,7 @@ kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const k
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_leaf_free(b.leaf);
 	kr_reader_close(rd);
-	free(b.chunks[0].reqs);
-	free(b.chunks[1].reqs);
+	for (int i = 0; i < 3; i++)
+		free(b.chunks[i].reqs);
 	return e;
 }
