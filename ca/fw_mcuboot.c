@@ -294,30 +294,26 @@ static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN
 
 /* ---- signing ------------------------------------------------------------------------ */
 
-/* One output: header, image (encrypted for a recipient when r is set),
- * protected TLVs, and the TLV area; the region is hashed again on the way
- * and must match what the token signed. */
-static kr_err write_image(kr_fw_batch *b, const kr_fw_image *img, const mcu_image *m,
-			  const mcu_alg *a, const uint8_t *d, const tlv_area *tlvs,
-			  const kr_fw_recipient *r, const char *path)
+/* One encrypted copy for recipient r: header, image encrypted under a fresh
+ * key that the ECIES TLV carries, protected TLVs, and the TLV area; the
+ * region is hashed again on the way and must match what the token signed. */
+static kr_err write_copy(kr_fw_batch *b, const kr_fw_image *img, const mcu_image *m,
+			 const mcu_alg *a, const uint8_t *d, const tlv_area *tlvs,
+			 const kr_fw_recipient *r, const char *path)
 {
 	tlv_area t = *tlvs;
-	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0};
-	KR_AUTO(EVP_CIPHER_CTX) enc = NULL;
-	if (r) {
-		EVP_PKEY *peer = NULL;
-		uint8_t v[ECIES_LEN];
-		KR_TRY(p256_key(r, &peer));
-		KR_OSSL(RAND_priv_bytes(key, sizeof key) == 1, KR_EINTERNAL, "random");
-		kr_err e = ecies(peer, key, v);
-		enc = kr_failed(&e) ? NULL : EVP_CIPHER_CTX_new();
-		if (enc && !EVP_EncryptInit_ex(enc, EVP_aes_128_ctr(), NULL, key, zero))
-			e = kr_err_ossl(KR_EINTERNAL, "AES-CTR");
-		OPENSSL_cleanse(key, sizeof key);
-		KR_TRY(e);
-		KR_OSSL(enc, KR_EINTERNAL, "out of memory");
-		tlv_add(&t, TLV_ENC_EC256, v, sizeof v);
-	}
+	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0}, v[ECIES_LEN];
+	EVP_PKEY *peer = NULL;
+	KR_TRY(p256_key(r, &peer));
+	KR_OSSL(RAND_priv_bytes(key, sizeof key) == 1, KR_EINTERNAL, "random");
+	kr_err e = ecies(peer, key, v);
+	KR_AUTO(EVP_CIPHER_CTX) enc = kr_failed(&e) ? NULL : EVP_CIPHER_CTX_new();
+	if (enc && !EVP_EncryptInit_ex(enc, EVP_aes_128_ctr(), NULL, key, zero))
+		e = kr_err_ossl(KR_EINTERNAL, "AES-CTR");
+	OPENSSL_cleanse(key, sizeof key);
+	KR_TRY(e);
+	KR_OSSL(enc, KR_EINTERNAL, "out of memory");
+	tlv_add(&t, TLV_ENC_EC256, v, sizeof v);
 	kr_fs_out *out = NULL;
 	KR_TRY(kr_fw_out_new(b, path, &out));
 	KR_TRY(region(img, m, m->header, a, again, out, enc));
@@ -326,40 +322,56 @@ static kr_err write_image(kr_fw_batch *b, const kr_fw_image *img, const mcu_imag
 	return kr_fs_out_write(out, t.buf, t.len);
 }
 
-static kr_err sign_image(kr_fw_batch *b, const kr_fw_image *img, mcu_image *m)
+/* The TLV area for digest d: key hash, image hash, and the token's
+ * signature, checked before it is used. */
+static kr_err sign_digest(kr_fw_batch *b, const mcu_alg *a, const uint8_t *d, tlv_area *t)
 {
 	kr_fw_signer *s = b->s;
-	const kr_fw_opts *o = b->o;
-	mcu_alg a;
-	KR_TRY(alg_for(s->type, &a));
-	if (o->nrecipients > 0) /* the encrypted copies' header, hashed and signed */
-		put_le32(m->header + 16, m->flags | IMAGE_F_ENCRYPTED_AES128);
-	uint8_t d[EVP_MAX_MD_SIZE], kh[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
+	uint8_t kh[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
 	unsigned khlen = 0;
-	size_t dlen = (size_t)EVP_MD_get_size(a.md), siglen = 0;
-	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));
+	size_t dlen = (size_t)EVP_MD_get_size(a->md), siglen = 0;
 	EVP_PKEY *pub = X509_get0_pubkey(s->cert);
-	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, a.scheme,
-			   a.scheme == KR_SIG_EDDSA ? NULL : a.md, d, dlen, sig, &siglen));
-	kr_err e = sig_verify(pub, &a, d, dlen, sig, siglen);
+	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, a->scheme,
+			   a->scheme == KR_SIG_EDDSA ? NULL : a->md, d, dlen, sig, &siglen));
+	kr_err e = sig_verify(pub, a, d, dlen, sig, siglen);
 	KR_ENSURE(!kr_failed(&e), KR_EVERIFY, "signer '%s': the token's signature does not verify",
 		  s->name);
-	KR_TRY(key_hash(pub, a.md, kh, &khlen));
-	tlv_area t = {.len = 0};
-	tlv_add(&t, TLV_KEYHASH, kh, khlen);
-	tlv_add(&t, a.hash_tlv, d, dlen);
-	tlv_add(&t, a.sig_tlv, sig, siglen);
+	KR_TRY(key_hash(pub, a->md, kh, &khlen));
+	t->len = 0;
+	tlv_add(t, TLV_KEYHASH, kh, khlen);
+	tlv_add(t, a->hash_tlv, d, dlen);
+	tlv_add(t, a->sig_tlv, sig, siglen);
+	return kr_ok();
+}
 
+static kr_err sign_image(kr_fw_batch *b, const kr_fw_image *img, mcu_image *m)
+{
+	const kr_fw_opts *o = b->o;
+	mcu_alg a;
+	uint8_t d[EVP_MAX_MD_SIZE];
+	tlv_area t;
 	char path[4096];
+	KR_TRY(alg_for(b->s->type, &a));
 	if (o->nrecipients == 0) {
+		/* One pass writes the output and hashes what it writes: what
+		 * the token signs is what the file holds. */
+		kr_fs_out *out = NULL;
 		KR_TRY(kr_fw_output_path(o, img->path, ".signed.bin", 1, path, sizeof path));
-		return write_image(b, img, m, &a, d, &t, NULL, path);
+		KR_TRY(kr_fw_out_new(b, path, &out));
+		KR_TRY(region(img, m, m->header, &a, d, out, NULL));
+		KR_TRY(sign_digest(b, &a, d, &t));
+		return kr_fs_out_write(out, t.buf, t.len);
 	}
+	/* The encrypted copies' header is what is hashed and signed; each copy
+	 * is read again from the image and checked against that digest. */
+	put_le32(m->header + 16, m->flags | IMAGE_F_ENCRYPTED_AES128);
+	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));
+	KR_TRY(sign_digest(b, &a, d, &t));
 	for (int i = 0; i < o->nrecipients; i++) {
 		char suffix[160];
 		snprintf(suffix, sizeof suffix, ".%s.enc.bin", o->recipients[i].name);
 		KR_TRY(kr_fw_output_path(o, img->path, suffix, 1, path, sizeof path));
-		KR_TRY(write_image(b, img, m, &a, d, &t, &o->recipients[i], path));
+		KR_TRY(write_copy(b, img, m, &a, d, &t, &o->recipients[i], path));
 	}
 	return kr_ok();
 }
