@@ -104,16 +104,19 @@ kr_err kr_fs_clean_temps(const char *dir, int *n)
 	return kr_ok();
 }
 
-kr_err kr_fs_sync(const char *dir)
+/* fn (syncfs or fsync) on the directory dir. */
+static kr_err dir_sync(const char *dir, int (*fn)(int), const char *what)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: %s", dir, strerror(errno));
-	int rc = syncfs(fd);
+	int rc = fn(fd);
 	int saved = errno;
 	close(fd);
-	KR_ENSURE(rc == 0, KR_EIO, "%s: sync failed: %s", dir, strerror(saved));
+	KR_ENSURE(rc == 0, KR_EIO, "%s: %s failed: %s", dir, what, strerror(saved));
 	return kr_ok();
 }
+
+kr_err kr_fs_sync(const char *dir) { return dir_sync(dir, syncfs, "sync"); }
 
 kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
 {
@@ -206,13 +209,7 @@ static kr_err sync_dir(const char *path)
 {
 	char dir[4096];
 	kr_fs_dirname(path, dir, sizeof dir);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	KR_ENSURE(dfd >= 0, KR_EIO, "%s: %s", dir, strerror(errno));
-	int rc = fsync(dfd);
-	int saved = errno;
-	close(dfd);
-	KR_ENSURE(rc == 0, KR_EIO, "%s: fsync failed: %s", dir, strerror(saved));
-	return kr_ok();
+	return dir_sync(dir, fsync, "fsync");
 }
 
 kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
