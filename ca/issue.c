@@ -361,7 +361,11 @@ static kr_err write_files(batch *b, chunk *c)
 		long len = BIO_get_mem_data(pem, &data);
 		kr_err e = kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644);
 		if (e.code != KR_EEXIST) {
-			KR_TRY(e);
+			if (kr_failed(&e)) { /* reported without a file */
+				free(r->file);
+				r->file = NULL;
+				return e;
+			}
 			wrote++;
 			continue;
 		}
@@ -525,8 +529,10 @@ static void write_all(batch *b, chunk *c)
 	c->written = b->o->out_dir ? write_files(b, c) : kr_ok();
 }
 
-/* The chunk whose files were being written: reported once they are, so
- * that reports come in input order, then emptied for the next read. */
+/* The chunk whose files were being written: reported once they are (its
+ * certificates are recorded, so they are reported even if writing failed;
+ * those without a file have none in the report), in input order, then
+ * emptied for the next read. */
 static kr_err written(batch *b, step *writing)
 {
 	if (!writing->running)
@@ -534,8 +540,7 @@ static kr_err written(batch *b, step *writing)
 	step_wait(writing);
 	chunk *c = writing->c;
 	kr_err e = c->written;
-	if (!kr_failed(&e))
-		report(b, c);
+	report(b, c);
 	clear_chunk(c);
 	return e;
 }

@@ -195,10 +195,19 @@ test_full_disk_stops_cleanly_with_work_committed() {
 	trap 'umount "$T/small" 2>/dev/null || true; teardown' EXIT
 	mkcsr --manifest 300 --start 6000000000000001 >"$T/m.csv"
 	rc=0
-	kri device --chunk 50 --out "$T/small" "$T/m.csv" 2>"$T/report" || rc=$?
+	kri device --json --chunk 50 --out "$T/small" "$T/m.csv" >"$T/json" 2>"$T/report" || rc=$?
 	[ $rc -eq 7 ] || { cat "$T/report"; fail "exit status $rc, want 7"; }
 	grep -q "No space left on device" "$T/report"
 	[ "$(db "pragma integrity_check")" = ok ]
+	# Every recorded certificate is reported, and no report names a file
+	# that is not there.
+	valid=$(db "select count(*) from cert where status='valid'")
+	grep -q "keyrite: $valid issued" "$T/report" || { cat "$T/report"; fail "report: want $valid issued"; }
+	[ "$(grep -c '"status":"issued"' "$T/json")" -eq "$valid" ] || fail "want $valid JSON lines issued"
+	for f in $(grep -o '"file":"[^"]*"' "$T/json" | cut -d'"' -f4); do
+		[ -f "$f" ] || fail "reported file $f does not exist"
+	done
+	grep -q '"file":null' "$T/json" || fail "the certificates without a file are not reported"
 	for f in "$T"/small/*_device*.pem; do
 		s=$(openssl x509 -in "$f" -noout -serial | cut -d= -f2)
 		[ "$(db "select count(*) from cert where hex(serial) = '$s'")" -eq 1 ] || fail "$f not in store"
