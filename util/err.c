@@ -43,12 +43,19 @@ kr_err kr_err_ossl_(kr_code code, const char *fmt, ...)
 
 	/* The queue's oldest entry is the root cause; newer ones add context. */
 	unsigned long ec;
-	const char *sep = ": ";
-	while ((ec = ERR_get_error()) != 0) {
+	const char *sep = ": ", *data = NULL;
+	int flags = 0;
+	while ((ec = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
 		char buf[256];
 		ERR_error_string_n(ec, buf, sizeof buf);
 		append(e.msg, sizeof e.msg, sep);
 		append(e.msg, sizeof e.msg, buf);
+		/* the detail a library (or keyrite's token bridge) attached */
+		if ((flags & ERR_TXT_STRING) && data && *data) {
+			append(e.msg, sizeof e.msg, " (");
+			append(e.msg, sizeof e.msg, data);
+			append(e.msg, sizeof e.msg, ")");
+		}
 		sep = "; ";
 	}
 	if (strcmp(sep, ": ") == 0)

@@ -5,6 +5,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,4 +81,15 @@ Test(misc, write_new_is_exclusive_and_atomic)
 	snprintf(path, sizeof path, "%s/no-such-dir/x", kr_test_dir());
 	KR_ASSERT_ERR(kr_fs_write_new(path, "x", 1, 0644), KR_EIO, "cannot create");
 	KR_ASSERT_ERR(kr_fs_read("/nonexistent", 10, &text, &len), KR_EIO, "cannot open");
+}
+
+Test(misc, openssl_errors_keep_their_detail)
+{
+	ERR_raise_data(ERR_LIB_EC, ERR_R_EC_LIB, "token said %d", 42);
+	kr_err e = kr_err_ossl(KR_EHSM, "signing");
+	cr_assert_eq(e.code, KR_EHSM);
+	cr_assert(strstr(e.msg, "signing: ") == e.msg, "%s", e.msg);
+	cr_assert(strstr(e.msg, "EC lib (token said 42)"), "%s", e.msg);
+	e = kr_err_ossl(KR_EINTERNAL, "nothing queued");
+	cr_assert(strstr(e.msg, "(OpenSSL gave no reason)"), "%s", e.msg);
 }
