@@ -128,9 +128,39 @@ static kr_err new_bridge(kr_hsm *h, const kr_hsm_key *k, bridge **out)
 	return kr_ok();
 }
 
+/* A bridged key gets an EC_KEY or RSA of its own, made from the public
+ * parts: EVP_PKEY_get1_EC_KEY and _RSA hand out the public EVP_PKEY's one
+ * cached legacy key, which every bridge of that key would then share (and
+ * re-point at its own session). */
+static EC_KEY *ec_public_copy(EVP_PKEY *pub)
+{
+	const EC_KEY *src = EVP_PKEY_get0_EC_KEY(pub);
+	EC_KEY *ec = src ? EC_KEY_new_by_curve_name(EC_GROUP_get_curve_name(EC_KEY_get0_group(src)))
+			 : NULL;
+	if (ec && !EC_KEY_set_public_key(ec, EC_KEY_get0_public_key(src))) {
+		EC_KEY_free(ec);
+		ec = NULL;
+	}
+	return ec;
+}
+
+static RSA *rsa_public_copy(EVP_PKEY *pub)
+{
+	const RSA *src = EVP_PKEY_get0_RSA(pub);
+	RSA *rsa = src ? RSA_new() : NULL;
+	BIGNUM *n = rsa ? BN_dup(RSA_get0_n(src)) : NULL, *e = rsa ? BN_dup(RSA_get0_e(src)) : NULL;
+	if (rsa && (!n || !e || !RSA_set0_key(rsa, n, e, NULL))) {
+		BN_free(n);
+		BN_free(e);
+		RSA_free(rsa);
+		rsa = NULL;
+	}
+	return rsa;
+}
+
 static kr_err ec_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 {
-	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(pub);
+	EC_KEY *ec = ec_public_copy(pub);
 	if (!ec || !EC_KEY_set_method(ec, ec_method) || !EC_KEY_set_ex_data(ec, ec_index, b)) {
 		EC_KEY_free(ec);
 		bridge_free(NULL, b, NULL, 0, 0, NULL);
@@ -148,7 +178,7 @@ static kr_err ec_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 
 static kr_err rsa_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 {
-	RSA *rsa = EVP_PKEY_get1_RSA(pub);
+	RSA *rsa = rsa_public_copy(pub);
 	if (!rsa || !RSA_set_method(rsa, rsa_method) || !RSA_set_ex_data(rsa, rsa_index, b)) {
 		RSA_free(rsa);
 		bridge_free(NULL, b, NULL, 0, 0, NULL);

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -230,5 +231,55 @@ Test(hsm, evp_bridge_for_openssl)
 	EVP_PKEY *pk = NULL;
 	KR_ASSERT_ERR(kr_hsm_key_evp(h, k, &pk), KR_EINTERNAL, "no hook");
 	kr_hsm_key_free(k);
+	kr_hsm_close(h);
+}
+
+/* Each batch worker bridges the same token key: the bridges must not share
+ * state (each signs on its own session), and the public key stays as it was. */
+typedef struct bridge_run {
+	EVP_PKEY *pk, *pub;
+	int good;
+} bridge_run;
+
+static void *sign_many(void *arg)
+{
+	bridge_run *r = arg;
+	for (int i = 0; i < 200; i++) {
+		KR_AUTO(X509_CRL) crl = X509_CRL_new();
+		if (crl && X509_CRL_set_version(crl, X509_CRL_VERSION_2) &&
+		    X509_CRL_sign(crl, r->pk, EVP_sha256()) > 0 &&
+		    X509_CRL_verify(crl, r->pub) == 1)
+			r->good++;
+	}
+	return NULL;
+}
+
+Test(hsm, bridges_of_one_key_sign_side_by_side)
+{
+	kr_hsm *h = open_token("t");
+	const kr_key_type types[] = {KR_KEY_EC_P256, KR_KEY_RSA_2048};
+	for (size_t t = 0; t < 2; t++) {
+		char uri[64];
+		snprintf(uri, sizeof uri, "pkcs11:token=t;object=side-%s",
+			 kr_key_type_name(types[t]));
+		kr_hsm_key *k = NULL;
+		KR_ASSERT_OK(kr_hsm_keygen(h, uri, types[t], &k));
+		bridge_run r[2] = {{.pub = kr_hsm_key_public(k)}, {.pub = kr_hsm_key_public(k)}};
+		KR_ASSERT_OK(kr_hsm_key_evp(h, k, &r[0].pk));
+		KR_ASSERT_OK(kr_hsm_key_evp(h, k, &r[1].pk));
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, sign_many, &r[1]), 0);
+		sign_many(&r[0]);
+		pthread_join(th, NULL);
+		cr_assert_eq(r[0].good, 200, "%s: first bridge", kr_key_type_name(types[t]));
+		cr_assert_eq(r[1].good, 200, "%s: second bridge", kr_key_type_name(types[t]));
+		/* one freed, the other still signs */
+		EVP_PKEY_free(r[0].pk);
+		r[1].good = 0;
+		sign_many(&r[1]);
+		cr_assert_eq(r[1].good, 200);
+		EVP_PKEY_free(r[1].pk);
+		kr_hsm_key_free(k);
+	}
 	kr_hsm_close(h);
 }
