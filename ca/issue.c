@@ -5,6 +5,7 @@
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 #include "../util/json.h"
+#include "../util/parallel.h"
 #include "../util/text.h"
 
 #include <openssl/pem.h>
@@ -14,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_WORKERS 64
+#define MAX_WORKERS KR_PARALLEL_MAX
 
 enum state { R_NEW, R_REJECTED, R_ALREADY, R_RESERVED, R_ISSUED, R_FAILED };
 static const char *const state_names[] = {"new",      "rejected", "already-issued",
@@ -66,39 +67,23 @@ typedef struct batch {
 
 /* ---- a parallel for over the chunk ---------------------------------------------- */
 
-typedef struct job {
+typedef struct over_chunk {
 	batch *b;
 	chunk *c;
 	void (*fn)(batch *b, req *r, int worker);
-	int *next; /* shared by the workers: the next request to take */
-	int worker;
-} job;
+} over_chunk;
 
-static void *run_job(void *arg)
+static void on_req(void *arg, int i, int worker)
 {
-	job *j = arg;
-	int i;
-	while ((i = __atomic_fetch_add(j->next, 1, __ATOMIC_RELAXED)) < j->c->n)
-		j->fn(j->b, &j->c->reqs[i], j->worker);
-	return NULL;
+	over_chunk *o = arg;
+	o->fn(o->b, &o->c->reqs[i], worker);
 }
 
-/* Runs fn on every request of the chunk, on b->workers threads (this one
- * included); worker w signs on session w. */
+/* Runs fn on every request of the chunk; worker w signs on session w. */
 static void parallel(batch *b, chunk *c, void (*fn)(batch *b, req *r, int worker))
 {
-	job jobs[MAX_WORKERS];
-	pthread_t t[MAX_WORKERS];
-	int running[MAX_WORKERS] = {0};
-	int next = 0, n = b->workers > 0 ? b->workers : 1;
-	for (int w = 0; w < n; w++)
-		jobs[w] = (job){b, c, fn, &next, w};
-	for (int w = 1; w < n; w++)
-		running[w] = pthread_create(&t[w], NULL, run_job, &jobs[w]) == 0;
-	run_job(&jobs[0]); /* the work of a thread that did not start is taken here */
-	for (int w = 1; w < n; w++)
-		if (running[w])
-			pthread_join(t[w], NULL);
+	over_chunk o = {b, c, fn};
+	kr_parallel_for(c->n, b->workers, on_req, &o);
 }
 
 /* ---- per request ------------------------------------------------------------------ */

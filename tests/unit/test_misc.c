@@ -2,10 +2,12 @@
 #include "../../ceremony/transcript.h"
 #include "../../policy/policy.h"
 #include "../../util/fs.h"
+#include "../../util/parallel.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,6 +83,44 @@ Test(misc, write_new_is_exclusive_and_atomic)
 	snprintf(path, sizeof path, "%s/no-such-dir/x", kr_test_dir());
 	KR_ASSERT_ERR(kr_fs_write_new(path, "x", 1, 0644), KR_EIO, "cannot create");
 	KR_ASSERT_ERR(kr_fs_read("/nonexistent", 10, &text, &len), KR_EIO, "cannot open");
+}
+
+typedef struct visits {
+	int count[1000];
+	int worker_seen[KR_PARALLEL_MAX];
+	pthread_t thread_of[KR_PARALLEL_MAX];
+} visits;
+
+static void visit(void *arg, int i, int worker)
+{
+	visits *v = arg;
+	__atomic_fetch_add(&v->count[i], 1, __ATOMIC_RELAXED);
+	v->worker_seen[worker] = 1;
+	v->thread_of[worker] = pthread_self(); /* each worker is one thread */
+}
+
+Test(misc, parallel_for_visits_every_item_once)
+{
+	const int cases[][2] = {{1000, 2}, {1000, 1}, {3, 8}, {0, 2}, {1000, 999}, {7, -1}};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		visits *v = calloc(1, sizeof *v);
+		cr_assert(v);
+		int n = cases[c][0];
+		kr_parallel_for(n, cases[c][1], visit, v);
+		for (int i = 0; i < 1000; i++)
+			cr_assert_eq(v->count[i], i < n,
+				     "n %d, %d workers: item %d visited %d times", n, cases[c][1],
+				     i, v->count[i]);
+		cr_assert(!v->worker_seen[0] || pthread_equal(v->thread_of[0], pthread_self()),
+			  "worker 0 is this thread");
+		int want = cases[c][1] < 1 ? 1 : cases[c][1];
+		want = want > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : want;
+		int most = want < n ? want : n;
+		for (int w = most; w < KR_PARALLEL_MAX; w++)
+			cr_assert(!v->worker_seen[w], "n %d, %d workers: worker %d ran", n,
+				  cases[c][1], w);
+		free(v);
+	}
 }
 
 Test(misc, openssl_errors_keep_their_detail)
