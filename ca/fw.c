@@ -3,6 +3,7 @@
 #include "fw_internal.h"
 #include "authority.h"
 #include "../util/mem.h"
+#include "../util/parallel.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
@@ -69,8 +70,7 @@ static kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc, const kr_hsm_o
 	KR_TRY(kr_authority_key_open(sc->uri, sc->pin_file, sc->pin_env, opts, s->cert, who,
 				     &s->hsm, &s->key));
 	s->type = kr_hsm_key_type(s->key);
-	if (s->type != KR_KEY_ED25519)
-		KR_TRY(kr_hsm_key_evp(s->hsm, s->key, &s->evp));
+	s->workers = sc->workers;
 	return kr_ok();
 }
 
@@ -117,7 +117,6 @@ void kr_fw_signer_close(kr_fw_signer *s)
 {
 	if (!s)
 		return;
-	EVP_PKEY_free(s->evp);
 	kr_hsm_key_free(s->key);
 	kr_hsm_close(s->hsm);
 	X509_free(s->cert);
@@ -129,12 +128,12 @@ const uint8_t *kr_fw_signer_fingerprint(const kr_fw_signer *s) { return s->finge
 
 /* ---- the image --------------------------------------------------------------- */
 
-#define KR_FW_BUF (1 << 20) /* big reads: the hash, not the syscalls, sets the pace */
-
 kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
 		    kr_fs_out *out, EVP_CIPHER_CTX *enc)
 {
-	uint8_t *buf = malloc(KR_FW_BUF);
+	/* A buffer reused image after image: a fresh one would be faulted in
+	 * page by page for every image. */
+	uint8_t *own = img->buf ? NULL : malloc(KR_FW_BUF), *buf = img->buf ? img->buf : own;
 	KR_ENSURE(buf, KR_EINTERNAL, "out of memory");
 	kr_err e = kr_ok();
 	while (len > 0 && !kr_failed(&e)) {
@@ -159,7 +158,7 @@ kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX
 		from += n;
 		len -= (uint64_t)n;
 	}
-	free(buf);
+	free(own);
 	return e;
 }
 
@@ -175,15 +174,12 @@ kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suf
 	return kr_ok();
 }
 
-kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out)
+kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out)
 {
-	for (int i = 0; i < b->nouts; i++)
-		KR_ENSURE(strcmp(b->outs[i].path, path) != 0, KR_EEXIST,
-			  "%s: another image of this run has the same output name", path);
-	KR_TRY(kr_grow((void **)&b->outs, &b->cap, (size_t)b->nouts + 1, sizeof *b->outs));
-	KR_TRY(kr_fs_out_open(&b->outs[b->nouts], path, 0644));
-	*out = &b->outs[b->nouts++];
-	kr_fw_result *r = b->cur;
+	KR_TRY(kr_grow((void **)&j->outs, &j->cap, (size_t)j->nouts + 1, sizeof *j->outs));
+	KR_TRY(kr_fs_out_open(&j->outs[j->nouts], path, 0644));
+	*out = &j->outs[j->nouts++];
+	kr_fw_result *r = &j->r;
 	size_t used = strlen(r->outputs);
 	snprintf(r->outputs + used, sizeof r->outputs - used, "%s%s", used ? "," : "", path);
 	return kr_ok();
@@ -230,52 +226,256 @@ static void recipients_text(const kr_fw_opts *o, char *out, size_t outsz)
 					 o->keks[i]);
 }
 
+/* ---- the batch ------------------------------------------------------------------- */
+
+/* What one worker signs with: a session, and for CMS the key bridged for
+ * OpenSSL's CMS code (on a session of its own). */
+typedef struct lane {
+	kr_hsm_session *session;
+	EVP_PKEY *evp; /* NULL for Ed25519 */
+	uint8_t *buf;
+} lane;
+
+/* Images are signed a chunk at a time, the chunk's images side by side on
+ * the workers; then, in input order, the chunk is recorded, synced, named
+ * and reported. */
+struct kr_fw_batch {
+	kr_fw_signer *s;
+	kr_store *store;
+	const kr_fw_opts *o;
+	kr_fw_report_cb cb;
+	void *arg;
+	lane lanes[KR_PARALLEL_MAX];
+	int nlanes;
+	int chunk; /* images per chunk: fewer when each has many outputs */
+	kr_fw_job jobs[KR_FW_CHUNK];
+	int njobs;
+	int stop; /* a worker met a failure that ends the run */
+	long recorded;
+};
+
+/* At most this many outputs open at once (file descriptors). */
+#define KR_FW_MAX_OPEN 256
+
+static int chunk_size(const kr_fw_opts *o)
+{
+	int per = o->nrecipients || o->nkeks ? 2 + o->nrecipients : 1;
+	int n = KR_FW_MAX_OPEN / per;
+	return n < 1 ? 1 : n > KR_FW_CHUNK ? KR_FW_CHUNK : n;
+}
+
+static kr_err open_lanes(kr_fw_batch *b)
+{
+	kr_fw_signer *s = b->s;
+	int n = s->workers < 1 ? 1 : s->workers > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : s->workers;
+	while (b->nlanes < n) {
+		lane *l = &b->lanes[b->nlanes++]; /* freed with the batch, even half made */
+		l->buf = malloc(KR_FW_BUF);
+		KR_ENSURE(l->buf, KR_EINTERNAL, "out of memory");
+		KR_TRY(kr_hsm_session_open(s->hsm, &l->session));
+		if (s->type != KR_KEY_ED25519)
+			KR_TRY(kr_hsm_key_evp(s->hsm, s->key, &l->evp));
+	}
+	return kr_ok();
+}
+
 kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
 		       void *arg, kr_fw_batch **out)
 {
 	kr_fw_batch *b = calloc(1, sizeof *b);
 	KR_ENSURE(b, KR_EINTERNAL, "out of memory");
-	*b = (kr_fw_batch){.s = s, .store = store, .o = o, .cb = cb, .arg = arg};
+	b->s = s, b->store = store, b->o = o, b->cb = cb, b->arg = arg;
+	b->chunk = chunk_size(o);
+	kr_err e = open_lanes(b);
+	if (kr_failed(&e)) {
+		kr_fw_batch_free(b);
+		return e;
+	}
 	*out = b;
 	return kr_ok();
 }
 
-static void abort_outs(kr_fw_batch *b, int from)
+static void abort_outs(kr_fw_job *j)
 {
-	for (int i = from; i < b->nouts; i++)
-		kr_fs_out_abort(&b->outs[i]);
-	b->nouts = from;
+	for (int i = 0; i < j->nouts; i++)
+		kr_fs_out_abort(&j->outs[i]);
+	j->nouts = 0;
 }
 
-static kr_err record(kr_fw_batch *b)
+static void clear_job(kr_fw_job *j)
+{
+	abort_outs(j);
+	free(j->outs);
+	free(j->image);
+	memset(j, 0, sizeof *j);
+}
+
+/* The token, or keyrite itself, failing ends the run; an image's own
+ * problem fails that image alone. */
+static int fatal(const kr_err *e) { return e->code == KR_EHSM || e->code == KR_EINTERNAL; }
+
+static kr_err sign_one(kr_fw_job *j)
+{
+	kr_fw_image img = {.path = j->image, .fd = -1, .buf = j->buf};
+	kr_sig_alg alg = {0};
+	kr_err e = kr_fw_image_open(j->image, &img);
+	if (!kr_failed(&e))
+		e = kr_sig_alg_for(j->s->type, 0, &alg);
+	/* One pass gives the record's SHA-256 and, for CMS, the digest to sign. */
+	if (!kr_failed(&e))
+		e = kr_fw_digest(&img, alg.md ? alg.md : EVP_sha256(), img.digest, j->r.sha256);
+	j->r.size = img.size;
+	if (!kr_failed(&e))
+		e = j->o->format == KR_FW_CMS ? kr_fw_cms_sign(j, &img)
+					      : kr_fw_mcuboot_sign(j, &img);
+	if (img.fd >= 0)
+		close(img.fd);
+	return e;
+}
+
+/* A worker's part: images are taken in turn until none is left, or until
+ * one has failed in a way that ends the run. */
+static void sign_job(void *arg, int i, int worker)
+{
+	kr_fw_batch *b = arg;
+	kr_fw_job *j = &b->jobs[i];
+	if (__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
+		j->e = kr_errf(KR_EINTERNAL, "%s: not signed, the run stopped", j->image);
+		return;
+	}
+	j->session = b->lanes[worker].session;
+	j->evp = b->lanes[worker].evp;
+	j->buf = b->lanes[worker].buf;
+	j->e = sign_one(j);
+	if (kr_failed(&j->e)) {
+		abort_outs(j);
+		if (fatal(&j->e))
+			__atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/* Two images of one run must not claim the same output name: the later
+ * one fails (as it would have, one at a time, before the earlier was named). */
+static void refuse_duplicates(kr_fw_batch *b, int n)
+{
+	for (int i = 1; i < n; i++) {
+		kr_fw_job *j = &b->jobs[i];
+		for (int k = 0; k < j->nouts && !kr_failed(&j->e); k++)
+			for (int p = 0; p < i && !kr_failed(&j->e); p++)
+				for (int q = 0; q < b->jobs[p].nouts; q++)
+					if (strcmp(b->jobs[p].outs[q].path, j->outs[k].path) == 0) {
+						j->e = kr_errf(KR_EEXIST,
+							       "%s: another image of this run has "
+							       "the same output name",
+							       j->outs[k].path);
+						abort_outs(j);
+						break;
+					}
+	}
+}
+
+static kr_err record(kr_fw_batch *b, int n)
 {
 	const kr_fw_opts *o = b->o;
 	char to[2048];
 	recipients_text(o, to, sizeof to);
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_ok();
-	for (int i = 0; i < b->nitems && !kr_failed(&e); i++) {
+	long count = 0;
+	for (int i = 0; i < n && !kr_failed(&e); i++) {
+		const kr_fw_job *j = &b->jobs[i];
+		if (kr_failed(&j->e))
+			continue;
 		kr_fw_row row = {
 			.signer = b->s->name,
-			.file = b->items[i].image,
+			.file = j->image,
 			.format = o->format == KR_FW_MCUBOOT ? "mcuboot"
 				  : o->embed                 ? "cms-embedded"
 							     : "cms",
-			.output = b->items[i].r.outputs,
+			.output = j->r.outputs,
 			.recipients = to[0] ? to : NULL,
 			.signer_sha256 = b->s->fingerprint,
-			.image_sha256 = b->items[i].r.sha256,
-			.size = (int64_t)b->items[i].r.size,
+			.image_sha256 = j->r.sha256,
+			.size = (int64_t)j->r.size,
 		};
 		e = kr_store_firmware(b->store, &row);
+		count++;
 	}
 	if (!kr_failed(&e))
 		e = kr_store_commit(b->store);
 	if (kr_failed(&e))
 		kr_store_rollback(b->store);
 	else
-		b->recorded += b->nitems;
+		b->recorded += count;
 	return e;
+}
+
+/* Recorded and committed first, then the outputs' data synced, then named
+ * image by image (one whose name was taken meanwhile fails alone: its
+ * record stays, as for a certificate whose file could not be written), then
+ * their directory synced. A failure to record or to sync fails them all. */
+static kr_err publish(kr_fw_batch *b, int n)
+{
+	int outputs = 0, signed_n = 0;
+	for (int i = 0; i < n; i++)
+		if (!kr_failed(&b->jobs[i].e))
+			signed_n++, outputs += b->jobs[i].nouts;
+	if (signed_n == 0)
+		return kr_ok();
+	kr_err e = record(b, n);
+	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
+	if (!kr_failed(&e) && outputs)
+		e = kr_fs_sync(dir);
+	for (int i = 0; i < n; i++) {
+		kr_fw_job *j = &b->jobs[i];
+		if (kr_failed(&j->e))
+			continue;
+		j->named = e;
+		for (int k = 0; k < j->nouts && !kr_failed(&j->named); k++)
+			j->named = kr_fs_out_commit(&j->outs[k], 0);
+	}
+	if (!kr_failed(&e) && outputs)
+		e = kr_fs_sync(dir);
+	return e;
+}
+
+/* Signs the chunk, then publishes and reports its images in input order up
+ * to the first that ends the run; those after it are abandoned unreported,
+ * as if the run had stopped there. */
+static kr_err flush(kr_fw_batch *b)
+{
+	kr_parallel_for(b->njobs, b->nlanes, sign_job, b);
+	int n = 0;
+	while (n < b->njobs && !(kr_failed(&b->jobs[n].e) && fatal(&b->jobs[n].e)))
+		n++;
+	refuse_duplicates(b, n);
+	kr_err e = publish(b, n);
+	for (int i = 0; i < n; i++) {
+		const kr_fw_job *j = &b->jobs[i];
+		const kr_err *ie = kr_failed(&j->e)       ? &j->e
+				   : kr_failed(&e)        ? &e
+				   : kr_failed(&j->named) ? &j->named
+							  : NULL;
+		b->cb(j->image, &j->r, ie, b->arg);
+	}
+	if (n < b->njobs) {
+		b->cb(b->jobs[n].image, &b->jobs[n].r, &b->jobs[n].e, b->arg);
+		if (!kr_failed(&e))
+			e = b->jobs[n].e;
+	}
+	for (int i = 0; i < b->njobs; i++)
+		clear_job(&b->jobs[i]);
+	b->njobs = 0;
+	return e;
+}
+
+kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
+{
+	kr_fw_job *j = &b->jobs[b->njobs];
+	*j = (kr_fw_job){.s = b->s, .o = b->o, .image = strdup(image)};
+	KR_ENSURE(j->image, KR_EINTERNAL, "out of memory");
+	b->njobs++;
+	return b->njobs == b->chunk ? flush(b) : kr_ok();
 }
 
 /* At the end of a run, the signer signs the audit chain's head, as a CA
@@ -297,81 +497,9 @@ static kr_err checkpoint(kr_fw_batch *b)
 	return e;
 }
 
-/* Recorded and committed first, then the outputs' data synced, then named
- * image by image (one whose name was taken meanwhile fails alone: its
- * record stays, as for a certificate whose file could not be written), then
- * their directory synced. A failure to record or to sync fails them all. */
-static kr_err flush(kr_fw_batch *b)
-{
-	kr_err e = b->nitems ? record(b) : kr_ok();
-	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
-	if (!kr_failed(&e) && b->nouts)
-		e = kr_fs_sync(dir);
-	for (int i = 0, j = 0; i < b->nitems; i++) {
-		kr_err *named = &b->items[i].named;
-		*named = e;
-		for (; !kr_failed(named) && j < b->items[i].end; j++)
-			*named = kr_fs_out_commit(&b->outs[j], 0);
-		j = b->items[i].end;
-	}
-	if (!kr_failed(&e) && b->nouts)
-		e = kr_fs_sync(dir);
-	abort_outs(b, 0); /* those not named */
-	for (int i = 0; i < b->nitems; i++) {
-		const kr_err *named = &b->items[i].named;
-		const kr_err *ie = kr_failed(&e) ? &e : kr_failed(named) ? named : NULL;
-		b->cb(b->items[i].image, &b->items[i].r, ie, b->arg);
-		free(b->items[i].image);
-	}
-	b->nitems = 0;
-	return e;
-}
-
-static kr_err sign_one(kr_fw_batch *b, const char *image, kr_fw_result *r)
-{
-	kr_fw_image img = {.path = image, .fd = -1};
-	kr_sig_alg alg = {0};
-	kr_err e = kr_fw_image_open(image, &img);
-	if (!kr_failed(&e))
-		e = kr_sig_alg_for(b->s->type, 0, &alg);
-	/* One pass gives the record's SHA-256 and, for CMS, the digest to sign. */
-	if (!kr_failed(&e))
-		e = kr_fw_digest(&img, alg.md ? alg.md : EVP_sha256(), img.digest, r->sha256);
-	r->size = img.size;
-	if (!kr_failed(&e))
-		e = b->o->format == KR_FW_CMS ? kr_fw_cms_sign(b, &img)
-					      : kr_fw_mcuboot_sign(b, &img);
-	if (img.fd >= 0)
-		close(img.fd);
-	return e;
-}
-
-kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
-{
-	struct kr_fw_staged *it = &b->items[b->nitems];
-	memset(&it->r, 0, sizeof it->r);
-	b->cur = &it->r;
-	int mark = b->nouts;
-	kr_err e = sign_one(b, image, &it->r);
-	if (kr_failed(&e)) {
-		abort_outs(b, mark);
-		b->cb(image, &it->r, &e, b->arg);
-		/* the token or keyrite itself failing: stop, do not push on */
-		return e.code == KR_EHSM || e.code == KR_EINTERNAL ? e : kr_ok();
-	}
-	it->image = strdup(image);
-	if (!it->image) {
-		abort_outs(b, mark);
-		return kr_errf(KR_EINTERNAL, "out of memory");
-	}
-	it->end = b->nouts;
-	b->nitems++;
-	return b->nitems == KR_FW_CHUNK || b->nouts >= 256 ? flush(b) : kr_ok();
-}
-
 kr_err kr_fw_batch_finish(kr_fw_batch *b)
 {
-	KR_TRY(flush(b));
+	KR_TRY(b->njobs ? flush(b) : kr_ok());
 	return checkpoint(b);
 }
 
@@ -379,10 +507,13 @@ void kr_fw_batch_free(kr_fw_batch *b)
 {
 	if (!b)
 		return;
-	abort_outs(b, 0);
-	for (int i = 0; i < b->nitems; i++)
-		free(b->items[i].image);
-	free(b->outs);
+	for (int i = 0; i < b->njobs; i++)
+		clear_job(&b->jobs[i]);
+	for (int w = 0; w < b->nlanes; w++) {
+		EVP_PKEY_free(b->lanes[w].evp);
+		free(b->lanes[w].buf);
+		kr_hsm_session_close(b->lanes[w].session);
+	}
 	free(b);
 }
 

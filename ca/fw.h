@@ -61,12 +61,15 @@ typedef struct kr_fw_result {
 	char outputs[4096]; /* comma-separated */
 } kr_fw_result;
 
-/* A run of images signed with one signer and one set of options. Outputs
- * are written unnamed; every KR_FW_CHUNK images (and at the end) the chunk
- * is recorded in the store and the audit log in one transaction, the file
- * system is synced once, and only then are the outputs given their names.
- * So a record exists for every output that appears, a killed run leaves no
- * partial file, and the cost of syncing is paid per chunk, not per image. */
+/* A run of images signed with one signer and one set of options, a chunk
+ * of up to KR_FW_CHUNK images at a time: the chunk's images are signed side
+ * by side on the signer's workers (a token session each), their outputs
+ * written unnamed; then the chunk is recorded in the store and the audit
+ * log in one transaction, the file system is synced once, and only then
+ * are the outputs given their names and the images reported, in the order
+ * they were added. So a record exists for every output that appears, a
+ * killed run leaves no partial file, and the cost of syncing is paid per
+ * chunk, not per image. */
 #define KR_FW_CHUNK 64
 
 typedef struct kr_fw_batch kr_fw_batch;
@@ -77,9 +80,11 @@ typedef void (*kr_fw_report_cb)(const char *image, const kr_fw_result *r, const 
 
 kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
 		       void *arg, kr_fw_batch **out);
-/* Signs (and encrypts) one image. An image's own failure goes to the
- * callback and leaves nothing; the return value is an error only when the
- * run cannot go on (the token, the store, keyrite itself). */
+/* Adds an image to the chunk, which is signed (and encrypted) when full.
+ * An image's own failure goes to the callback and leaves nothing; the
+ * return value is an error only when the run cannot go on (the token, the
+ * store, keyrite itself), after the images before the one that failed so
+ * have been reported. */
 kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
 /* Records and publishes what is pending, then signs a checkpoint of the
  * audit chain with the signer's key. */

@@ -27,17 +27,18 @@ KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 /* SignedData without its content, over content whose digest d is known: the
  * signed attributes are contentType, signingTime and messageDigest (RFC 5652
  * section 11), and the token signs their DER through the signer's EVP_PKEY. */
-static kr_err signed_data(kr_fw_signer *s, const char *ctype, const uint8_t *d, size_t dlen,
+static kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *d, size_t dlen,
 			  const EVP_MD *md, uint8_t **der, int *derlen)
 {
-	KR_ENSURE(s->evp, KR_EINPUT,
+	const kr_fw_signer *s = j->s;
+	KR_ENSURE(j->evp, KR_EINPUT,
 		  "signer '%s': CMS needs an ECDSA or RSA key (Ed25519 signs MCUboot images)",
 		  s->name);
 	unsigned flags = CMS_PARTIAL | CMS_BINARY | CMS_DETACHED | CMS_NOSMIMECAP;
 	KR_AUTO(CMS_ContentInfo) cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
 	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(ctype, 1);
 	KR_OSSL(cms && type && CMS_set1_eContentType(cms, type), KR_EINTERNAL, "CMS SignedData");
-	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, s->evp, md, flags);
+	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, j->evp, md, flags);
 	KR_OSSL(si, KR_EINTERNAL, "CMS signer");
 	for (int i = 0; i < sk_X509_num(s->chain); i++)
 		KR_OSSL(CMS_add1_cert(cms, sk_X509_value(s->chain, i)), KR_EINTERNAL,
@@ -144,17 +145,17 @@ static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *
 /* Signs the content [0, size) of img (a firmware package, or the encrypted
  * one), whose digest under the signer's hash is d, into path: detached, or
  * with the content encapsulated. */
-static kr_err sign_to(kr_fw_batch *b, const kr_fw_image *img, const char *ctype, const uint8_t *d,
+static kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, const char *ctype, const uint8_t *d,
 		      const char *path)
 {
 	kr_sig_alg alg;
-	KR_TRY(kr_sig_alg_for(b->s->type, 0, &alg));
+	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = 0;
-	KR_TRY(signed_data(b->s, ctype, d, (size_t)EVP_MD_get_size(alg.md), alg.md, &der, &derlen));
+	KR_TRY(signed_data(j, ctype, d, (size_t)EVP_MD_get_size(alg.md), alg.md, &der, &derlen));
 	kr_fs_out *out = NULL;
-	KR_TRY(kr_fw_out_new(b, path, &out));
-	return b->o->embed ? write_embedded(der, derlen, img, alg.md, d, out)
+	KR_TRY(kr_fw_out_new(j, path, &out));
+	return j->o->embed ? write_embedded(der, derlen, img, alg.md, d, out)
 			   : kr_fs_out_write(out, der, (size_t)derlen);
 }
 
@@ -190,10 +191,10 @@ typedef struct kek_slot {
 	size_t idlen;
 } kek_slot;
 
-static kr_err add_kek(CMS_ContentInfo *cms, kr_fw_signer *s, const char *label, kek_slot *k)
+static kr_err add_kek(CMS_ContentInfo *cms, kr_hsm_session *hs, const char *label, kek_slot *k)
 {
 	k->idlen = sizeof k->id;
-	KR_TRY(kr_hsm_kek_id(s->hsm, label, k->id, &k->idlen));
+	KR_TRY(kr_hsm_kek_id(hs, label, k->id, &k->idlen));
 	KR_OSSL(RAND_priv_bytes(k->throwaway, sizeof k->throwaway) == 1, KR_EINTERNAL, "random");
 	uint8_t *key = OPENSSL_memdup(k->throwaway, 32), *id = OPENSSL_memdup(k->id, k->idlen);
 	CMS_RecipientInfo *ri = key && id ? CMS_add0_recipient_key(cms, NID_id_aes256_wrap, key, 32,
@@ -250,7 +251,7 @@ static kr_err find_kek_keys(const uint8_t *buf, size_t n, long *offsets, int wan
 	return kr_ok();
 }
 
-static kr_err rewrap(kr_fw_signer *s, const kr_fw_opts *o, kr_fs_out *out, kek_slot *keks)
+static kr_err rewrap(kr_hsm_session *hs, const kr_fw_opts *o, kr_fs_out *out, kek_slot *keks)
 {
 	uint8_t head[1 << 16];
 	ssize_t n = pread(out->fd, head, sizeof head, 0);
@@ -270,7 +271,7 @@ static kr_err rewrap(kr_fw_signer *s, const kr_fw_opts *o, kr_fs_out *out, kek_s
 		    !EVP_DecryptUpdate(c, cek, &len, head + at[i], 40) || len != 32)
 			e = kr_err_ossl(KR_EINTERNAL, "recovering the content key");
 		if (!kr_failed(&e))
-			e = kr_hsm_wrap(s->hsm, o->keks[i], cek, 32, wrapped, &wlen);
+			e = kr_hsm_wrap(hs, o->keks[i], cek, 32, wrapped, &wlen);
 		OPENSSL_cleanse(cek, sizeof cek);
 		KR_TRY(e);
 		KR_ENSURE(wlen == 40, KR_EHSM, "C_WrapKey returned %zu bytes, not 40", wlen);
@@ -281,9 +282,10 @@ static kr_err rewrap(kr_fw_signer *s, const kr_fw_opts *o, kr_fs_out *out, kek_s
 
 /* Streams the AuthEnvelopedData of the image to out, checking on the way
  * that the image is the one hashed before (its SHA-256 in want). */
-static kr_err envelop(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *img,
-		      const uint8_t want[32], kr_fs_out *out)
+static kr_err envelop(const kr_fw_job *j, const kr_fw_image *img, const uint8_t want[32],
+		      kr_fs_out *out)
 {
+	const kr_fw_opts *o = j->o;
 	KR_AUTO(CMS_ContentInfo) cms = CMS_AuthEnvelopedData_create(EVP_aes_256_gcm());
 	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(OID_FIRMWARE_PACKAGE, 1);
 	KR_OSSL(cms && type && CMS_set1_eContentType(cms, type), KR_EINTERNAL,
@@ -292,7 +294,7 @@ static kr_err envelop(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *i
 		KR_TRY(add_recipient(cms, &o->recipients[i]));
 	kek_slot keks[KR_FW_MAX_RECIPIENTS];
 	for (int i = 0; i < o->nkeks; i++)
-		KR_TRY(add_kek(cms, s, o->keks[i], &keks[i]));
+		KR_TRY(add_kek(cms, j->session, o->keks[i], &keks[i]));
 
 	KR_OSSL(lseek(img->fd, 0, SEEK_SET) == 0, KR_EIO, "%s: seek", img->path);
 	BIO *file = BIO_new_fd(img->fd, BIO_NOCLOSE);
@@ -314,7 +316,7 @@ static kr_err envelop(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *i
 	if (!kr_failed(&e) && memcmp(got, want, 32) != 0)
 		e = kr_errf(KR_EIO, "%s: changed while it was being encrypted", img->path);
 	if (!kr_failed(&e) && o->nkeks)
-		e = rewrap(s, o, out, keks);
+		e = rewrap(j->session, o, out, keks);
 	for (int i = 0; i < o->nkeks; i++)
 		OPENSSL_cleanse(keks[i].throwaway, sizeof keks[i].throwaway);
 	return e;
@@ -322,28 +324,29 @@ static kr_err envelop(kr_fw_signer *s, const kr_fw_opts *o, const kr_fw_image *i
 
 /* ---- per image ------------------------------------------------------------------- */
 
-kr_err kr_fw_cms_sign(kr_fw_batch *b, const kr_fw_image *img)
+kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
 {
-	const kr_fw_opts *o = b->o;
+	const kr_fw_opts *o = j->o;
 	char sig_path[4096], enc_path[4096];
 	if (o->nrecipients == 0 && o->nkeks == 0) {
 		KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7m" : ".p7s", 0, sig_path,
 					 sizeof sig_path));
-		return sign_to(b, img, OID_FIRMWARE_PACKAGE, img->digest, sig_path);
+		return sign_to(j, img, OID_FIRMWARE_PACKAGE, img->digest, sig_path);
 	}
 	KR_TRY(kr_fw_output_path(o, img->path, ".p7e", 0, enc_path, sizeof enc_path));
 	KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7e.p7m" : ".p7e.p7s", 0, sig_path,
 				 sizeof sig_path));
 	kr_fs_out *out = NULL;
-	KR_TRY(kr_fw_out_new(b, enc_path, &out));
-	KR_TRY(envelop(b->s, o, img, b->cur->sha256, out));
+	KR_TRY(kr_fw_out_new(j, enc_path, &out));
+	KR_TRY(envelop(j, img, j->r.sha256, out));
 	struct stat st;
 	KR_ENSURE(fstat(out->fd, &st) == 0, KR_EIO, "%s: %s", enc_path, strerror(errno));
-	kr_fw_image enc = {.path = enc_path, .fd = out->fd, .size = (uint64_t)st.st_size};
+	kr_fw_image enc = {
+		.path = enc_path, .fd = out->fd, .size = (uint64_t)st.st_size, .buf = img->buf};
 	kr_sig_alg alg;
-	KR_TRY(kr_sig_alg_for(b->s->type, 0, &alg));
+	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
 	KR_TRY(kr_fw_digest(&enc, alg.md, enc.digest, NULL));
-	return sign_to(b, &enc, OID_AUTH_ENVELOPED, enc.digest, sig_path);
+	return sign_to(j, &enc, OID_AUTH_ENVELOPED, enc.digest, sig_path);
 }
 
 /* ---- verification ------------------------------------------------------------------ */

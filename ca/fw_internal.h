@@ -15,7 +15,7 @@ struct kr_fw_signer {
 	kr_hsm *hsm;
 	kr_hsm_key *key;
 	kr_key_type type;
-	EVP_PKEY *evp; /* token-backed, for OpenSSL's CMS code; NULL for Ed25519 */
+	int workers;
 	uint8_t fingerprint[32];
 	int64_t ca_id; /* the issuing CA, in the store */
 };
@@ -26,8 +26,11 @@ typedef struct kr_fw_image {
 	const char *path;
 	int fd;
 	uint64_t size;
+	uint8_t *buf; /* KR_FW_BUF bytes to read through, reused; NULL: one per pass */
 	uint8_t digest[EVP_MAX_MD_SIZE]; /* CMS: under the signer's hash, from the first pass */
 } kr_fw_image;
+
+#define KR_FW_BUF (1 << 20) /* big reads: the hash, not the syscalls, sets the pace */
 
 /* One pass over the whole image: its digest under md into d, and its
  * SHA-256 into sha256 if that is not NULL. */
@@ -41,35 +44,32 @@ kr_err kr_fw_image_open(const char *path, kr_fw_image *img);
 kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
 		    kr_fs_out *out, EVP_CIPHER_CTX *enc);
 
-struct kr_fw_batch {
+/* One image of a batch: signed on a worker's session, then recorded and
+ * its outputs named by the batch, in input order. */
+typedef struct kr_fw_job {
 	kr_fw_signer *s;
-	kr_store *store;
 	const kr_fw_opts *o;
-	kr_fw_report_cb cb;
-	void *arg;
+	kr_hsm_session *session; /* the worker's */
+	EVP_PKEY *evp;           /* the worker's bridged key, for CMS; NULL for Ed25519 */
+	uint8_t *buf;            /* the worker's read buffer (KR_FW_BUF) */
+	char *image;
+	kr_fw_result r;
 	kr_fs_out *outs; /* unnamed until the chunk is recorded */
 	int nouts;
 	size_t cap;
-	struct kr_fw_staged {
-		char *image;
-		kr_fw_result r;
-		int end;      /* its outputs are outs[previous item's end .. end) */
-		kr_err named; /* naming its outputs */
-	} items[KR_FW_CHUNK];
-	int nitems;
-	long recorded;
-	kr_fw_result *cur; /* the image being signed */
-};
+	kr_err e;     /* signing it */
+	kr_err named; /* naming its outputs */
+} kr_fw_job;
 
 /* Opens an output of the image being signed (its path joins the result). */
-kr_err kr_fw_out_new(kr_fw_batch *b, const char *path, kr_fs_out **out);
+kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out);
 
 /* "DIR/BASE" + suffix, BASE without ".bin" if strip_bin. */
 kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
 			 char *out, size_t outsz);
 
-kr_err kr_fw_cms_sign(kr_fw_batch *b, const kr_fw_image *img);
-kr_err kr_fw_mcuboot_sign(kr_fw_batch *b, const kr_fw_image *img);
+kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img);
+kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
 
 /* The certificate chains to the root and may sign code. */
 kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);

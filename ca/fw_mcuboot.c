@@ -297,9 +297,9 @@ static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN
 /* One encrypted copy for recipient r: header, image encrypted under a fresh
  * key that the ECIES TLV carries, protected TLVs, and the TLV area; the
  * region is hashed again on the way and must match what the token signed. */
-static kr_err write_copy(kr_fw_batch *b, const kr_fw_image *img, const mcu_image *m,
-			 const mcu_alg *a, const uint8_t *d, const tlv_area *tlvs,
-			 const kr_fw_recipient *r, const char *path)
+static kr_err write_copy(kr_fw_job *j, const kr_fw_image *img, const mcu_image *m, const mcu_alg *a,
+			 const uint8_t *d, const tlv_area *tlvs, const kr_fw_recipient *r,
+			 const char *path)
 {
 	tlv_area t = *tlvs;
 	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0}, v[ECIES_LEN];
@@ -315,7 +315,7 @@ static kr_err write_copy(kr_fw_batch *b, const kr_fw_image *img, const mcu_image
 	KR_OSSL(enc, KR_EINTERNAL, "out of memory");
 	tlv_add(&t, TLV_ENC_EC256, v, sizeof v);
 	kr_fs_out *out = NULL;
-	KR_TRY(kr_fw_out_new(b, path, &out));
+	KR_TRY(kr_fw_out_new(j, path, &out));
 	KR_TRY(region(img, m, m->header, a, again, out, enc));
 	KR_ENSURE(memcmp(again, d, (size_t)EVP_MD_get_size(a->md)) == 0, KR_EIO,
 		  "%s: changed while it was being signed", img->path);
@@ -324,15 +324,15 @@ static kr_err write_copy(kr_fw_batch *b, const kr_fw_image *img, const mcu_image
 
 /* The TLV area for digest d: key hash, image hash, and the token's
  * signature, checked before it is used. */
-static kr_err sign_digest(kr_fw_batch *b, const mcu_alg *a, const uint8_t *d, tlv_area *t)
+static kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, const uint8_t *d, tlv_area *t)
 {
-	kr_fw_signer *s = b->s;
+	const kr_fw_signer *s = j->s;
 	uint8_t kh[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
 	unsigned khlen = 0;
 	size_t dlen = (size_t)EVP_MD_get_size(a->md), siglen = 0;
 	EVP_PKEY *pub = X509_get0_pubkey(s->cert);
-	KR_TRY(kr_hsm_sign(kr_hsm_main_session(s->hsm), s->key, a->scheme,
-			   a->scheme == KR_SIG_EDDSA ? NULL : a->md, d, dlen, sig, &siglen));
+	KR_TRY(kr_hsm_sign(j->session, s->key, a->scheme, a->scheme == KR_SIG_EDDSA ? NULL : a->md,
+			   d, dlen, sig, &siglen));
 	kr_err e = sig_verify(pub, a, d, dlen, sig, siglen);
 	KR_ENSURE(!kr_failed(&e), KR_EVERIFY, "signer '%s': the token's signature does not verify",
 		  s->name);
@@ -344,46 +344,46 @@ static kr_err sign_digest(kr_fw_batch *b, const mcu_alg *a, const uint8_t *d, tl
 	return kr_ok();
 }
 
-static kr_err sign_image(kr_fw_batch *b, const kr_fw_image *img, mcu_image *m)
+static kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
 {
-	const kr_fw_opts *o = b->o;
+	const kr_fw_opts *o = j->o;
 	mcu_alg a;
 	uint8_t d[EVP_MAX_MD_SIZE];
 	tlv_area t;
 	char path[4096];
-	KR_TRY(alg_for(b->s->type, &a));
+	KR_TRY(alg_for(j->s->type, &a));
 	if (o->nrecipients == 0) {
 		/* One pass writes the output and hashes what it writes: what
 		 * the token signs is what the file holds. */
 		kr_fs_out *out = NULL;
 		KR_TRY(kr_fw_output_path(o, img->path, ".signed.bin", 1, path, sizeof path));
-		KR_TRY(kr_fw_out_new(b, path, &out));
+		KR_TRY(kr_fw_out_new(j, path, &out));
 		KR_TRY(region(img, m, m->header, &a, d, out, NULL));
-		KR_TRY(sign_digest(b, &a, d, &t));
+		KR_TRY(sign_digest(j, &a, d, &t));
 		return kr_fs_out_write(out, t.buf, t.len);
 	}
 	/* The encrypted copies' header is what is hashed and signed; each copy
 	 * is read again from the image and checked against that digest. */
 	put_le32(m->header + 16, m->flags | IMAGE_F_ENCRYPTED_AES128);
 	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));
-	KR_TRY(sign_digest(b, &a, d, &t));
+	KR_TRY(sign_digest(j, &a, d, &t));
 	for (int i = 0; i < o->nrecipients; i++) {
 		char suffix[160];
 		snprintf(suffix, sizeof suffix, ".%s.enc.bin", o->recipients[i].name);
 		KR_TRY(kr_fw_output_path(o, img->path, suffix, 1, path, sizeof path));
-		KR_TRY(write_copy(b, img, m, &a, d, &t, &o->recipients[i], path));
+		KR_TRY(write_copy(j, img, m, &a, d, &t, &o->recipients[i], path));
 	}
 	return kr_ok();
 }
 
-kr_err kr_fw_mcuboot_sign(kr_fw_batch *b, const kr_fw_image *img)
+kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img)
 {
-	KR_ENSURE(b->o->nkeks == 0, KR_EUSAGE,
+	KR_ENSURE(j->o->nkeks == 0, KR_EUSAGE,
 		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
 	mcu_image m = {0};
-	kr_err e = b->o->raw ? make_header(b->o, img, &m) : read_headered(img, &m);
+	kr_err e = j->o->raw ? make_header(j->o, img, &m) : read_headered(img, &m);
 	if (!kr_failed(&e))
-		e = sign_image(b, img, &m);
+		e = sign_image(j, img, &m);
 	mcu_clear(&m);
 	return e;
 }

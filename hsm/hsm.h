@@ -140,10 +140,11 @@ kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
 
 /* A device-class AES key-wrap key (KEK) on the token, by label: its CKA_ID,
- * and an RFC 3394 wrap of cek under it (C_WrapKey; the KEK never leaves). */
-kr_err kr_hsm_kek_id(kr_hsm *h, const char *label, uint8_t *id, size_t *idlen);
-kr_err kr_hsm_wrap(kr_hsm *h, const char *label, const uint8_t *cek, size_t ceklen, uint8_t *out,
-		   size_t *outlen);
+ * and an RFC 3394 wrap of cek under it (C_WrapKey; the KEK never leaves).
+ * On the caller's session, so workers can wrap side by side. */
+kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen);
+kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek, size_t ceklen,
+		   uint8_t *out, size_t *outlen);
 
 /* An EVP_PKEY whose private-key operations happen on the token, for OpenSSL
  * APIs that sign by themselves (X509_sign, X509_CRL_sign, CMS_sign). It has a

@@ -6,7 +6,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-static kr_err find_kek(kr_hsm *h, const char *label, CK_OBJECT_HANDLE *out)
+static kr_err find_kek(kr_hsm_session *s, const char *label, CK_OBJECT_HANDLE *out)
 {
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
@@ -17,31 +17,32 @@ static kr_err find_kek(kr_hsm *h, const char *label, CK_OBJECT_HANDLE *out)
 	};
 	CK_OBJECT_HANDLE found[2];
 	CK_ULONG n = 0;
-	KR_TRY(kr_hsm_find(h->main, tmpl, 3, found, 2, &n));
-	KR_ENSURE(n > 0, KR_EHSM, "no AES key labelled '%s' on token '%s'", label, h->token.label);
+	KR_TRY(kr_hsm_find(s, tmpl, 3, found, 2, &n));
+	KR_ENSURE(n > 0, KR_EHSM, "no AES key labelled '%s' on token '%s'", label,
+		  s->h->token.label);
 	KR_ENSURE(n == 1, KR_EHSM, "several AES keys labelled '%s' on token '%s'", label,
-		  h->token.label);
+		  s->h->token.label);
 	*out = found[0];
 	return kr_ok();
 }
 
-kr_err kr_hsm_kek_id(kr_hsm *h, const char *label, uint8_t *id, size_t *idlen)
+kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen)
 {
 	CK_OBJECT_HANDLE kek;
-	KR_TRY(find_kek(h, label, &kek));
+	KR_TRY(find_kek(s, label, &kek));
 	CK_ATTRIBUTE a = {CKA_ID, id, *idlen};
-	KR_CK(h->fn->C_GetAttributeValue(h->main->handle, kek, &a, 1), KR_EHSM,
+	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, kek, &a, 1), KR_EHSM,
 	      "reading the id of AES key '%s'", label);
 	KR_ENSURE(a.ulValueLen > 0, KR_EHSM, "AES key '%s' has no CKA_ID to name it by", label);
 	*idlen = a.ulValueLen;
 	return kr_ok();
 }
 
-kr_err kr_hsm_wrap(kr_hsm *h, const char *label, const uint8_t *cek, size_t ceklen, uint8_t *out,
-		   size_t *outlen)
+kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek, size_t ceklen,
+		   uint8_t *out, size_t *outlen)
 {
 	CK_OBJECT_HANDLE kek, obj = CK_INVALID_HANDLE;
-	KR_TRY(find_kek(h, label, &kek));
+	KR_TRY(find_kek(s, label, &kek));
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -50,16 +51,16 @@ kr_err kr_hsm_wrap(kr_hsm *h, const char *label, const uint8_t *cek, size_t cekl
 		{CKA_TOKEN, &no, sizeof no},         {CKA_PRIVATE, &yes, sizeof yes},
 		{CKA_EXTRACTABLE, &yes, sizeof yes}, {CKA_VALUE, (void *)cek, ceklen},
 	};
-	CK_FUNCTION_LIST *fn = h->fn;
-	CK_SESSION_HANDLE s = h->main->handle;
-	KR_CK(fn->C_CreateObject(s, tmpl, sizeof tmpl / sizeof *tmpl, &obj), KR_EHSM,
+	CK_FUNCTION_LIST *fn = s->h->fn;
+	CK_SESSION_HANDLE sh = s->handle;
+	KR_CK(fn->C_CreateObject(sh, tmpl, sizeof tmpl / sizeof *tmpl, &obj), KR_EHSM,
 	      "loading the content key for wrapping");
 	/* RFC 3394 key wrap with its default IV: what CMS's id-aes*-wrap and
 	 * openssl cms -secretkey expect (RFC 3565 section 2.3.2). */
 	CK_MECHANISM mech = {CKM_AES_KEY_WRAP, NULL, 0};
 	CK_ULONG n = *outlen;
-	CK_RV rv = fn->C_WrapKey(s, &mech, kek, obj, out, &n);
-	fn->C_DestroyObject(s, obj);
+	CK_RV rv = fn->C_WrapKey(sh, &mech, kek, obj, out, &n);
+	fn->C_DestroyObject(sh, obj);
 	KR_CK(rv, KR_EHSM, "C_WrapKey under AES key '%s' (it needs CKA_WRAP)", label);
 	*outlen = n;
 	return kr_ok();

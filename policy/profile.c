@@ -38,7 +38,7 @@ static const kr_field ca_fields[] = {
 };
 static const kr_field signer_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"ca", KR_F_STRING, 1},      {"uri", KR_F_STRING, 1},
-	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0},
+	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0}, {"workers", KR_F_INT, 0},
 };
 static const kr_field zone_fields[] = {
 	{"zone", KR_F_STRING, 1},          {"ttl", KR_F_INT, 0},
@@ -163,6 +163,9 @@ static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
 	KR_TRY(copy_value(c, section, "uri", sg->uri, sizeof sg->uri));
 	KR_TRY(copy_value(c, section, "pin_env", sg->pin_env, sizeof sg->pin_env));
 	KR_TRY(copy_value(c, section, "ca", sg->ca, sizeof sg->ca));
+	long workers;
+	KR_TRY(optional_long(c, section, "workers", 1, 64, 2, &workers));
+	sg->workers = (int)workers;
 	const kr_ca_conf *ca = NULL;
 	kr_err e = kr_config_ca(c, sg->ca, &ca);
 	if (kr_failed(&e))

@@ -47,6 +47,7 @@ typedef struct kr_signer_conf {
 	char name[64], ca[64];
 	char certificate[PATH_MAX], uri[1024];
 	char pin_file[PATH_MAX], pin_env[64];
+	int workers; /* images signed side by side, a session each */
 } kr_signer_conf;
 
 /* A zone keyrite publishes (keyrite publish): what goes in it and how. */

@@ -310,6 +310,42 @@ test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
 	cms_verify "$T/signed/same.bin.p7s" "$T/d1/same.bin" || fail "the first image's signature"
 }
 
+# More images than a chunk, signed side by side by two workers (the
+# example's default), with bad ones among them: reports, records and the
+# audit chain stay in input order, and every signature is openssl's good one.
+test_fw_batch_of_many_chunks_in_input_order() {
+	fw_setup
+	mkdir "$T/many"
+	local i list=()
+	for i in $(seq -w 1 150); do
+		head -c $((4096 + 10#$i)) /dev/urandom >"$T/many/fw$i.bin"
+		list+=("$T/many/fw$i.bin")
+	done
+	: >"$T/many/fw040.bin"           # empty
+	list[99]=$T/many/missing.bin     # not there
+	local st=0
+	krfw --signer firmware --out "$T/signed" --json "${list[@]}" >"$T/many.json" 2>"$T/err" || st=$?
+	[ $st -eq 1 ] || { cat "$T/err"; fail "exit $st"; }
+	grep -q "148 signed, 2 failed" "$T/err" || fail "summary: $(tail -1 "$T/err")"
+	# one JSON line per image, in input order
+	[ "$(wc -l <"$T/many.json")" -eq 150 ] || fail "JSON lines"
+	printf '%s\n' "${list[@]}" >"$T/want.order"
+	sed 's/^{"file":"\([^"]*\)".*/\1/' "$T/many.json" >"$T/got.order"
+	cmp -s "$T/want.order" "$T/got.order" || fail "reports out of input order"
+	grep '"file":"[^"]*fw040.bin"' "$T/many.json" | grep -q '"status":"failed"' || fail "empty image"
+	grep '"file":"[^"]*missing.bin"' "$T/many.json" | grep -q '"status":"failed"' || fail "missing"
+	# recorded in input order, one row per signed image, and each verifies
+	db "SELECT file FROM firmware ORDER BY id" >"$T/rec.order"
+	grep -v -e fw040.bin -e missing.bin "$T/want.order" | cmp -s - "$T/rec.order" ||
+		fail "records out of input order"
+	for f in "${list[@]}"; do
+		case $f in *fw040.bin | *missing.bin) continue ;; esac
+		cms_verify "$T/signed/$(basename "$f").p7s" "$f" || { cat "$T/cms.err"; fail "$f"; }
+	done
+	assert_absent "$T/signed/fw040.bin.p7s" "$T/signed/missing.bin.p7s"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 	fw_setup
 	# the certificate of another key
