@@ -7,7 +7,9 @@
  * tag until they are given them (reference section 4). */
 #include "internal.h"
 #include "../util/mem.h"
+#include "../util/parallel.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -86,7 +88,6 @@ typedef struct job {
 typedef struct jobs {
 	job *v;
 	size_t n, cap;
-	size_t next; /* shared by the workers */
 	kr_err e;
 	pthread_mutex_t lock;
 } jobs;
@@ -184,32 +185,30 @@ static kr_err sign_one(kr_hsm_session *session, ldns_buffer *buf, job *j)
 }
 
 typedef struct worker {
-	jobs *js;
 	kr_hsm_session *session;
 	ldns_buffer *buf;
 } worker;
 
-static void *work(void *arg)
+typedef struct signing {
+	jobs *js;
+	worker w[MAX_SIGNERS];
+	int stop; /* an RRset failed: the others take no more */
+} signing;
+
+static void sign_job(void *arg, int i, int wi)
 {
-	worker *w = arg;
-	jobs *js = w->js;
-	for (;;) {
-		size_t i = __atomic_fetch_add(&js->next, 1, __ATOMIC_RELAXED);
-		if (i >= js->n)
-			break;
-		if (js->v[i].sig)
-			continue; /* the KSK's, done already */
-		kr_err e = sign_one(w->session, w->buf, &js->v[i]);
-		if (kr_failed(&e)) {
-			pthread_mutex_lock(&js->lock);
-			if (!kr_failed(&js->e))
-				js->e = e;
-			pthread_mutex_unlock(&js->lock);
-			__atomic_store_n(&js->next, js->n, __ATOMIC_RELAXED); /* stop the others */
-			break;
-		}
+	signing *sg = arg;
+	jobs *js = sg->js;
+	if (js->v[i].sig || __atomic_load_n(&sg->stop, __ATOMIC_RELAXED))
+		return; /* the KSK's, done already; or the run is failing */
+	kr_err e = sign_one(sg->w[wi].session, sg->w[wi].buf, &js->v[i]);
+	if (kr_failed(&e)) {
+		pthread_mutex_lock(&js->lock);
+		if (!kr_failed(&js->e))
+			js->e = e;
+		pthread_mutex_unlock(&js->lock);
+		__atomic_store_n(&sg->stop, 1, __ATOMIC_RELAXED);
 	}
-	return NULL;
 }
 
 /* The ZSK's work on a session per core (the DNSKEY set, the KSK's, is in
@@ -224,26 +223,20 @@ static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
 			e = sign_one(kr_hsm_main_session(ksk->hsm), buf, &js->v[i]);
 	ldns_buffer_free(buf);
 	KR_TRY(e);
+	KR_ENSURE(js->n <= INT_MAX, KR_EINTERNAL, "too many RRsets");
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int n = cores < 1 ? 1 : cores > MAX_SIGNERS ? MAX_SIGNERS : (int)cores;
-	worker w[MAX_SIGNERS] = {0};
-	pthread_t t[MAX_SIGNERS];
-	int started[MAX_SIGNERS] = {0};
+	signing sg = {.js = js};
 	for (int i = 0; i < n && !kr_failed(&e); i++) {
-		w[i] = (worker){js, NULL, ldns_buffer_new(512)};
-		e = w[i].buf ? kr_hsm_session_open(zsk->hsm, &w[i].session)
-			     : kr_errf(KR_EINTERNAL, "out of memory");
-		if (!kr_failed(&e) && i > 0)
-			started[i] = pthread_create(&t[i], NULL, work, &w[i]) == 0;
+		sg.w[i].buf = ldns_buffer_new(512);
+		e = sg.w[i].buf ? kr_hsm_session_open(zsk->hsm, &sg.w[i].session)
+				: kr_errf(KR_EINTERNAL, "out of memory");
 	}
 	if (!kr_failed(&e))
-		work(&w[0]);
-	for (int i = 1; i < n; i++)
-		if (started[i])
-			pthread_join(t[i], NULL);
+		kr_parallel_for((int)js->n, n, sign_job, &sg);
 	for (int i = 0; i < n; i++) {
-		kr_hsm_session_close(w[i].session);
-		ldns_buffer_free(w[i].buf);
+		kr_hsm_session_close(sg.w[i].session);
+		ldns_buffer_free(sg.w[i].buf);
 	}
 	KR_TRY(e);
 	return js->e;

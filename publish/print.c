@@ -7,9 +7,9 @@
  * SOA first, then every name, the apex without its SOA. */
 #include "internal.h"
 #include "../util/mem.h"
+#include "../util/parallel.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +39,13 @@ static void print_apex(FILE *out, const ldns_dnssec_name *apex)
 		ldns_dnssec_rrs_print_fmt(out, fmt, apex->nsec_signatures);
 }
 
-static void *print_slice(void *arg)
+static void print_slice(void *arg, int at, int worker)
 {
-	slice *sl = arg;
+	(void)worker;
+	slice *sl = (slice *)arg + at;
 	FILE *out = open_memstream(&sl->text, &sl->len);
 	if (!out)
-		return NULL;
+		return;
 	for (size_t i = 0; i < sl->n; i++) {
 		if (sl->names[i] == sl->apex)
 			print_apex(out, sl->apex);
@@ -55,22 +56,12 @@ static void *print_slice(void *arg)
 		free(sl->text);
 		sl->text = NULL;
 	}
-	return NULL;
 }
 
 /* One round: up to n slices printed at once, then written in order. */
 static kr_err print_round(FILE *out, slice *sl, int n)
 {
-	pthread_t t[MAX_PRINTERS];
-	int started[MAX_PRINTERS] = {0};
-	for (int i = 1; i < n; i++)
-		started[i] = pthread_create(&t[i], NULL, print_slice, &sl[i]) == 0;
-	print_slice(&sl[0]);
-	for (int i = 1; i < n; i++)
-		if (started[i])
-			pthread_join(t[i], NULL);
-		else
-			print_slice(&sl[i]);
+	kr_parallel_for(n, n, print_slice, sl);
 	kr_err e = kr_ok();
 	for (int i = 0; i < n; i++) {
 		if (!kr_failed(&e) && !sl[i].text)
