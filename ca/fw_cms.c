@@ -26,7 +26,7 @@ KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 
 /* SignedData without its content, over content whose digest d is known: the
  * signed attributes are contentType, signingTime and messageDigest (RFC 5652
- * section 11), and the token signs their DER through the signer's EVP_PKEY. */
+ * section 11), and the token signs their DER through the worker's bridged key. */
 static kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *d, size_t dlen,
 			  const EVP_MD *md, uint8_t **der, int *derlen)
 {
