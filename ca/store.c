@@ -72,6 +72,7 @@ enum {
 	Q_DEVICE_GET,
 	Q_PROFILE_ID,
 	Q_PROFILE_ID_SET,
+	Q_FIRMWARE,
 	Q_COUNT
 };
 
@@ -94,6 +95,9 @@ static const char *const queries[Q_COUNT] = {
 	[Q_DEVICE_GET] = "SELECT 1 FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
 	[Q_PROFILE_ID_SET] = "UPDATE counter SET value = ? WHERE name = 'profile_id'",
+	[Q_FIRMWARE] =
+		"INSERT INTO firmware (time, signer, signer_sha256, file, size,"
+		" image_sha256, format, output, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 
 struct kr_store {
@@ -761,12 +765,7 @@ kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 	now_text(now);
 	kr_hex(r->image_sha256, 32, img);
 	kr_hex(r->signer_sha256, 32, signer);
-	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(
-		s,
-		"INSERT INTO firmware (time, signer, signer_sha256, file, size,"
-		" image_sha256, format, output, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		&st));
+	sqlite3_stmt *st = q(s, Q_FIRMWARE);
 	bind_text(st, 1, now);
 	bind_text(st, 2, r->signer);
 	bind_blob(st, 3, r->signer_sha256, 32);
@@ -776,9 +775,7 @@ kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 	bind_text(st, 7, r->format);
 	bind_text(st, 8, r->output);
 	bind_text(st, 9, r->recipients);
-	kr_err e = step_done(s, st, "recording a firmware signature");
-	sqlite3_finalize(st);
-	KR_TRY(e);
+	KR_TRY(step_done(s, st, "recording a firmware signature"));
 	snprintf(detail, sizeof detail,
 		 "signer=%s signer_sha256=%s format=%s size=%lld sha256=%s file=%.300s%s%.300s",
 		 r->signer, signer, r->format, (long long)r->size, img, r->file,
