@@ -287,6 +287,17 @@ test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
 	expect 3 "no valid certificate in the store" krfw --signer firmware --out "$T/signed" --encrypt-to-device ghost "$T/fw2.bin"
 	expect 3 "neither a PEM certificate" krfw --signer firmware --out "$T/signed" --encrypt-to "$T/fw.bin" "$T/fw2.bin"
 	expect 4 "no AES key labelled 'nokek'" krfw --signer firmware --out "$T/signed" --encrypt-kek nokek "$T/fw2.bin"
+	# a token failure ends a batch at its image, whatever the other worker was doing
+	local st=0 before
+	before=$(db "SELECT count(*) FROM firmware")
+	krfw --signer firmware --out "$T/signed" --json --encrypt-kek nokek "$T/fw2.bin" "$T/fw.bin" \
+		"$T/app.bin" >"$T/kek.json" 2>"$T/err" || st=$?
+	[ $st -eq 4 ] || fail "token failure in a batch: exit $st"
+	[ "$(grep -c "no AES key labelled 'nokek'" "$T/err")" -eq 1 ] || fail "one message, not $(cat "$T/err")"
+	[ "$(wc -l <"$T/kek.json")" -eq 1 ] && grep -q '"file":"[^"]*fw2.bin","status":"failed"' "$T/kek.json" ||
+		fail "one report, for the first image: $(cat "$T/kek.json")"
+	[ "$(db "SELECT count(*) FROM firmware")" = "$before" ] || fail "a record after a token failure"
+	assert_absent "$T/signed/fw.bin.p7e" "$T/signed/fw.bin.p7e.p7s" "$T/signed/app.bin.p7e"
 	ls "$T/signed" | grep -q fw2 && fail "a failed image left output"
 	# a batch goes on past a bad image: exit 1, the good ones signed
 	local st=0
