@@ -357,6 +357,50 @@ test_fw_batch_of_many_chunks_in_input_order() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# A firmware batch killed with SIGKILL: every output that appeared has its
+# record and a good signature, nothing half written is left, the store and
+# the audit chain are sound, and a run over the images left completes.
+test_fw_killed_batch_leaves_only_recorded_outputs() {
+	fw_setup
+	mkdir "$T/imgs" "$T/fwout"
+	head -c $((2000 * 4096)) /dev/urandom |
+		split -b 4096 -d -a 4 --additional-suffix=.bin - "$T/imgs/fw"
+	# keyrite itself in the background (not a shell function), so that the
+	# SIGKILL reaches it.
+	"$KEYRITE" fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --signer firmware \
+		--out "$T/fwout" "$T"/imgs/*.bin 2>/dev/null &
+	local pid=$! n=0
+	for _ in $(seq 500); do
+		n=$(db "SELECT count(*) FROM firmware" 2>/dev/null || echo 0)
+		[ "${n:-0}" -ge 128 ] && break
+		sleep 0.01
+	done
+	sleep "0.0$((RANDOM % 5))" # anywhere in a chunk, not just after a commit
+	kill -9 $pid
+	wait $pid || true
+	local rows files
+	rows=$(db "SELECT count(*) FROM firmware")
+	[ "$rows" -lt 2000 ] || fail "the batch finished before it was killed"
+	[ "$(ls -A "$T/fwout" | grep -vc '\.p7s$')" -eq 0 ] || fail "stray files: $(ls -A "$T/fwout" | grep -v '\.p7s$' | head -3)"
+	files=$(ls "$T/fwout" | wc -l)
+	[ "$files" -le "$rows" ] || fail "$files outputs but $rows records"
+	db "SELECT output FROM firmware" | sort >"$T/recorded"
+	ls "$T"/fwout/*.p7s | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
+	[ ! -s "$T/unrecorded" ] || fail "outputs without a record: $(head -3 "$T/unrecorded")"
+	for f in $(ls "$T"/fwout/*.p7s | shuf -n 20); do
+		local img=$T/imgs/$(basename "$f" .p7s)
+		cms_verify "$f" "$img" || { cat "$T/cms.err"; fail "$f"; }
+	done
+	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	# the images without an output, signed now
+	local rest=()
+	for i in "$T"/imgs/*.bin; do [ -e "$T/fwout/${i##*/}.p7s" ] || rest+=("$i"); done
+	krfw --signer firmware --out "$T/fwout" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "re-run"; }
+	[ "$(ls "$T/fwout" | wc -l)" -eq 2000 ] || fail "want 2000 outputs"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 	fw_setup
 	# the certificate of another key
