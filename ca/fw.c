@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,7 +251,7 @@ struct kr_fw_batch {
 	int chunk; /* images per chunk: fewer when each has many outputs */
 	kr_fw_job jobs[KR_FW_CHUNK];
 	int njobs;
-	int stop; /* a worker met a failure that ends the run */
+	int stop_at; /* the chunk's first image whose failure ends the run, or INT_MAX */
 	long recorded;
 };
 
@@ -333,14 +334,25 @@ static kr_err sign_one(kr_fw_job *j)
 	return e;
 }
 
-/* A worker's part: images are taken in turn until none is left, or until
- * one has failed in a way that ends the run. */
+/* Lowers *at to i (atomically) unless it is lower already. */
+static void stop_at(int *at, int i)
+{
+	int cur = __atomic_load_n(at, __ATOMIC_RELAXED);
+	while (i < cur &&
+	       !__atomic_compare_exchange_n(at, &cur, i, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* A worker's part: images are taken in turn until none is left. Once an
+ * image has failed in a way that ends the run, the images after it are not
+ * signed; those before it still are, so that the run's report ends with
+ * that image and its own reason. */
 static void sign_job(void *arg, int i, int worker)
 {
 	kr_fw_batch *b = arg;
 	kr_fw_job *j = &b->jobs[i];
-	if (__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
-		j->e = kr_errf(KR_EINTERNAL, "%s: not signed, the run stopped", j->image);
+	if (i > __atomic_load_n(&b->stop_at, __ATOMIC_RELAXED)) {
+		j->e = kr_errf(KR_EINTERNAL, "%s: not signed, the run stopped before it", j->image);
 		return;
 	}
 	j->session = b->lanes[worker].session;
@@ -350,7 +362,7 @@ static void sign_job(void *arg, int i, int worker)
 	if (kr_failed(&j->e)) {
 		abort_outs(j);
 		if (fatal(&j->e))
-			__atomic_store_n(&b->stop, 1, __ATOMIC_RELAXED);
+			stop_at(&b->stop_at, i);
 	}
 }
 
@@ -444,6 +456,7 @@ static kr_err publish(kr_fw_batch *b, int n)
  * as if the run had stopped there. */
 static kr_err flush(kr_fw_batch *b)
 {
+	b->stop_at = INT_MAX;
 	kr_parallel_for(b->njobs, b->nlanes, sign_job, b);
 	int n = 0;
 	while (n < b->njobs && !(kr_failed(&b->jobs[n].e) && fatal(&b->jobs[n].e)))
