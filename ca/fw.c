@@ -229,14 +229,6 @@ static void recipients_text(const kr_fw_opts *o, char *out, size_t outsz)
 
 /* ---- the batch ------------------------------------------------------------------- */
 
-/* What one worker signs with: a session, and for CMS the key bridged for
- * OpenSSL's CMS code (on a session of its own). */
-typedef struct lane {
-	kr_hsm_session *session;
-	EVP_PKEY *evp; /* NULL for Ed25519 */
-	uint8_t *buf;
-} lane;
-
 /* Images are signed a chunk at a time, the chunk's images side by side on
  * the workers; then, in input order, the chunk is recorded, synced, named
  * and reported. */
@@ -246,7 +238,7 @@ struct kr_fw_batch {
 	const kr_fw_opts *o;
 	kr_fw_report_cb cb;
 	void *arg;
-	lane lanes[KR_PARALLEL_MAX];
+	kr_fw_lane lanes[KR_PARALLEL_MAX];
 	int nlanes;
 	int chunk; /* images per chunk: fewer when each has many outputs */
 	kr_fw_job jobs[KR_FW_CHUNK];
@@ -270,7 +262,7 @@ static kr_err open_lanes(kr_fw_batch *b)
 	kr_fw_signer *s = b->s;
 	int n = s->workers < 1 ? 1 : s->workers > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : s->workers;
 	while (b->nlanes < n) {
-		lane *l = &b->lanes[b->nlanes++]; /* freed with the batch, even half made */
+		kr_fw_lane *l = &b->lanes[b->nlanes++]; /* freed with the batch, even half made */
 		l->buf = malloc(KR_FW_BUF);
 		KR_ENSURE(l->buf, KR_EINTERNAL, "out of memory");
 		KR_TRY(kr_hsm_session_open(s->hsm, &l->session));
@@ -317,7 +309,7 @@ static int fatal(const kr_err *e) { return e->code == KR_EHSM || e->code == KR_E
 
 static kr_err sign_one(kr_fw_job *j)
 {
-	kr_fw_image img = {.path = j->image, .fd = -1, .buf = j->buf};
+	kr_fw_image img = {.path = j->image, .fd = -1, .buf = j->lane->buf};
 	kr_sig_alg alg = {0};
 	kr_err e = kr_fw_image_open(j->image, &img);
 	if (!kr_failed(&e))
@@ -355,9 +347,7 @@ static void sign_job(void *arg, int i, int worker)
 		j->e = kr_errf(KR_EINTERNAL, "%s: not signed, the run stopped before it", j->image);
 		return;
 	}
-	j->session = b->lanes[worker].session;
-	j->evp = b->lanes[worker].evp;
-	j->buf = b->lanes[worker].buf;
+	j->lane = &b->lanes[worker];
 	j->e = sign_one(j);
 	if (kr_failed(&j->e)) {
 		abort_outs(j);
@@ -366,23 +356,31 @@ static void sign_job(void *arg, int i, int worker)
 	}
 }
 
+/* 1 if an image before jobs[i] has an output named path. */
+static int claimed(const kr_fw_job *jobs, int i, const char *path)
+{
+	for (int p = 0; p < i; p++)
+		for (int q = 0; q < jobs[p].nouts; q++)
+			if (strcmp(jobs[p].outs[q].path, path) == 0)
+				return 1;
+	return 0;
+}
+
 /* Two images of one run must not claim the same output name: the later
  * one fails (as it would have, one at a time, before the earlier was named). */
 static void refuse_duplicates(kr_fw_batch *b, int n)
 {
 	for (int i = 1; i < n; i++) {
 		kr_fw_job *j = &b->jobs[i];
-		for (int k = 0; k < j->nouts && !kr_failed(&j->e); k++)
-			for (int p = 0; p < i && !kr_failed(&j->e); p++)
-				for (int q = 0; q < b->jobs[p].nouts; q++)
-					if (strcmp(b->jobs[p].outs[q].path, j->outs[k].path) == 0) {
-						j->e = kr_errf(KR_EEXIST,
-							       "%s: another image of this run has "
-							       "the same output name",
-							       j->outs[k].path);
-						abort_outs(j);
-						break;
-					}
+		for (int k = 0; k < j->nouts; k++)
+			if (claimed(b->jobs, i, j->outs[k].path)) {
+				j->e = kr_errf(
+					KR_EEXIST,
+					"%s: another image of this run has the same output name",
+					j->outs[k].path);
+				abort_outs(j);
+				break;
+			}
 	}
 }
 

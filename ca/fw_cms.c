@@ -31,14 +31,14 @@ static kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *
 			  const EVP_MD *md, uint8_t **der, int *derlen)
 {
 	const kr_fw_signer *s = j->s;
-	KR_ENSURE(j->evp, KR_EINPUT,
+	KR_ENSURE(j->lane->evp, KR_EINPUT,
 		  "signer '%s': CMS needs an ECDSA or RSA key (Ed25519 signs MCUboot images)",
 		  s->name);
 	unsigned flags = CMS_PARTIAL | CMS_BINARY | CMS_DETACHED | CMS_NOSMIMECAP;
 	KR_AUTO(CMS_ContentInfo) cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
 	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(ctype, 1);
 	KR_OSSL(cms && type && CMS_set1_eContentType(cms, type), KR_EINTERNAL, "CMS SignedData");
-	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, j->evp, md, flags);
+	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, j->lane->evp, md, flags);
 	KR_OSSL(si, KR_EINTERNAL, "CMS signer");
 	for (int i = 0; i < sk_X509_num(s->chain); i++)
 		KR_OSSL(CMS_add1_cert(cms, sk_X509_value(s->chain, i)), KR_EINTERNAL,
@@ -294,7 +294,7 @@ static kr_err envelop(const kr_fw_job *j, const kr_fw_image *img, const uint8_t 
 		KR_TRY(add_recipient(cms, &o->recipients[i]));
 	kek_slot keks[KR_FW_MAX_RECIPIENTS];
 	for (int i = 0; i < o->nkeks; i++)
-		KR_TRY(add_kek(cms, j->session, o->keks[i], &keks[i]));
+		KR_TRY(add_kek(cms, j->lane->session, o->keks[i], &keks[i]));
 
 	KR_OSSL(lseek(img->fd, 0, SEEK_SET) == 0, KR_EIO, "%s: seek", img->path);
 	BIO *file = BIO_new_fd(img->fd, BIO_NOCLOSE);
@@ -316,7 +316,7 @@ static kr_err envelop(const kr_fw_job *j, const kr_fw_image *img, const uint8_t 
 	if (!kr_failed(&e) && memcmp(got, want, 32) != 0)
 		e = kr_errf(KR_EIO, "%s: changed while it was being encrypted", img->path);
 	if (!kr_failed(&e) && o->nkeks)
-		e = rewrap(j->session, o, out, keks);
+		e = rewrap(j->lane->session, o, out, keks);
 	for (int i = 0; i < o->nkeks; i++)
 		OPENSSL_cleanse(keks[i].throwaway, sizeof keks[i].throwaway);
 	return e;

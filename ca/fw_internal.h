@@ -44,14 +44,20 @@ kr_err kr_fw_image_open(const char *path, kr_fw_image *img);
 kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
 		    kr_fs_out *out, EVP_CIPHER_CTX *enc);
 
-/* One image of a batch: signed on a worker's session, then recorded and
- * its outputs named by the batch, in input order. */
+/* What one batch worker signs with: a session, for CMS the key bridged for
+ * OpenSSL's CMS code (on a session of its own), and a read buffer. */
+typedef struct kr_fw_lane {
+	kr_hsm_session *session;
+	EVP_PKEY *evp; /* NULL for Ed25519 */
+	uint8_t *buf;  /* KR_FW_BUF bytes */
+} kr_fw_lane;
+
+/* One image of a batch: signed in the lane of the worker that takes it,
+ * then recorded and its outputs named by the batch, in input order. */
 typedef struct kr_fw_job {
 	kr_fw_signer *s;
 	const kr_fw_opts *o;
-	kr_hsm_session *session; /* the worker's */
-	EVP_PKEY *evp;           /* the worker's bridged key, for CMS; NULL for Ed25519 */
-	uint8_t *buf;            /* the worker's read buffer (KR_FW_BUF) */
+	const kr_fw_lane *lane;
 	char *image;
 	kr_fw_result r;
 	kr_fs_out *outs; /* unnamed until the chunk is recorded */

@@ -331,8 +331,8 @@ static kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, const uint8_t *d
 	unsigned khlen = 0;
 	size_t dlen = (size_t)EVP_MD_get_size(a->md), siglen = 0;
 	EVP_PKEY *pub = X509_get0_pubkey(s->cert);
-	KR_TRY(kr_hsm_sign(j->session, s->key, a->scheme, a->scheme == KR_SIG_EDDSA ? NULL : a->md,
-			   d, dlen, sig, &siglen));
+	KR_TRY(kr_hsm_sign(j->lane->session, s->key, a->scheme,
+			   a->scheme == KR_SIG_EDDSA ? NULL : a->md, d, dlen, sig, &siglen));
 	kr_err e = sig_verify(pub, a, d, dlen, sig, siglen);
 	KR_ENSURE(!kr_failed(&e), KR_EVERIFY, "signer '%s': the token's signature does not verify",
 		  s->name);
