@@ -51,6 +51,11 @@ $(BUILD)/mkcsr: tests/tools/mkcsr.c
 	@echo "  LINK    $@"
 	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Werror -o $@ $< -lcrypto
 
+# Fault injection for the crash tests (tests/tools/crashat.c; not part of keyrite).
+$(BUILD)/crashat.so: tests/tools/crashat.c
+	@echo "  LINK    $@"
+	@$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/csign: bench/csign.c $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
@@ -76,8 +81,9 @@ check: deps
 unit: $(BUILD)/unit-tests $(BUILD)/keyrite
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) $(BUILD)/unit-tests --jobs 2
 
-e2e: $(BUILD)/keyrite $(BUILD)/mkcsr
-	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) tests/e2e/run.sh
+e2e: $(BUILD)/keyrite $(BUILD)/mkcsr $(BUILD)/crashat.so
+	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) \
+	  CRASHAT=$(abspath $(BUILD)/crashat.so) tests/e2e/run.sh
 
 demo: deps
 	$(MAKE) all $(BUILD)/mkcsr

@@ -36,6 +36,24 @@ expect() {
 	[ "$(wc -l <"$T/expect.err")" -eq 1 ] || { cat "$T/expect.err" >&2; fail "want exactly one error line"; }
 }
 
+# killed_at FUNC:N ARGS...: keyrite ARGS... killed with SIGKILL just before
+# its Nth call to FUNC (tests/tools/crashat.c); fails unless it got there.
+killed_at() {
+	local at=$1 rc=0
+	shift
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$CRASHAT" \
+		KR_CRASH_AT=$at "$KEYRITE" "$@" >/dev/null 2>&1 || rc=$?
+	[ $rc -eq 137 ] || fail "keyrite was to be killed at $at: exit status $rc, want 137"
+}
+
+# The serials (hex, as SQLite's hex()) of the certificates in PEM files, read
+# by one OpenSSL process.
+pem_serials() {
+	cat "$@" >"$T/serials.pem"
+	openssl storeutl -noout -text -certs "$T/serials.pem" |
+		awk '/Serial Number:$/ {getline; gsub(/[ :]/, ""); print toupper($0)}'
+}
+
 assert_exists() { for f in "$@"; do [ -e "$f" ] || fail "$f missing"; done; }
 assert_absent() { for f in "$@"; do [ ! -e "$f" ] || fail "$f exists"; done; }
 

@@ -357,9 +357,10 @@ test_fw_batch_of_many_chunks_in_input_order() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
-# A firmware batch killed with SIGKILL: every output that appeared has its
-# record and a good signature, nothing half written is left, the store and
-# the audit chain are sound, and a run over the images left completes.
+# A firmware batch killed with SIGKILL at a random instant (its threads
+# anywhere): every output that appeared has its record and a good signature,
+# nothing half written is left, the store and the audit chain are sound, and
+# a run over the images left completes.
 test_fw_killed_batch_leaves_only_recorded_outputs() {
 	fw_setup
 	mkdir "$T/imgs" "$T/fwout"
@@ -398,6 +399,38 @@ test_fw_killed_batch_leaves_only_recorded_outputs() {
 	for i in "$T"/imgs/*.bin; do [ -e "$T/fwout/${i##*/}.p7s" ] || rest+=("$i"); done
 	krfw --signer firmware --out "$T/fwout" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "re-run"; }
 	[ "$(ls "$T/fwout" | wc -l)" -eq 2000 ] || fail "want 2000 outputs"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# The same, killed at exact points: in the middle of a transaction, before a
+# commit is made durable, before the outputs' data and their names are
+# synced, and before the first, a middle and the next chunk's first output
+# is named. Each time every output that appeared has its record and a good
+# signature, and a run over the images left completes.
+test_fw_batch_killed_at_each_durable_step() {
+	fw_setup
+	mkdir "$T/imgs"
+	head -c $((200 * 4096)) /dev/urandom |
+		split -b 4096 -d -a 3 --additional-suffix=.bin - "$T/imgs/fw"
+	local k=0
+	for at in pwrite64:20 fdatasync:1 fdatasync:2 syncfs:1 syncfs:2 linkat:1 linkat:30 linkat:65; do
+		local out=$T/fwout$((k += 1))
+		mkdir "$out"
+		killed_at "$at" fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+			--signer firmware --out "$out" "$T"/imgs/*.bin
+		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+		[ "$(ls -A "$out" | grep -vc '\.p7s$')" -eq 0 ] || fail "$at: stray files"
+		db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
+		find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
+		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record: $(head -3 "$T/unrecorded")"
+		for f in $(find "$out" -name '*.p7s' | shuf -n 5); do
+			cms_verify "$f" "$T/imgs/$(basename "$f" .p7s)" || fail "$at: $f"
+		done
+		local rest=()
+		for i in "$T"/imgs/*.bin; do [ -e "$out/${i##*/}.p7s" ] || rest+=("$i"); done
+		krfw --signer firmware --out "$out" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "$at: re-run"; }
+		[ "$(ls "$out" | wc -l)" -eq 200 ] || fail "$at: want 200 outputs"
+	done
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 

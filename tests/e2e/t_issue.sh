@@ -188,6 +188,41 @@ test_killed_batch_rerun_completes_without_double_signing() {
 	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
 }
 
+# The same, killed at exact points instead of a random instant: while the
+# store is being made and in the middle of a transaction, before a commit is made
+# durable, before an output directory is synced, and before the first, a
+# middle and a next chunk's first output is named. Each time every file that
+# appeared is a recorded certificate, the store is sound, and the run again
+# completes without signing a CSR twice or reusing a serial.
+test_batch_killed_at_each_durable_step_completes() {
+	ca_setup
+	mkcsr --manifest 300 --start 5000000000000001 >"$T/m.csv"
+	local args=(issue --config "$T/ca/keyrite.cnf" --ca devices --profile device
+		--pin-file "$T/pin" --chunk 50 --out "$T/certs" "$T/m.csv")
+	for at in pwrite64:1 pwrite64:350 fdatasync:2 fdatasync:3 fdatasync:4 fdatasync:12 \
+		syncfs:1 linkat:1 linkat:26 linkat:51; do
+		rm -rf "$T/certs" "$T"/ca/registry.db* && mkdir "$T/certs"
+		killed_at "$at" "${args[@]}"
+		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+		: >"$T/recorded" # killed while the store was being made: no table yet
+		[ -z "$(db "select 1 from sqlite_master where name = 'cert'")" ] ||
+			db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
+		local files=("$T"/certs/*_device*.pem)
+		if [ -e "${files[0]}" ]; then
+			pem_serials "${files[@]}" | sort >"$T/named"
+			[ "$(wc -l <"$T/named")" -eq "${#files[@]}" ] || fail "$at: unreadable outputs"
+			comm -23 "$T/named" "$T/recorded" >"$T/unrecorded"
+			[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record: $(head -3 "$T/unrecorded")"
+		fi
+		kr "${args[@]}" 2>"$T/report" || { tail -3 "$T/report"; fail "$at: the run again"; }
+		[ "$(db "select count(*) from cert where status = 'valid'")" -eq 300 ] || fail "$at: want 300 valid"
+		[ "$(db "select count(distinct serial) from cert")" -eq "$(db "select count(*) from cert")" ] ||
+			fail "$at: a serial used twice"
+		[ "$(ls "$T/certs" | grep -c _device)" -eq 300 ] || fail "$at: want 300 files"
+		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	done
+}
+
 test_full_disk_stops_cleanly_with_work_committed() {
 	ca_setup
 	mkdir "$T/small"
