@@ -177,7 +177,14 @@ kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suf
 
 kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out)
 {
-	KR_TRY(kr_grow((void **)&j->outs, &j->cap, (size_t)j->nouts + 1, sizeof *j->outs));
+	/* Grown one at a time: an image has one output, or two plus one per
+	 * recipient, each 8 KiB, and the array is kept from chunk to chunk. */
+	if ((size_t)j->nouts == j->cap) {
+		kr_fs_out *more = realloc(j->outs, (j->cap + 1) * sizeof *more);
+		KR_ENSURE(more, KR_EINTERNAL, "out of memory");
+		j->outs = more;
+		j->cap++;
+	}
 	KR_TRY(kr_fs_out_open(&j->outs[j->nouts], path, 0644));
 	*out = &j->outs[j->nouts++];
 	kr_fw_result *r = &j->r;
@@ -295,12 +302,13 @@ static void abort_outs(kr_fw_job *j)
 	j->nouts = 0;
 }
 
+/* Emptied for the next chunk, keeping its outputs' array: a new one for
+ * every image (8 KiB an output) was faulted in page by page. */
 static void clear_job(kr_fw_job *j)
 {
 	abort_outs(j);
-	free(j->outs);
 	free(j->image);
-	memset(j, 0, sizeof *j);
+	*j = (kr_fw_job){.outs = j->outs, .cap = j->cap};
 }
 
 /* The token, or keyrite itself, failing ends the run; an image's own
@@ -483,7 +491,8 @@ static kr_err flush(kr_fw_batch *b)
 kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
 {
 	kr_fw_job *j = &b->jobs[b->njobs];
-	*j = (kr_fw_job){.s = b->s, .o = b->o, .image = strdup(image)};
+	*j = (kr_fw_job){
+		.s = b->s, .o = b->o, .outs = j->outs, .cap = j->cap, .image = strdup(image)};
 	KR_ENSURE(j->image, KR_EINTERNAL, "out of memory");
 	b->njobs++;
 	return b->njobs == b->chunk ? flush(b) : kr_ok();
@@ -518,8 +527,10 @@ void kr_fw_batch_free(kr_fw_batch *b)
 {
 	if (!b)
 		return;
-	for (int i = 0; i < b->njobs; i++)
+	for (int i = 0; i < KR_FW_CHUNK; i++) {
 		clear_job(&b->jobs[i]);
+		free(b->jobs[i].outs);
+	}
 	for (int w = 0; w < b->nlanes; w++) {
 		EVP_PKEY_free(b->lanes[w].evp);
 		free(b->lanes[w].buf);

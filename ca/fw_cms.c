@@ -49,6 +49,9 @@ static kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *
 		KR_EINTERNAL, "CMS signed attributes");
 	/* Adds signingTime, then signs on the token. */
 	KR_OSSL(CMS_SignerInfo_sign(si) == 1, KR_EHSM, "signer '%s': signing", s->name);
+	/* Checked with the certificate's key, as a device will check it (the
+	 * token's key was matched to the certificate when the signer opened). */
+	CMS_SignerInfo_set1_signer_cert(si, s->cert);
 	KR_OSSL(CMS_SignerInfo_verify(si) == 1, KR_EVERIFY,
 		"signer '%s': the token's signature does not verify", s->name);
 	*der = NULL;
