@@ -46,6 +46,17 @@ killed_at() {
 	[ $rc -eq 137 ] || fail "keyrite was to be killed at $at: exit status $rc, want 137"
 }
 
+# full_at FUNC:N ARGS...: keyrite ARGS... with its Nth call to FUNC and every
+# later one failing with ENOSPC (tests/tools/crashat.c); its status in $rc,
+# its stderr in $T/full.err.
+full_at() {
+	local at=$1
+	shift
+	rc=0
+	ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$CRASHAT" \
+		KR_FULL_AT=$at "$KEYRITE" "$@" >/dev/null 2>"$T/full.err" || rc=$?
+}
+
 # The serials (hex, as SQLite's hex()) of the certificates in PEM files, read
 # by one OpenSSL process.
 pem_serials() {

@@ -223,6 +223,37 @@ test_batch_killed_at_each_durable_step_completes() {
 	done
 }
 
+# The store's disk filling up in the middle of a batch (every write from
+# then on failing): the batch stops with the store's file and reason and
+# exit status 7, what was committed stays, no file without its record, and
+# the run again, with room, completes.
+test_store_disk_full_stops_cleanly() {
+	ca_setup
+	mkcsr --manifest 300 --start 5000000000000001 >"$T/m.csv"
+	local args=(issue --config "$T/ca/keyrite.cnf" --ca devices --profile device
+		--pin-file "$T/pin" --chunk 50 --out "$T/certs" "$T/m.csv")
+	for at in pwrite64:200 pwrite64:400; do
+		rm -rf "$T/certs" "$T"/ca/registry.db* && mkdir "$T/certs"
+		full_at "$at" "${args[@]}"
+		[ $rc -eq 7 ] || { cat "$T/full.err"; fail "$at: exit status $rc, want 7"; }
+		grep -q "^keyrite: $T/ca/registry.db: database or disk is full$" "$T/full.err" ||
+			{ cat "$T/full.err"; fail "$at: no message naming the store"; }
+		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+		local valid
+		valid=$(db "select count(*) from cert where status = 'valid'")
+		[ "$valid" -gt 0 ] && [ "$valid" -lt 300 ] || fail "$at: $valid committed, want some"
+		grep -q "keyrite: $valid issued" "$T/full.err" || fail "$at: the summary does not say $valid"
+		db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
+		pem_serials "$T"/certs/*_device*.pem | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
+		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record"
+		kr "${args[@]}" 2>"$T/report" || { tail -3 "$T/report"; fail "$at: the run again"; }
+		grep -q "$((300 - valid)) issued, $valid already issued" "$T/report" ||
+			{ cat "$T/report"; fail "$at: the run again"; }
+		[ "$(ls "$T/certs" | grep -c _device)" -eq 300 ] || fail "$at: want 300 files"
+		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	done
+}
+
 test_full_disk_stops_cleanly_with_work_committed() {
 	ca_setup
 	mkdir "$T/small"
