@@ -392,15 +392,21 @@ static void refuse_duplicates(kr_fw_batch *b, int n)
 	}
 }
 
+/* The chunk's signed images, in one transaction (none: nothing to do). */
 static kr_err record(kr_fw_batch *b, int n)
 {
 	const kr_fw_opts *o = b->o;
+	int i = 0;
+	while (i < n && kr_failed(&b->jobs[i].e))
+		i++;
+	if (i == n)
+		return kr_ok();
 	char to[2048];
 	recipients_text(o, to, sizeof to);
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_ok();
 	long count = 0;
-	for (int i = 0; i < n && !kr_failed(&e); i++) {
+	for (; i < n && !kr_failed(&e); i++) {
 		const kr_fw_job *j = &b->jobs[i];
 		if (kr_failed(&j->e))
 			continue;
@@ -428,22 +434,18 @@ static kr_err record(kr_fw_batch *b, int n)
 	return e;
 }
 
-/* Recorded and committed first, then the outputs' data synced, then named
- * image by image (one whose name was taken meanwhile fails alone: its
+/* Once the chunk is recorded and committed: the outputs' data synced, then
+ * named image by image (one whose name was taken meanwhile fails alone: its
  * record stays, as for a certificate whose file could not be written), then
- * their directory synced. A failure to record or to sync fails them all. */
+ * their directory synced. A failure to sync fails them all. */
 static kr_err publish(kr_fw_batch *b, int n)
 {
-	int outputs = 0, signed_n = 0;
+	int outputs = 0;
 	for (int i = 0; i < n; i++)
 		if (!kr_failed(&b->jobs[i].e))
-			signed_n++, outputs += b->jobs[i].nouts;
-	if (signed_n == 0)
-		return kr_ok();
-	kr_err e = record(b, n);
+			outputs += b->jobs[i].nouts;
 	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
-	if (!kr_failed(&e) && outputs)
-		e = kr_fs_sync(dir);
+	kr_err e = outputs ? kr_fs_sync(dir) : kr_ok();
 	for (int i = 0; i < n; i++) {
 		kr_fw_job *j = &b->jobs[i];
 		if (kr_failed(&j->e))
@@ -457,9 +459,17 @@ static kr_err publish(kr_fw_batch *b, int n)
 	return e;
 }
 
-/* Signs the chunk, then publishes and reports its images in input order up
- * to the first that ends the run; those after it are abandoned unreported,
- * as if the run had stopped there. */
+static void clear_jobs(kr_fw_batch *b)
+{
+	for (int i = 0; i < b->njobs; i++)
+		clear_job(&b->jobs[i]);
+	b->njobs = 0;
+}
+
+/* Signs the chunk, then records, publishes and reports its images in input
+ * order up to the first that ends the run; those after it are abandoned
+ * unreported, as if the run had stopped there. If the chunk cannot be
+ * recorded, all of it is abandoned so, and the store's reason reported once. */
 static kr_err flush(kr_fw_batch *b)
 {
 	b->stop_at = INT_MAX;
@@ -468,7 +478,13 @@ static kr_err flush(kr_fw_batch *b)
 	while (n < b->njobs && !(kr_failed(&b->jobs[n].e) && fatal(&b->jobs[n].e)))
 		n++;
 	refuse_duplicates(b, n);
-	kr_err e = publish(b, n);
+	kr_err e = record(b, n);
+	if (kr_failed(&e)) {
+		b->cb(NULL, NULL, &e, b->arg);
+		clear_jobs(b);
+		return e;
+	}
+	e = publish(b, n);
 	for (int i = 0; i < n; i++) {
 		const kr_fw_job *j = &b->jobs[i];
 		const kr_err *ie = kr_failed(&j->e)       ? &j->e
@@ -482,9 +498,7 @@ static kr_err flush(kr_fw_batch *b)
 		if (!kr_failed(&e))
 			e = b->jobs[n].e;
 	}
-	for (int i = 0; i < b->njobs; i++)
-		clear_job(&b->jobs[i]);
-	b->njobs = 0;
+	clear_jobs(b);
 	return e;
 }
 

@@ -74,7 +74,9 @@ typedef struct kr_fw_result {
 
 typedef struct kr_fw_batch kr_fw_batch;
 
-/* Called once per image: e is NULL when its outputs are in place. */
+/* Called once per image reported: e is NULL when its outputs are in place.
+ * Called with image and r NULL when the chunk could not be recorded (the
+ * store's own failure, which ends the run): its images are not reported. */
 typedef void (*kr_fw_report_cb)(const char *image, const kr_fw_result *r, const kr_err *e,
 				void *arg);
 

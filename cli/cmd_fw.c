@@ -136,6 +136,10 @@ typedef struct tally {
 static void report(const char *image, const kr_fw_result *r, const kr_err *e, void *arg)
 {
 	tally *t = arg;
+	if (!image) { /* the store failed: no image of its chunk is reported */
+		fprintf(stderr, "keyrite: %s\n", e->msg);
+		return;
+	}
 	e ? t->failed++ : t->signed_n++;
 	t->last = e ? *e : kr_ok();
 	if (e)
@@ -238,7 +242,7 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 	if (!started)
 		return kr_cli_report(&e);
 	if (kr_failed(&e))
-		return (int)e.code; /* already reported, with its image */
+		return (int)e.code; /* already reported, with its image or the store's */
 	if (n == 1)
 		return (int)t.last.code; /* one image: its own status */
 	return kr_cli_batch_status(t.signed_n, t.failed);

@@ -437,6 +437,30 @@ test_fw_batch_killed_at_each_durable_step() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# The store's disk filling up while a chunk is recorded: one message naming
+# the store, exit status 7, the chunks before it reported and in place, and
+# no output of the chunk that could not be recorded.
+test_fw_store_disk_full_stops_after_one_message() {
+	fw_setup
+	mkdir "$T/imgs" "$T/fwout"
+	head -c $((200 * 4096)) /dev/urandom |
+		split -b 4096 -d -a 3 --additional-suffix=.bin - "$T/imgs/fw"
+	full_at pwrite64:60 fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+		--signer firmware --out "$T/fwout" "$T"/imgs/*.bin
+	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
+	[ "$(grep -c "^keyrite: $T/ca/registry.db: database or disk is full$" "$T/full.err")" -eq 1 ] ||
+		{ cat "$T/full.err"; fail "want the store's message once"; }
+	local rows
+	rows=$(db "SELECT count(*) FROM firmware")
+	[ "$rows" -gt 0 ] && [ "$rows" -lt 200 ] || fail "$rows recorded, want some"
+	grep -qx "keyrite: $rows signed, 0 failed" "$T/full.err" || { cat "$T/full.err"; fail "summary"; }
+	[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "want two lines"; }
+	[ "$(ls "$T/fwout" | wc -l)" -eq "$rows" ] || fail "want $rows outputs"
+	db "SELECT output FROM firmware" | sort | diff - <(find "$T/fwout" -name '*.p7s' | sort) ||
+		fail "outputs and records differ"
+	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
+}
+
 test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 	fw_setup
 	# the certificate of another key
