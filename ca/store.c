@@ -134,17 +134,26 @@ static kr_err exec(kr_store *s, const char *sql)
 	return e;
 }
 
+/* A file SQLite cannot make sense of is not a store (bad input); one it
+ * cannot read or write (a full disk, a read-only directory for its WAL) is
+ * an I/O failure, whatever the file holds. */
+static kr_err read_err(kr_store *s, int rc)
+{
+	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+		return kr_errf(KR_EINPUT, "%s: not a keyrite store or damaged (%s)", s->path,
+			       sqlite3_errstr(rc));
+	return kr_errf(KR_EIO, "%s: cannot read: %s", s->path, sqlite3_errstr(rc));
+}
+
 static kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK, KR_EINPUT,
-		  "%s: not a keyrite store (%s)", s->path, sqlite3_errmsg(s->db));
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return read_err(s, sqlite3_errcode(s->db));
 	int rc = sqlite3_step(st);
 	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EINPUT,
-		  "%s: not a keyrite store or damaged (%s)", s->path, sqlite3_errstr(rc));
-	return kr_ok();
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? kr_ok() : read_err(s, rc);
 }
 
 /* A foreign or damaged file is refused before keyrite writes to it. */

@@ -308,6 +308,20 @@ test_foreign_or_damaged_store_refused_untouched() {
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "damaged store modified"
 }
 
+# A sound store that cannot be written (its WAL index on a full disk) is
+# an I/O failure (7), not a foreign file (3), and the CRL is not made.
+test_store_on_full_disk_is_an_io_failure() {
+	ca_setup
+	mkcsr --manifest 3 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	full_at pwrite64:1 crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/1.crl"
+	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
+	grep -qx "keyrite: $T/ca/registry.db: cannot read: disk I/O error" "$T/full.err" ||
+		{ cat "$T/full.err"; fail "message"; }
+	assert_absent "$T/1.crl"
+	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
+}
+
 test_revoke_then_crl_checked_by_openssl() {
 	ca_setup
 	mkcsr --manifest 3 --start 7000000000000001 >"$T/m.csv"
