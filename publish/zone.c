@@ -184,6 +184,17 @@ static kr_err added(const char *owner, const char *type, const char *rdata, void
 	return kr_ok();
 }
 
+/* Closes f, which must have taken every write: stdio keeps a failed
+ * write's error in the stream, and a later flush may well succeed. */
+static kr_err close_written(FILE *f, const char *path)
+{
+	int failed = ferror(f);
+	if (fclose(f) != 0)
+		return kr_errf(KR_EIO, "%s: write failed: %s", path, strerror(errno));
+	KR_ENSURE(!failed, KR_EIO, "%s: write failed", path);
+	return kr_ok();
+}
+
 static kr_err changes(pub *p)
 {
 	if (!p->o->changes)
@@ -198,8 +209,9 @@ static kr_err changes(pub *p)
 		e = kr_store_publish_diff(p->store, p->z->apex, gone, added, p);
 		fputs("send\n", p->changes);
 	}
-	if (p->changes && fclose(p->changes) != 0 && !kr_failed(&e))
-		e = kr_errf(KR_EIO, "%s: write failed: %s", out.path, strerror(errno));
+	kr_err closed = p->changes ? close_written(p->changes, out.path) : kr_ok();
+	if (!kr_failed(&e))
+		e = closed;
 	p->changes = NULL;
 	if (kr_failed(&e)) {
 		kr_fs_out_abort(&out);
@@ -235,8 +247,9 @@ static kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
 	if (p->dz)
 		ldns_dnssec_zone_deep_free(p->dz);
 	p->dz = NULL;
-	if (fclose(p->zone) != 0 && !kr_failed(&e))
-		e = kr_errf(KR_EIO, "%s: write failed: %s", out->path, strerror(errno));
+	kr_err closed = close_written(p->zone, out->path);
+	if (!kr_failed(&e))
+		e = closed;
 	p->zone = NULL;
 	return e;
 }

@@ -224,6 +224,25 @@ test_publish_check_against_nsd_then_stale_after_revocation() {
 		--server "127.0.0.1:$PORT" --zone iotregistry.ca
 }
 
+# A disk that fills up while the zone is written: one message naming the
+# zone file, exit status 7, the zone published before left whole, and the
+# failed publication not recorded (the next one reports every change).
+test_publish_full_disk_keeps_the_last_zone() {
+	pub_setup 3
+	mkdir "$T/small"
+	mount -t tmpfs -o size=48k tmpfs "$T/small"
+	trap 'umount "$T/small" 2>/dev/null || true; teardown' EXIT
+	krp --zone iotregistry.ca --out "$T/small" >/dev/null
+	sha256sum "$T/small/iotregistry.ca.zone" >"$T/zone.sum"
+	mkcsr --manifest 300 --start 4100000000000001 >"$T/m2.csv"
+	kri device --out "$T/certs" "$T/m2.csv" 2>/dev/null
+	expect 7 "$T/small/iotregistry.ca.zone: write failed: No space left on device" \
+		krp --zone iotregistry.ca --out "$T/small"
+	sha256sum -c --quiet "$T/zone.sum" || fail "the last zone was changed"
+	! ls -a "$T/small" | grep -q keyrite-tmp || fail "temporary file left"
+	has "since the last publication: 300 added, 0 removed" krp --zone iotregistry.ca --out "$T/pub"
+}
+
 test_publish_bad_input_one_message_and_no_half_zone() {
 	pub_setup 3
 	expect 2 "no zone 'example.org'" krp --zone example.org --out "$T/pub"
