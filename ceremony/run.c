@@ -11,6 +11,7 @@
 #include "../util/fs.h"
 #include "../util/text.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -711,8 +712,11 @@ static void roll_back(ceremony *c, const kr_err *why)
 				   kr_hsm_key_label(c->new_key), kr_failed(&e) ? e.msg : "ok");
 	}
 	for (size_t i = 0; i < c->nmade; i++) {
-		unlink(c->made[i]);
-		kr_transcript_step(c->t, "output-removed", "%s", c->made[i]);
+		if (unlink(c->made[i]) == 0 || errno == ENOENT)
+			kr_transcript_step(c->t, "output-removed", "%s", c->made[i]);
+		else
+			kr_transcript_step(c->t, "output-not-removed", "%s: %s", c->made[i],
+					   strerror(errno));
 	}
 }
 

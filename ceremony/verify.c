@@ -11,12 +11,14 @@
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_TRANSCRIPT (8 << 20)
 
 typedef struct checker {
 	FILE *report;
 	char dir[PATH_MAX];
+	const char *text; /* the transcript's body, whole */
 	int failures;
 	kr_err first;
 } checker;
@@ -110,6 +112,31 @@ static kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
 	return kr_ok();
 }
 
+/* 1 if the transcript records that the ceremony, aborted, removed the
+ * output path ("step TIME output-removed DIR/PATH"). */
+static int was_removed(const checker *k, const char *path)
+{
+	static const char key[] = " output-removed ";
+	size_t n = strlen(path);
+	for (const char *p = strstr(k->text, key); p; p = strstr(p + 1, key)) {
+		const char *name = p + sizeof key - 1, *eol = strchrnul(name, '\n');
+		size_t len = (size_t)(eol - name);
+		if (len >= n && !memcmp(eol - n, path, n) && (len == n || eol[-(long)n - 1] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+/* An output the aborted ceremony removed must be gone. */
+static kr_err check_removed(checker *k, const char *path)
+{
+	char full[PATH_MAX];
+	KR_TRY(kr_fs_join(k->dir, path, full, sizeof full));
+	KR_ENSURE(access(full, F_OK) != 0, KR_EVERIFY,
+		  "%s: exists, but the transcript records its removal", path);
+	return kr_ok();
+}
+
 static void check_line(checker *k, char *line, int *ended, int *aborted)
 {
 	char *save = NULL, what[PATH_MAX + 64];
@@ -125,11 +152,13 @@ static void check_line(checker *k, char *line, int *ended, int *aborted)
 		const char *path = strtok_r(NULL, " ", &save);
 		const char *alg = strtok_r(NULL, " ", &save);
 		const char *hex = strtok_r(NULL, " ", &save);
-		kr_err e = (kind && path && alg && hex && !strcmp(alg, "sha256"))
-				   ? check_hash(k, path, hex)
-				   : kr_errf(KR_EVERIFY, "malformed %s line", kw);
-		snprintf(what, sizeof what, "%s %s %s hash", kw, kind ? kind : "?",
-			 path ? path : "?");
+		int gone = !strcmp(kw, "output") && path && was_removed(k, path);
+		kr_err e = !(kind && path && alg && hex && !strcmp(alg, "sha256"))
+				   ? kr_errf(KR_EVERIFY, "malformed %s line", kw)
+			   : gone ? check_removed(k, path)
+				  : check_hash(k, path, hex);
+		snprintf(what, sizeof what, "%s %s %s %s", kw, kind ? kind : "?", path ? path : "?",
+			 gone ? "removed after the abort" : "hash");
 		result(k, &e, what);
 	} else if (!strcmp(kw, "chain")) {
 		/* "chain certificate|crl PATH ISSUER|self": the transcript says
@@ -139,6 +168,8 @@ static void check_line(checker *k, char *line, int *ended, int *aborted)
 		const char *issuer = strtok_r(NULL, " ", &save);
 		int is_crl = kind && !strcmp(kind, "crl");
 		int known = kind && (is_crl || !strcmp(kind, "certificate"));
+		if (known && path && was_removed(k, path))
+			return; /* its output line says it is gone */
 		kr_err e = (known && path && issuer) ? check_chain(k, path, issuer, is_crl)
 						     : kr_errf(KR_EVERIFY, "malformed chain line");
 		snprintf(what, sizeof what, "%s %s signed by %s", is_crl ? "CRL" : "certificate",
@@ -165,7 +196,10 @@ kr_err kr_ceremony_verify(const char *transcript, FILE *report)
 	int ended = 0, aborted = 0;
 	char *save = NULL;
 	text[body] = '\0';
-	for (char *line = strtok_r((char *)text, "\n", &save); line;
+	k.text = (const char *)text;
+	KR_AUTO(uint8_t) lines = OPENSSL_memdup(text, body + 1); /* cut up below */
+	KR_ENSURE(lines, KR_EINTERNAL, "out of memory");
+	for (char *line = strtok_r((char *)lines, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save))
 		check_line(&k, line, &ended, &aborted);
 	kr_err done = ended && !aborted ? kr_ok()

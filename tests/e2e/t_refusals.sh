@@ -140,3 +140,35 @@ test_subca_longer_than_root_refused() {
 	expect 5 "notAfter is later than the issuer's notAfter" run_ceremony "$EX/subca-devices.cnf"
 	[ "$(count_private_keys keyrite-devices)" -eq 0 ] || fail "a key was made"
 }
+
+# A disk that fills up after the HSM acted (the root certificate written,
+# its public key file not): one message, exit 7; the key it generated is
+# destroyed, the certificate it wrote removed, and the transcript ends with
+# the abort and both clean-ups; keyrite ceremony verify checks the removal
+# and reports the ceremony as not complete. The day goes on under a new
+# transcript name (here: a new directory).
+test_ceremony_aborted_by_full_disk_leaves_no_key() {
+	init_token keyrite-root
+	full_at linkat:2 ceremony run --dir "$T/out" --pin-file "$T/pin" "$EX/root.cnf"
+	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
+	grep -qx "keyrite: $T/out/root.pub.pem: cannot create: No space left on device" "$T/full.err" ||
+		{ cat "$T/full.err"; fail "message"; }
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "the generated key is still on the token"
+	[ "$(ls -A "$T/out")" = root-ceremony.txt ] || fail "left: $(ls -A "$T/out")"
+	local tr=$T/out/root-ceremony.txt
+	grep -q "^step .* key-generated label='iotregistry-root-2026'" "$tr"
+	grep -q "^abort .* $T/out/root.pub.pem: cannot create: No space left on device$" "$tr"
+	grep -q "^step .* key-destroyed label='iotregistry-root-2026' ok$" "$tr"
+	grep -q "^step .* output-removed $T/out/root.pem$" "$tr"
+	# what an auditor sees: the removal checked, the ceremony not complete
+	expect 8 "the ceremony did not complete (it was aborted)" kr ceremony verify "$tr"
+	grep -qx "ok      transcript SHA-256" "$T/expect.out"
+	grep -qx "ok      output certificate root.pem removed after the abort" "$T/expect.out"
+	grep -q "1 check(s) failed" "$T/expect.out"
+	touch "$T/out/root.pem"
+	expect 8 "root.pem: exists, but the transcript records its removal" kr ceremony verify "$tr"
+	rm "$T/out/root.pem"
+	mkdir "$T/again"
+	kr ceremony run --dir "$T/again" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
+	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want one key after the new run"
+}
