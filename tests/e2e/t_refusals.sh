@@ -172,3 +172,32 @@ test_ceremony_aborted_by_full_disk_leaves_no_key() {
 	kr ceremony run --dir "$T/again" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
 	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want one key after the new run"
 }
+
+# A ceremony killed after its key was made and its certificate written:
+# the transcript stops short (verify says so), the next run refuses the
+# label before the HSM acts, and the recovery the ceremony guide gives
+# (check the key's SPKI against the transcript, delete it with pkcs11-tool)
+# lets the ceremony run again under a new transcript.
+test_ceremony_killed_midway_then_the_guides_recovery() {
+	init_token keyrite-root
+	killed_at linkat:2 ceremony run --dir "$T/out" --pin-file "$T/pin" "$EX/root.cnf"
+	local tr=$T/out/root-ceremony.txt
+	assert_exists "$tr"
+	expect 8 "transcript does not end with its transcript-sha256 line" kr ceremony verify "$tr"
+	mkdir "$T/again"
+	expect 6 "token 'keyrite-root' already holds an object labelled 'iotregistry-root-2026'" \
+		kr ceremony run --dir "$T/again" --pin-file "$T/pin" "$EX/root.cnf"
+	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want the interrupted ceremony's key"
+	local spki
+	spki=$(sed -n 's/^key-spki-sha256 //p' "$tr")
+	has "spki-sha256: $spki" kr hsm keys "pkcs11:token=keyrite-root" --pin-file "$T/pin"
+	for type in privkey pubkey; do
+		pkcs11-tool --module "$SOFTHSM_MODULE" --token-label keyrite-root --login \
+			--pin env:KR_TEST_PIN --delete-object --type $type --label iotregistry-root-2026 \
+			>/dev/null 2>&1 || fail "pkcs11-tool could not delete the $type"
+	done
+	[ -z "$(ls -A "$T/again")" ] || fail "the refused run wrote $(ls -A "$T/again")"
+	kr ceremony run --dir "$T/again" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
+	has "0 check(s) failed" kr ceremony verify "$T/again/root-ceremony.txt"
+	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want one key"
+}
