@@ -360,15 +360,40 @@ test_fw_batch_of_many_chunks_in_input_order() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# small_images N: N images of 4 KiB, $T/imgs/fw0.bin and on.
+small_images() {
+	mkdir -p "$T/imgs"
+	head -c $(($1 * 4096)) /dev/urandom |
+		split -b 4096 -d -a ${#1} --additional-suffix=.bin - "$T/imgs/fw"
+}
+
+# after_kill WHEN OUT N: what a firmware batch of the N small images into OUT,
+# killed (WHEN says how, for the messages), must leave: nothing but outputs,
+# each with its record, five of them checked by openssl; a sound store. Then
+# a run over the images without an output completes, the audit chain whole.
+after_kill() {
+	local when=$1 out=$2 n=$3 f i rest=()
+	[ "$(db "pragma integrity_check")" = ok ] || fail "$when: integrity_check"
+	[ "$(ls -A "$out" | grep -vc '\.p7s$')" -eq 0 ] ||
+		fail "$when: stray files: $(ls -A "$out" | grep -v '\.p7s$' | head -3)"
+	db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
+	find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
+	[ ! -s "$T/unrecorded" ] || fail "$when: outputs without a record: $(head -3 "$T/unrecorded")"
+	for f in $(find "$out" -name '*.p7s' | shuf -n 5); do
+		cms_verify "$f" "$T/imgs/$(basename "$f" .p7s)" || { cat "$T/cms.err"; fail "$when: $f"; }
+	done
+	for i in "$T"/imgs/*.bin; do [ -e "$out/${i##*/}.p7s" ] || rest+=("$i"); done
+	krfw --signer firmware --out "$out" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "$when: re-run"; }
+	[ "$(ls "$out" | wc -l)" -eq "$n" ] || fail "$when: want $n outputs"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 # A firmware batch killed with SIGKILL at a random instant (its threads
-# anywhere): every output that appeared has its record and a good signature,
-# nothing half written is left, the store and the audit chain are sound, and
-# a run over the images left completes.
+# anywhere), not just after a commit.
 test_fw_killed_batch_leaves_only_recorded_outputs() {
 	fw_setup
-	mkdir "$T/imgs" "$T/fwout"
-	head -c $((2000 * 4096)) /dev/urandom |
-		split -b 4096 -d -a 4 --additional-suffix=.bin - "$T/imgs/fw"
+	small_images 2000
+	mkdir "$T/fwout"
 	# keyrite itself in the background (not a shell function), so that the
 	# SIGKILL reaches it.
 	"$KEYRITE" fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --signer firmware \
@@ -379,62 +404,28 @@ test_fw_killed_batch_leaves_only_recorded_outputs() {
 		[ "${n:-0}" -ge 128 ] && break
 		sleep 0.01
 	done
-	sleep "0.0$((RANDOM % 5))" # anywhere in a chunk, not just after a commit
+	sleep "0.0$((RANDOM % 5))" # anywhere in a chunk
 	kill -9 $pid
 	wait $pid || true
-	local rows files
-	rows=$(db "SELECT count(*) FROM firmware")
-	[ "$rows" -lt 2000 ] || fail "the batch finished before it was killed"
-	[ "$(ls -A "$T/fwout" | grep -vc '\.p7s$')" -eq 0 ] || fail "stray files: $(ls -A "$T/fwout" | grep -v '\.p7s$' | head -3)"
-	files=$(ls "$T/fwout" | wc -l)
-	[ "$files" -le "$rows" ] || fail "$files outputs but $rows records"
-	db "SELECT output FROM firmware" | sort >"$T/recorded"
-	ls "$T"/fwout/*.p7s | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
-	[ ! -s "$T/unrecorded" ] || fail "outputs without a record: $(head -3 "$T/unrecorded")"
-	for f in $(ls "$T"/fwout/*.p7s | shuf -n 20); do
-		local img=$T/imgs/$(basename "$f" .p7s)
-		cms_verify "$f" "$img" || { cat "$T/cms.err"; fail "$f"; }
-	done
-	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
-	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	# the images without an output, signed now
-	local rest=()
-	for i in "$T"/imgs/*.bin; do [ -e "$T/fwout/${i##*/}.p7s" ] || rest+=("$i"); done
-	krfw --signer firmware --out "$T/fwout" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "re-run"; }
-	[ "$(ls "$T/fwout" | wc -l)" -eq 2000 ] || fail "want 2000 outputs"
-	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	[ "$(db "SELECT count(*) FROM firmware")" -lt 2000 ] || fail "the batch finished before it was killed"
+	after_kill "killed" "$T/fwout" 2000
 }
 
 # The same, killed at exact points: in the middle of a transaction, before a
 # commit is made durable, before the outputs' data and their names are
 # synced, and before the first, a middle and the next chunk's first output
-# is named. Each time every output that appeared has its record and a good
-# signature, and a run over the images left completes.
+# is named.
 test_fw_batch_killed_at_each_durable_step() {
 	fw_setup
-	mkdir "$T/imgs"
-	head -c $((200 * 4096)) /dev/urandom |
-		split -b 4096 -d -a 3 --additional-suffix=.bin - "$T/imgs/fw"
-	local k=0
+	small_images 200
+	local k=0 out
 	for at in pwrite64:20 fdatasync:1 fdatasync:2 syncfs:1 syncfs:2 linkat:1 linkat:30 linkat:65; do
-		local out=$T/fwout$((k += 1))
+		out=$T/fwout$((k += 1))
 		mkdir "$out"
 		killed_at "$at" fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
 			--signer firmware --out "$out" "$T"/imgs/*.bin
-		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
-		[ "$(ls -A "$out" | grep -vc '\.p7s$')" -eq 0 ] || fail "$at: stray files"
-		db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
-		find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
-		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record: $(head -3 "$T/unrecorded")"
-		for f in $(find "$out" -name '*.p7s' | shuf -n 5); do
-			cms_verify "$f" "$T/imgs/$(basename "$f" .p7s)" || fail "$at: $f"
-		done
-		local rest=()
-		for i in "$T"/imgs/*.bin; do [ -e "$out/${i##*/}.p7s" ] || rest+=("$i"); done
-		krfw --signer firmware --out "$out" "${rest[@]}" 2>"$T/err" || { tail -3 "$T/err"; fail "$at: re-run"; }
-		[ "$(ls "$out" | wc -l)" -eq 200 ] || fail "$at: want 200 outputs"
+		after_kill "$at" "$out" 200
 	done
-	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
 # The store's disk filling up while a chunk is recorded: one message naming
@@ -442,9 +433,8 @@ test_fw_batch_killed_at_each_durable_step() {
 # no output of the chunk that could not be recorded.
 test_fw_store_disk_full_stops_after_one_message() {
 	fw_setup
-	mkdir "$T/imgs" "$T/fwout"
-	head -c $((200 * 4096)) /dev/urandom |
-		split -b 4096 -d -a 3 --additional-suffix=.bin - "$T/imgs/fw"
+	small_images 200
+	mkdir "$T/fwout"
 	full_at pwrite64:60 fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
 		--signer firmware --out "$T/fwout" "$T"/imgs/*.bin
 	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
