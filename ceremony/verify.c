@@ -112,17 +112,32 @@ static kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
 	return kr_ok();
 }
 
+/* The PATH of a line "step TIME output-removed PATH", else NULL (the
+ * words inside another line, a description say, do not count). */
+static const char *removal(const char *line, const char *eol)
+{
+	static const char step[] = "step ", key[] = "output-removed ";
+	if ((size_t)(eol - line) < sizeof step || strncmp(line, step, sizeof step - 1) != 0)
+		return NULL;
+	const char *after_time =
+		memchr(line + sizeof step - 1, ' ', (size_t)(eol - line) - (sizeof step - 1));
+	if (!after_time || strncmp(after_time + 1, key, sizeof key - 1) != 0)
+		return NULL;
+	return after_time + sizeof key;
+}
+
 /* 1 if the transcript records that the ceremony, aborted, removed the
- * output path ("step TIME output-removed DIR/PATH"). */
+ * output path (it names it under the ceremony's output directory). */
 static int was_removed(const checker *k, const char *path)
 {
-	static const char key[] = " output-removed ";
 	size_t n = strlen(path);
-	for (const char *p = strstr(k->text, key); p; p = strstr(p + 1, key)) {
-		const char *name = p + sizeof key - 1, *eol = strchrnul(name, '\n');
-		size_t len = (size_t)(eol - name);
-		if (len >= n && !memcmp(eol - n, path, n) && (len == n || eol[-(long)n - 1] == '/'))
+	for (const char *line = k->text; *line;) {
+		const char *eol = strchrnul(line, '\n'), *name = removal(line, eol);
+		size_t len = name ? (size_t)(eol - name) : 0;
+		if (name && len >= n && !memcmp(eol - n, path, n) &&
+		    (len == n || eol[-(long)n - 1] == '/'))
 			return 1;
+		line = *eol ? eol + 1 : eol;
 	}
 	return 0;
 }

@@ -146,7 +146,8 @@ test_subca_longer_than_root_refused() {
 # destroyed, the certificate it wrote removed, and the transcript ends with
 # the abort and both clean-ups; keyrite ceremony verify checks the removal
 # and reports the ceremony as not complete. The day goes on under a new
-# transcript name (here: a new directory).
+# transcript name (here: a new directory, and a description that mentions a
+# removal, which verify does not mistake for one).
 test_ceremony_aborted_by_full_disk_leaves_no_key() {
 	init_token keyrite-root
 	full_at linkat:2 ceremony run --dir "$T/out" --pin-file "$T/pin" "$EX/root.cnf"
@@ -168,9 +169,13 @@ test_ceremony_aborted_by_full_disk_leaves_no_key() {
 	touch "$T/out/root.pem"
 	expect 8 "root.pem: exists, but the transcript records its removal" kr ceremony verify "$tr"
 	rm "$T/out/root.pem"
-	mkdir "$T/again"
-	kr ceremony run --dir "$T/again" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
-	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want one key after the new run"
+	# the same words in a description are not a record of a removal
+	edit root 's/^description = .*/description = step 1 output-removed root.pem/'
+	mkdir "$T/whole"
+	kr ceremony run --dir "$T/whole" --pin-file "$T/pin" "$T/root.cnf" >/dev/null
+	rm "$T/whole/root.pem"
+	expect 7 "root.pem: cannot open" kr ceremony verify "$T/whole/root-ceremony.txt"
+	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want the second run's key"
 }
 
 # A ceremony killed after its key was made and its certificate written:
