@@ -322,6 +322,29 @@ test_store_on_full_disk_is_an_io_failure() {
 	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
 }
 
+# keyrite crl killed at each step (before the store is written, in the
+# middle of the transaction, before its commit is durable, before the file
+# is named): a CRL file exists only if the store recorded its number, and
+# the next CRL's number is higher than every recorded one.
+test_crl_killed_at_each_step_keeps_its_numbers() {
+	ca_setup
+	mkcsr --manifest 3 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	local k=0 at n
+	for at in pwrite64:1 pwrite64:2 fdatasync:1 linkat:1; do
+		killed_at "$at" crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" \
+			--out "$T/$((k += 1)).crl"
+		[ ! -e "$T/$k.crl" ] || fail "$at: a CRL file after the kill"
+		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+	done
+	kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/last.crl" >/dev/null
+	n=$(db "select max(number) from crl")
+	[ "$(db "select count(*) from crl")" -eq "$n" ] || fail "CRL numbers are not 1..$n"
+	[ "$(openssl crl -in "$T/last.crl" -noout -crlnumber)" = "crlNumber=0x$(printf %02X "$n")" ] ||
+		fail "the last CRL is not number $n"
+	has "verify OK" openssl crl -in "$T/last.crl" -CAfile "$T/ca/subca-devices.pem" -noout -verify
+}
+
 test_revoke_then_crl_checked_by_openssl() {
 	ca_setup
 	mkcsr --manifest 3 --start 7000000000000001 >"$T/m.csv"
