@@ -435,28 +435,31 @@ static kr_err record(kr_fw_batch *b, int n)
 }
 
 /* Once the chunk is recorded and committed: the outputs' data synced, then
- * named image by image (one whose name was taken meanwhile fails alone: its
- * record stays, as for a certificate whose file could not be written), then
- * their directory synced. A failure to sync fails them all. */
-static kr_err publish(kr_fw_batch *b, int n)
+ * named image by image, then their directory synced. A name taken meanwhile
+ * fails that image alone (its record stays, as for a certificate whose file
+ * could not be written); any other failure (a full disk, an I/O error) is
+ * not the image's and ends the run there. *tried: the images whose naming
+ * was tried are [0, *tried); *told: the failure returned is the last of
+ * those images' own. */
+static kr_err publish(kr_fw_batch *b, int n, int *tried, int *told)
 {
 	int outputs = 0;
 	for (int i = 0; i < n; i++)
 		if (!kr_failed(&b->jobs[i].e))
 			outputs += b->jobs[i].nouts;
 	const char *dir = b->o->out_dir ? b->o->out_dir : ".";
-	kr_err e = outputs ? kr_fs_sync(dir) : kr_ok();
-	for (int i = 0; i < n; i++) {
-		kr_fw_job *j = &b->jobs[i];
-		if (kr_failed(&j->e))
-			continue;
-		j->named = e;
-		for (int k = 0; k < j->nouts && !kr_failed(&j->named); k++)
+	*tried = *told = 0;
+	KR_TRY(outputs ? kr_fs_sync(dir) : kr_ok());
+	while (*tried < n) {
+		kr_fw_job *j = &b->jobs[(*tried)++];
+		for (int k = 0; k < j->nouts && !kr_failed(&j->e) && !kr_failed(&j->named); k++)
 			j->named = kr_fs_out_commit(&j->outs[k], 0);
+		if (kr_failed(&j->named) && j->named.code != KR_EEXIST) {
+			*told = 1;
+			return j->named;
+		}
 	}
-	if (!kr_failed(&e) && outputs)
-		e = kr_fs_sync(dir);
-	return e;
+	return outputs ? kr_fs_sync(dir) : kr_ok();
 }
 
 static void clear_jobs(kr_fw_batch *b)
@@ -467,32 +470,30 @@ static void clear_jobs(kr_fw_batch *b)
 }
 
 /* Signs the chunk, then records, publishes and reports its images in input
- * order up to the first that ends the run; those after it are abandoned
- * unreported, as if the run had stopped there. If the chunk cannot be
- * recorded, all of it is abandoned so, and the store's reason reported once. */
+ * order up to the first whose own failure ends the run; those after it are
+ * abandoned unreported, as if the run had stopped there. A failure that is
+ * not an image's (the store, syncing, a full disk while naming) ends the run
+ * with its own report; the images it left unnamed are not reported. */
 static kr_err flush(kr_fw_batch *b)
 {
 	b->stop_at = INT_MAX;
 	kr_parallel_for(b->njobs, b->nlanes, sign_job, b);
-	int n = 0;
+	int n = 0, tried = 0, told = 0;
 	while (n < b->njobs && !(kr_failed(&b->jobs[n].e) && fatal(&b->jobs[n].e)))
 		n++;
 	refuse_duplicates(b, n);
 	kr_err e = record(b, n);
-	if (kr_failed(&e)) {
-		b->cb(NULL, NULL, &e, b->arg);
-		clear_jobs(b);
-		return e;
-	}
-	e = publish(b, n);
+	if (!kr_failed(&e))
+		e = publish(b, n, &tried, &told);
 	for (int i = 0; i < n; i++) {
 		const kr_fw_job *j = &b->jobs[i];
-		const kr_err *ie = kr_failed(&j->e)       ? &j->e
-				   : kr_failed(&e)        ? &e
-				   : kr_failed(&j->named) ? &j->named
-							  : NULL;
-		b->cb(j->image, &j->r, ie, b->arg);
+		if (kr_failed(&j->e))
+			b->cb(j->image, &j->r, &j->e, b->arg);
+		else if (i < tried)
+			b->cb(j->image, &j->r, kr_failed(&j->named) ? &j->named : NULL, b->arg);
 	}
+	if (kr_failed(&e) && !told)
+		b->cb(NULL, NULL, &e, b->arg);
 	if (n < b->njobs) {
 		b->cb(b->jobs[n].image, &b->jobs[n].r, &b->jobs[n].e, b->arg);
 		if (!kr_failed(&e))

@@ -75,8 +75,9 @@ typedef struct kr_fw_result {
 typedef struct kr_fw_batch kr_fw_batch;
 
 /* Called once per image reported: e is NULL when its outputs are in place.
- * Called with image and r NULL when the chunk could not be recorded (the
- * store's own failure, which ends the run): its images are not reported. */
+ * Called with image and r NULL for a failure that is not an image's own and
+ * ends the run (the store cannot record a chunk, the output directory cannot
+ * be synced): the images it left without outputs are not reported. */
 typedef void (*kr_fw_report_cb)(const char *image, const kr_fw_result *r, const kr_err *e,
 				void *arg);
 

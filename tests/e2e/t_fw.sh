@@ -428,27 +428,35 @@ test_fw_batch_killed_at_each_durable_step() {
 	done
 }
 
-# The store's disk filling up while a chunk is recorded: one message naming
-# the store, exit status 7, the chunks before it reported and in place, and
-# no output of the chunk that could not be recorded.
-test_fw_store_disk_full_stops_after_one_message() {
+# A disk that fills up (every write from then on failing) while the store
+# records a chunk, while the outputs' data are synced, while they are named
+# (the 30th), and while their directory is synced after: each time the run
+# ends with one message and exit status 7; the images already named are
+# reported, every output has its record, and nothing else is there.
+test_fw_full_disk_ends_the_run_with_one_message() {
 	fw_setup
 	small_images 200
-	mkdir "$T/fwout"
-	full_at pwrite64:60 fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
-		--signer firmware --out "$T/fwout" "$T"/imgs/*.bin
-	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
-	[ "$(grep -c "^keyrite: $T/ca/registry.db: database or disk is full$" "$T/full.err")" -eq 1 ] ||
-		{ cat "$T/full.err"; fail "want the store's message once"; }
-	local rows
-	rows=$(db "SELECT count(*) FROM firmware")
-	[ "$rows" -gt 0 ] && [ "$rows" -lt 200 ] || fail "$rows recorded, want some"
-	grep -qx "keyrite: $rows signed, 0 failed" "$T/full.err" || { cat "$T/full.err"; fail "summary"; }
-	[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "want two lines"; }
-	[ "$(ls "$T/fwout" | wc -l)" -eq "$rows" ] || fail "want $rows outputs"
-	db "SELECT output FROM firmware" | sort | diff - <(find "$T/fwout" -name '*.p7s' | sort) ||
-		fail "outputs and records differ"
-	[ "$(db "pragma integrity_check")" = ok ] || fail "integrity_check"
+	local k=0 out at want signed rows
+	for case in "pwrite64:60|$T/ca/registry.db: database or disk is full|64" \
+		"syncfs:1|OUT: sync failed: No space left on device|0" \
+		"linkat:30|OUT/fw029.bin.p7s: cannot create: No space left on device|29" \
+		"syncfs:2|OUT: sync failed: No space left on device|64"; do
+		IFS='|' read -r at want signed <<<"$case"
+		out=$T/fwout$((k += 1))
+		want=${want//OUT/$out}
+		mkdir "$out"
+		full_at "$at" fw sign --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+			--signer firmware --out "$out" "$T"/imgs/*.bin
+		[ $rc -eq 7 ] || { cat "$T/full.err"; fail "$at: exit status $rc, want 7"; }
+		[ "$(head -1 "$T/full.err")" = "keyrite: $want" ] || { cat "$T/full.err"; fail "$at: message"; }
+		[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "$at: want one message"; }
+		grep -Eqx "keyrite: $signed signed, [01] failed" "$T/full.err" || { cat "$T/full.err"; fail "$at: summary"; }
+		[ "$(ls "$out" | wc -l)" -eq "$signed" ] || fail "$at: want $signed outputs"
+		db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
+		find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
+		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record"
+		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+	done
 }
 
 test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
