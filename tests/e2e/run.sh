@@ -9,7 +9,14 @@ filter=${1:-}
 
 pass=0 fail=0 failed=()
 for file in "$here"/t_*.sh; do
-	tests=$(bash -c "source '$here/lib.sh'; source '$file'; declare -F" | awk '{print $3}' | grep '^test_' || true)
+	# A file that does not load (a syntax error, a stray command that fails)
+	# fails the run: its tests must not silently vanish from it.
+	if ! listing=$(bash -c "set -eu; source '$here/lib.sh'; source '$file'; declare -F" 2>&1); then
+		fail=$((fail + 1)); failed+=("$(basename "$file")"); echo "FAIL $(basename "$file") does not load"
+		sed 's/^/    /' <<<"$listing" | tail -5
+		continue
+	fi
+	tests=$(awk '{print $3}' <<<"$listing" | grep '^test_' || true)
 	for t in $tests; do
 		[ -n "$filter" ] && [[ $t != *$filter* ]] && continue
 		log=$(mktemp)
