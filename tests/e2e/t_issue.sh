@@ -223,26 +223,32 @@ test_batch_killed_at_each_durable_step_completes() {
 	done
 }
 
-# The store's disk filling up in the middle of a batch (every write from
-# then on failing): the batch stops with the store's file and reason and
-# exit status 7, what was committed stays, no file without its record, and
-# the run again, with room, completes.
-test_store_disk_full_stops_cleanly() {
+# A disk that fills up in the middle of a batch (every write from then on
+# failing), under the store twice, as the outputs are synced, and as the
+# 30th file is named: the batch stops with one message naming the file and
+# the reason and exit status 7, what was committed stays, no file without
+# its record, and the run again, with room, completes.
+test_full_disk_mid_batch_stops_cleanly() {
 	ca_setup
 	mkcsr --manifest 300 --start 5000000000000001 >"$T/m.csv"
 	local args=(issue --config "$T/ca/keyrite.cnf" --ca devices --profile device
 		--pin-file "$T/pin" --chunk 50 --out "$T/certs" "$T/m.csv")
-	for at in pwrite64:200 pwrite64:400; do
+	local case at want valid
+	for case in "pwrite64:200|$T/ca/registry.db: database or disk is full" \
+		"pwrite64:400|$T/ca/registry.db: database or disk is full" \
+		"syncfs:1|$T/certs: sync failed: No space left on device" \
+		"linkat:30|$T/certs/39.5000000000000029._device.iotregistry.ca.pem: cannot create: No space left on device"; do
+		IFS='|' read -r at want <<<"$case"
 		rm -rf "$T/certs" "$T"/ca/registry.db* && mkdir "$T/certs"
 		full_at "$at" "${args[@]}"
 		[ $rc -eq 7 ] || { cat "$T/full.err"; fail "$at: exit status $rc, want 7"; }
-		grep -q "^keyrite: $T/ca/registry.db: database or disk is full$" "$T/full.err" ||
-			{ cat "$T/full.err"; fail "$at: no message naming the store"; }
+		[ "$(tail -1 "$T/full.err")" = "keyrite: $want" ] || { cat "$T/full.err"; fail "$at: message"; }
 		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
-		local valid
 		valid=$(db "select count(*) from cert where status = 'valid'")
 		[ "$valid" -gt 0 ] && [ "$valid" -lt 300 ] || fail "$at: $valid committed, want some"
-		grep -q "keyrite: $valid issued" "$T/full.err" || fail "$at: the summary does not say $valid"
+		[ "$(head -1 "$T/full.err")" = "keyrite: $valid issued, 0 already issued, 0 rejected" ] ||
+			{ cat "$T/full.err"; fail "$at: the summary does not say $valid"; }
+		[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "$at: want one message"; }
 		db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
 		pem_serials "$T"/certs/*_device*.pem | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
 		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record"
