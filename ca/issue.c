@@ -330,7 +330,32 @@ static kr_err file_name(const batch *b, req *r)
 	return kr_ok();
 }
 
-/* Certificates reach files only after they are committed to the store. */
+/* The request's certificate into its file: written, or (a re-run) found
+ * there already with the same bytes. *wrote: 1 if written now. */
+static kr_err write_file(const batch *b, req *r, int *wrote)
+{
+	KR_TRY(file_name(b, r));
+	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
+	KR_OSSL(pem && PEM_write_bio(pem, PEM_STRING_X509, "", r->der, r->der_len) > 0,
+		KR_EINTERNAL, "encoding a certificate");
+	char *data = NULL;
+	long len = BIO_get_mem_data(pem, &data);
+	kr_err e = kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644);
+	*wrote = !kr_failed(&e);
+	if (e.code != KR_EEXIST)
+		return e;
+	int same = 0;
+	KR_TRY(kr_fs_same(r->file, data, (size_t)len, &same));
+	KR_ENSURE(same, KR_EEXIST,
+		  "%s: exists with other content; keyrite never overwrites an output (the "
+		  "certificate is in the store)",
+		  r->file);
+	return kr_ok();
+}
+
+/* Certificates reach files only after they are committed to the store. A
+ * request whose file could not be written is reported without one (its
+ * name may be another file's). */
 static kr_err write_files(batch *b, chunk *c)
 {
 	int wrote = 0;
@@ -338,29 +363,14 @@ static kr_err write_files(batch *b, chunk *c)
 		req *r = &c->reqs[i];
 		if (r->state != R_ISSUED && r->state != R_ALREADY)
 			continue;
-		KR_TRY(file_name(b, r));
-		KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
-		KR_OSSL(pem && PEM_write_bio(pem, PEM_STRING_X509, "", r->der, r->der_len) > 0,
-			KR_EINTERNAL, "encoding a certificate");
-		char *data = NULL;
-		long len = BIO_get_mem_data(pem, &data);
-		kr_err e = kr_fs_write_new_nosync(r->file, data, (size_t)len, 0644);
-		if (e.code != KR_EEXIST) {
-			if (kr_failed(&e)) { /* reported without a file */
-				free(r->file);
-				r->file = NULL;
-				return e;
-			}
-			wrote++;
-			continue;
+		int now = 0;
+		kr_err e = write_file(b, r, &now);
+		if (kr_failed(&e)) {
+			free(r->file);
+			r->file = NULL;
+			return e;
 		}
-		/* a re-run: the file of a certificate issued before */
-		int same = 0;
-		KR_TRY(kr_fs_same(r->file, data, (size_t)len, &same));
-		KR_ENSURE(same, KR_EEXIST,
-			  "%s: exists with other content; keyrite never overwrites an output (the "
-			  "certificate is in the store)",
-			  r->file);
+		wrote += now;
 	}
 	return wrote ? kr_fs_sync(b->o->out_dir) : kr_ok();
 }

@@ -261,6 +261,26 @@ test_full_disk_mid_batch_stops_cleanly() {
 	done
 }
 
+# A re-run finds a certificate's file name taken by other content: it is
+# left as it is, the run stops there with the file and reason (exit 6), and
+# the report does not name that file as the certificate's.
+test_rerun_never_overwrites_or_claims_a_foreign_file() {
+	ca_setup
+	mkcsr --manifest 5 --start 5000000000000001 >"$T/m.csv"
+	kri device --out "$T/certs" "$T/m.csv" 2>/dev/null
+	local f
+	f=$(ls "$T"/certs/*.5000000000000003.*)
+	echo "not keyrite's" >"$f"
+	rc=0
+	kri device --json --out "$T/certs" "$T/m.csv" >"$T/json" 2>"$T/err" || rc=$?
+	[ $rc -eq 6 ] || { cat "$T/err"; fail "exit status $rc, want 6"; }
+	grep -qx "keyrite: $f: exists with other content; keyrite never overwrites an output (the certificate is in the store)" "$T/err" ||
+		{ cat "$T/err"; fail "message"; }
+	[ "$(cat "$f")" = "not keyrite's" ] || fail "the foreign file was changed"
+	grep -q '"id":"5000000000000003".*"file":null' "$T/json" || { cat "$T/json"; fail "the report names the foreign file"; }
+	grep -q '"id":"5000000000000002".*"file":"'"$T"'/certs/' "$T/json" || fail "the file before it is not reported"
+}
+
 test_full_disk_stops_cleanly_with_work_committed() {
 	ca_setup
 	mkdir "$T/small"
