@@ -6,7 +6,7 @@
 #   of two runs each; keyrite's peak RSS;
 #   N images of 64 KiB (default 1000) in each format against the token's raw
 #   C_Sign rate with as many sessions as keyrite's workers (the example
-#   config's signer has the default, 2), and with one session.
+#   config's signer's), and with one session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
@@ -47,7 +47,7 @@ mkdir out-cms out-mcuboot
 	small/*.bin 2>mcuboot.time
 grep -q "$N signed, 0 failed" cms.time && grep -q "$N signed, 0 failed" mcuboot.time ||
 	{ tail -3 cms.time mcuboot.time; exit 1; }
-WORKERS=2 # the example config's signer: workers not set, the default
+WORKERS=$(conf_value signer_firmware workers)
 raws=$("$SRC/build/csign" "$URI" "$WORKERS" 5) # fails the script if csign fails
 read -r raw_token raw <<<"$raws"
 [ "$raw" != 0 ] || raw=$raw_token # the token refused the copy: keyrite signs as csign did

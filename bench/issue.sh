@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 source bench/lib.sh
-WORKERS=$(sed -n 's/^workers *= *//p' ca/keyrite.cnf)
+WORKERS=$(conf_value ca_devices workers)
 URI="pkcs11:token=keyrite-devices;object=iotregistry-devices-2026"
 
 "$SRC/build/mkcsr" --manifest "$N" >requests.csv

@@ -18,6 +18,12 @@ export KEYRITE_BENCH_PIN_FILE=$W/pin
 "$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/subca-devices.cnf" >/dev/null
 cp "$SRC/docs/examples/keyrite.cnf" ca/
 
+# conf_value SECTION KEY: KEY's value in [SECTION] of ca/keyrite.cnf.
+conf_value() {
+	awk -v s="[$1]" -v k="$2" '/^\[/ { in_s = ($1 == s) }
+		in_s && $1 == k { sub(/^[^=]*= */, ""); print; exit }' ca/keyrite.cnf
+}
+
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 # Elapsed seconds from a /usr/bin/time -v report.
 seconds() { awk '/Elapsed/ { n = split($NF, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$1"; }
