@@ -86,8 +86,7 @@ kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr
 /* Adds an image to the chunk, which is signed (and encrypted) when full.
  * An image's own failure goes to the callback and leaves nothing; the
  * return value is an error only when the run cannot go on (the token, the
- * store, keyrite itself), after the images before the one that failed so
- * have been reported. */
+ * store, the disk, keyrite itself), after what the callback was told. */
 kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
 /* Records and publishes what is pending, then signs a checkpoint of the
  * audit chain with the signer's key. */
