@@ -188,6 +188,36 @@ test_killed_batch_rerun_completes_without_double_signing() {
 	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
 }
 
+# stopped_batch_sound WHEN: after a batch of 200 into $T/certs was stopped
+# (WHEN says how, for the messages), the store is sound and every file in
+# $T/certs is one of its valid certificates.
+stopped_batch_sound() {
+	local when=$1 files=("$T"/certs/*_device*.pem)
+	[ "$(db "pragma integrity_check")" = ok ] || fail "$when: integrity_check"
+	: >"$T/recorded" # stopped while the store was being made: no table yet
+	[ -z "$(db "select 1 from sqlite_master where name = 'cert'")" ] ||
+		db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
+	[ -e "${files[0]}" ] || return 0
+	pem_serials "${files[@]}" | sort >"$T/named"
+	[ "$(wc -l <"$T/named")" -eq "${#files[@]}" ] || fail "$when: unreadable outputs"
+	comm -23 "$T/named" "$T/recorded" >"$T/unrecorded"
+	[ ! -s "$T/unrecorded" ] || fail "$when: outputs without a record: $(head -3 "$T/unrecorded")"
+}
+
+# completes_again WHEN ARGS...: keyrite ARGS... run again completes the
+# batch of 200: every request valid once, no serial twice, every file there,
+# the audit chain whole.
+completes_again() {
+	local when=$1
+	shift
+	kr "$@" 2>"$T/report" || { tail -3 "$T/report"; fail "$when: the run again"; }
+	[ "$(db "select count(*) from cert where status = 'valid'")" -eq 200 ] || fail "$when: want 200 valid"
+	[ "$(db "select count(distinct serial) from cert")" -eq "$(db "select count(*) from cert")" ] ||
+		fail "$when: a serial used twice"
+	[ "$(ls "$T/certs" | grep -c _device)" -eq 200 ] || fail "$when: want 200 files"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 # The same, killed at exact points instead of a random instant: while the
 # store is being made and in the middle of a transaction, before a commit is
 # made durable, before an output directory is synced, and before the chain,
@@ -204,23 +234,8 @@ test_batch_killed_at_each_durable_step_completes() {
 		syncfs:1 linkat:1 linkat:2 linkat:22 linkat:42; do
 		rm -rf "$T/certs" "$T"/ca/registry.db* && mkdir "$T/certs"
 		killed_at "$at" "${args[@]}"
-		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
-		: >"$T/recorded" # killed while the store was being made: no table yet
-		[ -z "$(db "select 1 from sqlite_master where name = 'cert'")" ] ||
-			db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
-		local files=("$T"/certs/*_device*.pem)
-		if [ -e "${files[0]}" ]; then
-			pem_serials "${files[@]}" | sort >"$T/named"
-			[ "$(wc -l <"$T/named")" -eq "${#files[@]}" ] || fail "$at: unreadable outputs"
-			comm -23 "$T/named" "$T/recorded" >"$T/unrecorded"
-			[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record: $(head -3 "$T/unrecorded")"
-		fi
-		kr "${args[@]}" 2>"$T/report" || { tail -3 "$T/report"; fail "$at: the run again"; }
-		[ "$(db "select count(*) from cert where status = 'valid'")" -eq 200 ] || fail "$at: want 200 valid"
-		[ "$(db "select count(distinct serial) from cert")" -eq "$(db "select count(*) from cert")" ] ||
-			fail "$at: a serial used twice"
-		[ "$(ls "$T/certs" | grep -c _device)" -eq 200 ] || fail "$at: want 200 files"
-		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+		stopped_batch_sound "$at"
+		completes_again "$at" "${args[@]}"
 	done
 }
 
@@ -244,20 +259,15 @@ test_full_disk_mid_batch_stops_cleanly() {
 		full_at "$at" "${args[@]}"
 		[ $rc -eq 7 ] || { cat "$T/full.err"; fail "$at: exit status $rc, want 7"; }
 		[ "$(tail -1 "$T/full.err")" = "keyrite: $want" ] || { cat "$T/full.err"; fail "$at: message"; }
-		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"
+		stopped_batch_sound "$at"
 		valid=$(db "select count(*) from cert where status = 'valid'")
 		[ "$valid" -gt 0 ] && [ "$valid" -lt 200 ] || fail "$at: $valid committed, want some"
 		[ "$(head -1 "$T/full.err")" = "keyrite: $valid issued, 0 already issued, 0 rejected" ] ||
 			{ cat "$T/full.err"; fail "$at: the summary does not say $valid"; }
 		[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "$at: want one message"; }
-		db "select hex(serial) from cert where status = 'valid'" | sort >"$T/recorded"
-		pem_serials "$T"/certs/*_device*.pem | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
-		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record"
-		kr "${args[@]}" 2>"$T/report" || { tail -3 "$T/report"; fail "$at: the run again"; }
+		completes_again "$at" "${args[@]}"
 		grep -q "$((200 - valid)) issued, $valid already issued" "$T/report" ||
 			{ cat "$T/report"; fail "$at: the run again"; }
-		[ "$(ls "$T/certs" | grep -c _device)" -eq 200 ] || fail "$at: want 200 files"
-		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 	done
 }
 
