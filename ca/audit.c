@@ -56,7 +56,7 @@ static int issue_key(const char *detail, char *key, size_t n)
 	return 1;
 }
 
-static kr_err entry(const kr_audit_entry *e, void *arg)
+static KR_MUST_USE kr_err entry(const kr_audit_entry *e, void *arg)
 {
 	walk *w = arg;
 	w->entries++;
@@ -69,7 +69,8 @@ static kr_err entry(const kr_audit_entry *e, void *arg)
 	if (!e->prev || memcmp(e->prev, w->prev, 32) != 0)
 		problem(w, "entry %lld: does not follow the entry before it (chain broken)",
 			(long long)e->seq);
-	kr_audit_hash(e->prev ? e->prev : w->prev, e->seq, e->time, e->kind, e->detail, want);
+	KR_TRY(kr_audit_hash(e->prev ? e->prev : w->prev, e->seq, e->time, e->kind, e->detail,
+			     want));
 	if (!e->hash || memcmp(e->hash, want, 32) != 0)
 		problem(w, "entry %lld (%s): its content does not match its hash (edited)",
 			(long long)e->seq, e->kind);
@@ -115,7 +116,7 @@ static int verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8
 	return 0;
 }
 
-static kr_err checkpoint(const kr_checkpoint *c, void *arg)
+static KR_MUST_USE kr_err checkpoint(const kr_checkpoint *c, void *arg)
 {
 	walk *w = arg;
 	if (c->seq < 1 || (size_t)c->seq >= w->nhashes || !c->head ||
@@ -153,7 +154,7 @@ static int cmp_issued(const void *a, const void *b)
 	return strcmp(((const issued *)a)->key, ((const issued *)b)->key);
 }
 
-static kr_err certificate(const char *ca, const uint8_t *serial, size_t len, void *arg)
+static KR_MUST_USE kr_err certificate(const char *ca, const uint8_t *serial, size_t len, void *arg)
 {
 	walk *w = arg;
 	issued k;
@@ -166,7 +167,7 @@ static kr_err certificate(const char *ca, const uint8_t *serial, size_t len, voi
 	return kr_ok();
 }
 
-kr_err kr_audit_verify(kr_store *s, FILE *report)
+KR_MUST_USE kr_err kr_audit_verify(kr_store *s, FILE *report)
 {
 	walk w = {.report = report, .expect = 1};
 	kr_err e = kr_store_check(s);

@@ -10,6 +10,6 @@
  * checkpoint whose signature does not verify under its CA's key or whose
  * head is not in the chain, and an issued certificate without its entry.
  * Writes one line per finding to report. */
-kr_err kr_audit_verify(kr_store *s, FILE *report);
+KR_MUST_USE kr_err kr_audit_verify(kr_store *s, FILE *report);
 
 #endif

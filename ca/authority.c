@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out)
+KR_MUST_USE kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out)
 {
 	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
 	KR_OSSL(bio, KR_EIO, "%s: cannot open", path);
@@ -24,9 +24,9 @@ kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out)
 	return kr_ok();
 }
 
-kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
-			     const kr_hsm_opts *opts, X509 *cert, const char *who, kr_hsm **h,
-			     kr_hsm_key **k)
+KR_MUST_USE kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
+					 const kr_hsm_opts *opts, X509 *cert, const char *who,
+					 kr_hsm **h, kr_hsm_key **k)
 {
 	kr_hsm_opts o = kr_hsm_opts_pin(opts, pin_file, pin_env);
 	KR_TRY(kr_hsm_open(uri, &o, h));
@@ -37,7 +37,7 @@ kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *
 	return kr_hsm_key_session_copy(*h, *k, &copied);
 }
 
-static kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
+static KR_MUST_USE kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
 {
 	char who[PATH_MAX + 80];
 	snprintf(who, sizeof who, "CA '%s' (%s)", a->conf->name, a->conf->certificate);
@@ -46,8 +46,8 @@ static kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
 	return kr_signer_init(&a->signer, a->hsm, a->key, a->conf->rsa_pss);
 }
 
-kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_opts *opts,
-			 int with_key, kr_authority *a)
+KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
+				     const kr_hsm_opts *opts, int with_key, kr_authority *a)
 {
 	memset(a, 0, sizeof *a);
 	a->conf = conf;
@@ -84,7 +84,8 @@ void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, si
 				(long long)seq, hex);
 }
 
-kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id, X509 *cert)
+KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
+				      X509 *cert)
 {
 	int64_t seq;
 	uint8_t head[32], msg[128], sig[KR_HSM_MAX_SIG];
@@ -102,12 +103,12 @@ kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_i
 	return kr_store_checkpoint_add(store, ca_id, seq, head, sig, siglen, der, (size_t)derlen);
 }
 
-kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
+KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 {
 	return kr_checkpoint_sign(store, &a->signer, a->id, NULL);
 }
 
-kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
+KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
 {
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
 	int ok = mem && PEM_write_bio_X509(mem, a->cert);
@@ -124,7 +125,7 @@ kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
 	return kr_ok();
 }
 
-kr_err kr_cert_read(const char *path, X509 **out)
+KR_MUST_USE kr_err kr_cert_read(const char *path, X509 **out)
 {
 	STACK_OF(X509) *certs = NULL;
 	KR_TRY(kr_certs_read(path, &certs));

@@ -9,9 +9,9 @@
 #include "../policy/profile.h"
 
 /* The PEM certificates in path, in order; KR_EINPUT if there is none. */
-kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out);
+KR_MUST_USE kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out);
 /* The first of them. */
-kr_err kr_cert_read(const char *path, X509 **out);
+KR_MUST_USE kr_err kr_cert_read(const char *path, X509 **out);
 
 typedef struct kr_authority {
 	const kr_ca_conf *conf;
@@ -25,30 +25,31 @@ typedef struct kr_authority {
 
 /* with_key: also log in to the token and find the key (not needed to list
  * or revoke). opts: module and PIN fallbacks from the command line. */
-kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store, const kr_hsm_opts *opts,
-			 int with_key, kr_authority *out);
+KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
+				     const kr_hsm_opts *opts, int with_key, kr_authority *out);
 void kr_authority_close(kr_authority *a);
 
 /* The key at uri, logged in with the PIN from pin_file or pin_env if the
  * configuration gives one (else opts'), which must be cert's key; who
  * ("CA 'devices'") names it in errors. */
-kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
-			     const kr_hsm_opts *opts, X509 *cert, const char *who, kr_hsm **h,
-			     kr_hsm_key **k);
+KR_MUST_USE kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
+					 const kr_hsm_opts *opts, X509 *cert, const char *who,
+					 kr_hsm **h, kr_hsm_key **k);
 
 /* Signs the audit chain's head with the CA key and records the checkpoint
  * (inside the caller's transaction). */
-kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
+KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
 
 /* The same for any signer under the CA ca_id: unless a checkpoint covers
  * the head already, signs it and records the checkpoint with cert, the
  * signer's certificate (NULL for the CA's own key). */
-kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id, X509 *cert);
+KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
+				      X509 *cert);
 
 /* The message a checkpoint signature covers. */
 void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len);
 
 /* PEM of the CA certificate followed by its chain. */
-kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len);
+KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len);
 
 #endif

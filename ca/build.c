@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static kr_err set_validity(X509 *x, time_t not_before, long days)
+static KR_MUST_USE kr_err set_validity(X509 *x, time_t not_before, long days)
 {
 	/* ASN1_TIME_adj picks UTCTime through 2049 and GeneralizedTime after, as
 	 * RFC 5280 section 4.1.2.5 requires. */
@@ -13,7 +13,7 @@ static kr_err set_validity(X509 *x, time_t not_before, long days)
 	return kr_ok();
 }
 
-static kr_err add_key_ids(X509 *x, X509 *issuer, const ASN1_OCTET_STRING *ski_override)
+static KR_MUST_USE kr_err add_key_ids(X509 *x, X509 *issuer, const ASN1_OCTET_STRING *ski_override)
 {
 	KR_AUTO(ASN1_OCTET_STRING) ski = NULL;
 	if (ski_override) {
@@ -41,7 +41,7 @@ static kr_err add_key_ids(X509 *x, X509 *issuer, const ASN1_OCTET_STRING *ski_ov
 	return kr_ok();
 }
 
-static kr_err add_section(X509 *x, X509 *issuer, CONF *conf, const char *section)
+static KR_MUST_USE kr_err add_section(X509 *x, X509 *issuer, CONF *conf, const char *section)
 {
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(conf, section);
 	KR_OSSL(vals, KR_EINPUT, "extension section [%s] is missing", section);
@@ -65,7 +65,7 @@ static kr_err add_section(X509 *x, X509 *issuer, CONF *conf, const char *section
 	return kr_ok();
 }
 
-kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out)
+KR_MUST_USE kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out)
 {
 	KR_AUTO(X509) x = X509_new();
 	KR_OSSL(x, KR_EINTERNAL, "out of memory");
@@ -86,7 +86,7 @@ kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out)
 	return kr_ok();
 }
 
-kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out)
+KR_MUST_USE kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out)
 {
 	uint8_t buf[16];
 	KR_TRY(kr_hsm_random(h, buf, sizeof buf));
@@ -114,7 +114,7 @@ static const struct {
 	{"aACompromise", CRL_REASON_AA_COMPROMISE},
 };
 
-kr_err kr_crl_reason_parse(const char *name, int *out)
+KR_MUST_USE kr_err kr_crl_reason_parse(const char *name, int *out)
 {
 	for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
 		if (strcmp(reasons[i].name, name) == 0) {
@@ -124,7 +124,7 @@ kr_err kr_crl_reason_parse(const char *name, int *out)
 	return kr_errf(KR_EINPUT, "unknown revocation reason '%s' (RFC 5280 section 5.3.1)", name);
 }
 
-static kr_err add_revoked(X509_CRL *crl, const kr_crl_entry *e)
+static KR_MUST_USE kr_err add_revoked(X509_CRL *crl, const kr_crl_entry *e)
 {
 	X509_REVOKED *r = X509_REVOKED_new();
 	KR_OSSL(r, KR_EINTERNAL, "out of memory");
@@ -145,7 +145,7 @@ static kr_err add_revoked(X509_CRL *crl, const kr_crl_entry *e)
 	return kr_ok();
 }
 
-kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out)
+KR_MUST_USE kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out)
 {
 	KR_AUTO(X509_CRL) crl = X509_CRL_new();
 	KR_AUTO(ASN1_TIME) this_update = ASN1_TIME_adj(NULL, spec->this_update, 0, 0);

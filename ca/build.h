@@ -24,11 +24,11 @@ typedef struct kr_cert_spec {
 /* A version 3 certificate with SKI and AKI set by keyrite (the AKI's key id
  * is the issuer's SKI, or the certificate's own when self-signed); the
  * section must not set them itself. */
-kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out);
+KR_MUST_USE kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out);
 
 /* At least 64 bits (CA/B BR 7.1): 16 bytes from the token's RNG, positive and
  * with a non-zero first octet so the encoding is always 16 octets. */
-kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out);
+KR_MUST_USE kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out);
 
 typedef struct kr_crl_entry {
 	const ASN1_INTEGER *serial;
@@ -45,9 +45,9 @@ typedef struct kr_crl_spec {
 	size_t nrevoked;
 } kr_crl_spec;
 
-kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out);
+KR_MUST_USE kr_err kr_crl_draft(const kr_crl_spec *spec, X509_CRL **out);
 
 /* "keyCompromise" etc. (RFC 5280 5.3.1) to CRL_REASON_*. */
-kr_err kr_crl_reason_parse(const char *name, int *out);
+KR_MUST_USE kr_err kr_crl_reason_parse(const char *name, int *out);
 
 #endif

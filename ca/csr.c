@@ -5,6 +5,7 @@
 #include "csr.h"
 #include "der.h"
 #include "../util/cleanup.h"
+#include "../util/hash.h"
 
 #include <openssl/ec.h>
 #include <openssl/pem.h>
@@ -17,7 +18,7 @@ struct kr_csr_ctx {
 	EC_KEY *p256, *p384;
 };
 
-kr_err kr_csr_ctx_new(kr_csr_ctx **out)
+KR_MUST_USE kr_err kr_csr_ctx_new(kr_csr_ctx **out)
 {
 	kr_csr_ctx *c = calloc(1, sizeof *c);
 	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
@@ -53,7 +54,7 @@ void kr_csr_clear(kr_csr *c)
 	memset(c, 0, sizeof *c);
 }
 
-kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der_len)
+KR_MUST_USE kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der_len)
 {
 	KR_AUTO(BIO) bio = BIO_new_mem_buf(pem, (int)len);
 	char *name = NULL, *header = NULL;
@@ -93,7 +94,8 @@ kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der
 /* ---- public keys -------------------------------------------------------------- */
 
 /* *out is the context's key when there is a context (*owned = 0). */
-static kr_err ec_key(kr_csr_ctx *ctx, const KR_SPKI *spki, EC_KEY **out, int *owned, kr_key_type *t)
+static KR_MUST_USE kr_err ec_key(kr_csr_ctx *ctx, const KR_SPKI *spki, EC_KEY **out, int *owned,
+				 kr_key_type *t)
 {
 	const ASN1_OBJECT *obj = NULL;
 	int ptype = 0;
@@ -124,7 +126,7 @@ static kr_err ec_key(kr_csr_ctx *ctx, const KR_SPKI *spki, EC_KEY **out, int *ow
 	return kr_ok();
 }
 
-static kr_err rsa_key(const KR_SPKI *spki, RSA **out, kr_key_type *t)
+static KR_MUST_USE kr_err rsa_key(const KR_SPKI *spki, RSA **out, kr_key_type *t)
 {
 	const unsigned char *p = spki->key->data;
 	RSA *rsa = d2i_RSAPublicKey(NULL, &p, spki->key->length);
@@ -155,8 +157,9 @@ static kr_err rsa_key(const KR_SPKI *spki, RSA **out, kr_key_type *t)
 
 /* ---- proof of possession ----------------------------------------------------- */
 
-static kr_err verify(kr_csr_ctx *ctx, const KR_SPKI *spki, const X509_ALGOR *alg,
-		     const ASN1_BIT_STRING *sig, const uint8_t *tbs, size_t tbslen, kr_key_type *t)
+static KR_MUST_USE kr_err verify(kr_csr_ctx *ctx, const KR_SPKI *spki, const X509_ALGOR *alg,
+				 const ASN1_BIT_STRING *sig, const uint8_t *tbs, size_t tbslen,
+				 kr_key_type *t)
 {
 	int key_nid = OBJ_obj2nid(spki->alg->algorithm);
 	int md_nid = NID_undef, pk_nid = NID_undef;
@@ -191,7 +194,7 @@ static kr_err verify(kr_csr_ctx *ctx, const KR_SPKI *spki, const X509_ALGOR *alg
 			      OBJ_nid2sn(sig_nid));
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	EVP_Digest(tbs, tbslen, md, &mdlen, EVP_get_digestbynid(md_nid), NULL);
+	KR_TRY(kr_digest(EVP_get_digestbynid(md_nid), tbs, tbslen, md, &mdlen));
 	int ok = 0;
 	if (key_nid == NID_X9_62_id_ecPublicKey) {
 		EC_KEY *k = NULL;
@@ -215,7 +218,7 @@ static kr_err verify(kr_csr_ctx *ctx, const KR_SPKI *spki, const X509_ALGOR *alg
 
 /* ---- subject and requested extensions ------------------------------------------ */
 
-static kr_err subject_cn(const X509_NAME *name, char *out, size_t outsz)
+static KR_MUST_USE kr_err subject_cn(const X509_NAME *name, char *out, size_t outsz)
 {
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	out[0] = '\0';
@@ -240,7 +243,7 @@ static kr_err subject_cn(const X509_NAME *name, char *out, size_t outsz)
 	return e;
 }
 
-static kr_err names(kr_csr *c, X509_EXTENSION *ext)
+static KR_MUST_USE kr_err names(kr_csr *c, X509_EXTENSION *ext)
 {
 	GENERAL_NAMES *gens = X509V3_EXT_d2i(ext);
 	ERR_clear_error();
@@ -267,7 +270,7 @@ static kr_err names(kr_csr *c, X509_EXTENSION *ext)
 
 /* RFC 2986 4.1: extensionRequest (RFC 2985 5.4.2). A request never makes a
  * CA: CA:TRUE, keyCertSign and cRLSign are refused whatever the profile. */
-static kr_err requested(kr_csr *c, X509_EXTENSION *ext)
+static KR_MUST_USE kr_err requested(kr_csr *c, X509_EXTENSION *ext)
 {
 	int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
 	switch (nid) {
@@ -301,7 +304,7 @@ static kr_err requested(kr_csr *c, X509_EXTENSION *ext)
 	}
 }
 
-static kr_err extensions(kr_csr *c, const STACK_OF(X509_ATTRIBUTE) * attrs)
+static KR_MUST_USE kr_err extensions(kr_csr *c, const STACK_OF(X509_ATTRIBUTE) * attrs)
 {
 	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
 		X509_ATTRIBUTE *a = sk_X509_ATTRIBUTE_value(attrs, i);
@@ -335,7 +338,8 @@ static kr_err extensions(kr_csr *c, const STACK_OF(X509_ATTRIBUTE) * attrs)
 	return kr_ok();
 }
 
-static kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, KR_SIGNED *req, kr_csr *c)
+static KR_MUST_USE kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, KR_SIGNED *req,
+				kr_csr *c)
 {
 	KR_ENSURE(req->tbs->type == V_ASN1_SEQUENCE, KR_EINPUT, "malformed DER: not a CSR");
 	const ASN1_STRING *tbs = req->tbs->value.sequence;
@@ -360,17 +364,19 @@ static kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, KR_SIGNED *
 		if (c->spki_len <= 0)
 			e = kr_err_ossl(KR_EINTERNAL, "re-encoding the public key");
 	}
-	if (!kr_failed(&e)) {
-		EVP_Digest(der, len, c->sha256, NULL, EVP_sha256(), NULL);
-		EVP_Digest(c->spki, (size_t)c->spki_len, c->spki_sha256, NULL, EVP_sha256(), NULL);
-		EVP_Digest(info->spki->key->data, (size_t)info->spki->key->length, c->key_sha1,
-			   NULL, EVP_sha1(), NULL);
-	}
+	/* The request's hash is what the store knows it by (no CSR signed twice). */
+	if (!kr_failed(&e))
+		e = kr_sha256(der, len, c->sha256);
+	if (!kr_failed(&e))
+		e = kr_sha256(c->spki, (size_t)c->spki_len, c->spki_sha256);
+	if (!kr_failed(&e))
+		e = kr_digest(EVP_sha1(), info->spki->key->data, (size_t)info->spki->key->length,
+			      c->key_sha1, NULL);
 	ASN1_item_free((ASN1_VALUE *)info, ASN1_ITEM_rptr(KR_REQ_INFO));
 	return e;
 }
 
-kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out)
+KR_MUST_USE kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out)
 {
 	memset(out, 0, sizeof *out);
 	KR_ENSURE(len > 0, KR_EINPUT, "empty request");

@@ -28,7 +28,7 @@ typedef struct kr_csr {
 /* What one thread reuses from request to request (an EC key per curve, so
  * that the curve is not rebuilt for every request). */
 typedef struct kr_csr_ctx kr_csr_ctx;
-kr_err kr_csr_ctx_new(kr_csr_ctx **out);
+KR_MUST_USE kr_err kr_csr_ctx_new(kr_csr_ctx **out);
 void kr_csr_ctx_free(kr_csr_ctx *ctx);
 
 /* Parses and checks a DER request: structure, version, key (algorithm,
@@ -36,10 +36,10 @@ void kr_csr_ctx_free(kr_csr_ctx *ctx);
  * possession, subject, and requested extensions (CA:TRUE, keyCertSign,
  * non-DNS names and unknown critical extensions are refused). ctx may be
  * NULL; with one, a thread must use its own. */
-kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out);
+KR_MUST_USE kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out);
 void kr_csr_clear(kr_csr *c);
 
 /* Decodes PEM text holding exactly one CERTIFICATE REQUEST. */
-kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der_len);
+KR_MUST_USE kr_err kr_csr_pem_to_der(const char *pem, size_t len, uint8_t **der, size_t *der_len);
 
 #endif

@@ -24,9 +24,10 @@ typedef struct status_arg {
 	char status[16];
 } status_arg;
 
-static void status_of(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err status_of(const kr_cert_info *c, void *arg)
 {
 	snprintf(((status_arg *)arg)->status, sizeof((status_arg *)arg)->status, "%s", c->status);
+	return kr_ok();
 }
 
 static int code_signing(X509 *x)
@@ -36,7 +37,8 @@ static int code_signing(X509 *x)
 }
 
 /* The certificate as keyrite issued it, and what has happened to it since. */
-static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr_store *store)
+static KR_MUST_USE kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca,
+				     kr_store *store)
 {
 	KR_ENSURE(X509_check_issued(ca, s->cert) == X509_V_OK &&
 			  X509_verify(s->cert, X509_get0_pubkey(ca)) == 1,
@@ -64,7 +66,8 @@ static kr_err check_cert(kr_fw_signer *s, const kr_signer_conf *sc, X509 *ca, kr
 	return kr_ok();
 }
 
-static kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc, const kr_hsm_opts *opts)
+static KR_MUST_USE kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc,
+				   const kr_hsm_opts *opts)
 {
 	char who[PATH_MAX + 80];
 	snprintf(who, sizeof who, "signer '%s' (%s)", s->name, sc->certificate);
@@ -75,8 +78,8 @@ static kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc, const kr_hsm_o
 	return kr_ok();
 }
 
-static kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name, kr_store *store,
-		   const kr_hsm_opts *opts)
+static KR_MUST_USE kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name,
+			       kr_store *store, const kr_hsm_opts *opts)
 {
 	const kr_signer_conf *sc = NULL;
 	const kr_ca_conf *cc = NULL;
@@ -100,8 +103,8 @@ static kr_err load(kr_fw_signer *s, const kr_config *cfg, const char *name, kr_s
 	return open_key(s, sc, opts);
 }
 
-kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
-			 const kr_hsm_opts *opts, kr_fw_signer **out)
+KR_MUST_USE kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
+				     const kr_hsm_opts *opts, kr_fw_signer **out)
 {
 	kr_fw_signer *s = calloc(1, sizeof *s);
 	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
@@ -129,8 +132,8 @@ const uint8_t *kr_fw_signer_fingerprint(const kr_fw_signer *s) { return s->finge
 
 /* ---- the image --------------------------------------------------------------- */
 
-kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
-		    kr_fs_out *out, EVP_CIPHER_CTX *enc)
+KR_MUST_USE kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len,
+				EVP_MD_CTX *const *mds, kr_fs_out *out, EVP_CIPHER_CTX *enc)
 {
 	/* A buffer reused image after image: a fresh one would be faulted in
 	 * page by page for every image. */
@@ -163,8 +166,8 @@ kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX
 	return e;
 }
 
-kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
-			 char *out, size_t outsz)
+KR_MUST_USE kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix,
+				     int strip_bin, char *out, size_t outsz)
 {
 	const char *base = strrchr(image, '/') ? strrchr(image, '/') + 1 : image;
 	int len = (int)strlen(base);
@@ -175,7 +178,7 @@ kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suf
 	return kr_ok();
 }
 
-kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out)
+KR_MUST_USE kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out)
 {
 	/* Grown one at a time: an image has one output, or two plus one per
 	 * recipient, each 8 KiB, and the array is kept from chunk to chunk. */
@@ -193,7 +196,7 @@ kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out)
 	return kr_ok();
 }
 
-kr_err kr_fw_image_open(const char *path, kr_fw_image *img)
+KR_MUST_USE kr_err kr_fw_image_open(const char *path, kr_fw_image *img)
 {
 	img->path = path;
 	img->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -206,7 +209,8 @@ kr_err kr_fw_image_open(const char *path, kr_fw_image *img)
 	return kr_ok();
 }
 
-kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_t *sha256)
+KR_MUST_USE kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d,
+				uint8_t *sha256)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
 	KR_AUTO(EVP_MD_CTX) ctx256 = sha256 && md != EVP_sha256() ? EVP_MD_CTX_new() : NULL;
@@ -264,7 +268,7 @@ static int chunk_size(const kr_fw_opts *o)
 	return n < 1 ? 1 : n > KR_FW_CHUNK ? KR_FW_CHUNK : n;
 }
 
-static kr_err open_lanes(kr_fw_batch *b)
+static KR_MUST_USE kr_err open_lanes(kr_fw_batch *b)
 {
 	kr_fw_signer *s = b->s;
 	int n = s->workers < 1 ? 1 : s->workers > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : s->workers;
@@ -279,8 +283,8 @@ static kr_err open_lanes(kr_fw_batch *b)
 	return kr_ok();
 }
 
-kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
-		       void *arg, kr_fw_batch **out)
+KR_MUST_USE kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o,
+				   kr_fw_report_cb cb, void *arg, kr_fw_batch **out)
 {
 	kr_fw_batch *b = calloc(1, sizeof *b);
 	KR_ENSURE(b, KR_EINTERNAL, "out of memory");
@@ -315,7 +319,7 @@ static void clear_job(kr_fw_job *j)
  * problem fails that image alone. */
 static int fatal(const kr_err *e) { return e->code == KR_EHSM || e->code == KR_EINTERNAL; }
 
-static kr_err sign_one(kr_fw_job *j)
+static KR_MUST_USE kr_err sign_one(kr_fw_job *j)
 {
 	kr_fw_image img = {.path = j->image, .fd = -1, .buf = j->lane->buf};
 	kr_sig_alg alg = {0};
@@ -393,7 +397,7 @@ static void refuse_duplicates(kr_fw_batch *b, int n)
 }
 
 /* The chunk's signed images, in one transaction (none: nothing to do). */
-static kr_err record(kr_fw_batch *b, int n)
+static KR_MUST_USE kr_err record(kr_fw_batch *b, int n)
 {
 	const kr_fw_opts *o = b->o;
 	int i = 0;
@@ -441,7 +445,7 @@ static kr_err record(kr_fw_batch *b, int n)
  * not the image's and ends the run there. *tried: the images whose naming
  * was tried are [0, *tried); *told: the failure returned is the last of
  * those images' own. */
-static kr_err publish(kr_fw_batch *b, int n, int *tried, int *told)
+static KR_MUST_USE kr_err publish(kr_fw_batch *b, int n, int *tried, int *told)
 {
 	int outputs = 0;
 	for (int i = 0; i < n; i++)
@@ -474,7 +478,7 @@ static void clear_jobs(kr_fw_batch *b)
  * abandoned unreported, as if the run had stopped there. A failure that is
  * not an image's (the store, syncing, a full disk while naming) ends the run
  * with its own report; the images it left unnamed are not reported. */
-static kr_err flush(kr_fw_batch *b)
+static KR_MUST_USE kr_err flush(kr_fw_batch *b)
 {
 	b->stop_at = INT_MAX;
 	kr_parallel_for(b->njobs, b->nlanes, sign_job, b);
@@ -503,7 +507,7 @@ static kr_err flush(kr_fw_batch *b)
 	return e;
 }
 
-kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
+KR_MUST_USE kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
 {
 	kr_fw_job *j = &b->jobs[b->njobs];
 	*j = (kr_fw_job){
@@ -516,7 +520,7 @@ kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image)
 /* At the end of a run, the signer signs the audit chain's head, as a CA
  * does after a batch (the checkpoint carries its certificate, which
  * keyrite audit verify checks against the CA). */
-static kr_err checkpoint(kr_fw_batch *b)
+static KR_MUST_USE kr_err checkpoint(kr_fw_batch *b)
 {
 	if (b->recorded == 0)
 		return kr_ok();
@@ -532,7 +536,7 @@ static kr_err checkpoint(kr_fw_batch *b)
 	return e;
 }
 
-kr_err kr_fw_batch_finish(kr_fw_batch *b)
+KR_MUST_USE kr_err kr_fw_batch_finish(kr_fw_batch *b)
 {
 	KR_TRY(b->njobs ? flush(b) : kr_ok());
 	return checkpoint(b);
@@ -556,7 +560,7 @@ void kr_fw_batch_free(kr_fw_batch *b)
 
 /* ---- verification ------------------------------------------------------------ */
 
-kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root)
+KR_MUST_USE kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root)
 {
 	KR_AUTO(X509) anchor = NULL;
 	KR_TRY(kr_cert_read(root, &anchor));
@@ -572,13 +576,14 @@ kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *ro
 	return kr_ok();
 }
 
-kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz)
+KR_MUST_USE kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+				size_t sumsz)
 {
 	return o->format == KR_FW_CMS ? kr_fw_cms_verify(o, file, summary, sumsz)
 				      : kr_fw_mcuboot_verify(o, file, summary, sumsz);
 }
 
-kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *v)
+KR_MUST_USE kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *v)
 {
 	static const unsigned long max[4] = {255, 255, 65535, 0xffffffffUL};
 	unsigned long part[4] = {0};

@@ -16,8 +16,8 @@ typedef struct kr_fw_signer kr_fw_signer;
 /* Opens the signer: its certificate must be issued by its CA, be valid now,
  * allow codeSigning, be recorded as valid in the store, and hold the public
  * key of the token's key. */
-kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
-			 const kr_hsm_opts *opts, kr_fw_signer **out);
+KR_MUST_USE kr_err kr_fw_signer_open(const kr_config *cfg, const char *name, kr_store *store,
+				     const kr_hsm_opts *opts, kr_fw_signer **out);
 void kr_fw_signer_close(kr_fw_signer *s);
 /* SHA-256 of the signer certificate's DER, for records. */
 const uint8_t *kr_fw_signer_fingerprint(const kr_fw_signer *s);
@@ -81,21 +81,21 @@ typedef struct kr_fw_batch kr_fw_batch;
 typedef void (*kr_fw_report_cb)(const char *image, const kr_fw_result *r, const kr_err *e,
 				void *arg);
 
-kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, kr_fw_report_cb cb,
-		       void *arg, kr_fw_batch **out);
+KR_MUST_USE kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o,
+				   kr_fw_report_cb cb, void *arg, kr_fw_batch **out);
 /* Adds an image to the chunk, which is signed (and encrypted) when full.
  * An image's own failure goes to the callback and leaves nothing; the
  * return value is an error only when the run cannot go on (the token, the
  * store, the disk, keyrite itself), after what the callback was told. */
-kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
+KR_MUST_USE kr_err kr_fw_batch_add(kr_fw_batch *b, const char *image);
 /* Records and publishes what is pending, then signs a checkpoint of the
  * audit chain with the signer's key. */
-kr_err kr_fw_batch_finish(kr_fw_batch *b);
+KR_MUST_USE kr_err kr_fw_batch_finish(kr_fw_batch *b);
 /* Anything not finished is abandoned: no record, no file. */
 void kr_fw_batch_free(kr_fw_batch *b);
 
 /* Parses "MAJOR.MINOR.REVISION+BUILD" (the last two optional). */
-kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *out);
+KR_MUST_USE kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *out);
 
 typedef struct kr_fw_verify_opts {
 	kr_fw_format format;
@@ -107,6 +107,7 @@ typedef struct kr_fw_verify_opts {
 
 /* Checks a signed image: signature, the chain to the root, code signing.
  * KR_EVERIFY with the reason when it does not hold. */
-kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz);
+KR_MUST_USE kr_err kr_fw_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+				size_t sumsz);
 
 #endif

@@ -27,8 +27,8 @@ KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 /* SignedData without its content, over content whose digest d is known: the
  * signed attributes are contentType, signingTime and messageDigest (RFC 5652
  * section 11), and the token signs their DER through the worker's bridged key. */
-static kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *d, size_t dlen,
-			  const EVP_MD *md, uint8_t **der, int *derlen)
+static KR_MUST_USE kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *d,
+				      size_t dlen, const EVP_MD *md, uint8_t **der, int *derlen)
 {
 	const kr_fw_signer *s = j->s;
 	KR_ENSURE(j->lane->evp, KR_EINPUT,
@@ -67,7 +67,7 @@ typedef struct hdr {
 	int tag, cls;
 } hdr;
 
-static kr_err read_hdr(const uint8_t **p, const uint8_t *end, hdr *h)
+static KR_MUST_USE kr_err read_hdr(const uint8_t **p, const uint8_t *end, hdr *h)
 {
 	h->at = *p;
 	int r = ASN1_get_object(p, &h->len, &h->tag, &h->cls, end - *p);
@@ -87,8 +87,8 @@ static uint8_t *put_hdr(uint8_t *out, int constructed, int len, int tag, int cls
  * eContentType and lengthening the four SEQUENCEs around it. The content is
  * copied from the image in a stream and hashed again on the way: it must
  * still be what was signed. */
-static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *img,
-			     const EVP_MD *md, const uint8_t *d, kr_fs_out *out)
+static KR_MUST_USE kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *img,
+					 const EVP_MD *md, const uint8_t *d, kr_fs_out *out)
 {
 	const uint8_t *p = der, *end = der + derlen;
 	hdr ci, oid, ex, sd, ver, algs, eci;
@@ -148,8 +148,8 @@ static kr_err write_embedded(const uint8_t *der, int derlen, const kr_fw_image *
 /* Signs the content [0, size) of img (a firmware package, or the encrypted
  * one), whose digest under the signer's hash is d, into path: detached, or
  * with the content encapsulated. */
-static kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, const char *ctype, const uint8_t *d,
-		      const char *path)
+static KR_MUST_USE kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, const char *ctype,
+				  const uint8_t *d, const char *path)
 {
 	kr_sig_alg alg;
 	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
@@ -164,7 +164,7 @@ static kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, const char *ctype, c
 
 /* ---- AuthEnvelopedData ----------------------------------------------------------- */
 
-static kr_err add_recipient(CMS_ContentInfo *cms, const kr_fw_recipient *r)
+static KR_MUST_USE kr_err add_recipient(CMS_ContentInfo *cms, const kr_fw_recipient *r)
 {
 	KR_ENSURE(r->cert, KR_EINPUT, "recipient %s: CMS needs a certificate, not a bare key",
 		  r->name);
@@ -194,7 +194,8 @@ typedef struct kek_slot {
 	size_t idlen;
 } kek_slot;
 
-static kr_err add_kek(CMS_ContentInfo *cms, kr_hsm_session *hs, const char *label, kek_slot *k)
+static KR_MUST_USE kr_err add_kek(CMS_ContentInfo *cms, kr_hsm_session *hs, const char *label,
+				  kek_slot *k)
 {
 	k->idlen = sizeof k->id;
 	KR_TRY(kr_hsm_kek_id(hs, label, k->id, &k->idlen));
@@ -213,7 +214,7 @@ static kr_err add_kek(CMS_ContentInfo *cms, kr_hsm_session *hs, const char *labe
 
 /* Finds the encryptedKey of each KEKRecipientInfo ([2], RFC 5652 section
  * 6.2.3) in the head of the streamed encoding, in order. */
-static kr_err find_kek_keys(const uint8_t *buf, size_t n, long *offsets, int want)
+static KR_MUST_USE kr_err find_kek_keys(const uint8_t *buf, size_t n, long *offsets, int want)
 {
 	const uint8_t *p = buf, *end = buf + n;
 	/* ContentInfo, [0], AuthEnvelopedData are streamed: indefinite length */
@@ -254,7 +255,8 @@ static kr_err find_kek_keys(const uint8_t *buf, size_t n, long *offsets, int wan
 	return kr_ok();
 }
 
-static kr_err rewrap(kr_hsm_session *hs, const kr_fw_opts *o, kr_fs_out *out, kek_slot *keks)
+static KR_MUST_USE kr_err rewrap(kr_hsm_session *hs, const kr_fw_opts *o, kr_fs_out *out,
+				 kek_slot *keks)
 {
 	uint8_t head[1 << 16];
 	ssize_t n = pread(out->fd, head, sizeof head, 0);
@@ -285,8 +287,8 @@ static kr_err rewrap(kr_hsm_session *hs, const kr_fw_opts *o, kr_fs_out *out, ke
 
 /* Streams the AuthEnvelopedData of the image to out, checking on the way
  * that the image is the one hashed before (its SHA-256 in want). */
-static kr_err envelop(const kr_fw_job *j, const kr_fw_image *img, const uint8_t want[32],
-		      kr_fs_out *out)
+static KR_MUST_USE kr_err envelop(const kr_fw_job *j, const kr_fw_image *img,
+				  const uint8_t want[32], kr_fs_out *out)
 {
 	const kr_fw_opts *o = j->o;
 	KR_AUTO(CMS_ContentInfo) cms = CMS_AuthEnvelopedData_create(EVP_aes_256_gcm());
@@ -327,7 +329,7 @@ static kr_err envelop(const kr_fw_job *j, const kr_fw_image *img, const uint8_t 
 
 /* ---- per image ------------------------------------------------------------------- */
 
-kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
+KR_MUST_USE kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
 {
 	const kr_fw_opts *o = j->o;
 	char sig_path[4096], enc_path[4096];
@@ -354,7 +356,8 @@ kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
 
 /* ---- verification ------------------------------------------------------------------ */
 
-kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz)
+KR_MUST_USE kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+				    size_t sumsz)
 {
 	KR_AUTO(BIO) in = BIO_new_file(file, "rb");
 	KR_OSSL(in, KR_EIO, "%s: cannot open", file);

@@ -34,15 +34,16 @@ typedef struct kr_fw_image {
 
 /* One pass over the whole image: its digest under md into d, and its
  * SHA-256 into sha256 if that is not NULL. */
-kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d, uint8_t *sha256);
+KR_MUST_USE kr_err kr_fw_digest(const kr_fw_image *img, const EVP_MD *md, uint8_t *d,
+				uint8_t *sha256);
 
 /* Opens path read-only: a regular, non-empty file (img->fd, img->size). */
-kr_err kr_fw_image_open(const char *path, kr_fw_image *img);
+KR_MUST_USE kr_err kr_fw_image_open(const char *path, kr_fw_image *img);
 
 /* Feeds bytes [from, from + len) of the image to each digest (NULL ends the
  * list) and, if out is set, copies them there, encrypted by enc if set. */
-kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len, EVP_MD_CTX *const *mds,
-		    kr_fs_out *out, EVP_CIPHER_CTX *enc);
+KR_MUST_USE kr_err kr_fw_stream(const kr_fw_image *img, off_t from, uint64_t len,
+				EVP_MD_CTX *const *mds, kr_fs_out *out, EVP_CIPHER_CTX *enc);
 
 /* What one batch worker signs with: a session, for CMS the key bridged for
  * OpenSSL's CMS code (on a session of its own), and a read buffer. */
@@ -68,20 +69,21 @@ typedef struct kr_fw_job {
 } kr_fw_job;
 
 /* Opens an output of the image being signed (its path joins the result). */
-kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out);
+KR_MUST_USE kr_err kr_fw_out_new(kr_fw_job *j, const char *path, kr_fs_out **out);
 
 /* "DIR/BASE" + suffix, BASE without ".bin" if strip_bin. */
-kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix, int strip_bin,
-			 char *out, size_t outsz);
+KR_MUST_USE kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, const char *suffix,
+				     int strip_bin, char *out, size_t outsz);
 
-kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img);
-kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
+KR_MUST_USE kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img);
+KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
 
 /* The certificate chains to the root and may sign code. */
-kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);
+KR_MUST_USE kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);
 
-kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file, char *summary, size_t sumsz);
-kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
-			    size_t sumsz);
+KR_MUST_USE kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+				    size_t sumsz);
+KR_MUST_USE kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+					size_t sumsz);
 
 #endif

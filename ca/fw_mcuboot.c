@@ -79,7 +79,7 @@ static void parse_fields(mcu_image *m, const uint8_t *h)
 
 /* An input that already has a header (the vendor's build, with header
  * padding): its fields must describe the file exactly. */
-static kr_err read_headered(const kr_fw_image *img, mcu_image *m)
+static KR_MUST_USE kr_err read_headered(const kr_fw_image *img, mcu_image *m)
 {
 	uint8_t h[IMAGE_HEADER_SIZE];
 	KR_ENSURE(img->size >= IMAGE_HEADER_SIZE &&
@@ -114,7 +114,7 @@ static kr_err read_headered(const kr_fw_image *img, mcu_image *m)
 }
 
 /* A raw binary: keyrite writes the header (zero padding up to its size). */
-static kr_err make_header(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
+static KR_MUST_USE kr_err make_header(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
 {
 	KR_ENSURE(o->header_size >= IMAGE_HEADER_SIZE, KR_EUSAGE, "--header-size %u: at least 32",
 		  o->header_size);
@@ -144,7 +144,7 @@ typedef struct mcu_alg {
 	kr_sig_scheme scheme;
 } mcu_alg;
 
-static kr_err alg_for(kr_key_type t, mcu_alg *a)
+static KR_MUST_USE kr_err alg_for(kr_key_type t, mcu_alg *a)
 {
 	switch (t) {
 	case KR_KEY_EC_P256:
@@ -171,7 +171,7 @@ static kr_err alg_for(kr_key_type t, mcu_alg *a)
 /* The key hash TLV: the image hash of the key as the bootloader embeds it
  * (imgtool getpub): SubjectPublicKeyInfo for EC and Ed25519, PKCS#1
  * RSAPublicKey for RSA. */
-static kr_err key_hash(EVP_PKEY *pub, const EVP_MD *md, uint8_t *out, unsigned *len)
+static KR_MUST_USE kr_err key_hash(EVP_PKEY *pub, const EVP_MD *md, uint8_t *out, unsigned *len)
 {
 	uint8_t *der = NULL;
 	int n = EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA ? i2d_PublicKey(pub, &der)
@@ -186,8 +186,8 @@ static kr_err key_hash(EVP_PKEY *pub, const EVP_MD *md, uint8_t *out, unsigned *
 /* ECDSA and RSA-PSS (salt = hash length, MGF1 with it) sign the digest;
  * Ed25519 signs the 32 digest bytes as its message (MCUboot's
  * image_ed25519.c verifies over the hash). */
-static kr_err sig_verify(EVP_PKEY *pub, const mcu_alg *a, const uint8_t *d, size_t dlen,
-			 const uint8_t *sig, size_t siglen)
+static KR_MUST_USE kr_err sig_verify(EVP_PKEY *pub, const mcu_alg *a, const uint8_t *d, size_t dlen,
+				     const uint8_t *sig, size_t siglen)
 {
 	int ok;
 	if (a->scheme == KR_SIG_EDDSA) {
@@ -211,8 +211,8 @@ static kr_err sig_verify(EVP_PKEY *pub, const mcu_alg *a, const uint8_t *d, size
 
 /* Hashes header + image + protected TLVs; with out, also writes them (the
  * image encrypted under enc when set). */
-static kr_err region(const kr_fw_image *img, const mcu_image *m, const uint8_t *header,
-		     const mcu_alg *a, uint8_t *d, kr_fs_out *out, EVP_CIPHER_CTX *enc)
+static KR_MUST_USE kr_err region(const kr_fw_image *img, const mcu_image *m, const uint8_t *header,
+				 const mcu_alg *a, uint8_t *d, kr_fs_out *out, EVP_CIPHER_CTX *enc)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
 	KR_OSSL(ctx && EVP_DigestInit_ex(ctx, a->md, NULL) &&
@@ -246,7 +246,7 @@ static void tlv_add(tlv_area *t, int type, const uint8_t *v, size_t n)
 
 /* ---- ECIES-P256 (MCUboot's encrypted.c, "MCUBoot_ECIES_v1") -------------------------- */
 
-static kr_err p256_key(const kr_fw_recipient *r, EVP_PKEY **pub)
+static KR_MUST_USE kr_err p256_key(const kr_fw_recipient *r, EVP_PKEY **pub)
 {
 	*pub = r->cert ? X509_get0_pubkey(r->cert) : r->key;
 	kr_key_type t;
@@ -260,7 +260,7 @@ static kr_err p256_key(const kr_fw_recipient *r, EVP_PKEY **pub)
  * HKDF-SHA256 (no salt, info "MCUBoot_ECIES_v1") to 48 bytes: an AES-128
  * key that encrypts the image key in CTR mode from a zero counter, and an
  * HMAC-SHA256 key for the tag over the encrypted image key. */
-static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN])
+static KR_MUST_USE kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN])
 {
 	KR_AUTO(EVP_PKEY) eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	KR_AUTO(EVP_PKEY_CTX) dh = eph ? EVP_PKEY_CTX_new(eph, NULL) : NULL;
@@ -297,9 +297,9 @@ static kr_err ecies(EVP_PKEY *peer, const uint8_t key[16], uint8_t tlv[ECIES_LEN
 /* One encrypted copy for recipient r: header, image encrypted under a fresh
  * key that the ECIES TLV carries, protected TLVs, and the TLV area; the
  * region is hashed again on the way and must match what the token signed. */
-static kr_err write_copy(kr_fw_job *j, const kr_fw_image *img, const mcu_image *m, const mcu_alg *a,
-			 const uint8_t *d, const tlv_area *tlvs, const kr_fw_recipient *r,
-			 const char *path)
+static KR_MUST_USE kr_err write_copy(kr_fw_job *j, const kr_fw_image *img, const mcu_image *m,
+				     const mcu_alg *a, const uint8_t *d, const tlv_area *tlvs,
+				     const kr_fw_recipient *r, const char *path)
 {
 	tlv_area t = *tlvs;
 	uint8_t key[16], again[EVP_MAX_MD_SIZE], zero[16] = {0}, v[ECIES_LEN];
@@ -324,7 +324,8 @@ static kr_err write_copy(kr_fw_job *j, const kr_fw_image *img, const mcu_image *
 
 /* The TLV area for digest d: key hash, image hash, and the token's
  * signature, checked before it is used. */
-static kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, const uint8_t *d, tlv_area *t)
+static KR_MUST_USE kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, const uint8_t *d,
+				      tlv_area *t)
 {
 	const kr_fw_signer *s = j->s;
 	uint8_t kh[EVP_MAX_MD_SIZE], sig[KR_HSM_MAX_SIG];
@@ -344,7 +345,7 @@ static kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, const uint8_t *d
 	return kr_ok();
 }
 
-static kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
+static KR_MUST_USE kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
 {
 	const kr_fw_opts *o = j->o;
 	mcu_alg a;
@@ -376,7 +377,7 @@ static kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
 	return kr_ok();
 }
 
-kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img)
+KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img)
 {
 	KR_ENSURE(j->o->nkeks == 0, KR_EUSAGE,
 		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
@@ -396,7 +397,7 @@ typedef struct found_tlvs {
 	int hash_type, sig_type;
 } found_tlvs;
 
-static kr_err walk_tlvs(const char *file, const uint8_t *p, size_t n, found_tlvs *f)
+static KR_MUST_USE kr_err walk_tlvs(const char *file, const uint8_t *p, size_t n, found_tlvs *f)
 {
 	KR_ENSURE(n >= 4 && le16(p) == TLV_INFO_MAGIC && le16(p + 2) == n, KR_EVERIFY,
 		  "%s: no TLV area where the header says (magic 0x6907 and its length)", file);
@@ -420,8 +421,8 @@ static kr_err walk_tlvs(const char *file, const uint8_t *p, size_t n, found_tlvs
 	return kr_ok();
 }
 
-static kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_image *img, mcu_image *m,
-			  X509 *cert, char *summary, size_t sumsz)
+static KR_MUST_USE kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_image *img,
+				      mcu_image *m, X509 *cert, char *summary, size_t sumsz)
 {
 	uint8_t h[IMAGE_HEADER_SIZE];
 	KR_ENSURE(pread(img->fd, h, sizeof h, 0) == (ssize_t)sizeof h && le32(h) == IMAGE_MAGIC,
@@ -476,8 +477,8 @@ static kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_image *img, mc
 	return kr_ok();
 }
 
-kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
-			    size_t sumsz)
+KR_MUST_USE kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *file, char *summary,
+					size_t sumsz)
 {
 	KR_ENSURE(o->cert, KR_EUSAGE, "MCUboot images carry no certificate: give --cert");
 	STACK_OF(X509) *rest = NULL; /* the signer's certificate, then its chain */

@@ -4,6 +4,7 @@
 #include "requests.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
+#include "../util/hash.h"
 #include "../util/json.h"
 #include "../util/parallel.h"
 #include "../util/text.h"
@@ -141,11 +142,11 @@ static void stage_sign(batch *b, req *r, int worker)
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
 	kr_err e = kr_leaf_tbs(b->leaf, &lr, &tbs, &tbslen);
-	if (!kr_failed(&e)) {
-		EVP_Digest(tbs, (size_t)tbslen, r->tbs_sha256, NULL, EVP_sha256(), NULL);
+	if (!kr_failed(&e))
+		e = kr_sha256(tbs, (size_t)tbslen, r->tbs_sha256);
+	if (!kr_failed(&e))
 		e = kr_signer_sign(&b->ca->signer, b->sessions[worker], tbs, (size_t)tbslen, sig,
 				   &siglen);
-	}
 	if (!kr_failed(&e))
 		e = kr_leaf_finish(b->leaf, tbs, tbslen, sig, siglen, &r->der, &r->der_len);
 	if (kr_failed(&e)) {
@@ -178,7 +179,7 @@ static void already(req *r, const kr_prior *prior)
 }
 
 /* Decides each acceptable request's fate against the store, and reserves. */
-static kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
+static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
 	if (duplicate_in_chunk(c, r)) {
 		reject(r, "duplicate: the same CSR appears earlier in this batch");
@@ -244,7 +245,7 @@ static kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 	return kr_ok();
 }
 
-static kr_err reserve_all(batch *b, chunk *c)
+static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 {
 	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)c->n * 16);
 	KR_ENSURE(rnd, KR_EINTERNAL, "out of memory");
@@ -279,7 +280,7 @@ static char *names_of(const req *r)
 	return s;
 }
 
-static kr_err record(batch *b, chunk *c)
+static KR_MUST_USE kr_err record(batch *b, chunk *c)
 {
 	KR_TRY(kr_store_begin(b->store));
 	kr_err e = kr_ok();
@@ -318,7 +319,7 @@ static kr_err record(batch *b, chunk *c)
 }
 
 /* Device certificates are named by their DNS name, others by serial. */
-static kr_err file_name(const batch *b, req *r)
+static KR_MUST_USE kr_err file_name(const batch *b, req *r)
 {
 	char serial[41];
 	kr_hex_upper(r->serial, r->serial_len, serial);
@@ -332,7 +333,7 @@ static kr_err file_name(const batch *b, req *r)
 
 /* The request's certificate into its file: written, or (a re-run) found
  * there already with the same bytes. *wrote: 1 if written now. */
-static kr_err write_file(const batch *b, req *r, int *wrote)
+static KR_MUST_USE kr_err write_file(const batch *b, req *r, int *wrote)
 {
 	KR_TRY(file_name(b, r));
 	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());
@@ -356,7 +357,7 @@ static kr_err write_file(const batch *b, req *r, int *wrote)
 /* Certificates reach files only after they are committed to the store. A
  * request whose file could not be written is reported without one (its
  * name may be another file's). */
-static kr_err write_files(batch *b, chunk *c)
+static KR_MUST_USE kr_err write_files(batch *b, chunk *c)
 {
 	int wrote = 0;
 	for (int i = 0; i < c->n; i++) {
@@ -460,7 +461,7 @@ static void clear_chunk(chunk *c)
 	c->n = 0;
 }
 
-static kr_err first_failure(const chunk *c)
+static KR_MUST_USE kr_err first_failure(const chunk *c)
 {
 	for (int i = 0; i < c->n; i++)
 		if (c->reqs[i].state == R_FAILED)
@@ -469,7 +470,7 @@ static kr_err first_failure(const chunk *c)
 }
 
 /* Reads the next chunk, parses its requests (workers) and reserves. */
-static kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
+static KR_MUST_USE kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
 {
 	for (c->n = 0; c->n < size && *more;) {
 		KR_TRY(kr_reader_next(rd, &c->reqs[c->n].in, more));
@@ -528,7 +529,7 @@ static void write_all(batch *b, chunk *c)
  * certificates are recorded, so they are reported even if writing failed;
  * those without a file have none in the report), in input order, then
  * emptied for the next read. */
-static kr_err written(batch *b, step *writing)
+static KR_MUST_USE kr_err written(batch *b, step *writing)
 {
 	if (!writing->running)
 		return kr_ok();
@@ -544,7 +545,7 @@ static kr_err written(batch *b, step *writing)
  * parsed and reserved, and the files of the one before are written. The
  * order that makes a batch crash-safe holds for each chunk: reserved and
  * committed, then signed, then recorded and committed, then written. */
-static kr_err run_chunks(batch *b, kr_reader *rd, int size)
+static KR_MUST_USE kr_err run_chunks(batch *b, kr_reader *rd, int size)
 {
 	chunk *cur = &b->chunks[0], *next = &b->chunks[1], *spare = &b->chunks[2];
 	step signing = {0}, writing = {0};
@@ -585,7 +586,7 @@ static kr_err run_chunks(batch *b, kr_reader *rd, int size)
 	return written(b, &writing);
 }
 
-static kr_err write_chain(batch *b)
+static KR_MUST_USE kr_err write_chain(batch *b)
 {
 	char path[PATH_MAX], *pem = NULL;
 	size_t len = 0;
@@ -605,7 +606,7 @@ static kr_err write_chain(batch *b)
 	return e;
 }
 
-static kr_err setup(batch *b, kr_config *cfg)
+static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 {
 	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signer, &b->leaf));
 	KR_TRY(kr_leaf_validity(b->leaf, time(NULL), &b->validity));
@@ -641,7 +642,7 @@ static kr_err setup(batch *b, kr_config *cfg)
 
 /* The checkpoint and the batch's counts, even after a failure: whatever was
  * committed is covered. */
-static kr_err finish(batch *b)
+static KR_MUST_USE kr_err finish(batch *b)
 {
 	kr_batch_counts c = {b->sum->issued, b->sum->rejected, b->sum->already};
 	KR_TRY(kr_store_begin(b->store));
@@ -655,9 +656,9 @@ static kr_err finish(batch *b)
 	return kr_store_commit(b->store);
 }
 
-kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const kr_profile *p,
-		      char *const *inputs, int ninputs, const kr_issue_opts *o,
-		      kr_issue_summary *sum)
+KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca,
+				  const kr_profile *p, char *const *inputs, int ninputs,
+				  const kr_issue_opts *o, kr_issue_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
 	int size = o->chunk > 0 ? o->chunk : 1000;

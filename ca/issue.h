@@ -41,8 +41,8 @@ typedef struct kr_issue_summary {
  * "key too weak"); past KR_MAX_REASONS - 1 kinds, under "other reasons". */
 void kr_issue_summary_add(kr_issue_summary *s, const char *reason);
 
-kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca, const kr_profile *p,
-		      char *const *inputs, int ninputs, const kr_issue_opts *o,
-		      kr_issue_summary *sum);
+KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca,
+				  const kr_profile *p, char *const *inputs, int ninputs,
+				  const kr_issue_opts *o, kr_issue_summary *sum);
 
 #endif

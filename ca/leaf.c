@@ -32,7 +32,7 @@ void kr_leaf_free(kr_leaf *l)
 
 /* The AlgorithmIdentifier the signer's signatures carry, as OpenSSL writes
  * it for that key type (RSA-PSS parameters included). */
-static kr_err signature_algorithm(const kr_signer *s, X509_ALGOR **out)
+static KR_MUST_USE kr_err signature_algorithm(const kr_signer *s, X509_ALGOR **out)
 {
 	KR_AUTO(X509) dummy = X509_new();
 	KR_OSSL(dummy && X509_set_pubkey(dummy, s->throwaway), KR_EINTERNAL, "draft");
@@ -44,7 +44,7 @@ static kr_err signature_algorithm(const kr_signer *s, X509_ALGOR **out)
 	return kr_ok();
 }
 
-static kr_err fixed_extensions(kr_leaf *l, CONF *conf)
+static KR_MUST_USE kr_err fixed_extensions(kr_leaf *l, CONF *conf)
 {
 	l->fixed = sk_X509_EXTENSION_new_null();
 	KR_OSSL(l->fixed, KR_EINTERNAL, "out of memory");
@@ -102,7 +102,7 @@ static int any_dns_within(const char *name, STACK_OF(GENERAL_SUBTREE) * trees, i
 	return hit;
 }
 
-kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns)
+KR_MUST_USE kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns)
 {
 	if (!l->nc)
 		return kr_ok();
@@ -115,7 +115,7 @@ kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns)
 	return kr_ok();
 }
 
-kr_err kr_leaf_validity(const kr_leaf *l, time_t now, KR_VALIDITY **out)
+KR_MUST_USE kr_err kr_leaf_validity(const kr_leaf *l, time_t now, KR_VALIDITY **out)
 {
 	KR_VALIDITY *v = (KR_VALIDITY *)ASN1_item_new(ASN1_ITEM_rptr(KR_VALIDITY));
 	/* ASN1_TIME_adj picks UTCTime or GeneralizedTime by year (RFC 5280 4.1.2.5). */
@@ -135,7 +135,7 @@ kr_err kr_leaf_validity(const kr_leaf *l, time_t now, KR_VALIDITY **out)
 	return kr_ok();
 }
 
-static kr_err subject(const kr_leaf *l, const char *cn, X509_NAME **out)
+static KR_MUST_USE kr_err subject(const kr_leaf *l, const char *cn, X509_NAME **out)
 {
 	KR_ENSURE(cn && cn[0] && strlen(cn) <= 64, KR_EPOLICY,
 		  "subject common name must be 1 to 64 characters (RFC 5280 appendix A)");
@@ -188,8 +188,9 @@ static X509_EXTENSION *ski(const kr_csr *c)
 
 /* The per-certificate extensions go after the shared ones; they are freed
  * by the caller, the shared ones never. */
-static kr_err extensions(const kr_leaf *l, const kr_leaf_req *r, STACK_OF(X509_EXTENSION) * *all,
-			 STACK_OF(X509_EXTENSION) * *own)
+static KR_MUST_USE kr_err extensions(const kr_leaf *l, const kr_leaf_req *r,
+				     STACK_OF(X509_EXTENSION) * *all,
+				     STACK_OF(X509_EXTENSION) * *own)
 {
 	*all = sk_X509_EXTENSION_new_reserve(NULL, sk_X509_EXTENSION_num(l->fixed) + 4);
 	*own = sk_X509_EXTENSION_new_reserve(NULL, 4);
@@ -210,7 +211,7 @@ static kr_err extensions(const kr_leaf *l, const kr_leaf_req *r, STACK_OF(X509_E
 	return kr_ok();
 }
 
-kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *len)
+KR_MUST_USE kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *len)
 {
 	KR_AUTO(BIGNUM) sn = ASN1_INTEGER_to_BN(r->serial, NULL);
 	KR_ENSURE(sn && !BN_is_negative(sn) && !BN_is_zero(sn) && BN_num_bits(sn) / 8 + 1 <= 20,
@@ -243,15 +244,16 @@ kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *l
 	return e;
 }
 
-kr_err kr_leaf_finish(const kr_leaf *l, const uint8_t *tbs, int tbslen, const uint8_t *sig,
-		      size_t siglen, uint8_t **der, int *derlen)
+KR_MUST_USE kr_err kr_leaf_finish(const kr_leaf *l, const uint8_t *tbs, int tbslen,
+				  const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
 {
 	return kr_sign_assemble(tbs, (size_t)tbslen, l->sigalg, sig, siglen, der, derlen);
 }
 
 /* A request for a throwaway key of the profile's first key type, with names
  * of the profile's form. */
-static kr_err sample_request(const kr_leaf *l, EVP_PKEY **key, kr_csr *c, char *name, size_t sz)
+static KR_MUST_USE kr_err sample_request(const kr_leaf *l, EVP_PKEY **key, kr_csr *c, char *name,
+					 size_t sz)
 {
 	kr_key_type t = KR_KEY_EC_P256;
 	for (int i = KR_KEY_ED25519; i >= 0; i--)
@@ -264,8 +266,7 @@ static kr_err sample_request(const kr_leaf *l, EVP_PKEY **key, kr_csr *c, char *
 	int nbits = 0;
 	int ok = c->spki_len > 0 && xp && X509_PUBKEY_set(&xp, *key) &&
 		 X509_PUBKEY_get0_param(NULL, &bits, &nbits, NULL, xp);
-	if (ok)
-		EVP_Digest(bits, (size_t)nbits, c->key_sha1, NULL, EVP_sha1(), NULL);
+	ok = ok && EVP_Digest(bits, (size_t)nbits, c->key_sha1, NULL, EVP_sha1(), NULL);
 	X509_PUBKEY_free(xp);
 	KR_OSSL(ok, KR_EINTERNAL, "sample key");
 	c->key_type = t;
@@ -277,7 +278,7 @@ static kr_err sample_request(const kr_leaf *l, EVP_PKEY **key, kr_csr *c, char *
 
 /* The profile lint: this builder's output for a sample request, signed with
  * the signer's throwaway key, through the full pre-issuance lint. */
-static kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
+static KR_MUST_USE kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
 {
 	KR_AUTO(EVP_PKEY) key = NULL;
 	kr_csr c = {0};
@@ -285,7 +286,9 @@ static kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
 	kr_err e = sample_request(l, &key, &c, name, sizeof name);
 	const char *dns[1] = {name};
 	uint8_t rnd[16];
-	RAND_bytes(rnd, sizeof rnd);
+	if (!kr_failed(&e) && RAND_bytes(rnd, sizeof rnd) != 1)
+		e = kr_err_ossl(KR_EINTERNAL, "profile %s: drawing the sample's serial",
+				l->p->name);
 	rnd[0] = (rnd[0] & 0x7f) | 1;
 	KR_AUTO(BIGNUM) bn = BN_bin2bn(rnd, sizeof rnd, NULL);
 	KR_AUTO(ASN1_INTEGER) serial = BN_to_ASN1_INTEGER(bn, NULL);
@@ -318,8 +321,8 @@ static kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
 	return e;
 }
 
-kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer, const kr_signer *signer,
-		   kr_leaf **out)
+KR_MUST_USE kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer,
+			       const kr_signer *signer, kr_leaf **out)
 {
 	kr_leaf *l = calloc(1, sizeof *l);
 	KR_ENSURE(l, KR_EINTERNAL, "out of memory");

@@ -18,13 +18,13 @@
 
 typedef struct kr_leaf kr_leaf;
 
-kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer, const kr_signer *signer,
-		   kr_leaf **out);
+KR_MUST_USE kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer,
+			       const kr_signer *signer, kr_leaf **out);
 void kr_leaf_free(kr_leaf *l);
 
 /* Validity for certificates made now: the profile's days, refused if it
  * would outlast the issuer. Shared by every certificate of a chunk. */
-kr_err kr_leaf_validity(const kr_leaf *l, time_t now, KR_VALIDITY **out);
+KR_MUST_USE kr_err kr_leaf_validity(const kr_leaf *l, time_t now, KR_VALIDITY **out);
 
 typedef struct kr_leaf_req {
 	const kr_csr *csr;
@@ -37,12 +37,12 @@ typedef struct kr_leaf_req {
 
 /* A DNS name the issuing CA's nameConstraints allow (RFC 5280 4.2.1.10);
  * KR_EPOLICY otherwise. */
-kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns);
+KR_MUST_USE kr_err kr_leaf_check_name(const kr_leaf *l, const char *dns);
 
 /* The DER TBSCertificate. Thread-safe: l is only read. */
-kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *len);
+KR_MUST_USE kr_err kr_leaf_tbs(const kr_leaf *l, const kr_leaf_req *r, uint8_t **tbs, int *len);
 /* The signed certificate's DER. */
-kr_err kr_leaf_finish(const kr_leaf *l, const uint8_t *tbs, int tbslen, const uint8_t *sig,
-		      size_t siglen, uint8_t **der, int *derlen);
+KR_MUST_USE kr_err kr_leaf_finish(const kr_leaf *l, const uint8_t *tbs, int tbslen,
+				  const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen);
 
 #endif

@@ -28,7 +28,7 @@ static void add(findings *f, const char *fmt, ...)
 	f->n++;
 }
 
-static kr_err verdict(const findings *f, const char *what)
+static KR_MUST_USE kr_err verdict(const findings *f, const char *what)
 {
 	KR_ENSURE(f->n == 0, KR_EPOLICY, "pre-issuance lint refused the %s: %s", what, f->text);
 	return kr_ok();
@@ -185,7 +185,7 @@ static void lint_key(findings *f, X509 *x)
 		add(f, "subject key: %s", e.msg);
 }
 
-kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_method)
+KR_MUST_USE kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_method)
 {
 	findings f = {"", 0};
 	if (X509_get_version(x) != X509_VERSION_3)
@@ -222,7 +222,7 @@ kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int check_ski_meth
 	return verdict(&f, "certificate");
 }
 
-kr_err kr_lint_crl(X509_CRL *crl, X509 *issuer)
+KR_MUST_USE kr_err kr_lint_crl(X509_CRL *crl, X509 *issuer)
 {
 	findings f = {"", 0};
 	if (X509_CRL_get_version(crl) != X509_CRL_VERSION_2)

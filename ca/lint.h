@@ -10,7 +10,7 @@
 
 /* issuer NULL: cert is self-signed. check_ski_method: the SKI must be the
  * SHA-1 of the key (true for every key keyrite generates). */
-kr_err kr_lint_cert(X509 *cert, X509 *issuer, kr_cert_role role, int check_ski_method);
-kr_err kr_lint_crl(X509_CRL *crl, X509 *issuer);
+KR_MUST_USE kr_err kr_lint_cert(X509 *cert, X509 *issuer, kr_cert_role role, int check_ski_method);
+KR_MUST_USE kr_err kr_lint_crl(X509_CRL *crl, X509 *issuer);
 
 #endif

@@ -44,7 +44,7 @@ static int is_csv(const char *path)
 	return n > 4 && strcasecmp(path + n - 4, ".csv") == 0;
 }
 
-kr_err kr_reader_open(char *const *paths, int n, kr_reader **out)
+KR_MUST_USE kr_err kr_reader_open(char *const *paths, int n, kr_reader **out)
 {
 	for (int i = 0; i < n; i++) {
 		struct stat st;
@@ -125,7 +125,7 @@ static void read_csr_file(const char *path, kr_input *in)
 
 static int csr_entry(const struct dirent *d) { return d->d_name[0] != '.'; }
 
-static kr_err start(kr_reader *r, const char *path, int *file_done, kr_input *in)
+static KR_MUST_USE kr_err start(kr_reader *r, const char *path, int *file_done, kr_input *in)
 {
 	*file_done = 0;
 	if (strcmp(path, "-") == 0) {
@@ -328,7 +328,7 @@ static int stdin_next(kr_reader *r, kr_input *in, kr_err *err)
 	return 1;
 }
 
-kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more)
+KR_MUST_USE kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more)
 {
 	kr_input_clear(in);
 	for (;;) {

@@ -28,10 +28,10 @@ void kr_input_clear(kr_input *in);
 typedef struct kr_reader kr_reader;
 
 /* Refuses (nothing done) an input that does not exist or cannot be read. */
-kr_err kr_reader_open(char *const *paths, int n, kr_reader **out);
+KR_MUST_USE kr_err kr_reader_open(char *const *paths, int n, kr_reader **out);
 void kr_reader_close(kr_reader *r);
 /* 1: *in holds the next request; 0: no more. A read error of an input as a
  * whole (stdin failing) is returned as an error. */
-kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more);
+KR_MUST_USE kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more);
 
 #endif

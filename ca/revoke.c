@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
+KR_MUST_USE kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
 {
 	char clean[64];
 	size_t n = 0;
@@ -35,32 +35,24 @@ typedef struct revoked {
 	kr_crl_entry *v;
 	ASN1_INTEGER **serials;
 	size_t n, cap, serials_cap;
-	int oom;
 } revoked;
 
-static void collect(const uint8_t *serial, size_t len, int64_t when, int reason, void *arg)
+static KR_MUST_USE kr_err collect(const uint8_t *serial, size_t len, int64_t when, int reason,
+				  void *arg)
 {
 	revoked *r = arg;
-	kr_err e = kr_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v);
-	if (!kr_failed(&e))
-		e = kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1,
-			    sizeof(ASN1_INTEGER *));
-	if (kr_failed(&e)) {
-		r->oom = 1;
-		return;
-	}
+	KR_TRY(kr_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v));
+	KR_TRY(kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1, sizeof(ASN1_INTEGER *)));
 	BIGNUM *bn = BN_bin2bn(serial, (int)len, NULL);
 	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 	BN_free(bn);
-	if (!ai) {
-		r->oom = 1;
-		return;
-	}
+	KR_OSSL(ai, KR_EINTERNAL, "a revoked serial");
 	r->serials[r->n] = ai;
 	r->v[r->n++] = (kr_crl_entry){ai, (time_t)when, reason};
+	return kr_ok();
 }
 
-static kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X509_CRL **out)
+static KR_MUST_USE kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X509_CRL **out)
 {
 	KR_AUTO(X509_CRL) draft = NULL;
 	KR_TRY(kr_crl_draft(spec, &draft));
@@ -69,7 +61,7 @@ static kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X509_CRL **out
 	return kr_sign_crl(&ca->signer, draft, X509_get0_pubkey(ca->cert), out);
 }
 
-kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number)
+KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number)
 {
 	if (out)
 		KR_TRY(kr_fs_must_not_exist(out));
@@ -86,8 +78,6 @@ kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *nu
 		e = kr_store_crl_next(store, ca->id, number);
 	if (!kr_failed(&e))
 		e = kr_store_revoked(store, ca->id, collect, &r);
-	if (!kr_failed(&e) && r.oom)
-		e = kr_errf(KR_EINTERNAL, "out of memory");
 	spec.number = (long)*number;
 	spec.revoked = r.v;
 	spec.nrevoked = r.n;

@@ -10,7 +10,7 @@
  * to-be-signed part travels as an opaque, already-encoded value, so the
  * signed bytes are exactly the bytes that were linted. */
 
-kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
+KR_MUST_USE kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
 {
 	KR_ENSURE(!pss || t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096,
 		  KR_EINPUT, "RSA-PSS needs an RSA key, not %s", kr_key_type_name(t));
@@ -30,7 +30,7 @@ kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
 	return kr_ok();
 }
 
-kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
+KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
 {
 	switch (t) {
 	case KR_KEY_EC_P256:
@@ -56,14 +56,14 @@ kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
 	return kr_ok();
 }
 
-kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss)
+KR_MUST_USE kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss)
 {
 	memset(s, 0, sizeof *s);
 	KR_TRY(kr_sig_alg_for(t, pss, &s->alg));
 	return kr_throwaway_key(t, &s->throwaway);
 }
 
-kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss)
+KR_MUST_USE kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss)
 {
 	KR_TRY(kr_signer_init_draft(s, kr_hsm_key_type(key), pss));
 	s->hsm = hsm;
@@ -77,7 +77,7 @@ void kr_signer_clear(kr_signer *s)
 	s->throwaway = NULL;
 }
 
-static kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
+static KR_MUST_USE kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -94,8 +94,8 @@ static kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
 	return kr_ok();
 }
 
-kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
-			    uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+KR_MUST_USE kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
+					uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -105,7 +105,7 @@ kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
 	return kr_ok();
 }
 
-kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
+KR_MUST_USE kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -113,7 +113,7 @@ kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
 	return kr_ok();
 }
 
-kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
+KR_MUST_USE kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -121,8 +121,8 @@ kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
 	return kr_ok();
 }
 
-kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
-		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+KR_MUST_USE kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs,
+				  size_t len, uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
 {
 	if (!session)
 		session = kr_hsm_main_session(s->hsm);
@@ -134,8 +134,8 @@ kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t
 	return kr_hsm_sign(session, s->key, s->alg.scheme, s->alg.md, md, mdlen, sig, siglen);
 }
 
-kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
-			const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
+KR_MUST_USE kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
+				    const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen)
 {
 	KR_SIGNED *obj = (KR_SIGNED *)ASN1_item_new(ASN1_ITEM_rptr(KR_SIGNED));
 	KR_OSSL(obj, KR_EINTERNAL, "out of memory");
@@ -158,8 +158,8 @@ kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg
 }
 
 /* The HSM's signature over tbs, assembled with alg into the signed DER. */
-static kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbslen,
-				const X509_ALGOR *alg, uint8_t **der, int *derlen)
+static KR_MUST_USE kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbslen,
+					    const X509_ALGOR *alg, uint8_t **der, int *derlen)
 {
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
@@ -167,14 +167,15 @@ static kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbsl
 	return kr_sign_assemble(tbs, (size_t)tbslen, alg, sig, siglen, der, derlen);
 }
 
-static kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *b, int blen, const char *what)
+static KR_MUST_USE kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *b, int blen,
+				     const char *what)
 {
 	KR_ENSURE(alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0, KR_EVERIFY,
 		  "the HSM-signed %s's to-be-signed bytes differ from the linted ones", what);
 	return kr_ok();
 }
 
-kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out)
+KR_MUST_USE kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out)
 {
 	KR_AUTO(uint8_t) tbs = NULL;
 	int tbslen = i2d_re_X509_tbs(linted, &tbs);
@@ -198,7 +199,8 @@ kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509
 	return kr_ok();
 }
 
-kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X509_CRL **out)
+KR_MUST_USE kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub,
+			       X509_CRL **out)
 {
 	KR_AUTO(uint8_t) tbs = NULL;
 	int tbslen = i2d_re_X509_CRL_tbs(linted, &tbs);
@@ -222,7 +224,7 @@ kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X
 	return kr_ok();
 }
 
-kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen)
+KR_MUST_USE kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen)
 {
 	EVP_PKEY *pub = kr_hsm_key_public(s->key);
 	KR_AUTO(X509_REQ) req = X509_REQ_new();

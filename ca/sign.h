@@ -20,9 +20,9 @@ typedef struct kr_sig_alg {
 
 /* P-256: ECDSA-SHA256, P-384: ECDSA-SHA384, RSA: PKCS#1 v1.5 SHA-256 or, with
  * pss, RSASSA-PSS SHA-256; Ed25519: pure EdDSA. */
-kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out);
+KR_MUST_USE kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out);
 
-kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out);
+KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out);
 
 typedef struct kr_signer {
 	kr_hsm *hsm;
@@ -31,35 +31,36 @@ typedef struct kr_signer {
 	EVP_PKEY *throwaway; /* owned: same type as key, for the lint pass */
 } kr_signer;
 
-kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss);
+KR_MUST_USE kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss);
 /* A signer for drafts only (no HSM): lints a profile before any key exists. */
-kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss);
+KR_MUST_USE kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss);
 void kr_signer_clear(kr_signer *s);
 
 /* Signs the draft with the throwaway key (filling in both signature
  * algorithm fields); afterwards the draft is what the lint examines. */
-kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft);
-kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft);
+KR_MUST_USE kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft);
+KR_MUST_USE kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft);
 
 /* HSM-signs the linted draft's to-be-signed bytes, verifies the result with
  * issuer_pub and checks its to-be-signed bytes equal the draft's. */
-kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out);
-kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub, X509_CRL **out);
+KR_MUST_USE kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out);
+KR_MUST_USE kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub,
+			       X509_CRL **out);
 
 /* Signs raw bytes with the throwaway key (for linting drafts built by hand). */
-kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
-			    uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
+KR_MUST_USE kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
+					uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
 
 /* DER of SEQUENCE { tbs, alg, signature } (RFC 5280 4.1). */
-kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
-			const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen);
+KR_MUST_USE kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X509_ALGOR *alg,
+				    const uint8_t *sig, size_t siglen, uint8_t **der, int *derlen);
 
 /* A signature over raw bytes (hashed here unless EdDSA). */
-kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs, size_t len,
-		      uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
+KR_MUST_USE kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs,
+				  size_t len, uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen);
 
 /* A PKCS#10 request (RFC 2986) for the signer's key with subject CN=cn,
  * signed on the token (its proof of possession); DER, OPENSSL_free it. */
-kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen);
+KR_MUST_USE kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen);
 
 #endif

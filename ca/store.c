@@ -116,14 +116,14 @@ struct kr_store {
 };
 
 /* Appends an entry to the audit chain (inside the caller's transaction). */
-static kr_err audit_append(kr_store *s, const char *kind, const char *detail);
+static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char *detail);
 
-static kr_err db_err(kr_store *s, const char *what)
+static KR_MUST_USE kr_err db_err(kr_store *s, const char *what)
 {
 	return kr_errf(KR_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static kr_err exec(kr_store *s, const char *sql)
+static KR_MUST_USE kr_err exec(kr_store *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
@@ -137,7 +137,7 @@ static kr_err exec(kr_store *s, const char *sql)
 /* A file SQLite cannot make sense of is not a store (bad input); one it
  * cannot read or write (a full disk, a read-only directory for its WAL) is
  * an I/O failure, whatever the file holds. */
-static kr_err read_err(kr_store *s, int rc)
+static KR_MUST_USE kr_err read_err(kr_store *s, int rc)
 {
 	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
 		return kr_errf(KR_EINPUT, "%s: not a keyrite store or damaged (%s)", s->path,
@@ -145,7 +145,7 @@ static kr_err read_err(kr_store *s, int rc)
 	return kr_errf(KR_EIO, "%s: cannot read: %s", s->path, sqlite3_errstr(rc));
 }
 
-static kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
+static KR_MUST_USE kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -157,7 +157,7 @@ static kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
 }
 
 /* A foreign or damaged file is refused before keyrite writes to it. */
-static kr_err check_identity(kr_store *s, int *empty, int *upgrade)
+static KR_MUST_USE kr_err check_identity(kr_store *s, int *empty, int *upgrade)
 {
 	int64_t app = 0, version = 0, tables = 0;
 	KR_TRY(pragma_int(s, "PRAGMA application_id", &app));
@@ -178,7 +178,7 @@ static kr_err check_identity(kr_store *s, int *empty, int *upgrade)
 
 /* A full read of the file: O(size), so not on every open (damage met in
  * normal work surfaces as SQLITE_CORRUPT from the statement that meets it). */
-kr_err kr_store_check(kr_store *s)
+KR_MUST_USE kr_err kr_store_check(kr_store *s)
 {
 	sqlite3_stmt *st = NULL;
 	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK,
@@ -192,7 +192,7 @@ kr_err kr_store_check(kr_store *s)
 	return e;
 }
 
-static kr_err create_schema(kr_store *s, int upgrade)
+static KR_MUST_USE kr_err create_schema(kr_store *s, int upgrade)
 {
 	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
 	kr_err e = upgrade ? kr_ok() : exec(s, schema);
@@ -206,11 +206,11 @@ static kr_err create_schema(kr_store *s, int upgrade)
 	}
 	if (!kr_failed(&e))
 		return exec(s, "COMMIT");
-	exec(s, "ROLLBACK");
+	kr_store_rollback(s);
 	return e;
 }
 
-static kr_err prepare_all(kr_store *s)
+static KR_MUST_USE kr_err prepare_all(kr_store *s)
 {
 	for (int i = 0; i < Q_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
@@ -219,7 +219,7 @@ static kr_err prepare_all(kr_store *s)
 	return kr_ok();
 }
 
-kr_err kr_store_open(const char *path, int create, kr_store **out)
+KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out)
 {
 	KR_ENSURE(create || access(path, F_OK) == 0, KR_EINPUT,
 		  "%s: no such store (create it with keyrite issue or keyrite ca init)", path);
@@ -266,7 +266,7 @@ void kr_store_close(kr_store *s)
 
 /* ---- statement helpers ---------------------------------------------------- */
 
-static kr_err prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
+static KR_MUST_USE kr_err prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
 {
 	KR_ENSURE(sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK, KR_EIO, "%s: %s",
 		  s->path, sqlite3_errmsg(s->db));
@@ -296,7 +296,7 @@ static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
 		sqlite3_bind_null(st, i);
 }
 
-static kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
+static KR_MUST_USE kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_DONE || rc == SQLITE_ROW, KR_EIO, "%s: %s: %s", s->path, what,
@@ -308,13 +308,13 @@ static kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
 
 static void forget_cached(kr_store *s) { s->head_valid = s->pid_valid = s->pid_dirty = 0; }
 
-kr_err kr_store_begin(kr_store *s)
+KR_MUST_USE kr_err kr_store_begin(kr_store *s)
 {
 	forget_cached(s);
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
-kr_err kr_store_commit(kr_store *s)
+KR_MUST_USE kr_err kr_store_commit(kr_store *s)
 {
 	kr_err e = kr_ok();
 	if (s->pid_dirty) {
@@ -342,7 +342,8 @@ static void now_text(char out[21]) { kr_utc_now(out); }
 
 /* The id of the CA recorded under name, which must be this certificate;
  * 0 if there is none. */
-static kr_err ca_lookup(kr_store *s, const char *name, const uint8_t *der, int len, int64_t *id)
+static KR_MUST_USE kr_err ca_lookup(kr_store *s, const char *name, const uint8_t *der, int len,
+				    int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT id, der FROM ca WHERE name = ?", &st));
@@ -362,7 +363,7 @@ static kr_err ca_lookup(kr_store *s, const char *name, const uint8_t *der, int l
 	return e;
 }
 
-kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
+KR_MUST_USE kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
 {
 	KR_AUTO(uint8_t) der = NULL;
 	int len = i2d_X509(cert, &der);
@@ -383,7 +384,7 @@ kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
 	return e;
 }
 
-kr_err kr_store_device_put(kr_store *s, const kr_device *d)
+KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d)
 {
 	char now[21];
 	now_text(now);
@@ -395,7 +396,7 @@ kr_err kr_store_device_put(kr_store *s, const kr_device *d)
 	return step_done(s, st, "adding device");
 }
 
-kr_err kr_store_device_known(kr_store *s, const char *id, int *known)
+KR_MUST_USE kr_err kr_store_device_known(kr_store *s, const char *id, int *known)
 {
 	sqlite3_stmt *st = q(s, Q_DEVICE_GET);
 	bind_text(st, 1, id);
@@ -406,7 +407,8 @@ kr_err kr_store_device_known(kr_store *s, const char *id, int *known)
 	return kr_ok();
 }
 
-kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_t *batch)
+KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
+					int64_t *batch)
 {
 	char now[21];
 	now_text(now);
@@ -421,7 +423,7 @@ kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_
 	return e;
 }
 
-kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c)
+KR_MUST_USE kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c)
 {
 	char now[21];
 	now_text(now);
@@ -448,8 +450,8 @@ void kr_prior_clear(kr_prior *p)
 	memset(p, 0, sizeof *p);
 }
 
-kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_t csr[32],
-		      kr_prior *out)
+KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
+				  const uint8_t csr[32], kr_prior *out)
 {
 	memset(out, 0, sizeof *out);
 	sqlite3_stmt *st = q(s, Q_PRIOR);
@@ -479,7 +481,7 @@ kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_
 	return kr_ok();
 }
 
-kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
+KR_MUST_USE kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
 {
 	if (!s->pid_valid) {
 		sqlite3_stmt *st = q(s, Q_PROFILE_ID);
@@ -495,7 +497,7 @@ kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
 	return kr_ok();
 }
 
-kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
+KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 {
 	sqlite3_stmt *st = q(s, Q_RESERVE);
 	sqlite3_bind_int64(st, 1, r->ca);
@@ -510,7 +512,7 @@ kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 	return step_done(s, st, "reserving a serial");
 }
 
-kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32])
+KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32])
 {
 	sqlite3_stmt *st = q(s, Q_ISSUED);
 	bind_text(st, 1, r->subject);
@@ -533,8 +535,8 @@ kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha2
 	return audit_append(s, "issue", detail);
 }
 
-kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const uint8_t *csr_sha256,
-			 const char *reason)
+KR_MUST_USE kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input,
+				     const uint8_t *csr_sha256, const char *reason)
 {
 	sqlite3_stmt *st = q(s, Q_REJECTED);
 	sqlite3_bind_int64(st, 1, batch);
@@ -544,7 +546,7 @@ kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const ui
 	return step_done(s, st, "recording a rejection");
 }
 
-kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
+KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -589,7 +591,7 @@ kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 
 /* ---- listing and revocation ------------------------------------------------- */
 
-kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -604,8 +606,10 @@ kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void 
 	bind_text(st, 2, f->status);
 	bind_text(st, 3, f->device_id);
 	bind_blob(st, 4, f->serial, f->serial_len);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		kr_cert_info c = {
 			.ca = (const char *)sqlite3_column_text(st, 0),
 			.status = (const char *)sqlite3_column_text(st, 1),
@@ -628,15 +632,16 @@ kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void 
 					       ? sqlite3_column_blob(st, 13)
 					       : NULL,
 		};
-		cb(&c, arg);
+		e = cb(&c, arg);
 	}
-	kr_err e = rc == SQLITE_DONE ? kr_ok() : db_err(s, "listing certificates");
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "listing certificates");
 	sqlite3_finalize(st);
 	return e;
 }
 
-kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len, int reason,
-		       int64_t when)
+KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
+				   int reason, int64_t when)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -659,7 +664,7 @@ kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t le
 	return audit_append(s, "revoke", detail);
 }
 
-kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -667,16 +672,18 @@ kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 		       " AND status = 'revoked' ORDER BY serial",
 		       &st));
 	sqlite3_bind_int64(st, 1, ca);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-		   sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
-	kr_err e = rc == SQLITE_DONE ? kr_ok() : db_err(s, "listing revocations");
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "listing revocations");
 	sqlite3_finalize(st);
 	return e;
 }
 
-kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
+KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?", &st));
@@ -688,8 +695,8 @@ kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
 	return kr_ok();
 }
 
-kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
-			int64_t next_update, const uint8_t *der, size_t len)
+KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+				    int64_t next_update, const uint8_t *der, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", &st));
@@ -709,25 +716,25 @@ kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_up
 
 /* ---- audit ------------------------------------------------------------------ */
 
-void kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time, const char *kind,
-		   const char *detail, uint8_t out[32])
+KR_MUST_USE kr_err kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time,
+				 const char *kind, const char *detail, uint8_t out[32])
 {
 	char head[64];
 	int n = snprintf(head, sizeof head, "%lld\t", (long long)seq);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, prev, 32);
-	EVP_DigestUpdate(ctx, head, (size_t)n);
-	EVP_DigestUpdate(ctx, time, strlen(time));
-	EVP_DigestUpdate(ctx, "\t", 1);
-	EVP_DigestUpdate(ctx, kind, strlen(kind));
-	EVP_DigestUpdate(ctx, "\t", 1);
-	EVP_DigestUpdate(ctx, detail, strlen(detail));
-	EVP_DigestFinal_ex(ctx, out, NULL);
-	EVP_MD_CTX_free(ctx);
+	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+	KR_OSSL(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+			EVP_DigestUpdate(ctx, prev, 32) && EVP_DigestUpdate(ctx, head, (size_t)n) &&
+			EVP_DigestUpdate(ctx, time, strlen(time)) &&
+			EVP_DigestUpdate(ctx, "\t", 1) &&
+			EVP_DigestUpdate(ctx, kind, strlen(kind)) &&
+			EVP_DigestUpdate(ctx, "\t", 1) &&
+			EVP_DigestUpdate(ctx, detail, strlen(detail)) &&
+			EVP_DigestFinal_ex(ctx, out, NULL),
+		KR_EINTERNAL, "hashing audit entry %lld", (long long)seq);
+	return kr_ok();
 }
 
-kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
+KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 {
 	if (!s->head_valid) {
 		sqlite3_stmt *st = q(s, Q_AUDIT_HEAD);
@@ -746,7 +753,7 @@ kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 	return kr_ok();
 }
 
-static kr_err audit_append(kr_store *s, const char *kind, const char *detail)
+static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char *detail)
 {
 	int64_t seq;
 	uint8_t prev[32], hash[32];
@@ -754,7 +761,7 @@ static kr_err audit_append(kr_store *s, const char *kind, const char *detail)
 	KR_TRY(kr_store_audit_head(s, &seq, prev));
 	seq++;
 	now_text(now);
-	kr_audit_hash(prev, seq, now, kind, detail, hash);
+	KR_TRY(kr_audit_hash(prev, seq, now, kind, detail, hash));
 	sqlite3_stmt *st = q(s, Q_AUDIT_ADD);
 	sqlite3_bind_int64(st, 1, seq);
 	bind_text(st, 2, now);
@@ -768,7 +775,7 @@ static kr_err audit_append(kr_store *s, const char *kind, const char *detail)
 	return kr_ok();
 }
 
-kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
+KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 {
 	char now[21], img[65], signer[65], detail[1024];
 	now_text(now);
@@ -793,7 +800,7 @@ kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 }
 
 /* Calls cb for each row of st, a SELECT of the audit table's six columns. */
-static kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb cb, void *arg)
+static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb cb, void *arg)
 {
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
@@ -817,7 +824,7 @@ static kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb cb, void *ar
 	return e;
 }
 
-kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT seq, time, kind, detail, prev, hash FROM audit ORDER BY seq",
@@ -825,7 +832,7 @@ kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 	return audit_rows(s, st, cb, arg);
 }
 
-kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
+KR_MUST_USE kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT 1 FROM checkpoint WHERE seq = ?", &st));
@@ -837,7 +844,8 @@ kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 	return kr_ok();
 }
 
-kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb,
+				    void *arg)
 {
 	/* the whole serial: one that merely begins with it is another's */
 	char hex[41], pattern[64];
@@ -852,9 +860,9 @@ kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit
 	return audit_rows(s, st, cb, arg);
 }
 
-kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
-			       const uint8_t *sig, size_t len, const uint8_t *signer,
-			       size_t signer_len)
+KR_MUST_USE kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq,
+					   const uint8_t head[32], const uint8_t *sig, size_t len,
+					   const uint8_t *signer, size_t signer_len)
 {
 	char now[21];
 	now_text(now);
@@ -875,7 +883,7 @@ kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8
 	return e;
 }
 
-kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -907,7 +915,7 @@ kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 	return e;
 }
 
-kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -929,7 +937,7 @@ kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
 
 /* ---- publication: the records of the last keyrite publish per zone */
 
-kr_err kr_store_publish_begin(kr_store *s)
+KR_MUST_USE kr_err kr_store_publish_begin(kr_store *s)
 {
 	KR_TRY(exec(s, "CREATE TEMP TABLE IF NOT EXISTS current (owner TEXT NOT NULL,"
 		       " type TEXT NOT NULL, rdata TEXT NOT NULL); DELETE FROM current"));
@@ -940,7 +948,8 @@ kr_err kr_store_publish_begin(kr_store *s)
 	return kr_store_begin(s);
 }
 
-kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type, const char *rdata)
+KR_MUST_USE kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type,
+					const char *rdata)
 {
 	sqlite3_reset(s->pub_add);
 	bind_text(s->pub_add, 1, owner);
@@ -951,7 +960,8 @@ kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type, co
 	return e;
 }
 
-static kr_err diff_rows(kr_store *s, const char *sql, const char *zone, kr_record_cb cb, void *arg)
+static KR_MUST_USE kr_err diff_rows(kr_store *s, const char *sql, const char *zone, kr_record_cb cb,
+				    void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, sql, &st));
@@ -968,8 +978,8 @@ static kr_err diff_rows(kr_store *s, const char *sql, const char *zone, kr_recor
 	return e;
 }
 
-kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone, kr_record_cb added,
-			     void *arg)
+KR_MUST_USE kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone,
+					 kr_record_cb added, void *arg)
 {
 	KR_TRY(diff_rows(s,
 			 "SELECT owner, type, rdata FROM published WHERE zone = ?1 EXCEPT"
@@ -981,7 +991,7 @@ kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone, k
 			 zone, added, arg);
 }
 
-kr_err kr_store_publish_commit(kr_store *s, const char *zone)
+KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "DELETE FROM published WHERE zone = ?1", &st));
@@ -1005,7 +1015,7 @@ kr_err kr_store_publish_commit(kr_store *s, const char *zone)
 	return e;
 }
 
-kr_err kr_store_ca_count(kr_store *s, long *n)
+KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT count(*) FROM ca", &st));

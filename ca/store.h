@@ -20,35 +20,36 @@ typedef struct kr_store kr_store;
 
 /* create: make the file if it does not exist. A file that is not a keyrite
  * store, or fails SQLite's quick_check, is refused and left untouched. */
-kr_err kr_store_open(const char *path, int create, kr_store **out);
+KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out);
 void kr_store_close(kr_store *s);
 
 /* SQLite's integrity_check over the whole file; KR_EVERIFY if damaged. */
-kr_err kr_store_check(kr_store *s);
+KR_MUST_USE kr_err kr_store_check(kr_store *s);
 
-kr_err kr_store_begin(kr_store *s);
-kr_err kr_store_commit(kr_store *s);
+KR_MUST_USE kr_err kr_store_begin(kr_store *s);
+KR_MUST_USE kr_err kr_store_commit(kr_store *s);
 void kr_store_rollback(kr_store *s);
 
-kr_err kr_store_ca_count(kr_store *s, long *n);
+KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n);
 
 /* Registers a CA under name, or checks that name is this certificate. */
-kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
+KR_MUST_USE kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
 
 typedef struct kr_device {
 	const char *id, *model, *version;
 } kr_device;
 
 /* Adds a device if it is new; an existing one keeps its record. */
-kr_err kr_store_device_put(kr_store *s, const kr_device *d);
-kr_err kr_store_device_known(kr_store *s, const char *id, int *known);
+KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d);
+KR_MUST_USE kr_err kr_store_device_known(kr_store *s, const char *id, int *known);
 
-kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile, int64_t *batch);
+KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
+					int64_t *batch);
 
 typedef struct kr_batch_counts {
 	long issued, rejected, already;
 } kr_batch_counts;
-kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c);
+KR_MUST_USE kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c);
 
 /* What the store holds for a CSR under a profile: nothing, or a certificate. */
 typedef struct kr_prior {
@@ -61,16 +62,16 @@ typedef struct kr_prior {
 	uint8_t *der;      /* malloc'd; NULL unless status is valid or revoked */
 	size_t der_len;
 } kr_prior;
-kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile, const uint8_t csr[32],
-		      kr_prior *out);
+KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
+				  const uint8_t csr[32], kr_prior *out);
 void kr_prior_clear(kr_prior *p);
 
 /* Retires the pending rows of killed runs; each gets an audit entry. */
-kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
+KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
 
 /* The next profile id, counted within the transaction and stored at its
  * commit. */
-kr_err kr_store_next_profile_id(kr_store *s, int64_t *id);
+KR_MUST_USE kr_err kr_store_next_profile_id(kr_store *s, int64_t *id);
 
 typedef struct kr_cert_row {
 	int64_t ca, batch, profile_id;
@@ -86,13 +87,13 @@ typedef struct kr_cert_row {
 	size_t der_len;
 } kr_cert_row;
 
-kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
+KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
 /* pending -> valid, with an audit entry carrying tbs_sha256. */
-kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32]);
+KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32]);
 
 /* A rejected request, for the record of the batch. */
-kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input, const uint8_t *csr_sha256,
-			 const char *reason);
+KR_MUST_USE kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input,
+				     const uint8_t *csr_sha256, const char *reason);
 
 typedef struct kr_cert_info {
 	const char *ca, *status, *profile, *device_id, *subject, *sans;
@@ -109,20 +110,21 @@ typedef struct kr_cert_filter {
 	size_t serial_len;
 } kr_cert_filter;
 
-typedef void (*kr_cert_cb)(const kr_cert_info *c, void *arg);
-kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg);
+/* A callback that fails ends the listing with its error. */
+typedef KR_MUST_USE kr_err (*kr_cert_cb)(const kr_cert_info *c, void *arg);
+KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg);
 
 /* Revokes one certificate; KR_EINPUT if it does not exist or is not valid. */
-kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len, int reason,
-		       int64_t when);
+KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
+				   int reason, int64_t when);
 
-typedef void (*kr_revoked_cb)(const uint8_t *serial, size_t len, int64_t when, int reason,
-			      void *arg);
-kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg);
+typedef KR_MUST_USE kr_err (*kr_revoked_cb)(const uint8_t *serial, size_t len, int64_t when,
+					    int reason, void *arg);
+KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg);
 
-kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
-kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
-			int64_t next_update, const uint8_t *der, size_t len);
+KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
+KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+				    int64_t next_update, const uint8_t *der, size_t len);
 
 /* A firmware signature: recorded with an audit entry 'firmware'. */
 typedef struct kr_fw_row {
@@ -131,31 +133,33 @@ typedef struct kr_fw_row {
 	const uint8_t *signer_sha256, *image_sha256; /* 32 bytes each */
 	int64_t size;
 } kr_fw_row;
-kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
+KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
 
 /* ---- publication (keyrite publish): the records last published per zone.
  * begin opens a transaction and an empty set of current records; add fills
  * it; diff calls gone for each record published last time and not now, and
  * added for each new one (both sorted); commit makes the current set the
  * published one. */
-kr_err kr_store_publish_begin(kr_store *s);
-kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type, const char *rdata);
-typedef kr_err (*kr_record_cb)(const char *owner, const char *type, const char *rdata, void *arg);
-kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone, kr_record_cb added,
-			     void *arg);
-kr_err kr_store_publish_commit(kr_store *s, const char *zone);
+KR_MUST_USE kr_err kr_store_publish_begin(kr_store *s);
+KR_MUST_USE kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type,
+					const char *rdata);
+typedef KR_MUST_USE kr_err (*kr_record_cb)(const char *owner, const char *type, const char *rdata,
+					   void *arg);
+KR_MUST_USE kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_record_cb gone,
+					 kr_record_cb added, void *arg);
+KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone);
 
 /* ---- the audit log: a hash chain (each entry's hash covers the previous) */
 
-kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32]);
+KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32]);
 
 typedef struct kr_audit_entry {
 	int64_t seq;
 	const char *time, *kind, *detail;
 	const uint8_t *prev, *hash;
 } kr_audit_entry;
-typedef kr_err (*kr_audit_cb)(const kr_audit_entry *e, void *arg);
-kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg);
+typedef KR_MUST_USE kr_err (*kr_audit_cb)(const kr_audit_entry *e, void *arg);
+KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg);
 
 typedef struct kr_checkpoint {
 	int64_t seq;
@@ -166,25 +170,27 @@ typedef struct kr_checkpoint {
 	size_t signer_der_len;
 } kr_checkpoint;
 /* 1 if the entry seq already has a checkpoint. */
-kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes);
+KR_MUST_USE kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes);
 /* signer: the DER certificate of the firmware signer that signed, under CA
  * ca; NULL when the CA's own key signed. */
-kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq, const uint8_t head[32],
-			       const uint8_t *sig, size_t len, const uint8_t *signer,
-			       size_t signer_len);
-typedef kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
-kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
+KR_MUST_USE kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq,
+					   const uint8_t head[32], const uint8_t *sig, size_t len,
+					   const uint8_t *signer, size_t signer_len);
+typedef KR_MUST_USE kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
+KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
 
 /* The audit entries that name a serial (its issue, its revocation), in order. */
-kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb, void *arg);
+KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb,
+				    void *arg);
 
 /* Each issued certificate has one 'issue' audit entry naming its serial:
  * calls cb for every valid or revoked certificate of the store. */
-typedef kr_err (*kr_serial_cb)(const char *ca, const uint8_t *serial, size_t len, void *arg);
-kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg);
+typedef KR_MUST_USE kr_err (*kr_serial_cb)(const char *ca, const uint8_t *serial, size_t len,
+					   void *arg);
+KR_MUST_USE kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg);
 
 /* The entry hash: SHA-256(prev || seq "\t" time "\t" kind "\t" detail). */
-void kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time, const char *kind,
-		   const char *detail, uint8_t out[32]);
+KR_MUST_USE kr_err kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time,
+				 const char *kind, const char *detail, uint8_t out[32]);
 
 #endif

@@ -19,15 +19,15 @@ typedef struct kr_ceremony_opts {
 	FILE *echo;            /* the transcript as it is written (stdout) */
 } kr_ceremony_opts;
 
-kr_err kr_ceremony_run(const char *script, const kr_ceremony_opts *o);
+KR_MUST_USE kr_err kr_ceremony_run(const char *script, const kr_ceremony_opts *o);
 
 /* Runs the scripts in order on throwaway SoftHSM tokens that carry the same
  * labels, with every output in a new scratch directory (named in scratch). */
-kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_opts *o,
-			    char *scratch, size_t scratch_sz);
+KR_MUST_USE kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_opts *o,
+					char *scratch, size_t scratch_sz);
 
 /* Re-checks the transcript's own hash, every input and output hash, and every
  * signature and chain it records. Writes one line per check to report. */
-kr_err kr_ceremony_verify(const char *transcript, FILE *report);
+KR_MUST_USE kr_err kr_ceremony_verify(const char *transcript, FILE *report);
 
 #endif

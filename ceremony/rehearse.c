@@ -20,7 +20,7 @@ typedef struct labels {
 	size_t n;
 } labels;
 
-static kr_err add_label(labels *l, const char *uri)
+static KR_MUST_USE kr_err add_label(labels *l, const char *uri)
 {
 	char label[33];
 	KR_TRY(kr_hsm_uri_token_label(uri, label));
@@ -33,7 +33,7 @@ static kr_err add_label(labels *l, const char *uri)
 	return kr_ok();
 }
 
-static kr_err collect_labels(char *const *scripts, size_t n, labels *l)
+static KR_MUST_USE kr_err collect_labels(char *const *scripts, size_t n, labels *l)
 {
 	for (size_t i = 0; i < n; i++) {
 		kr_conf *c = NULL;
@@ -51,7 +51,8 @@ static kr_err collect_labels(char *const *scripts, size_t n, labels *l)
 	return kr_ok();
 }
 
-static kr_err make_tokens(const char *scratch, const labels *l, char *pin_path, size_t sz)
+static KR_MUST_USE kr_err make_tokens(const char *scratch, const labels *l, char *pin_path,
+				      size_t sz)
 {
 	char path[PATH_MAX], conf[PATH_MAX + 64];
 	KR_TRY(kr_fs_join(scratch, "tokens", path, sizeof path));
@@ -75,8 +76,8 @@ static kr_err make_tokens(const char *scratch, const labels *l, char *pin_path, 
 	return kr_ok();
 }
 
-kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_opts *o,
-			    char *scratch, size_t scratch_sz)
+KR_MUST_USE kr_err kr_ceremony_rehearse(char *const *scripts, size_t n, const kr_ceremony_opts *o,
+					char *scratch, size_t scratch_sz)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(scratch, scratch_sz, "%s/keyrite-rehearsal.XXXXXX", tmp);

@@ -9,6 +9,7 @@
 #include "../util/cleanup.h"
 #include "../util/conf.h"
 #include "../util/fs.h"
+#include "../util/hash.h"
 #include "../util/text.h"
 
 #include <errno.h>
@@ -90,7 +91,7 @@ static const char *rel(const ceremony *c, const char *path)
 	return path;
 }
 
-static kr_err out_path(ceremony *c, const char *section, const char *key, char *out)
+static KR_MUST_USE kr_err out_path(ceremony *c, const char *section, const char *key, char *out)
 {
 	const char *v = get(c, section, key);
 	kr_err e = kr_fs_join(c->dir, v, out, PATH_MAX);
@@ -103,7 +104,7 @@ static kr_err out_path(ceremony *c, const char *section, const char *key, char *
 
 /* Inputs resolve against the output directory; a rehearsal falls back to
  * the real one for inputs an earlier rehearsed script did not make. */
-static kr_err in_path(ceremony *c, const char *rel, char *out)
+static KR_MUST_USE kr_err in_path(ceremony *c, const char *rel, char *out)
 {
 	KR_TRY(kr_fs_join(c->dir, rel, out, PATH_MAX));
 	if (access(out, F_OK) != 0 && c->o->input_dir)
@@ -111,7 +112,8 @@ static kr_err in_path(ceremony *c, const char *rel, char *out)
 	return kr_ok();
 }
 
-static kr_err read_cert(ceremony *c, const char *section, const char *key, X509 **out, char *path)
+static KR_MUST_USE kr_err read_cert(ceremony *c, const char *section, const char *key, X509 **out,
+				    char *path)
 {
 	KR_TRY(in_path(c, get(c, section, key), path));
 	KR_AUTO(uint8_t) data = NULL;
@@ -131,32 +133,34 @@ static kr_err read_cert(ceremony *c, const char *section, const char *key, X509 
 				   "%s: not a PEM or DER certificate", path);
 	uint8_t md[32];
 	char hex[65];
-	EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+	KR_TRY(kr_sha256(data, len, md));
 	kr_hex(md, 32, hex);
 	kr_transcript_line(c->t, "input certificate %s sha256 %s", rel(c, path), hex);
 	return kr_ok();
 }
 
-static void record_output(ceremony *c, const char *kind, const char *path, const uint8_t *data,
-			  size_t len, const uint8_t *der, size_t derlen)
+static KR_MUST_USE kr_err record_output(ceremony *c, const char *kind, const char *path,
+					const uint8_t *data, size_t len, const uint8_t *der,
+					size_t derlen)
 {
 	uint8_t md[32];
 	char hex[65], groups[96], words[512];
-	EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+	KR_TRY(kr_sha256(data, len, md));
 	kr_hex(md, 32, hex);
 	path = rel(c, path);
 	kr_transcript_line(c->t, "output %s %s sha256 %s", kind, path, hex);
 	/* What the witnesses read aloud: the SHA-256 of the DER object. */
-	EVP_Digest(der, derlen, md, NULL, EVP_sha256(), NULL);
+	KR_TRY(kr_sha256(der, derlen, md));
 	kr_hex_groups(md, 32, groups);
 	kr_pgp_words(md, 32, words, sizeof words);
 	kr_transcript_line(c->t, "fingerprint %s sha256 %s", path, groups);
 	kr_transcript_line(c->t, "words %s %s", path, words);
+	return kr_ok();
 }
 
 /* Writes PEM text exclusively and records it; der is what it encodes. */
-static kr_err write_output(ceremony *c, const char *kind, const char *path, BIO *pem,
-			   const uint8_t *der, size_t derlen)
+static KR_MUST_USE kr_err write_output(ceremony *c, const char *kind, const char *path, BIO *pem,
+				       const uint8_t *der, size_t derlen)
 {
 	char *data = NULL;
 	long n = BIO_get_mem_data(pem, &data);
@@ -164,14 +168,13 @@ static kr_err write_output(ceremony *c, const char *kind, const char *path, BIO 
 	KR_TRY(kr_transcript_commit(c->t));
 	KR_TRY(kr_fs_write_new(path, data, (size_t)n, 0644));
 	snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
-	record_output(c, kind, path, (const uint8_t *)data, (size_t)n, der, derlen);
-	return kr_ok();
+	return record_output(c, kind, path, (const uint8_t *)data, (size_t)n, der, derlen);
 }
 
 /* Writes obj as PEM under pem_name, e.g. write_object(c, "certificate",
  * PEM_STRING_X509, (i2d_of_void *)i2d_X509, cert, path). */
-static kr_err write_object(ceremony *c, const char *kind, const char *pem_name, i2d_of_void *i2d,
-			   const void *obj, const char *path)
+static KR_MUST_USE kr_err write_object(ceremony *c, const char *kind, const char *pem_name,
+				       i2d_of_void *i2d, const void *obj, const char *path)
 {
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = i2d((void *)obj, &der);
@@ -181,12 +184,12 @@ static kr_err write_object(ceremony *c, const char *kind, const char *pem_name, 
 	return write_output(c, kind, path, pem, der, (size_t)derlen);
 }
 
-static kr_err write_cert(ceremony *c, const char *path, X509 *cert)
+static KR_MUST_USE kr_err write_cert(ceremony *c, const char *path, X509 *cert)
 {
 	return write_object(c, "certificate", PEM_STRING_X509, (i2d_of_void *)i2d_X509, cert, path);
 }
 
-static kr_err write_pubkey(ceremony *c, const char *path, EVP_PKEY *pub)
+static KR_MUST_USE kr_err write_pubkey(ceremony *c, const char *path, EVP_PKEY *pub)
 {
 	return write_object(c, "public-key", PEM_STRING_PUBLIC, (i2d_of_void *)i2d_PUBKEY, pub,
 			    path);
@@ -194,7 +197,7 @@ static kr_err write_pubkey(ceremony *c, const char *path, EVP_PKEY *pub)
 
 /* ---- values ---------------------------------------------------------------- */
 
-static kr_err key_type(ceremony *c, const char *section, kr_key_type *out)
+static KR_MUST_USE kr_err key_type(ceremony *c, const char *section, kr_key_type *out)
 {
 	kr_err e = kr_key_type_parse(get(c, section, "type"), out);
 	if (kr_failed(&e))
@@ -202,7 +205,8 @@ static kr_err key_type(ceremony *c, const char *section, kr_key_type *out)
 	return kr_ok();
 }
 
-static kr_err days(ceremony *c, const char *section, const char *key, kr_cert_role role, long *out)
+static KR_MUST_USE kr_err days(ceremony *c, const char *section, const char *key, kr_cert_role role,
+			       long *out)
 {
 	KR_TRY(kr_conf_get_long(c->conf, section, key, 1, 0x7fffffffL, out));
 	kr_err e = kr_policy_check_days(c->policy, role, *out);
@@ -211,7 +215,7 @@ static kr_err days(ceremony *c, const char *section, const char *key, kr_cert_ro
 	return kr_ok();
 }
 
-static kr_err when(ceremony *c, const char *section, const char *key, time_t *out)
+static KR_MUST_USE kr_err when(ceremony *c, const char *section, const char *key, time_t *out)
 {
 	const char *v = get(c, section, key);
 	if (!v || strcmp(v, "now") == 0) {
@@ -231,7 +235,7 @@ static kr_err when(ceremony *c, const char *section, const char *key, time_t *ou
 
 /* A DN section in req(1) style: one attribute per line, in order; "1.OU"
  * style prefixes allow an attribute twice. */
-static kr_err subject_name(ceremony *c, X509_NAME **out)
+static KR_MUST_USE kr_err subject_name(ceremony *c, X509_NAME **out)
 {
 	const char *section = get(c, "certificate", "subject");
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_conf_nconf(c->conf), section);
@@ -265,7 +269,7 @@ static kr_hsm_opts hsm_opts(ceremony *c, const char *section)
 	return o;
 }
 
-static kr_err open_token(ceremony *c, const char *section, kr_hsm **out)
+static KR_MUST_USE kr_err open_token(ceremony *c, const char *section, kr_hsm **out)
 {
 	kr_hsm_opts o = hsm_opts(c, section);
 	kr_err e = kr_hsm_open(get(c, section, "uri"), &o, out);
@@ -278,7 +282,7 @@ static kr_err open_token(ceremony *c, const char *section, kr_hsm **out)
 	return kr_ok();
 }
 
-static kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *what)
+static KR_MUST_USE kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *what)
 {
 	size_t idlen;
 	const uint8_t *id = kr_hsm_key_id(k, &idlen);
@@ -301,7 +305,7 @@ static kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char
 
 /* ---- the acts ---------------------------------------------------------------- */
 
-static kr_err generate_key(ceremony *c, kr_hsm *h, kr_key_type t)
+static KR_MUST_USE kr_err generate_key(ceremony *c, kr_hsm *h, kr_key_type t)
 {
 	kr_err e = kr_hsm_keygen_check(h, get(c, "key", "uri"));
 	kr_err_prefix(&e, "[key] uri");
@@ -315,7 +319,7 @@ static kr_err generate_key(ceremony *c, kr_hsm *h, kr_key_type t)
 	return record_key(c, h, c->new_key, "key-generated");
 }
 
-static kr_err open_issuer(ceremony *c)
+static KR_MUST_USE kr_err open_issuer(ceremony *c)
 {
 	KR_TRY(open_token(c, "issuer", &c->issuer_hsm));
 	kr_err e = kr_hsm_key_find(c->issuer_hsm, get(c, "issuer", "uri"), &c->issuer_key);
@@ -329,7 +333,7 @@ static kr_err open_issuer(ceremony *c)
 	return record_key(c, c->issuer_hsm, c->issuer_key, "issuer-key-found");
 }
 
-static kr_err issuer_type(ceremony *c, kr_key_type *out)
+static KR_MUST_USE kr_err issuer_type(ceremony *c, kr_key_type *out)
 {
 	kr_err e = kr_key_type_of(X509_get0_pubkey(c->issuer_cert), out);
 	kr_err_prefix(&e, "%s", c->issuer_path);
@@ -339,9 +343,9 @@ static kr_err issuer_type(ceremony *c, kr_key_type *out)
 /* Draft, throwaway signature, lint, HSM signature, checks; then the
  * certificate is written to out and its chain recorded for verify. The
  * signer is key on h; issuer_path NULL means self-signed. */
-static kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, int pss,
-		    const kr_cert_spec *spec, kr_cert_role role, int check_ski, const char *out,
-		    const char *issuer_path)
+static KR_MUST_USE kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, int pss,
+				const kr_cert_spec *spec, kr_cert_role role, int check_ski,
+				const char *out, const char *issuer_path)
 {
 	kr_signer s;
 	KR_TRY(kr_signer_init(&s, h, key, pss));
@@ -379,8 +383,8 @@ static kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, int pss,
 
 /* Lints the profile with throwaway keys before the HSM is touched, so a bad
  * profile never costs a key. */
-static kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_key_type subject_type,
-			       kr_key_type signer_type, int pss, kr_cert_role role)
+static KR_MUST_USE kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_key_type subject_type,
+					   kr_key_type signer_type, int pss, kr_cert_role role)
 {
 	KR_AUTO(EVP_PKEY) subject_key = NULL;
 	if (!spec.subject_key) {
@@ -411,7 +415,7 @@ static kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_key_type subje
 	return kr_ok();
 }
 
-static kr_err cert_spec(ceremony *c, kr_cert_role role, kr_cert_spec *spec, long *ndays)
+static KR_MUST_USE kr_err cert_spec(ceremony *c, kr_cert_role role, kr_cert_spec *spec, long *ndays)
 {
 	KR_TRY(days(c, "certificate", "validity_days", role, ndays));
 	KR_TRY(when(c, "certificate", "not_before", &spec->not_before));
@@ -438,7 +442,7 @@ typedef struct new_ca {
 
 static void new_ca_clear(new_ca *n) { X509_NAME_free(n->subject); }
 
-static kr_err prepare_new_ca(ceremony *c, kr_cert_role role, new_ca *n)
+static KR_MUST_USE kr_err prepare_new_ca(ceremony *c, kr_cert_role role, new_ca *n)
 {
 	long ndays;
 	KR_TRY(key_type(c, "key", &n->type));
@@ -453,7 +457,8 @@ static kr_err prepare_new_ca(ceremony *c, kr_cert_role role, new_ca *n)
 }
 
 /* The HSM part: generate the key, draw the serial from the signing token. */
-static kr_err make_key(ceremony *c, new_ca *n, kr_hsm *serial_from, ASN1_INTEGER **serial)
+static KR_MUST_USE kr_err make_key(ceremony *c, new_ca *n, kr_hsm *serial_from,
+				   ASN1_INTEGER **serial)
 {
 	KR_TRY(open_token(c, "key", &c->key_hsm));
 	KR_TRY(generate_key(c, c->key_hsm, n->type));
@@ -463,7 +468,7 @@ static kr_err make_key(ceremony *c, new_ca *n, kr_hsm *serial_from, ASN1_INTEGER
 	return kr_ok();
 }
 
-static kr_err root(ceremony *c, new_ca *n)
+static KR_MUST_USE kr_err root(ceremony *c, new_ca *n)
 {
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "certificate", cert_fields));
@@ -480,7 +485,7 @@ static kr_err root(ceremony *c, new_ca *n)
 	return kr_ok();
 }
 
-static kr_err sub_ca(ceremony *c, new_ca *n)
+static KR_MUST_USE kr_err sub_ca(ceremony *c, new_ca *n)
 {
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
@@ -503,7 +508,7 @@ static kr_err sub_ca(ceremony *c, new_ca *n)
 	return kr_ok();
 }
 
-static kr_err run_root(ceremony *c)
+static KR_MUST_USE kr_err run_root(ceremony *c)
 {
 	new_ca n = {0};
 	kr_err e = root(c, &n);
@@ -511,7 +516,7 @@ static kr_err run_root(ceremony *c)
 	return e;
 }
 
-static kr_err run_sub_ca(ceremony *c)
+static KR_MUST_USE kr_err run_sub_ca(ceremony *c)
 {
 	new_ca n = {0};
 	kr_err e = sub_ca(c, &n);
@@ -521,7 +526,7 @@ static kr_err run_sub_ca(ceremony *c)
 
 /* A new certificate for an existing CA's name and key, signed by the issuer:
  * subject, key and subject key identifier come from from_certificate. */
-static kr_err run_cross_sign(ceremony *c)
+static KR_MUST_USE kr_err run_cross_sign(ceremony *c)
 {
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "certificate", cross_fields));
@@ -553,8 +558,8 @@ static kr_err run_cross_sign(ceremony *c)
 }
 
 /* [revoked]: "<hex serial> = <reason>" (RFC 5280 5.3.1 names). */
-static kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry **out, size_t *n,
-			      STACK_OF(ASN1_INTEGER) * *serials)
+static KR_MUST_USE kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry **out, size_t *n,
+					  STACK_OF(ASN1_INTEGER) * *serials)
 {
 	const char *section = get(c, "crl", "revoked");
 	STACK_OF(CONF_VALUE) *vals =
@@ -585,7 +590,7 @@ static kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry **out, size_t
 	return kr_ok();
 }
 
-static kr_err run_crl(ceremony *c)
+static KR_MUST_USE kr_err run_crl(ceremony *c)
 {
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "crl", crl_fields));
@@ -642,7 +647,7 @@ static kr_err run_crl(ceremony *c)
 	return e;
 }
 
-static kr_err run_key(ceremony *c)
+static KR_MUST_USE kr_err run_key(ceremony *c)
 {
 	KR_TRY(CHECK(c, "key", keyonly_fields));
 	KR_TRY(kr_conf_check_unused(c->conf));
@@ -732,7 +737,7 @@ static void release(ceremony *c)
 	kr_conf_free(c->conf);
 }
 
-static kr_err prepare(ceremony *c, const char *script, kr_err (**run)(ceremony *))
+static KR_MUST_USE kr_err prepare(ceremony *c, const char *script, kr_err (**run)(ceremony *))
 {
 	KR_TRY(kr_conf_load(script, &c->conf));
 	KR_TRY(CHECK(c, "ceremony", ceremony_fields));
@@ -757,7 +762,7 @@ static kr_err prepare(ceremony *c, const char *script, kr_err (**run)(ceremony *
 	return kr_ok();
 }
 
-kr_err kr_ceremony_run(const char *script, const kr_ceremony_opts *o)
+KR_MUST_USE kr_err kr_ceremony_run(const char *script, const kr_ceremony_opts *o)
 {
 	ceremony c = {.o = o, .dir = o->dir ? o->dir : "."};
 	kr_err (*run)(ceremony *) = NULL;
@@ -774,7 +779,11 @@ kr_err kr_ceremony_run(const char *script, const kr_ceremony_opts *o)
 	} else if (c.t && kr_transcript_committed(c.t)) {
 		/* Something irreversible had happened: keep the record of it. */
 		roll_back(&c, &e);
-		kr_transcript_finish(c.t, hash);
+		kr_err f = kr_transcript_finish(c.t, hash);
+		if (kr_failed(&f) && strcmp(f.msg, e.msg) != 0) { /* not the failure itself */
+			kr_err_prefix(&f, "the transcript of the abort could not be completed");
+			kr_err_also(&e, &f);
+		}
 	}
 	if (!kr_failed(&e) && o->echo) {
 		char groups[96], words[512];

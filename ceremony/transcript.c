@@ -20,7 +20,7 @@ struct kr_transcript {
 	kr_err err; /* the first write failure, reported by finish */
 };
 
-kr_err kr_transcript_new(const char *path, FILE *echo, kr_transcript **out)
+KR_MUST_USE kr_err kr_transcript_new(const char *path, FILE *echo, kr_transcript **out)
 {
 	kr_transcript *t = calloc(1, sizeof *t);
 	KR_ENSURE(t, KR_EINTERNAL, "out of memory");
@@ -68,7 +68,8 @@ static void write_through(kr_transcript *t, const char *p, size_t n)
 
 static void append(kr_transcript *t, const char *line, size_t n)
 {
-	EVP_DigestUpdate(t->sha, line, n);
+	if (!EVP_DigestUpdate(t->sha, line, n) && !kr_failed(&t->err))
+		t->err = kr_err_ossl(KR_EINTERNAL, "%s: hashing the transcript", t->path);
 	if (t->echo) {
 		fwrite(line, 1, n, t->echo);
 		fflush(t->echo);
@@ -121,10 +122,10 @@ void kr_transcript_step(kr_transcript *t, const char *name, const char *fmt, ...
 	va_end(ap);
 }
 
-kr_err kr_transcript_commit(kr_transcript *t)
+KR_MUST_USE kr_err kr_transcript_commit(kr_transcript *t)
 {
 	if (t->fd >= 0)
-		return kr_ok();
+		return t->err; /* a line since the file was made may not be on disk */
 	t->fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	KR_ENSURE(t->fd >= 0, errno == EEXIST ? KR_EEXIST : KR_EIO, "%s: cannot create: %s",
 		  t->path, strerror(errno));
@@ -137,7 +138,7 @@ kr_err kr_transcript_commit(kr_transcript *t)
 
 int kr_transcript_committed(const kr_transcript *t) { return t->fd >= 0; }
 
-kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32])
+KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32])
 {
 	KR_TRY(kr_transcript_commit(t));
 	KR_TRY(t->err);

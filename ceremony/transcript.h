@@ -13,7 +13,7 @@
 
 typedef struct kr_transcript kr_transcript;
 
-kr_err kr_transcript_new(const char *path, FILE *echo, kr_transcript **out);
+KR_MUST_USE kr_err kr_transcript_new(const char *path, FILE *echo, kr_transcript **out);
 void kr_transcript_free(kr_transcript *t);
 
 void kr_transcript_line(kr_transcript *t, const char *fmt, ...)
@@ -22,12 +22,15 @@ void kr_transcript_line(kr_transcript *t, const char *fmt, ...)
 void kr_transcript_step(kr_transcript *t, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Creates the file exclusively and writes what is buffered. */
-kr_err kr_transcript_commit(kr_transcript *t);
+/* Creates the file exclusively and writes what is buffered; once the file
+ * exists, returns the first failure to write (or fsync) a line since. Call
+ * it before every act on the HSM or the disk: a line that is not on disk
+ * stops the ceremony before the next act. */
+KR_MUST_USE kr_err kr_transcript_commit(kr_transcript *t);
 int kr_transcript_committed(const kr_transcript *t);
 
 /* Appends "transcript-sha256 <hex>" and closes; hash receives the digest. */
-kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32]);
+KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32]);
 
 #define KR_TRANSCRIPT_MAGIC "keyrite-transcript 1"
 

@@ -5,6 +5,7 @@
 #include "transcript.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
+#include "../util/hash.h"
 #include "../util/text.h"
 
 #include <limits.h>
@@ -34,7 +35,7 @@ static void result(checker *k, const kr_err *e, const char *what)
 		k->first = *e;
 }
 
-static kr_err check_hash(checker *k, const char *path, const char *want)
+static KR_MUST_USE kr_err check_hash(checker *k, const char *path, const char *want)
 {
 	char full[PATH_MAX], hex[65];
 	uint8_t md[32];
@@ -46,7 +47,7 @@ static kr_err check_hash(checker *k, const char *path, const char *want)
 	return kr_ok();
 }
 
-static kr_err load_pem(checker *k, const char *path, X509 **cert, X509_CRL **crl)
+static KR_MUST_USE kr_err load_pem(checker *k, const char *path, X509 **cert, X509_CRL **crl)
 {
 	char full[PATH_MAX];
 	KR_TRY(kr_fs_join(k->dir, path, full, sizeof full));
@@ -63,7 +64,8 @@ static kr_err load_pem(checker *k, const char *path, X509 **cert, X509_CRL **crl
 /* A certificate chains to its issuer (the issuer as trust anchor, X.509
  * strict checks) or, for "self", verifies under its own key; a CRL verifies
  * under its issuer's key. */
-static kr_err check_chain(checker *k, const char *path, const char *issuer_path, int is_crl)
+static KR_MUST_USE kr_err check_chain(checker *k, const char *path, const char *issuer_path,
+				      int is_crl)
 {
 	KR_AUTO(X509) issuer = NULL;
 	KR_AUTO(X509) cert = NULL;
@@ -92,7 +94,7 @@ static kr_err check_chain(checker *k, const char *path, const char *issuer_path,
 }
 
 /* The last line is "transcript-sha256 <hex>" over every byte before it. */
-static kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
+static KR_MUST_USE kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
 {
 	KR_ENSURE(len > 0 && text[len - 1] == '\n', KR_EVERIFY, "transcript is truncated");
 	size_t start = len - 1;
@@ -104,7 +106,7 @@ static kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
 		  KR_EVERIFY, "transcript does not end with its transcript-sha256 line");
 	uint8_t md[32];
 	char hex[65];
-	EVP_Digest(text, start, md, NULL, EVP_sha256(), NULL);
+	KR_TRY(kr_sha256(text, start, md));
 	kr_hex(md, 32, hex);
 	KR_ENSURE(memcmp(hex, text + start + sizeof key - 1, 64) == 0, KR_EVERIFY,
 		  "transcript has been altered: its SHA-256 is %s", hex);
@@ -143,7 +145,7 @@ static int was_removed(const checker *k, const char *path)
 }
 
 /* An output the aborted ceremony removed must be gone. */
-static kr_err check_removed(checker *k, const char *path)
+static KR_MUST_USE kr_err check_removed(checker *k, const char *path)
 {
 	char full[PATH_MAX];
 	KR_TRY(kr_fs_join(k->dir, path, full, sizeof full));
@@ -193,7 +195,7 @@ static void check_line(checker *k, char *line, int *ended, int *aborted)
 	}
 }
 
-kr_err kr_ceremony_verify(const char *transcript, FILE *report)
+KR_MUST_USE kr_err kr_ceremony_verify(const char *transcript, FILE *report)
 {
 	checker k = {.report = report, .first = kr_ok()};
 	kr_fs_dirname(transcript, k.dir, sizeof k.dir);

@@ -36,7 +36,8 @@ int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg);
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
 #include "../ca/store.h"
 #include "../policy/profile.h"
-kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_store **store);
+KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
+			       kr_store **store);
 
 /* The configuration, the store and one issuing CA, opened together. */
 #include "../ca/authority.h"
@@ -48,8 +49,8 @@ typedef struct kr_cli_ca {
 } kr_cli_ca;
 
 /* with_key: log in to the CA's token (h: PIN and module options). */
-kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
-		      const kr_hsm_opts *h, kr_cli_ca *out);
+KR_MUST_USE kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store,
+				  int with_key, const kr_hsm_opts *h, kr_cli_ca *out);
 void kr_cli_close_ca(kr_cli_ca *c);
 
 #endif

@@ -23,7 +23,7 @@ static void day(int64_t t, char out[11])
 	strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
-static void line(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err line(const kr_cert_info *c, void *arg)
 {
 	int json = *(int *)arg;
 	char serial[41], nb[11], na[11];
@@ -35,7 +35,7 @@ static void line(const kr_cert_info *c, void *arg)
 		       c->sans && c->sans[0] ? c->sans
 		       : c->subject          ? c->subject
 					     : "");
-		return;
+		return kr_ok();
 	}
 	printf("{\"serial\":\"%s\",\"status\":\"%s\",\"ca\":", serial, c->status);
 	kr_json_str(stdout, c->ca);
@@ -48,9 +48,10 @@ static void line(const kr_cert_info *c, void *arg)
 	fputs(",\"names\":", stdout);
 	kr_json_str(stdout, c->sans);
 	printf(",\"not_before\":\"%s\",\"not_after\":\"%s\"}\n", nb, na);
+	return kr_ok();
 }
 
-static kr_err history_line(const kr_audit_entry *a, void *arg)
+static KR_MUST_USE kr_err history_line(const kr_audit_entry *a, void *arg)
 {
 	(void)arg;
 	printf("  %s  %-7s audit entry %lld: %s\n", a->time, a->kind, (long long)a->seq, a->detail);
@@ -103,7 +104,7 @@ int kr_cmd_certs(int argc, char **argv)
 	return run(config, &f, line, &json, 0);
 }
 
-static void show(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err show(const kr_cert_info *c, void *arg)
 {
 	int *found = arg;
 	(*found)++;
@@ -128,6 +129,7 @@ static void show(const kr_cert_info *c, void *arg)
 	if (x)
 		PEM_write_X509(stdout, x);
 	X509_free(x);
+	return kr_ok();
 }
 
 int kr_cmd_show(int argc, char **argv)

@@ -27,7 +27,7 @@ static int usage(void)
 	return KR_EUSAGE;
 }
 
-static kr_err parse_format(const char *v, kr_fw_format *f)
+static KR_MUST_USE kr_err parse_format(const char *v, kr_fw_format *f)
 {
 	if (strcmp(v, "cms") == 0)
 		*f = KR_FW_CMS;
@@ -38,7 +38,8 @@ static kr_err parse_format(const char *v, kr_fw_format *f)
 	return kr_ok();
 }
 
-static kr_err parse_u32(const char *opt, const char *v, unsigned long max, unsigned long *out)
+static KR_MUST_USE kr_err parse_u32(const char *opt, const char *v, unsigned long max,
+				    unsigned long *out)
 {
 	char *end = NULL;
 	*out = strtoul(v, &end, 0);
@@ -49,7 +50,7 @@ static kr_err parse_u32(const char *opt, const char *v, unsigned long max, unsig
 
 /* ---- recipients ---------------------------------------------------------------------- */
 
-static kr_err add_slot(kr_fw_opts *o, kr_fw_recipient **r)
+static KR_MUST_USE kr_err add_slot(kr_fw_opts *o, kr_fw_recipient **r)
 {
 	KR_ENSURE(o->nrecipients < KR_FW_MAX_RECIPIENTS, KR_EUSAGE,
 		  "at most %d encryption recipients", KR_FW_MAX_RECIPIENTS);
@@ -58,7 +59,7 @@ static kr_err add_slot(kr_fw_opts *o, kr_fw_recipient **r)
 }
 
 /* A certificate, or a bare public key (MCUboot's device-class key). */
-static kr_err recipient_file(kr_fw_opts *o, const char *path)
+static KR_MUST_USE kr_err recipient_file(kr_fw_opts *o, const char *path)
 {
 	kr_fw_recipient *r = NULL;
 	KR_TRY(add_slot(o, &r));
@@ -88,18 +89,19 @@ typedef struct newest {
 	size_t len;
 } newest;
 
-static void keep_newest(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err keep_newest(const kr_cert_info *c, void *arg)
 {
 	newest *n = arg; /* rows come in issuance order */
 	free(n->der);
 	n->der = malloc(c->der_len);
 	n->len = n->der ? c->der_len : 0;
-	if (n->der)
-		memcpy(n->der, c->der, c->der_len);
+	KR_ENSURE(n->der, KR_EINTERNAL, "out of memory");
+	memcpy(n->der, c->der, c->der_len);
+	return kr_ok();
 }
 
 /* The device's newest valid certificate in the store. */
-static kr_err recipient_device(kr_fw_opts *o, kr_store *store, const char *id)
+static KR_MUST_USE kr_err recipient_device(kr_fw_opts *o, kr_store *store, const char *id)
 {
 	kr_fw_recipient *r = NULL;
 	KR_TRY(add_slot(o, &r));
@@ -179,7 +181,7 @@ typedef struct sign_args {
 	kr_hsm_opts h;
 } sign_args;
 
-static kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
+static KR_MUST_USE kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
 {
 	if (a->format)
 		KR_TRY(parse_format(a->format, &o->format));
@@ -204,8 +206,8 @@ static kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
 	return kr_ok();
 }
 
-static kr_err run(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, char **images, int n,
-		  tally *t)
+static KR_MUST_USE kr_err run(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o, char **images,
+			      int n, tally *t)
 {
 	kr_fw_batch *b = NULL;
 	KR_TRY(kr_fw_batch_new(s, store, o, report, t, &b));

@@ -61,7 +61,7 @@ static void print_key(kr_hsm *h, kr_hsm_key *k, void *arg)
 	       kr_hsm_key_label(k), kr_key_type_name(kr_hsm_key_type(k)), idhex, spki, attrs);
 }
 
-static kr_err write_public_key(EVP_PKEY *pub, const char *path)
+static KR_MUST_USE kr_err write_public_key(EVP_PKEY *pub, const char *path)
 {
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
 	KR_OSSL(mem && PEM_write_bio_PUBKEY(mem, pub), KR_EINTERNAL, "encoding public key");
@@ -126,7 +126,7 @@ static int cmd_keys_or_keygen(int argc, char **argv, int gen)
 
 /* A CSR for a key on the token (a firmware signer's, for instance), for
  * keyrite issue: its proof of possession is a token signature. */
-static kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, const char *out)
+static KR_MUST_USE kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, const char *out)
 {
 	kr_hsm_key *k = NULL;
 	KR_TRY(kr_fs_must_not_exist(out));

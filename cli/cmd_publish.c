@@ -27,7 +27,7 @@ typedef struct zone_ctx {
 	const kr_zone_conf *z;
 } zone_ctx;
 
-static kr_err open_zone(const char *config, const char *apex, zone_ctx *zc)
+static KR_MUST_USE kr_err open_zone(const char *config, const char *apex, zone_ctx *zc)
 {
 	*zc = (zone_ctx){0};
 	KR_TRY(kr_cli_open(config, 0, &zc->cfg, &zc->store));

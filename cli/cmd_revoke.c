@@ -26,7 +26,7 @@ typedef struct serial {
 
 typedef struct serials {
 	serial *v;
-	int n, oom;
+	int n;
 	size_t cap;
 } serials;
 
@@ -36,21 +36,20 @@ static serial *more(serials *s)
 	return kr_failed(&e) ? NULL : &s->v[s->n];
 }
 
-static void by_device(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err by_device(const kr_cert_info *c, void *arg)
 {
 	serials *s = arg;
 	if (strcmp(c->status, "valid") != 0 || c->serial_len > 20)
-		return;
+		return kr_ok();
 	serial *x = more(s);
-	s->oom |= !x;
-	if (x) {
-		memcpy(x->v, c->serial, c->serial_len);
-		x->len = c->serial_len;
-		s->n++;
-	}
+	KR_ENSURE(x, KR_EINTERNAL, "out of memory listing device %s", c->device_id);
+	memcpy(x->v, c->serial, c->serial_len);
+	x->len = c->serial_len;
+	s->n++;
+	return kr_ok();
 }
 
-static kr_err from_args(char **args, int n, serials *s)
+static KR_MUST_USE kr_err from_args(char **args, int n, serials *s)
 {
 	for (int i = 0; i < n; i++) {
 		serial *x = more(s);
@@ -61,7 +60,7 @@ static kr_err from_args(char **args, int n, serials *s)
 	return kr_ok();
 }
 
-static kr_err revoke(kr_store *store, int64_t ca, const serials *s, int reason)
+static KR_MUST_USE kr_err revoke(kr_store *store, int64_t ca, const serials *s, int reason)
 {
 	KR_TRY(kr_store_begin(store));
 	kr_err e = kr_ok();
@@ -108,9 +107,7 @@ int kr_cmd_revoke(int argc, char **argv)
 	if (!kr_failed(&e) && device) {
 		kr_cert_filter f = {.ca = ca_name, .device_id = device};
 		e = kr_store_certs(ca.store, &f, by_device, &s);
-		if (!kr_failed(&e) && s.oom)
-			e = kr_errf(KR_EINTERNAL, "out of memory listing device %s", device);
-		else if (!kr_failed(&e) && s.n == 0)
+		if (!kr_failed(&e) && s.n == 0)
 			e = kr_errf(KR_EINPUT, "device %s has no valid certificate from CA %s",
 				    device, ca_name);
 	}

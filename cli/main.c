@@ -1,6 +1,7 @@
 /* keyrite: an offline certificate authority and key-ceremony tool. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,8 @@ int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg)
 	}
 }
 
-kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_store **store)
+KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
+			       kr_store **store)
 {
 	const char *path = config ? config : getenv("KEYRITE_CONFIG");
 	KR_TRY(kr_config_load(path ? path : "keyrite.cnf", cfg));
@@ -65,8 +67,8 @@ kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg, kr_sto
 	return e;
 }
 
-kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store, int with_key,
-		      const kr_hsm_opts *h, kr_cli_ca *out)
+KR_MUST_USE kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store,
+				  int with_key, const kr_hsm_opts *h, kr_cli_ca *out)
 {
 	memset(out, 0, sizeof *out);
 	KR_TRY(kr_cli_open(config, create_store, &out->cfg, &out->store));
@@ -91,17 +93,25 @@ static void usage(FILE *f)
 	fprintf(f, "\nSee keyrite(1).\n");
 }
 
-/* A PIN passes through this process's memory: keep it out of core files. */
-static void no_core_dumps(void)
+/* A PIN passes through this process's memory: keep it out of core files
+ * (and out of reach of ptrace by other processes of the same user). Both
+ * only lower what is allowed, so they fail only if the kernel refuses
+ * outright; keyrite then does not run at all. */
+static KR_MUST_USE kr_err no_core_dumps(void)
 {
 	struct rlimit zero = {0, 0};
-	setrlimit(RLIMIT_CORE, &zero);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	KR_ENSURE(setrlimit(RLIMIT_CORE, &zero) == 0, KR_EINTERNAL,
+		  "cannot switch off core dumps (setrlimit): %s", strerror(errno));
+	KR_ENSURE(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, KR_EINTERNAL,
+		  "cannot make the process undumpable (prctl): %s", strerror(errno));
+	return kr_ok();
 }
 
 int main(int argc, char **argv)
 {
-	no_core_dumps();
+	kr_err e = no_core_dumps();
+	if (kr_failed(&e))
+		return kr_cli_report(&e);
 	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? KR_EUSAGE : 0;

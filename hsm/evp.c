@@ -113,7 +113,7 @@ static void init_methods(void)
 	}
 }
 
-static kr_err new_bridge(kr_hsm *h, const kr_hsm_key *k, bridge **out)
+static KR_MUST_USE kr_err new_bridge(kr_hsm *h, const kr_hsm_key *k, bridge **out)
 {
 	bridge *b = calloc(1, sizeof *b);
 	KR_ENSURE(b, KR_EINTERNAL, "out of memory");
@@ -158,7 +158,7 @@ static RSA *rsa_public_copy(EVP_PKEY *pub)
 	return rsa;
 }
 
-static kr_err ec_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
+static KR_MUST_USE kr_err ec_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 {
 	EC_KEY *ec = ec_public_copy(pub);
 	if (!ec || !EC_KEY_set_method(ec, ec_method) || !EC_KEY_set_ex_data(ec, ec_index, b)) {
@@ -176,7 +176,7 @@ static kr_err ec_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 	return kr_ok();
 }
 
-static kr_err rsa_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
+static KR_MUST_USE kr_err rsa_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 {
 	RSA *rsa = rsa_public_copy(pub);
 	if (!rsa || !RSA_set_method(rsa, rsa_method) || !RSA_set_ex_data(rsa, rsa_index, b)) {
@@ -194,7 +194,7 @@ static kr_err rsa_evp(bridge *b, EVP_PKEY *pub, EVP_PKEY **out)
 	return kr_ok();
 }
 
-kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out)
+KR_MUST_USE kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out)
 {
 	pthread_once(&once, init_methods);
 	KR_ENSURE(ec_method && rsa_method && ec_index >= 0 && rsa_index >= 0, KR_EINTERNAL,

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
+KR_MUST_USE kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	e.code = code;
@@ -58,8 +58,8 @@ static int known(const char *name, size_t n, const char *const *list, size_t cou
 	return 0;
 }
 
-static kr_err check_names(const char *uri, const char *p, const char *end, char sep,
-			  const char *const *list, size_t count)
+static KR_MUST_USE kr_err check_names(const char *uri, const char *p, const char *end, char sep,
+				      const char *const *list, size_t count)
 {
 	while (p < end) {
 		const char *next = memchr(p, sep, (size_t)(end - p));
@@ -80,7 +80,7 @@ static kr_err check_names(const char *uri, const char *p, const char *end, char 
 	return kr_ok();
 }
 
-kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
+KR_MUST_USE kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
 {
 	KR_ENSURE(strncmp(uri, "pkcs11:", 7) == 0, KR_EINPUT,
 		  "%s: not a PKCS#11 URI (RFC 7512 URIs start with 'pkcs11:')", uri);
@@ -101,8 +101,8 @@ kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
 	return kr_ok();
 }
 
-static kr_err load_module(const char *uri_module, const char *module, CK_FUNCTION_LIST **out,
-			  char *used_path, size_t used_sz)
+static KR_MUST_USE kr_err load_module(const char *uri_module, const char *module,
+				      CK_FUNCTION_LIST **out, char *used_path, size_t used_sz)
 {
 	const char *env = getenv("KEYRITE_PKCS11_MODULE");
 	const char *path = uri_module ? uri_module
@@ -146,7 +146,7 @@ static void token_info_from(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, kr_hsm_tok
 	out->login_required = (ti->flags & CKF_LOGIN_REQUIRED) != 0;
 }
 
-static kr_err slot_list(CK_FUNCTION_LIST *fn, CK_SLOT_ID **slots, CK_ULONG *n)
+static KR_MUST_USE kr_err slot_list(CK_FUNCTION_LIST *fn, CK_SLOT_ID **slots, CK_ULONG *n)
 {
 	KR_CK(fn->C_GetSlotList(CK_TRUE, NULL, n), KR_EHSM, "C_GetSlotList");
 	*slots = calloc(*n ? *n : 1, sizeof **slots);
@@ -161,8 +161,8 @@ static kr_err slot_list(CK_FUNCTION_LIST *fn, CK_SLOT_ID **slots, CK_ULONG *n)
 }
 
 /* Exactly one initialized token in fn must match uri. */
-static kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const char *uri, const char *module,
-			   kr_hsm_token_info *out)
+static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const char *uri,
+				       const char *module, kr_hsm_token_info *out)
 {
 	CK_INFO mi;
 	KR_CK(fn->C_GetInfo(&mi), KR_EHSM, "C_GetInfo");
@@ -202,7 +202,7 @@ static kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const char *uri, 
 	return kr_ok();
 }
 
-static kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
+static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 {
 	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
 	char what[128];
@@ -234,7 +234,7 @@ static kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 	return kr_hsm_ck_err(rv, KR_EHSM, "%s: login failed%s", what, count);
 }
 
-kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out)
+KR_MUST_USE kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out)
 {
 	kr_hsm_session *s = calloc(1, sizeof *s);
 	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
@@ -275,7 +275,7 @@ static void rehearsal_match(P11KitUri *u)
 	p11_kit_uri_set_slot_id(u, (CK_SLOT_ID)-1);
 }
 
-kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
+KR_MUST_USE kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 {
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
@@ -290,7 +290,8 @@ static void close_hsmp(kr_hsm **h) { kr_hsm_close(*h); }
 /* clang-analyzer does not model cleanup attributes and would report h as
  * leaked on every early return; LeakSanitizer covers this path in make check. */
 // NOLINTBEGIN(clang-analyzer-unix.Malloc)
-static kr_err open_matching(P11KitUri *u, const char *uri, const kr_hsm_opts *o, kr_hsm **out)
+static KR_MUST_USE kr_err open_matching(P11KitUri *u, const char *uri, const kr_hsm_opts *o,
+					kr_hsm **out)
 {
 	__attribute__((cleanup(close_hsmp))) kr_hsm *h = calloc(1, sizeof *h);
 
@@ -308,7 +309,7 @@ static kr_err open_matching(P11KitUri *u, const char *uri, const kr_hsm_opts *o,
 }
 // NOLINTEND(clang-analyzer-unix.Malloc)
 
-kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out)
+KR_MUST_USE kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out)
 {
 	static const kr_hsm_opts none;
 	const kr_hsm_opts *o = opts ? opts : &none;
@@ -335,14 +336,14 @@ void kr_hsm_close(kr_hsm *h)
 
 const kr_hsm_token_info *kr_hsm_token(const kr_hsm *h) { return &h->token; }
 
-kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len)
+KR_MUST_USE kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len)
 {
 	KR_CK(h->fn->C_GenerateRandom(h->main->handle, buf, len), KR_EHSM,
 	      "token '%s': C_GenerateRandom", h->token.label);
 	return kr_ok();
 }
 
-kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg)
+KR_MUST_USE kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg)
 {
 	CK_FUNCTION_LIST *fn = NULL;
 	char used[1024];
@@ -363,7 +364,8 @@ kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg)
 	return e;
 }
 
-static kr_err init_pin(CK_FUNCTION_LIST *fn, CK_SLOT_ID slot, const char *so, const char *user)
+static KR_MUST_USE kr_err init_pin(CK_FUNCTION_LIST *fn, CK_SLOT_ID slot, const char *so,
+				   const char *user)
 {
 	CK_SESSION_HANDLE s;
 	KR_CK(fn->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), KR_EHSM,
@@ -378,7 +380,8 @@ static kr_err init_pin(CK_FUNCTION_LIST *fn, CK_SLOT_ID slot, const char *so, co
 	return kr_ok();
 }
 
-static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so, const char *user)
+static KR_MUST_USE kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so,
+				     const char *user)
 {
 	KR_ENSURE(strlen(label) > 0 && strlen(label) <= 32, KR_EINPUT,
 		  "token label '%s': must be 1 to 32 bytes", label);
@@ -413,8 +416,8 @@ static kr_err init_token(CK_FUNCTION_LIST *fn, const char *label, const char *so
 	return init_pin(fn, slot, so, user);
 }
 
-kr_err kr_hsm_init_token(const char *module, const char *label, const kr_pin_source *so_pin,
-			 const kr_pin_source *user_pin)
+KR_MUST_USE kr_err kr_hsm_init_token(const char *module, const char *label,
+				     const kr_pin_source *so_pin, const kr_pin_source *user_pin)
 {
 	char so[256], user[256];
 	kr_err e = kr_hsm_pin_read(NULL, so_pin, "new token's security officer", so, sizeof so);

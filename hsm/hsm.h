@@ -25,10 +25,10 @@ typedef enum kr_key_type {
 	KR_KEY_ED25519,
 } kr_key_type;
 
-kr_err kr_key_type_parse(const char *name, kr_key_type *out);
+KR_MUST_USE kr_err kr_key_type_parse(const char *name, kr_key_type *out);
 const char *kr_key_type_name(kr_key_type t);
 /* The type of a public key; KR_EPOLICY for any key keyrite does not support. */
-kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out);
+KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out);
 
 /* Where a PIN comes from when the URI has no pin-source: a file that only its
  * owner may read, or a named environment variable; with neither, a no-echo
@@ -63,34 +63,34 @@ typedef struct kr_hsm_opts {
 /* Module: the URI's module-path, else opts->module, else
  * $KEYRITE_PKCS11_MODULE, else SoftHSM's. Exactly one initialized token must
  * match the URI. */
-kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out);
+KR_MUST_USE kr_err kr_hsm_open(const char *uri, const kr_hsm_opts *opts, kr_hsm **out);
 /* opts (or none) with the PIN source a configuration names, a file or a
  * variable ("" for none), in place of the command line's. */
 kr_hsm_opts kr_hsm_opts_pin(const kr_hsm_opts *opts, const char *pin_file, const char *pin_env);
 
 /* The token label a URI names ("" if none). */
-kr_err kr_hsm_uri_token_label(const char *uri, char out[33]);
+KR_MUST_USE kr_err kr_hsm_uri_token_label(const char *uri, char out[33]);
 void kr_hsm_close(kr_hsm *h);
 const kr_hsm_token_info *kr_hsm_token(const kr_hsm *h);
 
 typedef void (*kr_hsm_token_cb)(const kr_hsm_token_info *t, void *arg);
-kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg);
+KR_MUST_USE kr_err kr_hsm_tokens(const char *module, kr_hsm_token_cb cb, void *arg);
 
 /* Initializes the first uninitialized slot's token (SoftHSM's free slot). */
-kr_err kr_hsm_init_token(const char *module, const char *label, const kr_pin_source *so_pin,
-			 const kr_pin_source *user_pin);
+KR_MUST_USE kr_err kr_hsm_init_token(const char *module, const char *label,
+				     const kr_pin_source *so_pin, const kr_pin_source *user_pin);
 
 /* The URI must name the key with object=LABEL and no id (keyrite draws the
  * CKA_ID from the token's RNG). Refuses a label that already exists. Every
  * security attribute is read back; on any mismatch the key is destroyed. */
-kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out);
+KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out);
 /* The checks kr_hsm_keygen makes before it acts (label given and unused, no
  * id), so a caller can refuse before anything irreversible happens. */
-kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);
+KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);
 /* Exactly one private key must match the URI's object and/or id. */
-kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out);
+KR_MUST_USE kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out);
 typedef void (*kr_hsm_key_cb)(kr_hsm *h, kr_hsm_key *k, void *arg);
-kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg);
+KR_MUST_USE kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg);
 /* For batch signing: signs from now on with a copy of the private key made
  * as a session object on the same token (C_CopyObject, CKA_TOKEN false),
  * gone when h closes. The copy never leaves the token and stays sensitive
@@ -98,9 +98,9 @@ kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg);
  * under a lock on every use, and signs about 1.5 times as fast with a session
  * object. A token that refuses the copy (CKA_COPYABLE false, as many HSMs
  * set) keeps signing with the token object; *copied says which. */
-kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied);
+KR_MUST_USE kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied);
 /* Removes the key pair from the token (used to undo a failed ceremony). */
-kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k);
+KR_MUST_USE kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k);
 void kr_hsm_key_free(kr_hsm_key *k);
 
 const char *kr_hsm_key_label(const kr_hsm_key *k);
@@ -108,14 +108,15 @@ const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len);
 kr_key_type kr_hsm_key_type(const kr_hsm_key *k);
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k); /* borrowed */
 /* SHA-256 of the key's DER SubjectPublicKeyInfo: how people compare keys. */
-kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32]);
+KR_MUST_USE kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32]);
 
 typedef struct kr_key_attrs {
 	int token, private_, sensitive, extractable, always_sensitive, never_extractable, local;
 	int sign, decrypt, unwrap, derive;
 } kr_key_attrs;
 
-kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *out);
+/* An attribute the token will not read out is -1 ("unreadable"). */
+void kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *out);
 /* "CKA_SENSITIVE=true CKA_EXTRACTABLE=false ..." */
 void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz);
 
@@ -127,24 +128,25 @@ typedef enum kr_sig_scheme {
 	KR_SIG_EDDSA,     /* CKM_EDDSA over the whole message (md is NULL) */
 } kr_sig_scheme;
 
-kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out);
+KR_MUST_USE kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out);
 void kr_hsm_session_close(kr_hsm_session *s);
 /* The session opened with the token; for single-threaded callers. */
 kr_hsm_session *kr_hsm_main_session(kr_hsm *h);
 
 /* in is the digest of the message under md, or the message itself for EdDSA.
  * sig must hold KR_HSM_MAX_SIG bytes. */
-kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_MD *md,
-		   const uint8_t *in, size_t inlen, uint8_t *sig, size_t *siglen);
+KR_MUST_USE kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
+			       const EVP_MD *md, const uint8_t *in, size_t inlen, uint8_t *sig,
+			       size_t *siglen);
 
-kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
+KR_MUST_USE kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
 
 /* A device-class AES key-wrap key (KEK) on the token, by label: its CKA_ID,
  * and an RFC 3394 wrap of cek under it (C_WrapKey; the KEK never leaves).
  * On the caller's session, so workers can wrap side by side. */
-kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen);
-kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek, size_t ceklen,
-		   uint8_t *out, size_t *outlen);
+KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen);
+KR_MUST_USE kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek,
+			       size_t ceklen, uint8_t *out, size_t *outlen);
 
 /* An EVP_PKEY whose private-key operations happen on the token, for OpenSSL
  * APIs that sign by themselves (X509_sign, X509_CRL_sign, CMS_sign). It has a
@@ -152,6 +154,6 @@ kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek, siz
  * closing h. ECDSA (P-256, P-384) and RSA PKCS#1 v1.5 only: OpenSSL 3.0 would
  * do RSA-PSS through raw RSA, which many HSMs forbid, and has no method hook
  * for Ed25519; those sign through kr_hsm_sign. */
-kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out);
+KR_MUST_USE kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out);
 
 #endif

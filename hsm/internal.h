@@ -30,7 +30,7 @@ struct kr_hsm_key {
 };
 
 /* Error carrying the PKCS#11 return value and p11-kit's text for it. */
-kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
+KR_MUST_USE kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 #define kr_hsm_ck_err(rv, code, ...) kr_err_code_((code), kr_hsm_ck_err_((rv), (code), __VA_ARGS__))
 
@@ -43,14 +43,14 @@ kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
 
 /* Parses uri with p11-kit after refusing attribute names RFC 7512 does not
  * define and pin-value (a PIN must never be on a command line). */
-kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out);
+KR_MUST_USE kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out);
 
 /* Reads a PIN into buf (NUL-terminated). uri_source is the URI's pin-source. */
-kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const char *what,
-		       char *buf, size_t bufsz);
+KR_MUST_USE kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src,
+				   const char *what, char *buf, size_t bufsz);
 
 /* C_FindObjects for at most max objects matching tmpl. */
-kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
-		   CK_ULONG max, CK_ULONG *found);
+KR_MUST_USE kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+			       CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *found);
 
 #endif

@@ -26,7 +26,7 @@ static const struct {
 };
 #define N_KEY_TYPES (sizeof key_types / sizeof *key_types)
 
-kr_err kr_key_type_parse(const char *name, kr_key_type *out)
+KR_MUST_USE kr_err kr_key_type_parse(const char *name, kr_key_type *out)
 {
 	for (size_t i = 0; i < N_KEY_TYPES; i++)
 		if (strcmp(key_types[i].name, name) == 0) {
@@ -43,7 +43,7 @@ const char *kr_key_type_name(kr_key_type t) { return key_types[t].name; }
 
 static int is_rsa(kr_key_type t) { return t >= KR_KEY_RSA_2048 && t <= KR_KEY_RSA_4096; }
 
-kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
+KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
 {
 	int id = EVP_PKEY_get_base_id(pub);
 	if (id == EVP_PKEY_ED25519) {
@@ -85,8 +85,8 @@ kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
 
 /* ---- attribute helpers ------------------------------------------------- */
 
-static kr_err get_attr(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t, uint8_t **val,
-		       size_t *len)
+static KR_MUST_USE kr_err get_attr(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t,
+				   uint8_t **val, size_t *len)
 {
 	CK_ATTRIBUTE a = {t, NULL, 0};
 	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, o, &a, 1), KR_EHSM,
@@ -113,8 +113,8 @@ static int get_bool(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t)
 	return v == CK_TRUE;
 }
 
-kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *out,
-		   CK_ULONG max, CK_ULONG *found)
+KR_MUST_USE kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+			       CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *found)
 {
 	CK_FUNCTION_LIST *fn = s->h->fn;
 	KR_CK(fn->C_FindObjectsInit(s->handle, tmpl, n), KR_EHSM, "C_FindObjectsInit");
@@ -157,7 +157,7 @@ static int curve_nid(const uint8_t *params, size_t n)
 	return nid;
 }
 
-static kr_err ec_public(int nid, const uint8_t *pt, size_t ptlen, EVP_PKEY **out)
+static KR_MUST_USE kr_err ec_public(int nid, const uint8_t *pt, size_t ptlen, EVP_PKEY **out)
 {
 	if (nid == NID_ED25519) {
 		*out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pt, ptlen);
@@ -178,8 +178,8 @@ static kr_err ec_public(int nid, const uint8_t *pt, size_t ptlen, EVP_PKEY **out
 	return kr_ok();
 }
 
-static kr_err rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
-			 EVP_PKEY **out)
+static KR_MUST_USE kr_err rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
+				     EVP_PKEY **out)
 {
 	KR_AUTO(BIGNUM) bn = BN_bin2bn(n, (int)nlen, NULL);
 	KR_AUTO(BIGNUM) be = BN_bin2bn(e, (int)elen, NULL);
@@ -199,7 +199,7 @@ static kr_err rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t
 
 /* The public key, from the public key object when there is one (EC needs it:
  * a private EC key object carries no point), else from the RSA private key. */
-static kr_err read_public(kr_hsm_session *s, kr_hsm_key *k, CK_KEY_TYPE kt)
+static KR_MUST_USE kr_err read_public(kr_hsm_session *s, kr_hsm_key *k, CK_KEY_TYPE kt)
 {
 	CK_OBJECT_HANDLE src = k->pub != CK_INVALID_HANDLE ? k->pub : k->priv;
 	KR_AUTO(uint8_t) a = NULL;
@@ -225,7 +225,7 @@ static kr_err read_public(kr_hsm_session *s, kr_hsm_key *k, CK_KEY_TYPE kt)
 }
 
 /* Fills k (label, id, public key, type) from its private key handle. */
-static kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
+static KR_MUST_USE kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
 {
 	KR_AUTO(uint8_t) v = NULL;
 	size_t n = 0;
@@ -269,7 +269,7 @@ void kr_hsm_key_free(kr_hsm_key *k)
 const char *kr_hsm_key_label(const kr_hsm_key *k) { return k->label; }
 kr_key_type kr_hsm_key_type(const kr_hsm_key *k) { return k->type; }
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k) { return k->pubkey; }
-kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32])
+KR_MUST_USE kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32])
 {
 	KR_AUTO(uint8_t) der = NULL;
 	int n = i2d_PUBKEY(k->pubkey, &der);
@@ -286,7 +286,7 @@ const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len)
 
 /* ---- lookup ------------------------------------------------------------ */
 
-kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
+KR_MUST_USE kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 {
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
@@ -333,7 +333,7 @@ kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 	return kr_ok();
 }
 
-kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
+KR_MUST_USE kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
 {
 	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
 	CK_BBOOL yes = CK_TRUE;
@@ -357,7 +357,7 @@ kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
 	return kr_ok();
 }
 
-kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
+void kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
 {
 	kr_hsm_session *s = h->main;
 	a->token = get_bool(s, k->priv, CKA_TOKEN);
@@ -371,7 +371,6 @@ kr_err kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
 	a->decrypt = get_bool(s, k->priv, CKA_DECRYPT);
 	a->unwrap = get_bool(s, k->priv, CKA_UNWRAP);
 	a->derive = get_bool(s, k->priv, CKA_DERIVE);
-	return kr_ok();
 }
 
 void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
@@ -410,7 +409,7 @@ void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 /* PKCS#11 2.40 section 4.4 lets a copy tighten CKA_SENSITIVE and
  * CKA_EXTRACTABLE, never loosen them; they are read back all the same, and a
  * copy that would be weaker than the token object is destroyed unused. */
-kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
+KR_MUST_USE kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
 {
 	CK_BBOOL no = CK_FALSE;
 	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
@@ -434,7 +433,7 @@ kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
 
 /* ---- generation -------------------------------------------------------- */
 
-kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k)
+KR_MUST_USE kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k)
 {
 	CK_FUNCTION_LIST *fn = h->fn;
 	CK_RV rv = fn->C_DestroyObject(h->main->handle, k->priv);
@@ -447,7 +446,7 @@ kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k)
 	return kr_ok();
 }
 
-static kr_err refuse_existing_label(kr_hsm *h, const char *label)
+static KR_MUST_USE kr_err refuse_existing_label(kr_hsm *h, const char *label)
 {
 	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
 	CK_OBJECT_HANDLE o;
@@ -458,7 +457,7 @@ static kr_err refuse_existing_label(kr_hsm *h, const char *label)
 	return kr_ok();
 }
 
-static kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
+static KR_MUST_USE kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
 {
 	unsigned char *p = out;
 	int n = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &p);
@@ -470,9 +469,11 @@ static kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
 /* Every attribute that decides whether the key can leave the token or be
  * misused is set explicitly: SoftHSM's defaults allow decrypt, unwrap and
  * derive. (reference section 2) */
-static kr_err generate(kr_hsm *h, kr_key_type type, const char *label, const uint8_t *id,
-		       size_t id_len, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, CK_RV *rv)
 {
+	const char *label = k->label;
+	const uint8_t *id = k->id;
+	size_t id_len = k->id_len;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = (CK_ULONG)key_types[type].bits;
 	uint8_t f4[] = {0x01, 0x00, 0x01}, params[32];
@@ -511,18 +512,19 @@ static kr_err generate(kr_hsm *h, kr_key_type type, const char *label, const uin
 		{CKA_LABEL, (void *)label, strlen(label)},
 		{CKA_ID, (void *)id, id_len},
 	};
-	KR_CK(h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
-				       sizeof privt / sizeof *privt, pub, priv),
-	      KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label, key_types[type].name);
+	*rv = h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
+				       sizeof privt / sizeof *privt, &k->pub, &k->priv);
+	KR_CK(*rv, KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label,
+	      key_types[type].name);
 	return kr_ok();
 }
 
 /* The read-back of reference section 2: a key whose attributes are not what
  * was asked for is not a CA key. */
-static kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
+static KR_MUST_USE kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
 {
 	kr_key_attrs a;
-	KR_TRY(kr_hsm_key_attrs(h, k, &a));
+	kr_hsm_key_attrs(h, k, &a);
 	char text[512];
 	kr_key_attrs_format(&a, text, sizeof text);
 	int ok = a.token == 1 && a.private_ == 1 && a.sensitive == 1 && a.extractable == 0 &&
@@ -534,7 +536,7 @@ static kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
 	return kr_ok();
 }
 
-static kr_err new_label(kr_hsm *h, const char *uri, char label[256])
+static KR_MUST_USE kr_err new_label(kr_hsm *h, const char *uri, char label[256])
 {
 	P11KitUri *u = NULL;
 	KR_TRY(kr_hsm_uri_parse(uri, &u));
@@ -550,33 +552,85 @@ static kr_err new_label(kr_hsm *h, const char *uri, char label[256])
 	return refuse_existing_label(h, label);
 }
 
-kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri)
+KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri)
 {
 	char label[256];
 	return new_label(h, uri, label);
 }
 
-kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+/* A token refuses a bad template or mechanism before it makes anything; a
+ * device that fails in the middle may have stored part of the pair (SoftHSM
+ * does, when its storage fails). */
+static int may_have_stored(CK_RV rv)
 {
-	char label[256];
-	KR_TRY(new_label(h, uri, label));
+	return rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED || rv == CKR_DEVICE_ERROR ||
+	       rv == CKR_DEVICE_MEMORY || rv == CKR_DEVICE_REMOVED || rv == CKR_HOST_MEMORY;
+}
 
+/* Destroys what carries the new key's CKA_ID (fresh from the token's RNG,
+ * so nothing else has it); *n: how many objects it found. */
+static KR_MUST_USE kr_err destroy_by_id(kr_hsm *h, const kr_hsm_key *k, CK_ULONG *n)
+{
+	CK_ATTRIBUTE tmpl[] = {{CKA_ID, (void *)k->id, k->id_len}};
+	CK_OBJECT_HANDLE found[8];
+	KR_TRY(kr_hsm_find(h->main, tmpl, 1, found, 8, n));
+	for (CK_ULONG i = 0; i < *n; i++)
+		KR_CK(h->fn->C_DestroyObject(h->main->handle, found[i]), KR_EHSM,
+		      "C_DestroyObject");
+	return kr_ok();
+}
+
+/* No half-made key stays behind, and one that may have is named, so that the
+ * operator removes it by hand: after a failed read-back the pair's handles
+ * are known; after a failed C_GenerateKeyPair only its id is, and a token
+ * that failed midway may not even list what it stored (SoftHSM does not, in
+ * the same process). */
+static void undo_keygen(kr_hsm *h, const kr_hsm_key *k, CK_RV generate_rv, kr_err *e)
+{
+	kr_err d = kr_ok();
+	CK_ULONG found = 0;
+	if (generate_rv == CKR_OK)
+		d = kr_hsm_key_destroy(h, (kr_hsm_key *)k);
+	else if (may_have_stored(generate_rv)) {
+		d = destroy_by_id(h, k, &found);
+		if (!kr_failed(&d) && found == 0)
+			d = kr_errf(KR_EHSM, "the token failed during C_GenerateKeyPair and lists "
+					     "none of what it may have stored");
+	}
+	if (!kr_failed(&d))
+		return;
+	char hex[2 * sizeof k->id + 1];
+	kr_hex(k->id, k->id_len, hex);
+	kr_err_prefix(&d,
+		      "the new key (label '%s', id %s) may still be on token '%s': check with "
+		      "keyrite hsm keys and remove it by hand",
+		      k->label, hex, h->token.label);
+	kr_err_also(e, &d);
+}
+
+KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+{
 	kr_hsm_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
 	k->id_len = 16;
-	kr_err e = kr_hsm_random(h, k->id, k->id_len);
+	kr_err e = new_label(h, uri, k->label);
 	if (!kr_failed(&e))
-		e = generate(h, type, label, k->id, k->id_len, &k->pub, &k->priv);
+		e = kr_hsm_random(h, k->id, k->id_len);
 	if (kr_failed(&e)) {
 		kr_hsm_key_free(k);
 		return e;
 	}
-	e = load_key(h->main, k);
+	CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED; /* until the token is asked */
+	e = generate(h, type, k, &rv);
+	if (!kr_failed(&e)) {
+		e = load_key(h->main, k);
+		kr_err_prefix(&e, "token '%s': reading back the new key '%s'", h->token.label,
+			      k->label);
+	}
 	if (!kr_failed(&e))
 		e = check_generated(h, k, type);
 	if (kr_failed(&e)) {
-		/* No half-made key stays behind. */
-		kr_hsm_key_destroy(h, k);
+		undo_keygen(h, k, rv, &e);
 		kr_hsm_key_free(k);
 		return e;
 	}

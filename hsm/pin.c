@@ -18,7 +18,7 @@ static void chomp(char *s)
 		s[--n] = '\0';
 }
 
-static kr_err read_pin_file(const char *path, char *buf, size_t bufsz)
+static KR_MUST_USE kr_err read_pin_file(const char *path, char *buf, size_t bufsz)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	KR_ENSURE(fd >= 0, KR_EHSM, "PIN file %s: cannot open: %s", path, strerror(errno));
@@ -43,7 +43,7 @@ static kr_err read_pin_file(const char *path, char *buf, size_t bufsz)
 	return kr_ok();
 }
 
-static kr_err prompt_pin(const char *what, char *buf, size_t bufsz)
+static KR_MUST_USE kr_err prompt_pin(const char *what, char *buf, size_t bufsz)
 {
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	KR_ENSURE(fd >= 0, KR_EHSM,
@@ -70,8 +70,8 @@ static kr_err prompt_pin(const char *what, char *buf, size_t bufsz)
 	return kr_ok();
 }
 
-kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src, const char *what,
-		       char *buf, size_t bufsz)
+KR_MUST_USE kr_err kr_hsm_pin_read(const char *uri_source, const kr_pin_source *src,
+				   const char *what, char *buf, size_t bufsz)
 {
 	if (uri_source) {
 		/* RFC 7512 section 2.4: pin-source is a URI; keyrite takes file: ones

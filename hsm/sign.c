@@ -8,8 +8,8 @@
 #include <string.h>
 
 /* PKCS#1 v1.5 signs a DigestInfo (RFC 8017 section 9.2); OpenSSL encodes it. */
-static kr_err digest_info(const EVP_MD *md, const uint8_t *dgst, size_t len, uint8_t **out,
-			  int *outlen)
+static KR_MUST_USE kr_err digest_info(const EVP_MD *md, const uint8_t *dgst, size_t len,
+				      uint8_t **out, int *outlen)
 {
 	X509_SIG *sig = X509_SIG_new();
 	KR_OSSL(sig, KR_EINTERNAL, "DigestInfo");
@@ -27,7 +27,7 @@ static kr_err digest_info(const EVP_MD *md, const uint8_t *dgst, size_t len, uin
 
 /* CKM_ECDSA returns r || s (PKCS#11 2.40 section 2.3.1); X.509 and CMS want
  * the DER ECDSA-Sig-Value of RFC 5480 section 2.2. */
-static kr_err ecdsa_to_der(const uint8_t *raw, size_t n, uint8_t *sig, size_t *siglen)
+static KR_MUST_USE kr_err ecdsa_to_der(const uint8_t *raw, size_t n, uint8_t *sig, size_t *siglen)
 {
 	KR_ENSURE(n % 2 == 0 && n > 0, KR_EHSM, "token returned a malformed ECDSA signature");
 	ECDSA_SIG *es = ECDSA_SIG_new();
@@ -67,8 +67,8 @@ static CK_MECHANISM_TYPE hash_mech(const EVP_MD *md, CK_RSA_PKCS_MGF_TYPE *mgf)
 	}
 }
 
-static kr_err check_scheme(const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_MD *md,
-			   size_t inlen)
+static KR_MUST_USE kr_err check_scheme(const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_MD *md,
+				       size_t inlen)
 {
 	kr_key_type t = kr_hsm_key_type(k);
 	int rsa = t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096;
@@ -86,8 +86,9 @@ static kr_err check_scheme(const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_
 	return kr_ok();
 }
 
-kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme, const EVP_MD *md,
-		   const uint8_t *in, size_t inlen, uint8_t *sig, size_t *siglen)
+KR_MUST_USE kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
+			       const EVP_MD *md, const uint8_t *in, size_t inlen, uint8_t *sig,
+			       size_t *siglen)
 {
 	KR_TRY(check_scheme(k, scheme, md, inlen));
 	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};

@@ -6,7 +6,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-static kr_err find_kek(kr_hsm_session *s, const char *label, CK_OBJECT_HANDLE *out)
+static KR_MUST_USE kr_err find_kek(kr_hsm_session *s, const char *label, CK_OBJECT_HANDLE *out)
 {
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
@@ -26,7 +26,7 @@ static kr_err find_kek(kr_hsm_session *s, const char *label, CK_OBJECT_HANDLE *o
 	return kr_ok();
 }
 
-kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen)
+KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen)
 {
 	CK_OBJECT_HANDLE kek;
 	KR_TRY(find_kek(s, label, &kek));
@@ -38,8 +38,8 @@ kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *
 	return kr_ok();
 }
 
-kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek, size_t ceklen,
-		   uint8_t *out, size_t *outlen)
+KR_MUST_USE kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek,
+			       size_t ceklen, uint8_t *out, size_t *outlen)
 {
 	CK_OBJECT_HANDLE kek, obj = CK_INVALID_HANDLE;
 	KR_TRY(find_kek(s, label, &kek));

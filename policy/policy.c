@@ -23,7 +23,7 @@ static const kr_field policy_fields[] = {
 	{"ca_key_types", KR_F_STRING, 0},
 };
 
-static kr_err parse_key_types(kr_conf *c, const char *list, unsigned *out)
+static KR_MUST_USE kr_err parse_key_types(kr_conf *c, const char *list, unsigned *out)
 {
 	char *copy = strdup(list), *save = NULL;
 	KR_ENSURE(copy, KR_EINTERNAL, "out of memory");
@@ -41,7 +41,7 @@ static kr_err parse_key_types(kr_conf *c, const char *list, unsigned *out)
 	return e;
 }
 
-static kr_err load_file(kr_policy *p, const char *path)
+static KR_MUST_USE kr_err load_file(kr_policy *p, const char *path)
 {
 	kr_conf *c = NULL;
 	KR_TRY(kr_conf_load(path, &c));
@@ -61,7 +61,7 @@ static kr_err load_file(kr_policy *p, const char *path)
 	return e;
 }
 
-kr_err kr_policy_load(const char *path, kr_policy **out)
+KR_MUST_USE kr_err kr_policy_load(const char *path, kr_policy **out)
 {
 	kr_policy *p = calloc(1, sizeof *p);
 	KR_ENSURE(p, KR_EINTERNAL, "out of memory");
@@ -87,7 +87,7 @@ long kr_policy_max_days(const kr_policy *p, kr_cert_role r)
 	return r < KR_ROLE_LEAF ? p->max_days[r] : 0;
 }
 
-kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days)
+KR_MUST_USE kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days)
 {
 	KR_ENSURE(r < KR_ROLE_LEAF, KR_EINTERNAL, "no ceremony cap for a %s", kr_role_name(r));
 	KR_ENSURE(days >= 1, KR_EPOLICY, "a %s must be valid for at least one day",
@@ -98,7 +98,7 @@ kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days)
 	return kr_ok();
 }
 
-kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t)
+KR_MUST_USE kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t)
 {
 	KR_ENSURE(p->ca_key_types & (1u << t), KR_EPOLICY,
 		  "policy does not allow %s keys for certificate authorities", kr_key_type_name(t));

@@ -18,13 +18,13 @@ const char *kr_role_name(kr_cert_role r);
 typedef struct kr_policy kr_policy;
 
 /* path NULL: the built-in defaults (docs/keyrite-ceremony.5, POLICY). */
-kr_err kr_policy_load(const char *path, kr_policy **out);
+KR_MUST_USE kr_err kr_policy_load(const char *path, kr_policy **out);
 void kr_policy_free(kr_policy *p);
 
 /* Caps for the roles a ceremony makes (not KR_ROLE_LEAF: a profile sets
  * an end-entity certificate's validity). */
 long kr_policy_max_days(const kr_policy *p, kr_cert_role r);
-kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days);
-kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t);
+KR_MUST_USE kr_err kr_policy_check_days(const kr_policy *p, kr_cert_role r, long days);
+KR_MUST_USE kr_err kr_policy_check_ca_key(const kr_policy *p, kr_key_type t);
 
 #endif

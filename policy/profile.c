@@ -75,7 +75,7 @@ static int split(const char *list, char out[][64], int max)
 	return n;
 }
 
-static kr_err path_of(kr_config *c, const char *section, const char *key, char *out)
+static KR_MUST_USE kr_err path_of(kr_config *c, const char *section, const char *key, char *out)
 {
 	const char *v = kr_conf_get(c->conf, section, key);
 	if (!v) {
@@ -89,7 +89,8 @@ static kr_err path_of(kr_config *c, const char *section, const char *key, char *
 
 /* Copies a value into a fixed field; a value that does not fit is an error,
  * never silently shortened. */
-static kr_err copy_value(kr_config *c, const char *section, const char *key, char *dst, size_t n)
+static KR_MUST_USE kr_err copy_value(kr_config *c, const char *section, const char *key, char *dst,
+				     size_t n)
 {
 	const char *v = kr_conf_get(c->conf, section, key);
 	size_t len = v ? strlen(v) : 0;
@@ -111,8 +112,8 @@ static void copy(char *dst, size_t n, const char *v)
 }
 
 /* A comma list of names (none when the key is absent), min to KR_MAX_LIST. */
-static kr_err name_list(kr_config *c, const char *section, const char *key, int min,
-			char names[][64], int *n)
+static KR_MUST_USE kr_err name_list(kr_config *c, const char *section, const char *key, int min,
+				    char names[][64], int *n)
 {
 	const char *v = kr_conf_get(c->conf, section, key);
 	*n = v ? split(v, names, KR_MAX_LIST) : 0;
@@ -124,8 +125,8 @@ static kr_err name_list(kr_config *c, const char *section, const char *key, int 
 }
 
 /* An optional number: dflt when the key is absent. */
-static kr_err optional_long(kr_config *c, const char *section, const char *key, long min, long max,
-			    long dflt, long *out)
+static KR_MUST_USE kr_err optional_long(kr_config *c, const char *section, const char *key,
+					long min, long max, long dflt, long *out)
 {
 	*out = dflt;
 	return kr_conf_get(c->conf, section, key)
@@ -133,7 +134,7 @@ static kr_err optional_long(kr_config *c, const char *section, const char *key, 
 		       : kr_ok();
 }
 
-static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
+static KR_MUST_USE kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
 {
 	char section[80];
 	snprintf(section, sizeof section, "ca_%.63s", name);
@@ -152,7 +153,7 @@ static kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca)
 	return name_list(c, section, "profiles", 1, ca->profiles, &ca->nprofiles);
 }
 
-static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
+static KR_MUST_USE kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
 {
 	char section[80];
 	snprintf(section, sizeof section, "signer_%.63s", name);
@@ -175,7 +176,8 @@ static kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
 }
 
 /* A DNS name from the file: syntax checked, no final dot, lower case. */
-static kr_err dns_value(kr_config *c, const char *section, const char *key, char *out, size_t n)
+static KR_MUST_USE kr_err dns_value(kr_config *c, const char *section, const char *key, char *out,
+				    size_t n)
 {
 	KR_TRY(copy_value(c, section, key, out, n));
 	size_t len = strlen(out);
@@ -189,8 +191,8 @@ static kr_err dns_value(kr_config *c, const char *section, const char *key, char
 	return kr_ok();
 }
 
-static kr_err tlsa_choice(kr_config *c, const char *section, const char *key, const char *a,
-			  const char *b, int *is_b)
+static KR_MUST_USE kr_err tlsa_choice(kr_config *c, const char *section, const char *key,
+				      const char *a, const char *b, int *is_b)
 {
 	const char *v = kr_conf_get(c->conf, section, key);
 	*is_b = v && strcmp(v, b) == 0;
@@ -200,7 +202,7 @@ static kr_err tlsa_choice(kr_config *c, const char *section, const char *key, co
 	return kr_ok();
 }
 
-static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
+static KR_MUST_USE kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 {
 	char section[80];
 	snprintf(section, sizeof section, "zone_%.63s", name);
@@ -249,7 +251,7 @@ static kr_err load_zone(kr_config *c, const char *name, kr_zone_conf *z)
 	return kr_ok();
 }
 
-static kr_err key_types(kr_config *c, const char *section, unsigned *out)
+static KR_MUST_USE kr_err key_types(kr_config *c, const char *section, unsigned *out)
 {
 	char names[KR_MAX_LIST][64];
 	int n = 0;
@@ -266,7 +268,7 @@ static kr_err key_types(kr_config *c, const char *section, unsigned *out)
 }
 
 /* The placeholders a device name template may use. */
-static kr_err check_template(kr_config *c, const char *section, const char *t)
+static KR_MUST_USE kr_err check_template(kr_config *c, const char *section, const char *t)
 {
 	static const char *const known[] = {"{device_id}", "{profile_id}", "{zone}"};
 	for (const char *p = strchr(t, '{'); p; p = strchr(p + 1, '{')) {
@@ -284,7 +286,7 @@ static kr_err check_template(kr_config *c, const char *section, const char *t)
 	return kr_ok();
 }
 
-static kr_err identity(kr_config *c, const char *section, kr_profile *p)
+static KR_MUST_USE kr_err identity(kr_config *c, const char *section, kr_profile *p)
 {
 	const char *id = kr_conf_get(c->conf, section, "identity");
 	const char *name = kr_conf_get(c->conf, section, "name");
@@ -325,7 +327,7 @@ static kr_err identity(kr_config *c, const char *section, kr_profile *p)
 	return kr_ok();
 }
 
-static kr_err honour(kr_config *c, const char *section, kr_profile *p)
+static KR_MUST_USE kr_err honour(kr_config *c, const char *section, kr_profile *p)
 {
 	char list[KR_MAX_LIST][64];
 	int n = 0;
@@ -345,7 +347,7 @@ static kr_err honour(kr_config *c, const char *section, kr_profile *p)
 }
 
 /* Every extension line must be one OpenSSL knows, and none may make a CA. */
-static kr_err check_extensions(kr_config *c, const char *section)
+static KR_MUST_USE kr_err check_extensions(kr_config *c, const char *section)
 {
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_conf_nconf(c->conf), section);
 	for (int i = 0; vals && i < sk_CONF_VALUE_num(vals); i++) {
@@ -369,7 +371,7 @@ static kr_err check_extensions(kr_config *c, const char *section)
 	return kr_ok();
 }
 
-static kr_err load_profile(kr_config *c, const char *name, kr_profile *p)
+static KR_MUST_USE kr_err load_profile(kr_config *c, const char *name, kr_profile *p)
 {
 	char section[80];
 	snprintf(section, sizeof section, "profile_%.63s", name);
@@ -392,7 +394,7 @@ static int find_profile(const kr_config *c, const char *name)
 	return -1;
 }
 
-static kr_err load(kr_config *c)
+static KR_MUST_USE kr_err load(kr_config *c)
 {
 	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
 	KR_TRY(path_of(c, "keyrite", "store", c->store));
@@ -418,7 +420,7 @@ static kr_err load(kr_config *c)
 	return kr_conf_check_unused(c->conf);
 }
 
-kr_err kr_config_load(const char *path, kr_config **out)
+KR_MUST_USE kr_err kr_config_load(const char *path, kr_config **out)
 {
 	kr_config *c = calloc(1, sizeof *c);
 	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
@@ -444,7 +446,7 @@ void kr_config_free(kr_config *c)
 const char *kr_config_store(const kr_config *c) { return c->store; }
 CONF *kr_config_nconf(kr_config *c) { return kr_conf_nconf(c->conf); }
 
-kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out)
+KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out)
 {
 	for (int i = 0; i < c->ncas; i++)
 		if (strcmp(c->cas[i].name, name) == 0) {
@@ -454,7 +456,8 @@ kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out
 	return kr_errf(KR_EUSAGE, "%s: no CA named '%s' (cas = ...)", kr_conf_path(c->conf), name);
 }
 
-kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_conf **out)
+KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,
+				    const kr_signer_conf **out)
 {
 	for (int i = 0; i < c->nsigners; i++)
 		if (strcmp(c->signers[i].name, name) == 0) {
@@ -465,7 +468,7 @@ kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_co
 		       kr_conf_path(c->conf), name);
 }
 
-kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out)
+KR_MUST_USE kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out)
 {
 	size_t n = strlen(apex);
 	if (n > 1 && apex[n - 1] == '.')
@@ -488,8 +491,8 @@ const kr_profile *kr_config_profile_named(const kr_config *c, const char *name)
 int kr_config_ncas(const kr_config *c) { return c->ncas; }
 const kr_ca_conf *kr_config_ca_at(const kr_config *c, int i) { return &c->cas[i]; }
 
-kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
-			 const kr_profile **out)
+KR_MUST_USE kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
+				     const kr_profile **out)
 {
 	int allowed = 0;
 	for (int i = 0; i < ca->nprofiles; i++)
@@ -503,7 +506,7 @@ kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *n
 
 static int ldh(char ch) { return isalnum((unsigned char)ch) || ch == '-'; }
 
-kr_err kr_device_id_check(const char *id)
+KR_MUST_USE kr_err kr_device_id_check(const char *id)
 {
 	size_t n = strlen(id);
 	KR_ENSURE(n >= 1 && n <= 63, KR_EPOLICY, "device id '%.70s' must be 1 to 63 characters",
@@ -516,7 +519,7 @@ kr_err kr_device_id_check(const char *id)
 	return kr_ok();
 }
 
-kr_err kr_dns_name_check(const char *name)
+KR_MUST_USE kr_err kr_dns_name_check(const char *name)
 {
 	size_t n = strlen(name);
 	KR_ENSURE(n >= 1 && n <= 253, KR_EPOLICY, "DNS name of %zu octets (1 to 253)", n);
@@ -553,8 +556,8 @@ static int is_token(const char *t, size_t n, const char *literal)
 	return strlen(literal) == n && memcmp(t, literal, n) == 0;
 }
 
-kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_t profile_id,
-			      char *out, size_t outsz)
+KR_MUST_USE kr_err kr_profile_device_name(const kr_profile *p, const char *device_id,
+					  int64_t profile_id, char *out, size_t outsz)
 {
 	char pid[24];
 	snprintf(pid, sizeof pid, "%lld", (long long)profile_id);
@@ -578,14 +581,14 @@ kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_
 	return kr_dns_name_check(out);
 }
 
-kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t)
+KR_MUST_USE kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t)
 {
 	KR_ENSURE(p->key_types & (1u << t), KR_EPOLICY, "key type %s is not allowed by profile %s",
 		  kr_key_type_name(t), p->name);
 	return kr_ok();
 }
 
-static kr_err device_identity(const kr_request_names *r, char *device_id, size_t idsz)
+static KR_MUST_USE kr_err device_identity(const kr_request_names *r, char *device_id, size_t idsz)
 {
 	const char *id = r->device_id ? r->device_id : r->cn;
 	KR_ENSURE(id[0], KR_EPOLICY,
@@ -598,8 +601,8 @@ static kr_err device_identity(const kr_request_names *r, char *device_id, size_t
 	return kr_ok();
 }
 
-kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r, char *device_id,
-			   size_t idsz, char *name, size_t namesz)
+KR_MUST_USE kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r,
+				       char *device_id, size_t idsz, char *name, size_t namesz)
 {
 	switch (p->identity) {
 	case KR_ID_DEVICE:
@@ -628,7 +631,7 @@ int kr_dns_name_within(const char *name, const char *domain)
 	       (n > m && name[n - m - 1] == '.' && strcasecmp(name + n - m, domain) == 0);
 }
 
-kr_err kr_profile_permits(const kr_profile *p, const char *dns)
+KR_MUST_USE kr_err kr_profile_permits(const kr_profile *p, const char *dns)
 {
 	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "SAN '%.80s': wildcards are not issued", dns);
 	KR_TRY(kr_dns_name_check(dns));

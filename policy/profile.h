@@ -74,44 +74,45 @@ typedef struct kr_config kr_config;
 /* Checks the whole file: unknown keys and sections, bad templates, unknown
  * extensions, profiles a CA names but the file lacks. Paths are made
  * relative to the file's directory. */
-kr_err kr_config_load(const char *path, kr_config **out);
+KR_MUST_USE kr_err kr_config_load(const char *path, kr_config **out);
 void kr_config_free(kr_config *c);
 
 const char *kr_config_store(const kr_config *c);
 CONF *kr_config_nconf(kr_config *c);
-kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
-kr_err kr_config_signer(const kr_config *c, const char *name, const kr_signer_conf **out);
+KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
+KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,
+				    const kr_signer_conf **out);
 /* The zone whose apex is name (case and a final dot do not matter). */
-kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out);
+KR_MUST_USE kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out);
 /* The profile of that name, whichever CA issues it; NULL if none. */
 const kr_profile *kr_config_profile_named(const kr_config *c, const char *name);
 /* Every CA of the file, for publication. */
 int kr_config_ncas(const kr_config *c);
 const kr_ca_conf *kr_config_ca_at(const kr_config *c, int i);
 /* The profile, if the CA may issue it. */
-kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
-			 const kr_profile **out);
+KR_MUST_USE kr_err kr_config_profile(const kr_config *c, const kr_ca_conf *ca, const char *name,
+				     const kr_profile **out);
 
 /* Expands the profile's name template for a device; checks the result is a
  * DNS name. */
-kr_err kr_profile_device_name(const kr_profile *p, const char *device_id, int64_t profile_id,
-			      char *out, size_t outsz);
+KR_MUST_USE kr_err kr_profile_device_name(const kr_profile *p, const char *device_id,
+					  int64_t profile_id, char *out, size_t outsz);
 
 /* A device id: 1 to 63 letters, digits or hyphens (it becomes a DNS label). */
-kr_err kr_device_id_check(const char *id);
+KR_MUST_USE kr_err kr_device_id_check(const char *id);
 
 /* RFC 1035 preferred syntax, plus a leading underscore in a label
  * (draft-ietf-dance-client-auth: <device>._device.<domain>). */
-kr_err kr_dns_name_check(const char *name);
+KR_MUST_USE kr_err kr_dns_name_check(const char *name);
 
 /* 1 if name is domain or below it (case-insensitive). */
 int kr_dns_name_within(const char *name, const char *domain);
 
 /* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain. */
-kr_err kr_profile_permits(const kr_profile *p, const char *dns);
+KR_MUST_USE kr_err kr_profile_permits(const kr_profile *p, const char *dns);
 
 /* The request's key type is one the profile allows. */
-kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t);
+KR_MUST_USE kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t);
 
 /* What a request says about its subject. */
 typedef struct kr_request_names {
@@ -125,7 +126,7 @@ typedef struct kr_request_names {
  * manifest's, else the common name; when both are present they must agree),
  * name waits for the profile id. dns: every requested name permitted, the
  * first is the name. cn: the common name. */
-kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r, char *device_id,
-			   size_t idsz, char *name, size_t namesz);
+KR_MUST_USE kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r,
+				       char *device_id, size_t idsz, char *name, size_t namesz);
 
 #endif

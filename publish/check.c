@@ -37,7 +37,7 @@ static void set_free(set *s)
 	free(s->v);
 }
 
-static kr_err set_add(set *s, const ldns_rr *rr, const char *what, const char *why)
+static KR_MUST_USE kr_err set_add(set *s, const ldns_rr *rr, const char *what, const char *why)
 {
 	KR_TRY(kr_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v));
 	char *owner = ldns_rdf2str(ldns_rr_owner(rr)), *rdata = kr_rr_rdata(rr);
@@ -81,7 +81,7 @@ static void sort(set *s)
 		qsort(s->v, s->n, sizeof *s->v, by_key);
 }
 
-static kr_err expect(const kr_rec *r, void *arg)
+static KR_MUST_USE kr_err expect(const kr_rec *r, void *arg)
 {
 	check *c = arg;
 	if (r->kind == KR_REC_ROOT && !r->live)
@@ -97,7 +97,7 @@ static int wanted(const ldns_rr *rr)
 
 /* ---- what is published -------------------------------------------------------------- */
 
-static kr_err from_file(check *c, const char *path)
+static KR_MUST_USE kr_err from_file(check *c, const char *path)
 {
 	FILE *f = fopen(path, "r");
 	KR_ENSURE(f, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -116,7 +116,7 @@ static kr_err from_file(check *c, const char *path)
 	return e;
 }
 
-static kr_err resolver(const char *server, ldns_resolver **out)
+static KR_MUST_USE kr_err resolver(const char *server, ldns_resolver **out)
 {
 	char host[256];
 	unsigned port = 53;
@@ -157,7 +157,7 @@ static kr_err resolver(const char *server, ldns_resolver **out)
 	return kr_ok();
 }
 
-static kr_err ask(check *c, ldns_resolver *res, const char *server, const entry *k)
+static KR_MUST_USE kr_err ask(check *c, ldns_resolver *res, const char *server, const entry *k)
 {
 	char owner[300];
 	size_t n = strcspn(k->key, " ");
@@ -180,7 +180,7 @@ static kr_err ask(check *c, ldns_resolver *res, const char *server, const entry 
 }
 
 /* Asks for every name the store knows, once each. */
-static kr_err from_server(check *c, const char *server)
+static KR_MUST_USE kr_err from_server(check *c, const char *server)
 {
 	ldns_resolver *res = NULL;
 	KR_TRY(resolver(server, &res));
@@ -237,8 +237,8 @@ static void compare(check *c)
 	}
 }
 
-kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-			const kr_check_opts *o, FILE *report, kr_check_summary *sum)
+KR_MUST_USE kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+				    const kr_check_opts *o, FILE *report, kr_check_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
 	check c = {.report = report, .sum = sum};

@@ -27,8 +27,8 @@ typedef struct zone_key {
 } zone_key;
 
 /* ECDSA P-256 (algorithm 13) or P-384 (14), RFC 6605. */
-static kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z, uint16_t flags,
-		       ldns_dnssec_zone *zone, zone_key *k)
+static KR_MUST_USE kr_err key_load(kr_hsm *h, const char *uri, const kr_zone_conf *z,
+				   uint16_t flags, ldns_dnssec_zone *zone, zone_key *k)
 {
 	k->hsm = h;
 	KR_TRY(kr_hsm_key_find(h, uri, &k->hk));
@@ -92,8 +92,8 @@ typedef struct jobs {
 	pthread_mutex_t lock;
 } jobs;
 
-static kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single, const zone_key *k,
-		      ldns_dnssec_rrs **into)
+static KR_MUST_USE kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single,
+				  const zone_key *k, ldns_dnssec_rrs **into)
 {
 	KR_TRY(kr_grow((void **)&js->v, &js->cap, js->n + 1, sizeof *js->v));
 	js->v[js->n++] = (job){rrs, single, k, into, NULL};
@@ -103,7 +103,8 @@ static kr_err add_job(jobs *js, ldns_dnssec_rrs *rrs, ldns_rr *single, const zon
 /* Every RRset with authority: the DNSKEY set by the KSK, the others and
  * the NSEC3 records by the ZSK; occluded names and below-apex NS sets are
  * not signed (RFC 4035 section 2.2). */
-static kr_err collect(ldns_dnssec_zone *zone, const zone_key *ksk, const zone_key *zsk, jobs *js)
+static KR_MUST_USE kr_err collect(ldns_dnssec_zone *zone, const zone_key *ksk, const zone_key *zsk,
+				  jobs *js)
 {
 	ldns_dnssec_zone_mark_glue(zone);
 	ldns_rdf *apex = zone->soa->name;
@@ -159,7 +160,7 @@ static ldns_rr_list *canonical_rrset(const job *j)
 /* RFC 4034 section 3.1.8.1: the signature covers the RRSIG's rdata without
  * the signature, then the canonical RRset; ECDSA's r || s is the DNSSEC
  * signature form (RFC 6605 section 4). buf is the worker's, reused. */
-static kr_err sign_one(kr_hsm_session *session, ldns_buffer *buf, job *j)
+static KR_MUST_USE kr_err sign_one(kr_hsm_session *session, ldns_buffer *buf, job *j)
 {
 	ldns_rr_list *rrset = canonical_rrset(j);
 	j->sig = rrset ? ldns_create_empty_rrsig(rrset, j->k->key) : NULL;
@@ -213,7 +214,7 @@ static void sign_job(void *arg, int i, int wi)
 
 /* The ZSK's work on a session per core (the DNSKEY set, the KSK's, is in
  * the list too: its token may differ, so it is signed here first). */
-static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
+static KR_MUST_USE kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
 {
 	ldns_buffer *buf = ldns_buffer_new(512);
 	KR_ENSURE(buf, KR_EINTERNAL, "out of memory");
@@ -242,7 +243,7 @@ static kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key *zsk)
 	return js->e;
 }
 
-static kr_err attach(jobs *js)
+static KR_MUST_USE kr_err attach(jobs *js)
 {
 	for (size_t i = 0; i < js->n; i++) {
 		job *j = &js->v[i];
@@ -268,7 +269,7 @@ static void jobs_free(jobs *js)
 }
 
 /* NSEC3 without iterations or salt (RFC 9276 section 3.1), or NSEC. */
-static kr_err chain(ldns_dnssec_zone *zone, const kr_zone_conf *z, ldns_rr_list *added)
+static KR_MUST_USE kr_err chain(ldns_dnssec_zone *zone, const kr_zone_conf *z, ldns_rr_list *added)
 {
 	ldns_status st;
 	if (z->nsec3) {
@@ -306,8 +307,8 @@ static void ds(const zone_key *ksk, kr_publish_summary *sum)
 	ldns_rr_free(dnskey);
 }
 
-static kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh, ldns_dnssec_zone *zone,
-			kr_publish_summary *sum)
+static KR_MUST_USE kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh,
+				    ldns_dnssec_zone *zone, kr_publish_summary *sum)
 {
 	zone_key ksk = {0}, zsk = {0};
 	jobs js = {.e = kr_ok()};
@@ -335,8 +336,8 @@ static kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh, ldns_dnss
 	return e;
 }
 
-kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
-		       kr_publish_summary *sum)
+KR_MUST_USE kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm,
+				   ldns_dnssec_zone *zone, kr_publish_summary *sum)
 {
 	KR_ENSURE(zone->soa, KR_EINPUT, "zone %s: signing needs the SOA", z->apex);
 	char ksk_token[33], zsk_token[33];

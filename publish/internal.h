@@ -18,29 +18,29 @@ typedef struct kr_rec {
 	ldns_rr *rr;      /* borrowed for the callback */
 } kr_rec;
 
-typedef kr_err (*kr_rec_cb)(const kr_rec *r, void *arg);
+typedef KR_MUST_USE kr_err (*kr_rec_cb)(const kr_rec *r, void *arg);
 
 /* Every record of the zone the store and configuration call for, and those
  * of certificates that must no longer be published. */
-kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-			  kr_rec_cb cb, void *arg);
+KR_MUST_USE kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+				      kr_rec_cb cb, void *arg);
 
 /* Every CA certificate of the configuration (the CAs' own and their
  * chains: roots, sub-CAs, cross certificates), once each. */
-kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out);
+KR_MUST_USE kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out);
 
 /* ldns's status as an error. */
-kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name);
+KR_MUST_USE kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name);
 
 /* The rdata of rr in presentation form (malloc'd). */
 char *kr_rr_rdata(const ldns_rr *rr);
 
 /* DNSSEC: signs the zone with the configured KSK and ZSK (kr_publish has
  * checked that both are configured); fills ds. */
-kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm, ldns_dnssec_zone *zone,
-		       kr_publish_summary *sum);
+KR_MUST_USE kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm,
+				   ldns_dnssec_zone *zone, kr_publish_summary *sum);
 
 /* Prints the (signed) zone to out as ldns would, on every core. */
-kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone);
+KR_MUST_USE kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone);
 
 #endif

@@ -59,7 +59,7 @@ static void print_slice(void *arg, int at, int worker)
 }
 
 /* One round: up to n slices printed at once, then written in order. */
-static kr_err print_round(FILE *out, slice *sl, int n)
+static KR_MUST_USE kr_err print_round(FILE *out, slice *sl, int n)
 {
 	kr_parallel_for(n, n, print_slice, sl);
 	kr_err e = kr_ok();
@@ -74,7 +74,7 @@ static kr_err print_round(FILE *out, slice *sl, int n)
 	return e;
 }
 
-kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone)
+KR_MUST_USE kr_err kr_publish_print(FILE *out, const ldns_dnssec_zone *zone)
 {
 	ldns_dnssec_rrsets *soa =
 		zone->soa ? ldns_dnssec_name_find_rrset(zone->soa, LDNS_RR_TYPE_SOA) : NULL;

@@ -29,8 +29,8 @@ typedef struct kr_publish_summary {
 /* Writes DIR/ZONE.zone (replaced atomically) and DIR/.well-known/ca/, and
  * records what was published. Only valid, unexpired certificates whose
  * names lie in the zone are published. */
-kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-		  const kr_publish_opts *o, kr_publish_summary *sum);
+KR_MUST_USE kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+			      const kr_publish_opts *o, kr_publish_summary *sum);
 
 typedef struct kr_check_opts {
 	const char *zone_file; /* compare with this zone file, or */
@@ -44,7 +44,7 @@ typedef struct kr_check_summary {
 /* One line on report per problem: missing, mismatched, or stale (a
  * revoked, expired or unknown certificate still published). KR_EVERIFY if
  * there is any. */
-kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-			const kr_check_opts *o, FILE *report, kr_check_summary *sum);
+KR_MUST_USE kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+				    const kr_check_opts *o, FILE *report, kr_check_summary *sum);
 
 #endif

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name)
+KR_MUST_USE kr_err kr_ldns_err(ldns_status st, kr_code code, const char *what, const char *name)
 {
 	return kr_errf(code, "%s%s%s: %s", what, name ? " " : "", name ? name : "",
 		       ldns_get_errorstr_by_id(st));
@@ -35,11 +35,10 @@ typedef struct gen {
 	const kr_zone_conf *z;
 	kr_rec_cb cb;
 	void *arg;
-	kr_err e;
 	time_t now;
 } gen;
 
-static kr_err owner_rr(gen *g, const char *owner, ldns_rr_type type, ldns_rr **out)
+static KR_MUST_USE kr_err owner_rr(gen *g, const char *owner, ldns_rr_type type, ldns_rr **out)
 {
 	char fq[300];
 	snprintf(fq, sizeof fq, "%s.", owner);
@@ -64,8 +63,8 @@ static void push8(ldns_rr *rr, uint8_t v)
 
 /* TLSA usage selector matching-type data (RFC 6698 section 2.1): a SHA-256
  * digest is 32 bytes, a full certificate is DER. */
-static kr_err tlsa(gen *g, const char *owner, int usage, int selector, int mtype,
-		   const uint8_t *data, size_t len, ldns_rr **out)
+static KR_MUST_USE kr_err tlsa(gen *g, const char *owner, int usage, int selector, int mtype,
+			       const uint8_t *data, size_t len, ldns_rr **out)
 {
 	KR_ENSURE(data && (mtype != 1 || len == 32) && len > 0, KR_EINPUT,
 		  "%s: no SPKI digest recorded for this certificate", owner);
@@ -119,7 +118,7 @@ static void key_tag(const uint8_t *der, size_t len, int *tag, int *alg)
 	}
 }
 
-static kr_err cert_rr(gen *g, const kr_cert_info *c, ldns_rr **out)
+static KR_MUST_USE kr_err cert_rr(gen *g, const kr_cert_info *c, ldns_rr **out)
 {
 	char owner[300];
 	snprintf(owner, sizeof owner, "%lld.%s.%s", (long long)c->profile_id, c->device_id,
@@ -134,7 +133,8 @@ static kr_err cert_rr(gen *g, const kr_cert_info *c, ldns_rr **out)
 	return kr_ok();
 }
 
-static kr_err emit(gen *g, kr_rec_kind kind, const kr_cert_info *c, const char *what, ldns_rr *rr)
+static KR_MUST_USE kr_err emit(gen *g, kr_rec_kind kind, const kr_cert_info *c, const char *what,
+			       ldns_rr *rr)
 {
 	int revoked = strcmp(c->status, "revoked") == 0;
 	int expired = c->not_after <= (int64_t)g->now;
@@ -144,7 +144,7 @@ static kr_err emit(gen *g, kr_rec_kind kind, const kr_cert_info *c, const char *
 	return e;
 }
 
-static kr_err device(gen *g, const kr_cert_info *c)
+static KR_MUST_USE kr_err device(gen *g, const kr_cert_info *c)
 {
 	char name[256], what[160];
 	snprintf(name, sizeof name, "%.*s", (int)strcspn(c->sans ? c->sans : "", ","),
@@ -164,7 +164,7 @@ static kr_err device(gen *g, const kr_cert_info *c)
 	return emit(g, KR_REC_CERT, c, what, rr);
 }
 
-static kr_err server(gen *g, const kr_cert_info *c)
+static KR_MUST_USE kr_err server(gen *g, const kr_cert_info *c)
 {
 	char sans[2048], *save = NULL, what[300];
 	snprintf(sans, sizeof sans, "%s", c->sans ? c->sans : "");
@@ -181,21 +181,20 @@ static kr_err server(gen *g, const kr_cert_info *c)
 	return kr_ok();
 }
 
-static void each_cert(const kr_cert_info *c, void *arg)
+static KR_MUST_USE kr_err each_cert(const kr_cert_info *c, void *arg)
 {
 	gen *g = arg;
-	if (kr_failed(&g->e))
-		return;
 	const kr_profile *p = kr_config_profile_named(g->cfg, c->profile);
 	if (!p)
-		return; /* a profile since removed from the configuration */
+		return kr_ok(); /* a profile since removed from the configuration */
 	if (p->identity == KR_ID_DEVICE)
-		g->e = device(g, c);
-	else if (p->identity == KR_ID_DNS)
-		g->e = server(g, c);
+		return device(g, c);
+	if (p->identity == KR_ID_DNS)
+		return server(g, c);
+	return kr_ok();
 }
 
-kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out)
+KR_MUST_USE kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out)
 {
 	STACK_OF(X509) *all = sk_X509_new_null();
 	KR_OSSL(all, KR_EINTERNAL, "out of memory");
@@ -226,7 +225,7 @@ kr_err kr_publish_ca_certs(const kr_config *cfg, STACK_OF(X509) * *out)
 }
 
 /* The roots above the file's CAs: _rootcert.<ca host>. */
-static kr_err roots(gen *g)
+static KR_MUST_USE kr_err roots(gen *g)
 {
 	STACK_OF(X509) *cas = NULL;
 	KR_TRY(kr_publish_ca_certs(g->cfg, &cas));
@@ -253,13 +252,12 @@ static kr_err roots(gen *g)
 	return e;
 }
 
-kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-			  kr_rec_cb cb, void *arg)
+KR_MUST_USE kr_err kr_publish_records(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+				      kr_rec_cb cb, void *arg)
 {
-	gen g = {cfg, z, cb, arg, kr_ok(), time(NULL)};
+	gen g = {cfg, z, cb, arg, time(NULL)};
 	if (z->rootcert && kr_dns_name_within(z->ca_host, z->apex))
 		KR_TRY(roots(&g));
 	kr_cert_filter all = {0};
-	KR_TRY(kr_store_certs(store, &all, each_cert, &g));
-	return g.e;
+	return kr_store_certs(store, &all, each_cert, &g);
 }

@@ -23,12 +23,12 @@ typedef struct pub {
 	FILE *changes;
 } pub;
 
-static kr_err add_to_zone(pub *p, ldns_rr *rr);
+static KR_MUST_USE kr_err add_to_zone(pub *p, ldns_rr *rr);
 
 /* Records the record as published and puts it in the zone. The SOA is not
  * recorded: its serial changes every time, and a server that takes
  * dynamic updates maintains its own. */
-static kr_err put(pub *p, ldns_rr *rr)
+static KR_MUST_USE kr_err put(pub *p, ldns_rr *rr)
 {
 	if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA)
 		return add_to_zone(p, rr);
@@ -43,7 +43,7 @@ static kr_err put(pub *p, ldns_rr *rr)
 	return add_to_zone(p, rr);
 }
 
-static kr_err add_to_zone(pub *p, ldns_rr *rr)
+static KR_MUST_USE kr_err add_to_zone(pub *p, ldns_rr *rr)
 {
 	p->sum->records++;
 	if (!p->dz) {
@@ -57,7 +57,7 @@ static kr_err add_to_zone(pub *p, ldns_rr *rr)
 	return st == LDNS_STATUS_OK ? kr_ok() : kr_ldns_err(st, KR_EINPUT, "adding", NULL);
 }
 
-static kr_err record(const kr_rec *r, void *arg)
+static KR_MUST_USE kr_err record(const kr_rec *r, void *arg)
 {
 	pub *p = arg;
 	if (!r->live)
@@ -67,7 +67,7 @@ static kr_err record(const kr_rec *r, void *arg)
 	return put(p, r->rr);
 }
 
-static kr_err text_rr(pub *p, const char *text)
+static KR_MUST_USE kr_err text_rr(pub *p, const char *text)
 {
 	ldns_rr *rr = NULL;
 	ldns_status st = ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL);
@@ -80,7 +80,7 @@ static kr_err text_rr(pub *p, const char *text)
 
 /* SOA and NS from the configuration; the serial is the time of publication,
  * so it grows from one publication to the next. */
-static kr_err apex(pub *p)
+static KR_MUST_USE kr_err apex(pub *p)
 {
 	const kr_zone_conf *z = p->z;
 	char text[1024];
@@ -101,7 +101,7 @@ static kr_err apex(pub *p)
 
 /* ---- .well-known/ca/<SKI>.pem (draft-wilson-dane-pkix-cd) ---------------------- */
 
-static kr_err mkdirs(const char *base)
+static KR_MUST_USE kr_err mkdirs(const char *base)
 {
 	char path[4096];
 	const char *parts[] = {".well-known", ".well-known/ca"};
@@ -115,7 +115,7 @@ static kr_err mkdirs(const char *base)
 
 /* One CA certificate, named by its subjectKeyIdentifier, which is what its
  * children's authorityKeyIdentifier names: lowercase hex, '-' between bytes. */
-static kr_err ca_file(pub *p, X509 *x)
+static KR_MUST_USE kr_err ca_file(pub *p, X509 *x)
 {
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
 	if (!ski || ASN1_STRING_length(ski) < 1 || ASN1_STRING_length(ski) > 64) {
@@ -152,7 +152,7 @@ static kr_err ca_file(pub *p, X509 *x)
 	return kr_fs_out_commit_replace(&out);
 }
 
-static kr_err well_known(pub *p, const kr_config *cfg)
+static KR_MUST_USE kr_err well_known(pub *p, const kr_config *cfg)
 {
 	KR_TRY(mkdirs(p->o->out_dir));
 	STACK_OF(X509) *cas = NULL;
@@ -166,7 +166,7 @@ static kr_err well_known(pub *p, const kr_config *cfg)
 
 /* ---- changes, in nsupdate(1) syntax ---------------------------------------------- */
 
-static kr_err gone(const char *owner, const char *type, const char *rdata, void *arg)
+static KR_MUST_USE kr_err gone(const char *owner, const char *type, const char *rdata, void *arg)
 {
 	pub *p = arg;
 	p->sum->removed++;
@@ -175,7 +175,7 @@ static kr_err gone(const char *owner, const char *type, const char *rdata, void 
 	return kr_ok();
 }
 
-static kr_err added(const char *owner, const char *type, const char *rdata, void *arg)
+static KR_MUST_USE kr_err added(const char *owner, const char *type, const char *rdata, void *arg)
 {
 	pub *p = arg;
 	p->sum->added++;
@@ -186,7 +186,7 @@ static kr_err added(const char *owner, const char *type, const char *rdata, void
 
 /* Closes f, which must have taken every write: stdio keeps a failed
  * write's error in the stream, and a later flush may well succeed. */
-static kr_err close_written(FILE *f, const char *path)
+static KR_MUST_USE kr_err close_written(FILE *f, const char *path)
 {
 	int failed = ferror(f);
 	if (fclose(f) != 0)
@@ -195,7 +195,7 @@ static kr_err close_written(FILE *f, const char *path)
 	return kr_ok();
 }
 
-static kr_err changes(pub *p)
+static KR_MUST_USE kr_err changes(pub *p)
 {
 	if (!p->o->changes)
 		return kr_store_publish_diff(p->store, p->z->apex, gone, added, p);
@@ -222,7 +222,7 @@ static kr_err changes(pub *p)
 
 /* ---- the flow ---------------------------------------------------------------------- */
 
-static kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
+static KR_MUST_USE kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
 {
 	const kr_zone_conf *z = p->z;
 	int fd = dup(out->fd);
@@ -254,7 +254,7 @@ static kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *out)
 	return e;
 }
 
-static kr_err run(pub *p, const kr_config *cfg)
+static KR_MUST_USE kr_err run(pub *p, const kr_config *cfg)
 {
 	kr_fs_out out;
 	KR_TRY(kr_fs_out_open_replace(&out, p->sum->zone_file, 0644));
@@ -278,8 +278,8 @@ static kr_err run(pub *p, const kr_config *cfg)
 	return kr_store_publish_commit(p->store, p->z->apex);
 }
 
-kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
-		  const kr_publish_opts *o, kr_publish_summary *sum)
+KR_MUST_USE kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
+			      const kr_publish_opts *o, kr_publish_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
 	long cas = 0;

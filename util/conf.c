@@ -1,6 +1,7 @@
 #include "conf.h"
 #include "cleanup.h"
 #include "fs.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,7 +23,7 @@ struct kr_conf {
 	size_t nused;
 };
 
-kr_err kr_conf_load(const char *path, kr_conf **out)
+KR_MUST_USE kr_err kr_conf_load(const char *path, kr_conf **out)
 {
 	kr_conf *c = calloc(1, sizeof *c);
 	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
@@ -32,7 +33,11 @@ kr_err kr_conf_load(const char *path, kr_conf **out)
 		kr_conf_free(c);
 		return e;
 	}
-	EVP_Digest(c->text, c->len, c->sha256, NULL, EVP_sha256(), NULL);
+	e = kr_sha256(c->text, c->len, c->sha256);
+	if (kr_failed(&e)) {
+		kr_conf_free(c);
+		return e;
+	}
 
 	c->nconf = NCONF_new(NULL);
 	KR_AUTO(BIO) bio = BIO_new_mem_buf(c->text, (int)c->len);
@@ -117,8 +122,8 @@ static int line_of(const kr_conf *c, const char *section, const char *key, int n
 	return 0;
 }
 
-kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
-		    const char *fmt, ...)
+KR_MUST_USE kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section,
+				const char *key, const char *fmt, ...)
 {
 	char what[KR_ERR_MSG];
 	va_list ap;
@@ -154,7 +159,8 @@ static const kr_field *find_field(const kr_field *f, size_t n, const char *key)
 	return NULL;
 }
 
-static kr_err check_value(kr_conf *c, const char *section, const kr_field *f, const char *v)
+static KR_MUST_USE kr_err check_value(kr_conf *c, const char *section, const kr_field *f,
+				      const char *v)
 {
 	if (v[0] == '\0')
 		return kr_conf_err(c, KR_EINPUT, section, f->key, "empty value");
@@ -181,7 +187,7 @@ static kr_err check_value(kr_conf *c, const char *section, const kr_field *f, co
 	return kr_ok();
 }
 
-kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n)
+KR_MUST_USE kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n)
 {
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, section);
 	ERR_clear_error();
@@ -208,7 +214,7 @@ kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, si
 	return kr_ok();
 }
 
-kr_err kr_conf_check_unused(kr_conf *c)
+KR_MUST_USE kr_err kr_conf_check_unused(kr_conf *c)
 {
 	STACK_OF(OPENSSL_CSTRING) *names = NCONF_get_section_names(c->nconf);
 	KR_OSSL(names, KR_EINTERNAL, "%s: cannot list sections", c->path);
@@ -231,8 +237,8 @@ kr_err kr_conf_check_unused(kr_conf *c)
 	return e;
 }
 
-kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min, long max,
-			long *out)
+KR_MUST_USE kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min,
+				    long max, long *out)
 {
 	const char *v = kr_conf_get(c, section, key);
 	KR_ENSURE(v, KR_EINPUT, "%s: [%s] missing key '%s'", c->path, section, key);

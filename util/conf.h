@@ -27,7 +27,7 @@ typedef struct kr_field {
 
 typedef struct kr_conf kr_conf;
 
-kr_err kr_conf_load(const char *path, kr_conf **out);
+KR_MUST_USE kr_err kr_conf_load(const char *path, kr_conf **out);
 void kr_conf_free(kr_conf *c);
 
 const char *kr_conf_path(const kr_conf *c);
@@ -37,20 +37,21 @@ const uint8_t *kr_conf_sha256(const kr_conf *c);
 
 /* Refuses unknown keys, missing required keys and values of the wrong kind.
  * A KR_F_SECTION value must name a section that exists; it is marked used. */
-kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n);
+KR_MUST_USE kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n);
 
 /* Refuses any non-empty section that no schema claimed. */
-kr_err kr_conf_check_unused(kr_conf *c);
+KR_MUST_USE kr_err kr_conf_check_unused(kr_conf *c);
 
 /* NULL when absent. */
 const char *kr_conf_get(kr_conf *c, const char *section, const char *key);
-kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min, long max,
-			long *out);
+KR_MUST_USE kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min,
+				    long max, long *out);
 int kr_conf_get_bool(kr_conf *c, const char *section, const char *key, int dflt);
 
 /* An error located at section/key (key may be NULL: the section header). */
-kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section, const char *key,
-		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+KR_MUST_USE kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section,
+				const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 #define kr_conf_err(c, code, ...) kr_err_code_((code), kr_conf_err_((c), (code), __VA_ARGS__))
 
 #endif

@@ -23,7 +23,7 @@ static void vformat(kr_err *e, kr_code code, const char *fmt, va_list ap)
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 }
 
-kr_err kr_errf_(kr_code code, const char *fmt, ...)
+KR_MUST_USE kr_err kr_errf_(kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	va_list ap;
@@ -33,7 +33,7 @@ kr_err kr_errf_(kr_code code, const char *fmt, ...)
 	return e;
 }
 
-kr_err kr_err_ossl_(kr_code code, const char *fmt, ...)
+KR_MUST_USE kr_err kr_err_ossl_(kr_code code, const char *fmt, ...)
 {
 	kr_err e;
 	va_list ap;
@@ -79,4 +79,16 @@ void kr_err_prefix(kr_err *e, const char *fmt, ...)
 	append(e->msg, sizeof e->msg, prefix);
 	append(e->msg, sizeof e->msg, ": ");
 	append(e->msg, sizeof e->msg, old);
+}
+
+void kr_err_also(kr_err *e, const kr_err *more)
+{
+	if (more->code == KR_OK)
+		return;
+	if (e->code == KR_OK) {
+		*e = *more;
+		return;
+	}
+	append(e->msg, sizeof e->msg, "; also ");
+	append(e->msg, sizeof e->msg, more->msg);
 }

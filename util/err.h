@@ -23,12 +23,17 @@ typedef enum kr_code {
 
 #define KR_ERR_MSG 768
 
+/* Every function that returns a kr_err is declared with KR_MUST_USE: a
+ * dropped error is a compile error under -Werror (as s2n-tls's
+ * S2N_RESULT_MUST_USE), and a cast to void does not silence it. */
+#define KR_MUST_USE __attribute__((warn_unused_result))
+
 typedef struct kr_err {
 	kr_code code;
 	char msg[KR_ERR_MSG];
 } kr_err;
 
-static inline kr_err kr_ok(void)
+static inline KR_MUST_USE kr_err kr_ok(void)
 {
 	kr_err e;
 	e.code = KR_OK;
@@ -39,14 +44,16 @@ static inline kr_err kr_ok(void)
 static inline int kr_failed(const kr_err *e) { return e->code != KR_OK; }
 
 /* An error with a formatted message. */
-kr_err kr_errf_(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+KR_MUST_USE kr_err kr_errf_(kr_code code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* As kr_errf, then appends ": " and the OpenSSL error queue (which it drains). */
-kr_err kr_err_ossl_(kr_code code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+KR_MUST_USE kr_err kr_err_ossl_(kr_code code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* The constructors restate the code inline, so that a static analyser, which
  * cannot see into err.c, knows an error built here is never KR_OK. */
-static inline kr_err kr_err_code_(kr_code code, kr_err e)
+static inline KR_MUST_USE kr_err kr_err_code_(kr_code code, kr_err e)
 {
 	e.code = code;
 	return e;
@@ -56,6 +63,11 @@ static inline kr_err kr_err_code_(kr_code code, kr_err e)
 
 /* Prepends "<prefix>: " to e's message; does nothing on success. */
 void kr_err_prefix(kr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A second failure met while handling e (undoing what e interrupted):
+ * appends "; also <more's message>" to e, so neither is lost. Does nothing
+ * if more is a success. */
+void kr_err_also(kr_err *e, const kr_err *more);
 
 /* Guards. Each returns from the enclosing function on failure. */
 #define KR_TRY(expr)                                                                               \

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len)
+KR_MUST_USE kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -50,7 +50,7 @@ kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 	return kr_ok();
 }
 
-kr_err kr_fs_must_not_exist(const char *path)
+KR_MUST_USE kr_err kr_fs_must_not_exist(const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) == 0)
@@ -60,7 +60,8 @@ kr_err kr_fs_must_not_exist(const char *path)
 	return kr_ok();
 }
 
-static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len, int sync)
+static KR_MUST_USE kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len,
+				    int sync)
 {
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -74,19 +75,21 @@ static kr_err write_all(int fd, const char *path, const uint8_t *p, size_t len, 
 	return kr_ok();
 }
 
-static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync);
+static KR_MUST_USE kr_err write_new(const char *path, const void *data, size_t len, unsigned mode,
+				    int sync);
 
-kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode)
+KR_MUST_USE kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode)
 {
 	return write_new(path, data, len, mode, 1);
 }
 
-kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, unsigned mode)
+KR_MUST_USE kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len,
+					  unsigned mode)
 {
 	return write_new(path, data, len, mode, 0);
 }
 
-kr_err kr_fs_clean_temps(const char *dir, int *n)
+KR_MUST_USE kr_err kr_fs_clean_temps(const char *dir, int *n)
 {
 	*n = 0;
 	DIR *d = opendir(dir);
@@ -105,7 +108,7 @@ kr_err kr_fs_clean_temps(const char *dir, int *n)
 }
 
 /* fn (syncfs or fsync) on the directory dir. */
-static kr_err dir_sync(const char *dir, int (*fn)(int), const char *what)
+static KR_MUST_USE kr_err dir_sync(const char *dir, int (*fn)(int), const char *what)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: %s", dir, strerror(errno));
@@ -116,9 +119,9 @@ static kr_err dir_sync(const char *dir, int (*fn)(int), const char *what)
 	return kr_ok();
 }
 
-kr_err kr_fs_sync(const char *dir) { return dir_sync(dir, syncfs, "sync"); }
+KR_MUST_USE kr_err kr_fs_sync(const char *dir) { return dir_sync(dir, syncfs, "sync"); }
 
-kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
+KR_MUST_USE kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
 {
 	uint8_t *have = NULL;
 	size_t n = 0;
@@ -135,7 +138,7 @@ kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same)
  * create-then-unlink churn that slows its inode allocator. Where O_TMPFILE
  * is not supported, a hidden temporary name that is plainly keyrite's
  * (kr_fs_clean_temps removes those a killed run left) takes its place. */
-static kr_err open_unnamed(kr_fs_out *o, const char *path, unsigned mode, int exclusive)
+static KR_MUST_USE kr_err open_unnamed(kr_fs_out *o, const char *path, unsigned mode, int exclusive)
 {
 	memset(o, 0, sizeof *o);
 	o->fd = -1;
@@ -160,17 +163,17 @@ static kr_err open_unnamed(kr_fs_out *o, const char *path, unsigned mode, int ex
 	return kr_ok();
 }
 
-kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
+KR_MUST_USE kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode)
 {
 	return open_unnamed(o, path, mode, 1);
 }
 
-kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len)
+KR_MUST_USE kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len)
 {
 	return write_all(o->fd, o->path, data, len, 0);
 }
 
-kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at)
+KR_MUST_USE kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at)
 {
 	ssize_t n = pwrite(o->fd, data, len, at);
 	KR_ENSURE(n == (ssize_t)len, KR_EIO, "%s: write failed: %s", o->path,
@@ -188,7 +191,7 @@ void kr_fs_out_abort(kr_fs_out *o)
 	o->tmp[0] = '\0';
 }
 
-static kr_err link_out(kr_fs_out *o)
+static KR_MUST_USE kr_err link_out(kr_fs_out *o)
 {
 	int rc;
 	if (o->tmp[0]) {
@@ -205,14 +208,14 @@ static kr_err link_out(kr_fs_out *o)
 }
 
 /* A new name lasts once its directory is synced (fsync(2)). */
-static kr_err sync_dir(const char *path)
+static KR_MUST_USE kr_err sync_dir(const char *path)
 {
 	char dir[4096];
 	kr_fs_dirname(path, dir, sizeof dir);
 	return dir_sync(dir, fsync, "fsync");
 }
 
-kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
+KR_MUST_USE kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
 {
 	kr_err e = kr_ok();
 	if (fchmod(o->fd, o->mode) != 0)
@@ -227,7 +230,7 @@ kr_err kr_fs_out_commit(kr_fs_out *o, int sync)
 
 /* Replaces path atomically: the file gets a hidden temporary name of
  * keyrite's, then rename(2) puts it in place, and the directory is synced. */
-kr_err kr_fs_out_commit_replace(kr_fs_out *o)
+KR_MUST_USE kr_err kr_fs_out_commit_replace(kr_fs_out *o)
 {
 	kr_err e = kr_ok();
 	if (fchmod(o->fd, o->mode) != 0 || fsync(o->fd) != 0)
@@ -258,12 +261,13 @@ kr_err kr_fs_out_commit_replace(kr_fs_out *o)
 	return kr_failed(&e) ? e : sync_dir(o->path);
 }
 
-kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
+KR_MUST_USE kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode)
 {
 	return open_unnamed(o, path, mode, 0);
 }
 
-static kr_err write_new(const char *path, const void *data, size_t len, unsigned mode, int sync)
+static KR_MUST_USE kr_err write_new(const char *path, const void *data, size_t len, unsigned mode,
+				    int sync)
 {
 	kr_fs_out o;
 	/* No check before: the data is at hand, and the link is exclusive. */
@@ -276,7 +280,7 @@ static kr_err write_new(const char *path, const void *data, size_t len, unsigned
 	return kr_fs_out_commit(&o, sync);
 }
 
-kr_err kr_fs_sha256(const char *path, uint8_t out[32])
+KR_MUST_USE kr_err kr_fs_sha256(const char *path, uint8_t out[32])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	KR_ENSURE(fd >= 0, KR_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -296,7 +300,8 @@ kr_err kr_fs_sha256(const char *path, uint8_t out[32])
 			e = kr_errf(KR_EIO, "%s: read failed: %s", path, strerror(errno));
 		if (n <= 0)
 			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+			e = kr_err_ossl(KR_EINTERNAL, "%s: SHA-256 failed", path);
 	}
 	if (!kr_failed(&e) && !EVP_DigestFinal_ex(ctx, out, NULL))
 		e = kr_err_ossl(KR_EINTERNAL, "%s: SHA-256 failed", path);
@@ -319,7 +324,7 @@ void kr_fs_dirname(const char *path, char *out, size_t outsz)
 	snprintf(out, outsz, "%.*s", (int)n, path);
 }
 
-kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz)
+KR_MUST_USE kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz)
 {
 	int n = rel[0] == '/' ? snprintf(out, outsz, "%s", rel)
 			      : snprintf(out, outsz, "%s/%s", base, rel);

@@ -11,20 +11,21 @@
 #include <sys/types.h>
 
 /* Reads at most max bytes; a larger file is an error. *buf is NUL-terminated. */
-kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+KR_MUST_USE kr_err kr_fs_read(const char *path, size_t max, uint8_t **buf, size_t *len);
 
 /* KR_EEXIST if path exists (or cannot be checked). */
-kr_err kr_fs_must_not_exist(const char *path);
+KR_MUST_USE kr_err kr_fs_must_not_exist(const char *path);
 
 /* Writes data to a temporary file beside path, fsyncs it and links it into
  * place; fails with KR_EEXIST if path exists. Nothing is left on failure. */
-kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode);
+KR_MUST_USE kr_err kr_fs_write_new(const char *path, const void *data, size_t len, unsigned mode);
 
 /* As kr_fs_write_new without the fsyncs, for many files at once; follow
  * with kr_fs_sync on their directory. */
-kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len, unsigned mode);
+KR_MUST_USE kr_err kr_fs_write_new_nosync(const char *path, const void *data, size_t len,
+					  unsigned mode);
 /* Flushes the file system holding dir (syncfs(2)). */
-kr_err kr_fs_sync(const char *dir);
+KR_MUST_USE kr_err kr_fs_sync(const char *dir);
 
 /* A big output written in a stream, with kr_fs_write_new's guarantees:
  * open (KR_EEXIST if path exists), write, then commit (link into place,
@@ -34,31 +35,31 @@ typedef struct kr_fs_out {
 	unsigned mode;
 	char path[4096], tmp[4096];
 } kr_fs_out;
-kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode);
-kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len);
-kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at);
-kr_err kr_fs_out_commit(kr_fs_out *o, int sync);
+KR_MUST_USE kr_err kr_fs_out_open(kr_fs_out *o, const char *path, unsigned mode);
+KR_MUST_USE kr_err kr_fs_out_write(kr_fs_out *o, const void *data, size_t len);
+KR_MUST_USE kr_err kr_fs_out_pwrite(kr_fs_out *o, const void *data, size_t len, off_t at);
+KR_MUST_USE kr_err kr_fs_out_commit(kr_fs_out *o, int sync);
 void kr_fs_out_abort(kr_fs_out *o);
 /* For outputs that are meant to be replaced (a zone file, published CA
  * certificates): written unnamed, then renamed over path atomically, so a
  * reader sees the old file or the new one, never half of one. */
-kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode);
-kr_err kr_fs_out_commit_replace(kr_fs_out *o);
+KR_MUST_USE kr_err kr_fs_out_open_replace(kr_fs_out *o, const char *path, unsigned mode);
+KR_MUST_USE kr_err kr_fs_out_commit_replace(kr_fs_out *o);
 
 /* 1 if path holds exactly data, 0 if it differs, error if unreadable. */
-kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);
+KR_MUST_USE kr_err kr_fs_same(const char *path, const void *data, size_t len, int *same);
 
-kr_err kr_fs_sha256(const char *path, uint8_t out[32]);
+KR_MUST_USE kr_err kr_fs_sha256(const char *path, uint8_t out[32]);
 
 #define KR_FS_TEMP ".keyrite-tmp."
 
 /* Removes the temporary files a killed keyrite left in dir; *n counts them. */
-kr_err kr_fs_clean_temps(const char *dir, int *n);
+KR_MUST_USE kr_err kr_fs_clean_temps(const char *dir, int *n);
 
 /* dirname of path into out ("." when it has no slash). */
 void kr_fs_dirname(const char *path, char *out, size_t outsz);
 
 /* base + "/" + rel, or rel when it is absolute. */
-kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz);
+KR_MUST_USE kr_err kr_fs_join(const char *base, const char *rel, char *out, size_t outsz);
 
 #endif

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-kr_err kr_grow(void **p, size_t *cap, size_t need, size_t size)
+KR_MUST_USE kr_err kr_grow(void **p, size_t *cap, size_t need, size_t size)
 {
 	if (need <= *cap)
 		return kr_ok();

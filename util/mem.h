@@ -8,6 +8,6 @@
 
 /* Makes the array *p (room for *cap elements of size bytes) hold at least
  * need elements, doubling; KR_EINTERNAL if memory runs out (*p unchanged). */
-kr_err kr_grow(void **p, size_t *cap, size_t need, size_t size);
+KR_MUST_USE kr_err kr_grow(void **p, size_t *cap, size_t need, size_t size);
 
 #endif

@@ -62,3 +62,37 @@ test_pin_prompt_on_a_terminal_does_not_echo() {
 	# Without a terminal and without a PIN source: a clear refusal.
 	expect 4 "no terminal to prompt on" setsid -w "$KEYRITE" hsm keys "pkcs11:token=lab" </dev/null
 }
+
+# A token whose storage fails (the shim's KR_TOKEN_EIO_AT=N: from the Nth
+# open of a key's file on, SoftHSM cannot read or remove one) at every point
+# of a key generation, from the first file it opens to the point after which
+# keygen succeeds: each failure is one line and exit status 4, and whenever
+# part of the key is left on the token (pkcs11-tool lists it afterwards) the
+# line says so and names the key. Before, a read-back that failed and a
+# destroy that then failed too said nothing of the key left behind.
+test_keygen_on_failing_token_storage_names_what_it_leaves() {
+	init_token lab
+	cp -a "$T/tokens" "$T/clean"
+	local n=0 rc left named=0
+	while :; do
+		n=$((n + 1))
+		[ $n -lt 400 ] || fail "keygen never succeeded"
+		rm -rf "$T/tokens" && cp -a "$T/clean" "$T/tokens"
+		rc=0
+		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$CRASHAT" \
+			KR_TOKEN_EIO_AT=$n "$KEYRITE" hsm keygen "pkcs11:token=lab;object=k1" --type ec-p256 \
+			--pin-file "$T/pin" >/dev/null 2>"$T/err" || rc=$?
+		[ $rc -eq 0 ] && break
+		[ $rc -eq 4 ] || { cat "$T/err"; fail "N=$n: exit status $rc, want 4"; }
+		[ "$(wc -l <"$T/err")" -eq 1 ] || { cat "$T/err"; fail "N=$n: want one line"; }
+		left=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label lab --login --pin env:KR_TEST_PIN \
+			--list-objects 2>/dev/null | grep -c "label: *k1$" || true)
+		if [ "$left" -gt 0 ]; then
+			grep -q "the new key (label 'k1', id [0-9a-f]\{32\}) may still be on token 'lab': check with keyrite hsm keys and remove it by hand" "$T/err" ||
+				{ cat "$T/err"; fail "N=$n: $left object(s) of the key left, and the message does not say so"; }
+			named=$((named + 1))
+		fi
+	done
+	[ $named -gt 0 ] || fail "no fault point left part of a key: the fault did not reach the generation"
+	[ "$(count_private_keys lab)" -eq 1 ] || fail "the run that succeeded made no key"
+}

@@ -178,6 +178,25 @@ test_ceremony_aborted_by_full_disk_leaves_no_key() {
 	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want the second run's key"
 }
 
+# A disk that fills up between two HSM acts: the transcript line after the
+# key generation cannot be made durable (its fsync fails), so the HSM does
+# not sign: the ceremony stops with the transcript's own failure (exit 7),
+# the new key is destroyed, no certificate is written, and the transcript on
+# disk ends with the key generation, never an hsm-signed step.
+test_ceremony_stops_before_the_next_hsm_act_when_a_line_is_not_durable() {
+	init_token keyrite-root
+	full_at fsync:2 ceremony run --dir "$T/out" --pin-file "$T/pin" "$EX/root.cnf"
+	[ $rc -eq 7 ] || { cat "$T/full.err"; fail "exit status $rc, want 7"; }
+	grep -qx "keyrite: $T/out/root-ceremony.txt: fsync failed: No space left on device" "$T/full.err" ||
+		{ cat "$T/full.err"; fail "message"; }
+	local tr=$T/out/root-ceremony.txt
+	tail -1 "$tr" | grep -q "^step .* key-generated label='iotregistry-root-2026'" ||
+		fail "the transcript goes on after the line that failed: $(tail -1 "$tr")"
+	! grep -q "hsm-signed" "$tr" || fail "the HSM signed after a transcript line failed"
+	assert_absent "$T/out/root.pem" "$T/out/root.pub.pem"
+	[ "$(count_private_keys keyrite-root)" -eq 0 ] || fail "the generated key is still on the token"
+}
+
 # A ceremony killed after its key was made and its certificate written:
 # the transcript stops short (verify says so), the next run refuses the
 # label before the HSM acts, and the recovery the ceremony guide gives

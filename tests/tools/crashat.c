@@ -3,11 +3,16 @@
  * Preloaded (LD_PRELOAD) with KR_CRASH_AT=FUNC:N, it kills the process with
  * SIGKILL just before its Nth call to FUNC, one of the calls that order a
  * batch's durable effects: pwrite64 (SQLite writing a transaction),
- * fdatasync (SQLite making a commit durable), syncfs (keyrite syncing an
- * output directory) or linkat (keyrite naming an output). A test can so stop
+ * fdatasync (SQLite making a commit durable), fsync (a ceremony transcript
+ * line or a single output made durable), syncfs (keyrite syncing an output
+ * directory) or linkat (keyrite naming an output). A test can so stop
  * a batch at an exact point, every time, instead of at a random instant.
  * With KR_FULL_AT=FUNC:N instead, the Nth call and every later one fail with
  * ENOSPC, as on a disk that has just filled up.
+ * KR_TOKEN_EIO_AT=N makes SoftHSM's storage fail as a dying disk would: the
+ * Nth open of a key object file (*.object but token.object) and every later one fail with
+ * EIO, and so does every remove of one from then on (the real module, its
+ * real error paths; nothing of PKCS#11 is imitated).
  * The calls are counted over all threads. KR_CRASH_COUNT=FILE appends each
  * FUNC's total at exit, for choosing the points. */
 #define _GNU_SOURCE
@@ -15,13 +20,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum { PWRITE64, FDATASYNC, SYNCFS, LINKAT, NFUNCS };
-static const char *const names[NFUNCS] = {"pwrite64", "fdatasync", "syncfs", "linkat"};
+enum { PWRITE64, FDATASYNC, FSYNC, SYNCFS, LINKAT, OBJECT_OPEN, NFUNCS };
+static const char *const names[NFUNCS] = {"pwrite64", "fdatasync", "fsync",
+					  "syncfs",   "linkat",    "object-open"};
 static long counts[NFUNCS];
 
 /* The N of "FUNC:N" in the environment variable var when FUNC is f's name,
@@ -72,6 +80,14 @@ int fdatasync(int fd)
 	return real(fd);
 }
 
+int fsync(int fd)
+{
+	if (point(FSYNC) < 0)
+		return -1;
+	int (*real)(int) = next("fsync");
+	return real(fd);
+}
+
 int syncfs(int fd)
 {
 	if (point(SYNCFS) < 0)
@@ -86,6 +102,47 @@ int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
 		return -1;
 	int (*real)(int, const char *, int, const char *, int) = next("linkat");
 	return real(olddir, old, newdir, new, flags);
+}
+
+/* A key's file in a SoftHSM token directory, not the token's own. */
+static int token_object(const char *path)
+{
+	size_t n = strlen(path);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	return n > 7 && strcmp(path + n - 7, ".object") == 0 && strcmp(base, "token.object") != 0;
+}
+
+/* 1 once the token's storage is to fail (KR_TOKEN_EIO_AT reached). */
+static int token_failing(int counting)
+{
+	const char *at = getenv("KR_TOKEN_EIO_AT");
+	long n = counting ? __atomic_add_fetch(&counts[OBJECT_OPEN], 1, __ATOMIC_SEQ_CST)
+			  : __atomic_load_n(&counts[OBJECT_OPEN], __ATOMIC_SEQ_CST) + 1;
+	return at && atol(at) > 0 && n >= atol(at);
+}
+
+int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+	va_end(ap);
+	if (token_object(path) && token_failing(1)) {
+		errno = EIO;
+		return -1;
+	}
+	int (*real)(const char *, int, ...) = next("open");
+	return real(path, flags, mode);
+}
+
+int remove(const char *path)
+{
+	if (token_object(path) && token_failing(0)) {
+		errno = EIO;
+		return -1;
+	}
+	int (*real)(const char *) = next("remove");
+	return real(path);
 }
 
 __attribute__((destructor)) static void report(void)

@@ -258,7 +258,7 @@ static kr_cert_row row(int64_t ca, int64_t batch, const uint8_t *serial, uint8_t
 	return r;
 }
 
-static kr_err count_entry(const kr_audit_entry *e, void *arg)
+static KR_MUST_USE kr_err count_entry(const kr_audit_entry *e, void *arg)
 {
 	(void)e;
 	(*(int *)arg)++;
