@@ -1,5 +1,11 @@
 # Helpers for the end-to-end tests. Each test gets $T (a private temporary
 # directory) with its own SoftHSM token directory and an owner-only PIN file.
+#
+# A helper whose output a test reads through $(...) checks every tool it
+# runs with "|| fail": errexit does not reach into a command substitution
+# that is part of a || or && list ([ "$(helper)" = x ] || fail ...), even
+# with inherit_errexit, and a failing check would then read as a result.
+# (tests/e2e/t_harness.sh holds the runner to that.)
 
 SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
 
@@ -60,18 +66,22 @@ full_at() {
 # The serials (hex, as SQLite's hex()) of the certificates in PEM files, read
 # by one OpenSSL process.
 pem_serials() {
-	cat "$@" >"$T/serials.pem"
-	openssl storeutl -noout -text -certs "$T/serials.pem" |
-		awk '/Serial Number:$/ {getline; gsub(/[ :]/, ""); print toupper($0)}'
+	local text
+	cat "$@" >"$T/serials.pem" || fail "pem_serials: cannot read $*"
+	text=$(openssl storeutl -noout -text -certs "$T/serials.pem") || fail "openssl storeutl refuses $*"
+	awk '/Serial Number:$/ {getline; gsub(/[ :]/, ""); print toupper($0)}' <<<"$text"
 }
 
 assert_exists() { for f in "$@"; do [ -e "$f" ] || fail "$f missing"; done; }
 assert_absent() { for f in "$@"; do [ ! -e "$f" ] || fail "$f exists"; done; }
 
 # Private keys on a token, counted by pkcs11-tool (independent of keyrite).
+# pkcs11-tool failing fails the test: it is not a count of none.
 count_private_keys() {
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin env:KR_TEST_PIN \
-		--list-objects --type privkey 2>/dev/null | grep -c '^Private Key Object' || true
+	local out
+	out=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$1" --login --pin env:KR_TEST_PIN \
+		--list-objects --type privkey 2>&1) || { echo "$out" >&2; fail "pkcs11-tool cannot list token $1"; }
+	grep -c '^Private Key Object' <<<"$out" || true
 }
 
 # Copies an example script, applying sed expressions: edit NAME 's/a/b/' ...
@@ -120,16 +130,21 @@ kri() {
 	kr issue --config "$T/ca/keyrite.cnf" --ca devices --profile "$profile" --pin-file "$T/pin" "$@"
 }
 
-mkcsr() { "$MKCSR" "$@"; }
+mkcsr() { "$MKCSR" "$@" || fail "mkcsr $* failed"; }
 
-db() { sqlite3 "$T/ca/registry.db" "$@"; }
+db() { sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"; }
+
+# A count from the store while keyrite may still be making it: 0 until the
+# store (or its table) exists, or while it is locked.
+db_poll() { sqlite3 "$T/ca/registry.db" "$1" 2>/dev/null || echo 0; }
 
 # Every certificate in DIR verifies with the chain (OpenSSL and GnuTLS).
 verify_all() {
 	local n=0
 	for c in "$1"/*.pem; do
 		[ "$(basename "$c")" = chain.pem ] && continue
-		openssl verify -x509_strict -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$c" >/dev/null
+		openssl verify -x509_strict -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+			"$c" >"$T/verify.out" 2>&1 || { cat "$T/verify.out" >&2; fail "openssl verify refuses $c"; }
 		cat "$c" "$T/ca/subca-devices.pem" "$T/ca/root.pem" >"$T/chain-check.pem"
 		has "Chain verification output: Verified" certtool --verify-chain --infile "$T/chain-check.pem"
 		n=$((n + 1))
