@@ -31,6 +31,52 @@ KR_MUST_USE kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
 	return kr_ok();
 }
 
+KR_MUST_USE kr_err kr_serials_add(kr_serials *s, const uint8_t *v, size_t len)
+{
+	KR_ENSURE(len > 0 && len <= sizeof s->v[0].v, KR_EINPUT, "a serial of %zu octets", len);
+	KR_TRY(kr_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v));
+	memcpy(s->v[s->n].v, v, len);
+	s->v[s->n++].len = len;
+	return kr_ok();
+}
+
+void kr_serials_free(kr_serials *s)
+{
+	free(s->v);
+	*s = (kr_serials){0};
+}
+
+static KR_MUST_USE kr_err valid_one(const kr_cert_info *c, void *arg)
+{
+	return strcmp(c->status, "valid") ? kr_ok() : kr_serials_add(arg, c->serial, c->serial_len);
+}
+
+KR_MUST_USE kr_err kr_ca_device_serials(kr_store *store, const kr_authority *ca, const char *device,
+					kr_serials *out)
+{
+	kr_cert_filter f = {.ca = ca->conf->name, .device_id = device, .status = "valid"};
+	KR_TRY(kr_store_certs(store, &f, valid_one, out));
+	KR_ENSURE(out->n > 0, KR_EINPUT, "device %s has no valid certificate from CA %s", device,
+		  ca->conf->name);
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_ca_revoke(kr_store *store, kr_authority *ca, const kr_serials *s, int reason)
+{
+	int64_t now = (int64_t)time(NULL);
+	KR_TRY(kr_store_begin(store));
+	kr_err e = kr_ok();
+	for (size_t i = 0; i < s->n && !kr_failed(&e); i++)
+		e = kr_store_revoke(store, ca->id, s->v[i].v, s->v[i].len, reason, now);
+	if (!kr_failed(&e))
+		e = kr_authority_checkpoint(ca, store);
+	if (kr_failed(&e)) {
+		kr_store_rollback(store);
+		return e;
+	}
+	return kr_store_commit(store);
+}
+
 typedef struct revoked {
 	kr_crl_entry *v;
 	ASN1_INTEGER **serials;

@@ -14,4 +14,26 @@ KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out,
 /* Parses a hexadecimal serial ("0A1B...", colons allowed). */
 KR_MUST_USE kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len);
 
+/* A list of serial numbers (RFC 5280: at most 20 octets each). */
+typedef struct kr_serial {
+	uint8_t v[20];
+	size_t len;
+} kr_serial;
+typedef struct kr_serials {
+	kr_serial *v;
+	size_t n, cap;
+} kr_serials;
+KR_MUST_USE kr_err kr_serials_add(kr_serials *s, const uint8_t *v, size_t len);
+void kr_serials_free(kr_serials *s);
+
+/* The valid certificates of a device from this CA; KR_EINPUT if it has none. */
+KR_MUST_USE kr_err kr_ca_device_serials(kr_store *store, const kr_authority *ca, const char *device,
+					kr_serials *out);
+
+/* Revokes the CA's certificates with these serials (RFC 5280 reason code),
+ * each with its audit entry, in one transaction that ends with a checkpoint
+ * signed by the CA key; if any is not one of the CA's valid certificates,
+ * nothing is revoked. Takes effect in the next CRL. */
+KR_MUST_USE kr_err kr_ca_revoke(kr_store *store, kr_authority *ca, const kr_serials *s, int reason);
+
 #endif

@@ -5,6 +5,9 @@
 #include "../hsm/hsm.h"
 #include "../util/err.h"
 
+#include <getopt.h>
+#include <stddef.h>
+
 int kr_cmd_hsm(int argc, char **argv);
 int kr_cmd_ceremony(int argc, char **argv);
 int kr_cmd_issue(int argc, char **argv);
@@ -23,15 +26,55 @@ int kr_cli_report(const kr_err *e);
  * some failed or were rejected, 9 when none was done. */
 int kr_cli_batch_status(long done, long failed);
 
-/* Options every HSM-touching command shares: --module, --pin-file, --pin-env. */
-#define KR_CLI_HSM_LONGOPTS                                                                        \
-	{"module", required_argument, NULL, 'm'}, {"pin-file", required_argument, NULL, 'P'},      \
-	{                                                                                          \
-		"pin-env", required_argument, NULL, 'E'                                            \
-	}
+/* ---- the command line: every command's goes through kr_cli_parse ---------- */
 
-/* Handles -m/-P/-E; returns 1 if it took the option. */
-int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg);
+/* Options several commands share, taken by kr_cli_parse for a command that
+ * asks for them; --help is everyone's. */
+enum {
+	KR_OPT_CONFIG = 1 << 0, /* --config FILE */
+	KR_OPT_HSM = 1 << 1,    /* --module PATH, --pin-file FILE, --pin-env VAR */
+	KR_OPT_JSON = 1 << 2,   /* --json */
+};
+
+typedef struct kr_cli_opts {
+	const char *config;
+	kr_hsm_opts hsm;
+	int json;
+} kr_cli_opts;
+
+/* Takes one of the command's own options (its getopt_long val, below 256;
+ * the shared ones use 256 and up); a KR_EUSAGE error refuses it. */
+typedef KR_MUST_USE kr_err (*kr_cli_take)(int opt, const char *arg, void *ctx);
+
+typedef struct kr_cli_spec {
+	const char *usage;        /* the whole usage text, for --help and misuse */
+	unsigned shared;          /* the KR_OPT_* it takes */
+	const struct option *own; /* its own long options, {0}-terminated, or NULL */
+	kr_cli_take take;
+	void *ctx;
+	int min_args, max_args; /* operands after the options; max_args -1: any */
+} kr_cli_spec;
+
+/* Parses argv (argv[0] names the command). Returns -1 when the command is to
+ * run, its operands from argv[*first]; otherwise the exit status: 0 once
+ * --help printed the usage on standard output, KR_EUSAGE once a bad command
+ * line was reported, with the usage, on standard error. */
+int kr_cli_parse(const kr_cli_spec *spec, int argc, char **argv, kr_cli_opts *o, int *first);
+
+/* "keyrite: <message>" and the usage on standard error; KR_EUSAGE. */
+int kr_cli_misuse(const kr_cli_spec *spec, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A whole number for option opt, min to max. */
+KR_MUST_USE kr_err kr_cli_number(const char *opt, const char *arg, long min, long max, long *out);
+
+/* A command made of subcommands: runs the one argv[1] names; "--help" or
+ * "help" there prints usage on standard output (exit 0). */
+typedef struct kr_cli_sub {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} kr_cli_sub;
+int kr_cli_dispatch(const char *usage, const kr_cli_sub *subs, size_t n, int argc, char **argv);
 
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
 #include "../ca/store.h"

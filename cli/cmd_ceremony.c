@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "../ceremony/ceremony.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,43 +12,46 @@ static const char usage_text[] =
 	"       keyrite ceremony run --dry-run [--dir DIR] [--policy FILE] SCRIPT...\n"
 	"       keyrite ceremony verify TRANSCRIPT\n";
 
-static int usage(void)
+typedef struct args {
+	int dry;
+	kr_ceremony_opts o;
+} args;
+
+static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 {
-	fputs(usage_text, stderr);
-	return KR_EUSAGE;
+	args *a = ctx;
+	if (opt == 'n')
+		a->dry = 1;
+	else if (opt == 'C')
+		a->o.dir = arg;
+	else
+		a->o.policy = arg;
+	return kr_ok();
 }
 
 static int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"dry-run", no_argument, NULL, 'n'},
-					     {"dir", required_argument, NULL, 'C'},
-					     {"policy", required_argument, NULL, 'p'},
-					     {0}};
-	kr_hsm_opts h = {0};
-	kr_ceremony_opts o = {.echo = stdout};
-	int dry = 0, c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'n')
-			dry = 1;
-		else if (c == 'C')
-			o.dir = optarg;
-		else if (c == 'p')
-			o.policy = optarg;
-		else if (!kr_cli_hsm_opt(&h, c, optarg))
-			return usage();
-	}
-	int nscripts = argc - optind;
-	if (nscripts < 1 || (!dry && nscripts != 1))
-		return usage();
-	o.hsm = h;
-	if (!dry) {
-		kr_err e = kr_ceremony_run(argv[optind], &o);
+	static const struct option own[] = {{"dry-run", no_argument, NULL, 'n'},
+					    {"dir", required_argument, NULL, 'C'},
+					    {"policy", required_argument, NULL, 'p'},
+					    {0}};
+	args a = {.o = {.echo = stdout}};
+	kr_cli_spec spec = {usage_text, KR_OPT_HSM, own, take, &a, 1, -1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	int nscripts = argc - first;
+	if (!a.dry && nscripts != 1)
+		return kr_cli_misuse(&spec, "ceremony run: one script at a time (or --dry-run)");
+	a.o.hsm = co.hsm;
+	if (!a.dry) {
+		kr_err e = kr_ceremony_run(argv[first], &a.o);
 		return kr_cli_report(&e);
 	}
 	char scratch[PATH_MAX];
 	kr_err e =
-		kr_ceremony_rehearse(argv + optind, (size_t)nscripts, &o, scratch, sizeof scratch);
+		kr_ceremony_rehearse(argv + first, (size_t)nscripts, &a.o, scratch, sizeof scratch);
 	if (!kr_failed(&e))
 		printf("\nRehearsal complete; outputs and throwaway tokens are in %s\n", scratch);
 	return kr_cli_report(&e);
@@ -57,17 +59,17 @@ static int cmd_run(int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
-	if (argc != 2)
-		return usage();
-	kr_err e = kr_ceremony_verify(argv[1], stdout);
+	kr_cli_spec spec = {usage_text, 0, NULL, NULL, NULL, 1, 1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	kr_err e = kr_ceremony_verify(argv[first], stdout);
 	return kr_cli_report(&e);
 }
 
 int kr_cmd_ceremony(int argc, char **argv)
 {
-	if (argc >= 2 && !strcmp(argv[1], "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "verify"))
-		return cmd_verify(argc - 1, argv + 1);
-	return usage();
+	static const kr_cli_sub subs[] = {{"run", cmd_run}, {"verify", cmd_verify}};
+	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);
 }

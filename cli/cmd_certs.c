@@ -4,7 +4,6 @@
 #include "../ca/revoke.h"
 #include "../util/json.h"
 
-#include <getopt.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,32 +75,31 @@ static int run(const char *config, const kr_cert_filter *f, kr_cert_cb cb, void 
 	return kr_cli_report(&e);
 }
 
+static KR_MUST_USE kr_err take_filter(int opt, const char *arg, void *ctx)
+{
+	kr_cert_filter *f = ctx;
+	if (opt == 'a')
+		f->ca = arg;
+	else if (opt == 's')
+		f->status = arg;
+	else
+		f->device_id = arg;
+	return kr_ok();
+}
+
 int kr_cmd_certs(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"ca", required_argument, NULL, 'a'},
-		{"status", required_argument, NULL, 's'}, {"device", required_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'j'},         {0}};
-	const char *config = NULL;
+	static const struct option own[] = {{"ca", required_argument, NULL, 'a'},
+					    {"status", required_argument, NULL, 's'},
+					    {"device", required_argument, NULL, 'd'},
+					    {0}};
 	kr_cert_filter f = {0};
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			config = optarg;
-		else if (c == 'a')
-			f.ca = optarg;
-		else if (c == 's')
-			f.status = optarg;
-		else if (c == 'd')
-			f.device_id = optarg;
-		else if (c == 'j')
-			json = 1;
-		else
-			return fputs(certs_usage, stderr), KR_EUSAGE;
-	}
-	if (optind != argc)
-		return fputs(certs_usage, stderr), KR_EUSAGE;
-	return run(config, &f, line, &json, 0);
+	kr_cli_spec spec = {certs_usage, KR_OPT_CONFIG | KR_OPT_JSON, own, take_filter, &f, 0, 0};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	return run(co.config, &f, line, &co.json, 0);
 }
 
 static KR_MUST_USE kr_err show(const kr_cert_info *c, void *arg)
@@ -134,31 +132,22 @@ static KR_MUST_USE kr_err show(const kr_cert_info *c, void *arg)
 
 int kr_cmd_show(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"ca", required_argument, NULL, 'a'},
-					     {0}};
-	const char *config = NULL;
+	static const struct option own[] = {{"ca", required_argument, NULL, 'a'}, {0}};
 	kr_cert_filter f = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			config = optarg;
-		else if (c == 'a')
-			f.ca = optarg;
-		else
-			return fputs(certs_usage, stderr), KR_EUSAGE;
-	}
-	if (optind != argc - 1)
-		return fputs(certs_usage, stderr), KR_EUSAGE;
+	kr_cli_spec spec = {certs_usage, KR_OPT_CONFIG, own, take_filter, &f, 1, 1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
 	uint8_t serial[20];
-	kr_err e = kr_serial_parse(argv[optind], serial, &f.serial_len);
+	kr_err e = kr_serial_parse(argv[first], serial, &f.serial_len);
 	if (kr_failed(&e))
 		return kr_cli_report(&e);
 	f.serial = serial;
 	int found = 0;
-	int rc = run(config, &f, show, &found, 1);
+	rc = run(co.config, &f, show, &found, 1);
 	if (rc == 0 && !found) {
-		fprintf(stderr, "keyrite: no certificate has serial %s\n", argv[optind]);
+		fprintf(stderr, "keyrite: no certificate has serial %s\n", argv[first]);
 		return KR_EINPUT;
 	}
 	return rc;

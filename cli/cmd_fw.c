@@ -6,7 +6,6 @@
 #include "../util/json.h"
 #include "../util/text.h"
 
-#include <getopt.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +19,6 @@ static const char usage_text[] =
 	"                       [--module PATH] [--pin-file FILE | --pin-env VAR] IMAGE...\n"
 	"       keyrite fw verify [--format cms|mcuboot] --root FILE [--content IMAGE]\n"
 	"                       [--cert FILE] [--expect-version V] FILE\n";
-
-static int usage(void)
-{
-	fputs(usage_text, stderr);
-	return KR_EUSAGE;
-}
 
 static KR_MUST_USE kr_err parse_format(const char *v, kr_fw_format *f)
 {
@@ -174,6 +167,7 @@ static void report(const char *image, const kr_fw_result *r, const kr_err *e, vo
 }
 
 typedef struct sign_args {
+	kr_fw_opts *o;
 	const char *config, *signer, *format, *load_addr, *header_size, *version;
 	const char *files[KR_FW_MAX_RECIPIENTS], *devices[KR_FW_MAX_RECIPIENTS];
 	int nfiles, ndevices;
@@ -250,121 +244,126 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 	return kr_cli_batch_status(t.signed_n, t.failed);
 }
 
+static KR_MUST_USE kr_err take_sign(int opt, const char *arg, void *ctx)
+{
+	sign_args *a = ctx;
+	kr_fw_opts *o = a->o;
+	int full = (opt == 't' && a->nfiles == KR_FW_MAX_RECIPIENTS) ||
+		   (opt == 'd' && a->ndevices == KR_FW_MAX_RECIPIENTS) ||
+		   (opt == 'k' && o->nkeks == KR_FW_MAX_RECIPIENTS);
+	KR_ENSURE(!full, KR_EUSAGE, "at most %d of each recipient option", KR_FW_MAX_RECIPIENTS);
+	switch (opt) {
+	case 's':
+		a->signer = arg;
+		break;
+	case 'f':
+		a->format = arg;
+		break;
+	case 'e':
+		o->embed = 1;
+		break;
+	case 'o':
+		o->out_dir = arg;
+		break;
+	case 't':
+		a->files[a->nfiles++] = arg;
+		break;
+	case 'd':
+		a->devices[a->ndevices++] = arg;
+		break;
+	case 'k':
+		o->keks[o->nkeks++] = arg;
+		break;
+	case 'H':
+		a->header_size = arg;
+		break;
+	case 'L':
+		a->load_addr = arg;
+		break;
+	default:
+		a->version = arg;
+	}
+	return kr_ok();
+}
+
 static int cmd_sign(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"config", required_argument, NULL, 'c'},
-					     {"signer", required_argument, NULL, 's'},
-					     {"format", required_argument, NULL, 'f'},
-					     {"embed", no_argument, NULL, 'e'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"json", no_argument, NULL, 'j'},
-					     {"encrypt-to", required_argument, NULL, 't'},
-					     {"encrypt-to-device", required_argument, NULL, 'd'},
-					     {"encrypt-kek", required_argument, NULL, 'k'},
-					     {"header-size", required_argument, NULL, 'H'},
-					     {"load-addr", required_argument, NULL, 'L'},
-					     {"version", required_argument, NULL, 'V'},
-					     {0}};
-	sign_args a = {0};
+	static const struct option own[] = {{"signer", required_argument, NULL, 's'},
+					    {"format", required_argument, NULL, 'f'},
+					    {"embed", no_argument, NULL, 'e'},
+					    {"out", required_argument, NULL, 'o'},
+					    {"encrypt-to", required_argument, NULL, 't'},
+					    {"encrypt-to-device", required_argument, NULL, 'd'},
+					    {"encrypt-kek", required_argument, NULL, 'k'},
+					    {"header-size", required_argument, NULL, 'H'},
+					    {"load-addr", required_argument, NULL, 'L'},
+					    {"version", required_argument, NULL, 'V'},
+					    {0}};
 	kr_fw_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		int full = (c == 't' && a.nfiles == KR_FW_MAX_RECIPIENTS) ||
-			   (c == 'd' && a.ndevices == KR_FW_MAX_RECIPIENTS) ||
-			   (c == 'k' && o.nkeks == KR_FW_MAX_RECIPIENTS);
-		if (full) {
-			fprintf(stderr, "keyrite: at most %d of each recipient option\n",
-				KR_FW_MAX_RECIPIENTS);
-			return KR_EUSAGE;
-		}
-		switch (c) {
-		case 'c':
-			a.config = optarg;
-			break;
-		case 's':
-			a.signer = optarg;
-			break;
-		case 'f':
-			a.format = optarg;
-			break;
-		case 'e':
-			o.embed = 1;
-			break;
-		case 'o':
-			o.out_dir = optarg;
-			break;
-		case 'j':
-			a.json = stdout;
-			break;
-		case 't':
-			a.files[a.nfiles++] = optarg;
-			break;
-		case 'd':
-			a.devices[a.ndevices++] = optarg;
-			break;
-		case 'k':
-			o.keks[o.nkeks++] = optarg;
-			break;
-		case 'H':
-			a.header_size = optarg;
-			break;
-		case 'L':
-			a.load_addr = optarg;
-			break;
-		case 'V':
-			a.version = optarg;
-			break;
-		default:
-			if (!kr_cli_hsm_opt(&a.h, c, optarg))
-				return usage();
-		}
-	}
-	if (!a.signer || optind == argc)
-		return usage();
-	return sign_all(&a, &o, argv + optind, argc - optind);
+	sign_args a = {.o = &o};
+	kr_cli_spec spec = {
+		usage_text, KR_OPT_CONFIG | KR_OPT_HSM | KR_OPT_JSON, own, take_sign, &a, 1, -1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.signer)
+		return kr_cli_misuse(&spec, "fw sign: --signer is needed");
+	a.config = co.config;
+	a.h = co.hsm;
+	a.json = co.json ? stdout : NULL;
+	return sign_all(&a, &o, argv + first, argc - first);
 }
 
 /* ---- verify ------------------------------------------------------------------------------ */
 
+typedef struct verify_args {
+	kr_fw_verify_opts o;
+	const char *format;
+} verify_args;
+
+static KR_MUST_USE kr_err take_verify(int opt, const char *arg, void *ctx)
+{
+	verify_args *a = ctx;
+	switch (opt) {
+	case 'f':
+		a->format = arg;
+		break;
+	case 'r':
+		a->o.root = arg;
+		break;
+	case 'C':
+		a->o.content = arg;
+		break;
+	case 'x':
+		a->o.cert = arg;
+		break;
+	default:
+		a->o.expect_version = arg;
+	}
+	return kr_ok();
+}
+
 static int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
-					     {"root", required_argument, NULL, 'r'},
-					     {"content", required_argument, NULL, 'C'},
-					     {"cert", required_argument, NULL, 'x'},
-					     {"expect-version", required_argument, NULL, 'V'},
-					     {0}};
-	kr_fw_verify_opts o = {KR_FW_CMS, NULL, NULL, NULL, NULL};
-	const char *format = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			format = optarg;
-			break;
-		case 'r':
-			o.root = optarg;
-			break;
-		case 'C':
-			o.content = optarg;
-			break;
-		case 'x':
-			o.cert = optarg;
-			break;
-		case 'V':
-			o.expect_version = optarg;
-			break;
-		default:
-			return usage();
-		}
-	}
-	if (!o.root || optind != argc - 1)
-		return usage();
-	kr_err e = format ? parse_format(format, &o.format) : kr_ok();
+	static const struct option own[] = {{"format", required_argument, NULL, 'f'},
+					    {"root", required_argument, NULL, 'r'},
+					    {"content", required_argument, NULL, 'C'},
+					    {"cert", required_argument, NULL, 'x'},
+					    {"expect-version", required_argument, NULL, 'V'},
+					    {0}};
+	verify_args a = {.o = {.format = KR_FW_CMS}};
+	kr_cli_spec spec = {usage_text, 0, own, take_verify, &a, 1, 1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.o.root)
+		return kr_cli_misuse(&spec, "fw verify: --root is needed");
+	kr_err e = a.format ? parse_format(a.format, &a.o.format) : kr_ok();
 	char summary[1024] = "";
 	if (!kr_failed(&e))
-		e = kr_fw_verify(&o, argv[optind], summary, sizeof summary);
+		e = kr_fw_verify(&a.o, argv[first], summary, sizeof summary);
 	if (!kr_failed(&e))
 		printf("%s\n", summary);
 	return kr_cli_report(&e);
@@ -372,11 +371,6 @@ static int cmd_verify(int argc, char **argv)
 
 int kr_cmd_fw(int argc, char **argv)
 {
-	if (argc < 2)
-		return usage();
-	if (!strcmp(argv[1], "sign"))
-		return cmd_sign(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "verify"))
-		return cmd_verify(argc - 1, argv + 1);
-	return usage();
+	static const kr_cli_sub subs[] = {{"sign", cmd_sign}, {"verify", cmd_verify}};
+	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);
 }

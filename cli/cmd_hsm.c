@@ -8,7 +8,6 @@
 
 #include <openssl/pem.h>
 
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,12 +21,6 @@ static const char usage_text[] =
 	"       keyrite hsm init-token --label LABEL [--module PATH]\n"
 	"                          [--so-pin-file FILE | --so-pin-env VAR]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n";
-
-static int usage(void)
-{
-	fputs(usage_text, stderr);
-	return KR_EUSAGE;
-}
 
 static void print_token(const kr_hsm_token_info *t, void *arg)
 {
@@ -70,54 +63,102 @@ static KR_MUST_USE kr_err write_public_key(EVP_PKEY *pub, const char *path)
 	return kr_fs_write_new(path, data, (size_t)n, 0644);
 }
 
+static const kr_cli_spec usage_only = {.usage = usage_text};
+
+typedef struct args {
+	const char *type, *pubout, *cn, *out, *label;
+	kr_pin_source so;
+} args;
+
+static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
+{
+	args *a = ctx;
+	switch (opt) {
+	case 't':
+		a->type = arg;
+		break;
+	case 'k':
+		a->pubout = arg;
+		break;
+	case 'n':
+		a->cn = arg;
+		break;
+	case 'o':
+		a->out = arg;
+		break;
+	case 'l':
+		a->label = arg;
+		break;
+	case 'S':
+		a->so.file = arg;
+		break;
+	default:
+		a->so.env = arg;
+	}
+	return kr_ok();
+}
+
+/* Parses a subcommand's command line into co and a; -1 to run it. */
+static int parse(int argc, char **argv, const struct option *own, int nargs, kr_cli_opts *co,
+		 args *a, int *first)
+{
+	kr_cli_spec spec = {usage_text, KR_OPT_HSM, own, take, a, nargs, nargs};
+	return kr_cli_parse(&spec, argc, argv, co, first);
+}
+
 static int cmd_tokens(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS, {0}};
-	kr_hsm_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (!kr_cli_hsm_opt(&o, c, optarg))
-			return usage();
-	kr_err e = kr_hsm_tokens(o.module, print_token, NULL);
+	args a = {0};
+	kr_cli_opts co;
+	int first, rc = parse(argc, argv, NULL, 0, &co, &a, &first);
+	if (rc >= 0)
+		return rc;
+	kr_err e = kr_hsm_tokens(co.hsm.module, print_token, NULL);
 	return kr_cli_report(&e);
 }
 
-static int cmd_keys_or_keygen(int argc, char **argv, int gen)
+static int cmd_keys(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"type", required_argument, NULL, 't'},
-					     {"public-key", required_argument, NULL, 'o'},
-					     {0}};
-	kr_hsm_opts o = {0};
-	const char *type = NULL, *pubout = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 't' && gen)
-			type = optarg;
-		else if (c == 'o' && gen)
-			pubout = optarg;
-		else if (!kr_cli_hsm_opt(&o, c, optarg))
-			return usage();
-	}
-	if (optind != argc - 1 || (gen && !type))
-		return usage();
-	const char *uri = argv[optind];
-	kr_key_type kt = KR_KEY_EC_P256;
-	kr_err e = gen ? kr_key_type_parse(type, &kt) : kr_ok();
-	if (!kr_failed(&e) && pubout)
-		e = kr_fs_must_not_exist(pubout);
+	args a = {0};
+	kr_cli_opts co;
+	int first, rc = parse(argc, argv, NULL, 1, &co, &a, &first);
+	if (rc >= 0)
+		return rc;
 	kr_hsm *h = NULL;
+	kr_err e = kr_hsm_open(argv[first], &co.hsm, &h);
 	if (!kr_failed(&e))
-		e = kr_hsm_open(uri, &o, &h);
-	if (!kr_failed(&e) && !gen)
 		e = kr_hsm_keys(h, print_key, NULL);
+	kr_hsm_close(h);
+	return kr_cli_report(&e);
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option own[] = {{"type", required_argument, NULL, 't'},
+					    {"public-key", required_argument, NULL, 'k'},
+					    {0}};
+	args a = {0};
+	kr_cli_opts co;
+	int first, rc = parse(argc, argv, own, 1, &co, &a, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.type)
+		return kr_cli_misuse(&usage_only, "hsm keygen: --type is needed");
+	const char *uri = argv[first];
+	kr_key_type kt = KR_KEY_EC_P256;
+	kr_err e = kr_key_type_parse(a.type, &kt);
+	if (!kr_failed(&e) && a.pubout)
+		e = kr_fs_must_not_exist(a.pubout);
+	kr_hsm *h = NULL;
 	kr_hsm_key *k = NULL;
-	if (!kr_failed(&e) && gen)
+	if (!kr_failed(&e))
+		e = kr_hsm_open(uri, &co.hsm, &h);
+	if (!kr_failed(&e))
 		e = kr_hsm_keygen(h, uri, kt, &k);
-	if (!kr_failed(&e) && gen) {
+	if (!kr_failed(&e)) {
 		print_key(h, k, NULL);
-		if (pubout)
-			e = write_public_key(kr_hsm_key_public(k), pubout);
+		if (a.pubout)
+			e = write_public_key(kr_hsm_key_public(k), a.pubout);
 	}
 	kr_hsm_key_free(k);
 	kr_hsm_close(h);
@@ -150,75 +191,50 @@ static KR_MUST_USE kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, c
 
 static int cmd_csr(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"cn", required_argument, NULL, 'n'},
-					     {"out", required_argument, NULL, 'o'},
-					     {0}};
-	kr_hsm_opts o = {0};
-	const char *cn = NULL, *out = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'n')
-			cn = optarg;
-		else if (c == 'o')
-			out = optarg;
-		else if (!kr_cli_hsm_opt(&o, c, optarg))
-			return usage();
-	}
-	if (!cn || !out || optind != argc - 1)
-		return usage();
+	static const struct option own[] = {
+		{"cn", required_argument, NULL, 'n'}, {"out", required_argument, NULL, 'o'}, {0}};
+	args a = {0};
+	kr_cli_opts co;
+	int first, rc = parse(argc, argv, own, 1, &co, &a, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.cn || !a.out)
+		return kr_cli_misuse(&usage_only, "hsm csr: --cn and --out are needed");
 	kr_hsm *h = NULL;
-	kr_err e = kr_hsm_open(argv[optind], &o, &h);
+	kr_err e = kr_hsm_open(argv[first], &co.hsm, &h);
 	if (!kr_failed(&e))
-		e = make_csr(h, argv[optind], cn, out);
+		e = make_csr(h, argv[first], a.cn, a.out);
 	kr_hsm_close(h);
 	if (!kr_failed(&e))
-		printf("wrote %s\n", out);
+		printf("wrote %s\n", a.out);
 	return kr_cli_report(&e);
 }
 
 static int cmd_init_token(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"label", required_argument, NULL, 'l'},
-					     {"so-pin-file", required_argument, NULL, 'S'},
-					     {"so-pin-env", required_argument, NULL, 's'},
-					     {0}};
-	kr_hsm_opts o = {0};
-	kr_pin_source so = {0};
-	const char *label = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'l')
-			label = optarg;
-		else if (c == 'S')
-			so.file = optarg;
-		else if (c == 's')
-			so.env = optarg;
-		else if (!kr_cli_hsm_opt(&o, c, optarg))
-			return usage();
-	}
-	if (!label || optind != argc)
-		return usage();
-	kr_err e = kr_hsm_init_token(o.module, label, &so, &o.pin);
+	static const struct option own[] = {{"label", required_argument, NULL, 'l'},
+					    {"so-pin-file", required_argument, NULL, 'S'},
+					    {"so-pin-env", required_argument, NULL, 's'},
+					    {0}};
+	args a = {0};
+	kr_cli_opts co;
+	int first, rc = parse(argc, argv, own, 0, &co, &a, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.label)
+		return kr_cli_misuse(&usage_only, "hsm init-token: --label is needed");
+	kr_err e = kr_hsm_init_token(co.hsm.module, a.label, &a.so, &co.hsm.pin);
 	if (!kr_failed(&e))
-		printf("initialized token '%s'\n", label);
+		printf("initialized token '%s'\n", a.label);
 	return kr_cli_report(&e);
 }
 
 int kr_cmd_hsm(int argc, char **argv)
 {
-	if (argc < 2)
-		return usage();
-	if (!strcmp(argv[1], "tokens"))
-		return cmd_tokens(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "keys"))
-		return cmd_keys_or_keygen(argc - 1, argv + 1, 0);
-	if (!strcmp(argv[1], "keygen"))
-		return cmd_keys_or_keygen(argc - 1, argv + 1, 1);
-	if (!strcmp(argv[1], "csr"))
-		return cmd_csr(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "init-token"))
-		return cmd_init_token(argc - 1, argv + 1);
-	return usage();
+	static const kr_cli_sub subs[] = {{"tokens", cmd_tokens},
+					  {"keys", cmd_keys},
+					  {"keygen", cmd_keygen},
+					  {"csr", cmd_csr},
+					  {"init-token", cmd_init_token}};
+	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);
 }

@@ -3,7 +3,6 @@
 #include "../ca/authority.h"
 #include "../ca/issue.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,6 +14,32 @@ static const char usage_text[] =
 	"INPUT: a CSR file (PEM or DER), a directory of them, a CSV manifest\n"
 	"(device_id,model,version,csr), or - for PEM CSRs on standard input.\n";
 
+typedef struct args {
+	const char *ca, *profile;
+	kr_issue_opts o;
+} args;
+
+static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
+{
+	args *a = ctx;
+	long chunk = 0;
+	switch (opt) {
+	case 'a':
+		a->ca = arg;
+		return kr_ok();
+	case 'p':
+		a->profile = arg;
+		return kr_ok();
+	case 'o':
+		a->o.out_dir = arg;
+		return kr_ok();
+	default:
+		KR_TRY(kr_cli_number("--chunk", arg, 1, 100000, &chunk));
+		a->o.chunk = (int)chunk;
+		return kr_ok();
+	}
+}
+
 static void summary(const kr_issue_summary *s)
 {
 	fprintf(stderr, "keyrite: %ld issued, %ld already issued, %ld rejected\n", s->issued,
@@ -25,55 +50,30 @@ static void summary(const kr_issue_summary *s)
 
 int kr_cmd_issue(int argc, char **argv)
 {
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"config", required_argument, NULL, 'c'},
-					     {"ca", required_argument, NULL, 'a'},
-					     {"profile", required_argument, NULL, 'p'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"json", no_argument, NULL, 'j'},
-					     {"chunk", required_argument, NULL, 'k'},
-					     {0}};
-	kr_hsm_opts h = {0};
-	const char *config = NULL, *ca_name = NULL, *profile = NULL;
-	kr_issue_opts o = {.report = stderr, .progress = isatty(STDERR_FILENO)};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			config = optarg;
-		else if (c == 'a')
-			ca_name = optarg;
-		else if (c == 'p')
-			profile = optarg;
-		else if (c == 'o')
-			o.out_dir = optarg;
-		else if (c == 'j')
-			o.json = stdout;
-		else if (c == 'k') {
-			char *end = NULL;
-			long v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 100000) {
-				fputs("keyrite: --chunk takes 1 to 100000\n", stderr);
-				return KR_EUSAGE;
-			}
-			o.chunk = (int)v;
-		} else if (!kr_cli_hsm_opt(&h, c, optarg)) {
-			fputs(usage_text, stderr);
-			return KR_EUSAGE;
-		}
-	}
-	if (!ca_name || !profile || optind == argc) {
-		fputs(usage_text, stderr);
-		return KR_EUSAGE;
-	}
+	static const struct option own[] = {{"ca", required_argument, NULL, 'a'},
+					    {"profile", required_argument, NULL, 'p'},
+					    {"out", required_argument, NULL, 'o'},
+					    {"chunk", required_argument, NULL, 'k'},
+					    {0}};
+	args a = {.o = {.report = stderr, .progress = isatty(STDERR_FILENO)}};
+	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG | KR_OPT_HSM | KR_OPT_JSON, own, take, &a, 1,
+			    -1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.ca || !a.profile)
+		return kr_cli_misuse(&spec, "issue: --ca and --profile are needed");
+	a.o.json = co.json ? stdout : NULL;
 	kr_cli_ca ca;
 	const kr_profile *p = NULL;
 	kr_issue_summary sum = {0};
-	kr_err e = kr_cli_open_ca(config, ca_name, 1, 1, &h, &ca);
+	kr_err e = kr_cli_open_ca(co.config, a.ca, 1, 1, &co.hsm, &ca);
 	if (!kr_failed(&e))
-		e = kr_config_profile(ca.cfg, ca.conf, profile, &p);
+		e = kr_config_profile(ca.cfg, ca.conf, a.profile, &p);
 	int ran = !kr_failed(&e);
 	if (ran)
-		e = kr_issue_batch(ca.cfg, ca.store, &ca.ca, p, argv + optind, argc - optind, &o,
+		e = kr_issue_batch(ca.cfg, ca.store, &ca.ca, p, argv + first, argc - first, &a.o,
 				   &sum);
 	if (ran && sum.started)
 		summary(&sum);

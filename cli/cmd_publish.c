@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "../publish/publish.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,12 +12,6 @@ static const char usage_text[] =
 	"VAR]\n"
 	"       keyrite publish check [--config FILE] --zone FILE\n"
 	"       keyrite publish check [--config FILE] --server ADDR[:PORT] --zone ZONE\n";
-
-static int usage(void)
-{
-	fputs(usage_text, stderr);
-	return KR_EUSAGE;
-}
 
 /* The configuration, the store and the zone's section, opened together. */
 typedef struct zone_ctx {
@@ -40,31 +33,55 @@ static void close_zone(zone_ctx *zc)
 	kr_config_free(zc->cfg);
 }
 
+typedef struct args {
+	const char *zone;
+	kr_check_opts check;
+	kr_publish_opts pub;
+} args;
+
+static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
+{
+	args *a = ctx;
+	switch (opt) {
+	case 'z':
+		a->zone = arg;
+		break;
+	case 's':
+		a->check.server = arg;
+		break;
+	case 'o':
+		a->pub.out_dir = arg;
+		break;
+	case 'S':
+		a->pub.soa = 1;
+		break;
+	case 'g':
+		a->pub.sign = 1;
+		break;
+	default:
+		a->pub.changes = arg;
+	}
+	return kr_ok();
+}
+
 static int cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"zone", required_argument, NULL, 'z'},
-					     {"server", required_argument, NULL, 's'},
-					     {0}};
-	const char *config = NULL, *zone = NULL;
-	kr_check_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			config = optarg;
-		else if (c == 'z')
-			zone = optarg;
-		else if (c == 's')
-			o.server = optarg;
-		else
-			return usage();
-	}
-	if (!zone || optind != argc)
-		return usage();
+	static const struct option own[] = {{"zone", required_argument, NULL, 'z'},
+					    {"server", required_argument, NULL, 's'},
+					    {0}};
+	args a = {0};
+	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG, own, take, &a, 0, 0};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.zone)
+		return kr_cli_misuse(&spec, "publish check: --zone is needed");
+	kr_check_opts o = a.check;
 	/* Without --server, --zone is the zone file, named ZONE.zone as publish
 	 * writes it. */
 	char apex[256];
-	const char *base = strrchr(zone, '/') ? strrchr(zone, '/') + 1 : zone;
+	const char *zone = a.zone, *base = strrchr(zone, '/') ? strrchr(zone, '/') + 1 : zone;
 	size_t n = strlen(base);
 	if (!o.server) {
 		o.zone_file = zone;
@@ -77,7 +94,7 @@ static int cmd_check(int argc, char **argv)
 	snprintf(apex, sizeof apex, "%.*s", (int)n, o.server ? zone : base);
 	zone_ctx zc;
 	kr_check_summary sum = {0};
-	kr_err e = open_zone(config, apex, &zc);
+	kr_err e = open_zone(co.config, apex, &zc);
 	if (!kr_failed(&e))
 		e = kr_publish_check(zc.cfg, zc.store, zc.z, &o, stdout, &sum);
 	close_zone(&zc);
@@ -85,44 +102,25 @@ static int cmd_check(int argc, char **argv)
 	return kr_cli_report(&e);
 }
 
-int kr_cmd_publish(int argc, char **argv)
+static int cmd_publish(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
-	static const struct option opts[] = {KR_CLI_HSM_LONGOPTS,
-					     {"config", required_argument, NULL, 'c'},
-					     {"zone", required_argument, NULL, 'z'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"soa", no_argument, NULL, 'S'},
-					     {"sign", no_argument, NULL, 'g'},
-					     {"changes", required_argument, NULL, 'C'},
-					     {0}};
-	kr_hsm_opts h = {0};
-	const char *config = NULL, *zone = NULL;
-	kr_publish_opts o = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'c')
-			config = optarg;
-		else if (c == 'z')
-			zone = optarg;
-		else if (c == 'o')
-			o.out_dir = optarg;
-		else if (c == 'S')
-			o.soa = 1;
-		else if (c == 'g')
-			o.sign = 1;
-		else if (c == 'C')
-			o.changes = optarg;
-		else if (!kr_cli_hsm_opt(&h, c, optarg))
-			return usage();
-	}
-	if (!zone || !o.out_dir || optind != argc)
-		return usage();
-	o.hsm = h;
+	static const struct option own[] = {
+		{"zone", required_argument, NULL, 'z'},    {"out", required_argument, NULL, 'o'},
+		{"soa", no_argument, NULL, 'S'},           {"sign", no_argument, NULL, 'g'},
+		{"changes", required_argument, NULL, 'C'}, {0}};
+	args a = {0};
+	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG | KR_OPT_HSM, own, take, &a, 0, 0};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.zone || !a.pub.out_dir)
+		return kr_cli_misuse(&spec, "publish: --zone and --out are needed");
+	kr_publish_opts o = a.pub;
+	o.hsm = co.hsm;
 	zone_ctx zc;
 	kr_publish_summary sum = {0};
-	kr_err e = open_zone(config, zone, &zc);
+	kr_err e = open_zone(co.config, a.zone, &zc);
 	if (!kr_failed(&e))
 		e = kr_publish(zc.cfg, zc.store, zc.z, &o, &sum);
 	if (!kr_failed(&e)) {
@@ -139,4 +137,11 @@ int kr_cmd_publish(int argc, char **argv)
 	}
 	close_zone(&zc);
 	return kr_cli_report(&e);
+}
+
+int kr_cmd_publish(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	return cmd_publish(argc, argv);
 }

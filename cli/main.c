@@ -37,23 +37,6 @@ int kr_cli_report(const kr_err *e)
 
 int kr_cli_batch_status(long done, long failed) { return failed == 0 ? 0 : done ? 1 : 9; }
 
-int kr_cli_hsm_opt(kr_hsm_opts *o, int opt, const char *arg)
-{
-	switch (opt) {
-	case 'm':
-		o->module = arg;
-		return 1;
-	case 'P':
-		o->pin.file = arg;
-		return 1;
-	case 'E':
-		o->pin.env = arg;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
 			       kr_store **store)
 {

@@ -59,7 +59,7 @@ echo "verified by OpenSSL: $(grep -c ': OK$' "$D/verify.log") of $(ls "$D"/certs
 openssl x509 -in "$D/certs/11.1000000000000001._device.iotregistry.ca.pem" -noout -subject -ext subjectAltName,extendedKeyUsage
 
 say "One meter is stolen: revoke it and issue the CRL"
-"$K" revoke --ca devices --device 1000000000000007 --reason keyCompromise
+"$K" revoke --ca devices --device 1000000000000007 --reason keyCompromise --pin-file "$D/user.pin"
 "$K" crl --ca devices --out "$D/devices.crl" --pin-file "$D/user.pin"
 openssl verify -crl_check -CAfile root.pem -untrusted subca-devices.pem -CRLfile "$D/devices.crl" \
 	"$D"/certs/*.1000000000000007.* 2>&1 | grep -m1 "revoked" || true

@@ -121,7 +121,12 @@ test_cms_encrypted_to_device_and_kek_decrypts_with_openssl() {
 }
 
 # Little-endian field of N bytes at OFFSET.
-le() { od -An -tu"$3" -j "$2" -N "$3" --endian=little "$1" | tr -d ' '; }
+le() {
+	local v
+	v=$(od -An -tu"$3" -j "$2" -N "$3" --endian=little "$1") || fail "od cannot read $1"
+	[ -n "$v" ] || fail "$1: nothing at offset $2"
+	echo "${v// /}"
+}
 
 # Cuts an MCUboot image as a device maker would, from its header fields:
 # $T/region.bin (header + image + protected TLVs, the signed part) and
@@ -400,7 +405,7 @@ test_fw_killed_batch_leaves_only_recorded_outputs() {
 		--out "$T/fwout" "$T"/imgs/*.bin 2>/dev/null &
 	local pid=$! n=0
 	for _ in $(seq 500); do
-		n=$(db "SELECT count(*) FROM firmware" 2>/dev/null || echo 0)
+		n=$(db_poll "SELECT count(*) FROM firmware")
 		[ "${n:-0}" -ge 128 ] && break
 		sleep 0.01
 	done
@@ -476,7 +481,7 @@ test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 		expect 8 "has expired" faketime -f '+1200d' "$KEYRITE" fw sign --config "$T/ca/keyrite.cnf" \
 		--pin-file "$T/pin" --signer firmware --out "$T/signed" "$T/fw.bin"
 	# revoked
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --reason keyCompromise \
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --reason keyCompromise \
 		"$(openssl x509 -in "$T/ca/firmware-signer.pem" -noout -serial | cut -d= -f2)" >/dev/null 2>&1
 	expect 8 "is revoked" krfw --signer firmware --out "$T/signed" "$T/fw.bin"
 	assert_absent "$T/signed/fw.bin.p7s"

@@ -190,7 +190,7 @@ test_publish_check_against_nsd_then_stale_after_revocation() {
 	has "11 expected, 11 match, 0 missing, 0 mismatched, 0 stale" \
 		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
 	# a device is revoked: the server still publishes it
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 4000000000000004 >/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --device 4000000000000004 >/dev/null
 	local owner
 	owner=$(basename "$T"/certs/*.4000000000000004.*.pem .pem)
 	expect 8 "1 problem(s)" kr publish check --config "$T/ca/keyrite.cnf" \
