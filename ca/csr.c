@@ -49,6 +49,8 @@ void kr_csr_clear(kr_csr *c)
 	OPENSSL_free(c->spki);
 	for (int i = 0; i < c->ndns; i++)
 		free(c->dns[i]);
+	for (int i = 0; i < c->nother; i++)
+		free(c->other[i]);
 	X509_EXTENSION_free(c->ku);
 	X509_EXTENSION_free(c->eku);
 	memset(c, 0, sizeof *c);
@@ -243,6 +245,24 @@ static KR_MUST_USE kr_err subject_cn(const X509_NAME *name, char *out, size_t ou
 	return e;
 }
 
+/* A requested name of another type, as OpenSSL prints it, for the reason
+ * the profile gives (control characters shown as '?'). */
+static KR_MUST_USE kr_err other_name(kr_csr *c, const GENERAL_NAME *g)
+{
+	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
+	KR_OSSL(mem && GENERAL_NAME_print(mem, (GENERAL_NAME *)g) > 0, KR_EINPUT,
+		"a requested subjectAltName cannot be read");
+	char *text = NULL;
+	long n = BIO_get_mem_data(mem, &text);
+	char *copy = strndup(text, (size_t)(n < 120 ? n : 120));
+	KR_ENSURE(copy, KR_EINTERNAL, "out of memory");
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	c->other[c->nother++] = copy;
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err names(kr_csr *c, X509_EXTENSION *ext)
 {
 	GENERAL_NAMES *gens = X509V3_EXT_d2i(ext);
@@ -252,17 +272,16 @@ static KR_MUST_USE kr_err names(kr_csr *c, X509_EXTENSION *ext)
 	kr_err e = kr_ok();
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens) && !kr_failed(&e); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type != GEN_DNS) {
-			e = REFUSE("subjectAltName of a type other than dNSName was requested");
-			break;
-		}
-		const ASN1_IA5STRING *s = g->d.dNSName;
-		if (c->ndns == KR_CSR_MAX_NAMES)
+		if (c->ndns + c->nother == KR_CSR_MAX_NAMES)
 			e = REFUSE("more than %d names requested", KR_CSR_MAX_NAMES);
-		else if (memchr(s->data, 0, (size_t)s->length) || s->length > 253 || s->length == 0)
+		else if (g->type != GEN_DNS)
+			e = other_name(c, g);
+		else if (memchr(g->d.dNSName->data, 0, (size_t)g->d.dNSName->length) ||
+			 g->d.dNSName->length > 253 || g->d.dNSName->length == 0)
 			e = BAD("a requested DNS name is empty, too long or holds a NUL");
 		else
-			c->dns[c->ndns++] = strndup((const char *)s->data, (size_t)s->length);
+			c->dns[c->ndns++] = strndup((const char *)g->d.dNSName->data,
+						    (size_t)g->d.dNSName->length);
 	}
 	GENERAL_NAMES_free(gens);
 	return e;

@@ -18,10 +18,14 @@ typedef struct kr_csr {
 	uint8_t *spki; /* DER SubjectPublicKeyInfo, as in the request */
 	int spki_len;
 	uint8_t spki_sha256[32];
-	uint8_t key_sha1[20]; /* SHA-1 of subjectPublicKey: the SKI (RFC 5280 4.2.1.2) */
-	char cn[256];         /* UTF-8; "" when the subject has no CN */
-	char *dns[KR_CSR_MAX_NAMES];
+	uint8_t key_sha1[20];        /* SHA-1 of subjectPublicKey: the SKI (RFC 5280 4.2.1.2) */
+	char cn[256];                /* UTF-8; "" when the subject has no CN */
+	char *dns[KR_CSR_MAX_NAMES]; /* the dNSNames it requests */
 	int ndns;
+	/* the other names it requests, as OpenSSL prints them ("IP
+	 * Address:192.0.2.1", "email:a@example.com"): the profile decides */
+	char *other[KR_CSR_MAX_NAMES];
+	int nother;
 	X509_EXTENSION *ku, *eku; /* requested, for profiles that honour them */
 } kr_csr;
 
@@ -33,8 +37,9 @@ void kr_csr_ctx_free(kr_csr_ctx *ctx);
 
 /* Parses and checks a DER request: structure, version, key (algorithm,
  * curve, size, exponent, point), signature algorithm and proof of
- * possession, subject, and requested extensions (CA:TRUE, keyCertSign,
- * non-DNS names and unknown critical extensions are refused). ctx may be
+ * possession, subject, and requested extensions (CA:TRUE, keyCertSign and
+ * unknown critical extensions are refused; the names it asks for are
+ * collected for the profile to judge). ctx may be
  * NULL; with one, a thread must use its own. */
 KR_MUST_USE kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out);
 void kr_csr_clear(kr_csr *c);

@@ -100,8 +100,9 @@ static void reject(req *r, const char *why)
 static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 {
 	const kr_csr *c = &r->csr;
-	kr_request_names names = {c->cn, c->dns, c->ndns,
-				  r->in.from_manifest ? r->in.device_id : NULL};
+	kr_request_names names = {c->cn,     c->dns,
+				  c->ndns,   c->other,
+				  c->nother, r->in.from_manifest ? r->in.device_id : NULL};
 	char id[sizeof r->in.device_id];
 	kr_err e = kr_profile_identity(p, &names, id, sizeof id, r->name, sizeof r->name);
 	if (kr_failed(&e))
@@ -112,8 +113,12 @@ static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 	}
 	for (int i = 0; i < c->ndns && p->identity == KR_ID_DNS; i++) {
 		e = kr_leaf_check_name(leaf, c->dns[i]);
-		if (kr_failed(&e))
-			return reject(r, e.msg);
+		if (kr_failed(&e)) {
+			char why[KR_ERR_MSG];
+			snprintf(why, sizeof why, "SAN not permitted: DNS:%.80s (%.600s)",
+				 c->dns[i], e.msg);
+			return reject(r, why);
+		}
 		r->dns[i] = c->dns[i];
 	}
 	r->ndns = p->identity == KR_ID_DNS ? c->ndns : 0;

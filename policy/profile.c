@@ -588,6 +588,22 @@ KR_MUST_USE kr_err kr_profile_key_check(const kr_profile *p, kr_key_type t)
 	return kr_ok();
 }
 
+static KR_MUST_USE kr_err requested_names(const kr_profile *p, const kr_request_names *r)
+{
+	KR_ENSURE(r->nother == 0, KR_EPOLICY,
+		  "SAN not permitted: %s (keyrite issues dNSNames only)",
+		  r->nother ? r->other[0] : "");
+	for (int i = 0; i < r->ndns; i++) {
+		KR_ENSURE(p->identity == KR_ID_DNS, KR_EPOLICY,
+			  "SAN not permitted: DNS:%.80s (profile %s names the %s itself)",
+			  r->dns[i], p->name, p->identity == KR_ID_DEVICE ? "device" : "signer");
+		kr_err e = kr_profile_permits(p, r->dns[i]);
+		KR_ENSURE(!kr_failed(&e), KR_EPOLICY, "SAN not permitted: DNS:%.80s (%s)",
+			  r->dns[i], e.msg);
+	}
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err device_identity(const kr_request_names *r, char *device_id, size_t idsz)
 {
 	const char *id = r->device_id ? r->device_id : r->cn;
@@ -604,6 +620,7 @@ static KR_MUST_USE kr_err device_identity(const kr_request_names *r, char *devic
 KR_MUST_USE kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r,
 				       char *device_id, size_t idsz, char *name, size_t namesz)
 {
+	KR_TRY(requested_names(p, r));
 	switch (p->identity) {
 	case KR_ID_DEVICE:
 		return device_identity(r, device_id, idsz);
@@ -612,8 +629,6 @@ KR_MUST_USE kr_err kr_profile_identity(const kr_profile *p, const kr_request_nam
 		KR_ENSURE(r->ndns <= p->max_names, KR_EPOLICY,
 			  "too many names requested (%d, profile %s takes %d)", r->ndns, p->name,
 			  p->max_names);
-		for (int i = 0; i < r->ndns; i++)
-			KR_TRY(kr_profile_permits(p, r->dns[i]));
 		snprintf(name, namesz, "%s", r->dns[0]);
 		return kr_ok();
 	case KR_ID_CN:
@@ -633,11 +648,10 @@ int kr_dns_name_within(const char *name, const char *domain)
 
 KR_MUST_USE kr_err kr_profile_permits(const kr_profile *p, const char *dns)
 {
-	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "SAN '%.80s': wildcards are not issued", dns);
+	KR_ENSURE(dns[0] != '*', KR_EPOLICY, "wildcards are not issued");
 	KR_TRY(kr_dns_name_check(dns));
 	for (int i = 0; i < p->npermitted; i++)
 		if (kr_dns_name_within(dns, p->permitted[i]))
 			return kr_ok();
-	return kr_errf(KR_EPOLICY, "SAN '%.80s' is not within the profile's permitted domains",
-		       dns);
+	return kr_errf(KR_EPOLICY, "not within profile %s's permitted domains", p->name);
 }

@@ -108,7 +108,8 @@ KR_MUST_USE kr_err kr_dns_name_check(const char *name);
 /* 1 if name is domain or below it (case-insensitive). */
 int kr_dns_name_within(const char *name, const char *domain);
 
-/* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain. */
+/* A DNS name from a CSR: syntax, no wildcard, inside a permitted domain;
+ * the error says why not. */
 KR_MUST_USE kr_err kr_profile_permits(const kr_profile *p, const char *dns);
 
 /* The request's key type is one the profile allows. */
@@ -119,13 +120,18 @@ typedef struct kr_request_names {
 	const char *cn;   /* the CSR's common name; "" when it has none */
 	char *const *dns; /* the DNS names it requests */
 	int ndns;
+	char *const *other; /* the other names it requests, printed */
+	int nother;
 	const char *device_id; /* from a manifest, or NULL */
 } kr_request_names;
 
-/* The identity the profile gives a request. device: the device id (the
- * manifest's, else the common name; when both are present they must agree),
- * name waits for the profile id. dns: every requested name permitted, the
- * first is the name. cn: the common name. */
+/* The identity the profile gives a request. Every name the request asks for
+ * must be one the profile issues, or the request is refused ("SAN not
+ * permitted: NAME (why)"): a certificate without a name its request asked
+ * for is not the one asked for. device: the device id (the manifest's, else
+ * the common name; when both are present they must agree), no requested
+ * name, the name waits for the profile id. dns: every requested name
+ * permitted, the first is the name. cn: the common name, no requested name. */
 KR_MUST_USE kr_err kr_profile_identity(const kr_profile *p, const kr_request_names *r,
 				       char *device_id, size_t idsz, char *name, size_t namesz);
 

@@ -48,6 +48,7 @@ test_hostile_batch_rejects_each_defect_and_issues_the_rest() {
 	mkcsr --cn "$(printf '3%.0s' $(seq 70))" --out 30-long-cn.pem
 	openssl req -inform DER -in "$T/g1.der" -out 31-already.pem
 	mkcsr --cn 3000000000000003 --key ec-p384 --out 32-good-p384.pem
+	mkcsr --cn 3000000000000004 --dns www.bank.example --out 33-dns-san.pem
 	cd "$T"
 	{
 		echo "device_id,model,version,csr"
@@ -82,8 +83,9 @@ test_hostile_batch_rejects_each_defect_and_issues_the_rest() {
 	expect_rejected 18-ca-true.pem "CA:TRUE requested"
 	expect_rejected 19-keycertsign.pem "keyCertSign or cRLSign requested"
 	expect_rejected 20-critical.pem "critical extension"
-	expect_rejected 21-ip-san.pem "other than dNSName"
-	expect_rejected 22-email-san.pem "other than dNSName"
+	expect_rejected 21-ip-san.pem "SAN not permitted: IP Address:192.0.2.1"
+	expect_rejected 22-email-san.pem "SAN not permitted: email:a@example.com"
+	expect_rejected 33-dns-san.pem "SAN not permitted: DNS:www.bank.example (profile device names the device itself)"
 	expect_rejected 23-unknown-device.pem "unknown device"
 	expect_rejected 24-no-cn.pem "no device id"
 	expect_rejected 25-bad-device-id.pem "may hold only letters, digits and hyphens"
@@ -101,8 +103,8 @@ test_hostile_batch_rejects_each_defect_and_issues_the_rest() {
 	grep -q '"input":"[^"]*31-already.pem".*"status":"already-issued"' "$T/json"
 	grep -q '"input":"[^"]*32-good-p384.pem".*"status":"issued"' "$T/json"
 	grep -q '"input":"[^"]*bad.csv:7".*"status":"issued"' "$T/json"
-	[ "$(grep -c '"status":"rejected"' "$T/json")" -eq 34 ] || fail "want 34 rejected"
-	grep -q "keyrite: 3 issued, 1 already issued, 34 rejected" "$T/report"
+	[ "$(grep -c '"status":"rejected"' "$T/json")" -eq 35 ] || fail "want 35 rejected"
+	grep -q "keyrite: 3 issued, 1 already issued, 35 rejected" "$T/report"
 	[ "$(verify_all "$T/certs")" -eq 8 ] || fail "want 8 verified certificates"
 	# Server profile: names from the CSR, within the providers' domains.
 	mkcsr --dns evil.example --out "$T/s1.pem"
@@ -115,9 +117,9 @@ test_hostile_batch_rejects_each_defect_and_issues_the_rest() {
 	kri server --out "$T/server" "$T/s1.pem" "$T/s2.pem" "$T/s3.pem" "$T/s4.pem" "$T/s5.pem" \
 		2>"$T/report" || rc=$?
 	[ $rc -eq 1 ] || fail "exit status $rc, want 1"
-	expect_rejected s1.pem "not within the profile's permitted domains"
-	expect_rejected s2.pem "wildcards are not issued"
-	expect_rejected s3.pem "character '_' is not allowed"
+	expect_rejected s1.pem "SAN not permitted: DNS:evil.example (not within profile server's permitted domains)"
+	expect_rejected s2.pem "SAN not permitted: DNS:*.parkoserv.ca (wildcards are not issued)"
+	expect_rejected s3.pem "SAN not permitted: DNS:b_d.parkoserv.ca (DNS name 'b_d.parkoserv.ca': character '_' is not allowed)"
 	expect_rejected s4.pem "no DNS names requested"
 	[ "$(verify_all "$T/server")" -eq 1 ]
 	has "DNS:api.parkoserv.ca, DNS:www.carparkserv.ca" openssl x509 -in "$(ls "$T"/server/[0-9A-F]*.pem)" -noout -ext subjectAltName
@@ -165,7 +167,7 @@ test_killed_batch_rerun_completes_without_double_signing() {
 		--pin-file "$T/pin" --chunk 200 --out "$T/certs" "$T/m.csv" 2>/dev/null &
 	pid=$!
 	for _ in $(seq 400); do
-		n=$(db "select count(*) from cert where status='valid'" 2>/dev/null || echo 0)
+		n=$(db_poll "select count(*) from cert where status='valid'")
 		[ "${n:-0}" -ge 400 ] && break
 		sleep 0.02
 	done
@@ -387,9 +389,9 @@ test_revoke_then_crl_checked_by_openssl() {
 	mkcsr --manifest 3 --start 7000000000000001 >"$T/m.csv"
 	kri device --out "$T/certs" "$T/m.csv" 2>/dev/null
 	serial=$(db "select hex(serial) from cert where device_id = '7000000000000001'")
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --reason keyCompromise "$serial" >/dev/null
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 7000000000000002 >/dev/null
-	expect 3 "no valid certificate" kr revoke --config "$T/ca/keyrite.cnf" --ca devices "$serial"
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --reason keyCompromise "$serial" >/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --device 7000000000000002 >/dev/null
+	expect 3 "no valid certificate" kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices "$serial"
 	kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/1.crl" >/dev/null
 	kr crl --config "$T/ca/keyrite.cnf" --ca devices --pin-file "$T/pin" --out "$T/2.crl" >/dev/null
 	has "verify OK" openssl crl -in "$T/2.crl" -CAfile "$T/ca/subca-devices.pem" -noout -verify
@@ -420,10 +422,10 @@ test_revoke_many_serials_at_once() {
 	ca_setup
 	mkcsr --manifest 300 --start 7100000000000001 >"$T/m.csv"
 	kri device "$T/m.csv" 2>/dev/null
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices $(db "select hex(serial) from cert") >"$T/out.txt"
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices $(db "select hex(serial) from cert") >"$T/out.txt"
 	[ "$(grep -c '^revoked ' "$T/out.txt")" -eq 300 ] || fail "every serial named is revoked"
 	[ "$(db "select count(*) from cert where status = 'revoked'")" -eq 300 ]
-	expect 2 "'zz' is not a hexadecimal serial" kr revoke --config "$T/ca/keyrite.cnf" --ca devices 0A zz
+	expect 2 "'zz' is not a hexadecimal serial" kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices 0A zz
 }
 
 # Recomputes the audit chain's hashes as keyrite does (SHA-256 of the previous
@@ -444,7 +446,7 @@ test_audit_log_detects_tampering() {
 	ca_setup
 	mkcsr --manifest 4 --start 8000000000000001 >"$T/m.csv"
 	kri device "$T/m.csv" 2>/dev/null
-	kr revoke --config "$T/ca/keyrite.cnf" --ca devices --device 8000000000000001 >/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --device 8000000000000001 >/dev/null
 	kri device "$T/m.csv" 2>/dev/null # a second checkpoint
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 	cp "$T/ca/registry.db" "$T/clean.db"

@@ -400,13 +400,13 @@ Test(issue, profile_identity_decisions)
 	kr_profile dev = {
 		.name = "device", .identity = KR_ID_DEVICE, .key_types = 1u << KR_KEY_EC_P256};
 	char id[80] = "", name[256] = "";
-	kr_request_names bare = {"302220601105021", NULL, 0, NULL};
+	kr_request_names bare = {"302220601105021", NULL, 0, NULL, 0, NULL};
 	KR_ASSERT_OK(kr_profile_identity(&dev, &bare, id, sizeof id, name, sizeof name));
 	cr_assert_str_eq(id, "302220601105021");
-	kr_request_names mismatch = {"111", NULL, 0, "222"};
+	kr_request_names mismatch = {"111", NULL, 0, NULL, 0, "222"};
 	KR_ASSERT_ERR(kr_profile_identity(&dev, &mismatch, id, sizeof id, name, sizeof name),
 		      KR_EPOLICY, "identity mismatch");
-	kr_request_names none = {"", NULL, 0, NULL};
+	kr_request_names none = {"", NULL, 0, NULL, 0, NULL};
 	KR_ASSERT_ERR(kr_profile_identity(&dev, &none, id, sizeof id, name, sizeof name),
 		      KR_EPOLICY, "no device id");
 	KR_ASSERT_OK(kr_profile_key_check(&dev, KR_KEY_EC_P256));
@@ -419,13 +419,35 @@ Test(issue, profile_identity_decisions)
 			  .npermitted = 1,
 			  .permitted = {"parkoserv.ca"}};
 	char *two[] = {"a.parkoserv.ca", "b.parkoserv.ca"};
-	kr_request_names one = {"", two, 1, NULL};
+	kr_request_names one = {"", two, 1, NULL, 0, NULL};
 	KR_ASSERT_OK(kr_profile_identity(&srv, &one, id, sizeof id, name, sizeof name));
 	cr_assert_str_eq(name, "a.parkoserv.ca");
-	kr_request_names both = {"", two, 2, NULL};
+	kr_request_names both = {"", two, 2, NULL, 0, NULL};
 	KR_ASSERT_ERR(kr_profile_identity(&srv, &both, id, sizeof id, name, sizeof name),
 		      KR_EPOLICY, "too many names");
 	kr_profile cn = {.identity = KR_ID_CN};
 	KR_ASSERT_ERR(kr_profile_identity(&cn, &none, id, sizeof id, name, sizeof name), KR_EPOLICY,
 		      "no common name");
+
+	/* Every requested name is issued as asked or the request is refused;
+	 * none is dropped (a device CSR asking for www.bank.example was issued
+	 * without it). */
+	char *bank[] = {"www.bank.example"};
+	char *ip[] = {"IP Address:192.0.2.1"};
+	kr_request_names dev_san = {"302220601105021", bank, 1, NULL, 0, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&dev, &dev_san, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "SAN not permitted: DNS:www.bank.example (profile device names");
+	kr_request_names cn_san = {"firmware", bank, 1, NULL, 0, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&cn, &cn_san, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "SAN not permitted: DNS:www.bank.example");
+	kr_request_names srv_out = {"", bank, 1, NULL, 0, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&srv, &srv_out, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY,
+		      "SAN not permitted: DNS:www.bank.example (not within profile server's");
+	kr_request_names srv_ip = {"", two, 1, ip, 1, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&srv, &srv_ip, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "SAN not permitted: IP Address:192.0.2.1");
+	kr_request_names dev_ip = {"302220601105021", NULL, 0, ip, 1, NULL};
+	KR_ASSERT_ERR(kr_profile_identity(&dev, &dev_ip, id, sizeof id, name, sizeof name),
+		      KR_EPOLICY, "SAN not permitted: IP Address:192.0.2.1");
 }
