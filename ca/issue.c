@@ -183,12 +183,53 @@ static void already(req *r, const kr_prior *prior)
 	snprintf(r->name, sizeof r->name, "%s", prior->subject);
 }
 
+/* A manifest registers its devices: a new one is recorded; a known one
+ * keeps its model (a manifest that says otherwise is refused, for a device
+ * does not change model) and takes the manifest's version, audited. A bare
+ * CSR's device must be known already. */
+static KR_MUST_USE kr_err register_device(batch *b, req *r)
+{
+	char model[sizeof r->in.model], version[sizeof r->in.version];
+	int known = 0;
+	KR_TRY(kr_store_device_get(b->store, r->in.device_id, &known, model, sizeof model, version,
+				   sizeof version));
+	if (!r->in.from_manifest) {
+		if (!known)
+			reject(r, "unknown device: not registered in the store (issue it from a "
+				  "manifest first)");
+		return kr_ok();
+	}
+	if (!known) {
+		kr_device d = {r->in.device_id, r->in.model, r->in.version};
+		return kr_store_device_put(b->store, &d);
+	}
+	if (strcmp(model, r->in.model) != 0) {
+		char why[KR_ERR_MSG];
+		snprintf(why, sizeof why,
+			 "device %s is recorded as model '%s', the manifest says '%s' (a "
+			 "manifest does not change a device's model)",
+			 r->in.device_id, model, r->in.model);
+		reject(r, why);
+		return kr_ok();
+	}
+	return strcmp(version, r->in.version) == 0
+		       ? kr_ok()
+		       : kr_store_device_version(b->store, r->in.device_id, version, r->in.version);
+}
+
 /* Decides each acceptable request's fate against the store, and reserves. */
 static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
 	if (duplicate_in_chunk(c, r)) {
 		reject(r, "duplicate: the same CSR appears earlier in this batch");
 		return kr_ok();
+	}
+	/* The device first: a manifest row's model and version count even
+	 * for a request issued before. */
+	if (b->p->identity == KR_ID_DEVICE) {
+		KR_TRY(register_device(b, r));
+		if (r->state == R_REJECTED)
+			return kr_ok();
 	}
 	kr_prior prior;
 	KR_TRY(kr_store_prior(b->store, b->ca->id, b->p->name, r->csr.sha256, &prior));
@@ -203,18 +244,6 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		return kr_ok();
 	}
 	if (b->p->identity == KR_ID_DEVICE) {
-		if (r->in.from_manifest) {
-			kr_device d = {r->in.device_id, r->in.model, r->in.version};
-			KR_TRY(kr_store_device_put(b->store, &d));
-		} else {
-			int known = 0;
-			KR_TRY(kr_store_device_known(b->store, r->in.device_id, &known));
-			if (!known) {
-				reject(r, "unknown device: not registered in the store (issue it "
-					  "from a manifest first)");
-				return kr_ok();
-			}
-		}
 		KR_TRY(kr_store_next_profile_id(b->store, &r->profile_id));
 		kr_err e = kr_profile_device_name(b->p, r->in.device_id, r->profile_id, r->name,
 						  sizeof r->name);

@@ -225,6 +225,14 @@ static void manifest_csr(kr_reader *r, const char *v, kr_input *in)
 	}
 	const char *dot = strrchr(v, '.');
 	if (dot && (!strcmp(dot, ".pem") || !strcmp(dot, ".der") || !strcmp(dot, ".csr"))) {
+		/* A manifest names files beside it, never elsewhere. */
+		if (strchr(v, '/')) {
+			snprintf(in->error, sizeof in->error,
+				 "csr column '%.200s': a file beside the manifest is named without "
+				 "'/'",
+				 v);
+			return;
+		}
 		char path[PATH_MAX];
 		kr_err e = kr_fs_join(r->manifest_dir, v, path, sizeof path);
 		char where[sizeof in->where];

@@ -90,9 +90,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 	[Q_AUDIT_ADD] = "INSERT INTO audit (seq, time, kind, detail, prev, hash)"
 			" VALUES (?, ?, ?, ?, ?, ?)",
-	[Q_DEVICE_PUT] = "INSERT OR IGNORE INTO device (id, model, version, registered)"
-			 " VALUES (?, ?, ?, ?)",
-	[Q_DEVICE_GET] = "SELECT 1 FROM device WHERE id = ?",
+	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)",
+	[Q_DEVICE_GET] = "SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
 	[Q_PROFILE_ID_SET] = "UPDATE counter SET value = ? WHERE name = 'profile_id'",
 	[Q_FIRMWARE] =
@@ -396,15 +395,34 @@ KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d)
 	return step_done(s, st, "adding device");
 }
 
-KR_MUST_USE kr_err kr_store_device_known(kr_store *s, const char *id, int *known)
+KR_MUST_USE kr_err kr_store_device_get(kr_store *s, const char *id, int *found, char *model,
+				       size_t modelsz, char *version, size_t versionsz)
 {
 	sqlite3_stmt *st = q(s, Q_DEVICE_GET);
 	bind_text(st, 1, id);
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
 		  sqlite3_errmsg(s->db));
-	*known = rc == SQLITE_ROW;
+	*found = rc == SQLITE_ROW;
+	snprintf(model, modelsz, "%s", *found ? (const char *)sqlite3_column_text(st, 0) : "");
+	snprintf(version, versionsz, "%s", *found ? (const char *)sqlite3_column_text(st, 1) : "");
+	sqlite3_reset(st); /* the texts were copied */
 	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const char *from,
+					   const char *to)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "UPDATE device SET version = ? WHERE id = ?", &st));
+	bind_text(st, 1, to);
+	bind_text(st, 2, id);
+	kr_err e = step_done(s, st, "recording a device's version");
+	sqlite3_finalize(st);
+	KR_TRY(e);
+	char detail[320];
+	snprintf(detail, sizeof detail, "device=%s version=%s->%s", id, from, to);
+	return audit_append(s, "device", detail);
 }
 
 KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,

@@ -39,9 +39,15 @@ typedef struct kr_device {
 	const char *id, *model, *version;
 } kr_device;
 
-/* Adds a device if it is new; an existing one keeps its record. */
+/* Adds a device that is not recorded yet. */
 KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d);
-KR_MUST_USE kr_err kr_store_device_known(kr_store *s, const char *id, int *known);
+/* What the store records of device id: *found 0 if nothing; model and
+ * version ("" if unknown) into the caller's buffers. */
+KR_MUST_USE kr_err kr_store_device_get(kr_store *s, const char *id, int *found, char *model,
+				       size_t modelsz, char *version, size_t versionsz);
+/* A recorded device's new version, with an audit entry 'device' (from, to). */
+KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const char *from,
+					   const char *to);
 
 KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
 					int64_t *batch);

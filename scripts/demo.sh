@@ -74,7 +74,7 @@ cp "$(ls "$D"/fwcert/*.pem | grep -v chain.pem)" "$D/ceremony/firmware-signer.pe
 say "A meter with its own key joins; a device-class key (KEK) goes on the token"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/meter.key" 2>/dev/null
 openssl req -new -key "$D/meter.key" -subj /CN=2000000000000001 -out "$D/meter.csr"
-echo "2000000000000001,meter,4.1,$D/meter.csr" >"$D/new-meter.csv"
+echo "2000000000000001,meter,4.1,meter.csr" >"$D/new-meter.csv" # beside the manifest
 "$K" issue --ca devices --profile device --out "$D/certs" --pin-file "$D/user.pin" "$D/new-meter.csv"
 (umask 077; openssl rand 32 >"$D/meters-2026.kek")
 KR_DEMO_PIN=$(cat "$D/user.pin") pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \

@@ -43,7 +43,7 @@ cms_verify() { # FILE [CONTENT]: openssl's verdict, code signing allowed
 fw_device() {
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$1.key" 2>/dev/null
 	openssl req -new -key "$T/$1.key" -subj "/CN=$1" -out "$T/$1.csr"
-	echo "$1,sensor,1.0,$T/$1.csr" >"$T/$1.csv"
+	echo "$1,sensor,1.0,$1.csr" >"$T/$1.csv"
 	kri device --out "$T/certs" "$T/$1.csv" 2>/dev/null
 }
 

@@ -503,3 +503,44 @@ test_config_errors_are_located() {
 	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
 	expect 2 "does not issue profile 'cheese'" kri cheese "$T/m.csv"
 }
+
+# A manifest row for a device the store knows: another version updates the
+# record (audited, also for a request issued before); another model refuses
+# the row (a device does not change model); the csr column names a file
+# beside the manifest, never a path.
+test_manifest_rows_for_known_devices_and_csr_paths() {
+	ca_setup
+	local id=9000000000000001
+	mkcsr --cn $id --out "$T/a.pem"
+	mkcsr --cn $id --out "$T/b.pem"
+	row() { echo "device_id,model,version,csr"; echo "$id,$1,$2,$3"; }
+	row SParkometer 1.1 a.pem >"$T/m1.csv"
+	kri device "$T/m1.csv" 2>/dev/null
+	[ "$(db "select model || ' ' || version from device where id = '$id'")" = "SParkometer 1.1" ]
+	row SParkometer 1.2 b.pem >"$T/m2.csv"
+	kri device --json "$T/m2.csv" >"$T/json" 2>/dev/null
+	grep -q '"status":"issued"' "$T/json" || fail "the new CSR was not issued"
+	[ "$(db "select version from device where id = '$id'")" = 1.2 ] || fail "version not updated"
+	row SParkometer 1.3 a.pem >"$T/m3.csv"
+	kri device --json "$T/m3.csv" >"$T/json" 2>/dev/null
+	grep -q '"status":"already-issued"' "$T/json" || fail "the first CSR is not already issued"
+	[ "$(db "select version from device where id = '$id'")" = 1.3 ] || fail "version of an issued request not updated"
+	[ "$(db "select group_concat(detail, '|') from audit where kind = 'device'")" = \
+		"device=$id version=1.1->1.2|device=$id version=1.2->1.3" ] || fail "the updates are not audited"
+	row Gasometer 1.3 a.pem >"$T/m4.csv"
+	rc=0
+	kri device "$T/m4.csv" 2>"$T/report" || rc=$?
+	[ $rc -eq 9 ] || fail "exit status $rc, want 9"
+	expect_rejected m4.csv:2 "device $id is recorded as model 'SParkometer', the manifest says 'Gasometer'"
+	[ "$(db "select model from device where id = '$id'")" = SParkometer ] || fail "model changed"
+	mkdir "$T/sub"
+	mkcsr --cn 9000000000000002 --out "$T/c.pem"
+	{ echo "device_id,model,version,csr"; echo "9000000000000002,SParkometer,1.1,../c.pem"
+	  echo "9000000000000002,SParkometer,1.1,$T/c.pem"; } >"$T/sub/m5.csv"
+	rc=0
+	kri device "$T/sub/m5.csv" 2>"$T/report" || rc=$?
+	[ $rc -eq 9 ] || fail "exit status $rc, want 9"
+	expect_rejected m5.csv:2 "csr column '../c.pem': a file beside the manifest is named without '/'"
+	expect_rejected m5.csv:3 "csr column '$T/c.pem': a file beside the manifest is named without '/'"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
