@@ -10,7 +10,7 @@ cd "$W"
 mkdir -p tokens ca
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$W" >softhsm2.conf
 export SOFTHSM2_CONF=$W/softhsm2.conf
-(umask 077; openssl rand -hex 8 >pin)
+(umask 077; openssl rand -hex 8 | tr -d "\n" >pin) # no newline: keyrite(1), PIN FILES
 export KEYRITE_BENCH_PIN_FILE=$W/pin
 "$K" hsm init-token --label keyrite-root --so-pin-file pin --pin-file pin >/dev/null
 "$K" hsm init-token --label keyrite-devices --so-pin-file pin --pin-file pin >/dev/null

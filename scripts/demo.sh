@@ -15,7 +15,9 @@ mkdir -p "$D/tokens" "$D/ceremony"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$D" > "$D/softhsm2.conf"
 export SOFTHSM2_CONF=$D/softhsm2.conf
 # PINs live in owner-only files; they never appear on a command line.
-(umask 077; openssl rand -hex 16 > "$D/user.pin"; openssl rand -hex 16 > "$D/so.pin")
+# Without a final newline: the OpenSSL pkcs11 engine (pin-source=file:) reads
+# the file as it is, newline included (keyrite(1), PIN FILES).
+(umask 077; openssl rand -hex 16 | tr -d "\n" >"$D/user.pin"; openssl rand -hex 16 | tr -d "\n" >"$D/so.pin")
 
 say "Two SoftHSM tokens: one for the root, one for the issuing sub-CA"
 "$K" hsm init-token --label keyrite-root    --so-pin-file "$D/so.pin" --pin-file "$D/user.pin"

@@ -13,6 +13,7 @@ pkgs=(
 	hash-slinger nsd                             # tlsa --create; a DNS server for publish check
 	libcriterion-dev                             # unit tests
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
+	libengine-pkcs11-openssl                     # the OpenSSL pkcs11 engine, on keyrite's tokens
 	faketime xxd                                 # tests: a signer past its expiry; hex to binary
 )
 if [ "${1:-}" = lint ]; then

@@ -15,7 +15,8 @@ setup() {
 	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$T" \
 		>"$T/softhsm2.conf"
 	export SOFTHSM2_CONF=$T/softhsm2.conf TMPDIR=$T
-	(umask 077; echo "test-pin-$RANDOM$RANDOM" >"$T/pin"; echo "so-pin-$RANDOM" >"$T/so.pin")
+	# as keyrite(1) says to write them: no final newline (PIN FILES)
+	(umask 077; printf %s "test-pin-$RANDOM$RANDOM" >"$T/pin"; printf %s "so-pin-$RANDOM" >"$T/so.pin")
 	export KR_TEST_PIN=$(cat "$T/pin")
 	EX=$REPO/docs/examples
 	cd "$T"

@@ -96,3 +96,27 @@ test_keygen_on_failing_token_storage_names_what_it_leaves() {
 	[ $named -gt 0 ] || fail "no fault point left part of a key: the fault did not reach the generation"
 	[ "$(count_private_keys lab)" -eq 1 ] || fail "the run that succeeded made no key"
 }
+
+# One PIN file, written as keyrite(1) says (no final newline; setup writes
+# them so), serves keyrite, the OpenSSL pkcs11 engine (pin-source=file: in
+# the URI: libp11 takes the file's bytes as they are, a newline too) and
+# GnuTLS's tools (which read GNUTLS_PIN, not pin-source), on one token.
+test_one_pin_file_serves_keyrite_the_openssl_engine_and_gnutls() {
+	init_token lab
+	kr hsm keygen "pkcs11:token=lab;object=k" --type ec-p256 --pin-file "$T/pin" \
+		--public-key "$T/k.pub" >/dev/null
+	echo "signed on the token by three programs" >"$T/msg"
+	openssl dgst -sha256 -binary "$T/msg" >"$T/dgst"
+	openssl pkeyutl -sign -engine pkcs11 -keyform engine -in "$T/dgst" -out "$T/sig" \
+		-inkey "pkcs11:token=lab;object=k;type=private?pin-source=file:$T/pin" >"$T/engine.out" 2>&1 ||
+		{ cat "$T/engine.out"; fail "the OpenSSL pkcs11 engine cannot log in with $T/pin"; }
+	has "Signature Verified Successfully" openssl pkeyutl -verify -pubin -inkey "$T/k.pub" \
+		-in "$T/dgst" -sigfile "$T/sig"
+	echo 'cn = gnutls' >"$T/tmpl"
+	GNUTLS_PIN=$(cat "$T/pin") certtool --generate-request --provider "$SOFTHSM_MODULE" \
+		--load-privkey "pkcs11:token=lab;object=k;type=private" --template "$T/tmpl" \
+		--outfile "$T/req.pem" </dev/null >"$T/gnutls.out" 2>&1 ||
+		{ cat "$T/gnutls.out"; fail "GnuTLS cannot log in with $T/pin"; }
+	has "verify OK" openssl req -verify -in "$T/req.pem" -noout
+	cmp <(openssl req -in "$T/req.pem" -pubkey -noout) "$T/k.pub"
+}

@@ -38,7 +38,7 @@ kr_pin_source kr_test_token(const char *label)
 	mkdir(tokens, 0700);
 	snprintf(conf, sizeof conf, "directories.tokendir = %s\nlog.level = ERROR\n", tokens);
 	setenv("SOFTHSM2_CONF", kr_test_file("softhsm2.conf", conf), 1);
-	char *pin = kr_test_file("pin", "unit-test-pin\n");
+	char *pin = kr_test_file("pin", "unit-test-pin"); /* keyrite(1): no final newline */
 	chmod(pin, 0600);
 	static char pin_path[512];
 	snprintf(pin_path, sizeof pin_path, "%s", pin);
