@@ -16,7 +16,7 @@ URI="pkcs11:token=keyrite-devices;object=firmware-signer-2026"
 "$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/firmware-key.cnf" >/dev/null
 "$K" hsm csr "$URI" --cn "bench firmware" --out fw.csr --pin-file pin >/dev/null
 mkdir fwcert
-"$K" issue --config ca/keyrite.cnf --ca devices --profile firmware_signer --pin-file pin \
+"$K" issue --config ca/keyrite.cnf --ca firmware --profile firmware_signer --pin-file pin \
 	--out fwcert fw.csr 2>/dev/null
 cp "$(ls fwcert/*.pem | grep -v chain.pem)" ca/firmware-signer.pem
 sign() { "$K" fw sign --config ca/keyrite.cnf --signer firmware --pin-file pin "$@"; }

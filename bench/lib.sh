@@ -1,5 +1,5 @@
 # Shared by the bench/ scripts: a scratch directory with its own SoftHSM
-# token directory, the example root and devices sub-CA made by ceremony, and
+# token directory, the example root and sub-CAs made by ceremony, and
 # the example CA configuration. Sourced from the repository's top directory.
 K=$PWD/build/keyrite
 SRC=$PWD
@@ -16,6 +16,7 @@ export KEYRITE_BENCH_PIN_FILE=$W/pin
 "$K" hsm init-token --label keyrite-devices --so-pin-file pin --pin-file pin >/dev/null
 "$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/root.cnf" >/dev/null
 "$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/subca-devices.cnf" >/dev/null
+"$K" ceremony run --dir ca --pin-file pin "$SRC/docs/examples/subca-firmware.cnf" >/dev/null
 cp "$SRC/docs/examples/keyrite.cnf" ca/
 
 # conf_value SECTION KEY: KEY's value in [SECTION] of ca/keyrite.cnf.

@@ -149,6 +149,32 @@ static void lint_ca_extensions(findings *f, X509 *x, int is_ca)
 		add(f, "extendedKeyUsage could not be decoded");
 }
 
+/* A CA that may issue TLS server certificates does not also vouch for code,
+ * mail, time stamps or OCSP responses, and anyExtendedKeyUsage stands alone
+ * (CA/B BR 7.1.2.2 (g); what zlint's e_ca_invalid_eku checks). */
+static void lint_ca_eku(findings *f, X509 *x)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	int n = eku ? sk_ASN1_OBJECT_num(eku) : 0, server = 0, any = 0, other = NID_undef;
+	for (int i = 0; i < n; i++) {
+		int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i));
+		server |= nid == NID_server_auth;
+		any |= nid == NID_anyExtendedKeyUsage;
+		if (nid == NID_code_sign || nid == NID_email_protect || nid == NID_time_stamp ||
+		    nid == NID_OCSP_sign)
+			other = nid;
+	}
+	EXTENDED_KEY_USAGE_free(eku);
+	if (any && n > 1)
+		add(f, "anyExtendedKeyUsage must stand alone in a CA's extendedKeyUsage (CA/B BR "
+		       "7.1.2.2)");
+	if (server && other != NID_undef)
+		add(f,
+		    "a CA's extendedKeyUsage with serverAuth must not include %s: give code, mail, "
+		    "time stamps and OCSP a CA of their own (CA/B BR 7.1.2.2)",
+		    OBJ_nid2sn(other));
+}
+
 static void lint_key_ids(findings *f, X509 *x, X509 *issuer, int check_method)
 {
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
@@ -206,8 +232,10 @@ KR_MUST_USE kr_err kr_lint_cert(X509 *x, X509 *issuer, kr_cert_role role, int ch
 	if (iuid || suid)
 		add(&f, "unique identifiers must not be used (RFC 5280 4.1.2.8)");
 	lint_duplicates(&f, x);
-	lint_ca_extensions(&f, x,
-			   role == KR_ROLE_ROOT || role == KR_ROLE_SUB_CA || role == KR_ROLE_CROSS);
+	int is_ca = role == KR_ROLE_ROOT || role == KR_ROLE_SUB_CA || role == KR_ROLE_CROSS;
+	lint_ca_extensions(&f, x, is_ca);
+	if (is_ca)
+		lint_ca_eku(&f, x);
 	lint_key_ids(&f, x, issuer, check_ski_method);
 	lint_key(&f, x);
 	if (issuer && !(X509_get_key_usage(issuer) & KU_KEY_CERT_SIGN))

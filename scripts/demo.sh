@@ -25,10 +25,10 @@ say "Two SoftHSM tokens: one for the root, one for the issuing sub-CA"
 "$K" hsm tokens
 
 say "Rehearsal of the whole ceremony on throwaway tokens (--dry-run)"
-"$K" ceremony run --dry-run "$EX/root.cnf" "$EX/subca-devices.cnf" "$EX/root-crl.cnf" \
+"$K" ceremony run --dry-run "$EX/root.cnf" "$EX/subca-devices.cnf" "$EX/subca-firmware.cnf" "$EX/root-crl.cnf" \
 	"$EX/firmware-key.cnf" | tail -1
 
-for s in root subca-devices root-crl firmware-key; do
+for s in root subca-devices subca-firmware root-crl firmware-key; do
 	say "Ceremony: $s"
 	"$K" ceremony run --dir "$D/ceremony" --pin-file "$D/user.pin" "$EX/$s.cnf"
 done
@@ -38,9 +38,10 @@ for t in "$D"/ceremony/*-ceremony.txt; do "$K" ceremony verify "$t" | tail -1; d
 
 say "Independent checks (OpenSSL)"
 cd "$D/ceremony"
-openssl verify -x509_strict -CAfile root.pem root.pem subca-devices.pem
+openssl verify -x509_strict -CAfile root.pem root.pem subca-devices.pem subca-firmware.pem
 openssl crl -in root.crl -CAfile root.pem -noout -verify 2>&1
-openssl x509 -in subca-devices.pem -noout -subject -issuer -ext basicConstraints,nameConstraints
+openssl x509 -in subca-devices.pem -noout -subject -issuer -ext basicConstraints,nameConstraints,extendedKeyUsage
+openssl x509 -in subca-firmware.pem -noout -subject -ext extendedKeyUsage
 
 say "Keys on the tokens (sensitive, never extractable)"
 "$K" hsm keys "pkcs11:token=keyrite-devices" --pin-file "$D/user.pin"
@@ -70,7 +71,7 @@ say "Firmware: a code-signing certificate for the firmware key (from its ceremon
 FW_URI="pkcs11:token=keyrite-devices;object=firmware-signer-2026"
 "$K" hsm csr "$FW_URI" --cn "IoT Registry firmware 2026" --out "$D/firmware.csr" --pin-file "$D/user.pin"
 mkdir -p "$D/fwcert" "$D/firmware"
-"$K" issue --ca devices --profile firmware_signer --out "$D/fwcert" --pin-file "$D/user.pin" "$D/firmware.csr"
+"$K" issue --ca firmware --profile firmware_signer --out "$D/fwcert" --pin-file "$D/user.pin" "$D/firmware.csr"
 cp "$(ls "$D"/fwcert/*.pem | grep -v chain.pem)" "$D/ceremony/firmware-signer.pem"
 
 say "A meter with its own key joins; a device-class key (KEK) goes on the token"
@@ -100,7 +101,7 @@ echo "decrypted by the meter's key and by the class key (openssl cms): identical
 say "The same firmware as an MCUboot image, checked as a factory would"
 "$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware" --format mcuboot \
 	--header-size 0x200 --load-addr 0x8000 --version 4.2.0 "$D/meter-fw-4.2.bin"
-cat "$D/ceremony/firmware-signer.pem" subca-devices.pem >"$D/firmware-chain.pem"
+cat "$D/ceremony/firmware-signer.pem" subca-firmware.pem >"$D/firmware-chain.pem"
 "$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
 	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
 

@@ -113,22 +113,26 @@ has() {
 	grep -q -- "$pattern" <<<"$out" || { echo "$out" >&2; fail "'$*' did not print '$pattern'"; }
 }
 
-# A root and the devices sub-CA made by ceremony, and the example CA
-# configuration beside them in $T/ca.
+# A root, the devices sub-CA and the firmware sub-CA made by ceremony, and
+# the example CA configuration beside them in $T/ca.
 ca_setup() {
 	mkdir -p "$T/ca" "$T/in" "$T/certs"
 	init_token keyrite-root
 	init_token keyrite-devices
-	kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/root.cnf" >/dev/null
-	kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/subca-devices.cnf" >/dev/null
+	local s
+	for s in root subca-devices subca-firmware; do
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/$s.cnf" >/dev/null
+	done
 	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
 }
 
-# kri PROFILE ARGS...: keyrite issue with the test CA.
+# kri PROFILE ARGS...: keyrite issue with the test CA that issues PROFILE
+# (firmware_signer: the firmware CA; the others: the devices CA).
 kri() {
-	local profile=$1
+	local profile=$1 ca=devices
 	shift
-	kr issue --config "$T/ca/keyrite.cnf" --ca devices --profile "$profile" --pin-file "$T/pin" "$@"
+	[ "$profile" = firmware_signer ] && ca=firmware
+	kr issue --config "$T/ca/keyrite.cnf" --ca "$ca" --profile "$profile" --pin-file "$T/pin" "$@"
 }
 
 mkcsr() { "$MKCSR" "$@" || fail "mkcsr $* failed"; }

@@ -25,10 +25,10 @@ fw_signer() {
 	cp "$(ls "$T"/fwcert-$name/*.pem | grep -v chain.pem)" "$cert"
 	if [ "$name" != firmware ]; then
 		sed -i "s/^signers *=.*/&, $name/" "$T/ca/keyrite.cnf"
-		printf '\n[signer_%s]\ncertificate = %s.pem\nca = devices\nuri = %s\n' \
+		printf '\n[signer_%s]\ncertificate = %s.pem\nca = firmware\nuri = %s\n' \
 			"$name" "$name" "$uri" >>"$T/ca/keyrite.cnf"
 	fi
-	cat "$cert" "$T/ca/subca-devices.pem" >"$T/$name-chain.pem"
+	cat "$cert" "$T/ca/subca-firmware.pem" >"$T/$name-chain.pem"
 	openssl x509 -in "$cert" -pubkey -noout >"$T/$name.pub"
 }
 
@@ -83,11 +83,11 @@ test_cms_detached_and_embedded_verify_with_openssl() {
 		-subj /CN=forger -days 1 -outform DER -out "$T/forger.der" 2>/dev/null
 	db "UPDATE checkpoint SET signer = readfile('$T/forger.der') WHERE signer IS NOT NULL"
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
-	grep -q "its signer is not certified by CA 'devices'" "$T/expect.out"
+	grep -q "its signer is not certified by CA 'firmware'" "$T/expect.out"
 	cp "$T/clean.db" "$T/ca/registry.db"
 	db "UPDATE checkpoint SET signature = zeroblob(72) WHERE signer IS NOT NULL"
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
-	grep -q "bad signature by a firmware signer under CA 'devices'" "$T/expect.out"
+	grep -q "bad signature by a firmware signer under CA 'firmware'" "$T/expect.out"
 }
 
 test_cms_encrypted_to_device_and_kek_decrypts_with_openssl() {
@@ -481,7 +481,7 @@ test_fw_signer_refused_when_wrong_key_revoked_or_expired() {
 		expect 8 "has expired" faketime -f '+1200d' "$KEYRITE" fw sign --config "$T/ca/keyrite.cnf" \
 		--pin-file "$T/pin" --signer firmware --out "$T/signed" "$T/fw.bin"
 	# revoked
-	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --reason keyCompromise \
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca firmware --reason keyCompromise \
 		"$(openssl x509 -in "$T/ca/firmware-signer.pem" -noout -serial | cut -d= -f2)" >/dev/null 2>&1
 	expect 8 "is revoked" krfw --signer firmware --out "$T/signed" "$T/fw.bin"
 	assert_absent "$T/signed/fw.bin.p7s"

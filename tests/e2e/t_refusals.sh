@@ -225,3 +225,25 @@ test_ceremony_killed_midway_then_the_guides_recovery() {
 	has "0 check(s) failed" kr ceremony verify "$T/again/root-ceremony.txt"
 	[ "$(count_private_keys keyrite-root)" -eq 1 ] || fail "want one key"
 }
+
+# A sub-CA whose extendedKeyUsage mixes TLS servers and code (the old
+# example's; zlint's e_ca_invalid_eku, CA/B BR 7.1.2.2) is refused by the
+# profile lint before any key is made; so is anyExtendedKeyUsage with more.
+# The examples' two sub-CAs pass.
+test_subca_mixing_server_and_code_signing_refused_before_hsm() {
+	init_token keyrite-root
+	init_token keyrite-devices
+	run_ceremony "$EX/root.cnf" >/dev/null
+	edit subca-devices 's/^extendedKeyUsage = clientAuth, serverAuth$/extendedKeyUsage = clientAuth, serverAuth, codeSigning/'
+	grep -q "^extendedKeyUsage = clientAuth, serverAuth, codeSigning$" "$T/subca-devices.cnf"
+	expect 5 "a CA's extendedKeyUsage with serverAuth must not include codeSigning" run_ceremony "$T/subca-devices.cnf"
+	edit subca-devices 's/^extendedKeyUsage = clientAuth, serverAuth$/extendedKeyUsage = anyExtendedKeyUsage, clientAuth/'
+	expect 5 "anyExtendedKeyUsage must stand alone" run_ceremony "$T/subca-devices.cnf"
+	[ "$(count_private_keys keyrite-devices)" -eq 0 ] || fail "a key was made"
+	assert_absent "$T/out/subca-devices.pem" "$T/out/subca-devices-ceremony.txt"
+	run_ceremony "$EX/subca-devices.cnf" >/dev/null
+	run_ceremony "$EX/subca-firmware.cnf" >/dev/null
+	has "TLS Web Client Authentication, TLS Web Server Authentication$" \
+		openssl x509 -in "$T/out/subca-devices.pem" -noout -ext extendedKeyUsage
+	has "Code Signing$" openssl x509 -in "$T/out/subca-firmware.pem" -noout -ext extendedKeyUsage
+}
