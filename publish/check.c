@@ -166,7 +166,9 @@ static KR_MUST_USE kr_err ask(check *c, ldns_resolver *res, const char *server, 
 		strcmp(k->key + n + 1, "TLSA") == 0 ? LDNS_RR_TYPE_TLSA : LDNS_RR_TYPE_CERT;
 	ldns_rdf *name = ldns_dname_new_frm_str(owner);
 	KR_ENSURE(name, KR_EINPUT, "bad owner name %s", owner);
-	ldns_pkt *pkt = ldns_resolver_query(res, name, type, LDNS_RR_CLASS_IN, LDNS_RD);
+	/* Flags 0: RD clear (RFC 1035 4.1.1), so the server answers from what it
+	 * serves itself, not from what it might recurse to. */
+	ldns_pkt *pkt = ldns_resolver_query(res, name, type, LDNS_RR_CLASS_IN, 0);
 	ldns_rdf_deep_free(name);
 	KR_ENSURE(pkt, KR_EIO, "DNS server %s does not answer (asked for %s %s)", server, owner,
 		  k->key + n + 1);

@@ -22,6 +22,7 @@ typedef struct kr_publish_opts {
 
 typedef struct kr_publish_summary {
 	long devices, servers, certs, roots, ca_files, records, added, removed;
+	long messages; /* DNS UPDATE messages in the changes file */
 	char zone_file[4096];
 	char ds[2][512]; /* --sign: the KSK's DS records for the parent (SHA-256, SHA-384) */
 } kr_publish_summary;

@@ -21,6 +21,7 @@ typedef struct pub {
 	FILE *zone;           /* unsigned: records go straight to the file */
 	ldns_dnssec_zone *dz; /* signed: collected, then signed */
 	FILE *changes;
+	size_t msg_octets, msg_updates; /* of the DNS UPDATE message being written */
 } pub;
 
 static KR_MUST_USE kr_err add_to_zone(pub *p, ldns_rr *rr);
@@ -166,22 +167,66 @@ static KR_MUST_USE kr_err well_known(pub *p, const kr_config *cfg)
 
 /* ---- changes, in nsupdate(1) syntax ---------------------------------------------- */
 
+/* A DNS message holds at most 65,535 octets (RFC 1035 section 4.2.2: TCP's
+ * two-octet length), and nsupdate(1) sends one message per "send", however
+ * many updates it holds: 1000 devices moved are 4000 updates, 1.36 MB. So
+ * the changes are cut into messages whose updates take at most this many
+ * octets on the wire (room left for the header, the zone section and a TSIG
+ * record) and that hold at most this many updates. */
+#define UPDATE_MAX_OCTETS 60000
+#define UPDATE_MAX_RRS 500
+
+/* The record's length on the wire, uncompressed, as ldns encodes it. */
+static KR_MUST_USE kr_err wire_size(const pub *p, const char *owner, const char *type,
+				    const char *rdata, size_t *n)
+{
+	char *text = NULL;
+	KR_ENSURE(asprintf(&text, "%s %ld IN %s %s", owner, p->z->ttl, type, rdata) > 0,
+		  KR_EINTERNAL, "out of memory");
+	ldns_rr *rr = NULL;
+	ldns_status st = ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL);
+	free(text);
+	KR_ENSURE(st == LDNS_STATUS_OK, KR_EINTERNAL, "a published record of %s: %s", owner,
+		  ldns_get_errorstr_by_id(st));
+	*n = ldns_rr_uncompressed_size(rr);
+	ldns_rr_free(rr);
+	return kr_ok();
+}
+
+/* One "update add" or "update delete" line, after a "send" and the zone
+ * again when the message would outgrow its bounds. */
+static KR_MUST_USE kr_err update(pub *p, const char *verb, const char *owner, const char *type,
+				 const char *rdata)
+{
+	size_t n = 0;
+	KR_TRY(wire_size(p, owner, type, rdata, &n));
+	if (p->msg_updates > 0 &&
+	    (p->msg_octets + n > UPDATE_MAX_OCTETS || p->msg_updates == UPDATE_MAX_RRS)) {
+		fprintf(p->changes, "send\nzone %s.\n", p->z->apex);
+		p->msg_octets = p->msg_updates = 0;
+		p->sum->messages++;
+	}
+	if (!strcmp(verb, "add"))
+		fprintf(p->changes, "update add %s %ld %s %s\n", owner, p->z->ttl, type, rdata);
+	else
+		fprintf(p->changes, "update delete %s %s %s\n", owner, type, rdata);
+	p->msg_octets += n;
+	p->msg_updates++;
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err gone(const char *owner, const char *type, const char *rdata, void *arg)
 {
 	pub *p = arg;
 	p->sum->removed++;
-	if (p->changes)
-		fprintf(p->changes, "update delete %s %s %s\n", owner, type, rdata);
-	return kr_ok();
+	return p->changes ? update(p, "delete", owner, type, rdata) : kr_ok();
 }
 
 static KR_MUST_USE kr_err added(const char *owner, const char *type, const char *rdata, void *arg)
 {
 	pub *p = arg;
 	p->sum->added++;
-	if (p->changes)
-		fprintf(p->changes, "update add %s %ld %s %s\n", owner, p->z->ttl, type, rdata);
-	return kr_ok();
+	return p->changes ? update(p, "add", owner, type, rdata) : kr_ok();
 }
 
 /* Closes f, which must have taken every write: stdio keeps a failed
@@ -208,6 +253,7 @@ static KR_MUST_USE kr_err changes(pub *p)
 		fprintf(p->changes, "zone %s.\n", p->z->apex);
 		e = kr_store_publish_diff(p->store, p->z->apex, gone, added, p);
 		fputs("send\n", p->changes);
+		p->sum->messages++;
 	}
 	kr_err closed = p->changes ? close_written(p->changes, out.path) : kr_ok();
 	if (!kr_failed(&e))

@@ -11,6 +11,7 @@ pkgs=(
 	libldns-dev                                  # DNS records and DNSSEC (publish)
 	ldnsutils bind9-utils knot-dnssecutils       # independent zone checkers
 	hash-slinger nsd                             # tlsa --create; a DNS server for publish check
+	bind9 bind9-dnsutils                         # named taking dynamic updates; nsupdate, dig
 	libcriterion-dev                             # unit tests
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
 	libengine-pkcs11-openssl                     # the OpenSSL pkcs11 engine, on keyrite's tokens

@@ -91,7 +91,7 @@ test_publish_zone_accepted_by_bind_knot_ldns_dane_and_tlsa() {
 	cmp <(openssl x509 -in "$cur" -outform DER) <(openssl x509 -in "$T/ca/root.pem" -outform DER)
 	# publishing again replaces the zone atomically and keeps the same CA files
 	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
-	[ "$(ls "$T/pub/.well-known/ca" | wc -l)" -eq 2 ]
+	[ "$(ls "$T/pub/.well-known/ca" | wc -l)" -eq 3 ] # the root and the two sub-CAs
 	! ls -a "$T/pub" "$T/pub/.well-known/ca" | grep -q keyrite-tmp || fail "temporary file left"
 }
 
@@ -275,4 +275,97 @@ test_publish_bad_input_one_message_and_no_half_zone() {
 	expect 3 "CA certificate /CN=No SKI Cross: no usable subjectKeyIdentifier" \
 		krp --zone iotregistry.ca --out "$T/pub2"
 	assert_absent "$T/pub2/iotregistry.ca.zone"
+}
+
+# named_start ZONEFILE: BIND's named serving iotregistry.ca from a copy of
+# ZONEFILE on 127.0.0.1 and a free port ($PORT), taking dynamic updates
+# signed with the TSIG key in $T/named/update.key, its queries logged to
+# $T/named/query.log; ready when dig gets the SOA.
+named_start() {
+	local try d=$T/named
+	mkdir -p "$d"
+	cp "$1" "$d/iotregistry.ca.zone"
+	tsig-keygen -a hmac-sha256 keyrite-update >"$d/update.key"
+	for try in 1 2 3 4 5 6 7 8; do
+		PORT=$(shuf -i 20000-60000 -n 1)
+		cat >"$d/named.conf" <<EOC
+include "$d/update.key";
+options {
+	directory "$d"; pid-file "$d/named.pid";
+	listen-on port $PORT { 127.0.0.1; }; listen-on-v6 { none; };
+	recursion no; dnssec-validation no; notify no;
+};
+logging {
+	channel queries { file "$d/query.log"; print-time no; }; category queries { queries; };
+	channel main { file "$d/named.log"; severity info; }; category default { main; };
+};
+zone "iotregistry.ca" {
+	type primary; file "$d/iotregistry.ca.zone"; allow-update { key keyrite-update; };
+};
+EOC
+		rm -f "$d/named.pid"
+		named -c "$d/named.conf" -u root -f >>"$d/named.out" 2>&1 &
+		for _ in $(seq 50); do
+			dig +norec +time=1 +tries=1 -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null |
+				grep -q 'status: NOERROR' && return
+			sleep 0.1
+		done
+		named_stop # the port was taken, or it is slow: another port
+	done
+	cat "$d/named.log" "$d/named.out" >&2
+	fail "named did not start"
+}
+
+named_stop() {
+	local pid
+	pid=$(cat "$T/named/named.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# keyrite(1): publish check asks "without recursion". BIND's query log marks
+# each query's RD flag (+ set, - clear); before, every query had RD set.
+test_publish_check_asks_the_server_without_recursion() {
+	pub_setup 3
+	trap 'named_stop; teardown' EXIT
+	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	named_start "$T/pub/iotregistry.ca.zone"
+	has "4 expected, 4 match, 0 missing, 0 mismatched, 0 stale" \
+		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
+	# one per name, and the _rootcert one again with EDNS (its answer, a
+	# whole certificate, does not fit 512 octets)
+	[ "$(grep -c ' IN TLSA ' "$T/named/query.log")" -ge 4 ] || fail "want 4 TLSA queries logged"
+	! grep ' IN TLSA +' "$T/named/query.log" || fail "a query asked for recursion (RD set)"
+}
+
+# 10,000 devices move (each gets a new profile id and certificate, the old
+# one revoked): 40,000 updates (TLSA and CERT, deleted and added), 2.7 MB on
+# the wire. A DNS message holds at most 65,535 octets (RFC 1035 4.2.2), so
+# the changes file is cut into messages; nsupdate applies all of them to a
+# real BIND (one server line before them, as keyrite(1) shows), and publish
+# check against it then finds every device's records and nothing stale.
+test_publish_changes_of_10000_moved_devices_applied_to_bind() {
+	pub_setup 10000
+	trap 'named_stop; teardown' EXIT
+	sed -i 's/^\[zone_registry\]/&\ncert_records = yes/' "$T/ca/keyrite.cnf"
+	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	named_start "$T/pub/iotregistry.ca.zone"
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --reason affiliationChanged \
+		$(db "select hex(serial) from cert where profile = 'device'") >/dev/null
+	mkcsr --manifest 10000 --start 4000000000000001 >"$T/moved.csv"
+	kri device "$T/moved.csv" 2>/dev/null
+	has "20000 added, 20000 removed; nsupdate script of [0-9]* message(s)" \
+		krp --zone iotregistry.ca --out "$T/pub" --soa --changes "$T/changes.txt"
+	local sends
+	sends=$(grep -c '^send$' "$T/changes.txt")
+	[ "$sends" -ge 41 ] || fail "$sends messages for 2.7 MB of updates"
+	# each message under the limit: its updates' wire length, as ldns gives it
+	awk '/^update/ {n++} /^send$/ { if (n > 500) bad = 1; n = 0 } END { exit bad }' "$T/changes.txt" ||
+		fail "a message of more than 500 updates"
+	[ "$(grep -c '^zone iotregistry.ca.$' "$T/changes.txt")" -eq "$sends" ] || fail "a message without its zone"
+	{ echo "server 127.0.0.1 $PORT"; cat "$T/changes.txt"; } |
+		nsupdate -k "$T/named/update.key" >"$T/nsupdate.out" 2>&1 ||
+		{ tail -5 "$T/nsupdate.out"; fail "nsupdate refused the changes"; }
+	has "20001 expected, 20001 match, 0 missing, 0 mismatched, 0 stale" \
+		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
 }
