@@ -1,4 +1,5 @@
 #include "revoke.h"
+#include "audit.h"
 #include "../util/mem.h"
 #include "build.h"
 #include "lint.h"
@@ -107,6 +108,24 @@ static KR_MUST_USE kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X5
 	return kr_sign_crl(&ca->signer, draft, X509_get0_pubkey(ca->cert), out);
 }
 
+/* A CRL says what the store says is revoked: that must be what the log
+ * says too. An undone revocation (the row set back to valid, its entry
+ * still in the log) would otherwise drop out of the CRL without a word.
+ * Entries no checkpoint covers yet are no disagreement: this CRL's own
+ * checkpoint covers them. */
+static KR_MUST_USE kr_err state_agrees(kr_store *store)
+{
+	long problems = 0;
+	kr_err e = kr_audit_verify(store, NULL, KR_AUDIT_TAIL_OK, &problems);
+	if (e.code == KR_EVERIFY)
+		return kr_errf(
+			KR_EVERIFY,
+			"the store's state and its audit log disagree (%ld problem(s); keyrite "
+			"audit verify lists them): refusing to issue a CRL from it",
+			problems);
+	return e;
+}
+
 KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number)
 {
 	if (out)
@@ -121,6 +140,8 @@ KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out,
 	kr_err e = kr_store_begin(store);
 	int in_txn = !kr_failed(&e);
 	if (!kr_failed(&e))
+		e = state_agrees(store);
+	if (!kr_failed(&e))
 		e = kr_store_crl_next(store, ca->id, number);
 	if (!kr_failed(&e))
 		e = kr_store_revoked(store, ca->id, collect, &r);
@@ -133,7 +154,10 @@ KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out,
 		e = kr_err_ossl(KR_EINTERNAL, "encoding the CRL");
 	if (!kr_failed(&e))
 		e = kr_store_crl_add(store, ca->id, *number, (int64_t)now,
-				     (int64_t)now + ca->conf->crl_days * 86400, der, (size_t)len);
+				     (int64_t)now + ca->conf->crl_days * 86400, (long)r.n, der,
+				     (size_t)len);
+	if (!kr_failed(&e))
+		e = kr_authority_checkpoint(ca, store);
 	/* The CRL is recorded before it is written: a file never holds a CRL the
 	 * store does not know. */
 	if (!kr_failed(&e))

@@ -8,7 +8,9 @@
 /* Issues the CA's next CRL (RFC 5280 section 5): number one above the last,
  * every revoked certificate of the CA, nextUpdate from the CA's
  * crl_next_update_days; linted, signed on the HSM, recorded with an audit
- * entry, and written to out (created exclusively) when out is not NULL. */
+ * entry and a checkpoint, and written to out (created exclusively) when out
+ * is not NULL. Refused (KR_EVERIFY) if the store's state and its audit log
+ * disagree (kr_audit_verify). */
 KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number);
 
 /* Parses a hexadecimal serial ("0A1B...", colons allowed). */

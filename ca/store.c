@@ -2,6 +2,8 @@
  * survives a killed process and a power cut; callers commit many rows per
  * transaction, so the fsync is paid once per chunk. */
 #include "store.h"
+#include "detail.h"
+#include "../util/hash.h"
 #include "../util/mem.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
@@ -13,7 +15,7 @@
 #include <unistd.h>
 
 #define KR_STORE_APP_ID 0x6b726974 /* "krit" */
-#define KR_STORE_VERSION 2
+#define KR_STORE_VERSION 3
 
 /* Format 2 added firmware signatures; a format-1 store gains the table. */
 static const char schema_v2[] =
@@ -27,6 +29,17 @@ static const char schema_v2[] =
 	/* What keyrite publish last wrote for each zone, for incremental updates. */
 	"CREATE TABLE published (zone TEXT NOT NULL, owner TEXT NOT NULL, type TEXT NOT NULL,"
 	" rdata TEXT NOT NULL, PRIMARY KEY (zone, owner, type, rdata)) WITHOUT ROWID;";
+
+/* Format 3: an audit entry's CA, serial and device as columns of their own,
+ * taken from its detail (which the hash covers and audit verify checks
+ * them against), so a certificate's or a device's history is an index
+ * lookup, not a scan of every entry's text. */
+static const char schema_v3[] =
+	"ALTER TABLE audit ADD COLUMN ca INTEGER;"
+	"ALTER TABLE audit ADD COLUMN serial BLOB;"
+	"ALTER TABLE audit ADD COLUMN device TEXT;"
+	"CREATE INDEX audit_serial ON audit (serial) WHERE serial IS NOT NULL;"
+	"CREATE INDEX audit_device ON audit (device) WHERE device IS NOT NULL;";
 
 static const char schema[] =
 	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -88,10 +101,12 @@ static const char *const queries[Q_COUNT] = {
 	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
 		       " VALUES (?, ?, ?, ?)",
 	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-	[Q_AUDIT_ADD] = "INSERT INTO audit (seq, time, kind, detail, prev, hash)"
-			" VALUES (?, ?, ?, ?, ?, ?)",
+	[Q_AUDIT_ADD] =
+		"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)",
-	[Q_DEVICE_GET] = "SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
+	[Q_DEVICE_GET] =
+		"SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
 	[Q_PROFILE_ID_SET] = "UPDATE counter SET value = ? WHERE name = 'profile_id'",
 	[Q_FIRMWARE] =
@@ -115,7 +130,7 @@ struct kr_store {
 };
 
 /* Appends an entry to the audit chain (inside the caller's transaction). */
-static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char *detail);
+static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_detail *d);
 
 static KR_MUST_USE kr_err db_err(kr_store *s, const char *what)
 {
@@ -131,136 +146,6 @@ static KR_MUST_USE kr_err exec(kr_store *s, const char *sql)
 			   : kr_errf(KR_EIO, "%s: %s", s->path, msg ? msg : sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	return e;
-}
-
-/* A file SQLite cannot make sense of is not a store (bad input); one it
- * cannot read or write (a full disk, a read-only directory for its WAL) is
- * an I/O failure, whatever the file holds. */
-static KR_MUST_USE kr_err read_err(kr_store *s, int rc)
-{
-	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-		return kr_errf(KR_EINPUT, "%s: not a keyrite store or damaged (%s)", s->path,
-			       sqlite3_errstr(rc));
-	return kr_errf(KR_EIO, "%s: cannot read: %s", s->path, sqlite3_errstr(rc));
-}
-
-static KR_MUST_USE kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return read_err(s, sqlite3_errcode(s->db));
-	int rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? kr_ok() : read_err(s, rc);
-}
-
-/* A foreign or damaged file is refused before keyrite writes to it. */
-static KR_MUST_USE kr_err check_identity(kr_store *s, int *empty, int *upgrade)
-{
-	int64_t app = 0, version = 0, tables = 0;
-	KR_TRY(pragma_int(s, "PRAGMA application_id", &app));
-	KR_TRY(pragma_int(s, "PRAGMA user_version", &version));
-	KR_TRY(pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables));
-	*empty = app == 0 && version == 0 && tables == 0;
-	if (*empty)
-		return kr_ok();
-	KR_ENSURE(app == KR_STORE_APP_ID, KR_EINPUT,
-		  "%s: not a keyrite store (SQLite application_id 0x%llx); refusing to touch it",
-		  s->path, (unsigned long long)app);
-	*upgrade = version == 1;
-	KR_ENSURE(version == KR_STORE_VERSION || *upgrade, KR_EINPUT,
-		  "%s: store format %lld, this keyrite reads format %d", s->path,
-		  (long long)version, KR_STORE_VERSION);
-	return kr_ok();
-}
-
-/* A full read of the file: O(size), so not on every open (damage met in
- * normal work surfaces as SQLITE_CORRUPT from the statement that meets it). */
-KR_MUST_USE kr_err kr_store_check(kr_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK,
-		  KR_EINPUT, "%s: damaged: %s", s->path, sqlite3_errmsg(s->db));
-	int rc = sqlite3_step(st);
-	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	kr_err e = res && strcmp(res, "ok") == 0 ? kr_ok()
-						 : kr_errf(KR_EVERIFY, "%s: damaged: %s", s->path,
-							   res ? res : sqlite3_errstr(rc));
-	sqlite3_finalize(st);
-	return e;
-}
-
-static KR_MUST_USE kr_err create_schema(kr_store *s, int upgrade)
-{
-	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
-	kr_err e = upgrade ? kr_ok() : exec(s, schema);
-	if (!kr_failed(&e))
-		e = exec(s, schema_v2);
-	if (!kr_failed(&e)) {
-		char sql[96];
-		snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
-			 KR_STORE_APP_ID, KR_STORE_VERSION);
-		e = exec(s, sql);
-	}
-	if (!kr_failed(&e))
-		return exec(s, "COMMIT");
-	kr_store_rollback(s);
-	return e;
-}
-
-static KR_MUST_USE kr_err prepare_all(kr_store *s)
-{
-	for (int i = 0; i < Q_COUNT; i++)
-		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
-				       NULL) != SQLITE_OK)
-			return db_err(s, "preparing a statement");
-	return kr_ok();
-}
-
-KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out)
-{
-	KR_ENSURE(create || access(path, F_OK) == 0, KR_EINPUT,
-		  "%s: no such store (create it with keyrite issue or keyrite ca init)", path);
-	kr_store *s = calloc(1, sizeof *s);
-	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
-	s->path = strdup(path);
-	int flags =
-		SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
-	kr_err e = kr_ok();
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
-		e = kr_errf(KR_EIO, "%s: cannot open: %s", path,
-			    s->db ? sqlite3_errmsg(s->db) : "out of memory");
-	int empty = 0, upgrade = 0;
-	if (!kr_failed(&e)) {
-		sqlite3_busy_timeout(s->db, 10000);
-		e = check_identity(s, &empty, &upgrade);
-	}
-	if (!kr_failed(&e))
-		e = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			    " PRAGMA foreign_keys = ON");
-	if (!kr_failed(&e) && (empty || upgrade))
-		e = create_schema(s, upgrade);
-	if (!kr_failed(&e))
-		e = prepare_all(s);
-	if (kr_failed(&e)) {
-		kr_store_close(s);
-		return e;
-	}
-	*out = s;
-	return kr_ok();
-}
-
-void kr_store_close(kr_store *s)
-{
-	if (!s)
-		return;
-	for (int i = 0; i < Q_COUNT; i++)
-		sqlite3_finalize(s->q[i]);
-	sqlite3_finalize(s->pub_add);
-	sqlite3_close(s->db);
-	free(s->path);
-	free(s);
 }
 
 /* ---- statement helpers ---------------------------------------------------- */
@@ -301,6 +186,207 @@ static KR_MUST_USE kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *w
 	KR_ENSURE(rc == SQLITE_DONE || rc == SQLITE_ROW, KR_EIO, "%s: %s: %s", s->path, what,
 		  sqlite3_errmsg(s->db));
 	return kr_ok();
+}
+
+/* A file SQLite cannot make sense of is not a store (bad input); one it
+ * cannot read or write (a full disk, a read-only directory for its WAL) is
+ * an I/O failure, whatever the file holds. */
+static KR_MUST_USE kr_err read_err(kr_store *s, int rc)
+{
+	if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+		return kr_errf(KR_EINPUT, "%s: not a keyrite store or damaged (%s)", s->path,
+			       sqlite3_errstr(rc));
+	return kr_errf(KR_EIO, "%s: cannot read: %s", s->path, sqlite3_errstr(rc));
+}
+
+static KR_MUST_USE kr_err pragma_int(kr_store *s, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return read_err(s, sqlite3_errcode(s->db));
+	int rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? kr_ok() : read_err(s, rc);
+}
+
+/* A foreign or damaged file is refused before keyrite writes to it; so is
+ * a store made by a newer keyrite. *format: 0 for an empty file. */
+static KR_MUST_USE kr_err check_identity(kr_store *s, int64_t *format)
+{
+	int64_t app = 0, tables = 0;
+	KR_TRY(pragma_int(s, "PRAGMA application_id", &app));
+	KR_TRY(pragma_int(s, "PRAGMA user_version", format));
+	KR_TRY(pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables));
+	if (app == 0 && *format == 0 && tables == 0)
+		return kr_ok();
+	KR_ENSURE(app == KR_STORE_APP_ID, KR_EINPUT,
+		  "%s: not a keyrite store (SQLite application_id 0x%llx); refusing to touch it",
+		  s->path, (unsigned long long)app);
+	KR_ENSURE(*format >= 1 && *format <= KR_STORE_VERSION, KR_EINPUT,
+		  "%s: store format %lld, and this keyrite reads formats 1 to %d (a newer "
+		  "keyrite made it?); refusing to touch it",
+		  s->path, (long long)*format, KR_STORE_VERSION);
+	return kr_ok();
+}
+
+/* A full read of the file: O(size), so not on every open (damage met in
+ * normal work surfaces as SQLITE_CORRUPT from the statement that meets it). */
+KR_MUST_USE kr_err kr_store_check(kr_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	KR_ENSURE(sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK,
+		  KR_EINPUT, "%s: damaged: %s", s->path, sqlite3_errmsg(s->db));
+	int rc = sqlite3_step(st);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	kr_err e = res && strcmp(res, "ok") == 0 ? kr_ok()
+						 : kr_errf(KR_EVERIFY, "%s: damaged: %s", s->path,
+							   res ? res : sqlite3_errstr(rc));
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* Format 3's columns for the entries written before it, from their text,
+ * a thousand entries at a time (a statement is not stepped while the table
+ * it reads is changed). */
+static KR_MUST_USE kr_err fill_audit_columns(kr_store *s)
+{
+	sqlite3_stmt *rd = NULL, *wr = NULL;
+	KR_TRY(prepare(s, "SELECT seq, detail FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000",
+		       &rd));
+	kr_err e = prepare(s, "UPDATE audit SET ca = ?, serial = ?, device = ? WHERE seq = ?", &wr);
+	int64_t after = 0;
+	for (int more = 1; more && !kr_failed(&e);) {
+		typedef struct {
+			int64_t seq;
+			kr_detail d;
+		} entry;
+		static entry batch[1000]; /* a migration runs once, on one thread */
+		int n = 0, rc;
+		sqlite3_reset(rd);
+		sqlite3_bind_int64(rd, 1, after);
+		while (n < 1000 && (rc = sqlite3_step(rd)) == SQLITE_ROW) {
+			batch[n].seq = sqlite3_column_int64(rd, 0);
+			kr_detail_parse((const char *)sqlite3_column_text(rd, 1), &batch[n].d);
+			n++;
+		}
+		if (n < 1000 && rc != SQLITE_DONE)
+			e = db_err(s, "reading audit entries to migrate");
+		sqlite3_reset(rd);
+		more = n == 1000;
+		for (int i = 0; i < n && !kr_failed(&e); i++) {
+			const kr_detail *d = &batch[i].d;
+			size_t len = 0;
+			const uint8_t *serial = kr_detail_serial(d, &len);
+			sqlite3_reset(wr);
+			sqlite3_clear_bindings(wr);
+			if (kr_detail_has(d, KR_D_CA))
+				sqlite3_bind_int64(wr, 1, d->num[KR_D_CA]);
+			bind_blob(wr, 2, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, len);
+			bind_text(wr, 3,
+				  kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
+			sqlite3_bind_int64(wr, 4, batch[i].seq);
+			e = step_done(s, wr, "migrating the audit log");
+			after = batch[i].seq;
+		}
+	}
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	return e;
+}
+
+/* The steps from one format to the next: steps[i] takes format i + 1 to
+ * i + 2. */
+static const struct {
+	const char *sql;
+	kr_err (*then)(kr_store *s);
+} steps[KR_STORE_VERSION - 1] = {
+	{schema_v2, NULL},
+	{schema_v3, fill_audit_columns},
+};
+
+/* Makes an empty file a store, or takes an older store to this format, in
+ * one transaction that ends by recording the format: a store is never half
+ * migrated, and a process that finds another one has just done it (the
+ * format is read again under the write lock) does nothing. */
+static KR_MUST_USE kr_err migrate(kr_store *s)
+{
+	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
+	int64_t format = 0;
+	kr_err e = pragma_int(s, "PRAGMA user_version", &format);
+	if (!kr_failed(&e) && format == 0)
+		e = exec(s, schema);
+	for (int64_t f = format ? format : 1; f < KR_STORE_VERSION && !kr_failed(&e); f++) {
+		e = exec(s, steps[f - 1].sql);
+		if (!kr_failed(&e) && steps[f - 1].then)
+			e = steps[f - 1].then(s);
+		kr_err_prefix(&e, "migrating the store from format %lld to %lld", (long long)f,
+			      (long long)f + 1);
+	}
+	if (!kr_failed(&e) && format < KR_STORE_VERSION) {
+		char sql[96];
+		snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+			 KR_STORE_APP_ID, KR_STORE_VERSION);
+		e = exec(s, sql);
+	}
+	if (!kr_failed(&e))
+		return exec(s, "COMMIT");
+	kr_store_rollback(s);
+	return e;
+}
+
+static KR_MUST_USE kr_err prepare_all(kr_store *s)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
+				       NULL) != SQLITE_OK)
+			return db_err(s, "preparing a statement");
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out)
+{
+	KR_ENSURE(create || access(path, F_OK) == 0, KR_EINPUT,
+		  "%s: no such store (create it with keyrite issue or keyrite ca init)", path);
+	kr_store *s = calloc(1, sizeof *s);
+	KR_ENSURE(s, KR_EINTERNAL, "out of memory");
+	s->path = strdup(path);
+	int flags =
+		SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
+	kr_err e = kr_ok();
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK)
+		e = kr_errf(KR_EIO, "%s: cannot open: %s", path,
+			    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+	int64_t format = 0;
+	if (!kr_failed(&e)) {
+		sqlite3_busy_timeout(s->db, 10000);
+		e = check_identity(s, &format);
+	}
+	if (!kr_failed(&e))
+		e = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			    " PRAGMA foreign_keys = ON");
+	if (!kr_failed(&e) && format < KR_STORE_VERSION)
+		e = migrate(s);
+	if (!kr_failed(&e))
+		e = prepare_all(s);
+	if (kr_failed(&e)) {
+		kr_store_close(s);
+		return e;
+	}
+	*out = s;
+	return kr_ok();
+}
+
+void kr_store_close(kr_store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	sqlite3_finalize(s->pub_add);
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
 }
 
 /* ---- transactions ------------------------------------------------------------ */
@@ -420,9 +506,13 @@ KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const ch
 	kr_err e = step_done(s, st, "recording a device's version");
 	sqlite3_finalize(st);
 	KR_TRY(e);
-	char detail[320];
-	snprintf(detail, sizeof detail, "device=%s version=%s->%s", id, from, to);
-	return audit_append(s, "device", detail);
+	kr_detail d;
+	char change[96];
+	snprintf(change, sizeof change, "%.40s->%.40s", from, to);
+	kr_detail_init(&d);
+	kr_detail_str(&d, KR_D_DEVICE, id);
+	kr_detail_str(&d, KR_D_VERSION, change);
+	return audit_append(s, "device", &d);
 }
 
 KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
@@ -544,13 +634,14 @@ KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint
 	KR_TRY(step_done(s, st, "recording a certificate"));
 	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINTERNAL, "%s: no pending row for a serial",
 		  s->path);
-	char serial[41], tbs[65], csr[65], detail[512];
-	kr_hex_upper(r->serial, r->serial_len, serial);
-	kr_hex(tbs_sha256, 32, tbs);
-	kr_hex(r->csr_sha256, 32, csr);
-	snprintf(detail, sizeof detail, "ca=%lld serial=%s profile=%s csr-sha256=%s tbs-sha256=%s",
-		 (long long)r->ca, serial, r->profile, csr, tbs);
-	return audit_append(s, "issue", detail);
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_num(&d, KR_D_CA, r->ca);
+	kr_detail_bytes(&d, KR_D_SERIAL, r->serial, r->serial_len);
+	kr_detail_str(&d, KR_D_PROFILE, r->profile);
+	kr_detail_bytes(&d, KR_D_CSR, r->csr_sha256, 32);
+	kr_detail_bytes(&d, KR_D_TBS, tbs_sha256, 32);
+	return audit_append(s, "issue", &d);
 }
 
 KR_MUST_USE kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input,
@@ -578,7 +669,8 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 	/* RETURNING rows are complete before the first one is stepped out; the
 	 * audit entries are added after, from a copy. */
 	typedef struct {
-		char serial[41];
+		uint8_t serial[20];
+		size_t len;
 		int64_t batch;
 	} gone;
 	gone *list = NULL;
@@ -587,21 +679,24 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 		e = kr_grow((void **)&list, &cap, (size_t)*n + 1, sizeof *list);
 		if (kr_failed(&e))
 			break;
-		kr_hex_upper(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-			     list[*n].serial);
+		int len = sqlite3_column_bytes(st, 0);
+		list[*n].len = len > 0 && len <= 20 ? (size_t)len : 0;
+		memcpy(list[*n].serial, sqlite3_column_blob(st, 0), list[*n].len);
 		list[*n].batch = sqlite3_column_int64(st, 1);
 		(*n)++;
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
 		e = db_err(s, "retiring pending serials");
 	sqlite3_finalize(st);
+	/* The run was killed between reserving and recording: the serial is
+	 * retired, never reused. */
 	for (long i = 0; i < *n && !kr_failed(&e); i++) {
-		char detail[160];
-		snprintf(detail, sizeof detail,
-			 "ca=%lld serial=%s batch=%lld: the run was killed between reserving "
-			 "and recording; the serial is retired",
-			 (long long)ca, list[i].serial, (long long)list[i].batch);
-		e = audit_append(s, "abandon", detail);
+		kr_detail d;
+		kr_detail_init(&d);
+		kr_detail_num(&d, KR_D_CA, ca);
+		kr_detail_bytes(&d, KR_D_SERIAL, list[i].serial, list[i].len);
+		kr_detail_num(&d, KR_D_BATCH, list[i].batch);
+		e = audit_append(s, "abandon", &d);
 	}
 	free(list);
 	return e;
@@ -674,12 +769,17 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 	int changed = sqlite3_changes(s->db);
 	sqlite3_finalize(st);
 	KR_TRY(e);
-	char hex[41], detail[128];
+	char hex[41];
 	kr_hex_upper(serial, len, hex);
 	KR_ENSURE(changed == 1, KR_EINPUT, "serial %s: no valid certificate of this CA has it",
 		  hex);
-	snprintf(detail, sizeof detail, "ca=%lld serial=%s reason=%d", (long long)ca, hex, reason);
-	return audit_append(s, "revoke", detail);
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_num(&d, KR_D_CA, ca);
+	kr_detail_bytes(&d, KR_D_SERIAL, serial, len);
+	kr_detail_num(&d, KR_D_REASON, reason);
+	kr_detail_num(&d, KR_D_AT, when);
+	return audit_append(s, "revoke", &d);
 }
 
 KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
@@ -714,7 +814,8 @@ KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
 }
 
 KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
-				    int64_t next_update, const uint8_t *der, size_t len)
+				    int64_t next_update, long nrevoked, const uint8_t *der,
+				    size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", &st));
@@ -726,10 +827,17 @@ KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int
 	kr_err e = step_done(s, st, "recording the CRL");
 	sqlite3_finalize(st);
 	KR_TRY(e);
-	char detail[96];
-	snprintf(detail, sizeof detail, "ca=%lld crl-number=%lld", (long long)ca,
-		 (long long)number);
-	return audit_append(s, "crl", detail);
+	uint8_t md[32];
+	KR_TRY(kr_sha256(der, len, md));
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_num(&d, KR_D_CA, ca);
+	kr_detail_num(&d, KR_D_CRL_NUMBER, number);
+	kr_detail_num(&d, KR_D_THIS_UPDATE, this_update);
+	kr_detail_num(&d, KR_D_NEXT_UPDATE, next_update);
+	kr_detail_num(&d, KR_D_REVOKED, nrevoked);
+	kr_detail_bytes(&d, KR_D_SHA256, md, 32);
+	return audit_append(s, "crl", &d);
 }
 
 /* ---- audit ------------------------------------------------------------------ */
@@ -771,11 +879,13 @@ KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[3
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char *detail)
+/* The entry's text from its fields, and the columns a lookup uses. */
+static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_detail *d)
 {
 	int64_t seq;
 	uint8_t prev[32], hash[32];
-	char now[21];
+	char now[21], detail[KR_DETAIL_MAX];
+	KR_TRY(kr_detail_format(d, detail, sizeof detail));
 	KR_TRY(kr_store_audit_head(s, &seq, prev));
 	seq++;
 	now_text(now);
@@ -787,6 +897,12 @@ static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char
 	bind_text(st, 4, detail);
 	bind_blob(st, 5, prev, 32);
 	bind_blob(st, 6, hash, 32);
+	if (kr_detail_has(d, KR_D_CA))
+		sqlite3_bind_int64(st, 7, d->num[KR_D_CA]);
+	size_t n = 0;
+	const uint8_t *serial = kr_detail_serial(d, &n);
+	bind_blob(st, 8, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, n);
+	bind_text(st, 9, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
 	KR_TRY(step_done(s, st, "appending to the audit log"));
 	s->head_seq = seq;
 	memcpy(s->head, hash, 32);
@@ -795,10 +911,8 @@ static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const char
 
 KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 {
-	char now[21], img[65], signer[65], detail[1024];
+	char now[21];
 	now_text(now);
-	kr_hex(r->image_sha256, 32, img);
-	kr_hex(r->signer_sha256, 32, signer);
 	sqlite3_stmt *st = q(s, Q_FIRMWARE);
 	bind_text(st, 1, now);
 	bind_text(st, 2, r->signer);
@@ -810,14 +924,22 @@ KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 	bind_text(st, 8, r->output);
 	bind_text(st, 9, r->recipients);
 	KR_TRY(step_done(s, st, "recording a firmware signature"));
-	snprintf(detail, sizeof detail,
-		 "signer=%s signer_sha256=%s format=%s size=%lld sha256=%s file=%.300s%s%.300s",
-		 r->signer, signer, r->format, (long long)r->size, img, r->file,
-		 r->recipients ? " to=" : "", r->recipients ? r->recipients : "");
-	return audit_append(s, "firmware", detail);
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_str(&d, KR_D_SIGNER, r->signer);
+	kr_detail_bytes(&d, KR_D_SIGNER_SHA, r->signer_sha256, 32);
+	kr_detail_str(&d, KR_D_FORMAT, r->format);
+	kr_detail_num(&d, KR_D_SIZE, r->size);
+	kr_detail_bytes(&d, KR_D_SHA256, r->image_sha256, 32);
+	kr_detail_str(&d, KR_D_FILE, r->file);
+	if (r->recipients)
+		kr_detail_str(&d, KR_D_TO, r->recipients);
+	return audit_append(s, "firmware", &d);
 }
 
-/* Calls cb for each row of st, a SELECT of the audit table's six columns. */
+#define AUDIT_COLUMNS "seq, time, kind, detail, prev, hash, ca, serial, device"
+
+/* Calls cb for each row of st, a SELECT of AUDIT_COLUMNS. */
 static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb cb, void *arg)
 {
 	kr_err e = kr_ok();
@@ -833,6 +955,10 @@ static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb 
 								  : NULL,
 			.hash = sqlite3_column_bytes(st, 5) == 32 ? sqlite3_column_blob(st, 5)
 								  : NULL,
+			.ca = sqlite3_column_int64(st, 6),
+			.serial = sqlite3_column_blob(st, 7),
+			.serial_len = (size_t)sqlite3_column_bytes(st, 7),
+			.device = (const char *)sqlite3_column_text(st, 8),
 		};
 		e = cb(&a, arg);
 	}
@@ -845,8 +971,7 @@ static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb 
 KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT seq, time, kind, detail, prev, hash FROM audit ORDER BY seq",
-		       &st));
+	KR_TRY(prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY seq", &st));
 	return audit_rows(s, st, cb, arg);
 }
 
@@ -865,16 +990,10 @@ KR_MUST_USE kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
 KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb,
 				    void *arg)
 {
-	/* the whole serial: one that merely begins with it is another's */
-	char hex[41], pattern[64];
-	kr_hex_upper(serial, len < 20 ? len : 20, hex);
-	snprintf(pattern, sizeof pattern, "* serial=%s", hex);
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT seq, time, kind, detail, prev, hash FROM audit"
-		       " WHERE detail GLOB ?1 || ' *' OR detail GLOB ?1 ORDER BY seq",
+	KR_TRY(prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE serial = ? ORDER BY seq",
 		       &st));
-	bind_text(st, 1, pattern);
+	bind_blob(st, 1, serial, len);
 	return audit_rows(s, st, cb, arg);
 }
 
@@ -933,22 +1052,173 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg)
+/* ---- audit verification ----------------------------------------------------- */
+
+KR_MUST_USE kr_err kr_store_expect_begin(kr_store *s)
+{
+	return exec(s,
+		    "CREATE TEMP TABLE IF NOT EXISTS log_cert (ca INTEGER NOT NULL,"
+		    " serial BLOB NOT NULL, status TEXT NOT NULL, reason INTEGER, at INTEGER,"
+		    " tbs BLOB, issue_seq INTEGER, revoke_seq INTEGER, PRIMARY KEY (ca, serial));"
+		    "CREATE TEMP TABLE IF NOT EXISTS log_crl (ca INTEGER NOT NULL,"
+		    " number INTEGER NOT NULL, sha256 BLOB, seq INTEGER NOT NULL,"
+		    " PRIMARY KEY (ca, number));"
+		    "DELETE FROM temp.log_cert; DELETE FROM temp.log_crl");
+}
+
+KR_MUST_USE kr_err kr_store_expect_cert(kr_store *s, const kr_expect_cert *c, char prior[16])
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "SELECT status FROM temp.log_cert WHERE ca = ? AND serial = ?", &st));
+	sqlite3_bind_int64(st, 1, c->ca);
+	bind_blob(st, 2, c->serial, c->serial_len);
+	int rc = sqlite3_step(st);
+	snprintf(prior, 16, "%s", rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
+		  sqlite3_errmsg(s->db));
+	KR_TRY(prepare(
+		s,
+		"INSERT INTO temp.log_cert VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		" CASE WHEN ?6 IS NOT NULL THEN ?7 END, CASE WHEN ?3 = 'revoked' THEN ?7 END)"
+		" ON CONFLICT (ca, serial) DO UPDATE SET status = excluded.status,"
+		" reason = excluded.reason, at = excluded.at,"
+		" tbs = coalesce(excluded.tbs, tbs),"
+		" issue_seq = coalesce(excluded.issue_seq, issue_seq),"
+		" revoke_seq = coalesce(excluded.revoke_seq, revoke_seq)",
+		&st));
+	sqlite3_bind_int64(st, 1, c->ca);
+	bind_blob(st, 2, c->serial, c->serial_len);
+	bind_text(st, 3, c->status);
+	if (!strcmp(c->status, "revoked")) {
+		sqlite3_bind_int(st, 4, c->reason);
+		if (c->at >= 0)
+			sqlite3_bind_int64(st, 5, c->at);
+	}
+	bind_blob(st, 6, c->tbs, 32);
+	sqlite3_bind_int64(st, 7, c->seq);
+	kr_err e = step_done(s, st, "recording what the log says");
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_expect_crl(kr_store *s, int64_t ca, int64_t number,
+				       const uint8_t *sha256, int64_t seq, int *again)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s, "INSERT OR IGNORE INTO temp.log_crl VALUES (?, ?, ?, ?)", &st));
+	sqlite3_bind_int64(st, 1, ca);
+	sqlite3_bind_int64(st, 2, number);
+	bind_blob(st, 3, sha256, 32);
+	sqlite3_bind_int64(st, 4, seq);
+	kr_err e = step_done(s, st, "recording what the log says");
+	*again = sqlite3_changes(s->db) == 0;
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
-		       "SELECT ca.id, serial FROM cert JOIN ca ON ca.id = cert.ca_id"
-		       " WHERE status IN ('valid', 'revoked') ORDER BY cert.id",
+		       "SELECT c.ca_id, c.serial, c.status, c.revoked_at, c.reason, c.der,"
+		       " l.status, l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq"
+		       " FROM cert c LEFT JOIN temp.log_cert l"
+		       " ON l.ca = c.ca_id AND l.serial = c.serial"
+		       " UNION ALL SELECT l.ca, l.serial, NULL, NULL, NULL, NULL, l.status,"
+		       " l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq FROM temp.log_cert l"
+		       " WHERE NOT EXISTS (SELECT 1 FROM cert c WHERE c.ca_id = l.ca"
+		       " AND c.serial = l.serial)",
 		       &st));
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
 	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char ca[24];
-		snprintf(ca, sizeof ca, "%lld", (long long)sqlite3_column_int64(st, 0));
-		e = cb(ca, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), arg);
+		kr_cert_state c = {
+			.ca = sqlite3_column_int64(st, 0),
+			.serial = sqlite3_column_blob(st, 1),
+			.serial_len = (size_t)sqlite3_column_bytes(st, 1),
+			.status = (const char *)sqlite3_column_text(st, 2),
+			.revoked_at = sqlite3_column_int64(st, 3),
+			.reason = sqlite3_column_type(st, 4) == SQLITE_NULL
+					  ? -1
+					  : sqlite3_column_int(st, 4),
+			.der = sqlite3_column_blob(st, 5),
+			.der_len = (size_t)sqlite3_column_bytes(st, 5),
+			.want = {.status = (const char *)sqlite3_column_text(st, 6),
+				 .reason = sqlite3_column_type(st, 7) == SQLITE_NULL
+						   ? -1
+						   : sqlite3_column_int(st, 7),
+				 .at = sqlite3_column_type(st, 8) == SQLITE_NULL
+					       ? -1
+					       : sqlite3_column_int64(st, 8),
+				 .tbs = sqlite3_column_bytes(st, 9) == 32
+						? sqlite3_column_blob(st, 9)
+						: NULL},
+			.issue_seq = sqlite3_column_int64(st, 10),
+			.revoke_seq = sqlite3_column_int64(st, 11),
+		};
+		c.want.ca = c.ca;
+		c.want.serial = c.serial;
+		c.want.serial_len = c.serial_len;
+		e = cb(&c, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "reading certificates");
+		e = db_err(s, "comparing certificates with the audit log");
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(
+		s,
+		"SELECT r.ca_id, r.number, r.der, l.seq IS NOT NULL, l.sha256, l.seq"
+		" FROM crl r LEFT JOIN temp.log_crl l ON l.ca = r.ca_id AND l.number = r.number"
+		" UNION ALL SELECT l.ca, l.number, NULL, 1, l.sha256, l.seq FROM temp.log_crl l"
+		" WHERE NOT EXISTS (SELECT 1 FROM crl r WHERE r.ca_id = l.ca"
+		" AND r.number = l.number) ORDER BY 1, 2",
+		&st));
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		kr_crl_state c = {
+			.ca = sqlite3_column_int64(st, 0),
+			.number = sqlite3_column_int64(st, 1),
+			.der = sqlite3_column_blob(st, 2),
+			.der_len = (size_t)sqlite3_column_bytes(st, 2),
+			.logged = sqlite3_column_int(st, 3),
+			.sha256 = sqlite3_column_bytes(st, 4) == 32 ? sqlite3_column_blob(st, 4)
+								    : NULL,
+			.seq = sqlite3_column_int64(st, 5),
+		};
+		e = cb(&c, arg);
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "comparing CRLs with the audit log");
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_revoked_before(kr_store *s, int64_t ca, int64_t seq, kr_revoked_cb cb,
+					   void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(s,
+		       "SELECT serial, coalesce(at, -1), reason FROM temp.log_cert WHERE ca = ?"
+		       " AND status = 'revoked' AND revoke_seq < ? ORDER BY serial",
+		       &st));
+	sqlite3_bind_int64(st, 1, ca);
+	sqlite3_bind_int64(st, 2, seq);
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "listing the log's revocations");
 	sqlite3_finalize(st);
 	return e;
 }

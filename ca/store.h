@@ -130,7 +130,8 @@ KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, v
 
 KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
 KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
-				    int64_t next_update, const uint8_t *der, size_t len);
+				    int64_t next_update, long nrevoked, const uint8_t *der,
+				    size_t len);
 
 /* A firmware signature: recorded with an audit entry 'firmware'. */
 typedef struct kr_fw_row {
@@ -163,6 +164,12 @@ typedef struct kr_audit_entry {
 	int64_t seq;
 	const char *time, *kind, *detail;
 	const uint8_t *prev, *hash;
+	/* the columns lookups use, taken from the detail when it was written
+	 * (audit verify checks them against it): 0, NULL when absent */
+	int64_t ca;
+	const uint8_t *serial;
+	size_t serial_len;
+	const char *device;
 } kr_audit_entry;
 typedef KR_MUST_USE kr_err (*kr_audit_cb)(const kr_audit_entry *e, void *arg);
 KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg);
@@ -189,11 +196,61 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb,
 				    void *arg);
 
-/* Each issued certificate has one 'issue' audit entry naming its serial:
- * calls cb for every valid or revoked certificate of the store. */
-typedef KR_MUST_USE kr_err (*kr_serial_cb)(const char *ca, const uint8_t *serial, size_t len,
+/* ---- audit verification: the store's state set against the one its log
+ * describes. expect_begin makes empty scratch tables (this connection
+ * only). expect_cert records, in log order, what an entry says of a
+ * certificate (a later entry replaces what an earlier one said), and gives
+ * what the log said of it before (*prior, "" for nothing). expect_crl does
+ * the same for a CRL (*again: the log recorded that CRL before). state_certs
+ * then calls cb for every certificate the store or the log knows, the two
+ * sides side by side; state_crls for every CRL; revoked_before lists the
+ * revocations of CA ca that the log had made before entry seq. */
+typedef struct kr_expect_cert {
+	int64_t ca;
+	const uint8_t *serial;
+	size_t serial_len;
+	const char *status; /* valid, revoked, abandoned */
+	int reason;         /* revoked */
+	int64_t at;         /* revoked: when; -1 unknown (an older entry) */
+	const uint8_t *tbs; /* issued: the to-be-signed part's SHA-256 */
+	int64_t seq;        /* the entry's */
+} kr_expect_cert;
+
+typedef struct kr_cert_state {
+	int64_t ca;
+	const uint8_t *serial;
+	size_t serial_len;
+	/* the store's row: status NULL when it has none */
+	const char *status;
+	int64_t revoked_at;
+	int reason;
+	const uint8_t *der;
+	size_t der_len;
+	/* the log's: want.status NULL when it says nothing of it; issue_seq
+	 * and revoke_seq 0 for no such entry */
+	kr_expect_cert want;
+	int64_t issue_seq, revoke_seq;
+} kr_cert_state;
+
+typedef struct kr_crl_state {
+	int64_t ca, number;
+	const uint8_t *der; /* the store's; NULL when it has none */
+	size_t der_len;
+	int logged;            /* the log records it */
+	const uint8_t *sha256; /* ... and its DER's SHA-256, or NULL (an older entry) */
+	int64_t seq;           /* of that entry */
+} kr_crl_state;
+
+KR_MUST_USE kr_err kr_store_expect_begin(kr_store *s);
+KR_MUST_USE kr_err kr_store_expect_cert(kr_store *s, const kr_expect_cert *c, char prior[16]);
+KR_MUST_USE kr_err kr_store_expect_crl(kr_store *s, int64_t ca, int64_t number,
+				       const uint8_t *sha256, int64_t seq, int *again);
+typedef KR_MUST_USE kr_err (*kr_cert_state_cb)(const kr_cert_state *c, void *arg);
+KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *arg);
+typedef KR_MUST_USE kr_err (*kr_crl_state_cb)(const kr_crl_state *c, void *arg);
+KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *arg);
+KR_MUST_USE kr_err kr_store_revoked_before(kr_store *s, int64_t ca, int64_t seq, kr_revoked_cb cb,
 					   void *arg);
-KR_MUST_USE kr_err kr_store_issued_serials(kr_store *s, kr_serial_cb cb, void *arg);
 
 /* The entry hash: SHA-256(prev || seq "\t" time "\t" kind "\t" detail). */
 KR_MUST_USE kr_err kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time,

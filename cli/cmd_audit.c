@@ -17,7 +17,7 @@ static int cmd_verify(int argc, char **argv)
 	kr_store *store = NULL;
 	kr_err e = kr_cli_open(co.config, 0, &cfg, &store);
 	if (!kr_failed(&e))
-		e = kr_audit_verify(store, stdout);
+		e = kr_audit_verify(store, stdout, 0, NULL);
 	kr_store_close(store);
 	kr_config_free(cfg);
 	return kr_cli_report(&e);

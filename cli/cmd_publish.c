@@ -129,9 +129,11 @@ static int cmd_publish(int argc, char **argv)
 		       zc.z->apex, sum.records, sum.devices, sum.certs, sum.servers, sum.roots,
 		       sum.zone_file);
 		printf("%ld CA certificates in %s/.well-known/ca\n", sum.ca_files, o.out_dir);
-		printf("since the last publication: %ld added, %ld removed", sum.added, sum.removed);
+		printf("since the last publication: %ld added, %ld removed", sum.added,
+		       sum.removed);
 		if (o.changes)
-			printf("; nsupdate script of %ld message(s) in %s", sum.messages, o.changes);
+			printf("; nsupdate script of %ld message(s) in %s", sum.messages,
+			       o.changes);
 		putchar('\n');
 		for (int i = 0; i < 2 && sum.ds[i][0]; i++)
 			printf("DS for the parent: %s\n", sum.ds[i]);

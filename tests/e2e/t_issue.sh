@@ -252,8 +252,8 @@ test_full_disk_mid_batch_stops_cleanly() {
 	local args=(issue --config "$T/ca/keyrite.cnf" --ca devices --profile device
 		--pin-file "$T/pin" --chunk 40 --out "$T/certs" "$T/m.csv")
 	local case at want valid
-	for case in "pwrite64:150|$T/ca/registry.db: database or disk is full" \
-		"pwrite64:300|$T/ca/registry.db: database or disk is full" \
+	for case in "pwrite64:200|$T/ca/registry.db: database or disk is full" \
+		"pwrite64:350|$T/ca/registry.db: database or disk is full" \
 		"syncfs:1|$T/certs: sync failed: No space left on device" \
 		"linkat:30|$T/certs/39.5000000000000029._device.iotregistry.ca.pem: cannot create: No space left on device"; do
 		IFS='|' read -r at want <<<"$case"
@@ -463,7 +463,7 @@ test_audit_log_detects_tampering() {
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
 	grep -q "chain broken" "$T/expect.out"
 	restore
-	db "update audit set seq = seq + 100 where seq >= 3; update audit set seq = seq - 99 where seq >= 103; insert into audit values (3, '2026-01-01T00:00:00Z', 'issue', 'ca=1 serial=00', zeroblob(32), zeroblob(32))"
+	db "update audit set seq = seq + 100 where seq >= 3; update audit set seq = seq - 99 where seq >= 103; insert into audit (seq, time, kind, detail, prev, hash) values (3, '2026-01-01T00:00:00Z', 'issue', 'ca=1 serial=00', zeroblob(32), zeroblob(32))"
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
 	grep -q "chain broken" "$T/expect.out"
 	restore
@@ -543,4 +543,103 @@ test_manifest_rows_for_known_devices_and_csr_paths() {
 	expect_rejected m5.csv:2 "csr column '../c.pem': a file beside the manifest is named without '/'"
 	expect_rejected m5.csv:3 "csr column '$T/c.pem': a file beside the manifest is named without '/'"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# keyrite(1): every command that appends to the log ends with a signed
+# checkpoint, and audit verify checks the store's state against the log.
+# Before, revoke and crl wrote no checkpoint, so their entries could be cut
+# off the end unseen, and a revocation undone in the store (its entry still
+# in the log) passed, and the next CRL left it out.
+test_audit_tail_and_state_tampering_detected() {
+	ca_setup
+	mkcsr --manifest 4 --start 8100000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	krevoke() { kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices "$@" >/dev/null; }
+	krcrl() { kr crl --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --out "$1"; }
+	krevoke --reason keyCompromise --device 8100000000000001
+	krcrl "$T/1.crl" >/dev/null
+	krevoke --reason superseded --device 8100000000000002
+	krcrl "$T/2.crl" >/dev/null
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	[ "$(db "select count(*) from checkpoint")" -eq 5 ] || fail "issue, both revokes and both CRLs each end with a checkpoint"
+	cp "$T/ca/registry.db" "$T/clean.db"
+	restore() { cp "$T/clean.db" "$T/ca/registry.db"; }
+	tampered() { # WANT: audit verify fails, its report holds WANT
+		expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+		grep -qF -- "$1" "$T/expect.out" || { cat "$T/expect.out"; fail "audit verify does not say: $1"; }
+		restore
+	}
+	local s1 s2 s3 last
+	s1=$(db "select hex(serial) from cert where device_id = '8100000000000001'")
+	s2=$(db "select hex(serial) from cert where device_id = '8100000000000002'")
+	s3=$(db "select hex(serial) from cert where device_id = '8100000000000003'")
+	last=$(db "select max(seq) from audit")
+	# the tail: the last entries cut off ...
+	db "delete from audit where seq > $((last - 2))"
+	tampered "checkpoint at entry $last: the chain's head there is not the one the CA signed"
+	# ... and their checkpoints with them: the state still tells
+	db "delete from audit where seq > $((last - 2)); delete from checkpoint where seq > $((last - 2))"
+	tampered "certificate $s2 of CA 1: the store says revoked, the log says valid"
+	db "delete from audit where kind = 'crl'; delete from checkpoint where seq > (select max(seq) from audit)"
+	tampered "CRL 2 of CA 1 has no audit entry"
+	# entries no signature covers
+	db "delete from checkpoint where seq = $last"
+	tampered "entries $last to $last come after the last checkpoint: no signature covers them"
+	# a revocation undone
+	db "update cert set status = 'valid', revoked_at = NULL, reason = NULL where device_id = '8100000000000002'"
+	cp "$T/ca/registry.db" "$T/undone.db"
+	tampered "certificate $s2 of CA 1: the log revoked it (entry"
+	cp "$T/undone.db" "$T/ca/registry.db"
+	expect 8 "the store's state and its audit log disagree (1 problem(s); keyrite audit verify lists them): refusing to issue a CRL from it" \
+		krcrl "$T/3.crl"
+	assert_absent "$T/3.crl"
+	[ "$(db "select count(*) from crl")" -eq 2 ] || fail "a CRL was recorded"
+	restore
+	# a revocation's time or reason, a certificate, a CRL changed
+	db "update cert set reason = 0 where device_id = '8100000000000001'"
+	tampered "certificate $s1 of CA 1: revoked at"
+	db "update cert set revoked_at = revoked_at - 86400 where device_id = '8100000000000001'"
+	tampered "certificate $s1 of CA 1: revoked at"
+	db "update cert set der = (select der from cert where device_id = '8100000000000004') where device_id = '8100000000000003'"
+	tampered "certificate $s3 of CA 1: the store's certificate is not the one issued"
+	db "update crl set der = (select der from crl where number = 1) where number = 2"
+	tampered "CRL 2 of CA 1 omits serial $s2, which the log had revoked"
+	db "update crl set der = (select der from crl where number = 1) where number = 2"
+	tampered "CRL 2 of CA 1 is not the one entry"
+	db "delete from crl where number = 1"
+	tampered "CRL 1 of CA 1: the log records it (entry"
+	db "delete from cert where device_id = '8100000000000004'"
+	tampered "the store has no row for it (a row was deleted)"
+	# the columns a lookup uses are held to the text the hash covers
+	db "update audit set serial = X'01' where kind = 'revoke'"
+	tampered "its ca, serial or device column does not say what its detail says (edited)"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	krcrl "$T/3.crl" >/dev/null
+	has "$s1" openssl crl -in "$T/3.crl" -noout -text
+}
+
+# A format-2 store (the format before the audit log's lookup columns) is
+# migrated when it is opened: the columns are filled from every entry's
+# text, a certificate's history is found by them, and audit verify passes.
+# A store of a format this keyrite does not know is refused, untouched.
+test_store_formats_migrated_or_refused() {
+	ca_setup
+	mkcsr --manifest 3 --start 8200000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --device 8200000000000001 >/dev/null
+	local serial
+	serial=$(db "select hex(serial) from cert where device_id = '8200000000000001'")
+	db "drop index audit_serial; drop index audit_device; alter table audit drop column ca;
+	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
+	[ "$(db "pragma user_version")" -eq 2 ]
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	[ "$(db "pragma user_version")" -eq 3 ] || fail "not migrated"
+	[ "$(db "select count(*) from audit where serial is not null")" -eq 4 ] || fail "columns not filled"
+	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
+	grep -q "issue   audit entry" "$T/show" && grep -q "revoke  audit entry" "$T/show" ||
+		fail "the history is not found by the new column"
+	db "pragma user_version = 9"
+	sum=$(sha256sum "$T/ca/registry.db")
+	expect 3 "store format 9, and this keyrite reads formats 1 to 3" kr audit verify --config "$T/ca/keyrite.cnf"
+	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

@@ -72,7 +72,9 @@ Test(fw, streamed_output_is_exclusive_and_leaves_nothing_on_abort)
 	KR_ASSERT_ERR(kr_fs_out_open(&o, path, 0644), KR_EEXIST, "already exists");
 }
 
-Test(fw, format_1_store_gains_the_format_2_tables)
+/* A format-1 store (no firmware, publication or lookup columns) is taken
+ * through formats 2 and 3 when it is opened. */
+Test(fw, format_1_store_migrates_to_the_current_format)
 {
 	char path[512];
 	snprintf(path, sizeof path, "%s/old.db", kr_test_dir());
@@ -84,6 +86,9 @@ Test(fw, format_1_store_gains_the_format_2_tables)
 	cr_assert(sqlite3_exec(db,
 			       "DROP TABLE firmware; DROP TABLE published;"
 			       " ALTER TABLE checkpoint DROP COLUMN signer;"
+			       " DROP INDEX audit_serial; DROP INDEX audit_device;"
+			       " ALTER TABLE audit DROP COLUMN ca; ALTER TABLE audit DROP COLUMN serial;"
+			       " ALTER TABLE audit DROP COLUMN device;"
 			       " PRAGMA user_version = 1",
 			       NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
@@ -99,9 +104,12 @@ Test(fw, format_1_store_gains_the_format_2_tables)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 2);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 3);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
+		  SQLITE_OK);
+	sqlite3_finalize(st);
+	cr_assert(sqlite3_prepare_v2(db, "SELECT ca, serial, device FROM audit", -1, &st, NULL) ==
 		  SQLITE_OK);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT zone FROM published", -1, &st, NULL) == SQLITE_OK);
@@ -110,9 +118,9 @@ Test(fw, format_1_store_gains_the_format_2_tables)
 
 	/* a newer format is refused untouched */
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
-	sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL);
+	sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL);
 	sqlite3_close(db);
-	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 3");
+	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 4");
 }
 
 static X509 *self_signed(const char *cn)
