@@ -285,7 +285,7 @@ static KR_MUST_USE kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
 	char name[256];
 	kr_err e = sample_request(l, &key, &c, name, sizeof name);
 	const char *dns[1] = {name};
-	uint8_t rnd[16];
+	uint8_t rnd[16] = {0};
 	if (!kr_failed(&e) && RAND_bytes(rnd, sizeof rnd) != 1)
 		e = kr_err_ossl(KR_EINTERNAL, "profile %s: drawing the sample's serial",
 				l->p->name);

@@ -314,14 +314,18 @@ static KR_MUST_USE kr_err migrate(kr_store *s)
 	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
 	int64_t format = 0;
 	kr_err e = pragma_int(s, "PRAGMA user_version", &format);
+	if (!kr_failed(&e) && (format < 0 || format > KR_STORE_VERSION))
+		e = kr_errf(KR_EINPUT, "%s: store format %lld appeared while it was opened",
+			    s->path, (long long)format);
 	if (!kr_failed(&e) && format == 0)
 		e = exec(s, schema);
-	for (int64_t f = format ? format : 1; f < KR_STORE_VERSION && !kr_failed(&e); f++) {
-		e = exec(s, steps[f - 1].sql);
-		if (!kr_failed(&e) && steps[f - 1].then)
-			e = steps[f - 1].then(s);
-		kr_err_prefix(&e, "migrating the store from format %lld to %lld", (long long)f,
-			      (long long)f + 1);
+	/* a new store is made in format 1, then taken up like an old one */
+	size_t first = format > 1 ? (size_t)format - 1 : 0;
+	for (size_t i = first; i < sizeof steps / sizeof *steps && !kr_failed(&e); i++) {
+		e = exec(s, steps[i].sql);
+		if (!kr_failed(&e) && steps[i].then)
+			e = steps[i].then(s);
+		kr_err_prefix(&e, "migrating the store from format %zu to %zu", i + 1, i + 2);
 	}
 	if (!kr_failed(&e) && format < KR_STORE_VERSION) {
 		char sql[96];
