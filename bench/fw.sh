@@ -19,7 +19,6 @@ mkdir fwcert
 "$K" issue --config ca/keyrite.cnf --ca firmware --profile firmware_signer --pin-file pin \
 	--out fwcert fw.csr 2>/dev/null
 cp "$(ls fwcert/*.pem | grep -v chain.pem)" ca/firmware-signer.pem
-sign() { "$K" fw sign --config ca/keyrite.cnf --signer firmware --pin-file pin "$@"; }
 
 # --- one big image: keyrite against openssl dgst on the same bytes
 head -c $((MIB << 20)) /dev/urandom >big.bin
@@ -29,7 +28,7 @@ for run in 1 2; do
 	/usr/bin/time -v openssl dgst -sha256 big.bin 2>dgst.time >/dev/null
 	mkdir "big$run"
 	/usr/bin/time -v "$K" fw sign --config ca/keyrite.cnf --signer firmware --pin-file pin \
-		--out "big$run" big.bin 2>"kr$run.time"
+		--package-version 1 --out "big$run" big.bin 2>"kr$run.time"
 	best_dgst=$(awk -v a="$best_dgst" -v b="$(seconds dgst.time)" 'BEGIN { print (b < a) ? b : a }')
 	best_kr=$(awk -v a="$best_kr" -v b="$(seconds "kr$run.time")" 'BEGIN { print (b < a) ? b : a }')
 done
@@ -41,9 +40,9 @@ mkdir small
 for i in $(seq -w 1 "$N"); do head -c 65536 /dev/urandom >"small/fw$i.bin"; done
 mkdir out-cms out-mcuboot
 /usr/bin/time -v "$K" fw sign --config ca/keyrite.cnf --signer firmware --pin-file pin \
-	--out out-cms small/*.bin 2>cms.time
+	--package-version 1 --out out-cms small/*.bin 2>cms.time
 /usr/bin/time -v "$K" fw sign --config ca/keyrite.cnf --signer firmware --pin-file pin \
-	--format mcuboot --header-size 32 --load-addr 0 --version 1.0 --out out-mcuboot \
+	--format mcuboot --header-size 32 --pad-header --version 1.0 --out out-mcuboot \
 	small/*.bin 2>mcuboot.time
 grep -q "$N signed, 0 failed" cms.time && grep -q "$N signed, 0 failed" mcuboot.time ||
 	{ tail -3 cms.time mcuboot.time; exit 1; }

@@ -36,11 +36,13 @@ static const struct {
 	[KR_D_SHA256] = {"sha256", DIGEST},
 	[KR_D_FILE] = {"file", STR},
 	[KR_D_TO] = {"to", STR},
+	[KR_D_PACKAGE] = {"package", STR},
+	[KR_D_PACKAGE_VER] = {"package-version", NUM},
 };
 
 void kr_detail_init(kr_detail *d) { d->has = 0; }
 
-int kr_detail_has(const kr_detail *d, kr_detail_field f) { return (d->has >> f) & 1; }
+int kr_detail_has(const kr_detail *d, kr_detail_field f) { return (int)((d->has >> f) & 1u); }
 
 void kr_detail_num(kr_detail *d, kr_detail_field f, int64_t v)
 {
@@ -154,9 +156,11 @@ static int decode(const char *v, size_t n, char *out, size_t outsz)
 		if (o + 1 >= outsz)
 			return 0;
 		if (v[i] == '%') {
-			if (i + 2 >= n || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)
+			int hi = i + 2 < n ? hexval(v[i + 1]) : -1,
+			    lo = hi < 0 ? -1 : hexval(v[i + 2]);
+			if (lo < 0)
 				return 0;
-			out[o++] = (char)(hexval(v[i + 1]) << 4 | hexval(v[i + 2]));
+			out[o++] = (char)((unsigned)hi << 4 | (unsigned)lo);
 			i += 2;
 		} else {
 			out[o++] = v[i];

@@ -37,6 +37,8 @@ typedef enum kr_detail_field {
 	KR_D_SHA256,      /* sha256=<hex>: an image, a CRL */
 	KR_D_FILE,        /* file=<path> */
 	KR_D_TO,          /* to=<recipients> */
+	KR_D_PACKAGE,     /* package=<OID>: a CMS firmware package's identifier */
+	KR_D_PACKAGE_VER, /* package-version=<n> */
 	KR_D_NFIELDS
 } kr_detail_field;
 

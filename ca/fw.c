@@ -75,6 +75,9 @@ static KR_MUST_USE kr_err open_key(kr_fw_signer *s, const kr_signer_conf *sc,
 				     &s->hsm, &s->key));
 	s->type = kr_hsm_key_type(s->key);
 	s->workers = sc->workers;
+	snprintf(s->package, sizeof s->package, "%s", sc->package);
+	for (int i = 0; i < sc->nhardware && i < KR_FW_MAX_HARDWARE; i++)
+		snprintf(s->hardware[s->nhardware++], sizeof s->hardware[0], "%s", sc->hardware[i]);
 	return kr_ok();
 }
 
@@ -246,6 +249,7 @@ static void recipients_text(const kr_fw_opts *o, char *out, size_t outsz)
 struct kr_fw_batch {
 	kr_fw_signer *s;
 	kr_store *store;
+	kr_fw_opts opts; /* the caller's, with the signer's defaults filled in */
 	const kr_fw_opts *o;
 	kr_fw_report_cb cb;
 	void *arg;
@@ -283,14 +287,66 @@ static KR_MUST_USE kr_err open_lanes(kr_fw_batch *b)
 	return kr_ok();
 }
 
+/* What an RFC 4108 package says it is (section 2.2.3, 2.2.4): the
+ * package's OID and version, and the hardware types it is for, from the
+ * command line or else the signer's configuration. */
+static KR_MUST_USE kr_err package_identity(const kr_fw_signer *s, kr_fw_opts *o)
+{
+	if (!o->package && s->package[0])
+		o->package = s->package;
+	for (int i = 0; o->nhardware == 0 && i < s->nhardware; i++)
+		o->hardware[i] = s->hardware[i];
+	if (o->nhardware == 0)
+		o->nhardware = s->nhardware;
+	KR_ENSURE(o->package, KR_EUSAGE,
+		  "signer '%s': a CMS firmware package names itself (RFC 4108 2.2.3): set "
+		  "package = OID in [signer_%s], or give --package OID",
+		  s->name, s->name);
+	KR_ENSURE(o->has_version && o->package_version >= 0, KR_EUSAGE,
+		  "a CMS firmware package carries its version (RFC 4108 2.2.3): give "
+		  "--package-version N");
+	KR_ENSURE(o->nhardware > 0, KR_EUSAGE,
+		  "signer '%s': a CMS firmware package names the hardware it is for (RFC 4108 "
+		  "2.2.4): set hardware = OID... in [signer_%s], or give --hardware OID",
+		  s->name, s->name);
+	KR_TRY(kr_fw_oid_check("package", o->package));
+	for (int i = 0; i < o->nhardware; i++)
+		KR_TRY(kr_fw_oid_check("hardware", o->hardware[i]));
+	return kr_ok();
+}
+
+/* The encryption forms: RFC 4108's EncryptedData is under one key, shared
+ * with the devices, and names no recipient; recipients of their own are
+ * the AuthEnvelopedData form's. */
+static KR_MUST_USE kr_err encryption_form(const kr_fw_opts *o)
+{
+	if (o->format != KR_FW_CMS)
+		return kr_ok();
+	KR_ENSURE(!o->authenveloped || o->nrecipients || o->nkeks, KR_EUSAGE,
+		  "--authenveloped is a form of encryption: name its recipients");
+	KR_ENSURE(o->authenveloped || o->nrecipients == 0, KR_EUSAGE,
+		  "an RFC 4108 encrypted package (EncryptedData) is encrypted under one "
+		  "firmware-decryption key, --encrypt-kek LABEL; to encrypt to device "
+		  "certificates give --authenveloped (RFC 5083, not RFC 4108)");
+	KR_ENSURE(o->authenveloped || o->nkeks <= 1, KR_EUSAGE,
+		  "an RFC 4108 encrypted package (EncryptedData) is encrypted under one "
+		  "firmware-decryption key; for several give --authenveloped (RFC 5083, not RFC "
+		  "4108), or sign once per key");
+	return kr_ok();
+}
+
 KR_MUST_USE kr_err kr_fw_batch_new(kr_fw_signer *s, kr_store *store, const kr_fw_opts *o,
 				   kr_fw_report_cb cb, void *arg, kr_fw_batch **out)
 {
 	kr_fw_batch *b = calloc(1, sizeof *b);
 	KR_ENSURE(b, KR_EINTERNAL, "out of memory");
-	b->s = s, b->store = store, b->o = o, b->cb = cb, b->arg = arg;
+	b->s = s, b->store = store, b->opts = *o, b->o = &b->opts, b->cb = cb, b->arg = arg;
 	b->chunk = chunk_size(o);
-	kr_err e = open_lanes(b);
+	kr_err e = encryption_form(o);
+	if (!kr_failed(&e) && o->format == KR_FW_CMS)
+		e = package_identity(s, &b->opts);
+	if (!kr_failed(&e))
+		e = open_lanes(b);
 	if (kr_failed(&e)) {
 		kr_fw_batch_free(b);
 		return e;
@@ -425,6 +481,8 @@ static KR_MUST_USE kr_err record(kr_fw_batch *b, int n)
 			.signer_sha256 = b->s->fingerprint,
 			.image_sha256 = j->r.sha256,
 			.size = (int64_t)j->r.size,
+			.package = o->format == KR_FW_CMS ? o->package : NULL,
+			.package_version = o->package_version,
 		};
 		e = kr_store_firmware(b->store, &row);
 		count++;
@@ -598,8 +656,10 @@ KR_MUST_USE kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version
 			break;
 		ok = *p++ == (n < 3 ? '.' : '+');
 	}
-	KR_ENSURE(ok && n >= 2 && *p == '\0', KR_EUSAGE,
-		  "version '%s': expected MAJOR.MINOR[.REVISION[+BUILD]] (at most "
+	/* imgtool's grammar (imgtool/version.py): later parts optional, a
+	 * build number only after a revision */
+	KR_ENSURE(ok && n >= 1 && *p == '\0', KR_EUSAGE,
+		  "version '%s': expected MAJOR[.MINOR[.REVISION[+BUILD]]] (at most "
 		  "255.255.65535+4294967295)",
 		  text);
 	*v = (kr_mcuboot_version){(uint8_t)part[0], (uint8_t)part[1], (uint16_t)part[2],

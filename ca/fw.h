@@ -33,6 +33,7 @@ typedef struct kr_fw_recipient {
 } kr_fw_recipient;
 
 #define KR_FW_MAX_RECIPIENTS 64
+#define KR_FW_MAX_HARDWARE 16
 
 typedef struct kr_mcuboot_version {
 	uint8_t major, minor;
@@ -44,15 +45,31 @@ typedef struct kr_fw_opts {
 	kr_fw_format format;
 	int embed; /* CMS: encapsulate the package instead of a detached signature */
 	const char *out_dir;
-	/* MCUboot, raw binary input: the header keyrite adds */
-	int raw;
+	/* MCUboot, raw binary input: the header keyrite writes, as imgtool
+	 * does for the same options: into the header_size zero bytes the image
+	 * begins with (Zephyr's zephyr.bin), or, with pad_header, in front of
+	 * it, over header_size bytes of erased_val. A load address other than
+	 * 0 sets IMAGE_F_RAM_LOAD. */
+	int raw, pad_header;
+	uint8_t erased_val;
 	uint32_t load_addr;
 	uint16_t header_size;
 	kr_mcuboot_version version;
 	kr_fw_recipient recipients[KR_FW_MAX_RECIPIENTS];
 	int nrecipients;
-	const char *keks[KR_FW_MAX_RECIPIENTS]; /* CMS: AES key-wrap keys on the token, by label */
+	const char *keks[KR_FW_MAX_RECIPIENTS]; /* CMS: AES keys on the token, by label */
 	int nkeks;
+	/* CMS: the package's identity (RFC 4108 2.2.5, 2.2.8), in its signed
+	 * attributes. package and hardware default to the signer's
+	 * configuration; a version must be given. */
+	const char *package; /* fwPkgID, a dotted OID */
+	int64_t package_version;
+	int has_version;
+	const char *hardware[KR_FW_MAX_HARDWARE]; /* target hardware module types, OIDs */
+	int nhardware;
+	/* CMS encryption: the AuthEnvelopedData form (RFC 5083) to device
+	 * certificates and key-wrap keys, which is not RFC 4108's. */
+	int authenveloped;
 } kr_fw_opts;
 
 typedef struct kr_fw_result {
@@ -102,7 +119,9 @@ typedef struct kr_fw_verify_opts {
 	const char *root;           /* trust anchor (PEM) */
 	const char *content;        /* CMS detached: the image */
 	const char *cert;           /* MCUboot: the signer certificate, with its chain after it */
-	const char *expect_version; /* MCUboot: the header's version must be this */
+	const char *expect_version; /* the header's (MCUboot) or the package's (CMS) version */
+	const char *package;        /* CMS: the package identifier must be this OID */
+	const char *hardware;       /* CMS: the package must be for this hardware type OID */
 } kr_fw_verify_opts;
 
 /* Checks a signed image: signature, the chain to the root, code signing.

@@ -1,11 +1,12 @@
 /* CMS for firmware: SignedData over an RFC 4108 firmware package (detached,
- * or encapsulated with --embed), and RFC 5083 AuthEnvelopedData (AES-256-GCM)
- * to device certificates (KeyAgreeRecipientInfo, ECDH-ES) and to device-class
+ * or encapsulated with --embed); an encrypted package as RFC 4108 section
+ * 2.1.2 has it, EncryptedData under a firmware-decryption key on the token,
+ * signed; and, outside RFC 4108, RFC 5083 AuthEnvelopedData (AES-256-GCM) to
+ * device certificates (KeyAgreeRecipientInfo, ECDH-ES) and to device-class
  * AES key-wrap keys on the token (KEKRecipientInfo).
  *
- * RFC 4108 section 2 orders it encrypt, then sign: the encrypted package is
- * what is signed, so a device checks the signature before it decrypts, and
- * one signature covers every recipient of one AuthEnvelopedData. */
+ * Either way it is encrypt, then sign: the encrypted package is what is
+ * signed, so a device checks the signature before it decrypts anything. */
 #include "fw_internal.h"
 #include "../util/cleanup.h"
 
@@ -18,17 +19,30 @@
 
 KR_DEFINE_FREE(CMS_ContentInfo, CMS_ContentInfo_free)
 KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
+KR_DEFINE_FREE(X509_ALGOR, X509_ALGOR_free)
 
 #define OID_FIRMWARE_PACKAGE "1.2.840.113549.1.9.16.1.16" /* id-ct-firmwarePackage */
 #define OID_AUTH_ENVELOPED "1.2.840.113549.1.9.16.1.23"   /* id-ct-authEnvelopedData */
+#define OID_ENCRYPTED_DATA "1.2.840.113549.1.7.6"         /* id-encryptedData */
 
 /* ---- SignedData ----------------------------------------------------------------- */
 
-/* SignedData without its content, over content whose digest d is known: the
+/* What is signed: its content type, its digest under md, and for an
+ * RFC 4108 encrypted package the id of the key that decrypts it. */
+typedef struct signed_content {
+	const char *type;
+	const uint8_t *digest;
+	const EVP_MD *md;
+	const uint8_t *keyid;
+	size_t keyidlen;
+} signed_content;
+
+/* SignedData without its content, over content whose digest is known: the
  * signed attributes are contentType, signingTime and messageDigest (RFC 5652
- * section 11), and the token signs their DER through the worker's bridged key. */
-static KR_MUST_USE kr_err signed_data(const kr_fw_job *j, const char *ctype, const uint8_t *d,
-				      size_t dlen, const EVP_MD *md, uint8_t **der, int *derlen)
+ * section 11) and RFC 4108's (section 2.2), and the token signs their DER
+ * through the worker's bridged key. */
+static KR_MUST_USE kr_err signed_data(const kr_fw_job *j, const signed_content *c, uint8_t **der,
+				      int *derlen)
 {
 	const kr_fw_signer *s = j->s;
 	KR_ENSURE(j->lane->evp, KR_EINPUT,
@@ -36,17 +50,19 @@ static KR_MUST_USE kr_err signed_data(const kr_fw_job *j, const char *ctype, con
 		  s->name);
 	unsigned flags = CMS_PARTIAL | CMS_BINARY | CMS_DETACHED | CMS_NOSMIMECAP;
 	KR_AUTO(CMS_ContentInfo) cms = CMS_sign(NULL, NULL, NULL, NULL, flags);
-	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(ctype, 1);
+	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(c->type, 1);
 	KR_OSSL(cms && type && CMS_set1_eContentType(cms, type), KR_EINTERNAL, "CMS SignedData");
-	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, j->lane->evp, md, flags);
+	CMS_SignerInfo *si = CMS_add1_signer(cms, s->cert, j->lane->evp, c->md, flags);
 	KR_OSSL(si, KR_EINTERNAL, "CMS signer");
 	for (int i = 0; i < sk_X509_num(s->chain); i++)
 		KR_OSSL(CMS_add1_cert(cms, sk_X509_value(s->chain, i)), KR_EINTERNAL,
 			"CMS certificates");
 	KR_OSSL(CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT, type, -1) &&
 			CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
-						    V_ASN1_OCTET_STRING, d, (int)dlen),
+						    V_ASN1_OCTET_STRING, c->digest,
+						    EVP_MD_get_size(c->md)),
 		KR_EINTERNAL, "CMS signed attributes");
+	KR_TRY(kr_fw_attrs_add(si, j->o, c->keyid, c->keyidlen));
 	/* Adds signingTime, then signs on the token. */
 	KR_OSSL(CMS_SignerInfo_sign(si) == 1, KR_EHSM, "signer '%s': signing", s->name);
 	/* Checked with the certificate's key, as a device will check it (the
@@ -146,19 +162,21 @@ static KR_MUST_USE kr_err write_embedded(const uint8_t *der, int derlen, const k
 }
 
 /* Signs the content [0, size) of img (a firmware package, or the encrypted
- * one), whose digest under the signer's hash is d, into path: detached, or
- * with the content encapsulated. */
-static KR_MUST_USE kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, const char *ctype,
-				  const uint8_t *d, const char *path)
+ * one), whose digest under the signer's hash is img->digest, into path:
+ * detached, or with the content encapsulated. */
+static KR_MUST_USE kr_err sign_to(kr_fw_job *j, const kr_fw_image *img, signed_content *c,
+				  const char *path)
 {
 	kr_sig_alg alg;
 	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
+	c->md = alg.md;
+	c->digest = img->digest;
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = 0;
-	KR_TRY(signed_data(j, ctype, d, (size_t)EVP_MD_get_size(alg.md), alg.md, &der, &derlen));
+	KR_TRY(signed_data(j, c, &der, &derlen));
 	kr_fs_out *out = NULL;
 	KR_TRY(kr_fw_out_new(j, path, &out));
-	return j->o->embed ? write_embedded(der, derlen, img, alg.md, d, out)
+	return j->o->embed ? write_embedded(der, derlen, img, alg.md, img->digest, out)
 			   : kr_fs_out_write(out, der, (size_t)derlen);
 }
 
@@ -197,8 +215,12 @@ typedef struct kek_slot {
 static KR_MUST_USE kr_err add_kek(CMS_ContentInfo *cms, kr_hsm_session *hs, const char *label,
 				  kek_slot *k)
 {
+	size_t keylen = 0;
 	k->idlen = sizeof k->id;
-	KR_TRY(kr_hsm_kek_id(hs, label, k->id, &k->idlen));
+	KR_TRY(kr_hsm_kek_id(hs, label, k->id, &k->idlen, &keylen));
+	KR_ENSURE(keylen == 32, KR_EINPUT,
+		  "KEK recipient %s: an AES-%zu key; key-wrap recipients take AES-256 keys", label,
+		  keylen * 8);
 	KR_OSSL(RAND_priv_bytes(k->throwaway, sizeof k->throwaway) == 1, KR_EINTERNAL, "random");
 	uint8_t *key = OPENSSL_memdup(k->throwaway, 32), *id = OPENSSL_memdup(k->id, k->idlen);
 	CMS_RecipientInfo *ri = key && id ? CMS_add0_recipient_key(cms, NID_id_aes256_wrap, key, 32,
@@ -327,7 +349,148 @@ static KR_MUST_USE kr_err envelop(const kr_fw_job *j, const kr_fw_image *img,
 	return e;
 }
 
+/* ---- EncryptedData (RFC 4108 section 2.1.2) --------------------------------------- */
+
+/* What precedes the ciphertext in EncryptedData (RFC 5652 section 8):
+ * version 0, then EncryptedContentInfo with the content type, AES-CBC of
+ * the key's length with its IV, and the [0] IMPLICIT header of the clen
+ * ciphertext bytes that follow. */
+static KR_MUST_USE kr_err encrypted_head(size_t keylen, const uint8_t iv[16], int clen,
+					 uint8_t *head, int *headlen)
+{
+	int nid = keylen == 16 ? NID_aes_128_cbc : keylen == 24 ? NID_aes_192_cbc : NID_aes_256_cbc;
+	KR_AUTO(ASN1_OBJECT) type = OBJ_txt2obj(OID_FIRMWARE_PACKAGE, 1);
+	KR_AUTO(ASN1_OCTET_STRING) ivs = ASN1_OCTET_STRING_new();
+	KR_AUTO(X509_ALGOR) alg = X509_ALGOR_new();
+	KR_OSSL(type && ivs && alg && ASN1_OCTET_STRING_set(ivs, iv, 16) &&
+			X509_ALGOR_set0(alg, OBJ_nid2obj(nid), V_ASN1_OCTET_STRING, ivs),
+		KR_EINTERNAL, "EncryptedData");
+	ivs = NULL;                     /* the algorithm has it */
+	uint8_t *p = head + 32, *q = p; /* room for the two SEQUENCE headers */
+	static const uint8_t version0[] = {V_ASN1_INTEGER, 1, 0};
+	int tlen = i2d_ASN1_OBJECT(type, NULL), alen = i2d_X509_ALGOR(alg, NULL);
+	KR_OSSL(tlen > 0 && alen > 0 && tlen + alen < 256, KR_EINTERNAL, "EncryptedData");
+	i2d_ASN1_OBJECT(type, &q);
+	i2d_X509_ALGOR(alg, &q);
+	ASN1_put_object(&q, 0, clen, 0, V_ASN1_CONTEXT_SPECIFIC);
+	int eci = (int)(q - p) + clen;
+	int body = (int)sizeof version0 + ASN1_object_size(1, eci, V_ASN1_SEQUENCE);
+	uint8_t *h = head;
+	ASN1_put_object(&h, 1, body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memcpy(h, version0, sizeof version0);
+	h += sizeof version0;
+	ASN1_put_object(&h, 1, eci, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+	memmove(h, p, (size_t)(q - p));
+	*headlen = (int)(h - head) + (int)(q - p);
+	return kr_ok();
+}
+
+/* The image encrypted on the token into out, a stream of half buffers
+ * (CBC may hand back up to 15 bytes more than it takes), hashed on the way:
+ * it must still be the image hashed before (its SHA-256 in want). */
+static KR_MUST_USE kr_err encrypt_stream(kr_hsm_session *hs, const kr_fw_image *img,
+					 const uint8_t want[32], kr_fs_out *out, uint64_t *written)
+{
+	const size_t half = KR_FW_BUF / 2;
+	uint8_t *own = img->buf ? NULL : malloc(KR_FW_BUF), *in = img->buf ? img->buf : own;
+	KR_ENSURE(in, KR_EINTERNAL, "out of memory");
+	uint8_t *ct = in + half, got[32];
+	KR_AUTO(EVP_MD_CTX) sha = EVP_MD_CTX_new();
+	kr_err e = sha && EVP_DigestInit_ex(sha, EVP_sha256(), NULL)
+			   ? kr_ok()
+			   : kr_err_ossl(KR_EINTERNAL, "hashing");
+	*written = 0;
+	for (uint64_t at = 0; at < img->size && !kr_failed(&e);) {
+		size_t want_n = img->size - at < half - 16 ? (size_t)(img->size - at) : half - 16;
+		ssize_t n = pread(img->fd, in, want_n, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		size_t clen = half;
+		if (n <= 0)
+			e = kr_errf(KR_EIO, "%s: %s", img->path,
+				    n < 0 ? strerror(errno) : "shorter than it was (changed?)");
+		else if (!EVP_DigestUpdate(sha, in, (size_t)n))
+			e = kr_err_ossl(KR_EINTERNAL, "hashing");
+		else
+			e = kr_hsm_encrypt_update(hs, in, (size_t)n, ct, &clen);
+		if (!kr_failed(&e))
+			e = kr_fs_out_write(out, ct, clen);
+		at += n > 0 ? (uint64_t)n : 0;
+		*written += clen;
+	}
+	size_t last = 16;
+	if (!kr_failed(&e))
+		e = kr_hsm_encrypt_end(hs, ct, &last);
+	if (!kr_failed(&e))
+		e = kr_fs_out_write(out, ct, last);
+	*written += last;
+	free(own);
+	KR_TRY(e);
+	KR_OSSL(EVP_DigestFinal_ex(sha, got, NULL), KR_EINTERNAL, "hashing");
+	KR_ENSURE(memcmp(got, want, 32) == 0, KR_EIO, "%s: changed while it was being encrypted",
+		  img->path);
+	return kr_ok();
+}
+
+/* The package as EncryptedData under the firmware-decryption key on the
+ * token (its CKA_ID into keyid, for the decrypt-key-identifier attribute):
+ * AES-CBC from a fresh IV, with PKCS #7 padding, so the ciphertext is the
+ * image rounded up to the next multiple of 16. */
+static KR_MUST_USE kr_err encrypted_data(const kr_fw_job *j, const kr_fw_image *img, kr_fs_out *out,
+					 uint8_t *keyid, size_t *keyidlen)
+{
+	kr_hsm_session *hs = j->lane->session;
+	const char *label = j->o->keks[0];
+	size_t keylen = 0;
+	KR_TRY(kr_hsm_kek_id(hs, label, keyid, keyidlen, &keylen));
+	KR_ENSURE(keylen == 16 || keylen == 24 || keylen == 32, KR_EINPUT,
+		  "AES key '%s' is %zu bytes long, not an AES key length", label, keylen);
+	KR_ENSURE(img->size <= (uint64_t)INT32_MAX - 64, KR_EINPUT,
+		  "%s: too big for one EncryptedData", img->path);
+	int clen = (int)(img->size / 16 + 1) * 16;
+	uint8_t iv[16], head[512];
+	int headlen = 0;
+	KR_OSSL(RAND_bytes(iv, sizeof iv) == 1, KR_EINTERNAL, "random");
+	KR_TRY(encrypted_head(keylen, iv, clen, head, &headlen));
+	KR_TRY(kr_fs_out_write(out, head, (size_t)headlen));
+	KR_TRY(kr_hsm_encrypt_begin(hs, label, iv));
+	uint64_t written = 0;
+	kr_err e = encrypt_stream(hs, img, j->r.sha256, out, &written);
+	kr_hsm_encrypt_cancel(hs); /* after a failure; nothing to do otherwise */
+	KR_TRY(e);
+	KR_ENSURE(written == (uint64_t)clen, KR_EHSM,
+		  "AES key '%s': the token returned %llu bytes of ciphertext for %llu, not %d",
+		  label, (unsigned long long)written, (unsigned long long)img->size, clen);
+	return kr_ok();
+}
+
 /* ---- per image ------------------------------------------------------------------- */
+
+/* The encrypted package at enc_path, written by the form the options ask
+ * for, then signed into sig_path. */
+static KR_MUST_USE kr_err encrypt_and_sign(kr_fw_job *j, const kr_fw_image *img,
+					   const char *enc_path, const char *sig_path)
+{
+	kr_fs_out *out = NULL;
+	uint8_t keyid[64];
+	size_t keyidlen = sizeof keyid;
+	signed_content c = {OID_AUTH_ENVELOPED};
+	KR_TRY(kr_fw_out_new(j, enc_path, &out));
+	if (j->o->authenveloped) {
+		KR_TRY(envelop(j, img, j->r.sha256, out));
+	} else {
+		KR_TRY(encrypted_data(j, img, out, keyid, &keyidlen));
+		c = (signed_content){OID_ENCRYPTED_DATA, .keyid = keyid, .keyidlen = keyidlen};
+	}
+	struct stat st;
+	KR_ENSURE(fstat(out->fd, &st) == 0, KR_EIO, "%s: %s", enc_path, strerror(errno));
+	kr_fw_image enc = {
+		.path = enc_path, .fd = out->fd, .size = (uint64_t)st.st_size, .buf = img->buf};
+	kr_sig_alg alg;
+	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
+	KR_TRY(kr_fw_digest(&enc, alg.md, enc.digest, NULL));
+	return sign_to(j, &enc, &c, sig_path);
+}
 
 KR_MUST_USE kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
 {
@@ -336,22 +499,13 @@ KR_MUST_USE kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img)
 	if (o->nrecipients == 0 && o->nkeks == 0) {
 		KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7m" : ".p7s", 0, sig_path,
 					 sizeof sig_path));
-		return sign_to(j, img, OID_FIRMWARE_PACKAGE, img->digest, sig_path);
+		signed_content c = {OID_FIRMWARE_PACKAGE};
+		return sign_to(j, img, &c, sig_path);
 	}
 	KR_TRY(kr_fw_output_path(o, img->path, ".p7e", 0, enc_path, sizeof enc_path));
 	KR_TRY(kr_fw_output_path(o, img->path, o->embed ? ".p7e.p7m" : ".p7e.p7s", 0, sig_path,
 				 sizeof sig_path));
-	kr_fs_out *out = NULL;
-	KR_TRY(kr_fw_out_new(j, enc_path, &out));
-	KR_TRY(envelop(j, img, j->r.sha256, out));
-	struct stat st;
-	KR_ENSURE(fstat(out->fd, &st) == 0, KR_EIO, "%s: %s", enc_path, strerror(errno));
-	kr_fw_image enc = {
-		.path = enc_path, .fd = out->fd, .size = (uint64_t)st.st_size, .buf = img->buf};
-	kr_sig_alg alg;
-	KR_TRY(kr_sig_alg_for(j->s->type, 0, &alg));
-	KR_TRY(kr_fw_digest(&enc, alg.md, enc.digest, NULL));
-	return sign_to(j, &enc, OID_AUTH_ENVELOPED, enc.digest, sig_path);
+	return encrypt_and_sign(j, img, enc_path, sig_path);
 }
 
 /* ---- verification ------------------------------------------------------------------ */
@@ -394,16 +548,25 @@ KR_MUST_USE kr_err kr_fw_cms_verify(const kr_fw_verify_opts *o, const char *file
 	if (!kr_failed(&e) &&
 	    CMS_verify(cms, NULL, NULL, content, sink, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1)
 		e = kr_err_ossl(KR_EVERIFY, "%s: signature does not verify", file);
+	char desc[512] = "", cn[256] = "";
+	int type = OBJ_obj2nid(CMS_get0_eContentType(cms));
+	const char *form = type == NID_pkcs7_encrypted ? "EncryptedData, "
+			   : type == NID_id_smime_ct_authEnvelopedData
+				   ? "AuthEnvelopedData, not RFC 4108, "
+				   : "";
+	KR_AUTO(ASN1_OBJECT) package = OBJ_txt2obj(OID_FIRMWARE_PACKAGE, 1);
+	if (!kr_failed(&e) && !form[0] && type != NID_id_smime_ct_compressedData &&
+	    OBJ_cmp(CMS_get0_eContentType(cms), package) != 0)
+		e = kr_errf(KR_EVERIFY, "%s: its content is not a firmware package (RFC 4108 2.1)",
+			    file);
+	if (!kr_failed(&e))
+		e = kr_fw_attrs_check(file, sk_CMS_SignerInfo_value(sis, 0), o,
+				      type == NID_pkcs7_encrypted, desc, sizeof desc);
 	if (!kr_failed(&e)) {
-		char cn[256] = "";
 		X509_NAME_get_text_by_NID(X509_get_subject_name(signer), NID_commonName, cn,
 					  sizeof cn);
-		snprintf(summary, sumsz, "%s: good CMS signature by '%s' (%s%s)", file, cn,
-			 OBJ_obj2nid(CMS_get0_eContentType(cms)) ==
-					 NID_id_smime_ct_authEnvelopedData
-				 ? "encrypted package, "
-				 : "",
-			 detached ? "detached" : "encapsulated");
+		snprintf(summary, sumsz, "%s: good CMS signature by '%s' (%s; %s%s)", file, cn,
+			 desc, form, detached ? "detached" : "encapsulated");
 	}
 	sk_X509_pop_free(certs, X509_free);
 	return e;

@@ -6,6 +6,7 @@
 #include "sign.h"
 #include "../util/fs.h"
 
+#include <openssl/cms.h>
 #include <sys/types.h>
 
 struct kr_fw_signer {
@@ -18,6 +19,10 @@ struct kr_fw_signer {
 	int workers;
 	uint8_t fingerprint[32];
 	int64_t ca_id; /* the issuing CA, in the store */
+	/* its CMS packages' identifier and target hardware, by default */
+	char package[64];
+	char hardware[KR_FW_MAX_HARDWARE][64];
+	int nhardware;
 };
 
 /* An image opened for signing: read twice (digest, then output), and
@@ -76,6 +81,18 @@ KR_MUST_USE kr_err kr_fw_output_path(const kr_fw_opts *o, const char *image, con
 				     int strip_bin, char *out, size_t outsz);
 
 KR_MUST_USE kr_err kr_fw_cms_sign(kr_fw_job *j, const kr_fw_image *img);
+/* The package's RFC 4108 signed attributes (fw_attrs.c): its identifier
+ * and target hardware from o, and over an encrypted package the id of the
+ * key that decrypts it (keyid NULL otherwise). */
+KR_MUST_USE kr_err kr_fw_attrs_add(CMS_SignerInfo *si, const kr_fw_opts *o, const uint8_t *keyid,
+				   size_t keyidlen);
+/* Checks them in a package being verified, against o's expectations, and
+ * describes them into desc ("package OID version N for OID, ..."). */
+KR_MUST_USE kr_err kr_fw_attrs_check(const char *file, CMS_SignerInfo *si,
+				     const kr_fw_verify_opts *o, int encrypted, char *desc,
+				     size_t descsz);
+/* what: oid is a dotted object identifier, or KR_EUSAGE saying what. */
+KR_MUST_USE kr_err kr_fw_oid_check(const char *what, const char *oid);
 KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
 
 /* The certificate chains to the root and may sign code. */

@@ -24,6 +24,7 @@ KR_DEFINE_FREE(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 #define TLV_INFO_MAGIC 0x6907
 #define TLV_PROT_INFO_MAGIC 0x6908
 #define IMAGE_F_ENCRYPTED_AES128 0x04U
+#define IMAGE_F_RAM_LOAD 0x20U
 
 enum {
 	TLV_KEYHASH = 0x01,
@@ -59,7 +60,11 @@ typedef struct mcu_image {
 	uint16_t hdr_size, prot_size;
 	uint32_t img_size, flags;
 	kr_mcuboot_version version;
-	off_t body_at; /* where the image's bytes start in the input file */
+	off_t body_at;     /* where the image's bytes start in the input file */
+	uint32_t body_len; /* how many of img_size are in the file */
+	uint32_t pad;      /* the zeros after them (imgtool's 16-byte alignment) */
+	int has_hash;      /* an unsigned input's SHA-256 TLV, checked when hashed */
+	uint8_t hash[32];
 } mcu_image;
 
 static void mcu_clear(mcu_image *m)
@@ -77,62 +82,149 @@ static void parse_fields(mcu_image *m, const uint8_t *h)
 	m->version = (kr_mcuboot_version){h[20], h[21], le16(h + 22), le32(h + 24)};
 }
 
-/* An input that already has a header (the vendor's build, with header
- * padding): its fields must describe the file exactly. */
-static KR_MUST_USE kr_err read_headered(const kr_fw_image *img, mcu_image *m)
+/* Signature and key-exchange TLVs (RSA2048, ECDSA224, ECDSA, RSA3072,
+ * Ed25519, Ed448; ENCRSA2048, ENCKW, ENCEC256, ENCX25519). */
+static int signature_tlv(int t) { return t >= 0x20 && t <= 0x25; }
+static int encryption_tlv(int t) { return t >= 0x30 && t <= 0x33; }
+
+/* The unprotected TLV area of an unsigned image: imgtool create without a
+ * key writes one holding the image's SHA-256 only. keyrite replaces it;
+ * a signed or encrypted one is refused. The SHA-256 is kept, to be
+ * checked against the image as it is hashed. */
+static KR_MUST_USE kr_err unsigned_tlvs(const kr_fw_image *img, mcu_image *m, uint64_t at)
 {
-	uint8_t h[IMAGE_HEADER_SIZE];
-	KR_ENSURE(img->size >= IMAGE_HEADER_SIZE &&
-			  pread(img->fd, h, sizeof h, 0) == (ssize_t)sizeof h,
-		  KR_EINPUT, "%s: shorter than an MCUboot header (32 bytes)", img->path);
-	KR_ENSURE(le32(h) == IMAGE_MAGIC, KR_EINPUT,
-		  "%s: bad MCUboot magic 0x%08x (expected 0x96f3b83d); for a raw binary give "
-		  "--header-size, --load-addr and --version",
-		  img->path, le32(h));
+	uint8_t area[2048];
+	uint64_t n = img->size - at;
+	KR_ENSURE(n >= 4 && n <= sizeof area &&
+			  pread(img->fd, area, (size_t)n, (off_t)at) == (ssize_t)n,
+		  KR_EINPUT, "%s: %llu bytes after the image that are not a TLV area", img->path,
+		  (unsigned long long)n);
+	KR_ENSURE(le16(area) == TLV_INFO_MAGIC && le16(area + 2) == n, KR_EINPUT,
+		  "%s: the %llu bytes after the image (header: %u + %u + %u) are not a TLV area "
+		  "(magic 0x6907 and its length)",
+		  img->path, (unsigned long long)n, m->hdr_size, m->img_size, m->prot_size);
+	for (size_t p = 4; p < n;) {
+		KR_ENSURE(p + 4 <= n && p + 4 + le16(area + p + 2) <= n, KR_EINPUT,
+			  "%s: TLV at offset %zu runs past the TLV area", img->path, p);
+		int type = le16(area + p);
+		size_t len = le16(area + p + 2);
+		KR_ENSURE(!signature_tlv(type), KR_EINPUT,
+			  "%s: already signed (its TLV area holds signature TLV 0x%02x); keyrite "
+			  "signs an unsigned image, as imgtool create writes it",
+			  img->path, type);
+		KR_ENSURE(!encryption_tlv(type), KR_EINPUT, "%s: already encrypted (TLV 0x%02x)",
+			  img->path, type);
+		if (type == TLV_SHA256 && len == 32) {
+			memcpy(m->hash, area + p + 4, 32);
+			m->has_hash = 1;
+		}
+		p += 4 + len;
+	}
+	return kr_ok();
+}
+
+/* An input that already has a header (the vendor's build, imgtool create
+ * without a key): its fields must describe the file, which may end in an
+ * unsigned TLV area. */
+static KR_MUST_USE kr_err read_headered(const kr_fw_image *img, const uint8_t *h, mcu_image *m)
+{
 	parse_fields(m, h);
 	KR_ENSURE(m->hdr_size >= IMAGE_HEADER_SIZE, KR_EINPUT,
 		  "%s: header size %u is below 32 bytes", img->path, m->hdr_size);
 	KR_ENSURE(!(m->flags & IMAGE_F_ENCRYPTED_AES128), KR_EINPUT,
 		  "%s: already encrypted (flags 0x%x)", img->path, m->flags);
 	uint64_t want = (uint64_t)m->hdr_size + m->img_size + m->prot_size;
-	uint8_t tail[2] = {0};
-	if (img->size > want && pread(img->fd, tail, 2, (off_t)want) == 2 &&
-	    le16(tail) == TLV_INFO_MAGIC)
-		return kr_errf(KR_EINPUT, "%s: already has a TLV area (already signed?)",
-			       img->path);
-	KR_ENSURE(img->size == want, KR_EINPUT,
+	KR_ENSURE(img->size >= want, KR_EINPUT,
 		  "%s: header says %u + %u + %u bytes (header, image, protected TLVs) = %llu, "
 		  "the file has %llu",
 		  img->path, m->hdr_size, m->img_size, m->prot_size, (unsigned long long)want,
 		  (unsigned long long)img->size);
+	if (img->size > want)
+		KR_TRY(unsigned_tlvs(img, m, want));
 	m->header = malloc(m->hdr_size);
 	KR_ENSURE(m->header, KR_EINTERNAL, "out of memory");
 	KR_ENSURE(pread(img->fd, m->header, m->hdr_size, 0) == m->hdr_size, KR_EIO, "%s: %s",
 		  img->path, strerror(errno));
 	m->body_at = m->hdr_size;
+	m->body_len = m->img_size;
 	return kr_ok();
 }
 
-/* A raw binary: keyrite writes the header (zero padding up to its size). */
+/* A raw binary: keyrite writes the header as imgtool's image.py does for
+ * the same options (add_header): into the header_size zero bytes a Zephyr
+ * zephyr.bin built for MCUboot begins with, or with pad_header in front
+ * of the image over header_size bytes of the erased value; img_size is the
+ * image without the header area; a load address sets IMAGE_F_RAM_LOAD; an
+ * image to be encrypted is padded with zeros to a multiple of 16 bytes,
+ * header included. */
 static KR_MUST_USE kr_err make_header(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
 {
-	KR_ENSURE(o->header_size >= IMAGE_HEADER_SIZE, KR_EUSAGE, "--header-size %u: at least 32",
-		  o->header_size);
-	KR_ENSURE(img->size <= UINT32_MAX, KR_EINPUT, "%s: too big for an MCUboot image",
-		  img->path);
-	m->header = calloc(1, o->header_size);
+	uint16_t hs = o->header_size;
+	KR_ENSURE(hs >= IMAGE_HEADER_SIZE, KR_EUSAGE, "--header-size %u: at least 32", hs);
+	m->header = malloc(hs);
 	KR_ENSURE(m->header, KR_EINTERNAL, "out of memory");
+	if (o->pad_header) {
+		memset(m->header, o->erased_val, hs);
+		m->body_at = 0;
+	} else {
+		KR_ENSURE(img->size > hs && pread(img->fd, m->header, hs, 0) == hs, KR_EINPUT,
+			  "%s: shorter than --header-size %u", img->path, hs);
+		for (uint16_t i = 0; i < hs; i++)
+			KR_ENSURE(m->header[i] == 0, KR_EINPUT,
+				  "%s: does not begin with %u zero bytes where the header goes (as "
+				  "Zephyr's zephyr.bin for MCUboot does); give --pad-header to put "
+				  "the header in front of it",
+				  img->path, hs);
+		m->body_at = hs;
+	}
+	uint64_t body = img->size - (uint64_t)m->body_at;
+	KR_ENSURE(body <= UINT32_MAX - 16, KR_EINPUT, "%s: too big for an MCUboot image",
+		  img->path);
+	m->body_len = (uint32_t)body;
+	uint64_t total = hs + body;
+	m->pad = o->nrecipients && total % 16 ? (uint32_t)(16 - total % 16) : 0;
 	uint8_t *h = m->header;
 	put_le32(h, IMAGE_MAGIC);
 	put_le32(h + 4, o->load_addr);
-	put_le16(h + 8, o->header_size);
-	put_le32(h + 12, (uint32_t)img->size);
+	put_le16(h + 8, hs);
+	put_le16(h + 10, 0);
+	put_le32(h + 12, m->body_len + m->pad);
+	put_le32(h + 16, o->load_addr ? IMAGE_F_RAM_LOAD : 0);
 	h[20] = o->version.major;
 	h[21] = o->version.minor;
 	put_le16(h + 22, o->version.revision);
 	put_le32(h + 24, o->version.build);
+	put_le32(h + 28, 0);
 	parse_fields(m, h);
-	m->body_at = 0;
+	return kr_ok();
+}
+
+/* The input's layout, from its first bytes and the options. */
+static KR_MUST_USE kr_err read_input(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
+{
+	uint8_t h[IMAGE_HEADER_SIZE] = {0};
+	ssize_t got = pread(img->fd, h, sizeof h, 0);
+	KR_ENSURE(got >= 0, KR_EIO, "%s: %s", img->path, strerror(errno));
+	int headered = got == (ssize_t)sizeof h && le32(h) == IMAGE_MAGIC;
+	if (o->raw) {
+		KR_ENSURE(!headered, KR_EUSAGE,
+			  "%s: already has an MCUboot header; --header-size, --version, "
+			  "--load-addr and --pad-header are for a raw binary",
+			  img->path);
+		return make_header(o, img, m);
+	}
+	KR_ENSURE(headered, KR_EINPUT,
+		  "%s: no MCUboot header (magic 0x%08x, expected 0x96f3b83d); for a raw binary "
+		  "give --header-size and --version: a Zephyr zephyr.bin built for MCUboot "
+		  "begins with that many zero bytes, where keyrite writes the header; add "
+		  "--pad-header to put it in front of an image that does not",
+		  img->path, le32(h));
+	KR_TRY(read_headered(img, h, m));
+	/* imgtool pads an image it encrypts; a vendor's build is not changed. */
+	KR_ENSURE(!o->nrecipients || ((uint64_t)m->hdr_size + m->img_size) % 16 == 0, KR_EINPUT,
+		  "%s: header and image take %llu bytes; an MCUboot image to be encrypted takes "
+		  "a multiple of 16 (imgtool pads it): sign it from the raw binary",
+		  img->path, (unsigned long long)m->hdr_size + m->img_size);
 	return kr_ok();
 }
 
@@ -209,6 +301,21 @@ static KR_MUST_USE kr_err sig_verify(EVP_PKEY *pub, const mcu_alg *a, const uint
 
 /* ---- the signed region and the TLVs ------------------------------------------------ */
 
+/* n zero bytes of the image (at most 15: imgtool's alignment), hashed and
+ * written like the rest of it. */
+static KR_MUST_USE kr_err zeros(uint32_t n, EVP_MD_CTX *md, kr_fs_out *out, EVP_CIPHER_CTX *enc)
+{
+	uint8_t z[16] = {0};
+	int len = (int)n;
+	KR_ENSURE(n <= sizeof z, KR_EINTERNAL, "%u bytes of alignment", n);
+	if (n == 0)
+		return kr_ok();
+	KR_OSSL(EVP_DigestUpdate(md, z, n), KR_EINTERNAL, "hashing");
+	KR_OSSL(!enc || (EVP_EncryptUpdate(enc, z, &len, z, (int)n) && len == (int)n), KR_EINTERNAL,
+		"encrypting");
+	return out ? kr_fs_out_write(out, z, n) : kr_ok();
+}
+
 /* Hashes header + image + protected TLVs; with out, also writes them (the
  * image encrypted under enc when set). */
 static KR_MUST_USE kr_err region(const kr_fw_image *img, const mcu_image *m, const uint8_t *header,
@@ -221,8 +328,9 @@ static KR_MUST_USE kr_err region(const kr_fw_image *img, const mcu_image *m, con
 	if (out)
 		KR_TRY(kr_fs_out_write(out, header, m->hdr_size));
 	EVP_MD_CTX *mds[] = {ctx, NULL};
-	KR_TRY(kr_fw_stream(img, m->body_at, m->img_size, mds, out, enc));
-	KR_TRY(kr_fw_stream(img, m->body_at + (off_t)m->img_size, m->prot_size, mds, out, NULL));
+	KR_TRY(kr_fw_stream(img, m->body_at, m->body_len, mds, out, enc));
+	KR_TRY(zeros(m->pad, ctx, out, enc));
+	KR_TRY(kr_fw_stream(img, m->body_at + (off_t)m->body_len, m->prot_size, mds, out, NULL));
 	KR_OSSL(EVP_DigestFinal_ex(ctx, d, NULL), KR_EINTERNAL, "hashing");
 	return kr_ok();
 }
@@ -345,6 +453,21 @@ static KR_MUST_USE kr_err sign_digest(const kr_fw_job *j, const mcu_alg *a, cons
 	return kr_ok();
 }
 
+/* An unsigned image's own SHA-256 TLV (imgtool create's) must be the
+ * image's: one changed since would be signed as it is now, unnoticed. */
+static KR_MUST_USE kr_err check_own_hash(const kr_fw_image *img, const mcu_image *m)
+{
+	if (!m->has_hash)
+		return kr_ok();
+	mcu_alg sha = {EVP_sha256(), TLV_SHA256, 0, KR_SIG_ECDSA};
+	uint8_t d[EVP_MAX_MD_SIZE];
+	KR_TRY(region(img, m, m->header, &sha, d, NULL, NULL));
+	KR_ENSURE(memcmp(d, m->hash, 32) == 0, KR_EINPUT,
+		  "%s: its SHA-256 TLV is not the image's (changed after imgtool wrote it?)",
+		  img->path);
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
 {
 	const kr_fw_opts *o = j->o;
@@ -353,6 +476,7 @@ static KR_MUST_USE kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_i
 	tlv_area t;
 	char path[4096];
 	KR_TRY(alg_for(j->s->type, &a));
+	KR_TRY(check_own_hash(img, m));
 	if (o->nrecipients == 0) {
 		/* One pass writes the output and hashes what it writes: what
 		 * the token signs is what the file holds. */
@@ -382,7 +506,7 @@ KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img)
 	KR_ENSURE(j->o->nkeks == 0, KR_EUSAGE,
 		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
 	mcu_image m = {0};
-	kr_err e = j->o->raw ? make_header(j->o, img, &m) : read_headered(img, &m);
+	kr_err e = read_input(j->o, img, &m);
 	if (!kr_failed(&e))
 		e = sign_image(j, img, &m);
 	mcu_clear(&m);
@@ -453,6 +577,7 @@ static KR_MUST_USE kr_err check_image(const kr_fw_verify_opts *o, const kr_fw_im
 	KR_ENSURE(m->header && pread(img->fd, m->header, m->hdr_size, 0) == m->hdr_size, KR_EIO,
 		  "%s: reading the header", img->path);
 	m->body_at = m->hdr_size;
+	m->body_len = m->img_size;
 	uint8_t d[EVP_MAX_MD_SIZE], kh[EVP_MAX_MD_SIZE];
 	unsigned khlen = 0;
 	KR_TRY(region(img, m, m->header, &a, d, NULL, NULL));

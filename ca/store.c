@@ -938,6 +938,10 @@ KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
 	kr_detail_str(&d, KR_D_FILE, r->file);
 	if (r->recipients)
 		kr_detail_str(&d, KR_D_TO, r->recipients);
+	if (r->package) {
+		kr_detail_str(&d, KR_D_PACKAGE, r->package);
+		kr_detail_num(&d, KR_D_PACKAGE_VER, r->package_version);
+	}
 	return audit_append(s, "firmware", &d);
 }
 

@@ -139,6 +139,8 @@ typedef struct kr_fw_row {
 	const char *recipients;                      /* encrypted to: comma list, or NULL */
 	const uint8_t *signer_sha256, *image_sha256; /* 32 bytes each */
 	int64_t size;
+	const char *package; /* CMS: the package's identifier (OID) and version; else NULL */
+	int64_t package_version;
 } kr_fw_row;
 KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
 

@@ -12,13 +12,20 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: keyrite fw sign [--config FILE] --signer NAME [--format cms|mcuboot] [--embed]\n"
-	"                       [--out DIR] [--json] [--encrypt-to CERT]...\n"
-	"                       [--encrypt-to-device ID]... [--encrypt-kek LABEL]...\n"
-	"                       [--header-size N --load-addr ADDR --version V]\n"
-	"                       [--module PATH] [--pin-file FILE | --pin-env VAR] IMAGE...\n"
-	"       keyrite fw verify [--format cms|mcuboot] --root FILE [--content IMAGE]\n"
-	"                       [--cert FILE] [--expect-version V] FILE\n";
+	"usage: keyrite fw sign [--config FILE] --signer NAME [--out DIR] [--json]\n"
+	"                       [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
+	"         CMS:          [--format cms] --package-version N [--package OID]\n"
+	"                       [--hardware OID]... [--embed] [--encrypt-kek LABEL]\n"
+	"                       [--authenveloped [--encrypt-to CERT]... [--encrypt-to-device "
+	"ID]...\n"
+	"                        [--encrypt-kek LABEL]...]\n"
+	"         MCUboot:      --format mcuboot [--encrypt-to KEY]...\n"
+	"                       [--header-size N --version V [--load-addr ADDR]\n"
+	"                        [--pad-header [--erased-val 0|0xff]]]\n"
+	"                       IMAGE...\n"
+	"       keyrite fw verify [--format cms|mcuboot] --root FILE [--expect-version V]\n"
+	"                       [--content IMAGE] [--package OID] [--hardware OID]\n"
+	"                       [--cert FILE] FILE\n";
 
 static KR_MUST_USE kr_err parse_format(const char *v, kr_fw_format *f)
 {
@@ -168,31 +175,70 @@ static void report(const char *image, const kr_fw_result *r, const kr_err *e, vo
 
 typedef struct sign_args {
 	kr_fw_opts *o;
-	const char *config, *signer, *format, *load_addr, *header_size, *version;
+	const char *config, *signer, *format, *load_addr, *header_size, *version, *erased_val;
+	const char *package_version;
 	const char *files[KR_FW_MAX_RECIPIENTS], *devices[KR_FW_MAX_RECIPIENTS];
 	int nfiles, ndevices;
 	FILE *json;
 	kr_hsm_opts h;
 } sign_args;
 
+/* A raw binary: the header keyrite writes, as imgtool's options say it. */
+static KR_MUST_USE kr_err mcuboot_options(const sign_args *a, kr_fw_opts *o)
+{
+	KR_ENSURE(!o->embed && !o->authenveloped && !o->package && !a->package_version &&
+			  !o->nhardware,
+		  KR_EUSAGE,
+		  "--embed, --authenveloped, --package, --package-version and --hardware are "
+		  "for --format cms");
+	o->raw = a->header_size || a->load_addr || a->version || o->pad_header;
+	KR_ENSURE(!o->raw || (a->header_size && a->version), KR_EUSAGE,
+		  "a raw binary needs --header-size and --version (and --load-addr for a "
+		  "RAM-loading image)");
+	KR_ENSURE(!a->erased_val || o->pad_header, KR_EUSAGE,
+		  "--erased-val is the fill of the header --pad-header puts in front");
+	if (!o->raw)
+		return kr_ok();
+	unsigned long v = 0;
+	KR_TRY(parse_u32("--header-size", a->header_size, 65535, &v));
+	o->header_size = (uint16_t)v;
+	v = 0;
+	if (a->load_addr)
+		KR_TRY(parse_u32("--load-addr", a->load_addr, 0xffffffffUL, &v));
+	o->load_addr = (uint32_t)v;
+	o->erased_val = 0xff; /* imgtool's default: erased flash */
+	if (a->erased_val) {
+		KR_TRY(parse_u32("--erased-val", a->erased_val, 0xff, &v));
+		KR_ENSURE(v == 0 || v == 0xff, KR_EUSAGE, "--erased-val %s: 0 or 0xff",
+			  a->erased_val);
+		o->erased_val = (uint8_t)v;
+	}
+	return kr_mcuboot_version_parse(a->version, &o->version);
+}
+
+static KR_MUST_USE kr_err cms_options(const sign_args *a, kr_fw_opts *o)
+{
+	KR_ENSURE(!a->header_size && !a->load_addr && !a->version && !o->pad_header &&
+			  !a->erased_val,
+		  KR_EUSAGE,
+		  "--header-size, --load-addr, --version, --pad-header and --erased-val are for "
+		  "--format mcuboot (a CMS package's version is --package-version)");
+	if (!a->package_version)
+		return kr_ok(); /* the batch says what is missing, with the signer's defaults */
+	char *end = NULL;
+	long long v = strtoll(a->package_version, &end, 10);
+	KR_ENSURE(*a->package_version && !*end && v >= 0, KR_EUSAGE,
+		  "--package-version %s: a number from 0 up (RFC 4108 verNum)", a->package_version);
+	o->package_version = v;
+	o->has_version = 1;
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
 {
 	if (a->format)
 		KR_TRY(parse_format(a->format, &o->format));
-	o->raw = a->header_size || a->load_addr || a->version;
-	KR_ENSURE(!o->raw || (a->header_size && a->load_addr && a->version), KR_EUSAGE,
-		  "a raw binary needs all of --header-size, --load-addr and --version");
-	KR_ENSURE(!o->raw || o->format == KR_FW_MCUBOOT, KR_EUSAGE,
-		  "--header-size, --load-addr and --version are for --format mcuboot");
-	KR_ENSURE(!o->embed || o->format == KR_FW_CMS, KR_EUSAGE, "--embed is for CMS");
-	if (o->raw) {
-		unsigned long v;
-		KR_TRY(parse_u32("--header-size", a->header_size, 65535, &v));
-		o->header_size = (uint16_t)v;
-		KR_TRY(parse_u32("--load-addr", a->load_addr, 0xffffffffUL, &v));
-		o->load_addr = (uint32_t)v;
-		KR_TRY(kr_mcuboot_version_parse(a->version, &o->version));
-	}
+	KR_TRY(o->format == KR_FW_MCUBOOT ? mcuboot_options(a, o) : cms_options(a, o));
 	for (int i = 0; i < a->nfiles; i++)
 		KR_TRY(recipient_file(o, a->files[i]));
 	for (int i = 0; i < a->ndevices; i++)
@@ -204,8 +250,11 @@ static KR_MUST_USE kr_err run(kr_fw_signer *s, kr_store *store, const kr_fw_opts
 			      int n, tally *t)
 {
 	kr_fw_batch *b = NULL;
-	KR_TRY(kr_fw_batch_new(s, store, o, report, t, &b));
-	kr_err e = kr_ok();
+	kr_err e = kr_fw_batch_new(s, store, o, report, t, &b);
+	if (kr_failed(&e)) {
+		report(NULL, NULL, &e, t); /* the run's own failure, before any image */
+		return e;
+	}
 	for (int i = 0; i < n && !kr_failed(&e); i++)
 		e = kr_fw_batch_add(b, images[i]);
 	if (!kr_failed(&e))
@@ -252,6 +301,8 @@ static KR_MUST_USE kr_err take_sign(int opt, const char *arg, void *ctx)
 		   (opt == 'd' && a->ndevices == KR_FW_MAX_RECIPIENTS) ||
 		   (opt == 'k' && o->nkeks == KR_FW_MAX_RECIPIENTS);
 	KR_ENSURE(!full, KR_EUSAGE, "at most %d of each recipient option", KR_FW_MAX_RECIPIENTS);
+	KR_ENSURE(opt != 'w' || o->nhardware < KR_FW_MAX_HARDWARE, KR_EUSAGE,
+		  "at most %d --hardware", KR_FW_MAX_HARDWARE);
 	switch (opt) {
 	case 's':
 		a->signer = arg;
@@ -280,6 +331,24 @@ static KR_MUST_USE kr_err take_sign(int opt, const char *arg, void *ctx)
 	case 'L':
 		a->load_addr = arg;
 		break;
+	case 'P':
+		o->pad_header = 1;
+		break;
+	case 'E':
+		a->erased_val = arg;
+		break;
+	case 'p':
+		o->package = arg;
+		break;
+	case 'n':
+		a->package_version = arg;
+		break;
+	case 'w':
+		o->hardware[o->nhardware++] = arg;
+		break;
+	case 'A':
+		o->authenveloped = 1;
+		break;
 	default:
 		a->version = arg;
 	}
@@ -298,6 +367,12 @@ static int cmd_sign(int argc, char **argv)
 					    {"header-size", required_argument, NULL, 'H'},
 					    {"load-addr", required_argument, NULL, 'L'},
 					    {"version", required_argument, NULL, 'V'},
+					    {"pad-header", no_argument, NULL, 'P'},
+					    {"erased-val", required_argument, NULL, 'E'},
+					    {"package", required_argument, NULL, 'p'},
+					    {"package-version", required_argument, NULL, 'n'},
+					    {"hardware", required_argument, NULL, 'w'},
+					    {"authenveloped", no_argument, NULL, 'A'},
 					    {0}};
 	kr_fw_opts o = {0};
 	sign_args a = {.o = &o};
@@ -338,6 +413,12 @@ static KR_MUST_USE kr_err take_verify(int opt, const char *arg, void *ctx)
 	case 'x':
 		a->o.cert = arg;
 		break;
+	case 'p':
+		a->o.package = arg;
+		break;
+	case 'w':
+		a->o.hardware = arg;
+		break;
 	default:
 		a->o.expect_version = arg;
 	}
@@ -351,6 +432,8 @@ static int cmd_verify(int argc, char **argv)
 					    {"content", required_argument, NULL, 'C'},
 					    {"cert", required_argument, NULL, 'x'},
 					    {"expect-version", required_argument, NULL, 'V'},
+					    {"package", required_argument, NULL, 'p'},
+					    {"hardware", required_argument, NULL, 'w'},
 					    {0}};
 	verify_args a = {.o = {.format = KR_FW_CMS}};
 	kr_cli_spec spec = {usage_text, 0, own, take_verify, &a, 1, 1};
@@ -361,6 +444,11 @@ static int cmd_verify(int argc, char **argv)
 	if (!a.o.root)
 		return kr_cli_misuse(&spec, "fw verify: --root is needed");
 	kr_err e = a.format ? parse_format(a.format, &a.o.format) : kr_ok();
+	if (!kr_failed(&e) && a.o.format == KR_FW_MCUBOOT && (a.o.package || a.o.hardware))
+		e = kr_errf(KR_EUSAGE, "--package and --hardware are for CMS packages");
+	if (!kr_failed(&e) && a.o.format == KR_FW_CMS && a.o.cert)
+		e = kr_errf(KR_EUSAGE, "--cert is for MCUboot images (a CMS package carries its "
+				       "certificates)");
 	char summary[1024] = "";
 	if (!kr_failed(&e))
 		e = kr_fw_verify(&a.o, argv[first], summary, sizeof summary);

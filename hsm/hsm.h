@@ -141,12 +141,23 @@ KR_MUST_USE kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_sc
 
 KR_MUST_USE kr_err kr_hsm_random(kr_hsm *h, uint8_t *buf, size_t len);
 
-/* A device-class AES key-wrap key (KEK) on the token, by label: its CKA_ID,
- * and an RFC 3394 wrap of cek under it (C_WrapKey; the KEK never leaves).
- * On the caller's session, so workers can wrap side by side. */
-KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen);
+/* A device-class AES key (KEK) on the token, by label: its CKA_ID and its
+ * length in bytes, and an RFC 3394 wrap of cek under it (C_WrapKey; the KEK
+ * never leaves). On the caller's session, so workers can wrap side by side. */
+KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen,
+				 size_t *keylen);
 KR_MUST_USE kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8_t *cek,
 			       size_t ceklen, uint8_t *out, size_t *outlen);
+/* Encrypts a stream on the token under the AES key labelled label, with
+ * AES-CBC and PKCS #7 padding (CKM_AES_CBC_PAD) from iv: begin, then update
+ * (out takes up to n + 15 bytes), then end (up to 16). One at a time per
+ * session; one not ended is cancelled by the next begin, by cancel, or when
+ * the session closes. */
+KR_MUST_USE kr_err kr_hsm_encrypt_begin(kr_hsm_session *s, const char *label, const uint8_t iv[16]);
+KR_MUST_USE kr_err kr_hsm_encrypt_update(kr_hsm_session *s, const uint8_t *in, size_t n,
+					 uint8_t *out, size_t *outlen);
+KR_MUST_USE kr_err kr_hsm_encrypt_end(kr_hsm_session *s, uint8_t *out, size_t *outlen);
+void kr_hsm_encrypt_cancel(kr_hsm_session *s);
 
 /* An EVP_PKEY whose private-key operations happen on the token, for OpenSSL
  * APIs that sign by themselves (X509_sign, X509_CRL_sign, CMS_sign). It has a

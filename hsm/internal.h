@@ -17,6 +17,7 @@ struct kr_hsm {
 struct kr_hsm_session {
 	kr_hsm *h;
 	CK_SESSION_HANDLE handle;
+	int encrypting; /* a C_EncryptInit not yet ended */
 };
 
 struct kr_hsm_key {

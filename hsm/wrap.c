@@ -1,6 +1,7 @@
-/* Key wrapping under a device-class key-encryption key (KEK) kept on the
- * token: the KEK never leaves it, only the content-encryption key (CEK)
- * crosses, as a session object that is destroyed at once. */
+/* Device-class AES keys kept on the token: wrapping under a key-encryption
+ * key (KEK), where only the content-encryption key (CEK) crosses, as a
+ * session object that is destroyed at once; and encryption of a whole
+ * package under a firmware-decryption key. The AES key never leaves. */
 #include "internal.h"
 
 #include <openssl/crypto.h>
@@ -26,15 +27,18 @@ static KR_MUST_USE kr_err find_kek(kr_hsm_session *s, const char *label, CK_OBJE
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen)
+KR_MUST_USE kr_err kr_hsm_kek_id(kr_hsm_session *s, const char *label, uint8_t *id, size_t *idlen,
+				 size_t *keylen)
 {
 	CK_OBJECT_HANDLE kek;
 	KR_TRY(find_kek(s, label, &kek));
-	CK_ATTRIBUTE a = {CKA_ID, id, *idlen};
-	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, kek, &a, 1), KR_EHSM,
-	      "reading the id of AES key '%s'", label);
-	KR_ENSURE(a.ulValueLen > 0, KR_EHSM, "AES key '%s' has no CKA_ID to name it by", label);
-	*idlen = a.ulValueLen;
+	CK_ULONG len = 0;
+	CK_ATTRIBUTE a[] = {{CKA_ID, id, *idlen}, {CKA_VALUE_LEN, &len, sizeof len}};
+	KR_CK(s->h->fn->C_GetAttributeValue(s->handle, kek, a, 2), KR_EHSM,
+	      "reading the id and length of AES key '%s'", label);
+	KR_ENSURE(a[0].ulValueLen > 0, KR_EHSM, "AES key '%s' has no CKA_ID to name it by", label);
+	*idlen = a[0].ulValueLen;
+	*keylen = len;
 	return kr_ok();
 }
 
@@ -63,5 +67,53 @@ KR_MUST_USE kr_err kr_hsm_wrap(kr_hsm_session *s, const char *label, const uint8
 	fn->C_DestroyObject(sh, obj);
 	KR_CK(rv, KR_EHSM, "C_WrapKey under AES key '%s' (it needs CKA_WRAP)", label);
 	*outlen = n;
+	return kr_ok();
+}
+
+/* An encryption left unfinished (an error between updates, a run that
+ * stopped) is ended here, so the session can start another: PKCS#11 2.40
+ * section 5.8 ends an operation only with C_EncryptFinal or an error. */
+void kr_hsm_encrypt_cancel(kr_hsm_session *s)
+{
+	if (!s->encrypting)
+		return;
+	uint8_t rest[32];
+	CK_ULONG n = sizeof rest;
+	(void)s->h->fn->C_EncryptFinal(s->handle, rest, &n);
+	OPENSSL_cleanse(rest, sizeof rest);
+	s->encrypting = 0;
+}
+
+KR_MUST_USE kr_err kr_hsm_encrypt_begin(kr_hsm_session *s, const char *label, const uint8_t iv[16])
+{
+	CK_OBJECT_HANDLE key;
+	kr_hsm_encrypt_cancel(s);
+	KR_TRY(find_kek(s, label, &key));
+	CK_MECHANISM mech = {CKM_AES_CBC_PAD, (void *)iv, 16};
+	KR_CK(s->h->fn->C_EncryptInit(s->handle, &mech, key), KR_EHSM,
+	      "C_EncryptInit (AES-CBC) under AES key '%s' (it needs CKA_ENCRYPT)", label);
+	s->encrypting = 1;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_hsm_encrypt_update(kr_hsm_session *s, const uint8_t *in, size_t n,
+					 uint8_t *out, size_t *outlen)
+{
+	CK_ULONG len = *outlen;
+	CK_RV rv = s->h->fn->C_EncryptUpdate(s->handle, (CK_BYTE *)in, n, out, &len);
+	if (rv != CKR_OK)
+		s->encrypting = 0; /* an error other than a short buffer ends it */
+	KR_CK(rv, KR_EHSM, "C_EncryptUpdate");
+	*outlen = len;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_hsm_encrypt_end(kr_hsm_session *s, uint8_t *out, size_t *outlen)
+{
+	CK_ULONG len = *outlen;
+	CK_RV rv = s->h->fn->C_EncryptFinal(s->handle, out, &len);
+	s->encrypting = 0;
+	KR_CK(rv, KR_EHSM, "C_EncryptFinal");
+	*outlen = len;
 	return kr_ok();
 }

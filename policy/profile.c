@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,9 @@ static const kr_field ca_fields[] = {
 	{"profiles", KR_F_STRING, 1},
 };
 static const kr_field signer_fields[] = {
-	{"certificate", KR_F_STRING, 1}, {"ca", KR_F_STRING, 1},      {"uri", KR_F_STRING, 1},
-	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0}, {"workers", KR_F_INT, 0},
+	{"certificate", KR_F_STRING, 1}, {"ca", KR_F_STRING, 1},       {"uri", KR_F_STRING, 1},
+	{"pin_file", KR_F_STRING, 0},    {"pin_env", KR_F_STRING, 0},  {"workers", KR_F_INT, 0},
+	{"package", KR_F_STRING, 0},     {"hardware", KR_F_STRING, 0},
 };
 static const kr_field zone_fields[] = {
 	{"zone", KR_F_STRING, 1},          {"ttl", KR_F_INT, 0},
@@ -153,6 +155,21 @@ static KR_MUST_USE kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca
 	return name_list(c, section, "profiles", 1, ca->profiles, &ca->nprofiles);
 }
 
+/* A dotted object identifier (or nothing). */
+static KR_MUST_USE kr_err oid_value(kr_config *c, const char *section, const char *key,
+				    const char *v)
+{
+	if (!v[0])
+		return kr_ok();
+	ASN1_OBJECT *o = OBJ_txt2obj(v, 1);
+	ERR_clear_error();
+	ASN1_OBJECT_free(o);
+	if (!o)
+		return kr_conf_err(c->conf, KR_EINPUT, section, key,
+				   "'%s' is not an object identifier (dotted numbers)", v);
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err load_signer(kr_config *c, const char *name, kr_signer_conf *sg)
 {
 	char section[80];
@@ -172,6 +189,11 @@ static KR_MUST_USE kr_err load_signer(kr_config *c, const char *name, kr_signer_
 	if (kr_failed(&e))
 		return kr_conf_err(c->conf, KR_EINPUT, section, "ca", "'%s' is not in cas = ...",
 				   sg->ca);
+	KR_TRY(copy_value(c, section, "package", sg->package, sizeof sg->package));
+	KR_TRY(name_list(c, section, "hardware", 0, sg->hardware, &sg->nhardware));
+	KR_TRY(oid_value(c, section, "package", sg->package));
+	for (int i = 0; i < sg->nhardware; i++)
+		KR_TRY(oid_value(c, section, "hardware", sg->hardware[i]));
 	return kr_ok();
 }
 

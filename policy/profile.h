@@ -48,6 +48,11 @@ typedef struct kr_signer_conf {
 	char certificate[PATH_MAX], uri[1024];
 	char pin_file[PATH_MAX], pin_env[64];
 	int workers; /* images signed side by side, a session each */
+	/* what its CMS packages are (RFC 4108): a package identifier and the
+	 * hardware module types they are for, dotted OIDs; "" and 0 if unset */
+	char package[64];
+	char hardware[KR_MAX_LIST][64];
+	int nhardware;
 } kr_signer_conf;
 
 /* A zone keyrite publishes (keyrite publish): what goes in it and how. */

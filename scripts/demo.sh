@@ -82,25 +82,29 @@ echo "2000000000000001,meter,4.1,meter.csr" >"$D/new-meter.csv" # beside the man
 (umask 077; openssl rand 32 >"$D/meters-2026.kek")
 KR_DEMO_PIN=$(cat "$D/user.pin") pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
 	--token-label keyrite-devices --login --pin env:KR_DEMO_PIN --write-object "$D/meters-2026.kek" \
-	--type secrkey --key-type AES:32 --label meters-2026 --id 6d32 --usage-wrap --sensitive >/dev/null 2>&1
+	--type secrkey --key-type AES:32 --label meters-2026 --id 6d32 --usage-decrypt --sensitive >/dev/null 2>&1
 
-say "Sign firmware 4.2 for the meters: encrypted to the meter and the class, then signed (RFC 4108)"
+say "Sign firmware 4.2 for the meter class: an RFC 4108 package encrypted under the class key, then signed"
 head -c 262144 /dev/urandom >"$D/meter-fw-4.2.bin"
 "$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware" --json \
-	--encrypt-to-device 2000000000000001 --encrypt-kek meters-2026 "$D/meter-fw-4.2.bin"
+	--package-version 42 --encrypt-kek meters-2026 "$D/meter-fw-4.2.bin"
 openssl cms -verify -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e.p7s" \
 	-content "$D/firmware/meter-fw-4.2.bin.p7e" -CAfile root.pem -purpose any -out /dev/null
-openssl cms -decrypt -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e" \
+"$K" fw verify --root root.pem --content "$D/firmware/meter-fw-4.2.bin.p7e" --expect-version 42 \
+	--hardware 1.3.6.1.4.1.32473.2.1 "$D/firmware/meter-fw-4.2.bin.p7e.p7s"
+
+say "The same firmware for one meter only: encrypted to its certificate (AuthEnvelopedData, RFC 5083)"
+mkdir "$D/firmware/meter"
+"$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware/meter" \
+	--package-version 42 --authenveloped --encrypt-to-device 2000000000000001 "$D/meter-fw-4.2.bin"
+openssl cms -decrypt -binary -inform DER -in "$D/firmware/meter/meter-fw-4.2.bin.p7e" \
 	-recip "$D"/certs/*.2000000000000001.*.pem -inkey "$D/meter.key" -out "$D/meter-decrypted.bin"
-openssl cms -decrypt -binary -inform DER -in "$D/firmware/meter-fw-4.2.bin.p7e" \
-	-secretkey "$(od -An -tx1 -v "$D/meters-2026.kek" | tr -d ' \n')" -secretkeyid 6d32 -out "$D/class-decrypted.bin"
 cmp "$D/meter-decrypted.bin" "$D/meter-fw-4.2.bin"
-cmp "$D/class-decrypted.bin" "$D/meter-fw-4.2.bin"
-echo "decrypted by the meter's key and by the class key (openssl cms): identical to the image"
+echo "decrypted by the meter's own key (openssl cms): identical to the image"
 
 say "The same firmware as an MCUboot image, checked as a factory would"
 "$K" fw sign --signer firmware --pin-file "$D/user.pin" --out "$D/firmware" --format mcuboot \
-	--header-size 0x200 --load-addr 0x8000 --version 4.2.0 "$D/meter-fw-4.2.bin"
+	--header-size 0x200 --pad-header --version 4.2.0 "$D/meter-fw-4.2.bin"
 cat "$D/ceremony/firmware-signer.pem" subca-firmware.pem >"$D/firmware-chain.pem"
 "$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
 	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
