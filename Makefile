@@ -22,6 +22,7 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
 
 LIB_SRC  = $(wildcard util/*.c hsm/*.c ca/*.c policy/*.c ceremony/*.c publish/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
+SRC_DIRS = $(sort $(dir $(LIB_SRC) $(CLI_SRC))) # every source folder, for the checkers
 UNIT_SRC = $(wildcard tests/unit/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -98,7 +99,7 @@ lint:
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(ALL_CFLAGS) -U_FORTIFY_SOURCE
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr -D_GNU_SOURCE --suppress=unknownMacro:ca/der.h \
-	  -I. util hsm ca policy ceremony cli
+	  -I. $(SRC_DIRS)
 
 format:
 	clang-format -i $(C_FILES)
