@@ -28,7 +28,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ = $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps check unit e2e asan demo bench lint format clean
+.PHONY: all deps check unit e2e asan demo bench lint format clean fuzz
 all: $(BUILD)/keyrite
 
 $(BUILD)/%.o: %.c
@@ -46,6 +46,11 @@ $(BUILD)/keyrite: $(CLI_OBJ) $(BUILD)/libkeyrite.a
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+# Fuzz targets (tests/fuzz/README.md): libFuzzer, ASan and UBSan, with clang.
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.c $(BUILD)/libkeyrite.a
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DKR_FUZZ_REPO='"$(CURDIR)"' -o $@ $^ $(LDLIBS)
 
 # Test and benchmark helper (not part of keyrite).
 $(BUILD)/mkcsr: tests/tools/mkcsr.c
@@ -78,6 +83,18 @@ check: deps
 	$(MAKE) unit e2e
 	$(MAKE) BUILD=build/asan EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" RUN_ENV="$(SAN_RUN)" unit e2e
 	$(MAKE) BUILD=build/tsan EXTRA_CFLAGS="$(TSAN)" EXTRA_LDFLAGS="$(TSAN)" RUN_ENV="$(TSAN_RUN)" e2e
+	$(MAKE) fuzz FUZZ_SECONDS=4
+
+# Every fuzz target for FUZZ_SECONDS (or FUZZ_RUNS executions, if sooner),
+# after replaying its seed corpus; make check runs each for seconds.
+FUZZ_TARGETS = csr manifest ca_config ceremony mcuboot cms uri
+FUZZ_SAN     = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= -1
+fuzz: deps
+	$(MAKE) BUILD=build/fuzz CC=clang EXTRA_CFLAGS="$(FUZZ_SAN) -U_FORTIFY_SOURCE" \
+	  EXTRA_LDFLAGS="$(FUZZ_SAN)" $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 unit: $(BUILD)/unit-tests $(BUILD)/keyrite
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) $(BUILD)/unit-tests --jobs 2

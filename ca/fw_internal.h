@@ -94,6 +94,10 @@ KR_MUST_USE kr_err kr_fw_attrs_check(const char *file, CMS_SignerInfo *si,
 /* what: oid is a dotted object identifier, or KR_EUSAGE saying what. */
 KR_MUST_USE kr_err kr_fw_oid_check(const char *what, const char *oid);
 KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
+/* What kr_fw_mcuboot_sign reads of the image before it signs (header or
+ * the one o makes, layout, an unsigned TLV area and its hash), alone: for
+ * tests/fuzz. */
+KR_MUST_USE kr_err kr_fw_mcuboot_inspect(const kr_fw_opts *o, const kr_fw_image *img);
 
 /* The certificate chains to the root and may sign code. */
 KR_MUST_USE kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);

@@ -468,6 +468,13 @@ static KR_MUST_USE kr_err check_own_hash(const kr_fw_image *img, const mcu_image
 	return kr_ok();
 }
 
+/* The image to sign, as it is to be signed. */
+static KR_MUST_USE kr_err read_checked(const kr_fw_opts *o, const kr_fw_image *img, mcu_image *m)
+{
+	KR_TRY(read_input(o, img, m));
+	return check_own_hash(img, m);
+}
+
 static KR_MUST_USE kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_image *m)
 {
 	const kr_fw_opts *o = j->o;
@@ -476,7 +483,6 @@ static KR_MUST_USE kr_err sign_image(kr_fw_job *j, const kr_fw_image *img, mcu_i
 	tlv_area t;
 	char path[4096];
 	KR_TRY(alg_for(j->s->type, &a));
-	KR_TRY(check_own_hash(img, m));
 	if (o->nrecipients == 0) {
 		/* One pass writes the output and hashes what it writes: what
 		 * the token signs is what the file holds. */
@@ -506,9 +512,17 @@ KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img)
 	KR_ENSURE(j->o->nkeks == 0, KR_EUSAGE,
 		  "--encrypt-kek is for CMS; MCUboot images are encrypted to P-256 keys");
 	mcu_image m = {0};
-	kr_err e = read_input(j->o, img, &m);
+	kr_err e = read_checked(j->o, img, &m);
 	if (!kr_failed(&e))
 		e = sign_image(j, img, &m);
+	mcu_clear(&m);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_fw_mcuboot_inspect(const kr_fw_opts *o, const kr_fw_image *img)
+{
+	mcu_image m = {0};
+	kr_err e = read_checked(o, img, &m);
 	mcu_clear(&m);
 	return e;
 }

@@ -30,8 +30,9 @@ typedef struct kr_reader kr_reader;
 /* Refuses (nothing done) an input that does not exist or cannot be read. */
 KR_MUST_USE kr_err kr_reader_open(char *const *paths, int n, kr_reader **out);
 void kr_reader_close(kr_reader *r);
-/* 1: *in holds the next request; 0: no more. A read error of an input as a
- * whole (stdin failing) is returned as an error. */
+/* 1: *in holds the next request; 0: no more. *in is cleared first, so it
+ * is zeroed before its first use and may be passed again. A read error of
+ * an input as a whole (stdin failing) is returned as an error. */
 KR_MUST_USE kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more);
 
 #endif

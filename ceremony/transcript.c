@@ -87,7 +87,8 @@ static void append(kr_transcript *t, const char *line, size_t n)
 	t->len += n;
 }
 
-static void vline(kr_transcript *t, const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vline(kr_transcript *t, const char *prefix,
+							const char *fmt, va_list ap)
 {
 	char line[4096];
 	int n = snprintf(line, sizeof line, "%s", prefix);

@@ -16,6 +16,7 @@ pkgs=(
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
 	libengine-pkcs11-openssl                     # the OpenSSL pkcs11 engine, on keyrite's tokens
 	faketime xxd                                 # tests: a signer past its expiry; hex to binary
+	clang libclang-rt-14-dev                     # fuzz targets: libFuzzer (a Recommends of clang)
 )
 if [ "${1:-}" = lint ]; then
 	pkgs=(clang-tidy cppcheck clang-format)

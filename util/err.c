@@ -17,7 +17,8 @@ static void append(char *dst, size_t cap, const char *s)
 	dst[n + k] = '\0';
 }
 
-static void vformat(kr_err *e, kr_code code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(kr_err *e, kr_code code, const char *fmt,
+							  va_list ap)
 {
 	e->code = code;
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
