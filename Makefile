@@ -22,7 +22,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
 
-LIB_SRC  = $(wildcard util/*.c hsm/*.c ca/*.c policy/*.c ceremony/*.c publish/*.c)
+LIB_SRC  = $(wildcard util/*.c crypto/*.c hsm/*.c store/*.c ca/*.c policy/*.c ceremony/*.c publish/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
 SRC_DIRS = $(sort $(dir $(LIB_SRC) $(CLI_SRC))) # every source folder, for the checkers
 UNIT_SRC = $(wildcard tests/unit/*.c)
@@ -38,8 +38,17 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libkeyrite.a: $(LIB_OBJ)
-	@$(AR) rcs $@ $^
+# The archive is made afresh whenever the list of its objects changes, so
+# that a moved or deleted source does not linger in it.
+$(BUILD)/objects.list: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(LIB_OBJ)' | cmp -s - $@ || echo '$(LIB_OBJ)' >$@
+
+$(BUILD)/libkeyrite.a: $(LIB_OBJ) $(BUILD)/objects.list
+	@rm -f $@
+	@$(AR) rcs $@ $(LIB_OBJ)
+
+FORCE:
 
 $(BUILD)/keyrite: $(CLI_OBJ) $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
@@ -109,7 +118,7 @@ demo: deps
 	$(MAKE) all $(BUILD)/mkcsr
 	scripts/demo.sh
 
-C_FILES  = $(shell find util hsm ca policy ceremony publish cli tests -name '*.[ch]')
+C_FILES  = $(shell find util crypto hsm store ca policy ceremony publish cli tests -name '*.[ch]')
 
 # Static analysis and formatting; the build itself already has -Werror.
 lint:

@@ -1,4 +1,5 @@
 #include "authority.h"
+#include "../store/log.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
@@ -76,19 +77,11 @@ void kr_authority_close(kr_authority *a)
 	memset(a, 0, sizeof *a);
 }
 
-void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len)
-{
-	char hex[65];
-	kr_hex(head, 32, hex);
-	*len = (size_t)snprintf((char *)msg, 128, "keyrite audit checkpoint %lld %s",
-				(long long)seq, hex);
-}
-
 KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
 				      X509 *cert)
 {
 	int64_t seq;
-	uint8_t head[32], msg[128], sig[KR_HSM_MAX_SIG];
+	uint8_t head[32], msg[KR_CHECKPOINT_MSG_MAX], sig[KR_HSM_MAX_SIG];
 	size_t len = 0, siglen = 0;
 	KR_TRY(kr_store_audit_head(store, &seq, head));
 	int done = 0;

@@ -5,7 +5,7 @@
 #define KR_CA_AUTHORITY_H
 
 #include "sign.h"
-#include "store.h"
+#include "../store/store.h"
 #include "../policy/profile.h"
 
 /* The PEM certificates in path, in order; KR_EINPUT if there is none. */
@@ -45,9 +45,6 @@ KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
  * signer's certificate (NULL for the CA's own key). */
 KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
 				      X509 *cert);
-
-/* The message a checkpoint signature covers. */
-void kr_checkpoint_message(int64_t seq, const uint8_t head[32], uint8_t *msg, size_t *len);
 
 /* PEM of the CA certificate followed by its chain. */
 KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len);

@@ -463,10 +463,10 @@ static KR_MUST_USE kr_err record(kr_fw_batch *b, int n)
 		return kr_ok();
 	char to[2048];
 	recipients_text(o, to, sizeof to);
-	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_ok();
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
 	long count = 0;
-	for (; i < n && !kr_failed(&e); i++) {
+	for (; i < n; i++) {
 		const kr_fw_job *j = &b->jobs[i];
 		if (kr_failed(&j->e))
 			continue;
@@ -484,16 +484,12 @@ static KR_MUST_USE kr_err record(kr_fw_batch *b, int n)
 			.package = o->format == KR_FW_CMS ? o->package : NULL,
 			.package_version = o->package_version,
 		};
-		e = kr_store_firmware(b->store, &row);
+		KR_TRY(kr_store_firmware(b->store, &row));
 		count++;
 	}
-	if (!kr_failed(&e))
-		e = kr_store_commit(b->store);
-	if (kr_failed(&e))
-		kr_store_rollback(b->store);
-	else
-		b->recorded += count;
-	return e;
+	KR_TRY(kr_txn_commit(&t));
+	b->recorded += count;
+	return kr_ok();
 }
 
 /* Once the chunk is recorded and committed: the outputs' data synced, then
@@ -585,13 +581,10 @@ static KR_MUST_USE kr_err checkpoint(kr_fw_batch *b)
 	kr_fw_signer *s = b->s;
 	kr_signer signer = {.hsm = s->hsm, .key = s->key}; /* no drafts: no throwaway key */
 	KR_TRY(kr_sig_alg_for(s->type, 0, &signer.alg));
-	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_checkpoint_sign(b->store, &signer, s->ca_id, s->cert);
-	if (!kr_failed(&e))
-		e = kr_store_commit(b->store);
-	if (kr_failed(&e))
-		kr_store_rollback(b->store);
-	return e;
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
+	KR_TRY(kr_checkpoint_sign(b->store, &signer, s->ca_id, s->cert));
+	return kr_txn_commit(&t);
 }
 
 KR_MUST_USE kr_err kr_fw_batch_finish(kr_fw_batch *b)

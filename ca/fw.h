@@ -5,7 +5,7 @@
 #ifndef KR_CA_FW_H
 #define KR_CA_FW_H
 
-#include "store.h"
+#include "../store/store.h"
 #include "../policy/profile.h"
 
 #include <openssl/x509.h>

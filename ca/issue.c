@@ -284,21 +284,17 @@ static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)c->n * 16);
 	KR_ENSURE(rnd, KR_EINTERNAL, "out of memory");
 	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)c->n * 16));
-	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_ok();
-	for (int i = 0; i < c->n && !kr_failed(&e); i++) {
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
+	for (int i = 0; i < c->n; i++) {
 		req *r = &c->reqs[i];
 		if (r->state == R_NEW)
-			e = admit(b, c, r, rnd + (size_t)16 * (size_t)i);
-		if (!kr_failed(&e) && r->state == R_REJECTED)
-			e = kr_store_rejected(b->store, b->batch_id, r->in.where,
-					      r->in.der ? r->csr.sha256 : NULL, r->reason);
+			KR_TRY(admit(b, c, r, rnd + (size_t)16 * (size_t)i));
+		if (r->state == R_REJECTED)
+			KR_TRY(kr_store_rejected(b->store, b->batch_id, r->in.where,
+						 r->in.der ? r->csr.sha256 : NULL, r->reason));
 	}
-	if (kr_failed(&e)) {
-		kr_store_rollback(b->store);
-		return e;
-	}
-	return kr_store_commit(b->store);
+	return kr_txn_commit(&t);
 }
 
 /* "name1,name2,..." */
@@ -316,7 +312,8 @@ static char *names_of(const req *r)
 
 static KR_MUST_USE kr_err record(batch *b, chunk *c)
 {
-	KR_TRY(kr_store_begin(b->store));
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
 	kr_err e = kr_ok();
 	struct tm tm;
 	ASN1_TIME_to_tm(b->validity->not_before, &tm);
@@ -345,11 +342,8 @@ static KR_MUST_USE kr_err record(batch *b, chunk *c)
 		e = kr_store_issued(b->store, &row, r->tbs_sha256);
 		free(sans);
 	}
-	if (kr_failed(&e)) {
-		kr_store_rollback(b->store);
-		return e;
-	}
-	return kr_store_commit(b->store);
+	KR_TRY(e);
+	return kr_txn_commit(&t);
 }
 
 /* Device certificates are named by their DNS name, others by serial. */
@@ -659,19 +653,15 @@ static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 		KR_TRY(kr_csr_ctx_new(&b->parsers[w]));
 	}
 	long abandoned = 0;
-	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_store_abandon_pending(b->store, b->ca->id, &abandoned);
-	if (!kr_failed(&e))
-		e = kr_store_batch_start(b->store, b->ca->id, b->p->name, &b->batch_id);
-	if (kr_failed(&e)) {
-		kr_store_rollback(b->store);
-		return e;
-	}
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
+	KR_TRY(kr_store_abandon_pending(b->store, b->ca->id, &abandoned));
+	KR_TRY(kr_store_batch_start(b->store, b->ca->id, b->p->name, &b->batch_id));
 	if (abandoned && b->o->report)
 		fprintf(b->o->report,
 			"keyrite: %ld serial(s) reserved by an interrupted run were retired\n",
 			abandoned);
-	return kr_store_commit(b->store);
+	return kr_txn_commit(&t);
 }
 
 /* The checkpoint and the batch's counts, even after a failure: whatever was
@@ -679,15 +669,11 @@ static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 static KR_MUST_USE kr_err finish(batch *b)
 {
 	kr_batch_counts c = {b->sum->issued, b->sum->rejected, b->sum->already};
-	KR_TRY(kr_store_begin(b->store));
-	kr_err e = kr_store_batch_finish(b->store, b->batch_id, &c);
-	if (!kr_failed(&e))
-		e = kr_authority_checkpoint(b->ca, b->store);
-	if (kr_failed(&e)) {
-		kr_store_rollback(b->store);
-		return e;
-	}
-	return kr_store_commit(b->store);
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
+	KR_TRY(kr_store_batch_finish(b->store, b->batch_id, &c));
+	KR_TRY(kr_authority_checkpoint(b->ca, b->store));
+	return kr_txn_commit(&t);
 }
 
 KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority *ca,

@@ -12,7 +12,7 @@
 #define KR_CA_ISSUE_H
 
 #include "authority.h"
-#include "store.h"
+#include "../store/store.h"
 #include "../policy/profile.h"
 
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #include "revoke.h"
-#include "audit.h"
+#include "../store/audit.h"
 #include "../util/mem.h"
 #include "build.h"
 #include "lint.h"
@@ -65,17 +65,12 @@ KR_MUST_USE kr_err kr_ca_device_serials(kr_store *store, const kr_authority *ca,
 KR_MUST_USE kr_err kr_ca_revoke(kr_store *store, kr_authority *ca, const kr_serials *s, int reason)
 {
 	int64_t now = (int64_t)time(NULL);
-	KR_TRY(kr_store_begin(store));
-	kr_err e = kr_ok();
-	for (size_t i = 0; i < s->n && !kr_failed(&e); i++)
-		e = kr_store_revoke(store, ca->id, s->v[i].v, s->v[i].len, reason, now);
-	if (!kr_failed(&e))
-		e = kr_authority_checkpoint(ca, store);
-	if (kr_failed(&e)) {
-		kr_store_rollback(store);
-		return e;
-	}
-	return kr_store_commit(store);
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, store));
+	for (size_t i = 0; i < s->n; i++)
+		KR_TRY(kr_store_revoke(store, ca->id, s->v[i].v, s->v[i].len, reason, now));
+	KR_TRY(kr_authority_checkpoint(ca, store));
+	return kr_txn_commit(&t);
 }
 
 typedef struct revoked {
@@ -83,6 +78,14 @@ typedef struct revoked {
 	ASN1_INTEGER **serials;
 	size_t n, cap, serials_cap;
 } revoked;
+
+static void revoked_clear(revoked *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		ASN1_INTEGER_free(r->serials[i]);
+	free(r->serials);
+	free(r->v);
+}
 
 static KR_MUST_USE kr_err collect(const uint8_t *serial, size_t len, int64_t when, int reason,
 				  void *arg)
@@ -130,45 +133,30 @@ KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out,
 {
 	if (out)
 		KR_TRY(kr_fs_must_not_exist(out));
-	revoked r = {0};
+	__attribute__((cleanup(revoked_clear))) revoked r = {0};
 	time_t now = time(NULL);
 	kr_crl_spec spec = {
 		.issuer = ca->cert, .this_update = now, .next_update_days = ca->conf->crl_days};
 	KR_AUTO(X509_CRL) crl = NULL;
 	KR_AUTO(uint8_t) der = NULL;
-	int len = 0;
-	kr_err e = kr_store_begin(store);
-	int in_txn = !kr_failed(&e);
-	if (!kr_failed(&e))
-		e = state_agrees(store);
-	if (!kr_failed(&e))
-		e = kr_store_crl_next(store, ca->id, number);
-	if (!kr_failed(&e))
-		e = kr_store_revoked(store, ca->id, collect, &r);
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, store));
+	KR_TRY(state_agrees(store));
+	KR_TRY(kr_store_crl_next(store, ca->id, number));
+	KR_TRY(kr_store_revoked(store, ca->id, collect, &r));
 	spec.number = (long)*number;
 	spec.revoked = r.v;
 	spec.nrevoked = r.n;
-	if (!kr_failed(&e))
-		e = sign_crl(ca, &spec, &crl);
-	if (!kr_failed(&e) && (len = i2d_X509_CRL(crl, &der)) <= 0)
-		e = kr_err_ossl(KR_EINTERNAL, "encoding the CRL");
-	if (!kr_failed(&e))
-		e = kr_store_crl_add(store, ca->id, *number, (int64_t)now,
-				     (int64_t)now + ca->conf->crl_days * 86400, (long)r.n, der,
-				     (size_t)len);
-	if (!kr_failed(&e))
-		e = kr_authority_checkpoint(ca, store);
+	KR_TRY(sign_crl(ca, &spec, &crl));
+	int len = i2d_X509_CRL(crl, &der);
+	KR_OSSL(len > 0, KR_EINTERNAL, "encoding the CRL");
+	KR_TRY(kr_store_crl_add(store, ca->id, *number, (int64_t)now,
+				(int64_t)now + ca->conf->crl_days * 86400, (long)r.n, der,
+				(size_t)len));
+	KR_TRY(kr_authority_checkpoint(ca, store));
 	/* The CRL is recorded before it is written: a file never holds a CRL the
 	 * store does not know. */
-	if (!kr_failed(&e))
-		e = kr_store_commit(store);
-	else if (in_txn)
-		kr_store_rollback(store);
-	for (size_t i = 0; i < r.n; i++)
-		ASN1_INTEGER_free(r.serials[i]);
-	free(r.serials);
-	free(r.v);
-	KR_TRY(e);
+	KR_TRY(kr_txn_commit(&t));
 	if (!out)
 		return kr_ok();
 	KR_AUTO(BIO) pem = BIO_new(BIO_s_mem());

@@ -3,7 +3,7 @@
 #define KR_CA_REVOKE_H
 
 #include "authority.h"
-#include "store.h"
+#include "../store/store.h"
 
 /* Issues the CA's next CRL (RFC 5280 section 5): number one above the last,
  * every revoked certificate of the CA, nextUpdate from the CA's

@@ -10,52 +10,6 @@
  * to-be-signed part travels as an opaque, already-encoded value, so the
  * signed bytes are exactly the bytes that were linted. */
 
-KR_MUST_USE kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out)
-{
-	KR_ENSURE(!pss || t == KR_KEY_RSA_2048 || t == KR_KEY_RSA_3072 || t == KR_KEY_RSA_4096,
-		  KR_EINPUT, "RSA-PSS needs an RSA key, not %s", kr_key_type_name(t));
-	switch (t) {
-	case KR_KEY_EC_P256:
-		*out = (kr_sig_alg){KR_SIG_ECDSA, EVP_sha256()};
-		break;
-	case KR_KEY_EC_P384:
-		*out = (kr_sig_alg){KR_SIG_ECDSA, EVP_sha384()};
-		break;
-	case KR_KEY_ED25519:
-		*out = (kr_sig_alg){KR_SIG_EDDSA, NULL};
-		break;
-	default:
-		*out = (kr_sig_alg){pss ? KR_SIG_RSA_PSS : KR_SIG_RSA_PKCS1, EVP_sha256()};
-	}
-	return kr_ok();
-}
-
-KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
-{
-	switch (t) {
-	case KR_KEY_EC_P256:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-		break;
-	case KR_KEY_EC_P384:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-		break;
-	case KR_KEY_ED25519:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		break;
-	case KR_KEY_RSA_2048:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-		break;
-	case KR_KEY_RSA_3072:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
-		break;
-	case KR_KEY_RSA_4096:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
-		break;
-	}
-	KR_OSSL(*out, KR_EINTERNAL, "generating a throwaway %s key", kr_key_type_name(t));
-	return kr_ok();
-}
-
 KR_MUST_USE kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss)
 {
 	memset(s, 0, sizeof *s);

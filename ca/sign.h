@@ -8,21 +8,11 @@
 #ifndef KR_CA_SIGN_H
 #define KR_CA_SIGN_H
 
+#include "../crypto/sig.h"
 #include "../hsm/hsm.h"
 #include "../util/err.h"
 
 #include <openssl/x509.h>
-
-typedef struct kr_sig_alg {
-	kr_sig_scheme scheme;
-	const EVP_MD *md; /* NULL for EdDSA */
-} kr_sig_alg;
-
-/* P-256: ECDSA-SHA256, P-384: ECDSA-SHA384, RSA: PKCS#1 v1.5 SHA-256 or, with
- * pss, RSASSA-PSS SHA-256; Ed25519: pure EdDSA. */
-KR_MUST_USE kr_err kr_sig_alg_for(kr_key_type t, int pss, kr_sig_alg *out);
-
-KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out);
 
 typedef struct kr_signer {
 	kr_hsm *hsm;

@@ -77,7 +77,7 @@ typedef struct kr_cli_sub {
 int kr_cli_dispatch(const char *usage, const kr_cli_sub *subs, size_t n, int argc, char **argv);
 
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
-#include "../ca/store.h"
+#include "../store/store.h"
 #include "../policy/profile.h"
 KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
 			       kr_store **store);

@@ -1,6 +1,6 @@
 /* keyrite audit verify */
 #include "cli.h"
-#include "../ca/audit.h"
+#include "../store/audit.h"
 
 #include <stdio.h>
 

@@ -7,6 +7,7 @@
 #ifndef KR_HSM_H
 #define KR_HSM_H
 
+#include "../crypto/sig.h"
 #include "../util/err.h"
 
 #include <openssl/evp.h>
@@ -15,20 +16,6 @@
 
 #define KR_HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define KR_HSM_MAX_SIG 1024
-
-typedef enum kr_key_type {
-	KR_KEY_EC_P256,
-	KR_KEY_EC_P384,
-	KR_KEY_RSA_2048,
-	KR_KEY_RSA_3072,
-	KR_KEY_RSA_4096,
-	KR_KEY_ED25519,
-} kr_key_type;
-
-KR_MUST_USE kr_err kr_key_type_parse(const char *name, kr_key_type *out);
-const char *kr_key_type_name(kr_key_type t);
-/* The type of a public key; KR_EPOLICY for any key keyrite does not support. */
-KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out);
 
 /* Where a PIN comes from when the URI has no pin-source: a file that only its
  * owner may read, or a named environment variable; with neither, a no-echo
@@ -120,21 +107,15 @@ void kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *out);
 /* "CKA_SENSITIVE=true CKA_EXTRACTABLE=false ..." */
 void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz);
 
-typedef enum kr_sig_scheme {
-	KR_SIG_ECDSA,     /* CKM_ECDSA over a digest; DER ECDSA-Sig-Value out */
-	KR_SIG_ECDSA_RAW, /* the same, r || s out as the token gives it (DNSSEC) */
-	KR_SIG_RSA_PKCS1, /* CKM_RSA_PKCS over a DigestInfo built here */
-	KR_SIG_RSA_PSS,   /* CKM_RSA_PKCS_PSS, MGF1 with md, salt = digest size */
-	KR_SIG_EDDSA,     /* CKM_EDDSA over the whole message (md is NULL) */
-} kr_sig_scheme;
-
 KR_MUST_USE kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out);
 void kr_hsm_session_close(kr_hsm_session *s);
 /* The session opened with the token; for single-threaded callers. */
 kr_hsm_session *kr_hsm_main_session(kr_hsm *h);
 
 /* in is the digest of the message under md, or the message itself for EdDSA.
- * sig must hold KR_HSM_MAX_SIG bytes. */
+ * sig must hold KR_HSM_MAX_SIG bytes. The schemes' mechanisms: CKM_ECDSA
+ * (DER out, or r || s for KR_SIG_ECDSA_RAW), CKM_RSA_PKCS over a DigestInfo
+ * built here, CKM_RSA_PKCS_PSS, CKM_EDDSA. */
 KR_MUST_USE kr_err kr_hsm_sign(kr_hsm_session *s, const kr_hsm_key *k, kr_sig_scheme scheme,
 			       const EVP_MD *md, const uint8_t *in, size_t inlen, uint8_t *sig,
 			       size_t *siglen);

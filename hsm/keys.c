@@ -11,78 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-	kr_key_type type;
-	const char *name;
-	int nid; /* curve for EC, 0 otherwise */
-	int bits;
-} key_types[] = {
-	{KR_KEY_EC_P256, "ec-p256", NID_X9_62_prime256v1, 256},
-	{KR_KEY_EC_P384, "ec-p384", NID_secp384r1, 384},
-	{KR_KEY_RSA_2048, "rsa-2048", 0, 2048},
-	{KR_KEY_RSA_3072, "rsa-3072", 0, 3072},
-	{KR_KEY_RSA_4096, "rsa-4096", 0, 4096},
-	{KR_KEY_ED25519, "ed25519", NID_ED25519, 256},
-};
-#define N_KEY_TYPES (sizeof key_types / sizeof *key_types)
-
-KR_MUST_USE kr_err kr_key_type_parse(const char *name, kr_key_type *out)
-{
-	for (size_t i = 0; i < N_KEY_TYPES; i++)
-		if (strcmp(key_types[i].name, name) == 0) {
-			*out = key_types[i].type;
-			return kr_ok();
-		}
-	return kr_errf(KR_EINPUT,
-		       "unsupported key type '%s' (ec-p256, ec-p384, rsa-2048, rsa-3072, "
-		       "rsa-4096, ed25519)",
-		       name);
-}
-
-const char *kr_key_type_name(kr_key_type t) { return key_types[t].name; }
-
-static int is_rsa(kr_key_type t) { return t >= KR_KEY_RSA_2048 && t <= KR_KEY_RSA_4096; }
-
-KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
-{
-	int id = EVP_PKEY_get_base_id(pub);
-	if (id == EVP_PKEY_ED25519) {
-		*out = KR_KEY_ED25519;
-		return kr_ok();
-	}
-	if (id == EVP_PKEY_RSA) {
-		BIGNUM *e = NULL;
-		int bits = EVP_PKEY_get_bits(pub);
-		KR_OSSL(EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_E, &e), KR_EINPUT,
-			"RSA key without exponent");
-		int f4 = BN_is_word(e, RSA_F4);
-		BN_free(e);
-		KR_ENSURE(f4, KR_EPOLICY, "RSA public exponent is not 65537");
-		for (size_t i = 0; i < N_KEY_TYPES; i++)
-			if (is_rsa(key_types[i].type) && key_types[i].bits == bits) {
-				*out = key_types[i].type;
-				return kr_ok();
-			}
-		return kr_errf(KR_EPOLICY, "RSA key of %d bits (keyrite takes 2048, 3072, 4096)",
-			       bits);
-	}
-	if (id == EVP_PKEY_EC) {
-		char group[64] = "";
-		EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-					       NULL);
-		int nid = OBJ_sn2nid(group);
-		for (size_t i = 0; i < N_KEY_TYPES; i++)
-			if (key_types[i].nid == nid && nid != NID_ED25519) {
-				*out = key_types[i].type;
-				return kr_ok();
-			}
-		return kr_errf(KR_EPOLICY, "EC curve '%s' is not allowed (P-256, P-384)",
-			       group[0] ? group : "explicit parameters");
-	}
-	return kr_errf(KR_EPOLICY, "key algorithm %s is not supported",
-		       OBJ_nid2sn(id) ? OBJ_nid2sn(id) : "unknown");
-}
-
 /* ---- attribute helpers ------------------------------------------------- */
 
 static KR_MUST_USE kr_err get_attr(kr_hsm_session *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE t,
@@ -475,16 +403,16 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, C
 	const uint8_t *id = k->id;
 	size_t id_len = k->id_len;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ULONG bits = (CK_ULONG)key_types[type].bits;
+	CK_ULONG bits = (CK_ULONG)kr_key_type_bits(type);
 	uint8_t f4[] = {0x01, 0x00, 0x01}, params[32];
 	size_t params_len = sizeof params;
 	CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-	if (is_rsa(type))
+	if (kr_key_type_is_rsa(type))
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
 	else {
 		if (type == KR_KEY_ED25519)
 			mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-		KR_TRY(ec_params_der(key_types[type].nid, params, &params_len));
+		KR_TRY(ec_params_der(kr_key_type_curve(type), params, &params_len));
 	}
 	/* The last two entries are per algorithm: EC takes only the curve, RSA
 	 * replaces it with the modulus size and adds the exponent. */
@@ -496,7 +424,7 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, C
 		{CKA_PUBLIC_EXPONENT, f4, sizeof f4},
 	};
 	CK_ULONG npub = 8;
-	if (is_rsa(type)) {
+	if (kr_key_type_is_rsa(type)) {
 		pubt[7] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof bits};
 		npub = 9;
 	}
@@ -515,7 +443,7 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, C
 	*rv = h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
 				       sizeof privt / sizeof *privt, &k->pub, &k->priv);
 	KR_CK(*rv, KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label,
-	      key_types[type].name);
+	      kr_key_type_name(type));
 	return kr_ok();
 }
 

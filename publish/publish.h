@@ -7,7 +7,7 @@
 #ifndef KR_PUBLISH_H
 #define KR_PUBLISH_H
 
-#include "../ca/store.h"
+#include "../store/store.h"
 #include "../policy/profile.h"
 
 #include <stdio.h>

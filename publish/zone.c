@@ -303,8 +303,11 @@ static KR_MUST_USE kr_err write_zone(pub *p, const kr_config *cfg, kr_fs_out *ou
 static KR_MUST_USE kr_err run(pub *p, const kr_config *cfg)
 {
 	kr_fs_out out;
+	KR_TXN(t);
 	KR_TRY(kr_fs_out_open_replace(&out, p->sum->zone_file, 0644));
-	kr_err e = kr_store_publish_begin(p->store);
+	kr_err e = kr_txn_begin(&t, p->store);
+	if (!kr_failed(&e))
+		e = kr_store_publish_begin(p->store);
 	if (!kr_failed(&e))
 		e = write_zone(p, cfg, &out);
 	if (!kr_failed(&e))
@@ -313,15 +316,12 @@ static KR_MUST_USE kr_err run(pub *p, const kr_config *cfg)
 		e = changes(p);
 	if (kr_failed(&e)) {
 		kr_fs_out_abort(&out);
-		kr_store_rollback(p->store);
 		return e;
 	}
-	e = kr_fs_out_commit_replace(&out);
-	if (kr_failed(&e)) {
-		kr_store_rollback(p->store);
-		return e;
-	}
-	return kr_store_publish_commit(p->store, p->z->apex);
+	/* The zone file is in place before the store says it was published. */
+	KR_TRY(kr_fs_out_commit_replace(&out));
+	KR_TRY(kr_store_publish_commit(p->store, p->z->apex));
+	return kr_txn_commit(&t);
 }
 
 KR_MUST_USE kr_err kr_publish(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,

@@ -89,9 +89,10 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	KR_ASSERT_OK(kr_store_open(path, 0, &s));
 	uint8_t h[32] = {1};
 	kr_fw_row r = {"fw", "image.bin", "cms", "image.bin.p7s", NULL, h, h, 10};
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_TXN(t);
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_firmware(s, &r));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	kr_store_close(s);
 
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);

@@ -5,7 +5,7 @@
 #include "../../ca/leaf.h"
 #include "../../ca/lint.h"
 #include "../../ca/revoke.h"
-#include "../../ca/store.h"
+#include "../../store/store.h"
 #include "../../policy/profile.h"
 #include "../../util/cleanup.h"
 #include "helpers.h"
@@ -278,9 +278,10 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_ASSERT_OK(kr_store_batch_start(s, caid, "dev", &batch));
 	uint8_t serial[16] = {0x11, 2, 3};
 	kr_cert_row r = row(caid, batch, serial, 0xaa);
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_TXN(t);
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_reserve(s, &r));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	/* No serial twice; no CSR twice under a profile. */
 	kr_cert_row again = row(caid, batch, serial, 0xbb);
 	KR_ASSERT_ERR(kr_store_reserve(s, &again), KR_EIO, "UNIQUE");
@@ -289,9 +290,9 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_ASSERT_ERR(kr_store_reserve(s, &dup), KR_EIO, "UNIQUE");
 	/* A killed run's reservation is retired, with an audit entry. */
 	long n = 0;
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_abandon_pending(s, caid, &n));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(n, 1);
 	kr_prior prior;
 	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r.csr_sha256, &prior));
@@ -302,19 +303,19 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	uint8_t tbs[32] = {0};
 	r2.der = (const uint8_t *)"DER";
 	r2.der_len = 3;
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_reserve(s, &r2));
 	KR_ASSERT_OK(kr_store_issued(s, &r2, tbs));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r2.csr_sha256, &prior));
 	cr_assert(prior.found && !strcmp(prior.status, "valid") && prior.der_len == 3);
 	kr_prior_clear(&prior);
 	/* Revocation is recorded once. */
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_revoke(s, caid, serial2, 16, 1, 1000));
 	KR_ASSERT_ERR(kr_store_revoke(s, caid, serial2, 16, 1, 1000), KR_EINPUT,
 		      "no valid certificate");
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	int64_t seq = 0;
 	uint8_t head[32];
 	KR_ASSERT_OK(kr_store_audit_head(s, &seq, head));
@@ -337,27 +338,28 @@ Test(issue, store_profile_ids_count_per_transaction)
 	kr_store *s = NULL;
 	KR_ASSERT_OK(kr_store_open(path, 1, &s));
 	int64_t a = 0, b = 0, c = 0;
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_TXN(t);
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_next_profile_id(s, &a));
 	KR_ASSERT_OK(kr_store_next_profile_id(s, &b));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(a, 11, "the registry's ids start at 11");
 	cr_assert_eq(b, 12);
 	/* A rolled-back transaction's ids were never used: they come again. */
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
-	kr_store_rollback(s);
+	kr_txn_end(&t);
 	cr_assert_eq(c, 13);
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(c, 13);
 	/* What was committed is in the file. */
 	kr_store_close(s);
 	KR_ASSERT_OK(kr_store_open(path, 0, &s));
-	KR_ASSERT_OK(kr_store_begin(s));
+	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
-	KR_ASSERT_OK(kr_store_commit(s));
+	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(c, 14);
 	kr_store_close(s);
 }

@@ -1,6 +1,6 @@
 /* Verification of the audit log and of the store's state against it. */
-#ifndef KR_CA_AUDIT_H
-#define KR_CA_AUDIT_H
+#ifndef KR_STORE_AUDIT_H
+#define KR_STORE_AUDIT_H
 
 #include "store.h"
 

@@ -1,9 +1,9 @@
 /* keyrite audit verify: the hash chain, the checkpoints the CA signed over
  * it, and the store's state set against the one the log describes. */
 #include "audit.h"
-#include "authority.h"
 #include "detail.h"
-#include "sign.h"
+#include "log.h"
+#include "../crypto/sig.h"
 #include "../util/cleanup.h"
 #include "../util/hash.h"
 #include "../util/mem.h"
@@ -106,32 +106,6 @@ static void pass_checkpoints(walk *w, int64_t seq)
 	}
 }
 
-static int verify_sig(EVP_PKEY *pub, const uint8_t *msg, size_t len, const uint8_t *sig,
-		      size_t siglen)
-{
-	kr_key_type t;
-	kr_err e = kr_key_type_of(pub, &t);
-	if (kr_failed(&e))
-		return 0;
-	for (int pss = 0; pss < 2; pss++) {
-		kr_sig_alg alg;
-		e = kr_sig_alg_for(t, pss, &alg);
-		if (kr_failed(&e))
-			break;
-		KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
-		EVP_PKEY_CTX *pctx = NULL;
-		int ok = ctx && EVP_DigestVerifyInit(ctx, &pctx, alg.md, NULL, pub) > 0;
-		if (ok && pss)
-			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
-			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0;
-		ok = ok && EVP_DigestVerify(ctx, sig, siglen, msg, len) == 1;
-		ERR_clear_error();
-		if (ok)
-			return 1;
-	}
-	return 0;
-}
-
 /* A checkpoint counts if the chain had its head at its entry and the CA (or
  * a firmware signer the CA certified) signed that head. */
 static void check_checkpoint(walk *w, const cp *c)
@@ -153,11 +127,11 @@ static void check_checkpoint(walk *w, const cp *c)
 			(long long)c->seq, c->ca);
 		return;
 	}
-	uint8_t msg[128];
+	uint8_t msg[KR_CHECKPOINT_MSG_MAX];
 	size_t len = 0;
 	kr_checkpoint_message(c->seq, c->head, msg, &len);
 	X509 *by = signer ? signer : ca;
-	if (!by || !verify_sig(X509_get0_pubkey(by), msg, len, c->sig, c->sig_len))
+	if (!by || !kr_sig_verify(X509_get0_pubkey(by), msg, len, c->sig, c->sig_len))
 		problem(w, "checkpoint at entry %lld: bad signature by %s '%s'", (long long)c->seq,
 			signer ? "a firmware signer under CA" : "CA", c->ca);
 }

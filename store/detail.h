@@ -6,8 +6,8 @@
  * Numbers are decimal, serials uppercase hex (as OpenSSL prints them),
  * digests lowercase hex, strings percent-encoded (RFC 3986 section 2.1)
  * where they hold a space, '%' or a control character. */
-#ifndef KR_CA_DETAIL_H
-#define KR_CA_DETAIL_H
+#ifndef KR_STORE_DETAIL_H
+#define KR_STORE_DETAIL_H
 
 #include "../util/err.h"
 

@@ -3,6 +3,7 @@
  * transaction, so the fsync is paid once per chunk. */
 #include "store.h"
 #include "detail.h"
+#include "log.h"
 #include "../util/hash.h"
 #include "../util/mem.h"
 #include "../util/cleanup.h"
@@ -335,7 +336,7 @@ static KR_MUST_USE kr_err migrate(kr_store *s)
 	}
 	if (!kr_failed(&e))
 		return exec(s, "COMMIT");
-	kr_store_rollback(s);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return e;
 }
 
@@ -397,13 +398,13 @@ void kr_store_close(kr_store *s)
 
 static void forget_cached(kr_store *s) { s->head_valid = s->pid_valid = s->pid_dirty = 0; }
 
-KR_MUST_USE kr_err kr_store_begin(kr_store *s)
+static KR_MUST_USE kr_err begin(kr_store *s)
 {
 	forget_cached(s);
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
-KR_MUST_USE kr_err kr_store_commit(kr_store *s)
+static KR_MUST_USE kr_err commit(kr_store *s)
 {
 	kr_err e = kr_ok();
 	if (s->pid_dirty) {
@@ -419,10 +420,33 @@ KR_MUST_USE kr_err kr_store_commit(kr_store *s)
 	return exec(s, "COMMIT");
 }
 
-void kr_store_rollback(kr_store *s)
+static void rollback(kr_store *s)
 {
 	forget_cached(s);
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+KR_MUST_USE kr_err kr_txn_begin(kr_txn *t, kr_store *s)
+{
+	KR_ENSURE(!t->s, KR_EINTERNAL, "a transaction inside a transaction");
+	KR_TRY(begin(s));
+	t->s = s;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_txn_commit(kr_txn *t)
+{
+	kr_store *s = t->s;
+	t->s = NULL;
+	KR_ENSURE(s, KR_EINTERNAL, "committing no transaction");
+	return commit(s); /* it rolls back what it cannot commit */
+}
+
+void kr_txn_end(kr_txn *t)
+{
+	if (t->s)
+		rollback(t->s);
+	t->s = NULL;
 }
 
 static void now_text(char out[21]) { kr_utc_now(out); }
@@ -846,24 +870,6 @@ KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int
 
 /* ---- audit ------------------------------------------------------------------ */
 
-KR_MUST_USE kr_err kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time,
-				 const char *kind, const char *detail, uint8_t out[32])
-{
-	char head[64];
-	int n = snprintf(head, sizeof head, "%lld\t", (long long)seq);
-	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
-	KR_OSSL(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-			EVP_DigestUpdate(ctx, prev, 32) && EVP_DigestUpdate(ctx, head, (size_t)n) &&
-			EVP_DigestUpdate(ctx, time, strlen(time)) &&
-			EVP_DigestUpdate(ctx, "\t", 1) &&
-			EVP_DigestUpdate(ctx, kind, strlen(kind)) &&
-			EVP_DigestUpdate(ctx, "\t", 1) &&
-			EVP_DigestUpdate(ctx, detail, strlen(detail)) &&
-			EVP_DigestFinal_ex(ctx, out, NULL),
-		KR_EINTERNAL, "hashing audit entry %lld", (long long)seq);
-	return kr_ok();
-}
-
 KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 {
 	if (!s->head_valid) {
@@ -1241,7 +1247,7 @@ KR_MUST_USE kr_err kr_store_publish_begin(kr_store *s)
 						   -1, SQLITE_PREPARE_PERSISTENT, &s->pub_add,
 						   NULL) == SQLITE_OK,
 		  KR_EIO, "%s: %s", s->path, sqlite3_errmsg(s->db));
-	return kr_store_begin(s);
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type,
@@ -1304,10 +1310,6 @@ KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone)
 		e = step_done(s, st, "recording the publication");
 		sqlite3_finalize(st);
 	}
-	if (!kr_failed(&e))
-		e = kr_store_commit(s);
-	if (kr_failed(&e))
-		kr_store_rollback(s);
 	return e;
 }
 

@@ -1,14 +1,17 @@
-/* The issuance store: every CA, device, batch, request, certificate, CRL and
- * audit entry keyrite records, in one SQLite file. All SQL lives behind this
- * header (ca/store.c), so another backend (PostgreSQL, for several signing
- * nodes) replaces one file.
+/* store: the issuance store and its audit log, below everything that
+ * records. Every CA, device, batch, request, certificate, CRL and audit
+ * entry keyrite records, in one SQLite file. All SQL lives behind this
+ * header, in store/sqlite.c, so another backend (PostgreSQL, for several
+ * signing nodes) is one more file; the log's formats (store/log.h,
+ * store/detail.h) and its verification (store/audit.h) are the backends'
+ * common part.
  *
  * A certificate row is reserved ('pending', with its serial) before the HSM
  * signs and completed ('valid', with its DER) after; a row still pending when
  * a batch starts belongs to a run that was killed, and is retired
  * ('abandoned'), never reused. */
-#ifndef KR_CA_STORE_H
-#define KR_CA_STORE_H
+#ifndef KR_STORE_STORE_H
+#define KR_STORE_STORE_H
 
 #include "../util/err.h"
 
@@ -26,9 +29,22 @@ void kr_store_close(kr_store *s);
 /* SQLite's integrity_check over the whole file; KR_EVERIFY if damaged. */
 KR_MUST_USE kr_err kr_store_check(kr_store *s);
 
-KR_MUST_USE kr_err kr_store_begin(kr_store *s);
-KR_MUST_USE kr_err kr_store_commit(kr_store *s);
-void kr_store_rollback(kr_store *s);
+/* A transaction that rolls back when it goes out of scope unless it was
+ * committed: the one way keyrite changes the store.
+ *
+ *	KR_TXN(t);
+ *	KR_TRY(kr_txn_begin(&t, store));
+ *	KR_TRY(kr_store_revoke(store, ...));
+ *	return kr_txn_commit(&t);
+ */
+typedef struct kr_txn {
+	kr_store *s; /* NULL once committed or rolled back */
+} kr_txn;
+#define KR_TXN(name) __attribute__((cleanup(kr_txn_end))) kr_txn name = {NULL}
+KR_MUST_USE kr_err kr_txn_begin(kr_txn *t, kr_store *s);
+/* A commit that fails is rolled back. */
+KR_MUST_USE kr_err kr_txn_commit(kr_txn *t);
+void kr_txn_end(kr_txn *t);
 
 KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n);
 
@@ -145,10 +161,10 @@ typedef struct kr_fw_row {
 KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
 
 /* ---- publication (keyrite publish): the records last published per zone.
- * begin opens a transaction and an empty set of current records; add fills
- * it; diff calls gone for each record published last time and not now, and
- * added for each new one (both sorted); commit makes the current set the
- * published one. */
+ * In one transaction: begin opens an empty set of current records; add
+ * fills it; diff calls gone for each record published last time and not
+ * now, and added for each new one (both sorted); commit makes the current
+ * set the published one. */
 KR_MUST_USE kr_err kr_store_publish_begin(kr_store *s);
 KR_MUST_USE kr_err kr_store_publish_add(kr_store *s, const char *owner, const char *type,
 					const char *rdata);
@@ -253,9 +269,5 @@ typedef KR_MUST_USE kr_err (*kr_crl_state_cb)(const kr_crl_state *c, void *arg);
 KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *arg);
 KR_MUST_USE kr_err kr_store_revoked_before(kr_store *s, int64_t ca, int64_t seq, kr_revoked_cb cb,
 					   void *arg);
-
-/* The entry hash: SHA-256(prev || seq "\t" time "\t" kind "\t" detail). */
-KR_MUST_USE kr_err kr_audit_hash(const uint8_t prev[32], int64_t seq, const char *time,
-				 const char *kind, const char *detail, uint8_t out[32]);
 
 #endif
