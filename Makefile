@@ -22,7 +22,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
 
-LIB_SRC  = $(wildcard util/*.c crypto/*.c hsm/*.c store/*.c ca/*.c policy/*.c ceremony/*.c publish/*.c)
+LIB_SRC  = $(wildcard util/*.c crypto/*.c hsm/*.c store/*.c ca/*.c fw/*.c policy/*.c ceremony/*.c publish/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
 SRC_DIRS = $(sort $(dir $(LIB_SRC) $(CLI_SRC))) # every source folder, for the checkers
 UNIT_SRC = $(wildcard tests/unit/*.c)
@@ -118,7 +118,7 @@ demo: deps
 	$(MAKE) all $(BUILD)/mkcsr
 	scripts/demo.sh
 
-C_FILES  = $(shell find util crypto hsm store ca policy ceremony publish cli tests -name '*.[ch]')
+C_FILES  = $(shell find util crypto hsm store ca fw policy ceremony publish cli tests -name '*.[ch]')
 
 # Static analysis and formatting; the build itself already has -Werror.
 lint:

@@ -52,42 +52,4 @@ typedef struct kr_tbs_st {
 } KR_TBS;
 DECLARE_ASN1_ITEM(KR_TBS)
 
-/* RFC 4108 (Appendix A, with erratum 4093) firmware package attributes.
- * FirmwarePackageIdentifier, section 2.2.3: a name, preferred as the
- * package's OID and a version number, or a legacy octet string; and
- * optionally the stale version below which a device refuses the package. */
-typedef struct kr_fwpkg_preferred_st {
-	ASN1_OBJECT *id;
-	ASN1_INTEGER *version;
-} KR_FWPKG_PREFERRED;
-DECLARE_ASN1_ITEM(KR_FWPKG_PREFERRED)
-
-typedef struct kr_fwpkg_name_st {
-	int type; /* 0 preferred, 1 legacy */
-	union {
-		KR_FWPKG_PREFERRED *preferred;
-		ASN1_OCTET_STRING *legacy;
-	} d;
-} KR_FWPKG_NAME;
-DECLARE_ASN1_ITEM(KR_FWPKG_NAME)
-
-typedef struct kr_fwpkg_stale_st {
-	int type;
-	union {
-		ASN1_INTEGER *preferred;
-		ASN1_OCTET_STRING *legacy;
-	} d;
-} KR_FWPKG_STALE;
-DECLARE_ASN1_ITEM(KR_FWPKG_STALE)
-
-typedef struct kr_fwpkg_id_st {
-	KR_FWPKG_NAME *name;
-	KR_FWPKG_STALE *stale; /* OPTIONAL */
-} KR_FWPKG_ID;
-DECLARE_ASN1_ITEM(KR_FWPKG_ID)
-
-/* TargetHardwareIdentifiers, section 2.2.4: SEQUENCE OF OBJECT IDENTIFIER. */
-typedef STACK_OF(ASN1_OBJECT) KR_HW_IDS;
-DECLARE_ASN1_ITEM(KR_HW_IDS)
-
 #endif

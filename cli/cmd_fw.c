@@ -1,7 +1,7 @@
 /* keyrite fw sign --signer NAME [--format cms|mcuboot] ... IMAGE...
  * keyrite fw verify --root FILE [...] FILE */
 #include "cli.h"
-#include "../ca/fw.h"
+#include "../fw/fw.h"
 #include "../util/cleanup.h"
 #include "../util/json.h"
 #include "../util/text.h"

@@ -3,7 +3,7 @@
  * the chain to a real root, and RFC 4108's signed attributes, which are
  * also decoded directly (a random input rarely carries a good signature). */
 #include "fuzz.h"
-#include "../../ca/fw_internal.h"
+#include "../../fw/internal.h"
 
 #include <limits.h>
 #include <openssl/cms.h>

@@ -4,7 +4,7 @@
  * area keyrite fw verify walks, with a real signer certificate and root.
  * The first input byte picks the options, the rest is the image. */
 #include "fuzz.h"
-#include "../../ca/fw_internal.h"
+#include "../../fw/internal.h"
 
 #include <limits.h>
 #include <unistd.h>

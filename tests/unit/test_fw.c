@@ -1,5 +1,5 @@
 /* Firmware helpers: MCUboot versions, streamed outputs, store format 2. */
-#include "../../ca/fw.h"
+#include "../../fw/fw.h"
 #include "../../util/fs.h"
 #include "helpers.h"
 

@@ -4,16 +4,18 @@
  * ECIES-P256 wrapped image key. The hash covers header + image + protected
  * TLVs, the image as plaintext, so one token signature serves every
  * encrypted copy (their headers all carry the encrypted flag). */
-#include "fw_internal.h"
-#include "authority.h"
+#include "internal.h"
+#include "../ca/authority.h"
 #include "../util/cleanup.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -635,4 +637,30 @@ KR_MUST_USE kr_err kr_fw_mcuboot_verify(const kr_fw_verify_opts *o, const char *
 	mcu_clear(&m);
 	sk_X509_pop_free(rest, X509_free);
 	return e;
+}
+
+KR_MUST_USE kr_err kr_mcuboot_version_parse(const char *text, kr_mcuboot_version *v)
+{
+	static const unsigned long max[4] = {255, 255, 65535, 0xffffffffUL};
+	unsigned long part[4] = {0};
+	const char *p = text;
+	int n = 0, ok = 1;
+	while (ok && n < 4) {
+		char *end = NULL;
+		ok = isdigit((unsigned char)*p) && (part[n] = strtoul(p, &end, 10)) <= max[n];
+		p = ok ? end : p;
+		n += ok;
+		if (!ok || *p == '\0')
+			break;
+		ok = *p++ == (n < 3 ? '.' : '+');
+	}
+	/* imgtool's grammar (imgtool/version.py): later parts optional, a
+	 * build number only after a revision */
+	KR_ENSURE(ok && n >= 1 && *p == '\0', KR_EUSAGE,
+		  "version '%s': expected MAJOR[.MINOR[.REVISION[+BUILD]]] (at most "
+		  "255.255.65535+4294967295)",
+		  text);
+	*v = (kr_mcuboot_version){(uint8_t)part[0], (uint8_t)part[1], (uint16_t)part[2],
+				  (uint32_t)part[3]};
+	return kr_ok();
 }

@@ -2,8 +2,8 @@
  * firmware packages, RFC 5083 AuthEnvelopedData) and MCUboot images, signed
  * by a key that stays on the token. Images are read in a stream, never whole;
  * only a digest goes to the token, one C_Sign per image. */
-#ifndef KR_CA_FW_H
-#define KR_CA_FW_H
+#ifndef KR_FW_FW_H
+#define KR_FW_FW_H
 
 #include "../store/store.h"
 #include "../policy/profile.h"

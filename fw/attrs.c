@@ -3,14 +3,52 @@
  * signer MUST include the firmware-package-identifier (2.2.3) and the
  * target-hardware-module-identifiers (2.2.4), and over an encrypted package
  * the decrypt-key-identifier (2.2.5) that names the key to decrypt it. */
-#include "fw_internal.h"
-#include "der.h"
+#include "internal.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
+#include <openssl/asn1t.h>
 #include <openssl/cms.h>
 #include <stdio.h>
 #include <string.h>
+
+/* RFC 4108 (Appendix A, with erratum 4093) firmware package attributes.
+ * FirmwarePackageIdentifier, section 2.2.3: a name, preferred as the
+ * package's OID and a version number, or a legacy octet string; and
+ * optionally the stale version below which a device refuses the package. */
+typedef struct kr_fwpkg_preferred_st {
+	ASN1_OBJECT *id;
+	ASN1_INTEGER *version;
+} KR_FWPKG_PREFERRED;
+
+typedef struct kr_fwpkg_name_st {
+	int type; /* 0 preferred, 1 legacy */
+	union {
+		KR_FWPKG_PREFERRED *preferred;
+		ASN1_OCTET_STRING *legacy;
+	} d;
+} KR_FWPKG_NAME;
+
+typedef struct kr_fwpkg_stale_st {
+	int type;
+	union {
+		ASN1_INTEGER *preferred;
+		ASN1_OCTET_STRING *legacy;
+	} d;
+} KR_FWPKG_STALE;
+
+typedef struct kr_fwpkg_id_st {
+	KR_FWPKG_NAME *name;
+	KR_FWPKG_STALE *stale; /* OPTIONAL */
+} KR_FWPKG_ID;
+
+/* TargetHardwareIdentifiers, section 2.2.4: SEQUENCE OF OBJECT IDENTIFIER. */
+typedef STACK_OF(ASN1_OBJECT) KR_HW_IDS;
+
+/* Their templates are at the end of the file. */
+static const ASN1_ITEM *KR_FWPKG_ID_it(void);
+static const ASN1_ITEM *KR_HW_IDS_it(void);
+static const ASN1_ITEM *KR_FWPKG_PREFERRED_it(void);
 
 #define OID_PACKAGE_ID "1.2.840.113549.1.9.16.2.35"     /* id-aa-firmwarePackageID */
 #define OID_HARDWARE_IDS "1.2.840.113549.1.9.16.2.36"   /* id-aa-targetHardwareIDs */
@@ -221,3 +259,32 @@ KR_MUST_USE kr_err kr_fw_attrs_check(const char *file, CMS_SignerInfo *si,
 	}
 	return kr_ok();
 }
+
+/* ---- the templates ---------------------------------------------------------------- */
+
+/* Kept as written: clang-format indents each template under the one before. */
+/* clang-format off */
+ASN1_ITEM_TEMPLATE(KR_HW_IDS) =
+	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, KR_HW_IDS, ASN1_OBJECT)
+static_ASN1_ITEM_TEMPLATE_END(KR_HW_IDS)
+
+ASN1_SEQUENCE(KR_FWPKG_PREFERRED) = {
+	ASN1_SIMPLE(KR_FWPKG_PREFERRED, id, ASN1_OBJECT),
+	ASN1_SIMPLE(KR_FWPKG_PREFERRED, version, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(KR_FWPKG_PREFERRED)
+
+ASN1_CHOICE(KR_FWPKG_NAME) = {
+	ASN1_SIMPLE(KR_FWPKG_NAME, d.preferred, KR_FWPKG_PREFERRED),
+	ASN1_SIMPLE(KR_FWPKG_NAME, d.legacy, ASN1_OCTET_STRING),
+} static_ASN1_CHOICE_END(KR_FWPKG_NAME)
+
+ASN1_CHOICE(KR_FWPKG_STALE) = {
+	ASN1_SIMPLE(KR_FWPKG_STALE, d.preferred, ASN1_INTEGER),
+	ASN1_SIMPLE(KR_FWPKG_STALE, d.legacy, ASN1_OCTET_STRING),
+} static_ASN1_CHOICE_END(KR_FWPKG_STALE)
+
+ASN1_SEQUENCE(KR_FWPKG_ID) = {
+	ASN1_SIMPLE(KR_FWPKG_ID, name, KR_FWPKG_NAME),
+	ASN1_OPT(KR_FWPKG_ID, stale, KR_FWPKG_STALE),
+} static_ASN1_SEQUENCE_END(KR_FWPKG_ID)
+	/* clang-format on */

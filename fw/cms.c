@@ -7,7 +7,7 @@
  *
  * Either way it is encrypt, then sign: the encrypted package is what is
  * signed, so a device checks the signature before it decrypts anything. */
-#include "fw_internal.h"
+#include "internal.h"
 #include "../util/cleanup.h"
 
 #include <openssl/cms.h>

@@ -1,9 +1,9 @@
-/* Shared by the ca/fw*.c sources only. */
-#ifndef KR_CA_FW_INTERNAL_H
-#define KR_CA_FW_INTERNAL_H
+/* Shared by the fw/ sources only. */
+#ifndef KR_FW_INTERNAL_H
+#define KR_FW_INTERNAL_H
 
 #include "fw.h"
-#include "sign.h"
+#include "../ca/sign.h"
 #include "../util/fs.h"
 
 #include <openssl/cms.h>
@@ -99,6 +99,8 @@ KR_MUST_USE kr_err kr_fw_mcuboot_sign(kr_fw_job *j, const kr_fw_image *img);
  * tests/fuzz. */
 KR_MUST_USE kr_err kr_fw_mcuboot_inspect(const kr_fw_opts *o, const kr_fw_image *img);
 
+/* The certificate allows codeSigning (extendedKeyUsage). */
+int kr_fw_code_signing(X509 *x);
 /* The certificate chains to the root and may sign code. */
 KR_MUST_USE kr_err kr_fw_check_signer(X509 *cert, STACK_OF(X509) * untrusted, const char *root);
 
