@@ -6,7 +6,7 @@
 
 #include "sign.h"
 #include "../store/store.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 
 /* The PEM certificates in path, in order; KR_EINPUT if there is none. */
 KR_MUST_USE kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out);

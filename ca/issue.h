@@ -13,7 +13,7 @@
 
 #include "authority.h"
 #include "../store/store.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 
 #include <stdio.h>
 

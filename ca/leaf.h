@@ -12,7 +12,7 @@
 #include "csr.h"
 #include "der.h"
 #include "sign.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 
 #include <time.h>
 

@@ -2,7 +2,7 @@
  * order, on throwaway SoftHSM tokens that carry the real tokens' labels, with
  * every output in a scratch directory. */
 #include "ceremony.h"
-#include "../util/conf.h"
+#include "../util/nconf.h"
 #include "../util/fs.h"
 #include "../util/text.h"
 
@@ -36,16 +36,16 @@ static KR_MUST_USE kr_err add_label(labels *l, const char *uri)
 static KR_MUST_USE kr_err collect_labels(char *const *scripts, size_t n, labels *l)
 {
 	for (size_t i = 0; i < n; i++) {
-		kr_conf *c = NULL;
-		KR_TRY(kr_conf_load(scripts[i], &c));
+		kr_nconf *c = NULL;
+		KR_TRY(kr_nconf_load(scripts[i], &c));
 		kr_err e = kr_ok();
 		const char *sections[] = {"key", "issuer"};
 		for (size_t j = 0; j < 2 && !kr_failed(&e); j++) {
-			const char *uri = kr_conf_get(c, sections[j], "uri");
+			const char *uri = kr_nconf_get(c, sections[j], "uri");
 			if (uri)
 				e = add_label(l, uri);
 		}
-		kr_conf_free(c);
+		kr_nconf_free(c);
 		KR_TRY(e);
 	}
 	return kr_ok();

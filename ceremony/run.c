@@ -7,7 +7,7 @@
 #include "../ca/sign.h"
 #include "../policy/policy.h"
 #include "../util/cleanup.h"
-#include "../util/conf.h"
+#include "../util/nconf.h"
 #include "../util/fs.h"
 #include "../util/hash.h"
 #include "../util/text.h"
@@ -24,7 +24,7 @@
 #define MAX_OUTPUTS 4
 
 typedef struct ceremony {
-	kr_conf *conf;
+	kr_nconf *conf;
 	const kr_ceremony_opts *o;
 	kr_policy *policy;
 	kr_transcript *t;
@@ -72,11 +72,11 @@ static const kr_field crl_fields[] = {
 	{"next_update_days", KR_F_INT, 1}, {"revoked", KR_F_SECTION, 0},
 	{"output", KR_F_STRING, 1},
 };
-#define CHECK(c, sec, fields) kr_conf_check((c)->conf, sec, fields, sizeof fields / sizeof *fields)
+#define CHECK(c, sec, fields) kr_nconf_check((c)->conf, sec, fields, sizeof fields / sizeof *fields)
 
 static const char *get(ceremony *c, const char *section, const char *key)
 {
-	return kr_conf_get(c->conf, section, key);
+	return kr_nconf_get(c->conf, section, key);
 }
 
 /* ---- paths and files ----------------------------------------------------- */
@@ -98,7 +98,7 @@ static KR_MUST_USE kr_err out_path(ceremony *c, const char *section, const char 
 	if (!kr_failed(&e))
 		e = kr_fs_must_not_exist(out);
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, e.code, section, key, "%s", e.msg);
+		return kr_nconf_err(c->conf, e.code, section, key, "%s", e.msg);
 	return kr_ok();
 }
 
@@ -120,7 +120,7 @@ static KR_MUST_USE kr_err read_cert(ceremony *c, const char *section, const char
 	size_t len = 0;
 	kr_err e = kr_fs_read(path, 1 << 20, &data, &len);
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, e.code, section, key, "%s", e.msg);
+		return kr_nconf_err(c->conf, e.code, section, key, "%s", e.msg);
 	KR_AUTO(BIO) bio = BIO_new_mem_buf(data, (int)len);
 	*out = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	if (!*out) {
@@ -129,8 +129,8 @@ static KR_MUST_USE kr_err read_cert(ceremony *c, const char *section, const char
 		*out = d2i_X509(NULL, &p, (long)len);
 	}
 	if (!*out)
-		return kr_conf_err(c->conf, KR_EINPUT, section, key,
-				   "%s: not a PEM or DER certificate", path);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key,
+				    "%s: not a PEM or DER certificate", path);
 	uint8_t md[32];
 	char hex[65];
 	KR_TRY(kr_sha256(data, len, md));
@@ -201,17 +201,17 @@ static KR_MUST_USE kr_err key_type(ceremony *c, const char *section, kr_key_type
 {
 	kr_err e = kr_key_type_parse(get(c, section, "type"), out);
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, e.code, section, "type", "%s", e.msg);
+		return kr_nconf_err(c->conf, e.code, section, "type", "%s", e.msg);
 	return kr_ok();
 }
 
 static KR_MUST_USE kr_err days(ceremony *c, const char *section, const char *key, kr_cert_role role,
 			       long *out)
 {
-	KR_TRY(kr_conf_get_long(c->conf, section, key, 1, 0x7fffffffL, out));
+	KR_TRY(kr_nconf_get_long(c->conf, section, key, 1, 0x7fffffffL, out));
 	kr_err e = kr_policy_check_days(c->policy, role, *out);
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, e.code, section, key, "%s", e.msg);
+		return kr_nconf_err(c->conf, e.code, section, key, "%s", e.msg);
 	return kr_ok();
 }
 
@@ -226,8 +226,8 @@ static KR_MUST_USE kr_err when(ceremony *c, const char *section, const char *key
 	struct tm tm;
 	if (!t || !ASN1_TIME_set_string_X509(t, v) || !ASN1_TIME_to_tm(t, &tm)) {
 		ERR_clear_error();
-		return kr_conf_err(c->conf, KR_EINPUT, section, key,
-				   "expected 'now' or a time as YYYYMMDDHHMMSSZ, got '%s'", v);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key,
+				    "expected 'now' or a time as YYYYMMDDHHMMSSZ, got '%s'", v);
 	}
 	*out = timegm(&tm);
 	return kr_ok();
@@ -238,7 +238,7 @@ static KR_MUST_USE kr_err when(ceremony *c, const char *section, const char *key
 static KR_MUST_USE kr_err subject_name(ceremony *c, X509_NAME **out)
 {
 	const char *section = get(c, "certificate", "subject");
-	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_conf_nconf(c->conf), section);
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_nconf_nconf(c->conf), section);
 	KR_AUTO(X509_NAME) name = X509_NAME_new();
 	KR_OSSL(name, KR_EINTERNAL, "out of memory");
 	for (int i = 0; vals && i < sk_CONF_VALUE_num(vals); i++) {
@@ -249,11 +249,11 @@ static KR_MUST_USE kr_err subject_name(ceremony *c, X509_NAME **out)
 		if (!X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
 						(const unsigned char *)v->value, -1, -1, 0)) {
 			kr_err e = kr_err_ossl(KR_EINPUT, "bad attribute");
-			return kr_conf_err(c->conf, KR_EINPUT, section, v->name, "%s", e.msg);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, v->name, "%s", e.msg);
 		}
 	}
 	KR_ENSURE(X509_NAME_entry_count(name) > 0, KR_EINPUT, "%s: [%s] names no attribute",
-		  kr_conf_path(c->conf), section);
+		  kr_nconf_path(c->conf), section);
 	*out = name;
 	name = NULL;
 	return kr_ok();
@@ -408,7 +408,7 @@ static KR_MUST_USE kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_ke
 	if (!kr_failed(&e))
 		e = kr_lint_cert(draft, spec.issuer, role, spec.ski == NULL);
 	kr_signer_clear(&s);
-	kr_err_prefix(&e, "%s", kr_conf_path(c->conf));
+	kr_err_prefix(&e, "%s", kr_nconf_path(c->conf));
 	KR_TRY(e);
 	kr_transcript_step(c->t, "profile-linted", "%s profile passes the lint on throwaway keys",
 			   kr_role_name(role));
@@ -420,14 +420,14 @@ static KR_MUST_USE kr_err cert_spec(ceremony *c, kr_cert_role role, kr_cert_spec
 	KR_TRY(days(c, "certificate", "validity_days", role, ndays));
 	KR_TRY(when(c, "certificate", "not_before", &spec->not_before));
 	spec->days = *ndays;
-	spec->conf = kr_conf_nconf(c->conf);
+	spec->conf = kr_nconf_nconf(c->conf);
 	spec->ext_section = get(c, "certificate", "extensions");
 	return kr_ok();
 }
 
 static int pss(ceremony *c, const char *section)
 {
-	return kr_conf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
+	return kr_nconf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
 }
 
 /* What root and sub-CA ceremonies share before the HSM acts: the new key's
@@ -472,7 +472,7 @@ static KR_MUST_USE kr_err root(ceremony *c, new_ca *n)
 {
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "certificate", cert_fields));
-	KR_TRY(kr_conf_check_unused(c->conf));
+	KR_TRY(kr_nconf_check_unused(c->conf));
 	KR_TRY(prepare_new_ca(c, KR_ROLE_ROOT, n));
 	KR_TRY(rehearse_profile(c, n->spec, n->type, n->type, pss(c, "key"), KR_ROLE_ROOT));
 
@@ -490,7 +490,7 @@ static KR_MUST_USE kr_err sub_ca(ceremony *c, new_ca *n)
 	KR_TRY(CHECK(c, "key", key_fields));
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "certificate", cert_fields));
-	KR_TRY(kr_conf_check_unused(c->conf));
+	KR_TRY(kr_nconf_check_unused(c->conf));
 	KR_TRY(prepare_new_ca(c, KR_ROLE_SUB_CA, n));
 	kr_key_type it;
 	KR_TRY(read_cert(c, "issuer", "certificate", &c->issuer_cert, c->issuer_path));
@@ -530,7 +530,7 @@ static KR_MUST_USE kr_err run_cross_sign(ceremony *c)
 {
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "certificate", cross_fields));
-	KR_TRY(kr_conf_check_unused(c->conf));
+	KR_TRY(kr_nconf_check_unused(c->conf));
 	kr_key_type it, st;
 	long ndays;
 	kr_cert_spec spec = {0};
@@ -563,7 +563,7 @@ static KR_MUST_USE kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry *
 {
 	const char *section = get(c, "crl", "revoked");
 	STACK_OF(CONF_VALUE) *vals =
-		section ? NCONF_get_section(kr_conf_nconf(c->conf), section) : NULL;
+		section ? NCONF_get_section(kr_nconf_nconf(c->conf), section) : NULL;
 	*n = vals ? (size_t)sk_CONF_VALUE_num(vals) : 0;
 	*out = calloc(*n ? *n : 1, sizeof **out);
 	*serials = sk_ASN1_INTEGER_new_null();
@@ -575,7 +575,7 @@ static KR_MUST_USE kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry *
 		size_t len = 0;
 		kr_err se = kr_serial_parse(v->name, raw, &len);
 		if (kr_failed(&se))
-			return kr_conf_err(c->conf, KR_EINPUT, section, v->name, "%s", se.msg);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, v->name, "%s", se.msg);
 		BIGNUM *bn = BN_bin2bn(raw, (int)len, NULL);
 		ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 		BN_free(bn);
@@ -583,7 +583,7 @@ static KR_MUST_USE kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry *
 		sk_ASN1_INTEGER_push(*serials, ai);
 		kr_err e = kr_crl_reason_parse(v->value, &(*out)[i].reason);
 		if (kr_failed(&e))
-			return kr_conf_err(c->conf, e.code, section, v->name, "%s", e.msg);
+			return kr_nconf_err(c->conf, e.code, section, v->name, "%s", e.msg);
 		(*out)[i].serial = ai;
 		(*out)[i].when = at;
 	}
@@ -594,11 +594,11 @@ static KR_MUST_USE kr_err run_crl(ceremony *c)
 {
 	KR_TRY(CHECK(c, "issuer", issuer_fields));
 	KR_TRY(CHECK(c, "crl", crl_fields));
-	KR_TRY(kr_conf_check_unused(c->conf));
+	KR_TRY(kr_nconf_check_unused(c->conf));
 	kr_key_type it;
 	kr_crl_spec spec = {0};
 	char crl_out[PATH_MAX];
-	KR_TRY(kr_conf_get_long(c->conf, "crl", "number", 0, 0x7fffffffL, &spec.number));
+	KR_TRY(kr_nconf_get_long(c->conf, "crl", "number", 0, 0x7fffffffL, &spec.number));
 	KR_TRY(days(c, "crl", "next_update_days", KR_ROLE_CRL, &spec.next_update_days));
 	KR_TRY(when(c, "crl", "this_update", &spec.this_update));
 	KR_TRY(read_cert(c, "issuer", "certificate", &c->issuer_cert, c->issuer_path));
@@ -650,7 +650,7 @@ static KR_MUST_USE kr_err run_crl(ceremony *c)
 static KR_MUST_USE kr_err run_key(ceremony *c)
 {
 	KR_TRY(CHECK(c, "key", keyonly_fields));
-	KR_TRY(kr_conf_check_unused(c->conf));
+	KR_TRY(kr_nconf_check_unused(c->conf));
 	kr_key_type kt;
 	char pub_out[PATH_MAX];
 	KR_TRY(key_type(c, "key", &kt));
@@ -673,7 +673,7 @@ static const struct {
 static void header(ceremony *c, const char *script, const char *type)
 {
 	char hex[65], now[21];
-	kr_hex(kr_conf_sha256(c->conf), 32, hex);
+	kr_hex(kr_nconf_sha256(c->conf), 32, hex);
 	kr_utc_now(now);
 	kr_transcript_line(c->t, KR_TRANSCRIPT_MAGIC);
 	kr_transcript_line(c->t, "ceremony %s", type);
@@ -734,26 +734,27 @@ static void release(ceremony *c)
 	X509_free(c->issuer_cert);
 	kr_transcript_free(c->t);
 	kr_policy_free(c->policy);
-	kr_conf_free(c->conf);
+	kr_nconf_free(c->conf);
 }
 
 static KR_MUST_USE kr_err prepare(ceremony *c, const char *script, kr_err (**run)(ceremony *))
 {
-	KR_TRY(kr_conf_load(script, &c->conf));
+	KR_TRY(kr_nconf_load(script, &c->conf));
 	KR_TRY(CHECK(c, "ceremony", ceremony_fields));
 	const char *type = get(c, "ceremony", "type");
 	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
 		if (strcmp(types[i].name, type) == 0)
 			*run = types[i].run;
 	if (!*run)
-		return kr_conf_err(
+		return kr_nconf_err(
 			c->conf, KR_EINPUT, "ceremony", "type",
 			"unknown ceremony type '%s' (root, sub-ca, cross-sign, crl, key)", type);
 	const char *tpath = get(c, "ceremony", "transcript");
 	if (strchr(tpath, '/'))
-		return kr_conf_err(c->conf, KR_EINPUT, "ceremony", "transcript",
-				   "give a file name: the transcript lives in the output directory "
-				   "beside the files it records");
+		return kr_nconf_err(
+			c->conf, KR_EINPUT, "ceremony", "transcript",
+			"give a file name: the transcript lives in the output directory "
+			"beside the files it records");
 	char path[PATH_MAX];
 	KR_TRY(out_path(c, "ceremony", "transcript", path));
 	KR_TRY(kr_policy_load(c->o->policy, &c->policy));

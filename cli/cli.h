@@ -78,7 +78,7 @@ int kr_cli_dispatch(const char *usage, const kr_cli_sub *subs, size_t n, int arg
 
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
 #include "../store/store.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
 			       kr_store **store);
 

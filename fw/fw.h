@@ -5,8 +5,9 @@
 #ifndef KR_FW_FW_H
 #define KR_FW_FW_H
 
+#include "../hsm/hsm.h"
 #include "../store/store.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 
 #include <openssl/x509.h>
 #include <stdint.h>

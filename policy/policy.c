@@ -1,5 +1,5 @@
 #include "policy.h"
-#include "../util/conf.h"
+#include "../util/nconf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ static const kr_field policy_fields[] = {
 	{"ca_key_types", KR_F_STRING, 0},
 };
 
-static KR_MUST_USE kr_err parse_key_types(kr_conf *c, const char *list, unsigned *out)
+static KR_MUST_USE kr_err parse_key_types(kr_nconf *c, const char *list, unsigned *out)
 {
 	char *copy = strdup(list), *save = NULL;
 	KR_ENSURE(copy, KR_EINTERNAL, "out of memory");
@@ -34,7 +34,7 @@ static KR_MUST_USE kr_err parse_key_types(kr_conf *c, const char *list, unsigned
 		kr_key_type kt;
 		e = kr_key_type_parse(t, &kt);
 		if (kr_failed(&e))
-			e = kr_conf_err(c, KR_EINPUT, "ceremony", "ca_key_types", "%s", e.msg);
+			e = kr_nconf_err(c, KR_EINPUT, "ceremony", "ca_key_types", "%s", e.msg);
 		*out |= 1u << kt;
 	}
 	free(copy);
@@ -43,21 +43,21 @@ static KR_MUST_USE kr_err parse_key_types(kr_conf *c, const char *list, unsigned
 
 static KR_MUST_USE kr_err load_file(kr_policy *p, const char *path)
 {
-	kr_conf *c = NULL;
-	KR_TRY(kr_conf_load(path, &c));
+	kr_nconf *c = NULL;
+	KR_TRY(kr_nconf_load(path, &c));
 	static const char *const keys[] = {"root_max_days", "sub_ca_max_days", "cross_max_days",
 					   "crl_max_days"};
-	kr_err e = kr_conf_check(c, "ceremony", policy_fields,
-				 sizeof policy_fields / sizeof *policy_fields);
+	kr_err e = kr_nconf_check(c, "ceremony", policy_fields,
+				  sizeof policy_fields / sizeof *policy_fields);
 	for (size_t i = 0; i < 4 && !kr_failed(&e); i++)
-		if (kr_conf_get(c, "ceremony", keys[i]))
-			e = kr_conf_get_long(c, "ceremony", keys[i], 1, 36525, &p->max_days[i]);
-	const char *types = kr_failed(&e) ? NULL : kr_conf_get(c, "ceremony", "ca_key_types");
+		if (kr_nconf_get(c, "ceremony", keys[i]))
+			e = kr_nconf_get_long(c, "ceremony", keys[i], 1, 36525, &p->max_days[i]);
+	const char *types = kr_failed(&e) ? NULL : kr_nconf_get(c, "ceremony", "ca_key_types");
 	if (types)
 		e = parse_key_types(c, types, &p->ca_key_types);
 	if (!kr_failed(&e))
-		e = kr_conf_check_unused(c);
-	kr_conf_free(c);
+		e = kr_nconf_check_unused(c);
+	kr_nconf_free(c);
 	return e;
 }
 

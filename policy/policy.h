@@ -2,7 +2,7 @@
 #ifndef KR_POLICY_H
 #define KR_POLICY_H
 
-#include "../hsm/hsm.h"
+#include "../crypto/keys.h"
 #include "../util/err.h"
 
 typedef enum kr_cert_role {

@@ -7,8 +7,9 @@
 #ifndef KR_PUBLISH_H
 #define KR_PUBLISH_H
 
+#include "../hsm/hsm.h"
 #include "../store/store.h"
-#include "../policy/profile.h"
+#include "../policy/config.h"
 
 #include <stdio.h>
 

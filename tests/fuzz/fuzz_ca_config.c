@@ -1,8 +1,8 @@
-/* The CA configuration checker (policy/profile.c, util/conf.c): OpenSSL's
+/* The CA configuration checker (policy/config.c, util/nconf.c): OpenSSL's
  * NCONF syntax, unknown keys and sections refused, typed values, profiles
  * and their x509v3 extension sections, CAs, signers and zones. */
 #include "fuzz.h"
-#include "../../policy/profile.h"
+#include "../../policy/config.h"
 
 #include <limits.h>
 

@@ -1,10 +1,10 @@
 /* CSR intake: PEM or DER, keyrite's own ASN.1 templates and checks of
  * structure, key, signature and extensions (ca/csr.c), then what each
  * profile of the example configuration makes of the request's names and
- * key (policy/profile.c), as a batch would. */
+ * key (policy/config.c), as a batch would. */
 #include "fuzz.h"
 #include "../../ca/csr.h"
-#include "../../policy/profile.h"
+#include "../../policy/config.h"
 
 #include <limits.h>
 #include <openssl/crypto.h>

@@ -6,7 +6,7 @@
 #include "../../ca/lint.h"
 #include "../../ca/revoke.h"
 #include "../../store/store.h"
-#include "../../policy/profile.h"
+#include "../../policy/config.h"
 #include "../../util/cleanup.h"
 #include "helpers.h"
 

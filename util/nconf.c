@@ -1,4 +1,4 @@
-#include "conf.h"
+#include "nconf.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "hash.h"
@@ -13,7 +13,7 @@
 #define KR_CONF_MAX (1 << 20)
 #define KR_CONF_MAX_SECTIONS 64
 
-struct kr_conf {
+struct kr_nconf {
 	char *path;
 	uint8_t *text;
 	size_t len;
@@ -23,19 +23,19 @@ struct kr_conf {
 	size_t nused;
 };
 
-KR_MUST_USE kr_err kr_conf_load(const char *path, kr_conf **out)
+KR_MUST_USE kr_err kr_nconf_load(const char *path, kr_nconf **out)
 {
-	kr_conf *c = calloc(1, sizeof *c);
+	kr_nconf *c = calloc(1, sizeof *c);
 	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
 	c->path = strdup(path);
 	kr_err e = kr_fs_read(path, KR_CONF_MAX, &c->text, &c->len);
 	if (kr_failed(&e)) {
-		kr_conf_free(c);
+		kr_nconf_free(c);
 		return e;
 	}
 	e = kr_sha256(c->text, c->len, c->sha256);
 	if (kr_failed(&e)) {
-		kr_conf_free(c);
+		kr_nconf_free(c);
 		return e;
 	}
 
@@ -44,14 +44,14 @@ KR_MUST_USE kr_err kr_conf_load(const char *path, kr_conf **out)
 	long eline = 0;
 	if (!c->nconf || !bio || NCONF_load_bio(c->nconf, bio, &eline) <= 0) {
 		kr_err le = kr_err_ossl(KR_EINPUT, "%s:%ld: syntax error", path, eline);
-		kr_conf_free(c);
+		kr_nconf_free(c);
 		return le;
 	}
 	*out = c;
 	return kr_ok();
 }
 
-void kr_conf_free(kr_conf *c)
+void kr_nconf_free(kr_nconf *c)
 {
 	if (!c)
 		return;
@@ -63,16 +63,16 @@ void kr_conf_free(kr_conf *c)
 	free(c);
 }
 
-const char *kr_conf_path(const kr_conf *c) { return c->path; }
-CONF *kr_conf_nconf(kr_conf *c) { return c->nconf; }
-const uint8_t *kr_conf_sha256(const kr_conf *c) { return c->sha256; }
+const char *kr_nconf_path(const kr_nconf *c) { return c->path; }
+CONF *kr_nconf_nconf(kr_nconf *c) { return c->nconf; }
+const uint8_t *kr_nconf_sha256(const kr_nconf *c) { return c->sha256; }
 
-static int has_section(kr_conf *c, const char *section)
+static int has_section(kr_nconf *c, const char *section)
 {
 	return NCONF_get_section(c->nconf, section) != NULL;
 }
 
-const char *kr_conf_get(kr_conf *c, const char *section, const char *key)
+const char *kr_nconf_get(kr_nconf *c, const char *section, const char *key)
 {
 	const char *v = NCONF_get_string(c->nconf, section, key);
 	ERR_clear_error(); /* absence queues an error we do not want to report */
@@ -95,7 +95,7 @@ static int token_eq(const char *p, const char *end, const char *word)
 
 /* Line of the nth (0-based) occurrence of key in section, or of the section
  * header when key is NULL; 0 if there is none. */
-static int line_of(const kr_conf *c, const char *section, const char *key, int nth)
+static int line_of(const kr_nconf *c, const char *section, const char *key, int nth)
 {
 	const char *p = (const char *)c->text, *end = p + c->len;
 	int line = 1, in_section = strcmp(section, "default") == 0;
@@ -122,8 +122,8 @@ static int line_of(const kr_conf *c, const char *section, const char *key, int n
 	return 0;
 }
 
-KR_MUST_USE kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *section,
-				const char *key, const char *fmt, ...)
+KR_MUST_USE kr_err kr_nconf_err_(const kr_nconf *c, kr_code code, const char *section,
+				 const char *key, const char *fmt, ...)
 {
 	char what[KR_ERR_MSG];
 	va_list ap;
@@ -142,7 +142,7 @@ KR_MUST_USE kr_err kr_conf_err_(const kr_conf *c, kr_code code, const char *sect
 }
 
 /* Marks a section as used. */
-static void use(kr_conf *c, const char *section)
+static void use(kr_nconf *c, const char *section)
 {
 	for (size_t i = 0; i < c->nused; i++)
 		if (strcmp(c->used[i], section) == 0)
@@ -159,35 +159,36 @@ static const kr_field *find_field(const kr_field *f, size_t n, const char *key)
 	return NULL;
 }
 
-static KR_MUST_USE kr_err check_value(kr_conf *c, const char *section, const kr_field *f,
+static KR_MUST_USE kr_err check_value(kr_nconf *c, const char *section, const kr_field *f,
 				      const char *v)
 {
 	if (v[0] == '\0')
-		return kr_conf_err(c, KR_EINPUT, section, f->key, "empty value");
+		return kr_nconf_err(c, KR_EINPUT, section, f->key, "empty value");
 	switch (f->kind) {
 	case KR_F_STRING:
 		break;
 	case KR_F_INT: {
 		long ignored;
-		KR_TRY(kr_conf_get_long(c, section, f->key, 0, 0x7fffffffL, &ignored));
+		KR_TRY(kr_nconf_get_long(c, section, f->key, 0, 0x7fffffffL, &ignored));
 		break;
 	}
 	case KR_F_BOOL:
-		if (kr_conf_get_bool(c, section, f->key, -1) < 0)
-			return kr_conf_err(c, KR_EINPUT, section, f->key,
-					   "expected yes or no, got '%s'", v);
+		if (kr_nconf_get_bool(c, section, f->key, -1) < 0)
+			return kr_nconf_err(c, KR_EINPUT, section, f->key,
+					    "expected yes or no, got '%s'", v);
 		break;
 	case KR_F_SECTION:
 		if (!has_section(c, v))
-			return kr_conf_err(c, KR_EINPUT, section, f->key,
-					   "names section [%s], which the file does not have", v);
+			return kr_nconf_err(c, KR_EINPUT, section, f->key,
+					    "names section [%s], which the file does not have", v);
 		use(c, v);
 		break;
 	}
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field *fields, size_t n)
+KR_MUST_USE kr_err kr_nconf_check(kr_nconf *c, const char *section, const kr_field *fields,
+				  size_t n)
 {
 	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, section);
 	ERR_clear_error();
@@ -198,23 +199,23 @@ KR_MUST_USE kr_err kr_conf_check(kr_conf *c, const char *section, const kr_field
 		const CONF_VALUE *cv = sk_CONF_VALUE_value(vals, i);
 		const kr_field *f = find_field(fields, n, cv->name);
 		if (!f)
-			return kr_conf_err(c, KR_EINPUT, section, cv->name, "unknown key");
+			return kr_nconf_err(c, KR_EINPUT, section, cv->name, "unknown key");
 		/* NCONF keeps only the last of a repeated key: refuse the repeat
 		 * rather than let a later line silently override an earlier one. */
 		int again = line_of(c, section, cv->name, 1);
 		if (again)
-			return kr_conf_err(c, KR_EINPUT, section, cv->name,
-					   "key given twice (again on line %d)", again);
+			return kr_nconf_err(c, KR_EINPUT, section, cv->name,
+					    "key given twice (again on line %d)", again);
 		KR_TRY(check_value(c, section, f, cv->value));
 	}
 	for (size_t i = 0; i < n; i++)
-		if (fields[i].required && !kr_conf_get(c, section, fields[i].key))
-			return kr_conf_err(c, KR_EINPUT, section, NULL, "missing required key '%s'",
-					   fields[i].key);
+		if (fields[i].required && !kr_nconf_get(c, section, fields[i].key))
+			return kr_nconf_err(c, KR_EINPUT, section, NULL,
+					    "missing required key '%s'", fields[i].key);
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_conf_check_unused(kr_conf *c)
+KR_MUST_USE kr_err kr_nconf_check_unused(kr_nconf *c)
 {
 	STACK_OF(OPENSSL_CSTRING) *names = NCONF_get_section_names(c->nconf);
 	KR_OSSL(names, KR_EINTERNAL, "%s: cannot list sections", c->path);
@@ -227,37 +228,37 @@ KR_MUST_USE kr_err kr_conf_check_unused(kr_conf *c)
 		STACK_OF(CONF_VALUE) *vals = NCONF_get_section(c->nconf, s);
 		if (!used && vals && sk_CONF_VALUE_num(vals) > 0)
 			e = strcmp(s, "default") == 0
-				    ? kr_conf_err(c, KR_EINPUT, s,
-						  sk_CONF_VALUE_value(vals, 0)->name,
-						  "key outside any section")
-				    : kr_conf_err(c, KR_EINPUT, s, NULL,
-						  "section is not used by this ceremony type");
+				    ? kr_nconf_err(c, KR_EINPUT, s,
+						   sk_CONF_VALUE_value(vals, 0)->name,
+						   "key outside any section")
+				    : kr_nconf_err(c, KR_EINPUT, s, NULL,
+						   "section is not used by this ceremony type");
 	}
 	sk_OPENSSL_CSTRING_free(names);
 	return e;
 }
 
-KR_MUST_USE kr_err kr_conf_get_long(kr_conf *c, const char *section, const char *key, long min,
-				    long max, long *out)
+KR_MUST_USE kr_err kr_nconf_get_long(kr_nconf *c, const char *section, const char *key, long min,
+				     long max, long *out)
 {
-	const char *v = kr_conf_get(c, section, key);
+	const char *v = kr_nconf_get(c, section, key);
 	KR_ENSURE(v, KR_EINPUT, "%s: [%s] missing key '%s'", c->path, section, key);
 	char *end = NULL;
 	errno = 0;
 	long x = strtol(v, &end, 10);
 	if (errno || end == v || *end != '\0' || !isdigit((unsigned char)v[0]))
-		return kr_conf_err(c, KR_EINPUT, section, key, "expected a whole number, got '%s'",
-				   v);
+		return kr_nconf_err(c, KR_EINPUT, section, key, "expected a whole number, got '%s'",
+				    v);
 	if (x < min || x > max)
-		return kr_conf_err(c, KR_EPOLICY, section, key, "%ld is outside %ld..%ld", x, min,
-				   max);
+		return kr_nconf_err(c, KR_EPOLICY, section, key, "%ld is outside %ld..%ld", x, min,
+				    max);
 	*out = x;
 	return kr_ok();
 }
 
-int kr_conf_get_bool(kr_conf *c, const char *section, const char *key, int dflt)
+int kr_nconf_get_bool(kr_nconf *c, const char *section, const char *key, int dflt)
 {
-	const char *v = kr_conf_get(c, section, key);
+	const char *v = kr_nconf_get(c, section, key);
 	if (!v)
 		return dflt;
 	if (!strcmp(v, "yes") || !strcmp(v, "true"))

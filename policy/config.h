@@ -1,9 +1,11 @@
-/* The CA configuration (keyrite-ca(5)): the store, the issuing CAs, and the
- * certificate profiles each CA may issue. */
-#ifndef KR_POLICY_PROFILE_H
-#define KR_POLICY_PROFILE_H
+/* The CA configuration (keyrite-ca(5)), kr_config: the store, the issuing
+ * CAs, the certificate profiles each may issue, the firmware signers and
+ * the zones, each section checked strictly as it is read (on util/nconf.h);
+ * and the rules for the names in it (DNS names, device ids). */
+#ifndef KR_POLICY_CONFIG_H
+#define KR_POLICY_CONFIG_H
 
-#include "../hsm/hsm.h"
+#include "../crypto/keys.h"
 #include "../util/err.h"
 
 #include <limits.h>

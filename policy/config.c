@@ -1,5 +1,5 @@
-#include "profile.h"
-#include "../util/conf.h"
+#include "config.h"
+#include "../util/nconf.h"
 #include "../util/fs.h"
 
 #include <arpa/inet.h>
@@ -12,7 +12,7 @@
 #include <strings.h>
 
 struct kr_config {
-	kr_conf *conf;
+	kr_nconf *conf;
 	char store[PATH_MAX];
 	kr_ca_conf cas[KR_MAX_LIST];
 	int ncas;
@@ -59,7 +59,7 @@ static const kr_field profile_fields[] = {
 	{"key_types", KR_F_STRING, 1},   {"validity_days", KR_F_INT, 1},
 	{"extensions", KR_F_SECTION, 1}, {"honour", KR_F_STRING, 0},
 };
-#define CHECK(c, sec, f) kr_conf_check((c)->conf, sec, f, sizeof f / sizeof *f)
+#define CHECK(c, sec, f) kr_nconf_check((c)->conf, sec, f, sizeof f / sizeof *f)
 
 /* Splits a comma list into fixed slots; returns the count or -1 if too many. */
 static int split(const char *list, char out[][64], int max)
@@ -79,13 +79,13 @@ static int split(const char *list, char out[][64], int max)
 
 static KR_MUST_USE kr_err path_of(kr_config *c, const char *section, const char *key, char *out)
 {
-	const char *v = kr_conf_get(c->conf, section, key);
+	const char *v = kr_nconf_get(c->conf, section, key);
 	if (!v) {
 		out[0] = '\0';
 		return kr_ok();
 	}
 	char dir[PATH_MAX];
-	kr_fs_dirname(kr_conf_path(c->conf), dir, sizeof dir);
+	kr_fs_dirname(kr_nconf_path(c->conf), dir, sizeof dir);
 	return kr_fs_join(dir, v, out, PATH_MAX);
 }
 
@@ -94,11 +94,11 @@ static KR_MUST_USE kr_err path_of(kr_config *c, const char *section, const char 
 static KR_MUST_USE kr_err copy_value(kr_config *c, const char *section, const char *key, char *dst,
 				     size_t n)
 {
-	const char *v = kr_conf_get(c->conf, section, key);
+	const char *v = kr_nconf_get(c->conf, section, key);
 	size_t len = v ? strlen(v) : 0;
 	if (len >= n)
-		return kr_conf_err(c->conf, KR_EINPUT, section, key, "longer than %zu characters",
-				   n - 1);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key, "longer than %zu characters",
+				    n - 1);
 	memcpy(dst, v ? v : "", len);
 	dst[len] = '\0';
 	return kr_ok();
@@ -117,12 +117,12 @@ static void copy(char *dst, size_t n, const char *v)
 static KR_MUST_USE kr_err name_list(kr_config *c, const char *section, const char *key, int min,
 				    char names[][64], int *n)
 {
-	const char *v = kr_conf_get(c->conf, section, key);
+	const char *v = kr_nconf_get(c->conf, section, key);
 	*n = v ? split(v, names, KR_MAX_LIST) : 0;
 	if (*n < min) /* split says -1 for too many or too long */
-		return kr_conf_err(c->conf, KR_EINPUT, section, key,
-				   "list %d to %d names of at most 63 characters", min,
-				   KR_MAX_LIST);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key,
+				    "list %d to %d names of at most 63 characters", min,
+				    KR_MAX_LIST);
 	return kr_ok();
 }
 
@@ -131,8 +131,8 @@ static KR_MUST_USE kr_err optional_long(kr_config *c, const char *section, const
 					long min, long max, long dflt, long *out)
 {
 	*out = dflt;
-	return kr_conf_get(c->conf, section, key)
-		       ? kr_conf_get_long(c->conf, section, key, min, max, out)
+	return kr_nconf_get(c->conf, section, key)
+		       ? kr_nconf_get_long(c->conf, section, key, min, max, out)
 		       : kr_ok();
 }
 
@@ -147,11 +147,11 @@ static KR_MUST_USE kr_err load_ca(kr_config *c, const char *name, kr_ca_conf *ca
 	KR_TRY(path_of(c, section, "pin_file", ca->pin_file));
 	KR_TRY(copy_value(c, section, "uri", ca->uri, sizeof ca->uri));
 	KR_TRY(copy_value(c, section, "pin_env", ca->pin_env, sizeof ca->pin_env));
-	ca->rsa_pss = kr_conf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
+	ca->rsa_pss = kr_nconf_get_bool(c->conf, section, "rsa_pss", 0) == 1;
 	long workers;
 	KR_TRY(optional_long(c, section, "workers", 1, 64, 2, &workers));
 	ca->workers = (int)workers;
-	KR_TRY(kr_conf_get_long(c->conf, section, "crl_next_update_days", 1, 366, &ca->crl_days));
+	KR_TRY(kr_nconf_get_long(c->conf, section, "crl_next_update_days", 1, 366, &ca->crl_days));
 	return name_list(c, section, "profiles", 1, ca->profiles, &ca->nprofiles);
 }
 
@@ -165,8 +165,8 @@ static KR_MUST_USE kr_err oid_value(kr_config *c, const char *section, const cha
 	ERR_clear_error();
 	ASN1_OBJECT_free(o);
 	if (!o)
-		return kr_conf_err(c->conf, KR_EINPUT, section, key,
-				   "'%s' is not an object identifier (dotted numbers)", v);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key,
+				    "'%s' is not an object identifier (dotted numbers)", v);
 	return kr_ok();
 }
 
@@ -187,8 +187,8 @@ static KR_MUST_USE kr_err load_signer(kr_config *c, const char *name, kr_signer_
 	const kr_ca_conf *ca = NULL;
 	kr_err e = kr_config_ca(c, sg->ca, &ca);
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, KR_EINPUT, section, "ca", "'%s' is not in cas = ...",
-				   sg->ca);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "ca", "'%s' is not in cas = ...",
+				    sg->ca);
 	KR_TRY(copy_value(c, section, "package", sg->package, sizeof sg->package));
 	KR_TRY(name_list(c, section, "hardware", 0, sg->hardware, &sg->nhardware));
 	KR_TRY(oid_value(c, section, "package", sg->package));
@@ -209,18 +209,18 @@ static KR_MUST_USE kr_err dns_value(kr_config *c, const char *section, const cha
 		*p = (char)tolower((unsigned char)*p);
 	kr_err e = out[0] ? kr_dns_name_check(out) : kr_ok();
 	if (kr_failed(&e))
-		return kr_conf_err(c->conf, KR_EINPUT, section, key, "%s", e.msg);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key, "%s", e.msg);
 	return kr_ok();
 }
 
 static KR_MUST_USE kr_err tlsa_choice(kr_config *c, const char *section, const char *key,
 				      const char *a, const char *b, int *is_b)
 {
-	const char *v = kr_conf_get(c->conf, section, key);
+	const char *v = kr_nconf_get(c->conf, section, key);
 	*is_b = v && strcmp(v, b) == 0;
 	if (v && !*is_b && strcmp(v, a) != 0)
-		return kr_conf_err(c->conf, KR_EINPUT, section, key, "'%s': expected '%s' or '%s'",
-				   v, a, b);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, key, "'%s': expected '%s' or '%s'",
+				    v, a, b);
 	return kr_ok();
 }
 
@@ -237,9 +237,9 @@ static KR_MUST_USE kr_err load_zone(kr_config *c, const char *name, kr_zone_conf
 	int zero = 0;
 	KR_TRY(tlsa_choice(c, section, "rootcert_tlsa", "2 0 0", "0 0 0", &zero));
 	z->rootcert_usage = zero ? 0 : 2;
-	z->cert_records = kr_conf_get_bool(c->conf, section, "cert_records", 0) == 1;
-	z->nsec3 = kr_conf_get_bool(c->conf, section, "nsec3", 1) == 1;
-	z->rootcert = kr_conf_get_bool(c->conf, section, "rootcert", 1) == 1;
+	z->cert_records = kr_nconf_get_bool(c->conf, section, "cert_records", 0) == 1;
+	z->nsec3 = kr_nconf_get_bool(c->conf, section, "nsec3", 1) == 1;
+	z->rootcert = kr_nconf_get_bool(c->conf, section, "rootcert", 1) == 1;
 	KR_TRY(dns_value(c, section, "ca_host", z->ca_host, sizeof z->ca_host));
 	if (!z->ca_host[0]) /* draft-wilson-dane-pkix-cd: x._device.<zone> gives device.<zone> */
 		snprintf(z->ca_host, sizeof z->ca_host, "device.%.240s", z->apex);
@@ -256,15 +256,15 @@ static KR_MUST_USE kr_err load_zone(kr_config *c, const char *name, kr_zone_conf
 		copy(z->ns_addr[i], sizeof z->ns_addr[i], eq ? eq + 1 : "");
 		kr_err e = kr_dns_name_check(z->ns[i]);
 		if (kr_failed(&e))
-			return kr_conf_err(c->conf, KR_EINPUT, section, "ns", "%s", e.msg);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "ns", "%s", e.msg);
 		uint8_t a[16];
 		if (eq && inet_pton(AF_INET, eq + 1, a) != 1 && inet_pton(AF_INET6, eq + 1, a) != 1)
-			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
-					   "'%s': not an IPv4 or IPv6 address", eq + 1);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "ns",
+					    "'%s': not an IPv4 or IPv6 address", eq + 1);
 		if (kr_dns_name_within(z->ns[i], z->apex) && !eq)
-			return kr_conf_err(c->conf, KR_EINPUT, section, "ns",
-					   "%s is inside the zone: give its address as %s=ADDRESS",
-					   z->ns[i], z->ns[i]);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "ns",
+					    "%s is inside the zone: give its address as %s=ADDRESS",
+					    z->ns[i], z->ns[i]);
 	}
 	KR_TRY(copy_value(c, section, "ksk_uri", z->ksk_uri, sizeof z->ksk_uri));
 	KR_TRY(copy_value(c, section, "zsk_uri", z->zsk_uri, sizeof z->zsk_uri));
@@ -283,7 +283,7 @@ static KR_MUST_USE kr_err key_types(kr_config *c, const char *section, unsigned 
 		kr_key_type t;
 		kr_err e = kr_key_type_parse(names[i], &t);
 		if (kr_failed(&e))
-			return kr_conf_err(c->conf, KR_EINPUT, section, "key_types", "%s", e.msg);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "key_types", "%s", e.msg);
 		*out |= 1u << t;
 	}
 	return kr_ok();
@@ -298,26 +298,26 @@ static KR_MUST_USE kr_err check_template(kr_config *c, const char *section, cons
 		for (size_t i = 0; i < 3; i++)
 			ok |= strncmp(p, known[i], strlen(known[i])) == 0;
 		if (!ok)
-			return kr_conf_err(c->conf, KR_EINPUT, section, "name",
-					   "unknown placeholder at '%.16s' ({device_id}, "
-					   "{profile_id}, {zone})",
-					   p);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "name",
+					    "unknown placeholder at '%.16s' ({device_id}, "
+					    "{profile_id}, {zone})",
+					    p);
 	}
 	KR_ENSURE(strstr(t, "{device_id}"), KR_EINPUT, "%s: [%s] name: must contain {device_id}",
-		  kr_conf_path(c->conf), section);
+		  kr_nconf_path(c->conf), section);
 	return kr_ok();
 }
 
 static KR_MUST_USE kr_err identity(kr_config *c, const char *section, kr_profile *p)
 {
-	const char *id = kr_conf_get(c->conf, section, "identity");
-	const char *name = kr_conf_get(c->conf, section, "name");
-	const char *permitted = kr_conf_get(c->conf, section, "permitted");
+	const char *id = kr_nconf_get(c->conf, section, "identity");
+	const char *name = kr_nconf_get(c->conf, section, "name");
+	const char *permitted = kr_nconf_get(c->conf, section, "permitted");
 	if (strcmp(id, "device") == 0) {
 		p->identity = KR_ID_DEVICE;
 		if (!name)
-			return kr_conf_err(c->conf, KR_EINPUT, section, NULL,
-					   "identity = device needs a name template");
+			return kr_nconf_err(c->conf, KR_EINPUT, section, NULL,
+					    "identity = device needs a name template");
 		KR_TRY(copy_value(c, section, "name", p->name_template, sizeof p->name_template));
 		KR_TRY(copy_value(c, section, "zone", p->zone, sizeof p->zone));
 		KR_TRY(check_template(c, section, name));
@@ -328,14 +328,14 @@ static KR_MUST_USE kr_err identity(kr_config *c, const char *section, kr_profile
 		char list[KR_MAX_LIST][64];
 		p->npermitted = permitted ? split(permitted, list, KR_MAX_LIST) : 0;
 		if (p->npermitted <= 0)
-			return kr_conf_err(c->conf, KR_EINPUT, section, NULL,
-					   "identity = dns needs permitted = domain, ...");
+			return kr_nconf_err(c->conf, KR_EINPUT, section, NULL,
+					    "identity = dns needs permitted = domain, ...");
 		for (int i = 0; i < p->npermitted; i++) {
 			copy(p->permitted[i], sizeof p->permitted[i], list[i]);
 			kr_err e = kr_dns_name_check(list[i]);
 			if (kr_failed(&e))
-				return kr_conf_err(c->conf, KR_EINPUT, section, "permitted", "%s",
-						   e.msg);
+				return kr_nconf_err(c->conf, KR_EINPUT, section, "permitted", "%s",
+						    e.msg);
 		}
 		long max;
 		KR_TRY(optional_long(c, section, "max_names", 1, 100, 8, &max));
@@ -343,8 +343,8 @@ static KR_MUST_USE kr_err identity(kr_config *c, const char *section, kr_profile
 	} else if (strcmp(id, "cn") == 0) {
 		p->identity = KR_ID_CN;
 	} else {
-		return kr_conf_err(c->conf, KR_EINPUT, section, "identity",
-				   "'%s': expected device, dns or cn", id);
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "identity",
+				    "'%s': expected device, dns or cn", id);
 	}
 	return kr_ok();
 }
@@ -360,10 +360,10 @@ static KR_MUST_USE kr_err honour(kr_config *c, const char *section, kr_profile *
 		else if (strcmp(list[i], "extendedKeyUsage") == 0)
 			p->honour_eku = 1;
 		else
-			return kr_conf_err(c->conf, KR_EINPUT, section, "honour",
-					   "'%s': a CSR may only ask for keyUsage or "
-					   "extendedKeyUsage",
-					   list[i]);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "honour",
+					    "'%s': a CSR may only ask for keyUsage or "
+					    "extendedKeyUsage",
+					    list[i]);
 	}
 	return kr_ok();
 }
@@ -371,24 +371,24 @@ static KR_MUST_USE kr_err honour(kr_config *c, const char *section, kr_profile *
 /* Every extension line must be one OpenSSL knows, and none may make a CA. */
 static KR_MUST_USE kr_err check_extensions(kr_config *c, const char *section)
 {
-	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_conf_nconf(c->conf), section);
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(kr_nconf_nconf(c->conf), section);
 	for (int i = 0; vals && i < sk_CONF_VALUE_num(vals); i++) {
 		const CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
 		X509V3_CTX ctx;
 		X509V3_set_ctx_test(&ctx);
-		X509V3_set_nconf(&ctx, kr_conf_nconf(c->conf));
+		X509V3_set_nconf(&ctx, kr_nconf_nconf(c->conf));
 		X509_EXTENSION *ext =
-			X509V3_EXT_nconf(kr_conf_nconf(c->conf), &ctx, v->name, v->value);
+			X509V3_EXT_nconf(kr_nconf_nconf(c->conf), &ctx, v->name, v->value);
 		if (!ext) {
 			kr_err e = kr_err_ossl(KR_EINPUT, "bad extension");
-			return kr_conf_err(c->conf, KR_EINPUT, section, v->name, "%s", e.msg);
+			return kr_nconf_err(c->conf, KR_EINPUT, section, v->name, "%s", e.msg);
 		}
 		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
 		X509_EXTENSION_free(ext);
 		if (nid == NID_subject_key_identifier || nid == NID_authority_key_identifier ||
 		    nid == NID_subject_alt_name)
-			return kr_conf_err(c->conf, KR_EINPUT, section, v->name,
-					   "keyrite sets this extension itself");
+			return kr_nconf_err(c->conf, KR_EINPUT, section, v->name,
+					    "keyrite sets this extension itself");
 	}
 	return kr_ok();
 }
@@ -401,7 +401,7 @@ static KR_MUST_USE kr_err load_profile(kr_config *c, const char *name, kr_profil
 	copy(p->name, sizeof p->name, name);
 	KR_TRY(identity(c, section, p));
 	KR_TRY(key_types(c, section, &p->key_types));
-	KR_TRY(kr_conf_get_long(c->conf, section, "validity_days", 1, 3650, &p->validity_days));
+	KR_TRY(kr_nconf_get_long(c->conf, section, "validity_days", 1, 3650, &p->validity_days));
 	KR_TRY(copy_value(c, section, "organization", p->organization, sizeof p->organization));
 	KR_TRY(copy_value(c, section, "extensions", p->extensions, sizeof p->extensions));
 	KR_TRY(honour(c, section, p));
@@ -429,7 +429,7 @@ static KR_MUST_USE kr_err load(kr_config *c)
 			if (find_profile(c, ca->profiles[j]) >= 0)
 				continue;
 			KR_ENSURE(c->nprofiles < KR_MAX_LIST, KR_EINPUT, "%s: too many profiles",
-				  kr_conf_path(c->conf));
+				  kr_nconf_path(c->conf));
 			KR_TRY(load_profile(c, ca->profiles[j], &c->profiles[c->nprofiles++]));
 		}
 	}
@@ -439,14 +439,14 @@ static KR_MUST_USE kr_err load(kr_config *c)
 	KR_TRY(name_list(c, "keyrite", "zones", 0, names, &c->nzones));
 	for (int i = 0; i < c->nzones; i++)
 		KR_TRY(load_zone(c, names[i], &c->zones[i]));
-	return kr_conf_check_unused(c->conf);
+	return kr_nconf_check_unused(c->conf);
 }
 
 KR_MUST_USE kr_err kr_config_load(const char *path, kr_config **out)
 {
 	kr_config *c = calloc(1, sizeof *c);
 	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
-	kr_err e = kr_conf_load(path, &c->conf);
+	kr_err e = kr_nconf_load(path, &c->conf);
 	if (!kr_failed(&e))
 		e = load(c);
 	if (kr_failed(&e)) {
@@ -461,12 +461,12 @@ void kr_config_free(kr_config *c)
 {
 	if (!c)
 		return;
-	kr_conf_free(c->conf);
+	kr_nconf_free(c->conf);
 	free(c);
 }
 
 const char *kr_config_store(const kr_config *c) { return c->store; }
-CONF *kr_config_nconf(kr_config *c) { return kr_conf_nconf(c->conf); }
+CONF *kr_config_nconf(kr_config *c) { return kr_nconf_nconf(c->conf); }
 
 KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out)
 {
@@ -475,7 +475,7 @@ KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_c
 			*out = &c->cas[i];
 			return kr_ok();
 		}
-	return kr_errf(KR_EUSAGE, "%s: no CA named '%s' (cas = ...)", kr_conf_path(c->conf), name);
+	return kr_errf(KR_EUSAGE, "%s: no CA named '%s' (cas = ...)", kr_nconf_path(c->conf), name);
 }
 
 KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,
@@ -487,7 +487,7 @@ KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,
 			return kr_ok();
 		}
 	return kr_errf(KR_EUSAGE, "%s: no firmware signer named '%s' (signers = ...)",
-		       kr_conf_path(c->conf), name);
+		       kr_nconf_path(c->conf), name);
 }
 
 KR_MUST_USE kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out)
@@ -501,7 +501,7 @@ KR_MUST_USE kr_err kr_config_zone(const kr_config *c, const char *apex, const kr
 			return kr_ok();
 		}
 	return kr_errf(KR_EUSAGE, "%s: no zone '%s' (zones = ..., [zone_NAME] zone = %s)",
-		       kr_conf_path(c->conf), apex, apex);
+		       kr_nconf_path(c->conf), apex, apex);
 }
 
 const kr_profile *kr_config_profile_named(const kr_config *c, const char *name)
