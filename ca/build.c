@@ -86,19 +86,6 @@ KR_MUST_USE kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out)
-{
-	uint8_t buf[16];
-	KR_TRY(kr_hsm_random(h, buf, sizeof buf));
-	buf[0] &= 0x7f;
-	if (buf[0] == 0)
-		buf[0] = 0x01;
-	KR_AUTO(BIGNUM) bn = BN_bin2bn(buf, sizeof buf, NULL);
-	*out = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	KR_OSSL(*out, KR_EINTERNAL, "building serial number");
-	return kr_ok();
-}
-
 static const struct {
 	const char *name;
 	int code;

@@ -26,10 +26,6 @@ typedef struct kr_cert_spec {
  * section must not set them itself. */
 KR_MUST_USE kr_err kr_cert_draft(const kr_cert_spec *spec, X509 **out);
 
-/* At least 64 bits (CA/B BR 7.1): 16 bytes from the token's RNG, positive and
- * with a non-zero first octet so the encoding is always 16 octets. */
-KR_MUST_USE kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out);
-
 typedef struct kr_crl_entry {
 	const ASN1_INTEGER *serial;
 	time_t when;

@@ -2,6 +2,7 @@
 #include "csr.h"
 #include "leaf.h"
 #include "requests.h"
+#include "serial.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 #include "../util/hash.h"
@@ -256,13 +257,11 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		r->dns[0] = r->name;
 		r->ndns = 1;
 	}
-	/* 128-bit serials from the token's RNG, positive, 16 octets (CA/B BR 7.1). */
-	memcpy(r->serial, rnd, 16);
-	r->serial_len = 16;
-	r->serial[0] = (uint8_t)((r->serial[0] & 0x7f) | 0x01);
-	KR_AUTO(BIGNUM) bn = BN_bin2bn(r->serial, 16, NULL);
-	r->serial_int = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	KR_OSSL(r->serial_int, KR_EINTERNAL, "serial");
+	/* The token's random octets, drawn for the whole chunk at once. */
+	memcpy(r->serial, rnd, KR_SERIAL_LEN);
+	r->serial_len = KR_SERIAL_LEN;
+	kr_serial_make(r->serial);
+	KR_TRY(kr_serial_asn1(r->serial, r->serial_len, &r->serial_int));
 	kr_cert_row row = {
 		.ca = b->ca->id,
 		.batch = b->batch_id,
@@ -281,15 +280,15 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 
 static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 {
-	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)c->n * 16);
+	KR_AUTO(uint8_t) rnd = OPENSSL_malloc((size_t)c->n * KR_SERIAL_LEN);
 	KR_ENSURE(rnd, KR_EINTERNAL, "out of memory");
-	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)c->n * 16));
+	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)c->n * KR_SERIAL_LEN));
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));
 	for (int i = 0; i < c->n; i++) {
 		req *r = &c->reqs[i];
 		if (r->state == R_NEW)
-			KR_TRY(admit(b, c, r, rnd + (size_t)16 * (size_t)i));
+			KR_TRY(admit(b, c, r, rnd + (size_t)KR_SERIAL_LEN * (size_t)i));
 		if (r->state == R_REJECTED)
 			KR_TRY(kr_store_rejected(b->store, b->batch_id, r->in.where,
 						 r->in.der ? r->csr.sha256 : NULL, r->reason));

@@ -1,8 +1,8 @@
 #include "leaf.h"
 #include "lint.h"
+#include "serial.h"
 #include "../util/cleanup.h"
 
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <string.h>
 
@@ -285,13 +285,9 @@ static KR_MUST_USE kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
 	char name[256];
 	kr_err e = sample_request(l, &key, &c, name, sizeof name);
 	const char *dns[1] = {name};
-	uint8_t rnd[16] = {0};
-	if (!kr_failed(&e) && RAND_bytes(rnd, sizeof rnd) != 1)
-		e = kr_err_ossl(KR_EINTERNAL, "profile %s: drawing the sample's serial",
-				l->p->name);
-	rnd[0] = (rnd[0] & 0x7f) | 1;
-	KR_AUTO(BIGNUM) bn = BN_bin2bn(rnd, sizeof rnd, NULL);
-	KR_AUTO(ASN1_INTEGER) serial = BN_to_ASN1_INTEGER(bn, NULL);
+	KR_AUTO(ASN1_INTEGER) serial = NULL;
+	if (!kr_failed(&e))
+		e = kr_serial_throwaway(&serial);
 	KR_VALIDITY *v = NULL;
 	if (!kr_failed(&e))
 		e = kr_leaf_validity(l, time(NULL), &v);

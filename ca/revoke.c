@@ -2,50 +2,15 @@
 #include "../store/audit.h"
 #include "../util/mem.h"
 #include "build.h"
+#include "serial.h"
 #include "lint.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 
-#include <ctype.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-KR_MUST_USE kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len)
-{
-	char clean[64];
-	size_t n = 0;
-	for (const char *p = hex; *p; p++) {
-		if (*p == ':')
-			continue;
-		KR_ENSURE(isxdigit((unsigned char)*p) && n < sizeof clean - 1, KR_EUSAGE,
-			  "'%s' is not a hexadecimal serial number of at most 20 octets", hex);
-		clean[n++] = *p;
-	}
-	clean[n] = '\0';
-	KR_ENSURE(n > 0 && n <= 40, KR_EUSAGE, "'%s' is not a serial number", hex);
-	KR_AUTO(BIGNUM) bn = NULL;
-	KR_ENSURE(BN_hex2bn(&bn, clean) > 0 && !BN_is_zero(bn), KR_EUSAGE,
-		  "'%s' is not a serial number", hex);
-	*len = (size_t)BN_bn2bin(bn, out);
-	return kr_ok();
-}
-
-KR_MUST_USE kr_err kr_serials_add(kr_serials *s, const uint8_t *v, size_t len)
-{
-	KR_ENSURE(len > 0 && len <= sizeof s->v[0].v, KR_EINPUT, "a serial of %zu octets", len);
-	KR_TRY(kr_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v));
-	memcpy(s->v[s->n].v, v, len);
-	s->v[s->n++].len = len;
-	return kr_ok();
-}
-
-void kr_serials_free(kr_serials *s)
-{
-	free(s->v);
-	*s = (kr_serials){0};
-}
 
 static KR_MUST_USE kr_err valid_one(const kr_cert_info *c, void *arg)
 {
@@ -93,10 +58,8 @@ static KR_MUST_USE kr_err collect(const uint8_t *serial, size_t len, int64_t whe
 	revoked *r = arg;
 	KR_TRY(kr_grow((void **)&r->v, &r->cap, r->n + 1, sizeof *r->v));
 	KR_TRY(kr_grow((void **)&r->serials, &r->serials_cap, r->n + 1, sizeof(ASN1_INTEGER *)));
-	BIGNUM *bn = BN_bin2bn(serial, (int)len, NULL);
-	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	BN_free(bn);
-	KR_OSSL(ai, KR_EINTERNAL, "a revoked serial");
+	ASN1_INTEGER *ai = NULL;
+	KR_TRY(kr_serial_asn1(serial, len, &ai));
 	r->serials[r->n] = ai;
 	r->v[r->n++] = (kr_crl_entry){ai, (time_t)when, reason};
 	return kr_ok();

@@ -3,6 +3,7 @@
 #define KR_CA_REVOKE_H
 
 #include "authority.h"
+#include "serial.h"
 #include "../store/store.h"
 
 /* Issues the CA's next CRL (RFC 5280 section 5): number one above the last,
@@ -12,21 +13,6 @@
  * is not NULL. Refused (KR_EVERIFY) if the store's state and its audit log
  * disagree (kr_audit_verify). */
 KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out, int64_t *number);
-
-/* Parses a hexadecimal serial ("0A1B...", colons allowed). */
-KR_MUST_USE kr_err kr_serial_parse(const char *hex, uint8_t *out, size_t *len);
-
-/* A list of serial numbers (RFC 5280: at most 20 octets each). */
-typedef struct kr_serial {
-	uint8_t v[20];
-	size_t len;
-} kr_serial;
-typedef struct kr_serials {
-	kr_serial *v;
-	size_t n, cap;
-} kr_serials;
-KR_MUST_USE kr_err kr_serials_add(kr_serials *s, const uint8_t *v, size_t len);
-void kr_serials_free(kr_serials *s);
 
 /* The valid certificates of a device from this CA; KR_EINPUT if it has none. */
 KR_MUST_USE kr_err kr_ca_device_serials(kr_store *store, const kr_authority *ca, const char *device,

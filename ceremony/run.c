@@ -4,6 +4,7 @@
 #include "../ca/build.h"
 #include "../ca/lint.h"
 #include "../ca/revoke.h"
+#include "../ca/serial.h"
 #include "../ca/sign.h"
 #include "../policy/policy.h"
 #include "../util/cleanup.h"
@@ -15,7 +16,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -391,12 +391,8 @@ static KR_MUST_USE kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_ke
 		KR_TRY(kr_throwaway_key(subject_type, &subject_key));
 		spec.subject_key = subject_key;
 	}
-	uint8_t rnd[16];
-	KR_OSSL(RAND_bytes(rnd, sizeof rnd), KR_EINTERNAL, "RAND_bytes");
-	rnd[0] = (rnd[0] & 0x7f) | 0x01;
-	KR_AUTO(BIGNUM) bn = BN_bin2bn(rnd, sizeof rnd, NULL);
-	KR_AUTO(ASN1_INTEGER) serial = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	KR_OSSL(serial, KR_EINTERNAL, "serial");
+	KR_AUTO(ASN1_INTEGER) serial = NULL;
+	KR_TRY(kr_serial_throwaway(&serial));
 	spec.serial = serial;
 
 	kr_signer s;
@@ -576,11 +572,12 @@ static KR_MUST_USE kr_err revoked_entries(ceremony *c, time_t at, kr_crl_entry *
 		kr_err se = kr_serial_parse(v->name, raw, &len);
 		if (kr_failed(&se))
 			return kr_nconf_err(c->conf, KR_EINPUT, section, v->name, "%s", se.msg);
-		BIGNUM *bn = BN_bin2bn(raw, (int)len, NULL);
-		ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-		BN_free(bn);
-		KR_OSSL(ai, KR_EINTERNAL, "serial number");
-		sk_ASN1_INTEGER_push(*serials, ai);
+		ASN1_INTEGER *ai = NULL;
+		KR_TRY(kr_serial_asn1(raw, len, &ai));
+		if (!sk_ASN1_INTEGER_push(*serials, ai)) {
+			ASN1_INTEGER_free(ai);
+			return kr_errf(KR_EINTERNAL, "out of memory");
+		}
 		kr_err e = kr_crl_reason_parse(v->value, &(*out)[i].reason);
 		if (kr_failed(&e))
 			return kr_nconf_err(c->conf, e.code, section, v->name, "%s", e.msg);
