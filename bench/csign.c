@@ -52,22 +52,23 @@ static double measure(kr_hsm *h, kr_hsm_key *k, int n, double secs)
 {
 	worker w[64];
 	pthread_t t[64];
+	kr_hsm_pool *pool = NULL;
+	kr_err e = kr_hsm_pool_open(h, n, &pool);
+	if (kr_failed(&e)) {
+		fprintf(stderr, "csign: %s\n", e.msg);
+		exit(1);
+	}
 	double until = now() + secs, start = now();
 	for (int i = 0; i < n; i++) {
-		w[i] = (worker){h, k, NULL, until, 0};
-		kr_err e = kr_hsm_session_open(h, &w[i].s);
-		if (kr_failed(&e)) {
-			fprintf(stderr, "csign: %s\n", e.msg);
-			exit(1);
-		}
+		w[i] = (worker){h, k, kr_hsm_pool_session(pool, i), until, 0};
 		pthread_create(&t[i], NULL, run, &w[i]);
 	}
 	long total = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
 		total += w[i].count;
-		kr_hsm_session_close(w[i].s);
 	}
+	kr_hsm_pool_close(pool);
 	return (double)total / (now() - start);
 }
 

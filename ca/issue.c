@@ -59,7 +59,7 @@ typedef struct batch {
 	KR_VALIDITY *validity;
 	int64_t batch_id;
 	int workers;
-	kr_hsm_session *sessions[MAX_WORKERS];
+	kr_hsm_pool *sessions; /* one per worker */
 	kr_csr_ctx *parsers[MAX_WORKERS];
 	/* One chunk is signed while the next is read and reserved and the
 	 * files of the one before are written. */
@@ -151,8 +151,8 @@ static void stage_sign(batch *b, req *r, int worker)
 	if (!kr_failed(&e))
 		e = kr_sha256(tbs, (size_t)tbslen, r->tbs_sha256);
 	if (!kr_failed(&e))
-		e = kr_signer_sign(&b->ca->signer, b->sessions[worker], tbs, (size_t)tbslen, sig,
-				   &siglen);
+		e = kr_signer_sign(&b->ca->signer, kr_hsm_pool_session(b->sessions, worker), tbs,
+				   (size_t)tbslen, sig, &siglen);
 	if (!kr_failed(&e))
 		e = kr_leaf_finish(b->leaf, tbs, tbslen, sig, siglen, &r->der, &r->der_len);
 	if (kr_failed(&e)) {
@@ -646,11 +646,10 @@ static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 				stale);
 		KR_TRY(write_chain(b));
 	}
-	b->workers = b->ca->conf->workers < MAX_WORKERS ? b->ca->conf->workers : MAX_WORKERS;
-	for (int w = 0; w < b->workers; w++) {
-		KR_TRY(kr_hsm_session_open(b->ca->hsm, &b->sessions[w]));
+	KR_TRY(kr_hsm_pool_open(b->ca->hsm, b->ca->conf->workers, &b->sessions));
+	b->workers = kr_hsm_pool_size(b->sessions);
+	for (int w = 0; w < b->workers; w++)
 		KR_TRY(kr_csr_ctx_new(&b->parsers[w]));
-	}
 	long abandoned = 0;
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));
@@ -707,10 +706,9 @@ KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority 
 		fputc('\n', stderr);
 	for (int i = 0; i < 3; i++)
 		clear_chunk(&b.chunks[i]);
-	for (int w = 0; w < b.workers; w++) {
-		kr_hsm_session_close(b.sessions[w]);
+	for (int w = 0; w < b.workers; w++)
 		kr_csr_ctx_free(b.parsers[w]);
-	}
+	kr_hsm_pool_close(b.sessions);
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_leaf_free(b.leaf);
 	kr_reader_close(rd);

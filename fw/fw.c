@@ -152,6 +152,7 @@ struct kr_fw_batch {
 	const kr_fw_opts *o;
 	kr_fw_report_cb cb;
 	void *arg;
+	kr_hsm_pool *sessions; /* one per lane */
 	kr_fw_lane lanes[KR_PARALLEL_MAX];
 	int nlanes;
 	int chunk; /* images per chunk: fewer when each has many outputs */
@@ -174,12 +175,12 @@ static int chunk_size(const kr_fw_opts *o)
 static KR_MUST_USE kr_err open_lanes(kr_fw_batch *b)
 {
 	kr_fw_signer *s = b->s;
-	int n = s->workers < 1 ? 1 : s->workers > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : s->workers;
-	while (b->nlanes < n) {
-		kr_fw_lane *l = &b->lanes[b->nlanes++]; /* freed with the batch, even half made */
+	KR_TRY(kr_hsm_pool_open(s->hsm, s->workers, &b->sessions));
+	while (b->nlanes < kr_hsm_pool_size(b->sessions)) {
+		kr_fw_lane *l = &b->lanes[b->nlanes]; /* freed with the batch, even half made */
+		l->session = kr_hsm_pool_session(b->sessions, b->nlanes++);
 		l->buf = malloc(KR_FW_BUF);
 		KR_ENSURE(l->buf, KR_EINTERNAL, "out of memory");
-		KR_TRY(kr_hsm_session_open(s->hsm, &l->session));
 		if (s->type != KR_KEY_ED25519)
 			KR_TRY(kr_hsm_key_evp(s->hsm, s->key, &l->evp));
 	}
@@ -503,8 +504,8 @@ void kr_fw_batch_free(kr_fw_batch *b)
 	for (int w = 0; w < b->nlanes; w++) {
 		EVP_PKEY_free(b->lanes[w].evp);
 		free(b->lanes[w].buf);
-		kr_hsm_session_close(b->lanes[w].session);
 	}
+	kr_hsm_pool_close(b->sessions);
 	free(b);
 }
 

@@ -1,5 +1,6 @@
 /* Modules, tokens, login and sessions. */
 #include "internal.h"
+#include "../util/parallel.h"
 
 #include <openssl/crypto.h>
 #include <p11-kit/p11-kit.h>
@@ -258,6 +259,42 @@ void kr_hsm_session_close(kr_hsm_session *s)
 }
 
 kr_hsm_session *kr_hsm_main_session(kr_hsm *h) { return h->main; }
+
+struct kr_hsm_pool {
+	int n;
+	kr_hsm_session *s[KR_PARALLEL_MAX];
+};
+
+KR_MUST_USE kr_err kr_hsm_pool_open(kr_hsm *h, int n, kr_hsm_pool **out)
+{
+	kr_hsm_pool *p = calloc(1, sizeof *p);
+	KR_ENSURE(p, KR_EINTERNAL, "out of memory");
+	int want = n < 1 ? 1 : n > KR_PARALLEL_MAX ? KR_PARALLEL_MAX : n;
+	kr_err e = kr_ok();
+	while (p->n < want && !kr_failed(&e)) {
+		e = kr_hsm_session_open(h, &p->s[p->n]);
+		p->n += !kr_failed(&e);
+	}
+	if (kr_failed(&e)) {
+		kr_hsm_pool_close(p);
+		return e;
+	}
+	*out = p;
+	return kr_ok();
+}
+
+int kr_hsm_pool_size(const kr_hsm_pool *p) { return p->n; }
+
+kr_hsm_session *kr_hsm_pool_session(const kr_hsm_pool *p, int worker) { return p->s[worker]; }
+
+void kr_hsm_pool_close(kr_hsm_pool *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->n; i++)
+		kr_hsm_session_close(p->s[i]);
+	free(p);
+}
 
 /* In a rehearsal only the token label carries over from the real URI: the
  * throwaway tokens have their own serials, model and module. */

@@ -112,6 +112,15 @@ void kr_hsm_session_close(kr_hsm_session *s);
 /* The session opened with the token; for single-threaded callers. */
 kr_hsm_session *kr_hsm_main_session(kr_hsm *h);
 
+/* A session for each worker of a parallel run (util/parallel.h), opened and
+ * closed together: n, clamped to 1..KR_PARALLEL_MAX, is how many workers
+ * the run may use. */
+typedef struct kr_hsm_pool kr_hsm_pool;
+KR_MUST_USE kr_err kr_hsm_pool_open(kr_hsm *h, int n, kr_hsm_pool **out);
+int kr_hsm_pool_size(const kr_hsm_pool *p);
+kr_hsm_session *kr_hsm_pool_session(const kr_hsm_pool *p, int worker);
+void kr_hsm_pool_close(kr_hsm_pool *p);
+
 /* in is the digest of the message under md, or the message itself for EdDSA.
  * sig must hold KR_HSM_MAX_SIG bytes. The schemes' mechanisms: CKM_ECDSA
  * (DER out, or r || s for KR_SIG_ECDSA_RAW), CKM_RSA_PKCS over a DigestInfo

@@ -185,15 +185,11 @@ static KR_MUST_USE kr_err sign_one(kr_hsm_session *session, ldns_buffer *buf, jo
 	return kr_ok();
 }
 
-typedef struct worker {
-	kr_hsm_session *session;
-	ldns_buffer *buf;
-} worker;
-
 typedef struct signing {
 	jobs *js;
-	worker w[MAX_SIGNERS];
-	int stop; /* an RRset failed: the others take no more */
+	kr_hsm_pool *sessions;
+	ldns_buffer *buf[MAX_SIGNERS]; /* a worker's each */
+	int stop;                      /* an RRset failed: the others take no more */
 } signing;
 
 static void sign_job(void *arg, int i, int wi)
@@ -202,7 +198,7 @@ static void sign_job(void *arg, int i, int wi)
 	jobs *js = sg->js;
 	if (js->v[i].sig || __atomic_load_n(&sg->stop, __ATOMIC_RELAXED))
 		return; /* the KSK's, done already; or the run is failing */
-	kr_err e = sign_one(sg->w[wi].session, sg->w[wi].buf, &js->v[i]);
+	kr_err e = sign_one(kr_hsm_pool_session(sg->sessions, wi), sg->buf[wi], &js->v[i]);
 	if (kr_failed(&e)) {
 		pthread_mutex_lock(&js->lock);
 		if (!kr_failed(&js->e))
@@ -226,19 +222,18 @@ static KR_MUST_USE kr_err sign_all(jobs *js, const zone_key *ksk, const zone_key
 	KR_TRY(e);
 	KR_ENSURE(js->n <= INT_MAX, KR_EINTERNAL, "too many RRsets");
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	int n = cores < 1 ? 1 : cores > MAX_SIGNERS ? MAX_SIGNERS : (int)cores;
 	signing sg = {.js = js};
-	for (int i = 0; i < n && !kr_failed(&e); i++) {
-		sg.w[i].buf = ldns_buffer_new(512);
-		e = sg.w[i].buf ? kr_hsm_session_open(zsk->hsm, &sg.w[i].session)
-				: kr_errf(KR_EINTERNAL, "out of memory");
-	}
+	e = kr_hsm_pool_open(zsk->hsm, cores > MAX_SIGNERS ? MAX_SIGNERS : (int)cores,
+			     &sg.sessions);
+	int n = kr_failed(&e) ? 0 : kr_hsm_pool_size(sg.sessions);
+	for (int i = 0; i < n && !kr_failed(&e); i++)
+		if (!(sg.buf[i] = ldns_buffer_new(512)))
+			e = kr_errf(KR_EINTERNAL, "out of memory");
 	if (!kr_failed(&e))
 		kr_parallel_for((int)js->n, n, sign_job, &sg);
-	for (int i = 0; i < n; i++) {
-		kr_hsm_session_close(sg.w[i].session);
-		ldns_buffer_free(sg.w[i].buf);
-	}
+	for (int i = 0; i < n; i++)
+		ldns_buffer_free(sg.buf[i]);
+	kr_hsm_pool_close(sg.sessions);
 	KR_TRY(e);
 	return js->e;
 }
