@@ -44,7 +44,7 @@ static KR_MUST_USE kr_err open_key(kr_authority *a, const kr_hsm_opts *opts)
 	snprintf(who, sizeof who, "CA '%s' (%s)", a->conf->name, a->conf->certificate);
 	KR_TRY(kr_authority_key_open(a->conf->uri, a->conf->pin_file, a->conf->pin_env, opts,
 				     a->cert, who, &a->hsm, &a->key));
-	return kr_signer_init(&a->signer, a->hsm, a->key, a->conf->rsa_pss);
+	return kr_signing_init(&a->signing, a->hsm, a->key, a->conf->rsa_pss);
 }
 
 KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
@@ -69,7 +69,7 @@ KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
 
 void kr_authority_close(kr_authority *a)
 {
-	kr_signer_clear(&a->signer);
+	kr_signing_clear(&a->signing);
 	kr_hsm_key_free(a->key);
 	kr_hsm_close(a->hsm);
 	X509_free(a->cert);
@@ -77,7 +77,7 @@ void kr_authority_close(kr_authority *a)
 	memset(a, 0, sizeof *a);
 }
 
-KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
+KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer, int64_t ca_id,
 				      X509 *cert)
 {
 	int64_t seq;
@@ -89,7 +89,7 @@ KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, 
 	if (done || seq == 0)
 		return kr_ok(); /* nothing new to cover */
 	kr_checkpoint_message(seq, head, msg, &len);
-	KR_TRY(kr_signer_sign(signer, NULL, msg, len, sig, &siglen));
+	KR_TRY(kr_signing_sign(signer, NULL, msg, len, sig, &siglen));
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = cert ? i2d_X509(cert, &der) : 0;
 	KR_OSSL(derlen >= 0, KR_EINTERNAL, "encoding the signer certificate");
@@ -98,7 +98,7 @@ KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, 
 
 KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 {
-	return kr_checkpoint_sign(store, &a->signer, a->id, NULL);
+	return kr_checkpoint_sign(store, &a->signing, a->id, NULL);
 }
 
 KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)

@@ -20,7 +20,7 @@ typedef struct kr_authority {
 	int64_t id;             /* in the store */
 	kr_hsm *hsm;
 	kr_hsm_key *key;
-	kr_signer signer;
+	kr_signing signing;
 } kr_authority;
 
 /* with_key: also log in to the token and find the key (not needed to list
@@ -43,7 +43,7 @@ KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
 /* The same for any signer under the CA ca_id: unless a checkpoint covers
  * the head already, signs it and records the checkpoint with cert, the
  * signer's certificate (NULL for the CA's own key). */
-KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signer *signer, int64_t ca_id,
+KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer, int64_t ca_id,
 				      X509 *cert);
 
 /* PEM of the CA certificate followed by its chain. */

@@ -151,8 +151,8 @@ static void stage_sign(batch *b, req *r, int worker)
 	if (!kr_failed(&e))
 		e = kr_sha256(tbs, (size_t)tbslen, r->tbs_sha256);
 	if (!kr_failed(&e))
-		e = kr_signer_sign(&b->ca->signer, kr_hsm_pool_session(b->sessions, worker), tbs,
-				   (size_t)tbslen, sig, &siglen);
+		e = kr_signing_sign(&b->ca->signing, kr_hsm_pool_session(b->sessions, worker), tbs,
+				    (size_t)tbslen, sig, &siglen);
 	if (!kr_failed(&e))
 		e = kr_leaf_finish(b->leaf, tbs, tbslen, sig, siglen, &r->der, &r->der_len);
 	if (kr_failed(&e)) {
@@ -635,7 +635,7 @@ static KR_MUST_USE kr_err write_chain(batch *b)
 
 static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 {
-	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signer, &b->leaf));
+	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signing, &b->leaf));
 	KR_TRY(kr_leaf_validity(b->leaf, time(NULL), &b->validity));
 	if (b->o->out_dir) {
 		int stale = 0;

@@ -32,7 +32,7 @@ void kr_leaf_free(kr_leaf *l)
 
 /* The AlgorithmIdentifier the signer's signatures carry, as OpenSSL writes
  * it for that key type (RSA-PSS parameters included). */
-static KR_MUST_USE kr_err signature_algorithm(const kr_signer *s, X509_ALGOR **out)
+static KR_MUST_USE kr_err signature_algorithm(const kr_signing *s, X509_ALGOR **out)
 {
 	KR_AUTO(X509) dummy = X509_new();
 	KR_OSSL(dummy && X509_set_pubkey(dummy, s->throwaway), KR_EINTERNAL, "draft");
@@ -276,49 +276,54 @@ static KR_MUST_USE kr_err sample_request(const kr_leaf *l, EVP_PKEY **key, kr_cs
 	return kr_ok();
 }
 
-/* The profile lint: this builder's output for a sample request, signed with
- * the signer's throwaway key, through the full pre-issuance lint. */
-static KR_MUST_USE kr_err lint_profile(const kr_leaf *l, const kr_signer *s)
+static void free_validity(KR_VALIDITY **v)
+{
+	ASN1_item_free((ASN1_VALUE *)*v, ASN1_ITEM_rptr(KR_VALIDITY));
+}
+
+/* This builder's output for a sample request, signed with the signing
+ * key's throwaway twin. */
+static KR_MUST_USE kr_err sample_cert(const kr_leaf *l, const kr_signing *s, X509 **out)
 {
 	KR_AUTO(EVP_PKEY) key = NULL;
-	kr_csr c = {0};
-	char name[256];
-	kr_err e = sample_request(l, &key, &c, name, sizeof name);
-	const char *dns[1] = {name};
+	__attribute__((cleanup(kr_csr_clear))) kr_csr c = {0};
+	__attribute__((cleanup(free_validity))) KR_VALIDITY *v = NULL;
 	KR_AUTO(ASN1_INTEGER) serial = NULL;
-	if (!kr_failed(&e))
-		e = kr_serial_throwaway(&serial);
-	KR_VALIDITY *v = NULL;
-	if (!kr_failed(&e))
-		e = kr_leaf_validity(l, time(NULL), &v);
 	KR_AUTO(uint8_t) tbs = NULL;
 	KR_AUTO(uint8_t) der = NULL;
+	char name[256];
+	const char *dns[1] = {name};
 	int tbslen = 0, derlen = 0;
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
-	if (!kr_failed(&e)) {
-		kr_leaf_req r = {&c, name, dns, l->p->identity == KR_ID_CN ? 0 : 1, serial, v};
-		e = kr_leaf_tbs(l, &r, &tbs, &tbslen);
-	}
-	if (!kr_failed(&e))
-		e = kr_signer_sign_draft(s, tbs, (size_t)tbslen, sig, &siglen);
-	if (!kr_failed(&e))
-		e = kr_leaf_finish(l, tbs, tbslen, sig, siglen, &der, &derlen);
+	KR_TRY(sample_request(l, &key, &c, name, sizeof name));
+	KR_TRY(kr_serial_throwaway(&serial));
+	KR_TRY(kr_leaf_validity(l, time(NULL), &v));
+	kr_leaf_req r = {&c, name, dns, l->p->identity == KR_ID_CN ? 0 : 1, serial, v};
+	KR_TRY(kr_leaf_tbs(l, &r, &tbs, &tbslen));
+	KR_TRY(kr_signing_sign_draft(s, tbs, (size_t)tbslen, sig, &siglen));
+	KR_TRY(kr_leaf_finish(l, tbs, tbslen, sig, siglen, &der, &derlen));
 	const unsigned char *p = der;
-	KR_AUTO(X509) x = kr_failed(&e) ? NULL : d2i_X509(NULL, &p, derlen);
-	if (!kr_failed(&e) && (!x || X509_verify(x, s->throwaway) != 1))
-		e = kr_err_ossl(KR_EINTERNAL, "profile %s: the sample certificate does not verify",
-				l->p->name);
+	*out = d2i_X509(NULL, &p, derlen);
+	KR_OSSL(*out && X509_verify(*out, s->throwaway) == 1, KR_EINTERNAL,
+		"the sample certificate does not verify");
+	return kr_ok();
+}
+
+/* The profile lint: a sample certificate through the full pre-issuance
+ * lint, before any request is read. */
+static KR_MUST_USE kr_err lint_profile(const kr_leaf *l, const kr_signing *s)
+{
+	KR_AUTO(X509) x = NULL;
+	kr_err e = sample_cert(l, s, &x);
 	if (!kr_failed(&e))
 		e = kr_lint_cert(x, l->issuer, KR_ROLE_LEAF, 1);
 	kr_err_prefix(&e, "profile %s", l->p->name);
-	ASN1_item_free((ASN1_VALUE *)v, ASN1_ITEM_rptr(KR_VALIDITY));
-	kr_csr_clear(&c);
 	return e;
 }
 
 KR_MUST_USE kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer,
-			       const kr_signer *signer, kr_leaf **out)
+			       const kr_signing *signer, kr_leaf **out)
 {
 	kr_leaf *l = calloc(1, sizeof *l);
 	KR_ENSURE(l, KR_EINTERNAL, "out of memory");

@@ -19,7 +19,7 @@
 typedef struct kr_leaf kr_leaf;
 
 KR_MUST_USE kr_err kr_leaf_new(const kr_profile *p, CONF *conf, X509 *issuer,
-			       const kr_signer *signer, kr_leaf **out);
+			       const kr_signing *signer, kr_leaf **out);
 void kr_leaf_free(kr_leaf *l);
 
 /* Validity for certificates made now: the profile's days, refused if it

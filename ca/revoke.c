@@ -69,9 +69,9 @@ static KR_MUST_USE kr_err sign_crl(kr_authority *ca, const kr_crl_spec *spec, X5
 {
 	KR_AUTO(X509_CRL) draft = NULL;
 	KR_TRY(kr_crl_draft(spec, &draft));
-	KR_TRY(kr_sign_draft_crl(&ca->signer, draft));
+	KR_TRY(kr_sign_draft_crl(&ca->signing, draft));
 	KR_TRY(kr_lint_crl(draft, ca->cert));
-	return kr_sign_crl(&ca->signer, draft, X509_get0_pubkey(ca->cert), out);
+	return kr_sign_crl(&ca->signing, draft, X509_get0_pubkey(ca->cert), out);
 }
 
 /* A CRL says what the store says is revoked: that must be what the log

@@ -10,28 +10,28 @@
  * to-be-signed part travels as an opaque, already-encoded value, so the
  * signed bytes are exactly the bytes that were linted. */
 
-KR_MUST_USE kr_err kr_signer_init_draft(kr_signer *s, kr_key_type t, int pss)
+KR_MUST_USE kr_err kr_signing_init_draft(kr_signing *s, kr_key_type t, int pss)
 {
 	memset(s, 0, sizeof *s);
 	KR_TRY(kr_sig_alg_for(t, pss, &s->alg));
 	return kr_throwaway_key(t, &s->throwaway);
 }
 
-KR_MUST_USE kr_err kr_signer_init(kr_signer *s, kr_hsm *hsm, const kr_hsm_key *key, int pss)
+KR_MUST_USE kr_err kr_signing_init(kr_signing *s, kr_hsm *hsm, const kr_hsm_key *key, int pss)
 {
-	KR_TRY(kr_signer_init_draft(s, kr_hsm_key_type(key), pss));
+	KR_TRY(kr_signing_init_draft(s, kr_hsm_key_type(key), pss));
 	s->hsm = hsm;
 	s->key = key;
 	return kr_ok();
 }
 
-void kr_signer_clear(kr_signer *s)
+void kr_signing_clear(kr_signing *s)
 {
 	EVP_PKEY_free(s->throwaway);
 	s->throwaway = NULL;
 }
 
-static KR_MUST_USE kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
+static KR_MUST_USE kr_err throwaway_ctx(const kr_signing *s, EVP_MD_CTX **out)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -48,8 +48,8 @@ static KR_MUST_USE kr_err throwaway_ctx(const kr_signer *s, EVP_MD_CTX **out)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, size_t len,
-					uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+KR_MUST_USE kr_err kr_signing_sign_draft(const kr_signing *s, const uint8_t *tbs, size_t len,
+					 uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -59,7 +59,7 @@ KR_MUST_USE kr_err kr_signer_sign_draft(const kr_signer *s, const uint8_t *tbs, 
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
+KR_MUST_USE kr_err kr_sign_draft_cert(const kr_signing *s, X509 *draft)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -67,7 +67,7 @@ KR_MUST_USE kr_err kr_sign_draft_cert(const kr_signer *s, X509 *draft)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
+KR_MUST_USE kr_err kr_sign_draft_crl(const kr_signing *s, X509_CRL *draft)
 {
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));
@@ -75,8 +75,8 @@ KR_MUST_USE kr_err kr_sign_draft_crl(const kr_signer *s, X509_CRL *draft)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_signer_sign(const kr_signer *s, kr_hsm_session *session, const uint8_t *tbs,
-				  size_t len, uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
+KR_MUST_USE kr_err kr_signing_sign(const kr_signing *s, kr_hsm_session *session, const uint8_t *tbs,
+				   size_t len, uint8_t sig[KR_HSM_MAX_SIG], size_t *siglen)
 {
 	if (!session)
 		session = kr_hsm_main_session(s->hsm);
@@ -112,12 +112,12 @@ KR_MUST_USE kr_err kr_sign_assemble(const uint8_t *tbs, size_t tbslen, const X50
 }
 
 /* The HSM's signature over tbs, assembled with alg into the signed DER. */
-static KR_MUST_USE kr_err sign_and_assemble(const kr_signer *s, const uint8_t *tbs, int tbslen,
+static KR_MUST_USE kr_err sign_and_assemble(const kr_signing *s, const uint8_t *tbs, int tbslen,
 					    const X509_ALGOR *alg, uint8_t **der, int *derlen)
 {
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
-	KR_TRY(kr_signer_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
+	KR_TRY(kr_signing_sign(s, NULL, tbs, (size_t)tbslen, sig, &siglen));
 	return kr_sign_assemble(tbs, (size_t)tbslen, alg, sig, siglen, der, derlen);
 }
 
@@ -129,7 +129,7 @@ static KR_MUST_USE kr_err same_bytes(const uint8_t *a, int alen, const uint8_t *
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out)
+KR_MUST_USE kr_err kr_sign_cert(const kr_signing *s, X509 *linted, EVP_PKEY *issuer_pub, X509 **out)
 {
 	KR_AUTO(uint8_t) tbs = NULL;
 	int tbslen = i2d_re_X509_tbs(linted, &tbs);
@@ -153,7 +153,7 @@ KR_MUST_USE kr_err kr_sign_cert(const kr_signer *s, X509 *linted, EVP_PKEY *issu
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *issuer_pub,
+KR_MUST_USE kr_err kr_sign_crl(const kr_signing *s, X509_CRL *linted, EVP_PKEY *issuer_pub,
 			       X509_CRL **out)
 {
 	KR_AUTO(uint8_t) tbs = NULL;
@@ -178,7 +178,7 @@ KR_MUST_USE kr_err kr_sign_crl(const kr_signer *s, X509_CRL *linted, EVP_PKEY *i
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_csr(const kr_signer *s, const char *cn, uint8_t **der, int *derlen)
+KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, uint8_t **der, int *derlen)
 {
 	EVP_PKEY *pub = kr_hsm_key_public(s->key);
 	KR_AUTO(X509_REQ) req = X509_REQ_new();

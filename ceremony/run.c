@@ -347,8 +347,8 @@ static KR_MUST_USE kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, i
 				const kr_cert_spec *spec, kr_cert_role role, int check_ski,
 				const char *out, const char *issuer_path)
 {
-	kr_signer s;
-	KR_TRY(kr_signer_init(&s, h, key, pss));
+	kr_signing s;
+	KR_TRY(kr_signing_init(&s, h, key, pss));
 	EVP_PKEY *issuer_pub = spec->issuer ? X509_get0_pubkey(spec->issuer) : spec->subject_key;
 	KR_AUTO(X509) draft = NULL;
 	KR_AUTO(X509) cert = NULL;
@@ -365,7 +365,7 @@ static KR_MUST_USE kr_err issue(ceremony *c, kr_hsm *h, const kr_hsm_key *key, i
 	}
 	if (!kr_failed(&e))
 		e = kr_sign_cert(&s, draft, issuer_pub, &cert);
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	KR_TRY(e);
 
 	KR_AUTO(BIGNUM) bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
@@ -395,15 +395,15 @@ static KR_MUST_USE kr_err rehearse_profile(ceremony *c, kr_cert_spec spec, kr_ke
 	KR_TRY(kr_serial_throwaway(&serial));
 	spec.serial = serial;
 
-	kr_signer s;
-	KR_TRY(kr_signer_init_draft(&s, signer_type, pss));
+	kr_signing s;
+	KR_TRY(kr_signing_init_draft(&s, signer_type, pss));
 	KR_AUTO(X509) draft = NULL;
 	kr_err e = kr_cert_draft(&spec, &draft);
 	if (!kr_failed(&e))
 		e = kr_sign_draft_cert(&s, draft);
 	if (!kr_failed(&e))
 		e = kr_lint_cert(draft, spec.issuer, role, spec.ski == NULL);
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	kr_err_prefix(&e, "%s", kr_nconf_path(c->conf));
 	KR_TRY(e);
 	kr_transcript_step(c->t, "profile-linted", "%s profile passes the lint on throwaway keys",
@@ -607,11 +607,11 @@ static KR_MUST_USE kr_err run_crl(ceremony *c)
 	kr_err e = revoked_entries(c, spec.this_update, &entries, &spec.nrevoked, &serials);
 	spec.revoked = entries;
 
-	kr_signer s = {0};
+	kr_signing s = {0};
 	KR_AUTO(X509_CRL) draft = NULL;
 	KR_AUTO(X509_CRL) crl = NULL;
 	if (!kr_failed(&e))
-		e = kr_signer_init_draft(&s, it, pss(c, "issuer"));
+		e = kr_signing_init_draft(&s, it, pss(c, "issuer"));
 	if (!kr_failed(&e))
 		e = kr_crl_draft(&spec, &draft);
 	if (!kr_failed(&e))
@@ -638,7 +638,7 @@ static KR_MUST_USE kr_err run_crl(ceremony *c)
 	if (!kr_failed(&e))
 		kr_transcript_line(c->t, "chain crl %s %s", rel(c, crl_out),
 				   rel(c, c->issuer_path));
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	sk_ASN1_INTEGER_pop_free(serials, ASN1_INTEGER_free);
 	free(entries);
 	return e;

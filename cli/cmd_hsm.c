@@ -124,12 +124,26 @@ static int cmd_keys(int argc, char **argv)
 	int first, rc = parse(argc, argv, NULL, 1, &co, &a, &first);
 	if (rc >= 0)
 		return rc;
-	kr_hsm *h = NULL;
+	KR_AUTO(kr_hsm) h = NULL;
 	kr_err e = kr_hsm_open(argv[first], &co.hsm, &h);
 	if (!kr_failed(&e))
 		e = kr_hsm_keys(h, print_key, NULL);
-	kr_hsm_close(h);
 	return kr_cli_report(&e);
+}
+
+static KR_MUST_USE kr_err keygen(const char *uri, const kr_hsm_opts *opts, const char *type,
+				 const char *pubout)
+{
+	kr_key_type kt = KR_KEY_EC_P256;
+	KR_AUTO(kr_hsm) h = NULL;
+	KR_AUTO(kr_hsm_key) k = NULL;
+	KR_TRY(kr_key_type_parse(type, &kt));
+	if (pubout)
+		KR_TRY(kr_fs_must_not_exist(pubout));
+	KR_TRY(kr_hsm_open(uri, opts, &h));
+	KR_TRY(kr_hsm_keygen(h, uri, kt, &k));
+	print_key(h, k, NULL);
+	return pubout ? write_public_key(kr_hsm_key_public(k), pubout) : kr_ok();
 }
 
 static int cmd_keygen(int argc, char **argv)
@@ -144,43 +158,25 @@ static int cmd_keygen(int argc, char **argv)
 		return rc;
 	if (!a.type)
 		return kr_cli_misuse(&usage_only, "hsm keygen: --type is needed");
-	const char *uri = argv[first];
-	kr_key_type kt = KR_KEY_EC_P256;
-	kr_err e = kr_key_type_parse(a.type, &kt);
-	if (!kr_failed(&e) && a.pubout)
-		e = kr_fs_must_not_exist(a.pubout);
-	kr_hsm *h = NULL;
-	kr_hsm_key *k = NULL;
-	if (!kr_failed(&e))
-		e = kr_hsm_open(uri, &co.hsm, &h);
-	if (!kr_failed(&e))
-		e = kr_hsm_keygen(h, uri, kt, &k);
-	if (!kr_failed(&e)) {
-		print_key(h, k, NULL);
-		if (a.pubout)
-			e = write_public_key(kr_hsm_key_public(k), a.pubout);
-	}
-	kr_hsm_key_free(k);
-	kr_hsm_close(h);
+	kr_err e = keygen(argv[first], &co.hsm, a.type, a.pubout);
 	return kr_cli_report(&e);
 }
 
 /* A CSR for a key on the token (a firmware signer's, for instance), for
  * keyrite issue: its proof of possession is a token signature. */
-static KR_MUST_USE kr_err make_csr(kr_hsm *h, const char *uri, const char *cn, const char *out)
+static KR_MUST_USE kr_err make_csr(const char *uri, const kr_hsm_opts *opts, const char *cn,
+				   const char *out)
 {
-	kr_hsm_key *k = NULL;
-	KR_TRY(kr_fs_must_not_exist(out));
-	KR_TRY(kr_hsm_key_find(h, uri, &k));
-	kr_signer s;
-	kr_err e = kr_signer_init(&s, h, k, 0);
+	KR_AUTO(kr_hsm) h = NULL;
+	KR_AUTO(kr_hsm_key) k = NULL;
+	KR_SIGNING(s);
 	KR_AUTO(uint8_t) der = NULL;
 	int len = 0;
-	if (!kr_failed(&e))
-		e = kr_sign_csr(&s, cn, &der, &len);
-	kr_signer_clear(&s);
-	kr_hsm_key_free(k);
-	KR_TRY(e);
+	KR_TRY(kr_fs_must_not_exist(out));
+	KR_TRY(kr_hsm_open(uri, opts, &h));
+	KR_TRY(kr_hsm_key_find(h, uri, &k));
+	KR_TRY(kr_signing_init(&s, h, k, 0));
+	KR_TRY(kr_sign_csr(&s, cn, &der, &len));
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
 	KR_OSSL(mem && PEM_write_bio(mem, PEM_STRING_X509_REQ, "", der, len) > 0, KR_EINTERNAL,
 		"encoding the CSR");
@@ -200,11 +196,7 @@ static int cmd_csr(int argc, char **argv)
 		return rc;
 	if (!a.cn || !a.out)
 		return kr_cli_misuse(&usage_only, "hsm csr: --cn and --out are needed");
-	kr_hsm *h = NULL;
-	kr_err e = kr_hsm_open(argv[first], &co.hsm, &h);
-	if (!kr_failed(&e))
-		e = make_csr(h, argv[first], a.cn, a.out);
-	kr_hsm_close(h);
+	kr_err e = make_csr(argv[first], &co.hsm, a.cn, a.out);
 	if (!kr_failed(&e))
 		printf("wrote %s\n", a.out);
 	return kr_cli_report(&e);

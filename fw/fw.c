@@ -479,7 +479,7 @@ static KR_MUST_USE kr_err checkpoint(kr_fw_batch *b)
 	if (b->recorded == 0)
 		return kr_ok();
 	kr_fw_signer *s = b->s;
-	kr_signer signer = {.hsm = s->hsm, .key = s->key}; /* no drafts: no throwaway key */
+	kr_signing signer = {.hsm = s->hsm, .key = s->key}; /* no drafts: no throwaway key */
 	KR_TRY(kr_sig_alg_for(s->type, 0, &signer.alg));
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));

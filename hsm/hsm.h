@@ -8,6 +8,7 @@
 #define KR_HSM_H
 
 #include "../crypto/sig.h"
+#include "../util/cleanup.h"
 #include "../util/err.h"
 
 #include <openssl/evp.h>
@@ -156,5 +157,10 @@ void kr_hsm_encrypt_cancel(kr_hsm_session *s);
  * do RSA-PSS through raw RSA, which many HSMs forbid, and has no method hook
  * for Ed25519; those sign through kr_hsm_sign. */
 KR_MUST_USE kr_err kr_hsm_key_evp(kr_hsm *h, const kr_hsm_key *k, EVP_PKEY **out);
+
+/* For KR_AUTO(kr_hsm) and the like (util/cleanup.h). */
+KR_DEFINE_FREE(kr_hsm, kr_hsm_close)
+KR_DEFINE_FREE(kr_hsm_key, kr_hsm_key_free)
+KR_DEFINE_FREE(kr_hsm_pool, kr_hsm_pool_close)
 
 #endif

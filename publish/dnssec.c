@@ -302,33 +302,27 @@ static void ds(const zone_key *ksk, kr_publish_summary *sum)
 	ldns_rr_free(dnskey);
 }
 
+static void free_list(ldns_rr_list **l) { ldns_rr_list_free(*l); } /* not the records */
+
 static KR_MUST_USE kr_err sign_zone(const kr_zone_conf *z, kr_hsm *kh, kr_hsm *zh,
 				    ldns_dnssec_zone *zone, kr_publish_summary *sum)
 {
-	zone_key ksk = {0}, zsk = {0};
-	jobs js = {.e = kr_ok()};
+	__attribute__((cleanup(key_free))) zone_key ksk = {0};
+	__attribute__((cleanup(key_free))) zone_key zsk = {0};
+	__attribute__((cleanup(jobs_free))) jobs js = {.e = kr_ok()};
 	pthread_mutex_init(&js.lock, NULL);
-	ldns_rr_list *added = ldns_rr_list_new();
+	/* the NSEC3 records it lists belong to the zone */
+	__attribute__((cleanup(free_list))) ldns_rr_list *added = ldns_rr_list_new();
+	KR_ENSURE(added, KR_EINTERNAL, "out of memory");
 	/* flags 257: zone key and secure entry point; 256: zone key (RFC 4034 2.1.1) */
-	kr_err e = added ? key_load(kh, z->ksk_uri, z, 257, zone, &ksk)
-			 : kr_errf(KR_EINTERNAL, "out of memory");
-	if (!kr_failed(&e))
-		e = key_load(zh, z->zsk_uri, z, 256, zone, &zsk);
-	if (!kr_failed(&e))
-		e = chain(zone, z, added);
-	if (!kr_failed(&e))
-		e = collect(zone, &ksk, &zsk, &js);
-	if (!kr_failed(&e))
-		e = sign_all(&js, &ksk, &zsk);
-	if (!kr_failed(&e))
-		e = attach(&js);
-	if (!kr_failed(&e))
-		ds(&ksk, sum);
-	jobs_free(&js);
-	ldns_rr_list_free(added); /* the NSEC3 records belong to the zone */
-	key_free(&zsk);
-	key_free(&ksk);
-	return e;
+	KR_TRY(key_load(kh, z->ksk_uri, z, 257, zone, &ksk));
+	KR_TRY(key_load(zh, z->zsk_uri, z, 256, zone, &zsk));
+	KR_TRY(chain(zone, z, added));
+	KR_TRY(collect(zone, &ksk, &zsk, &js));
+	KR_TRY(sign_all(&js, &ksk, &zsk));
+	KR_TRY(attach(&js));
+	ds(&ksk, sum);
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm,
@@ -338,14 +332,11 @@ KR_MUST_USE kr_err kr_publish_sign(const kr_zone_conf *z, const kr_hsm_opts *hsm
 	char ksk_token[33], zsk_token[33];
 	KR_TRY(kr_hsm_uri_token_label(z->ksk_uri, ksk_token));
 	KR_TRY(kr_hsm_uri_token_label(z->zsk_uri, zsk_token));
-	kr_hsm *kh = NULL, *zh = NULL;
+	KR_AUTO(kr_hsm) kh = NULL;
+	KR_AUTO(kr_hsm) zh = NULL;
 	kr_hsm_opts o = kr_hsm_opts_pin(hsm, z->pin_file, z->pin_env);
-	kr_err e = kr_hsm_open(z->ksk_uri, &o, &kh);
-	if (!kr_failed(&e) && strcmp(ksk_token, zsk_token) != 0)
-		e = kr_hsm_open(z->zsk_uri, &o, &zh);
-	if (!kr_failed(&e))
-		e = sign_zone(z, kh, zh ? zh : kh, zone, sum);
-	kr_hsm_close(zh);
-	kr_hsm_close(kh);
-	return e;
+	KR_TRY(kr_hsm_open(z->ksk_uri, &o, &kh));
+	if (strcmp(ksk_token, zsk_token) != 0)
+		KR_TRY(kr_hsm_open(z->zsk_uri, &o, &zh));
+	return sign_zone(z, kh, zh ? zh : kh, zone, sum);
 }

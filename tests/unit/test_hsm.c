@@ -30,12 +30,12 @@ static void sign_and_verify(kr_hsm *h, kr_key_type t, int pss)
 		 pss ? "-pss" : "");
 	kr_hsm_key *k = NULL;
 	KR_ASSERT_OK(kr_hsm_keygen(h, uri, t, &k));
-	kr_signer s;
-	KR_ASSERT_OK(kr_signer_init(&s, h, k, pss));
+	kr_signing s;
+	KR_ASSERT_OK(kr_signing_init(&s, h, k, pss));
 	const uint8_t msg[] = "hello";
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
-	KR_ASSERT_OK(kr_signer_sign(&s, NULL, msg, sizeof msg, sig, &siglen));
+	KR_ASSERT_OK(kr_signing_sign(&s, NULL, msg, sizeof msg, sig, &siglen));
 
 	KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -52,7 +52,7 @@ static void sign_and_verify(kr_hsm *h, kr_key_type t, int pss)
 	if (pss)
 		EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
 	cr_assert_neq(EVP_DigestVerify(ctx2, sig, siglen, (const uint8_t *)"hellO", 6), 1);
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	kr_hsm_key_free(k);
 }
 

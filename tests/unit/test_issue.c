@@ -202,8 +202,8 @@ Test(issue, leaf_certificates_pass_the_full_lint)
 	const kr_profile *p = NULL;
 	KR_ASSERT_OK(kr_config_ca(c, "d", &cac));
 	KR_ASSERT_OK(kr_config_profile(c, cac, "dev", &p));
-	kr_signer s;
-	KR_ASSERT_OK(kr_signer_init_draft(&s, KR_KEY_EC_P256, 0));
+	kr_signing s;
+	KR_ASSERT_OK(kr_signing_init_draft(&s, KR_KEY_EC_P256, 0));
 	KR_AUTO(X509) ca = test_ca(s.throwaway);
 	kr_leaf *l = NULL;
 	KR_ASSERT_OK(kr_leaf_new(p, kr_config_nconf(c), ca, &s, &l));
@@ -229,7 +229,7 @@ Test(issue, leaf_certificates_pass_the_full_lint)
 	uint8_t sig[KR_HSM_MAX_SIG];
 	size_t siglen = 0;
 	KR_ASSERT_OK(kr_leaf_tbs(l, &r, &tbs, &tbslen));
-	KR_ASSERT_OK(kr_signer_sign_draft(&s, tbs, (size_t)tbslen, sig, &siglen));
+	KR_ASSERT_OK(kr_signing_sign_draft(&s, tbs, (size_t)tbslen, sig, &siglen));
 	KR_ASSERT_OK(kr_leaf_finish(l, tbs, tbslen, sig, siglen, &cert, &certlen));
 	const unsigned char *q = cert;
 	KR_AUTO(X509) x = d2i_X509(NULL, &q, certlen);
@@ -240,7 +240,7 @@ Test(issue, leaf_certificates_pass_the_full_lint)
 	ASN1_item_free((ASN1_VALUE *)v, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_csr_clear(&csr);
 	kr_leaf_free(l);
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	kr_config_free(c);
 }
 

@@ -43,10 +43,10 @@ static X509 *draft(const char *conf_text, kr_key_type t, long days, X509 *issuer
 			     .ext_section = "ext"};
 	X509 *x = NULL;
 	KR_ASSERT_OK(kr_cert_draft(&spec, &x));
-	kr_signer s;
-	KR_ASSERT_OK(kr_signer_init_draft(&s, KR_KEY_EC_P256, 0));
+	kr_signing s;
+	KR_ASSERT_OK(kr_signing_init_draft(&s, KR_KEY_EC_P256, 0));
 	KR_ASSERT_OK(kr_sign_draft_cert(&s, x));
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 	NCONF_free(conf);
 	ASN1_INTEGER_free(serial);
 	X509_NAME_free(name);
@@ -56,10 +56,10 @@ static X509 *draft(const char *conf_text, kr_key_type t, long days, X509 *issuer
 
 static void resign(X509 *x)
 {
-	kr_signer s;
-	KR_ASSERT_OK(kr_signer_init_draft(&s, KR_KEY_EC_P256, 0));
+	kr_signing s;
+	KR_ASSERT_OK(kr_signing_init_draft(&s, KR_KEY_EC_P256, 0));
 	KR_ASSERT_OK(kr_sign_draft_cert(&s, x));
-	kr_signer_clear(&s);
+	kr_signing_clear(&s);
 }
 
 Test(lint, good_root_and_subca_pass)
