@@ -63,7 +63,7 @@ KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
 		KR_TRY(kr_certs_read(conf->chain, &a->chain));
 	else
 		a->chain = sk_X509_new_null();
-	KR_TRY(kr_store_ca(store, conf->name, a->cert, &a->id));
+	KR_TRY(kr_store_register_ca(store, conf->name, a->cert, &a->id));
 	return with_key ? open_key(a, opts) : kr_ok();
 }
 
@@ -85,7 +85,7 @@ KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer,
 	size_t len = 0, siglen = 0;
 	KR_TRY(kr_store_audit_head(store, &seq, head));
 	int done = 0;
-	KR_TRY(kr_store_checkpointed(store, seq, &done));
+	KR_TRY(kr_store_has_checkpoint(store, seq, &done));
 	if (done || seq == 0)
 		return kr_ok(); /* nothing new to cover */
 	kr_checkpoint_message(seq, head, msg, &len);
@@ -93,7 +93,7 @@ KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer,
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = cert ? i2d_X509(cert, &der) : 0;
 	KR_OSSL(derlen >= 0, KR_EINTERNAL, "encoding the signer certificate");
-	return kr_store_checkpoint_add(store, ca_id, seq, head, sig, siglen, der, (size_t)derlen);
+	return kr_store_add_checkpoint(store, ca_id, seq, head, sig, siglen, der, (size_t)derlen);
 }
 
 KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)

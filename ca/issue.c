@@ -192,8 +192,8 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 {
 	char model[sizeof r->in.model], version[sizeof r->in.version];
 	int known = 0;
-	KR_TRY(kr_store_device_get(b->store, r->in.device_id, &known, model, sizeof model, version,
-				   sizeof version));
+	KR_TRY(kr_store_device(b->store, r->in.device_id, &known, model, sizeof model, version,
+			       sizeof version));
 	if (!r->in.from_manifest) {
 		if (!known)
 			reject(r, "unknown device: not registered in the store (issue it from a "
@@ -202,7 +202,7 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 	}
 	if (!known) {
 		kr_device d = {r->in.device_id, r->in.model, r->in.version};
-		return kr_store_device_put(b->store, &d);
+		return kr_store_add_device(b->store, &d);
 	}
 	if (strcmp(model, r->in.model) != 0) {
 		char why[KR_ERR_MSG];
@@ -215,7 +215,8 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 	}
 	return strcmp(version, r->in.version) == 0
 		       ? kr_ok()
-		       : kr_store_device_version(b->store, r->in.device_id, version, r->in.version);
+		       : kr_store_set_device_version(b->store, r->in.device_id, version,
+						     r->in.version);
 }
 
 /* Decides each acceptable request's fate against the store, and reserves. */
@@ -245,7 +246,7 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		return kr_ok();
 	}
 	if (b->p->identity == KR_ID_DEVICE) {
-		KR_TRY(kr_store_next_profile_id(b->store, &r->profile_id));
+		KR_TRY(kr_store_take_profile_id(b->store, &r->profile_id));
 		kr_err e = kr_profile_device_name(b->p, r->in.device_id, r->profile_id, r->name,
 						  sizeof r->name);
 		if (!kr_failed(&e))
@@ -290,8 +291,8 @@ static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 		if (r->state == R_NEW)
 			KR_TRY(admit(b, c, r, rnd + (size_t)KR_SERIAL_LEN * (size_t)i));
 		if (r->state == R_REJECTED)
-			KR_TRY(kr_store_rejected(b->store, b->batch_id, r->in.where,
-						 r->in.der ? r->csr.sha256 : NULL, r->reason));
+			KR_TRY(kr_store_reject(b->store, b->batch_id, r->in.where,
+					       r->in.der ? r->csr.sha256 : NULL, r->reason));
 	}
 	return kr_txn_commit(&t);
 }
@@ -338,7 +339,7 @@ static KR_MUST_USE kr_err record(batch *b, chunk *c)
 		};
 		memcpy(row.spki_sha256, r->csr.spki_sha256, 32);
 		memcpy(row.csr_sha256, r->csr.sha256, 32);
-		e = kr_store_issued(b->store, &row, r->tbs_sha256);
+		e = kr_store_complete(b->store, &row, r->tbs_sha256);
 		free(sans);
 	}
 	KR_TRY(e);
@@ -654,7 +655,7 @@ static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));
 	KR_TRY(kr_store_abandon_pending(b->store, b->ca->id, &abandoned));
-	KR_TRY(kr_store_batch_start(b->store, b->ca->id, b->p->name, &b->batch_id));
+	KR_TRY(kr_store_start_batch(b->store, b->ca->id, b->p->name, &b->batch_id));
 	if (abandoned && b->o->report)
 		fprintf(b->o->report,
 			"keyrite: %ld serial(s) reserved by an interrupted run were retired\n",
@@ -669,7 +670,7 @@ static KR_MUST_USE kr_err finish(batch *b)
 	kr_batch_counts c = {b->sum->issued, b->sum->rejected, b->sum->already};
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));
-	KR_TRY(kr_store_batch_finish(b->store, b->batch_id, &c));
+	KR_TRY(kr_store_finish_batch(b->store, b->batch_id, &c));
 	KR_TRY(kr_authority_checkpoint(b->ca, b->store));
 	return kr_txn_commit(&t);
 }

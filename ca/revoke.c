@@ -105,15 +105,15 @@ KR_MUST_USE kr_err kr_ca_crl(kr_store *store, kr_authority *ca, const char *out,
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, store));
 	KR_TRY(state_agrees(store));
-	KR_TRY(kr_store_crl_next(store, ca->id, number));
-	KR_TRY(kr_store_revoked(store, ca->id, collect, &r));
+	KR_TRY(kr_store_next_crl_number(store, ca->id, number));
+	KR_TRY(kr_store_revocations(store, ca->id, collect, &r));
 	spec.number = (long)*number;
 	spec.revoked = r.v;
 	spec.nrevoked = r.n;
 	KR_TRY(sign_crl(ca, &spec, &crl));
 	int len = i2d_X509_CRL(crl, &der);
 	KR_OSSL(len > 0, KR_EINTERNAL, "encoding the CRL");
-	KR_TRY(kr_store_crl_add(store, ca->id, *number, (int64_t)now,
+	KR_TRY(kr_store_add_crl(store, ca->id, *number, (int64_t)now,
 				(int64_t)now + ca->conf->crl_days * 86400, (long)r.n, der,
 				(size_t)len));
 	KR_TRY(kr_authority_checkpoint(ca, store));

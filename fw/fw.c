@@ -384,7 +384,7 @@ static KR_MUST_USE kr_err record(kr_fw_batch *b, int n)
 			.package = o->format == KR_FW_CMS ? o->package : NULL,
 			.package_version = o->package_version,
 		};
-		KR_TRY(kr_store_firmware(b->store, &row));
+		KR_TRY(kr_store_add_firmware(b->store, &row));
 		count++;
 	}
 	KR_TRY(kr_txn_commit(&t));

@@ -415,7 +415,7 @@ static KR_MUST_USE kr_err crl(const kr_crl_state *c, void *arg)
 	listing l = {w, c, NULL, 0, 0};
 	kr_err e = list_entries(x, &l);
 	if (!kr_failed(&e))
-		e = kr_store_revoked_before(w->store, c->ca, c->seq, revoked_by_then, &l);
+		e = kr_store_revocations_before(w->store, c->ca, c->seq, revoked_by_then, &l);
 	if (!kr_failed(&e) && (long)l.n != l.found)
 		problem(w, "CRL %lld of CA %lld lists %ld certificate(s) the log had not revoked",
 			(long long)c->number, (long long)c->ca, (long)l.n - l.found);

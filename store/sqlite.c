@@ -476,7 +476,7 @@ static KR_MUST_USE kr_err ca_lookup(kr_store *s, const char *name, const uint8_t
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
+KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cert, int64_t *id)
 {
 	KR_AUTO(uint8_t) der = NULL;
 	int len = i2d_X509(cert, &der);
@@ -497,7 +497,7 @@ KR_MUST_USE kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d)
+KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d)
 {
 	char now[21];
 	now_text(now);
@@ -509,8 +509,8 @@ KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d)
 	return step_done(s, st, "adding device");
 }
 
-KR_MUST_USE kr_err kr_store_device_get(kr_store *s, const char *id, int *found, char *model,
-				       size_t modelsz, char *version, size_t versionsz)
+KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,
+				   size_t modelsz, char *version, size_t versionsz)
 {
 	sqlite3_stmt *st = q(s, Q_DEVICE_GET);
 	bind_text(st, 1, id);
@@ -524,8 +524,8 @@ KR_MUST_USE kr_err kr_store_device_get(kr_store *s, const char *id, int *found, 
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const char *from,
-					   const char *to)
+KR_MUST_USE kr_err kr_store_set_device_version(kr_store *s, const char *id, const char *from,
+					       const char *to)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "UPDATE device SET version = ? WHERE id = ?", &st));
@@ -543,7 +543,7 @@ KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const ch
 	return audit_append(s, "device", &d);
 }
 
-KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
+KR_MUST_USE kr_err kr_store_start_batch(kr_store *s, int64_t ca, const char *profile,
 					int64_t *batch)
 {
 	char now[21];
@@ -559,7 +559,7 @@ KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *pro
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c)
+KR_MUST_USE kr_err kr_store_finish_batch(kr_store *s, int64_t batch, const kr_batch_counts *c)
 {
 	char now[21];
 	now_text(now);
@@ -617,7 +617,7 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_next_profile_id(kr_store *s, int64_t *id)
+KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 {
 	if (!s->pid_valid) {
 		sqlite3_stmt *st = q(s, Q_PROFILE_ID);
@@ -648,7 +648,8 @@ KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 	return step_done(s, st, "reserving a serial");
 }
 
-KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32])
+KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
+				     const uint8_t tbs_sha256[32])
 {
 	sqlite3_stmt *st = q(s, Q_ISSUED);
 	bind_text(st, 1, r->subject);
@@ -672,8 +673,8 @@ KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint
 	return audit_append(s, "issue", &d);
 }
 
-KR_MUST_USE kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input,
-				     const uint8_t *csr_sha256, const char *reason)
+KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,
+				   const uint8_t *csr_sha256, const char *reason)
 {
 	sqlite3_stmt *st = q(s, Q_REJECTED);
 	sqlite3_bind_int64(st, 1, batch);
@@ -810,7 +811,7 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 	return audit_append(s, "revoke", &d);
 }
 
-KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,
@@ -829,7 +830,7 @@ KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, v
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
+KR_MUST_USE kr_err kr_store_next_crl_number(kr_store *s, int64_t ca, int64_t *number)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?", &st));
@@ -841,7 +842,7 @@ KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
 				    int64_t next_update, long nrevoked, const uint8_t *der,
 				    size_t len)
 {
@@ -919,7 +920,7 @@ static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_d
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r)
+KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r)
 {
 	char now[21];
 	now_text(now);
@@ -989,7 +990,7 @@ KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 	return audit_rows(s, st, cb, arg);
 }
 
-KR_MUST_USE kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes)
+KR_MUST_USE kr_err kr_store_has_checkpoint(kr_store *s, int64_t seq, int *yes)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s, "SELECT 1 FROM checkpoint WHERE seq = ?", &st));
@@ -1011,7 +1012,7 @@ KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t l
 	return audit_rows(s, st, cb, arg);
 }
 
-KR_MUST_USE kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq,
+KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
 					   const uint8_t head[32], const uint8_t *sig, size_t len,
 					   const uint8_t *signer, size_t signer_len)
 {
@@ -1216,8 +1217,8 @@ KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *ar
 	return e;
 }
 
-KR_MUST_USE kr_err kr_store_revoked_before(kr_store *s, int64_t ca, int64_t seq, kr_revoked_cb cb,
-					   void *arg)
+KR_MUST_USE kr_err kr_store_revocations_before(kr_store *s, int64_t ca, int64_t seq,
+					       kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(prepare(s,

@@ -6,6 +6,10 @@
  * store/detail.h) and its verification (store/audit.h) are the backends'
  * common part.
  *
+ * Names: a function that changes the store is named for what it does
+ * (kr_store_reserve, kr_store_revoke, kr_store_add_crl), one that reads it
+ * for what it gives (kr_store_certs, kr_store_revocations, kr_store_prior).
+ *
  * A certificate row is reserved ('pending', with its serial) before the HSM
  * signs and completed ('valid', with its DER) after; a row still pending when
  * a batch starts belongs to a run that was killed, and is retired
@@ -49,29 +53,29 @@ void kr_txn_end(kr_txn *t);
 KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n);
 
 /* Registers a CA under name, or checks that name is this certificate. */
-KR_MUST_USE kr_err kr_store_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
+KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cert, int64_t *id);
 
 typedef struct kr_device {
 	const char *id, *model, *version;
 } kr_device;
 
 /* Adds a device that is not recorded yet. */
-KR_MUST_USE kr_err kr_store_device_put(kr_store *s, const kr_device *d);
+KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d);
 /* What the store records of device id: *found 0 if nothing; model and
  * version ("" if unknown) into the caller's buffers. */
-KR_MUST_USE kr_err kr_store_device_get(kr_store *s, const char *id, int *found, char *model,
-				       size_t modelsz, char *version, size_t versionsz);
+KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,
+				   size_t modelsz, char *version, size_t versionsz);
 /* A recorded device's new version, with an audit entry 'device' (from, to). */
-KR_MUST_USE kr_err kr_store_device_version(kr_store *s, const char *id, const char *from,
-					   const char *to);
+KR_MUST_USE kr_err kr_store_set_device_version(kr_store *s, const char *id, const char *from,
+					       const char *to);
 
-KR_MUST_USE kr_err kr_store_batch_start(kr_store *s, int64_t ca, const char *profile,
+KR_MUST_USE kr_err kr_store_start_batch(kr_store *s, int64_t ca, const char *profile,
 					int64_t *batch);
 
 typedef struct kr_batch_counts {
 	long issued, rejected, already;
 } kr_batch_counts;
-KR_MUST_USE kr_err kr_store_batch_finish(kr_store *s, int64_t batch, const kr_batch_counts *c);
+KR_MUST_USE kr_err kr_store_finish_batch(kr_store *s, int64_t batch, const kr_batch_counts *c);
 
 /* What the store holds for a CSR under a profile: nothing, or a certificate. */
 typedef struct kr_prior {
@@ -93,7 +97,7 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
 
 /* The next profile id, counted within the transaction and stored at its
  * commit. */
-KR_MUST_USE kr_err kr_store_next_profile_id(kr_store *s, int64_t *id);
+KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id);
 
 typedef struct kr_cert_row {
 	int64_t ca, batch, profile_id;
@@ -111,11 +115,12 @@ typedef struct kr_cert_row {
 
 KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
 /* pending -> valid, with an audit entry carrying tbs_sha256. */
-KR_MUST_USE kr_err kr_store_issued(kr_store *s, const kr_cert_row *r, const uint8_t tbs_sha256[32]);
+KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
+				     const uint8_t tbs_sha256[32]);
 
 /* A rejected request, for the record of the batch. */
-KR_MUST_USE kr_err kr_store_rejected(kr_store *s, int64_t batch, const char *input,
-				     const uint8_t *csr_sha256, const char *reason);
+KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,
+				   const uint8_t *csr_sha256, const char *reason);
 
 typedef struct kr_cert_info {
 	const char *ca, *status, *profile, *device_id, *subject, *sans;
@@ -142,10 +147,10 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 
 typedef KR_MUST_USE kr_err (*kr_revoked_cb)(const uint8_t *serial, size_t len, int64_t when,
 					    int reason, void *arg);
-KR_MUST_USE kr_err kr_store_revoked(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg);
+KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg);
 
-KR_MUST_USE kr_err kr_store_crl_next(kr_store *s, int64_t ca, int64_t *number);
-KR_MUST_USE kr_err kr_store_crl_add(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
+KR_MUST_USE kr_err kr_store_next_crl_number(kr_store *s, int64_t ca, int64_t *number);
+KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int64_t this_update,
 				    int64_t next_update, long nrevoked, const uint8_t *der,
 				    size_t len);
 
@@ -158,7 +163,7 @@ typedef struct kr_fw_row {
 	const char *package; /* CMS: the package's identifier (OID) and version; else NULL */
 	int64_t package_version;
 } kr_fw_row;
-KR_MUST_USE kr_err kr_store_firmware(kr_store *s, const kr_fw_row *r);
+KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r);
 
 /* ---- publication (keyrite publish): the records last published per zone.
  * In one transaction: begin opens an empty set of current records; add
@@ -201,10 +206,10 @@ typedef struct kr_checkpoint {
 	size_t signer_der_len;
 } kr_checkpoint;
 /* 1 if the entry seq already has a checkpoint. */
-KR_MUST_USE kr_err kr_store_checkpointed(kr_store *s, int64_t seq, int *yes);
+KR_MUST_USE kr_err kr_store_has_checkpoint(kr_store *s, int64_t seq, int *yes);
 /* signer: the DER certificate of the firmware signer that signed, under CA
  * ca; NULL when the CA's own key signed. */
-KR_MUST_USE kr_err kr_store_checkpoint_add(kr_store *s, int64_t ca, int64_t seq,
+KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
 					   const uint8_t head[32], const uint8_t *sig, size_t len,
 					   const uint8_t *signer, size_t signer_len);
 typedef KR_MUST_USE kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
@@ -267,7 +272,7 @@ typedef KR_MUST_USE kr_err (*kr_cert_state_cb)(const kr_cert_state *c, void *arg
 KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *arg);
 typedef KR_MUST_USE kr_err (*kr_crl_state_cb)(const kr_crl_state *c, void *arg);
 KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *arg);
-KR_MUST_USE kr_err kr_store_revoked_before(kr_store *s, int64_t ca, int64_t seq, kr_revoked_cb cb,
-					   void *arg);
+KR_MUST_USE kr_err kr_store_revocations_before(kr_store *s, int64_t ca, int64_t seq,
+					       kr_revoked_cb cb, void *arg);
 
 #endif

@@ -91,7 +91,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	kr_fw_row r = {"fw", "image.bin", "cms", "image.bin.p7s", NULL, h, h, 10};
 	KR_TXN(t);
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_firmware(s, &r));
+	KR_ASSERT_OK(kr_store_add_firmware(s, &r));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	kr_store_close(s);
 
@@ -138,12 +138,12 @@ Test(fw, a_ca_name_stays_bound_to_its_certificate)
 	KR_ASSERT_OK(kr_store_open(path, 1, &s));
 	X509 *a = self_signed("a"), *b = self_signed("b");
 	int64_t id1 = 0, id2 = 0, id3 = 0;
-	KR_ASSERT_OK(kr_store_ca(s, "devices", a, &id1));
-	KR_ASSERT_OK(kr_store_ca(s, "devices", a, &id2));
+	KR_ASSERT_OK(kr_store_register_ca(s, "devices", a, &id1));
+	KR_ASSERT_OK(kr_store_register_ca(s, "devices", a, &id2));
 	cr_assert(id1 > 0 && id1 == id2);
-	KR_ASSERT_ERR(kr_store_ca(s, "devices", b, &id3), KR_EINPUT,
+	KR_ASSERT_ERR(kr_store_register_ca(s, "devices", b, &id3), KR_EINPUT,
 		      "recorded with a different certificate");
-	KR_ASSERT_OK(kr_store_ca(s, "other", b, &id3));
+	KR_ASSERT_OK(kr_store_register_ca(s, "other", b, &id3));
 	cr_assert(id3 > 0 && id3 != id1);
 	X509_free(a);
 	X509_free(b);

@@ -274,8 +274,8 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_AUTO(EVP_PKEY) key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	KR_AUTO(X509) ca = test_ca(key);
 	int64_t caid = 0, batch = 0;
-	KR_ASSERT_OK(kr_store_ca(s, "d", ca, &caid));
-	KR_ASSERT_OK(kr_store_batch_start(s, caid, "dev", &batch));
+	KR_ASSERT_OK(kr_store_register_ca(s, "d", ca, &caid));
+	KR_ASSERT_OK(kr_store_start_batch(s, caid, "dev", &batch));
 	uint8_t serial[16] = {0x11, 2, 3};
 	kr_cert_row r = row(caid, batch, serial, 0xaa);
 	KR_TXN(t);
@@ -305,7 +305,7 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	r2.der_len = 3;
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_reserve(s, &r2));
-	KR_ASSERT_OK(kr_store_issued(s, &r2, tbs));
+	KR_ASSERT_OK(kr_store_complete(s, &r2, tbs));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r2.csr_sha256, &prior));
 	cr_assert(prior.found && !strcmp(prior.status, "valid") && prior.der_len == 3);
@@ -340,25 +340,25 @@ Test(issue, store_profile_ids_count_per_transaction)
 	int64_t a = 0, b = 0, c = 0;
 	KR_TXN(t);
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_next_profile_id(s, &a));
-	KR_ASSERT_OK(kr_store_next_profile_id(s, &b));
+	KR_ASSERT_OK(kr_store_take_profile_id(s, &a));
+	KR_ASSERT_OK(kr_store_take_profile_id(s, &b));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(a, 11, "the registry's ids start at 11");
 	cr_assert_eq(b, 12);
 	/* A rolled-back transaction's ids were never used: they come again. */
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	KR_ASSERT_OK(kr_store_take_profile_id(s, &c));
 	kr_txn_end(&t);
 	cr_assert_eq(c, 13);
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	KR_ASSERT_OK(kr_store_take_profile_id(s, &c));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(c, 13);
 	/* What was committed is in the file. */
 	kr_store_close(s);
 	KR_ASSERT_OK(kr_store_open(path, 0, &s));
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_next_profile_id(s, &c));
+	KR_ASSERT_OK(kr_store_take_profile_id(s, &c));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(c, 14);
 	kr_store_close(s);
