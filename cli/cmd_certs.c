@@ -46,7 +46,12 @@ static KR_MUST_USE kr_err line(const kr_cert_info *c, void *arg)
 	kr_json_str(stdout, c->subject);
 	fputs(",\"names\":", stdout);
 	kr_json_str(stdout, c->sans);
-	printf(",\"not_before\":\"%s\",\"not_after\":\"%s\"}\n", nb, na);
+	printf(",\"not_before\":\"%s\",\"not_after\":\"%s\"", nb, na);
+	if (c->profile_id)
+		printf(",\"profile_id\":%lld", (long long)c->profile_id);
+	if (c->reason >= 0)
+		printf(",\"revoked_at\":%lld,\"reason\":%d", (long long)c->revoked_at, c->reason);
+	fputs("}\n", stdout);
 	return kr_ok();
 }
 

@@ -25,7 +25,8 @@ static const char usage_text[] =
 	"                       IMAGE...\n"
 	"       keyrite fw verify [--format cms|mcuboot] --root FILE [--expect-version V]\n"
 	"                       [--content IMAGE] [--package OID] [--hardware OID]\n"
-	"                       [--cert FILE] FILE\n";
+	"                       [--cert FILE] FILE\n"
+	"       keyrite fw list [--config FILE] [--json]\n";
 
 static KR_MUST_USE kr_err parse_format(const char *v, kr_fw_format *f)
 {
@@ -457,8 +458,70 @@ static int cmd_verify(int argc, char **argv)
 	return kr_cli_report(&e);
 }
 
+/* ---- list -------------------------------------------------------------------------------- */
+
+/* The outputs, comma-separated in the record, as a JSON array. */
+static void json_outputs(const char *outputs)
+{
+	fputc('[', stdout);
+	for (const char *p = outputs; *p;) {
+		size_t n = strcspn(p, ",");
+		char one[4096];
+		snprintf(one, sizeof one, "%.*s", (int)n, p);
+		fputs(p == outputs ? "" : ",", stdout);
+		kr_json_str(stdout, one);
+		p += n + (p[n] == ',');
+	}
+	fputc(']', stdout);
+}
+
+static KR_MUST_USE kr_err list_one(const kr_fw_row *r, void *arg)
+{
+	int json = *(int *)arg;
+	char sha[65], fp[65];
+	kr_hex(r->image_sha256, 32, sha);
+	kr_hex(r->signer_sha256, 32, fp);
+	if (!json) {
+		printf("%s %s %-12s %10lld %s %s -> %s\n", r->time, r->signer, r->format,
+		       (long long)r->size, sha, r->file, r->output);
+		return kr_ok();
+	}
+	fputs("{\"time\":", stdout);
+	kr_json_str(stdout, r->time);
+	fputs(",\"signer\":", stdout);
+	kr_json_str(stdout, r->signer);
+	printf(",\"signer_sha256\":\"%s\",\"file\":", fp);
+	kr_json_str(stdout, r->file);
+	printf(",\"size\":%lld,\"sha256\":\"%s\",\"format\":", (long long)r->size, sha);
+	kr_json_str(stdout, r->format);
+	fputs(",\"outputs\":", stdout);
+	json_outputs(r->output);
+	fputs(",\"recipients\":", stdout);
+	kr_json_str(stdout, r->recipients);
+	fputs("}\n", stdout);
+	return kr_ok();
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG | KR_OPT_JSON, NULL, NULL, NULL, 0, 0};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	kr_config *cfg = NULL;
+	kr_store *store = NULL;
+	kr_err e = kr_cli_open(co.config, 0, &cfg, &store);
+	if (!kr_failed(&e))
+		e = kr_store_firmware(store, list_one, &co.json);
+	kr_store_close(store);
+	kr_config_free(cfg);
+	return kr_cli_report(&e);
+}
+
 int kr_cmd_fw(int argc, char **argv)
 {
-	static const kr_cli_sub subs[] = {{"sign", cmd_sign}, {"verify", cmd_verify}};
+	static const kr_cli_sub subs[] = {
+		{"sign", cmd_sign}, {"verify", cmd_verify}, {"list", cmd_list}};
 	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);
 }

@@ -454,10 +454,16 @@ KR_MUST_USE kr_err kr_audit_verify(kr_store *s, FILE *report, unsigned flags, lo
 	if (kr_failed(&e))
 		problem(&w, "%s", e.msg);
 	e = walk_log(s, &w);
+	size_t by_signers = 0;
+	for (size_t i = 0; i < w.ncps; i++)
+		by_signers += w.cps[i].signer_der != NULL;
 	free_checkpoints(&w);
 	KR_TRY(e);
 	if (report)
-		fprintf(report, "audit: %ld entries, %ld problem(s)\n", w.entries, w.problems);
+		fprintf(report,
+			"audit: %ld entries, %zu checkpoint(s) (%zu by firmware signers), %ld "
+			"problem(s)\n",
+			w.entries, w.ncps, by_signers, w.problems);
 	if (problems)
 		*problems = w.problems;
 	KR_ENSURE(w.problems == 0, KR_EVERIFY, "the audit log fails verification (%ld problem(s))",

@@ -952,6 +952,41 @@ KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r)
 	return audit_append(s, "firmware", &d);
 }
 
+KR_MUST_USE kr_err kr_store_firmware(kr_store *s, kr_fw_row_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(prepare(
+		s,
+		"SELECT time, signer, signer_sha256, file, size, image_sha256, format, output,"
+		" recipients FROM firmware ORDER BY id",
+		&st));
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	/* cppcheck-suppress invalidLifetime ; e holds no pointer to r */
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int digests =
+			sqlite3_column_bytes(st, 2) == 32 && sqlite3_column_bytes(st, 5) == 32;
+		kr_fw_row r = {
+			.time = (const char *)sqlite3_column_text(st, 0),
+			.signer = (const char *)sqlite3_column_text(st, 1),
+			.signer_sha256 = digests ? sqlite3_column_blob(st, 2) : NULL,
+			.file = (const char *)sqlite3_column_text(st, 3),
+			.size = sqlite3_column_int64(st, 4),
+			.image_sha256 = digests ? sqlite3_column_blob(st, 5) : NULL,
+			.format = (const char *)sqlite3_column_text(st, 6),
+			.output = (const char *)sqlite3_column_text(st, 7),
+			.recipients = (const char *)sqlite3_column_text(st, 8),
+		};
+		e = digests ? cb(&r, arg)
+			    : kr_errf(KR_EVERIFY, "%s: a firmware row's digests are not 32 octets",
+				      s->path);
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, "listing firmware signatures");
+	sqlite3_finalize(st);
+	return e;
+}
+
 #define AUDIT_COLUMNS "seq, time, kind, detail, prev, hash, ca, serial, device"
 
 /* Calls cb for each row of st, a SELECT of AUDIT_COLUMNS. */

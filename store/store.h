@@ -162,8 +162,12 @@ typedef struct kr_fw_row {
 	int64_t size;
 	const char *package; /* CMS: the package's identifier (OID) and version; else NULL */
 	int64_t package_version;
+	const char *time; /* read back: when it was recorded; the package is in its audit entry */
 } kr_fw_row;
 KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r);
+/* Every firmware signature recorded, oldest first. */
+typedef KR_MUST_USE kr_err (*kr_fw_row_cb)(const kr_fw_row *r, void *arg);
+KR_MUST_USE kr_err kr_store_firmware(kr_store *s, kr_fw_row_cb cb, void *arg);
 
 /* ---- publication (keyrite publish): the records last published per zone.
  * In one transaction: begin opens an empty set of current records; add

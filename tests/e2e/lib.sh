@@ -137,6 +137,14 @@ kri() {
 
 mkcsr() { "$MKCSR" "$@" || fail "mkcsr $* failed"; }
 
+# What keyrite itself says is in the store. Raw SQL (db) is for tampering
+# with the file, and for rows and columns no command shows.
+krc() { kr certs --config "$T/ca/keyrite.cnf" "$@" || fail "keyrite certs $*"; }
+ncerts() { krc "$@" | wc -l; } # ncerts [--status valid|revoked] [--device ID]
+serial_of() { krc --device "$1" --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/\1/p'; }
+fw_list() { kr fw list --config "$T/ca/keyrite.cnf" --json || fail "keyrite fw list"; }
+audit_list() { kr audit list --config "$T/ca/keyrite.cnf" "$@" || fail "keyrite audit list $*"; }
+
 db() { sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"; }
 
 # A count from the store while keyrite may still be making it: 0 until the

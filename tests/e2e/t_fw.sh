@@ -68,12 +68,11 @@ test_cms_detached_and_embedded_verify_with_openssl() {
 	! cms_verify "$T/signed/fw.bin.p7s" "$T/bad.bin" || fail "tampered image verified"
 	expect 8 "does not verify" kr fw verify --root "$T/ca/root.pem" --content "$T/bad.bin" "$T/signed/fw.bin.p7s"
 	# recorded: two signatures, two audit entries, the chain intact
-	[ "$(db "SELECT count(*) FROM firmware WHERE size = 300000")" -eq 2 ]
-	[ "$(db "SELECT count(*) FROM audit WHERE kind = 'firmware'")" -eq 2 ]
-	[ "$(db "SELECT lower(hex(image_sha256)) FROM firmware LIMIT 1")" = "$(sha256sum <"$T/fw.bin" | cut -c1-64)" ]
+	[ "$(fw_list | grep -c '"size":300000,')" -eq 2 ]
+	[ "$(audit_list --kind firmware | wc -l)" -eq 2 ]
+	fw_list | head -1 | grep -q "\"sha256\":\"$(sha256sum <"$T/fw.bin" | cut -c1-64)\"" || fail "image SHA-256"
 	# each run ends with a checkpoint signed by the firmware key, carrying its certificate
-	[ "$(db "SELECT count(*) FROM checkpoint WHERE signer IS NOT NULL")" -eq 2 ]
-	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	has "(2 by firmware signers), 0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 	cp "$T/ca/registry.db" "$T/clean.db"
 	db "UPDATE audit SET detail = replace(detail, 'size=300000', 'size=300001') WHERE kind = 'firmware'"
 	expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
@@ -118,7 +117,8 @@ test_cms_authenveloped_to_device_and_kek_decrypts_with_openssl() {
 	! openssl cms -decrypt -binary -inform DER -in "$T/signed/fw.bin.p7e" \
 		-secretkey "$(head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \n')" -secretkeyid 0a0b0c \
 		-out "$T/x.bin" 2>/dev/null || fail "wrong KEK decrypted"
-	[ "$(db "SELECT recipients FROM firmware")" = "$(basename "$T"/certs/*dev0002*.pem .pem),dev0001,kek:fw-class-a" ]
+	fw_list | grep -q "\"recipients\":\"$(basename "$T"/certs/*dev0002*.pem .pem),dev0001,kek:fw-class-a\"" ||
+		fail "recipients: $(fw_list)"
 }
 
 # asn1_after FILE OID N: the N items after the object identifier OID in
@@ -160,17 +160,18 @@ test_cms_rfc4108_signed_attributes_and_their_checks() {
 	has "package 1.3.6.1.4.1.32473.1.5 version 0 for 1.3.6.1.4.1.32473.2.9;" kr fw verify \
 		--root "$T/ca/root.pem" "$T/signed/other.bin.p7m"
 	# recorded, in the audit entry too
-	[ "$(db "SELECT count(*) FROM audit WHERE kind = 'firmware' AND detail LIKE '%package=$pkg package-version=7%'")" -eq 1 ]
+	[ "$(audit_list --kind firmware | grep -c "package=$pkg package-version=7")" -eq 1 ]
 	# a package must say what it is: refused before the token signs anything
 	expect 2 "give --package-version N" krfw --signer firmware --out "$T/signed" "$T/fw.bin"
 	expect 2 "--package-version -1: a number" krfw --signer firmware --package-version -1 "$T/fw.bin"
 	expect 2 "package 'x.y': not an object identifier" krcms --signer firmware --package x.y "$T/fw.bin"
+	cp "$T/ca/keyrite.cnf" "$T/ca/good.cnf"
 	sed -i '/^package *=/d; /^hardware *=/d' "$T/ca/keyrite.cnf"
 	expect 2 "set package = OID in [signer_firmware], or give --package OID" krcms --signer firmware "$T/fw.bin"
 	expect 2 "set hardware = OID... in [signer_firmware]" krcms --signer firmware --package "$pkg" "$T/fw.bin"
 	sed -i '/^\[signer_firmware\]/a package = 1.2.x' "$T/ca/keyrite.cnf"
 	expect 3 "'1.2.x' is not an object identifier" krcms --signer firmware "$T/fw.bin"
-	[ "$(db "SELECT count(*) FROM firmware")" -eq 2 ] || fail "a refused run recorded something"
+	[ "$(kr fw list --config "$T/ca/good.cnf" | wc -l)" -eq 2 ] || fail "a refused run recorded something"
 	# the same signer's key, through the OpenSSL pkcs11 engine: a good
 	# signature, but without RFC 4108's attributes it is not a package
 	openssl cms -sign -binary -nodetach -outform DER -in "$T/fw.bin" -signer "$T/ca/firmware-signer.pem" \
@@ -261,7 +262,7 @@ test_cms_rfc4108_encrypted_package_decrypts_with_openssl() {
 	cmp "$T/plain16.bin" "$T/fw16.bin"
 	expect 3 "key-wrap recipients take AES-256 keys" krcms --signer firmware --out "$T" \
 		--authenveloped --encrypt-kek fw-class-b "$T/fw16.bin"
-	[ "$(db "SELECT count(*) FROM firmware")" -eq 3 ]
+	[ "$(fw_list | wc -l)" -eq 3 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
@@ -448,7 +449,7 @@ test_mcuboot_ecies_copies_share_one_signature_and_decrypt_with_openssl() {
 	done
 	krfw --signer firmware --format mcuboot --header-size 256 --pad-header --version 2.0 \
 		--encrypt-to "$T/classa.pub.pem" --encrypt-to "$T/classb.pub.pem" --out "$T/signed" "$T/app.bin" 2>/dev/null
-	[ "$(db "SELECT count(*) FROM firmware")" -eq 1 ]
+	[ "$(fw_list | wc -l)" -eq 1 ]
 	# one after the other: mcu_slice writes the same files each time
 	mcu_slice "$T/signed/app.classa.enc.bin"
 	cp "$T/tlv-34.bin" "$T/classa.sig"
@@ -529,14 +530,14 @@ test_fw_bad_inputs_one_message_each_and_the_batch_goes_on() {
 	expect 4 "no AES key labelled 'nokek'" krcms --signer firmware --out "$T/signed" --encrypt-kek nokek "$T/fw2.bin"
 	# a token failure ends a batch at its image, whatever the other worker was doing
 	local st=0 before
-	before=$(db "SELECT count(*) FROM firmware")
+	before=$(fw_list | wc -l)
 	krcms --signer firmware --out "$T/signed" --json --encrypt-kek nokek "$T/fw2.bin" "$T/fw.bin" \
 		"$T/app.bin" >"$T/kek.json" 2>"$T/err" || st=$?
 	[ $st -eq 4 ] || fail "token failure in a batch: exit $st"
 	[ "$(grep -c "no AES key labelled 'nokek'" "$T/err")" -eq 1 ] || fail "one message, not $(cat "$T/err")"
 	[ "$(wc -l <"$T/kek.json")" -eq 1 ] && grep -q '"file":"[^"]*fw2.bin","status":"failed"' "$T/kek.json" ||
 		fail "one report, for the first image: $(cat "$T/kek.json")"
-	[ "$(db "SELECT count(*) FROM firmware")" = "$before" ] || fail "a record after a token failure"
+	[ "$(fw_list | wc -l)" = "$before" ] || fail "a record after a token failure"
 	assert_absent "$T/signed/fw.bin.p7e" "$T/signed/fw.bin.p7e.p7s" "$T/signed/app.bin.p7e"
 	ls "$T/signed" | grep -q fw2 && fail "a failed image left output"
 	# a batch goes on past a bad image: exit 1, the good ones signed
@@ -586,7 +587,7 @@ test_fw_batch_of_many_chunks_in_input_order() {
 	grep '"file":"[^"]*fw040.bin"' "$T/many.json" | grep -q '"status":"failed"' || fail "empty image"
 	grep '"file":"[^"]*missing.bin"' "$T/many.json" | grep -q '"status":"failed"' || fail "missing"
 	# recorded in input order, one row per signed image, and each verifies
-	db "SELECT file FROM firmware ORDER BY id" >"$T/rec.order"
+	fw_list | sed 's/.*"file":"\([^"]*\)".*/\1/' >"$T/rec.order"
 	grep -v -e fw040.bin -e missing.bin "$T/want.order" | cmp -s - "$T/rec.order" ||
 		fail "records out of input order"
 	for f in "${list[@]}"; do
@@ -613,7 +614,7 @@ after_kill() {
 	[ "$(db "pragma integrity_check")" = ok ] || fail "$when: integrity_check"
 	[ "$(ls -A "$out" | grep -vc '\.p7s$')" -eq 0 ] ||
 		fail "$when: stray files: $(ls -A "$out" | grep -v '\.p7s$' | head -3)"
-	db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
+	fw_list | { grep -o "\"$out/[^\"]*\"" || true; } | tr -d '"' | sort >"$T/recorded"
 	find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
 	[ ! -s "$T/unrecorded" ] || fail "$when: outputs without a record: $(head -3 "$T/unrecorded")"
 	for f in $(find "$out" -name '*.p7s' | shuf -n 5); do
@@ -644,7 +645,7 @@ test_fw_killed_batch_leaves_only_recorded_outputs() {
 	sleep "0.0$((RANDOM % 5))" # anywhere in a chunk
 	kill -9 $pid
 	wait $pid || true
-	[ "$(db "SELECT count(*) FROM firmware")" -lt 2000 ] || fail "the batch finished before it was killed"
+	[ "$(fw_list | wc -l)" -lt 2000 ] || fail "the batch finished before it was killed"
 	after_kill "killed" "$T/fwout" 2000
 }
 
@@ -689,7 +690,7 @@ test_fw_full_disk_ends_the_run_with_one_message() {
 		[ "$(wc -l <"$T/full.err")" -eq 2 ] || { cat "$T/full.err"; fail "$at: want one message"; }
 		grep -Eqx "keyrite: $signed signed, [01] failed" "$T/full.err" || { cat "$T/full.err"; fail "$at: summary"; }
 		[ "$(ls "$out" | wc -l)" -eq "$signed" ] || fail "$at: want $signed outputs"
-		db "SELECT output FROM firmware WHERE output LIKE '$out/%'" | sort >"$T/recorded"
+		fw_list | { grep -o "\"$out/[^\"]*\"" || true; } | tr -d '"' | sort >"$T/recorded"
 		find "$out" -name '*.p7s' | sort | comm -23 - "$T/recorded" >"$T/unrecorded"
 		[ ! -s "$T/unrecorded" ] || fail "$at: outputs without a record"
 		[ "$(db "pragma integrity_check")" = ok ] || fail "$at: integrity_check"

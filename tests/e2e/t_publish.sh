@@ -354,7 +354,7 @@ test_publish_changes_of_10000_moved_devices_applied_to_bind() {
 	krp --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
 	named_start "$T/pub/iotregistry.ca.zone"
 	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --reason affiliationChanged \
-		$(db "select hex(serial) from cert where profile = 'device'") >/dev/null
+		$(krc | awk '$6 == "device" {print $1}') >/dev/null
 	mkcsr --manifest "$n" --start 4000000000000001 >"$T/moved.csv"
 	kri device "$T/moved.csv" 2>/dev/null
 	has "$((2 * n)) added, $((2 * n)) removed; nsupdate script of [0-9]* message(s)" \
