@@ -2,11 +2,9 @@
  * keyrite fw verify --root FILE [...] FILE */
 #include "cli.h"
 #include "../fw/fw.h"
-#include "../util/cleanup.h"
 #include "../util/json.h"
 #include "../util/text.h"
 
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,84 +45,6 @@ static KR_MUST_USE kr_err parse_u32(const char *opt, const char *v, unsigned lon
 	KR_ENSURE(*v && !*end && *out <= max, KR_EUSAGE, "%s %s: expected a number up to %lu", opt,
 		  v, max);
 	return kr_ok();
-}
-
-/* ---- recipients ---------------------------------------------------------------------- */
-
-static KR_MUST_USE kr_err add_slot(kr_fw_opts *o, kr_fw_recipient **r)
-{
-	KR_ENSURE(o->nrecipients < KR_FW_MAX_RECIPIENTS, KR_EUSAGE,
-		  "at most %d encryption recipients", KR_FW_MAX_RECIPIENTS);
-	*r = &o->recipients[o->nrecipients++];
-	return kr_ok();
-}
-
-/* A certificate, or a bare public key (MCUboot's device-class key). */
-static KR_MUST_USE kr_err recipient_file(kr_fw_opts *o, const char *path)
-{
-	kr_fw_recipient *r = NULL;
-	KR_TRY(add_slot(o, &r));
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	snprintf(r->name, sizeof r->name, "%s", base);
-	static const char *const ext[] = {".pem", ".crt", ".pub"}; /* classa.pub.pem: classa */
-	for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
-		size_t n = strlen(r->name), e = strlen(ext[i]);
-		if (n > e && strcmp(r->name + n - e, ext[i]) == 0)
-			r->name[n - e] = '\0';
-	}
-	KR_AUTO(BIO) bio = BIO_new_file(path, "r");
-	KR_OSSL(bio, KR_EIO, "--encrypt-to %s: cannot open", path);
-	r->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-	if (!r->cert) {
-		ERR_clear_error();
-		BIO_reset(bio);
-		r->key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-	}
-	KR_OSSL(r->cert || r->key, KR_EINPUT,
-		"--encrypt-to %s: neither a PEM certificate nor a PEM public key", path);
-	return kr_ok();
-}
-
-typedef struct newest {
-	uint8_t *der;
-	size_t len;
-} newest;
-
-static KR_MUST_USE kr_err keep_newest(const kr_cert_info *c, void *arg)
-{
-	newest *n = arg; /* rows come in issuance order */
-	free(n->der);
-	n->der = malloc(c->der_len);
-	n->len = n->der ? c->der_len : 0;
-	KR_ENSURE(n->der, KR_EINTERNAL, "out of memory");
-	memcpy(n->der, c->der, c->der_len);
-	return kr_ok();
-}
-
-/* The device's newest valid certificate in the store. */
-static KR_MUST_USE kr_err recipient_device(kr_fw_opts *o, kr_store *store, const char *id)
-{
-	kr_fw_recipient *r = NULL;
-	KR_TRY(add_slot(o, &r));
-	snprintf(r->name, sizeof r->name, "%s", id);
-	newest n = {0};
-	kr_cert_filter f = {.device_id = id, .status = "valid"};
-	KR_TRY(kr_store_certs(store, &f, keep_newest, &n));
-	KR_ENSURE(n.der, KR_EINPUT, "--encrypt-to-device %s: no valid certificate in the store",
-		  id);
-	const unsigned char *p = n.der;
-	r->cert = d2i_X509(NULL, &p, (long)n.len);
-	free(n.der);
-	KR_OSSL(r->cert, KR_EINTERNAL, "--encrypt-to-device %s: stored certificate", id);
-	return kr_ok();
-}
-
-static void free_recipients(kr_fw_opts *o)
-{
-	for (int i = 0; i < o->nrecipients; i++) {
-		X509_free(o->recipients[i].cert);
-		EVP_PKEY_free(o->recipients[i].key);
-	}
 }
 
 /* ---- sign ------------------------------------------------------------------------------ */
@@ -241,9 +161,9 @@ static KR_MUST_USE kr_err prepare(sign_args *a, kr_store *store, kr_fw_opts *o)
 		KR_TRY(parse_format(a->format, &o->format));
 	KR_TRY(o->format == KR_FW_MCUBOOT ? mcuboot_options(a, o) : cms_options(a, o));
 	for (int i = 0; i < a->nfiles; i++)
-		KR_TRY(recipient_file(o, a->files[i]));
+		KR_TRY(kr_fw_recipient_file(o, a->files[i]));
 	for (int i = 0; i < a->ndevices; i++)
-		KR_TRY(recipient_device(o, store, a->devices[i]));
+		KR_TRY(kr_fw_recipient_device(o, store, a->devices[i]));
 	return kr_ok();
 }
 
@@ -280,7 +200,7 @@ static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 	if (started)
 		e = run(s, store, o, images, n, &t);
 	kr_fw_signer_close(s);
-	free_recipients(o);
+	kr_fw_recipients_free(o);
 	kr_store_close(store);
 	kr_config_free(cfg);
 	if (started && n > 1)

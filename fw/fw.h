@@ -73,6 +73,14 @@ typedef struct kr_fw_opts {
 	int authenveloped;
 } kr_fw_opts;
 
+/* Adds a recipient to o: a PEM certificate, or a bare PEM public key
+ * (MCUboot's device-class key), named by the file (classa.pub.pem: classa);
+ * or a device's newest valid certificate in the store, named by its id.
+ * kr_fw_recipients_free frees what they added. */
+KR_MUST_USE kr_err kr_fw_recipient_file(kr_fw_opts *o, const char *path);
+KR_MUST_USE kr_err kr_fw_recipient_device(kr_fw_opts *o, kr_store *store, const char *id);
+void kr_fw_recipients_free(kr_fw_opts *o);
+
 typedef struct kr_fw_result {
 	uint64_t size;
 	uint8_t sha256[32];
