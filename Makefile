@@ -123,6 +123,7 @@ C_FILES  = $(shell find util crypto hsm store ca fw policy ceremony publish cli 
 # Static analysis and formatting; the build itself already has -Werror.
 lint:
 	@scripts/deps.sh lint
+	scripts/layers.sh
 	clang-format --dry-run -Werror $(C_FILES)
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(ALL_CFLAGS) -U_FORTIFY_SOURCE
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

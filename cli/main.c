@@ -22,8 +22,8 @@ static const struct {
 	{"crl", kr_cmd_crl, "issue a CA's next CRL"},
 	{"certs", kr_cmd_certs, "list issued certificates"},
 	{"show", kr_cmd_show, "print one certificate and its history"},
-	{"audit", kr_cmd_audit, "verify the audit log"},
-	{"fw", kr_cmd_fw, "sign, encrypt and verify firmware images (CMS, MCUboot)"},
+	{"audit", kr_cmd_audit, "verify or list the audit log"},
+	{"fw", kr_cmd_fw, "sign, encrypt, verify and list firmware images (CMS, MCUboot)"},
 	{"publish", kr_cmd_publish, "write the DNS zone and .well-known CA files; check them"},
 };
 

@@ -54,3 +54,19 @@ EOT
 	grep -q "e2e: 1 passed, 2 failed" "$T/meta.out" || fail "summary"
 	[ $rc -eq 1 ] || fail "the runner exited $rc, want 1"
 }
+
+# make lint's layering check (scripts/layers.sh) on a copy of the tree:
+# clean as it is; an include from a folder above, or a folder it does not
+# know, fails with the file, line and rule.
+test_layering_check_refuses_an_include_from_above() {
+	mkdir "$T/tree"
+	cp -r "$REPO/util" "$REPO/crypto" "$REPO/hsm" "$REPO/store" "$T/tree/"
+	"$REPO/scripts/layers.sh" "$T/tree" || fail "the tree as it is fails the layering check"
+	sed -i '1i #include "../hsm/hsm.h"' "$T/tree/store/log.c"
+	expect 1 "store/log.c:1 includes hsm/: store/ may include only util crypto" \
+		"$REPO/scripts/layers.sh" "$T/tree"
+	sed -i '1d' "$T/tree/store/log.c"
+	mkdir "$T/tree/registry" && echo 'int x;' >"$T/tree/registry/r.c"
+	expect 1 "registry/ holds C sources but has no place in scripts/layers.sh" \
+		"$REPO/scripts/layers.sh" "$T/tree"
+}
