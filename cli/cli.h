@@ -79,8 +79,16 @@ int kr_cli_dispatch(const char *usage, const kr_cli_sub *subs, size_t n, int arg
 /* The CA configuration: --config, else $KEYRITE_CONFIG, else ./keyrite.cnf. */
 #include "../store/store.h"
 #include "../policy/config.h"
-KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
-			       kr_store **store);
+/* It and its store, opened together and closed together at scope end:
+ *	KR_CLI_STORE(s);
+ *	KR_TRY(kr_cli_open(config, 0, &s));	(s.cfg, s.store) */
+typedef struct kr_cli_store {
+	kr_config *cfg;
+	kr_store *store;
+} kr_cli_store;
+KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_cli_store *out);
+void kr_cli_store_close(kr_cli_store *s);
+#define KR_CLI_STORE(name) __attribute__((cleanup(kr_cli_store_close))) kr_cli_store name = {0}
 
 /* The configuration, the store and one issuing CA, opened together. */
 #include "../ca/authority.h"

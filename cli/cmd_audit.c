@@ -15,13 +15,10 @@ static int cmd_verify(int argc, char **argv)
 	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
 	if (rc >= 0)
 		return rc;
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	kr_err e = kr_cli_open(co.config, 0, &cfg, &store);
+	KR_CLI_STORE(s);
+	kr_err e = kr_cli_open(co.config, 0, &s);
 	if (!kr_failed(&e))
-		e = kr_audit_verify(store, stdout, 0, NULL);
-	kr_store_close(store);
-	kr_config_free(cfg);
+		e = kr_audit_verify(s.store, stdout, 0, NULL);
 	return kr_cli_report(&e);
 }
 
@@ -51,13 +48,10 @@ static int cmd_list(int argc, char **argv)
 	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
 	if (rc >= 0)
 		return rc;
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	kr_err e = kr_cli_open(co.config, 0, &cfg, &store);
+	KR_CLI_STORE(s);
+	kr_err e = kr_cli_open(co.config, 0, &s);
 	if (!kr_failed(&e))
-		e = kr_store_audit_walk(store, print_entry, (void *)kind);
-	kr_store_close(store);
-	kr_config_free(cfg);
+		e = kr_store_audit_walk(s.store, print_entry, (void *)kind);
 	return kr_cli_report(&e);
 }
 

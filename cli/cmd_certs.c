@@ -66,17 +66,14 @@ static KR_MUST_USE kr_err history_line(const kr_audit_entry *a, void *arg)
 static int run(const char *config, const kr_cert_filter *f, kr_cert_cb cb, void *arg,
 	       int show_history)
 {
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	kr_err e = kr_cli_open(config, 0, &cfg, &store);
+	KR_CLI_STORE(s);
+	kr_err e = kr_cli_open(config, 0, &s);
 	if (!kr_failed(&e))
-		e = kr_store_certs(store, f, cb, arg);
+		e = kr_store_certs(s.store, f, cb, arg);
 	if (!kr_failed(&e) && show_history && *(int *)arg) {
 		printf("history:\n");
-		e = kr_store_history(store, f->serial, f->serial_len, history_line, NULL);
+		e = kr_store_history(s.store, f->serial, f->serial_len, history_line, NULL);
 	}
-	kr_store_close(store);
-	kr_config_free(cfg);
 	return kr_cli_report(&e);
 }
 

@@ -186,23 +186,21 @@ static KR_MUST_USE kr_err run(kr_fw_signer *s, kr_store *store, const kr_fw_opts
 
 static int sign_all(sign_args *a, kr_fw_opts *o, char **images, int n)
 {
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
+	KR_CLI_STORE(cs);
 	kr_fw_signer *s = NULL;
 	tally t = {.json = a->json};
-	kr_err e = kr_cli_open(a->config, 0, &cfg, &store);
+	kr_err e = kr_cli_open(a->config, 0, &cs);
 	if (!kr_failed(&e))
-		e = prepare(a, store, o);
+		e = prepare(a, cs.store, o);
 	if (!kr_failed(&e))
-		e = kr_fw_signer_open(cfg, a->signer, store, &a->h, &s);
+		e = kr_fw_signer_open(cs.cfg, a->signer, cs.store, &a->h, &s);
 	int started = !kr_failed(&e);
 	t.s = s;
 	if (started)
-		e = run(s, store, o, images, n, &t);
+		e = run(s, cs.store, o, images, n, &t);
 	kr_fw_signer_close(s);
 	kr_fw_recipients_free(o);
-	kr_store_close(store);
-	kr_config_free(cfg);
+	kr_cli_store_close(&cs);
 	if (started && n > 1)
 		fprintf(stderr, "keyrite: %d signed, %d failed\n", t.signed_n, t.failed);
 	if (!started)
@@ -429,13 +427,10 @@ static int cmd_list(int argc, char **argv)
 	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
 	if (rc >= 0)
 		return rc;
-	kr_config *cfg = NULL;
-	kr_store *store = NULL;
-	kr_err e = kr_cli_open(co.config, 0, &cfg, &store);
+	KR_CLI_STORE(s);
+	kr_err e = kr_cli_open(co.config, 0, &s);
 	if (!kr_failed(&e))
-		e = kr_store_firmware(store, list_one, &co.json);
-	kr_store_close(store);
-	kr_config_free(cfg);
+		e = kr_store_firmware(s.store, list_one, &co.json);
 	return kr_cli_report(&e);
 }
 

@@ -15,23 +15,18 @@ static const char usage_text[] =
 
 /* The configuration, the store and the zone's section, opened together. */
 typedef struct zone_ctx {
-	kr_config *cfg;
-	kr_store *store;
+	kr_cli_store s;
 	const kr_zone_conf *z;
 } zone_ctx;
 
 static KR_MUST_USE kr_err open_zone(const char *config, const char *apex, zone_ctx *zc)
 {
 	*zc = (zone_ctx){0};
-	KR_TRY(kr_cli_open(config, 0, &zc->cfg, &zc->store));
-	return kr_config_zone(zc->cfg, apex, &zc->z);
+	KR_TRY(kr_cli_open(config, 0, &zc->s));
+	return kr_config_zone(zc->s.cfg, apex, &zc->z);
 }
 
-static void close_zone(zone_ctx *zc)
-{
-	kr_store_close(zc->store);
-	kr_config_free(zc->cfg);
-}
+static void close_zone(zone_ctx *zc) { kr_cli_store_close(&zc->s); }
 
 typedef struct args {
 	const char *zone;
@@ -96,7 +91,7 @@ static int cmd_check(int argc, char **argv)
 	kr_check_summary sum = {0};
 	kr_err e = open_zone(co.config, apex, &zc);
 	if (!kr_failed(&e))
-		e = kr_publish_check(zc.cfg, zc.store, zc.z, &o, stdout, &sum);
+		e = kr_publish_check(zc.s.cfg, zc.s.store, zc.z, &o, stdout, &sum);
 	close_zone(&zc);
 	fflush(stdout);
 	return kr_cli_report(&e);
@@ -122,7 +117,7 @@ static int cmd_publish(int argc, char **argv)
 	kr_publish_summary sum = {0};
 	kr_err e = open_zone(co.config, a.zone, &zc);
 	if (!kr_failed(&e))
-		e = kr_publish(zc.cfg, zc.store, zc.z, &o, &sum);
+		e = kr_publish(zc.s.cfg, zc.s.store, zc.z, &o, &sum);
 	if (!kr_failed(&e)) {
 		printf("zone %s: %ld records (%ld devices, %ld CERT, %ld servers, %ld roots) in "
 		       "%s\n",

@@ -37,24 +37,32 @@ int kr_cli_report(const kr_err *e)
 
 int kr_cli_batch_status(long done, long failed) { return failed == 0 ? 0 : done ? 1 : 9; }
 
-KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_config **cfg,
-			       kr_store **store)
+KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_cli_store *out)
 {
 	const char *path = config ? config : getenv("KEYRITE_CONFIG");
-	KR_TRY(kr_config_load(path ? path : "keyrite.cnf", cfg));
-	kr_err e = kr_store_open(kr_config_store(*cfg), create_store, store);
-	if (kr_failed(&e)) {
-		kr_config_free(*cfg);
-		*cfg = NULL;
-	}
+	*out = (kr_cli_store){0};
+	KR_TRY(kr_config_load(path ? path : "keyrite.cnf", &out->cfg));
+	kr_err e = kr_store_open(kr_config_store(out->cfg), create_store, &out->store);
+	if (kr_failed(&e))
+		kr_cli_store_close(out);
 	return e;
+}
+
+void kr_cli_store_close(kr_cli_store *s)
+{
+	kr_store_close(s->store);
+	kr_config_free(s->cfg);
+	*s = (kr_cli_store){0};
 }
 
 KR_MUST_USE kr_err kr_cli_open_ca(const char *config, const char *ca_name, int create_store,
 				  int with_key, const kr_hsm_opts *h, kr_cli_ca *out)
 {
 	memset(out, 0, sizeof *out);
-	KR_TRY(kr_cli_open(config, create_store, &out->cfg, &out->store));
+	kr_cli_store s;
+	KR_TRY(kr_cli_open(config, create_store, &s));
+	out->cfg = s.cfg;
+	out->store = s.store;
 	KR_TRY(kr_config_ca(out->cfg, ca_name, &out->conf));
 	return kr_authority_open(out->conf, out->store, h, with_key, &out->ca);
 }

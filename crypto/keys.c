@@ -84,26 +84,12 @@ KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out)
 
 KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
 {
-	switch (t) {
-	case KR_KEY_EC_P256:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-		break;
-	case KR_KEY_EC_P384:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-		break;
-	case KR_KEY_ED25519:
+	if (kr_key_type_is_rsa(t))
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)kr_key_type_bits(t));
+	else if (t == KR_KEY_ED25519)
 		*out = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		break;
-	case KR_KEY_RSA_2048:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-		break;
-	case KR_KEY_RSA_3072:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
-		break;
-	case KR_KEY_RSA_4096:
-		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
-		break;
-	}
+	else
+		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", OBJ_nid2sn(kr_key_type_curve(t)));
 	KR_OSSL(*out, KR_EINTERNAL, "generating a throwaway %s key", kr_key_type_name(t));
 	return kr_ok();
 }

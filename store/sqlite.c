@@ -811,6 +811,21 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 	return audit_append(s, "revoke", &d);
 }
 
+/* cb for each (serial, time, reason) row of st; st is finalized. */
+static KR_MUST_USE kr_err revocation_rows(kr_store *s, sqlite3_stmt *st, kr_revoked_cb cb,
+					  void *arg, const char *what)
+{
+	kr_err e = kr_ok();
+	int rc = SQLITE_DONE;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = db_err(s, what);
+	sqlite3_finalize(st);
+	return e;
+}
+
 KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
@@ -819,15 +834,7 @@ KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb c
 		       " AND status = 'revoked' ORDER BY serial",
 		       &st));
 	sqlite3_bind_int64(st, 1, ca);
-	kr_err e = kr_ok();
-	int rc = SQLITE_DONE;
-	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
-	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "listing revocations");
-	sqlite3_finalize(st);
-	return e;
+	return revocation_rows(s, st, cb, arg, "listing revocations");
 }
 
 KR_MUST_USE kr_err kr_store_next_crl_number(kr_store *s, int64_t ca, int64_t *number)
@@ -1262,15 +1269,7 @@ KR_MUST_USE kr_err kr_store_revocations_before(kr_store *s, int64_t ca, int64_t 
 		       &st));
 	sqlite3_bind_int64(st, 1, ca);
 	sqlite3_bind_int64(st, 2, seq);
-	kr_err e = kr_ok();
-	int rc = SQLITE_DONE;
-	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
-	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "listing the log's revocations");
-	sqlite3_finalize(st);
-	return e;
+	return revocation_rows(s, st, cb, arg, "listing the log's revocations");
 }
 
 /* ---- publication: the records of the last keyrite publish per zone */
