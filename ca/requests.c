@@ -1,8 +1,8 @@
 #include "requests.h"
 #include "csr.h"
+#include "../util/csv.h"
 #include "../util/fs.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/err.h>
@@ -30,6 +30,9 @@ struct kr_reader {
 	size_t line_cap;
 	long lineno, count;
 	char manifest[PATH_MAX], manifest_dir[PATH_MAX];
+	/* the caller's source */
+	kr_source_fn fn;
+	void *fn_arg;
 };
 
 void kr_input_clear(kr_input *in)
@@ -161,52 +164,6 @@ static KR_MUST_USE kr_err start(kr_reader *r, const char *path, int *file_done, 
 
 /* ---- manifests: RFC 4180 CSV, one record per line ------------------------------ */
 
-static int split_csv(char *line, char *fields[], int max)
-{
-	int n = 0;
-	char *p = line;
-	for (;;) {
-		if (n == max)
-			return -1;
-		if (*p == '"') {
-			char *w = ++p;
-			fields[n++] = w;
-			for (;;) {
-				if (*p == '\0')
-					return -2; /* unterminated quote */
-				if (*p == '"' && p[1] == '"') {
-					*w++ = '"';
-					p += 2;
-				} else if (*p == '"') {
-					p++;
-					break;
-				} else {
-					*w++ = *p++;
-				}
-			}
-			*w = '\0';
-			if (*p != ',' && *p != '\0')
-				return -3;
-		} else {
-			fields[n++] = p;
-			p += strcspn(p, ",");
-		}
-		if (*p == '\0')
-			return n;
-		*p++ = '\0';
-	}
-}
-
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
 static void copy_field(char *dst, size_t n, const char *v, kr_input *in, const char *name)
 {
 	if (strlen(v) >= n && !in->error[0])
@@ -270,13 +227,13 @@ static int manifest_next(kr_reader *r, kr_input *in, kr_err *err)
 			return 0;
 		}
 		r->lineno++;
-		char *line = trim(r->line);
+		char *line = kr_trim(r->line);
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		char *f[5];
-		int nf = split_csv(line, f, 5);
-		if (nf == 4 && !strcasecmp(trim(f[0]), "device_id") &&
-		    !strcasecmp(trim(f[3]), "csr"))
+		int nf = kr_csv_split(line, f, 5);
+		if (nf == 4 && !strcasecmp(kr_trim(f[0]), "device_id") &&
+		    !strcasecmp(kr_trim(f[3]), "csr"))
 			continue; /* the header line */
 		snprintf(in->where, sizeof in->where, "%s:%ld", r->manifest, r->lineno);
 		in->from_manifest = 1;
@@ -286,11 +243,11 @@ static int manifest_next(kr_reader *r, kr_input *in, kr_err *err)
 					 : "expected 4 columns: device_id,model,version,csr");
 			return 1;
 		}
-		copy_field(in->device_id, sizeof in->device_id, trim(f[0]), in, "device_id");
-		copy_field(in->model, sizeof in->model, trim(f[1]), in, "model");
-		copy_field(in->version, sizeof in->version, trim(f[2]), in, "version");
+		copy_field(in->device_id, sizeof in->device_id, kr_trim(f[0]), in, "device_id");
+		copy_field(in->model, sizeof in->model, kr_trim(f[1]), in, "model");
+		copy_field(in->version, sizeof in->version, kr_trim(f[2]), in, "version");
 		if (!in->error[0])
-			manifest_csr(r, trim(f[3]), in);
+			manifest_csr(r, kr_trim(f[3]), in);
 		return 1;
 	}
 }
@@ -336,9 +293,21 @@ static int stdin_next(kr_reader *r, kr_input *in, kr_err *err)
 	return 1;
 }
 
+KR_MUST_USE kr_err kr_reader_open_source(kr_source_fn fn, void *arg, kr_reader **out)
+{
+	kr_reader *r = calloc(1, sizeof *r);
+	KR_ENSURE(r, KR_EINTERNAL, "out of memory");
+	r->fn = fn;
+	r->fn_arg = arg;
+	*out = r;
+	return kr_ok();
+}
+
 KR_MUST_USE kr_err kr_reader_next(kr_reader *r, kr_input *in, int *more)
 {
 	kr_input_clear(in);
+	if (r->fn)
+		return r->fn(r->fn_arg, in, more);
 	for (;;) {
 		kr_err e = kr_ok();
 		switch (r->src) {
