@@ -13,7 +13,7 @@ typedef enum kr_rec_kind { KR_REC_DEVICE, KR_REC_CERT, KR_REC_SERVER, KR_REC_ROO
 typedef struct kr_rec {
 	kr_rec_kind kind;
 	int live;
-	const char *why;  /* when not live: "revoked", "expired" */
+	const char *why;  /* when not live: "revoked", "expired", "withheld ..." */
 	const char *what; /* "device ID serial S", "server HOST", "root" */
 	ldns_rr *rr;      /* borrowed for the callback */
 } kr_rec;

@@ -138,7 +138,10 @@ static KR_MUST_USE kr_err emit(gen *g, kr_rec_kind kind, const kr_cert_info *c, 
 {
 	int revoked = strcmp(c->status, "revoked") == 0;
 	int expired = c->not_after <= (int64_t)g->now;
-	kr_rec r = {kind, !revoked && !expired, revoked ? "revoked" : "expired", what, rr};
+	const char *why = revoked   ? "revoked"
+			  : expired ? "expired"
+				    : "withheld by the registry (held, not active or deleted)";
+	kr_rec r = {kind, !revoked && !expired && !c->withheld, why, what, rr};
 	kr_err e = g->cb(&r, g->arg);
 	ldns_rr_free(rr);
 	/* cppcheck-suppress returnDanglingLifetime ; e holds no pointer to r */

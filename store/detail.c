@@ -38,6 +38,12 @@ static const struct {
 	[KR_D_TO] = {"to", STR},
 	[KR_D_PACKAGE] = {"package", STR},
 	[KR_D_PACKAGE_VER] = {"package-version", NUM},
+	[KR_D_OP] = {"op", STR},
+	[KR_D_ACCOUNT] = {"as", STR},
+	[KR_D_ASP] = {"asp", STR},
+	[KR_D_STATE] = {"state", STR},
+	[KR_D_PROFILE_ID] = {"profile-id", NUM},
+	[KR_D_NOTE] = {"note", STR},
 };
 
 void kr_detail_init(kr_detail *d) { d->has = 0; }

@@ -39,6 +39,12 @@ typedef enum kr_detail_field {
 	KR_D_TO,          /* to=<recipients> */
 	KR_D_PACKAGE,     /* package=<OID>: a CMS firmware package's identifier */
 	KR_D_PACKAGE_VER, /* package-version=<n> */
+	KR_D_OP,          /* op=<registry command> */
+	KR_D_ACCOUNT,     /* as=<account that acted> */
+	KR_D_ASP,         /* asp=<the registration's ASP> */
+	KR_D_STATE,       /* state=<from>-><to> */
+	KR_D_PROFILE_ID,  /* profile-id=<n> */
+	KR_D_NOTE,        /* note=<why>: a refused attempt that is recorded */
 	KR_D_NFIELDS
 } kr_detail_field;
 

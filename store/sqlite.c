@@ -1,22 +1,20 @@
 /* The SQLite issuance store. WAL journal, synchronous=FULL: a committed batch
  * survives a killed process and a power cut; callers commit many rows per
  * transaction, so the fsync is paid once per chunk. */
-#include "store.h"
-#include "detail.h"
+#include "sqlite.h"
 #include "log.h"
 #include "../util/hash.h"
 #include "../util/mem.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #define KR_STORE_APP_ID 0x6b726974 /* "krit" */
-#define KR_STORE_VERSION 3
+#define KR_STORE_VERSION 4
 
 /* Format 2 added firmware signatures; a format-1 store gains the table. */
 static const char schema_v2[] =
@@ -41,6 +39,39 @@ static const char schema_v3[] =
 	"ALTER TABLE audit ADD COLUMN device TEXT;"
 	"CREATE INDEX audit_serial ON audit (serial) WHERE serial IS NOT NULL;"
 	"CREATE INDEX audit_device ON audit (device) WHERE device IS NOT NULL;";
+
+/* Format 4: the device registry (store/registry.h). A device gains its
+ * owner, MNO, locks, auth code hash and the CSR on record; each ASP's
+ * registration of it is a row; a profile's certificate records its ASP.
+ * A transfer re-certifies a device's CSR under a new profile id, so the
+ * rule "no CSR signed twice under one profile" becomes "... for one
+ * profile id". */
+static const char schema_v4[] =
+	"ALTER TABLE device ADD COLUMN owner TEXT;"
+	"ALTER TABLE device ADD COLUMN mno TEXT;"
+	"ALTER TABLE device ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN purge_after INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN locks INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN code_salt BLOB;"
+	"ALTER TABLE device ADD COLUMN code_hash BLOB;"
+	"ALTER TABLE device ADD COLUMN code_expires INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN code_failures INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE device ADD COLUMN csr BLOB;"
+	"ALTER TABLE device ADD COLUMN updated TEXT;"
+	"CREATE TABLE registration (device TEXT NOT NULL REFERENCES device ON DELETE CASCADE,"
+	" asp TEXT NOT NULL,"
+	" state TEXT NOT NULL CHECK (state IN ('registered','active','deactivated')),"
+	" hold INTEGER NOT NULL DEFAULT 0, gaining TEXT, requested_at INTEGER,"
+	" profile_id INTEGER, created TEXT NOT NULL, updated TEXT NOT NULL,"
+	" PRIMARY KEY (device, asp)) WITHOUT ROWID;"
+	"CREATE INDEX registration_asp ON registration (asp);"
+	"CREATE INDEX registration_gaining ON registration (gaining) WHERE gaining IS NOT NULL;"
+	"ALTER TABLE cert ADD COLUMN asp TEXT;"
+	"CREATE INDEX cert_profile_id ON cert (profile_id) WHERE profile_id IS NOT NULL;"
+	"DROP INDEX cert_request;"
+	"CREATE UNIQUE INDEX cert_request ON cert (ca_id, profile, csr_sha256,"
+	" coalesce(profile_id, 0)) WHERE status <> 'abandoned';";
 
 static const char schema[] =
 	"CREATE TABLE ca (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
@@ -75,21 +106,6 @@ static const char schema[] =
 	"CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
 	"INSERT INTO counter VALUES ('profile_id', 10);";
 
-enum {
-	Q_PRIOR,
-	Q_RESERVE,
-	Q_ISSUED,
-	Q_REJECTED,
-	Q_AUDIT_HEAD,
-	Q_AUDIT_ADD,
-	Q_DEVICE_PUT,
-	Q_DEVICE_GET,
-	Q_PROFILE_ID,
-	Q_PROFILE_ID_SET,
-	Q_FIRMWARE,
-	Q_COUNT
-};
-
 static const char *const queries[Q_COUNT] = {
 	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject FROM cert WHERE ca_id = ? AND "
 		    "profile = ? AND "
@@ -115,30 +131,12 @@ static const char *const queries[Q_COUNT] = {
 		" image_sha256, format, output, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 };
 
-struct kr_store {
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *q[Q_COUNT];
-	sqlite3_stmt *pub_add; /* keyrite publish: INSERT INTO current */
-	/* The audit chain's head, cached inside a transaction. */
-	int head_valid;
-	int64_t head_seq;
-	uint8_t head[32];
-	/* The profile-id counter, counted here inside a transaction and
-	 * written at its commit (one statement per chunk, not per request). */
-	int pid_valid, pid_dirty;
-	int64_t pid;
-};
-
-/* Appends an entry to the audit chain (inside the caller's transaction). */
-static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_detail *d);
-
-static KR_MUST_USE kr_err db_err(kr_store *s, const char *what)
+KR_MUST_USE kr_err sq_err(kr_store *s, const char *what)
 {
 	return kr_errf(KR_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static KR_MUST_USE kr_err exec(kr_store *s, const char *sql)
+KR_MUST_USE kr_err sq_exec(kr_store *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
@@ -151,21 +149,21 @@ static KR_MUST_USE kr_err exec(kr_store *s, const char *sql)
 
 /* ---- statement helpers ---------------------------------------------------- */
 
-static KR_MUST_USE kr_err prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
+KR_MUST_USE kr_err sq_prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
 {
 	KR_ENSURE(sqlite3_prepare_v2(s->db, sql, -1, st, NULL) == SQLITE_OK, KR_EIO, "%s: %s",
 		  s->path, sqlite3_errmsg(s->db));
 	return kr_ok();
 }
 
-static sqlite3_stmt *q(kr_store *s, int i)
+sqlite3_stmt *sq_q(kr_store *s, int i)
 {
 	sqlite3_reset(s->q[i]);
 	sqlite3_clear_bindings(s->q[i]);
 	return s->q[i];
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void sq_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -173,7 +171,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
+void sq_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
 {
 	if (v)
 		sqlite3_bind_blob(st, i, v, (int)n, SQLITE_STATIC);
@@ -181,7 +179,7 @@ static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n)
 		sqlite3_bind_null(st, i);
 }
 
-static KR_MUST_USE kr_err step_done(kr_store *s, sqlite3_stmt *st, const char *what)
+KR_MUST_USE kr_err sq_done(kr_store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_DONE || rc == SQLITE_ROW, KR_EIO, "%s: %s: %s", s->path, what,
@@ -253,9 +251,10 @@ KR_MUST_USE kr_err kr_store_check(kr_store *s)
 static KR_MUST_USE kr_err fill_audit_columns(kr_store *s)
 {
 	sqlite3_stmt *rd = NULL, *wr = NULL;
-	KR_TRY(prepare(s, "SELECT seq, detail FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000",
-		       &rd));
-	kr_err e = prepare(s, "UPDATE audit SET ca = ?, serial = ?, device = ? WHERE seq = ?", &wr);
+	KR_TRY(sq_prepare(s, "SELECT seq, detail FROM audit WHERE seq > ? ORDER BY seq LIMIT 1000",
+			  &rd));
+	kr_err e =
+		sq_prepare(s, "UPDATE audit SET ca = ?, serial = ?, device = ? WHERE seq = ?", &wr);
 	int64_t after = 0;
 	for (int more = 1; more && !kr_failed(&e);) {
 		typedef struct {
@@ -272,7 +271,7 @@ static KR_MUST_USE kr_err fill_audit_columns(kr_store *s)
 			n++;
 		}
 		if (n < 1000 && rc != SQLITE_DONE)
-			e = db_err(s, "reading audit entries to migrate");
+			e = sq_err(s, "reading audit entries to migrate");
 		sqlite3_reset(rd);
 		more = n == 1000;
 		for (int i = 0; i < n && !kr_failed(&e); i++) {
@@ -283,11 +282,10 @@ static KR_MUST_USE kr_err fill_audit_columns(kr_store *s)
 			sqlite3_clear_bindings(wr);
 			if (kr_detail_has(d, KR_D_CA))
 				sqlite3_bind_int64(wr, 1, d->num[KR_D_CA]);
-			bind_blob(wr, 2, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, len);
-			bind_text(wr, 3,
-				  kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
+			sq_blob(wr, 2, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, len);
+			sq_text(wr, 3, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
 			sqlite3_bind_int64(wr, 4, batch[i].seq);
-			e = step_done(s, wr, "migrating the audit log");
+			e = sq_done(s, wr, "migrating the audit log");
 			after = batch[i].seq;
 		}
 	}
@@ -304,6 +302,7 @@ static const struct {
 } steps[KR_STORE_VERSION - 1] = {
 	{schema_v2, NULL},
 	{schema_v3, fill_audit_columns},
+	{schema_v4, NULL},
 };
 
 /* Makes an empty file a store, or takes an older store to this format, in
@@ -312,18 +311,18 @@ static const struct {
  * format is read again under the write lock) does nothing. */
 static KR_MUST_USE kr_err migrate(kr_store *s)
 {
-	KR_TRY(exec(s, "BEGIN IMMEDIATE"));
+	KR_TRY(sq_exec(s, "BEGIN IMMEDIATE"));
 	int64_t format = 0;
 	kr_err e = pragma_int(s, "PRAGMA user_version", &format);
 	if (!kr_failed(&e) && (format < 0 || format > KR_STORE_VERSION))
 		e = kr_errf(KR_EINPUT, "%s: store format %lld appeared while it was opened",
 			    s->path, (long long)format);
 	if (!kr_failed(&e) && format == 0)
-		e = exec(s, schema);
+		e = sq_exec(s, schema);
 	/* a new store is made in format 1, then taken up like an old one */
 	size_t first = format > 1 ? (size_t)format - 1 : 0;
 	for (size_t i = first; i < sizeof steps / sizeof *steps && !kr_failed(&e); i++) {
-		e = exec(s, steps[i].sql);
+		e = sq_exec(s, steps[i].sql);
 		if (!kr_failed(&e) && steps[i].then)
 			e = steps[i].then(s);
 		kr_err_prefix(&e, "migrating the store from format %zu to %zu", i + 1, i + 2);
@@ -332,10 +331,10 @@ static KR_MUST_USE kr_err migrate(kr_store *s)
 		char sql[96];
 		snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
 			 KR_STORE_APP_ID, KR_STORE_VERSION);
-		e = exec(s, sql);
+		e = sq_exec(s, sql);
 	}
 	if (!kr_failed(&e))
-		return exec(s, "COMMIT");
+		return sq_exec(s, "COMMIT");
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return e;
 }
@@ -345,7 +344,7 @@ static KR_MUST_USE kr_err prepare_all(kr_store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
 				       NULL) != SQLITE_OK)
-			return db_err(s, "preparing a statement");
+			return sq_err(s, "preparing a statement");
 	return kr_ok();
 }
 
@@ -368,8 +367,8 @@ KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out)
 		e = check_identity(s, &format);
 	}
 	if (!kr_failed(&e))
-		e = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			    " PRAGMA foreign_keys = ON");
+		e = sq_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			       " PRAGMA foreign_keys = ON");
 	if (!kr_failed(&e) && format < KR_STORE_VERSION)
 		e = migrate(s);
 	if (!kr_failed(&e))
@@ -389,6 +388,7 @@ void kr_store_close(kr_store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
 	sqlite3_finalize(s->pub_add);
+	sq_registry_close(s);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
@@ -396,28 +396,31 @@ void kr_store_close(kr_store *s)
 
 /* ---- transactions ------------------------------------------------------------ */
 
-static void forget_cached(kr_store *s) { s->head_valid = s->pid_valid = s->pid_dirty = 0; }
+static void forget_cached(kr_store *s)
+{
+	s->head_valid = s->pid_valid = s->pid_dirty = s->marked = 0;
+}
 
 static KR_MUST_USE kr_err begin(kr_store *s)
 {
 	forget_cached(s);
-	return exec(s, "BEGIN IMMEDIATE");
+	return sq_exec(s, "BEGIN IMMEDIATE");
 }
 
 static KR_MUST_USE kr_err commit(kr_store *s)
 {
 	kr_err e = kr_ok();
 	if (s->pid_dirty) {
-		sqlite3_stmt *st = q(s, Q_PROFILE_ID_SET);
+		sqlite3_stmt *st = sq_q(s, Q_PROFILE_ID_SET);
 		sqlite3_bind_int64(st, 1, s->pid);
-		e = step_done(s, st, "counting profile ids");
+		e = sq_done(s, st, "counting profile ids");
 	}
 	forget_cached(s);
 	if (kr_failed(&e)) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return e;
 	}
-	return exec(s, "COMMIT");
+	return sq_exec(s, "COMMIT");
 }
 
 static void rollback(kr_store *s)
@@ -449,7 +452,44 @@ void kr_txn_end(kr_txn *t)
 	t->s = NULL;
 }
 
-static void now_text(char out[21]) { kr_utc_now(out); }
+KR_MUST_USE kr_err kr_txn_mark(kr_txn *t)
+{
+	kr_store *s = t->s;
+	KR_ENSURE(s && !s->marked, KR_EINTERNAL, "an item outside a transaction, or in an item");
+	KR_TRY(sq_exec(s, "SAVEPOINT item"));
+	s->marked = 1;
+	s->mark_head_valid = s->head_valid;
+	s->mark_head_seq = s->head_seq;
+	memcpy(s->mark_head, s->head, 32);
+	s->mark_pid_valid = s->pid_valid;
+	s->mark_pid_dirty = s->pid_dirty;
+	s->mark_pid = s->pid;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_txn_keep(kr_txn *t)
+{
+	kr_store *s = t->s;
+	KR_ENSURE(s && s->marked, KR_EINTERNAL, "keeping no item");
+	s->marked = 0;
+	return sq_exec(s, "RELEASE item");
+}
+
+KR_MUST_USE kr_err kr_txn_undo(kr_txn *t)
+{
+	kr_store *s = t->s;
+	KR_ENSURE(s && s->marked, KR_EINTERNAL, "undoing no item");
+	s->marked = 0;
+	s->head_valid = s->mark_head_valid;
+	s->head_seq = s->mark_head_seq;
+	memcpy(s->head, s->mark_head, 32);
+	s->pid_valid = s->mark_pid_valid;
+	s->pid_dirty = s->mark_pid_dirty;
+	s->pid = s->mark_pid;
+	return sq_exec(s, "ROLLBACK TO item; RELEASE item");
+}
+
+void sq_now(char out[21]) { kr_utc_now(out); }
 
 /* ---- CAs, devices, batches --------------------------------------------------- */
 
@@ -459,8 +499,8 @@ static KR_MUST_USE kr_err ca_lookup(kr_store *s, const char *name, const uint8_t
 				    int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT id, der FROM ca WHERE name = ?", &st));
-	bind_text(st, 1, name);
+	KR_TRY(sq_prepare(s, "SELECT id, der FROM ca WHERE name = ?", &st));
+	sq_text(st, 1, name);
 	int rc = sqlite3_step(st);
 	kr_err e = kr_ok();
 	*id = 0;
@@ -471,7 +511,7 @@ static KR_MUST_USE kr_err ca_lookup(kr_store *s, const char *name, const uint8_t
 	else if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
-		e = db_err(s, "looking up CA");
+		e = sq_err(s, "looking up CA");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -485,13 +525,13 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 	if (*id)
 		return kr_ok();
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)", &st));
+	KR_TRY(sq_prepare(s, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)", &st));
 	KR_AUTO(uint8_t)
 	subject = (uint8_t *)X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
-	bind_text(st, 1, name);
-	bind_text(st, 2, (const char *)subject);
-	bind_blob(st, 3, der, (size_t)len);
-	kr_err e = step_done(s, st, "adding CA");
+	sq_text(st, 1, name);
+	sq_text(st, 2, (const char *)subject);
+	sq_blob(st, 3, der, (size_t)len);
+	kr_err e = sq_done(s, st, "adding CA");
 	*id = sqlite3_last_insert_rowid(s->db);
 	sqlite3_finalize(st);
 	return e;
@@ -500,20 +540,20 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d)
 {
 	char now[21];
-	now_text(now);
-	sqlite3_stmt *st = q(s, Q_DEVICE_PUT);
-	bind_text(st, 1, d->id);
-	bind_text(st, 2, d->model);
-	bind_text(st, 3, d->version);
-	bind_text(st, 4, now);
-	return step_done(s, st, "adding device");
+	sq_now(now);
+	sqlite3_stmt *st = sq_q(s, Q_DEVICE_PUT);
+	sq_text(st, 1, d->id);
+	sq_text(st, 2, d->model);
+	sq_text(st, 3, d->version);
+	sq_text(st, 4, now);
+	return sq_done(s, st, "adding device");
 }
 
 KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,
 				   size_t modelsz, char *version, size_t versionsz)
 {
-	sqlite3_stmt *st = q(s, Q_DEVICE_GET);
-	bind_text(st, 1, id);
+	sqlite3_stmt *st = sq_q(s, Q_DEVICE_GET);
+	sq_text(st, 1, id);
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
 		  sqlite3_errmsg(s->db));
@@ -528,10 +568,10 @@ KR_MUST_USE kr_err kr_store_set_device_version(kr_store *s, const char *id, cons
 					       const char *to)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "UPDATE device SET version = ? WHERE id = ?", &st));
-	bind_text(st, 1, to);
-	bind_text(st, 2, id);
-	kr_err e = step_done(s, st, "recording a device's version");
+	KR_TRY(sq_prepare(s, "UPDATE device SET version = ? WHERE id = ?", &st));
+	sq_text(st, 1, to);
+	sq_text(st, 2, id);
+	kr_err e = sq_done(s, st, "recording a device's version");
 	sqlite3_finalize(st);
 	KR_TRY(e);
 	kr_detail d;
@@ -540,20 +580,20 @@ KR_MUST_USE kr_err kr_store_set_device_version(kr_store *s, const char *id, cons
 	kr_detail_init(&d);
 	kr_detail_str(&d, KR_D_DEVICE, id);
 	kr_detail_str(&d, KR_D_VERSION, change);
-	return audit_append(s, "device", &d);
+	return sq_audit(s, "device", &d);
 }
 
 KR_MUST_USE kr_err kr_store_start_batch(kr_store *s, int64_t ca, const char *profile,
 					int64_t *batch)
 {
 	char now[21];
-	now_text(now);
+	sq_now(now);
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "INSERT INTO batch (ca_id, profile, started) VALUES (?, ?, ?)", &st));
+	KR_TRY(sq_prepare(s, "INSERT INTO batch (ca_id, profile, started) VALUES (?, ?, ?)", &st));
 	sqlite3_bind_int64(st, 1, ca);
-	bind_text(st, 2, profile);
-	bind_text(st, 3, now);
-	kr_err e = step_done(s, st, "starting batch");
+	sq_text(st, 2, profile);
+	sq_text(st, 3, now);
+	kr_err e = sq_done(s, st, "starting batch");
 	*batch = sqlite3_last_insert_rowid(s->db);
 	sqlite3_finalize(st);
 	return e;
@@ -562,18 +602,18 @@ KR_MUST_USE kr_err kr_store_start_batch(kr_store *s, int64_t ca, const char *pro
 KR_MUST_USE kr_err kr_store_finish_batch(kr_store *s, int64_t batch, const kr_batch_counts *c)
 {
 	char now[21];
-	now_text(now);
+	sq_now(now);
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "UPDATE batch SET finished = ?, issued = ?, rejected = ?,"
-		       " already = ? WHERE id = ?",
-		       &st));
-	bind_text(st, 1, now);
+	KR_TRY(sq_prepare(s,
+			  "UPDATE batch SET finished = ?, issued = ?, rejected = ?,"
+			  " already = ? WHERE id = ?",
+			  &st));
+	sq_text(st, 1, now);
 	sqlite3_bind_int64(st, 2, c->issued);
 	sqlite3_bind_int64(st, 3, c->rejected);
 	sqlite3_bind_int64(st, 4, c->already);
 	sqlite3_bind_int64(st, 5, batch);
-	kr_err e = step_done(s, st, "finishing batch");
+	kr_err e = sq_done(s, st, "finishing batch");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -590,10 +630,10 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 				  const uint8_t csr[32], kr_prior *out)
 {
 	memset(out, 0, sizeof *out);
-	sqlite3_stmt *st = q(s, Q_PRIOR);
+	sqlite3_stmt *st = sq_q(s, Q_PRIOR);
 	sqlite3_bind_int64(st, 1, ca);
-	bind_text(st, 2, profile);
-	bind_blob(st, 3, csr, 32);
+	sq_text(st, 2, profile);
+	sq_blob(st, 3, csr, 32);
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
 		  sqlite3_errmsg(s->db));
@@ -620,7 +660,7 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 {
 	if (!s->pid_valid) {
-		sqlite3_stmt *st = q(s, Q_PROFILE_ID);
+		sqlite3_stmt *st = sq_q(s, Q_PROFILE_ID);
 		int rc = sqlite3_step(st);
 		KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: profile id: %s", s->path,
 			  sqlite3_errmsg(s->db));
@@ -635,32 +675,32 @@ KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 
 KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 {
-	sqlite3_stmt *st = q(s, Q_RESERVE);
+	sqlite3_stmt *st = sq_q(s, Q_RESERVE);
 	sqlite3_bind_int64(st, 1, r->ca);
-	bind_blob(st, 2, r->serial, r->serial_len);
-	bind_text(st, 3, r->profile);
-	bind_blob(st, 4, r->csr_sha256, 32);
+	sq_blob(st, 2, r->serial, r->serial_len);
+	sq_text(st, 3, r->profile);
+	sq_blob(st, 4, r->csr_sha256, 32);
 	sqlite3_bind_int64(st, 5, r->batch);
-	bind_text(st, 6, r->input);
-	bind_text(st, 7, r->device_id);
+	sq_text(st, 6, r->input);
+	sq_text(st, 7, r->device_id);
 	if (r->profile_id > 0)
 		sqlite3_bind_int64(st, 8, r->profile_id);
-	return step_done(s, st, "reserving a serial");
+	return sq_done(s, st, "reserving a serial");
 }
 
 KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
 				     const uint8_t tbs_sha256[32])
 {
-	sqlite3_stmt *st = q(s, Q_ISSUED);
-	bind_text(st, 1, r->subject);
-	bind_text(st, 2, r->sans);
-	bind_blob(st, 3, r->spki_sha256, 32);
+	sqlite3_stmt *st = sq_q(s, Q_ISSUED);
+	sq_text(st, 1, r->subject);
+	sq_text(st, 2, r->sans);
+	sq_blob(st, 3, r->spki_sha256, 32);
 	sqlite3_bind_int64(st, 4, r->not_before);
 	sqlite3_bind_int64(st, 5, r->not_after);
-	bind_blob(st, 6, r->der, r->der_len);
+	sq_blob(st, 6, r->der, r->der_len);
 	sqlite3_bind_int64(st, 7, r->ca);
-	bind_blob(st, 8, r->serial, r->serial_len);
-	KR_TRY(step_done(s, st, "recording a certificate"));
+	sq_blob(st, 8, r->serial, r->serial_len);
+	KR_TRY(sq_done(s, st, "recording a certificate"));
 	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINTERNAL, "%s: no pending row for a serial",
 		  s->path);
 	kr_detail d;
@@ -670,27 +710,27 @@ KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
 	kr_detail_str(&d, KR_D_PROFILE, r->profile);
 	kr_detail_bytes(&d, KR_D_CSR, r->csr_sha256, 32);
 	kr_detail_bytes(&d, KR_D_TBS, tbs_sha256, 32);
-	return audit_append(s, "issue", &d);
+	return sq_audit(s, "issue", &d);
 }
 
 KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,
 				   const uint8_t *csr_sha256, const char *reason)
 {
-	sqlite3_stmt *st = q(s, Q_REJECTED);
+	sqlite3_stmt *st = sq_q(s, Q_REJECTED);
 	sqlite3_bind_int64(st, 1, batch);
-	bind_text(st, 2, input);
-	bind_blob(st, 3, csr_sha256, 32);
-	bind_text(st, 4, reason);
-	return step_done(s, st, "recording a rejection");
+	sq_text(st, 2, input);
+	sq_blob(st, 3, csr_sha256, 32);
+	sq_text(st, 4, reason);
+	return sq_done(s, st, "recording a rejection");
 }
 
 KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "UPDATE cert SET status = 'abandoned' WHERE ca_id = ? AND"
-		       " status = 'pending' RETURNING serial, batch_id",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "UPDATE cert SET status = 'abandoned' WHERE ca_id = ? AND"
+			  " status = 'pending' RETURNING serial, batch_id",
+			  &st));
 	sqlite3_bind_int64(st, 1, ca);
 	*n = 0;
 	kr_err e = kr_ok();
@@ -715,7 +755,7 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 		(*n)++;
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "retiring pending serials");
+		e = sq_err(s, "retiring pending serials");
 	sqlite3_finalize(st);
 	/* The run was killed between reserving and recording: the serial is
 	 * retired, never reused. */
@@ -725,7 +765,7 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 		kr_detail_num(&d, KR_D_CA, ca);
 		kr_detail_bytes(&d, KR_D_SERIAL, list[i].serial, list[i].len);
 		kr_detail_num(&d, KR_D_BATCH, list[i].batch);
-		e = audit_append(s, "abandon", &d);
+		e = sq_audit(s, "abandon", &d);
 	}
 	free(list);
 	return e;
@@ -736,18 +776,25 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
-		       " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
-		       " reason, spki_sha256 FROM cert JOIN ca ON ca.id = cert.ca_id"
-		       " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
-		       " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
-		       " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
-		       &st));
-	bind_text(st, 1, f->ca);
-	bind_text(st, 2, f->status);
-	bind_text(st, 3, f->device_id);
-	bind_blob(st, 4, f->serial, f->serial_len);
+	KR_TRY(sq_prepare(s,
+			  "SELECT ca.name, cert.status, profile, device_id, cert.subject, sans,"
+			  " serial, cert.der, profile_id, not_before, not_after, revoked_at,"
+			  " reason, spki_sha256,"
+			  /* a registry profile is published while its registration
+			   * is active, not held, and the device not deleted */
+			  " cert.asp IS NOT NULL AND NOT EXISTS (SELECT 1 FROM registration r"
+			  " JOIN device d ON d.id = r.device WHERE r.device = cert.device_id"
+			  " AND r.asp = cert.asp AND r.profile_id = cert.profile_id"
+			  " AND r.state = 'active' AND r.hold = 0 AND d.deleted = 0)"
+			  " FROM cert JOIN ca ON ca.id = cert.ca_id"
+			  " WHERE (?1 IS NULL OR ca.name = ?1) AND (?2 IS NULL OR cert.status = ?2)"
+			  " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR serial = ?4)"
+			  " AND cert.status IN ('valid', 'revoked') ORDER BY cert.id",
+			  &st));
+	sq_text(st, 1, f->ca);
+	sq_text(st, 2, f->status);
+	sq_text(st, 3, f->device_id);
+	sq_blob(st, 4, f->serial, f->serial_len);
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
@@ -773,11 +820,12 @@ KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_
 			.spki_sha256 = sqlite3_column_bytes(st, 13) == 32
 					       ? sqlite3_column_blob(st, 13)
 					       : NULL,
+			.withheld = sqlite3_column_int(st, 14),
 		};
 		e = cb(&c, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "listing certificates");
+		e = sq_err(s, "listing certificates");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -786,15 +834,15 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 				   int reason, int64_t when)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
-		       " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
+			  " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
+			  &st));
 	sqlite3_bind_int64(st, 1, when);
 	sqlite3_bind_int(st, 2, reason);
 	sqlite3_bind_int64(st, 3, ca);
-	bind_blob(st, 4, serial, len);
-	kr_err e = step_done(s, st, "revoking");
+	sq_blob(st, 4, serial, len);
+	kr_err e = sq_done(s, st, "revoking");
 	int changed = sqlite3_changes(s->db);
 	sqlite3_finalize(st);
 	KR_TRY(e);
@@ -808,7 +856,7 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 	kr_detail_bytes(&d, KR_D_SERIAL, serial, len);
 	kr_detail_num(&d, KR_D_REASON, reason);
 	kr_detail_num(&d, KR_D_AT, when);
-	return audit_append(s, "revoke", &d);
+	return sq_audit(s, "revoke", &d);
 }
 
 /* cb for each (serial, time, reason) row of st; st is finalized. */
@@ -821,7 +869,7 @@ static KR_MUST_USE kr_err revocation_rows(kr_store *s, sqlite3_stmt *st, kr_revo
 		e = cb(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
 		       sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2), arg);
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, what);
+		e = sq_err(s, what);
 	sqlite3_finalize(st);
 	return e;
 }
@@ -829,10 +877,10 @@ static KR_MUST_USE kr_err revocation_rows(kr_store *s, sqlite3_stmt *st, kr_revo
 KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT serial, revoked_at, reason FROM cert WHERE ca_id = ?"
-		       " AND status = 'revoked' ORDER BY serial",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "SELECT serial, revoked_at, reason FROM cert WHERE ca_id = ?"
+			  " AND status = 'revoked' ORDER BY serial",
+			  &st));
 	sqlite3_bind_int64(st, 1, ca);
 	return revocation_rows(s, st, cb, arg, "listing revocations");
 }
@@ -840,7 +888,7 @@ KR_MUST_USE kr_err kr_store_revocations(kr_store *s, int64_t ca, kr_revoked_cb c
 KR_MUST_USE kr_err kr_store_next_crl_number(kr_store *s, int64_t ca, int64_t *number)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?", &st));
+	KR_TRY(sq_prepare(s, "SELECT coalesce(max(number), 0) + 1 FROM crl WHERE ca_id = ?", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	int rc = sqlite3_step(st);
 	*number = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -854,13 +902,13 @@ KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int
 				    size_t len)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", &st));
+	KR_TRY(sq_prepare(s, "INSERT INTO crl VALUES (?, ?, ?, ?, ?)", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	sqlite3_bind_int64(st, 2, number);
 	sqlite3_bind_int64(st, 3, this_update);
 	sqlite3_bind_int64(st, 4, next_update);
-	bind_blob(st, 5, der, len);
-	kr_err e = step_done(s, st, "recording the CRL");
+	sq_blob(st, 5, der, len);
+	kr_err e = sq_done(s, st, "recording the CRL");
 	sqlite3_finalize(st);
 	KR_TRY(e);
 	uint8_t md[32];
@@ -873,7 +921,7 @@ KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int
 	kr_detail_num(&d, KR_D_NEXT_UPDATE, next_update);
 	kr_detail_num(&d, KR_D_REVOKED, nrevoked);
 	kr_detail_bytes(&d, KR_D_SHA256, md, 32);
-	return audit_append(s, "crl", &d);
+	return sq_audit(s, "crl", &d);
 }
 
 /* ---- audit ------------------------------------------------------------------ */
@@ -881,7 +929,7 @@ KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int
 KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 {
 	if (!s->head_valid) {
-		sqlite3_stmt *st = q(s, Q_AUDIT_HEAD);
+		sqlite3_stmt *st = sq_q(s, Q_AUDIT_HEAD);
 		int rc = sqlite3_step(st);
 		KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: audit head: %s",
 			  s->path, sqlite3_errmsg(s->db));
@@ -898,7 +946,7 @@ KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[3
 }
 
 /* The entry's text from its fields, and the columns a lookup uses. */
-static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_detail *d)
+KR_MUST_USE kr_err sq_audit(kr_store *s, const char *kind, const kr_detail *d)
 {
 	int64_t seq;
 	uint8_t prev[32], hash[32];
@@ -906,22 +954,22 @@ static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_d
 	KR_TRY(kr_detail_format(d, detail, sizeof detail));
 	KR_TRY(kr_store_audit_head(s, &seq, prev));
 	seq++;
-	now_text(now);
+	sq_now(now);
 	KR_TRY(kr_audit_hash(prev, seq, now, kind, detail, hash));
-	sqlite3_stmt *st = q(s, Q_AUDIT_ADD);
+	sqlite3_stmt *st = sq_q(s, Q_AUDIT_ADD);
 	sqlite3_bind_int64(st, 1, seq);
-	bind_text(st, 2, now);
-	bind_text(st, 3, kind);
-	bind_text(st, 4, detail);
-	bind_blob(st, 5, prev, 32);
-	bind_blob(st, 6, hash, 32);
+	sq_text(st, 2, now);
+	sq_text(st, 3, kind);
+	sq_text(st, 4, detail);
+	sq_blob(st, 5, prev, 32);
+	sq_blob(st, 6, hash, 32);
 	if (kr_detail_has(d, KR_D_CA))
 		sqlite3_bind_int64(st, 7, d->num[KR_D_CA]);
 	size_t n = 0;
 	const uint8_t *serial = kr_detail_serial(d, &n);
-	bind_blob(st, 8, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, n);
-	bind_text(st, 9, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
-	KR_TRY(step_done(s, st, "appending to the audit log"));
+	sq_blob(st, 8, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, n);
+	sq_text(st, 9, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
+	KR_TRY(sq_done(s, st, "appending to the audit log"));
 	s->head_seq = seq;
 	memcpy(s->head, hash, 32);
 	return kr_ok();
@@ -930,18 +978,18 @@ static KR_MUST_USE kr_err audit_append(kr_store *s, const char *kind, const kr_d
 KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r)
 {
 	char now[21];
-	now_text(now);
-	sqlite3_stmt *st = q(s, Q_FIRMWARE);
-	bind_text(st, 1, now);
-	bind_text(st, 2, r->signer);
-	bind_blob(st, 3, r->signer_sha256, 32);
-	bind_text(st, 4, r->file);
+	sq_now(now);
+	sqlite3_stmt *st = sq_q(s, Q_FIRMWARE);
+	sq_text(st, 1, now);
+	sq_text(st, 2, r->signer);
+	sq_blob(st, 3, r->signer_sha256, 32);
+	sq_text(st, 4, r->file);
 	sqlite3_bind_int64(st, 5, r->size);
-	bind_blob(st, 6, r->image_sha256, 32);
-	bind_text(st, 7, r->format);
-	bind_text(st, 8, r->output);
-	bind_text(st, 9, r->recipients);
-	KR_TRY(step_done(s, st, "recording a firmware signature"));
+	sq_blob(st, 6, r->image_sha256, 32);
+	sq_text(st, 7, r->format);
+	sq_text(st, 8, r->output);
+	sq_text(st, 9, r->recipients);
+	KR_TRY(sq_done(s, st, "recording a firmware signature"));
 	kr_detail d;
 	kr_detail_init(&d);
 	kr_detail_str(&d, KR_D_SIGNER, r->signer);
@@ -956,13 +1004,13 @@ KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r)
 		kr_detail_str(&d, KR_D_PACKAGE, r->package);
 		kr_detail_num(&d, KR_D_PACKAGE_VER, r->package_version);
 	}
-	return audit_append(s, "firmware", &d);
+	return sq_audit(s, "firmware", &d);
 }
 
 KR_MUST_USE kr_err kr_store_firmware(kr_store *s, kr_fw_row_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(
+	KR_TRY(sq_prepare(
 		s,
 		"SELECT time, signer, signer_sha256, file, size, image_sha256, format, output,"
 		" recipients FROM firmware ORDER BY id",
@@ -989,7 +1037,7 @@ KR_MUST_USE kr_err kr_store_firmware(kr_store *s, kr_fw_row_cb cb, void *arg)
 				      s->path);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "listing firmware signatures");
+		e = sq_err(s, "listing firmware signatures");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1020,7 +1068,7 @@ static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb 
 		e = cb(&a, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "reading the audit log");
+		e = sq_err(s, "reading the audit log");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1028,14 +1076,14 @@ static KR_MUST_USE kr_err audit_rows(kr_store *s, sqlite3_stmt *st, kr_audit_cb 
 KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY seq", &st));
+	KR_TRY(sq_prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit ORDER BY seq", &st));
 	return audit_rows(s, st, cb, arg);
 }
 
 KR_MUST_USE kr_err kr_store_has_checkpoint(kr_store *s, int64_t seq, int *yes)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT 1 FROM checkpoint WHERE seq = ?", &st));
+	KR_TRY(sq_prepare(s, "SELECT 1 FROM checkpoint WHERE seq = ?", &st));
 	sqlite3_bind_int64(st, 1, seq);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -1048,9 +1096,19 @@ KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t l
 				    void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE serial = ? ORDER BY seq",
-		       &st));
-	bind_blob(st, 1, serial, len);
+	KR_TRY(sq_prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE serial = ? ORDER BY seq",
+			  &st));
+	sq_blob(st, 1, serial, len);
+	return audit_rows(s, st, cb, arg);
+}
+
+KR_MUST_USE kr_err kr_store_device_history(kr_store *s, const char *device, kr_audit_cb cb,
+					   void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sq_prepare(s, "SELECT " AUDIT_COLUMNS " FROM audit WHERE device = ? ORDER BY seq",
+			  &st));
+	sq_text(st, 1, device);
 	return audit_rows(s, st, cb, arg);
 }
 
@@ -1059,20 +1117,20 @@ KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
 					   const uint8_t *signer, size_t signer_len)
 {
 	char now[21];
-	now_text(now);
+	sq_now(now);
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
-		       " VALUES (?, ?, ?, ?, ?, ?)",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
+			  " VALUES (?, ?, ?, ?, ?, ?)",
+			  &st));
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int64(st, 2, ca);
-	bind_text(st, 3, now);
-	bind_blob(st, 4, head, 32);
-	bind_blob(st, 5, sig, len);
+	sq_text(st, 3, now);
+	sq_blob(st, 4, head, 32);
+	sq_blob(st, 5, sig, len);
 	if (signer)
-		bind_blob(st, 6, signer, signer_len);
-	kr_err e = step_done(s, st, "recording a checkpoint");
+		sq_blob(st, 6, signer, signer_len);
+	kr_err e = sq_done(s, st, "recording a checkpoint");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1080,10 +1138,10 @@ KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
 KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT seq, ca.name, time, head, signature, ca.der, signer FROM"
-		       " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "SELECT seq, ca.name, time, head, signature, ca.der, signer FROM"
+			  " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
+			  &st));
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
@@ -1104,7 +1162,7 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 		e = cb(&c, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "reading checkpoints");
+		e = sq_err(s, "reading checkpoints");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1113,28 +1171,28 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 
 KR_MUST_USE kr_err kr_store_expect_begin(kr_store *s)
 {
-	return exec(s,
-		    "CREATE TEMP TABLE IF NOT EXISTS log_cert (ca INTEGER NOT NULL,"
-		    " serial BLOB NOT NULL, status TEXT NOT NULL, reason INTEGER, at INTEGER,"
-		    " tbs BLOB, issue_seq INTEGER, revoke_seq INTEGER, PRIMARY KEY (ca, serial));"
-		    "CREATE TEMP TABLE IF NOT EXISTS log_crl (ca INTEGER NOT NULL,"
-		    " number INTEGER NOT NULL, sha256 BLOB, seq INTEGER NOT NULL,"
-		    " PRIMARY KEY (ca, number));"
-		    "DELETE FROM temp.log_cert; DELETE FROM temp.log_crl");
+	return sq_exec(
+		s, "CREATE TEMP TABLE IF NOT EXISTS log_cert (ca INTEGER NOT NULL,"
+		   " serial BLOB NOT NULL, status TEXT NOT NULL, reason INTEGER, at INTEGER,"
+		   " tbs BLOB, issue_seq INTEGER, revoke_seq INTEGER, PRIMARY KEY (ca, serial));"
+		   "CREATE TEMP TABLE IF NOT EXISTS log_crl (ca INTEGER NOT NULL,"
+		   " number INTEGER NOT NULL, sha256 BLOB, seq INTEGER NOT NULL,"
+		   " PRIMARY KEY (ca, number));"
+		   "DELETE FROM temp.log_cert; DELETE FROM temp.log_crl");
 }
 
 KR_MUST_USE kr_err kr_store_expect_cert(kr_store *s, const kr_expect_cert *c, char prior[16])
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT status FROM temp.log_cert WHERE ca = ? AND serial = ?", &st));
+	KR_TRY(sq_prepare(s, "SELECT status FROM temp.log_cert WHERE ca = ? AND serial = ?", &st));
 	sqlite3_bind_int64(st, 1, c->ca);
-	bind_blob(st, 2, c->serial, c->serial_len);
+	sq_blob(st, 2, c->serial, c->serial_len);
 	int rc = sqlite3_step(st);
 	snprintf(prior, 16, "%s", rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "");
 	sqlite3_finalize(st);
 	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: %s", s->path,
 		  sqlite3_errmsg(s->db));
-	KR_TRY(prepare(
+	KR_TRY(sq_prepare(
 		s,
 		"INSERT INTO temp.log_cert VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 		" CASE WHEN ?6 IS NOT NULL THEN ?7 END, CASE WHEN ?3 = 'revoked' THEN ?7 END)"
@@ -1145,16 +1203,16 @@ KR_MUST_USE kr_err kr_store_expect_cert(kr_store *s, const kr_expect_cert *c, ch
 		" revoke_seq = coalesce(excluded.revoke_seq, revoke_seq)",
 		&st));
 	sqlite3_bind_int64(st, 1, c->ca);
-	bind_blob(st, 2, c->serial, c->serial_len);
-	bind_text(st, 3, c->status);
+	sq_blob(st, 2, c->serial, c->serial_len);
+	sq_text(st, 3, c->status);
 	if (!strcmp(c->status, "revoked")) {
 		sqlite3_bind_int(st, 4, c->reason);
 		if (c->at >= 0)
 			sqlite3_bind_int64(st, 5, c->at);
 	}
-	bind_blob(st, 6, c->tbs, 32);
+	sq_blob(st, 6, c->tbs, 32);
 	sqlite3_bind_int64(st, 7, c->seq);
-	kr_err e = step_done(s, st, "recording what the log says");
+	kr_err e = sq_done(s, st, "recording what the log says");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1163,12 +1221,12 @@ KR_MUST_USE kr_err kr_store_expect_crl(kr_store *s, int64_t ca, int64_t number,
 				       const uint8_t *sha256, int64_t seq, int *again)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "INSERT OR IGNORE INTO temp.log_crl VALUES (?, ?, ?, ?)", &st));
+	KR_TRY(sq_prepare(s, "INSERT OR IGNORE INTO temp.log_crl VALUES (?, ?, ?, ?)", &st));
 	sqlite3_bind_int64(st, 1, ca);
 	sqlite3_bind_int64(st, 2, number);
-	bind_blob(st, 3, sha256, 32);
+	sq_blob(st, 3, sha256, 32);
 	sqlite3_bind_int64(st, 4, seq);
-	kr_err e = step_done(s, st, "recording what the log says");
+	kr_err e = sq_done(s, st, "recording what the log says");
 	*again = sqlite3_changes(s->db) == 0;
 	sqlite3_finalize(st);
 	return e;
@@ -1177,16 +1235,16 @@ KR_MUST_USE kr_err kr_store_expect_crl(kr_store *s, int64_t ca, int64_t number,
 KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT c.ca_id, c.serial, c.status, c.revoked_at, c.reason, c.der,"
-		       " l.status, l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq"
-		       " FROM cert c LEFT JOIN temp.log_cert l"
-		       " ON l.ca = c.ca_id AND l.serial = c.serial"
-		       " UNION ALL SELECT l.ca, l.serial, NULL, NULL, NULL, NULL, l.status,"
-		       " l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq FROM temp.log_cert l"
-		       " WHERE NOT EXISTS (SELECT 1 FROM cert c WHERE c.ca_id = l.ca"
-		       " AND c.serial = l.serial)",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "SELECT c.ca_id, c.serial, c.status, c.revoked_at, c.reason, c.der,"
+			  " l.status, l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq"
+			  " FROM cert c LEFT JOIN temp.log_cert l"
+			  " ON l.ca = c.ca_id AND l.serial = c.serial"
+			  " UNION ALL SELECT l.ca, l.serial, NULL, NULL, NULL, NULL, l.status,"
+			  " l.reason, l.at, l.tbs, l.issue_seq, l.revoke_seq FROM temp.log_cert l"
+			  " WHERE NOT EXISTS (SELECT 1 FROM cert c WHERE c.ca_id = l.ca"
+			  " AND c.serial = l.serial)",
+			  &st));
 	kr_err e = kr_ok();
 	int rc = SQLITE_DONE;
 	/* cppcheck-suppress invalidLifetime ; e holds no pointer to c */
@@ -1221,7 +1279,7 @@ KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *
 		e = cb(&c, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "comparing certificates with the audit log");
+		e = sq_err(s, "comparing certificates with the audit log");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1229,7 +1287,7 @@ KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *
 KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(
+	KR_TRY(sq_prepare(
 		s,
 		"SELECT r.ca_id, r.number, r.der, l.seq IS NOT NULL, l.sha256, l.seq"
 		" FROM crl r LEFT JOIN temp.log_crl l ON l.ca = r.ca_id AND l.number = r.number"
@@ -1254,7 +1312,7 @@ KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *ar
 		e = cb(&c, arg);
 	}
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "comparing CRLs with the audit log");
+		e = sq_err(s, "comparing CRLs with the audit log");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1263,10 +1321,10 @@ KR_MUST_USE kr_err kr_store_revocations_before(kr_store *s, int64_t ca, int64_t 
 					       kr_revoked_cb cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s,
-		       "SELECT serial, coalesce(at, -1), reason FROM temp.log_cert WHERE ca = ?"
-		       " AND status = 'revoked' AND revoke_seq < ? ORDER BY serial",
-		       &st));
+	KR_TRY(sq_prepare(s,
+			  "SELECT serial, coalesce(at, -1), reason FROM temp.log_cert WHERE ca = ?"
+			  " AND status = 'revoked' AND revoke_seq < ? ORDER BY serial",
+			  &st));
 	sqlite3_bind_int64(st, 1, ca);
 	sqlite3_bind_int64(st, 2, seq);
 	return revocation_rows(s, st, cb, arg, "listing the log's revocations");
@@ -1276,8 +1334,8 @@ KR_MUST_USE kr_err kr_store_revocations_before(kr_store *s, int64_t ca, int64_t 
 
 KR_MUST_USE kr_err kr_store_publish_begin(kr_store *s)
 {
-	KR_TRY(exec(s, "CREATE TEMP TABLE IF NOT EXISTS current (owner TEXT NOT NULL,"
-		       " type TEXT NOT NULL, rdata TEXT NOT NULL); DELETE FROM current"));
+	KR_TRY(sq_exec(s, "CREATE TEMP TABLE IF NOT EXISTS current (owner TEXT NOT NULL,"
+			  " type TEXT NOT NULL, rdata TEXT NOT NULL); DELETE FROM current"));
 	KR_ENSURE(s->pub_add || sqlite3_prepare_v3(s->db, "INSERT INTO current VALUES (?, ?, ?)",
 						   -1, SQLITE_PREPARE_PERSISTENT, &s->pub_add,
 						   NULL) == SQLITE_OK,
@@ -1289,10 +1347,10 @@ KR_MUST_USE kr_err kr_store_publish_add(kr_store *s, const char *owner, const ch
 					const char *rdata)
 {
 	sqlite3_reset(s->pub_add);
-	bind_text(s->pub_add, 1, owner);
-	bind_text(s->pub_add, 2, type);
-	bind_text(s->pub_add, 3, rdata);
-	kr_err e = step_done(s, s->pub_add, "recording a published record");
+	sq_text(s->pub_add, 1, owner);
+	sq_text(s->pub_add, 2, type);
+	sq_text(s->pub_add, 3, rdata);
+	kr_err e = sq_done(s, s->pub_add, "recording a published record");
 	sqlite3_reset(s->pub_add); /* the bound strings are the caller's */
 	return e;
 }
@@ -1301,8 +1359,8 @@ static KR_MUST_USE kr_err diff_rows(kr_store *s, const char *sql, const char *zo
 				    void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, sql, &st));
-	bind_text(st, 1, zone);
+	KR_TRY(sq_prepare(s, sql, &st));
+	sq_text(st, 1, zone);
 	kr_err e = kr_ok();
 	int rc;
 	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1310,7 +1368,7 @@ static KR_MUST_USE kr_err diff_rows(kr_store *s, const char *sql, const char *zo
 		       (const char *)sqlite3_column_text(st, 1),
 		       (const char *)sqlite3_column_text(st, 2), arg);
 	if (!kr_failed(&e) && rc != SQLITE_DONE)
-		e = db_err(s, "comparing with the last publication");
+		e = sq_err(s, "comparing with the last publication");
 	sqlite3_finalize(st);
 	return e;
 }
@@ -1331,18 +1389,18 @@ KR_MUST_USE kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_recor
 KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "DELETE FROM published WHERE zone = ?1", &st));
-	bind_text(st, 1, zone);
-	kr_err e = step_done(s, st, "replacing the last publication");
+	KR_TRY(sq_prepare(s, "DELETE FROM published WHERE zone = ?1", &st));
+	sq_text(st, 1, zone);
+	kr_err e = sq_done(s, st, "replacing the last publication");
 	sqlite3_finalize(st);
 	if (!kr_failed(&e))
-		e = prepare(s,
-			    "INSERT OR IGNORE INTO published SELECT ?1, owner, type, rdata FROM "
-			    "current",
-			    &st);
+		e = sq_prepare(s,
+			       "INSERT OR IGNORE INTO published SELECT ?1, owner, type, rdata FROM "
+			       "current",
+			       &st);
 	if (!kr_failed(&e)) {
-		bind_text(st, 1, zone);
-		e = step_done(s, st, "recording the publication");
+		sq_text(st, 1, zone);
+		e = sq_done(s, st, "recording the publication");
 		sqlite3_finalize(st);
 	}
 	return e;
@@ -1351,7 +1409,7 @@ KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone)
 KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(prepare(s, "SELECT count(*) FROM ca", &st));
+	KR_TRY(sq_prepare(s, "SELECT count(*) FROM ca", &st));
 	int rc = sqlite3_step(st);
 	*n = rc == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);

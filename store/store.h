@@ -49,6 +49,12 @@ KR_MUST_USE kr_err kr_txn_begin(kr_txn *t, kr_store *s);
 /* A commit that fails is rolled back. */
 KR_MUST_USE kr_err kr_txn_commit(kr_txn *t);
 void kr_txn_end(kr_txn *t);
+/* One item of a bulk change inside a transaction (a device of keyrite
+ * registry): mark before it; keep it, or undo it so that a refused item
+ * leaves nothing while the others stay. */
+KR_MUST_USE kr_err kr_txn_mark(kr_txn *t);
+KR_MUST_USE kr_err kr_txn_keep(kr_txn *t);
+KR_MUST_USE kr_err kr_txn_undo(kr_txn *t);
 
 KR_MUST_USE kr_err kr_store_ca_count(kr_store *s, long *n);
 
@@ -129,6 +135,8 @@ typedef struct kr_cert_info {
 	int64_t profile_id, not_before, not_after, revoked_at;
 	int reason;                 /* -1 when not revoked */
 	const uint8_t *spki_sha256; /* 32 bytes, recorded at issuance */
+	int withheld;               /* a registry profile whose records are not published
+				     * (held, not active, its device deleted) */
 } kr_cert_info;
 
 typedef struct kr_cert_filter {
@@ -222,6 +230,10 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 /* The audit entries that name a serial (its issue, its revocation), in order. */
 KR_MUST_USE kr_err kr_store_history(kr_store *s, const uint8_t *serial, size_t len, kr_audit_cb cb,
 				    void *arg);
+
+/* The audit entries that name a device, in order. */
+KR_MUST_USE kr_err kr_store_device_history(kr_store *s, const char *device, kr_audit_cb cb,
+					   void *arg);
 
 /* ---- audit verification: the store's state set against the one its log
  * describes. expect_begin makes empty scratch tables (this connection

@@ -621,6 +621,19 @@ test_audit_tail_and_state_tampering_detected() {
 	has "$s1" openssl crl -in "$T/3.crl" -noout -text
 }
 
+# What format 4 added (the device registry), undone: with it a store is the
+# format before.
+undo_format_4="drop table registration; drop index cert_profile_id; alter table cert drop column asp;
+	drop index cert_request;
+	create unique index cert_request on cert (ca_id, profile, csr_sha256) where status <> 'abandoned';
+	alter table device drop column owner; alter table device drop column mno;
+	alter table device drop column listed; alter table device drop column deleted;
+	alter table device drop column purge_after; alter table device drop column locks;
+	alter table device drop column code_salt; alter table device drop column code_hash;
+	alter table device drop column code_expires;
+	alter table device drop column code_failures; alter table device drop column csr;
+	alter table device drop column updated;"
+
 # A format-2 store (the format before the audit log's lookup columns) is
 # migrated when it is opened: the columns are filled from every entry's
 # text, a certificate's history is found by them, and audit verify passes.
@@ -632,17 +645,18 @@ test_store_formats_migrated_or_refused() {
 	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices --device 8200000000000001 >/dev/null
 	local serial
 	serial=$(serial_of 8200000000000001)
-	db "drop index audit_serial; drop index audit_device; alter table audit drop column ca;
+	db "$undo_format_4; drop index audit_serial; drop index audit_device; alter table audit drop column ca;
 	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
 	[ "$(db "pragma user_version")" -eq 2 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	[ "$(db "pragma user_version")" -eq 3 ] || fail "not migrated"
+	[ "$(db "pragma user_version")" -eq 4 ] || fail "not migrated"
+	[ "$(db "select count(*) from registration")" -eq 0 ] || fail "no registry tables"
 	[ "$(db "select count(*) from audit where serial is not null")" -eq 4 ] || fail "columns not filled"
 	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
 	grep -q "issue   audit entry" "$T/show" && grep -q "revoke  audit entry" "$T/show" ||
 		fail "the history is not found by the new column"
 	db "pragma user_version = 9"
 	sum=$(sha256sum "$T/ca/registry.db")
-	expect 3 "store format 9, and this keyrite reads formats 1 to 3" kr audit verify --config "$T/ca/keyrite.cnf"
+	expect 3 "store format 9, and this keyrite reads formats 1 to 4" kr audit verify --config "$T/ca/keyrite.cnf"
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

@@ -1,0 +1,313 @@
+/* The device registry's records in the SQLite store (store/registry.h). */
+#include "registry.h"
+#include "sqlite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	RQ_IMPORT,
+	RQ_LIST_AS_LISTED,
+	RQ_SAVE_DEVICE,
+	RQ_SAVE_REG,
+	RQ_DROP_REG,
+	RQ_PURGE,
+	RQ_CERT_ASP,
+	RQ_COUNT
+};
+_Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sqlite.h: SQ_REGISTRY_STATEMENTS");
+
+static const char *const rqueries[RQ_COUNT] = {
+	[RQ_IMPORT] = "INSERT INTO device (id, model, version, registered, owner, mno, listed,"
+		      " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?4)",
+	[RQ_LIST_AS_LISTED] = "UPDATE device SET model = ?2, version = ?3, owner = ?5, mno = ?6,"
+			      " listed = 1, updated = ?4 WHERE id = ?1 AND listed = 0",
+	[RQ_SAVE_DEVICE] =
+		"UPDATE device SET version = ?2, owner = ?3, mno = ?4, deleted = ?5,"
+		" purge_after = ?6, locks = ?7, code_salt = ?8, code_hash = ?9,"
+		" code_expires = ?10, code_failures = ?11, csr = ?12, updated = ?13 WHERE id = ?1",
+	[RQ_SAVE_REG] = "INSERT OR REPLACE INTO registration (device, asp, state, hold, gaining,"
+			" requested_at, profile_id, created, updated)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce((SELECT created FROM"
+			" registration WHERE device = ?1 AND asp = ?2), ?8), ?8)",
+	[RQ_DROP_REG] = "DELETE FROM registration WHERE device = ? AND asp = ?",
+	[RQ_PURGE] = "DELETE FROM device WHERE id = ?",
+	[RQ_CERT_ASP] = "UPDATE cert SET asp = ? WHERE ca_id = ? AND serial = ?",
+};
+
+static KR_MUST_USE kr_err rq(kr_store *s, int i, sqlite3_stmt **out)
+{
+	if (!s->rq[i] && sqlite3_prepare_v3(s->db, rqueries[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->rq[i], NULL) != SQLITE_OK)
+		return sq_err(s, "preparing a registry statement");
+	sqlite3_reset(s->rq[i]);
+	sqlite3_clear_bindings(s->rq[i]);
+	*out = s->rq[i];
+	return kr_ok();
+}
+
+void sq_registry_close(kr_store *s)
+{
+	for (int i = 0; i < SQ_REGISTRY_STATEMENTS; i++)
+		sqlite3_finalize(s->rq[i]);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+/* One row: the device's columns, then one registration's (NULL when it has
+ * none) and its profile's certificate. */
+#define RECORD_COLUMNS                                                                             \
+	"d.id, coalesce(d.model, ''), coalesce(d.version, ''), coalesce(d.owner, ''),"             \
+	" coalesce(d.mno, ''), d.listed, d.deleted, d.purge_after, d.locks, d.code_salt,"          \
+	" d.code_hash, d.code_expires, d.code_failures, d.csr, d.registered,"                      \
+	" coalesce(d.updated, d.registered), r.asp, r.state, r.hold, coalesce(r.gaining, ''),"     \
+	" coalesce(r.requested_at, 0), coalesce(r.profile_id, 0), coalesce(c.status, ''),"         \
+	" coalesce(c.ca_id, 0), c.serial, r.created, r.updated"                                    \
+	" FROM device d LEFT JOIN registration r ON r.device = d.id"                               \
+	" LEFT JOIN cert c ON c.profile_id = r.profile_id AND c.status <> 'abandoned'"
+
+static void text(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+	snprintf(out, n, "%s", v ? (const char *)v : "");
+}
+
+static void blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n, size_t *len)
+{
+	size_t have = (size_t)sqlite3_column_bytes(st, col);
+	if (have > n)
+		have = 0; /* not one the registry wrote */
+	if (have)
+		memcpy(out, sqlite3_column_blob(st, col), have);
+	if (len)
+		*len = have;
+}
+
+static void read_device(sqlite3_stmt *st, kr_reg_device *d)
+{
+	text(st, 0, d->id, sizeof d->id);
+	text(st, 1, d->model, sizeof d->model);
+	text(st, 2, d->version, sizeof d->version);
+	text(st, 3, d->owner, sizeof d->owner);
+	text(st, 4, d->mno, sizeof d->mno);
+	d->listed = sqlite3_column_int(st, 5);
+	d->deleted = sqlite3_column_int64(st, 6);
+	d->purge_after = sqlite3_column_int64(st, 7);
+	d->locks = (unsigned)sqlite3_column_int64(st, 8);
+	size_t salt = 0, hash = 0;
+	blob(st, 9, d->code_salt, sizeof d->code_salt, &salt);
+	blob(st, 10, d->code_hash, sizeof d->code_hash, &hash);
+	d->has_code = salt == sizeof d->code_salt && hash == sizeof d->code_hash;
+	d->code_expires = sqlite3_column_int64(st, 11);
+	d->code_failures = sqlite3_column_int(st, 12);
+	blob(st, 13, d->csr, sizeof d->csr, &d->csr_len);
+	text(st, 14, d->created, sizeof d->created);
+	text(st, 15, d->updated, sizeof d->updated);
+}
+
+static void read_registration(sqlite3_stmt *st, kr_registration *r)
+{
+	text(st, 16, r->asp, sizeof r->asp);
+	text(st, 17, r->state, sizeof r->state);
+	r->hold = sqlite3_column_int(st, 18);
+	text(st, 19, r->gaining, sizeof r->gaining);
+	r->requested_at = sqlite3_column_int64(st, 20);
+	r->profile_id = sqlite3_column_int64(st, 21);
+	text(st, 22, r->cert_status, sizeof r->cert_status);
+	r->ca = sqlite3_column_int64(st, 23);
+	blob(st, 24, r->serial, sizeof r->serial, &r->serial_len);
+	text(st, 25, r->created, sizeof r->created);
+	text(st, 26, r->updated, sizeof r->updated);
+}
+
+/* Reads rows grouped by device into out, calling cb at each device's end;
+ * st is finalized. */
+static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *out,
+				  kr_reg_record_cb cb, void *arg, long *n)
+{
+	kr_err e = kr_ok();
+	int rc, open = 0;
+	*n = 0;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (open && strcmp(id, out->d.id) != 0) {
+			e = cb ? cb(out, arg) : kr_ok();
+			open = 0;
+			if (kr_failed(&e))
+				break;
+		}
+		if (!open) {
+			memset(out, 0, sizeof *out);
+			read_device(st, &out->d);
+			open = 1;
+			(*n)++;
+		}
+		if (sqlite3_column_type(st, 16) != SQLITE_NULL && out->nr < KR_REG_MAX_ASPS)
+			read_registration(st, &out->r[out->nr++]);
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = sq_err(s, "reading the registry");
+	if (!kr_failed(&e) && open && cb)
+		e = cb(out, arg);
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_record *out,
+					    int *found)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sq_prepare(s, "SELECT " RECORD_COLUMNS " WHERE d.id = ? ORDER BY r.asp", &st));
+	sq_text(st, 1, id);
+	long n = 0;
+	KR_TRY(records(s, st, out, NULL, NULL, &n));
+	*found = n > 0;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, kr_reg_record_cb cb,
+					  void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sq_prepare(s,
+			  "SELECT " RECORD_COLUMNS " WHERE d.listed = 1"
+			  " AND (?1 IS NULL OR EXISTS (SELECT 1 FROM registration x WHERE"
+			  " x.device = d.id AND (x.asp = ?1 OR x.gaining = ?1)))"
+			  " AND (?2 IS NULL OR d.owner = ?2) AND (?3 IS NULL OR d.mno = ?3)"
+			  " ORDER BY d.id, r.asp",
+			  &st));
+	sq_text(st, 1, f->asp);
+	sq_text(st, 2, f->owner);
+	sq_text(st, 3, f->mno);
+	kr_reg_record *rec = calloc(1, sizeof *rec);
+	if (!rec) {
+		sqlite3_finalize(st);
+		return kr_errf(KR_EINTERNAL, "out of memory");
+	}
+	long n = 0;
+	kr_err e = records(s, st, rec, cb, arg, &n);
+	free(rec);
+	return e;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d)
+{
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	/* a device keyrite issue recorded becomes listed; a new one is added */
+	KR_TRY(rq(s, RQ_LIST_AS_LISTED, &st));
+	for (int pass = 0; pass < 2; pass++) {
+		sq_text(st, 1, d->id);
+		sq_text(st, 2, d->model);
+		sq_text(st, 3, d->version);
+		sq_text(st, 4, now);
+		sq_text(st, 5, d->owner[0] ? d->owner : NULL);
+		sq_text(st, 6, d->mno[0] ? d->mno : NULL);
+		KR_TRY(sq_done(s, st, "importing a device"));
+		if (sqlite3_changes(s->db) == 1)
+			return kr_ok();
+		KR_TRY(rq(s, RQ_IMPORT, &st));
+	}
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_save_device(kr_store *s, const kr_reg_device *d)
+{
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_SAVE_DEVICE, &st));
+	sq_text(st, 1, d->id);
+	sq_text(st, 2, d->version);
+	sq_text(st, 3, d->owner[0] ? d->owner : NULL);
+	sq_text(st, 4, d->mno[0] ? d->mno : NULL);
+	sqlite3_bind_int64(st, 5, d->deleted);
+	sqlite3_bind_int64(st, 6, d->purge_after);
+	sqlite3_bind_int64(st, 7, (int64_t)d->locks);
+	sq_blob(st, 8, d->has_code ? d->code_salt : NULL, sizeof d->code_salt);
+	sq_blob(st, 9, d->has_code ? d->code_hash : NULL, sizeof d->code_hash);
+	sqlite3_bind_int64(st, 10, d->has_code ? d->code_expires : 0);
+	sqlite3_bind_int(st, 11, d->code_failures);
+	sq_blob(st, 12, d->csr_len ? d->csr : NULL, d->csr_len);
+	sq_text(st, 13, now);
+	KR_TRY(sq_done(s, st, "recording a device"));
+	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINPUT, "device %s: not in the store", d->id);
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_drop_registration(kr_store *s, const char *device, const char *asp)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_DROP_REG, &st));
+	sq_text(st, 1, device);
+	sq_text(st, 2, asp);
+	return sq_done(s, st, "dropping a registration");
+}
+
+KR_MUST_USE kr_err kr_store_save_registration(kr_store *s, const char *device,
+					      const kr_registration *r, const char *old_asp)
+{
+	if (old_asp && strcmp(old_asp, r->asp) != 0)
+		KR_TRY(kr_store_drop_registration(s, device, old_asp));
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_SAVE_REG, &st));
+	sq_text(st, 1, device);
+	sq_text(st, 2, r->asp);
+	sq_text(st, 3, r->state);
+	sqlite3_bind_int(st, 4, r->hold);
+	sq_text(st, 5, r->gaining[0] ? r->gaining : NULL);
+	if (r->gaining[0])
+		sqlite3_bind_int64(st, 6, r->requested_at);
+	if (r->profile_id > 0)
+		sqlite3_bind_int64(st, 7, r->profile_id);
+	sq_text(st, 8, now);
+	return sq_done(s, st, "recording a registration");
+}
+
+KR_MUST_USE kr_err kr_store_purge_device(kr_store *s, const char *device)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_PURGE, &st));
+	sq_text(st, 1, device);
+	return sq_done(s, st, "purging a device");
+}
+
+KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
+					 const char *asp)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_CERT_ASP, &st));
+	sq_text(st, 1, asp);
+	sqlite3_bind_int64(st, 2, ca);
+	sq_blob(st, 3, serial, len);
+	return sq_done(s, st, "recording a profile's ASP");
+}
+
+KR_MUST_USE kr_err kr_store_log_registry(kr_store *s, const kr_reg_event *ev)
+{
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_str(&d, KR_D_DEVICE, ev->device);
+	kr_detail_str(&d, KR_D_OP, ev->op);
+	kr_detail_str(&d, KR_D_ACCOUNT, ev->account);
+	if (ev->asp && ev->asp[0])
+		kr_detail_str(&d, KR_D_ASP, ev->asp);
+	if (ev->from && ev->to) {
+		char change[64];
+		snprintf(change, sizeof change, "%.28s->%.28s", ev->from, ev->to);
+		kr_detail_str(&d, KR_D_STATE, change);
+	} else if (ev->from || ev->to) {
+		kr_detail_str(&d, KR_D_STATE, ev->from ? ev->from : ev->to);
+	}
+	if (ev->profile_id > 0)
+		kr_detail_num(&d, KR_D_PROFILE_ID, ev->profile_id);
+	if (ev->note)
+		kr_detail_str(&d, KR_D_NOTE, ev->note);
+	return sq_audit(s, "registry", &d);
+}
