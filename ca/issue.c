@@ -219,6 +219,24 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 						     r->in.version);
 }
 
+static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd);
+
+/* The gate decides instead of the store's record of CSRs. */
+static KR_MUST_USE kr_err gated(batch *b, req *r, const uint8_t *rnd)
+{
+	const kr_issue_gate *g = b->o->gate;
+	kr_gate_verdict v = KR_GATE_REFUSE;
+	char why[KR_ERR_MSG] = "";
+	KR_TRY(g->admit(g->arg, b->store, &r->in, &v, &r->profile_id, why, sizeof why));
+	if (v == KR_GATE_REFUSE)
+		reject(r, why[0] ? why : "refused");
+	else if (v == KR_GATE_ALREADY)
+		r->state = R_ALREADY;
+	else
+		return reserve(b, r, rnd);
+	return kr_ok();
+}
+
 /* Decides each acceptable request's fate against the store, and reserves. */
 static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
@@ -226,6 +244,8 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		reject(r, "duplicate: the same CSR appears earlier in this batch");
 		return kr_ok();
 	}
+	if (b->o->gate)
+		return gated(b, r, rnd);
 	/* The device first: a manifest row's model and version count even
 	 * for a request issued before. */
 	if (b->p->identity == KR_ID_DEVICE) {
@@ -245,8 +265,16 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		kr_prior_clear(&prior);
 		return kr_ok();
 	}
-	if (b->p->identity == KR_ID_DEVICE) {
+	if (b->p->identity == KR_ID_DEVICE)
 		KR_TRY(kr_store_take_profile_id(b->store, &r->profile_id));
+	return reserve(b, r, rnd);
+}
+
+/* Names a device's certificate after its profile id, and reserves its
+ * serial. */
+static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd)
+{
+	if (b->p->identity == KR_ID_DEVICE) {
 		kr_err e = kr_profile_device_name(b->p, r->in.device_id, r->profile_id, r->name,
 						  sizeof r->name);
 		if (!kr_failed(&e))
@@ -340,6 +368,9 @@ static KR_MUST_USE kr_err record(batch *b, chunk *c)
 		memcpy(row.spki_sha256, r->csr.spki_sha256, 32);
 		memcpy(row.csr_sha256, r->csr.sha256, 32);
 		e = kr_store_complete(b->store, &row, r->tbs_sha256);
+		if (!kr_failed(&e) && b->o->gate)
+			e = b->o->gate->issued(b->o->gate->arg, b->store, &r->in, r->profile_id,
+					       b->ca->id, r->serial, r->serial_len);
 		free(sans);
 	}
 	KR_TRY(e);
@@ -447,6 +478,10 @@ static void report(batch *b, chunk *c)
 		} else if (r->state == R_ISSUED) {
 			b->sum->issued++;
 		}
+		if (o->gate && o->gate->outcome &&
+		    (r->state == R_REJECTED || r->state == R_ALREADY || r->state == R_ISSUED))
+			o->gate->outcome(o->gate->arg, &r->in, state_names[r->state],
+					 r->state == R_REJECTED ? r->reason : NULL, r->profile_id);
 		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
 			continue;
 		char serial[41] = "";
@@ -680,6 +715,18 @@ KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority 
 				  const kr_issue_opts *o, kr_issue_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
+	kr_reader *rd = NULL;
+	KR_TRY(kr_reader_open(inputs, ninputs, &rd));
+	kr_err e = kr_issue_batch_read(cfg, store, ca, p, rd, o, sum);
+	kr_reader_close(rd);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_issue_batch_read(kr_config *cfg, kr_store *store, kr_authority *ca,
+				       const kr_profile *p, kr_reader *rd, const kr_issue_opts *o,
+				       kr_issue_summary *sum)
+{
+	memset(sum, 0, sizeof *sum);
 	int size = o->chunk > 0 ? o->chunk : 1000;
 	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
 	int have = 1;
@@ -690,10 +737,7 @@ KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority 
 			free(b.chunks[i].reqs);
 		return kr_errf(KR_EINTERNAL, "out of memory");
 	}
-	kr_reader *rd = NULL;
-	kr_err e = kr_reader_open(inputs, ninputs, &rd);
-	if (!kr_failed(&e))
-		e = setup(&b, cfg);
+	kr_err e = setup(&b, cfg);
 	int started = !kr_failed(&e);
 	sum->started = started;
 	if (started)
@@ -712,7 +756,6 @@ KR_MUST_USE kr_err kr_issue_batch(kr_config *cfg, kr_store *store, kr_authority 
 	kr_hsm_pool_close(b.sessions);
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
 	kr_leaf_free(b.leaf);
-	kr_reader_close(rd);
 	for (int i = 0; i < 3; i++)
 		free(b.chunks[i].reqs);
 	return e;

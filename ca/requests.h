@@ -30,6 +30,10 @@ typedef struct kr_reader kr_reader;
 /* Refuses (nothing done) an input that does not exist or cannot be read. */
 KR_MUST_USE kr_err kr_reader_open(char *const *paths, int n, kr_reader **out);
 void kr_reader_close(kr_reader *r);
+/* Requests from the caller (the registry's CSRs on record): fn fills *in
+ * (cleared) and sets *more as kr_reader_next does. */
+typedef KR_MUST_USE kr_err (*kr_source_fn)(void *arg, kr_input *in, int *more);
+KR_MUST_USE kr_err kr_reader_open_source(kr_source_fn fn, void *arg, kr_reader **out);
 /* 1: *in holds the next request; 0: no more. *in is cleared first, so it
  * is zeroed before its first use and may be passed again. A read error of
  * an input as a whole (stdin failing) is returned as an error. */
