@@ -22,7 +22,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
 
-LIB_SRC  = $(wildcard util/*.c crypto/*.c hsm/*.c store/*.c ca/*.c fw/*.c policy/*.c ceremony/*.c publish/*.c)
+LIB_SRC  = $(wildcard util/*.c crypto/*.c hsm/*.c store/*.c ca/*.c fw/*.c policy/*.c ceremony/*.c publish/*.c registry/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
 SRC_DIRS = $(sort $(dir $(LIB_SRC) $(CLI_SRC))) # every source folder, for the checkers
 UNIT_SRC = $(wildcard tests/unit/*.c)

@@ -22,13 +22,13 @@ struct kr_config {
 	int nsigners;
 	kr_zone_conf zones[KR_MAX_LIST];
 	int nzones;
+	int has_registry;
+	kr_registry_conf registry;
 };
 
 static const kr_field keyrite_fields[] = {
-	{"store", KR_F_STRING, 1},
-	{"cas", KR_F_STRING, 1},
-	{"signers", KR_F_STRING, 0},
-	{"zones", KR_F_STRING, 0},
+	{"store", KR_F_STRING, 1}, {"cas", KR_F_STRING, 1},       {"signers", KR_F_STRING, 0},
+	{"zones", KR_F_STRING, 0}, {"registry", KR_F_SECTION, 0},
 };
 static const kr_field ca_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"chain", KR_F_STRING, 0},
@@ -58,6 +58,23 @@ static const kr_field profile_fields[] = {
 	{"max_names", KR_F_INT, 0},      {"organization", KR_F_STRING, 0},
 	{"key_types", KR_F_STRING, 1},   {"validity_days", KR_F_INT, 1},
 	{"extensions", KR_F_SECTION, 1}, {"honour", KR_F_STRING, 0},
+};
+static const kr_field registry_fields[] = {
+	{"ca", KR_F_STRING, 1},
+	{"profile", KR_F_STRING, 1},
+	{"accounts", KR_F_STRING, 1},
+	{"auth_code_days", KR_F_INT, 0},
+	{"auth_code_attempts", KR_F_INT, 0},
+	{"transfer_auto_approve_days", KR_F_INT, 0},
+	{"delete_grace_days", KR_F_INT, 0},
+	{"payload_uri", KR_F_STRING, 0},
+	{"payload_certificate", KR_F_STRING, 0},
+	{"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0},
+};
+static const kr_field account_fields[] = {
+	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},
+	{"protocol", KR_F_STRING, 0}, {"server_certificate", KR_F_STRING, 0},
 };
 #define CHECK(c, sec, f) kr_nconf_check((c)->conf, sec, f, sizeof f / sizeof *f)
 
@@ -273,6 +290,79 @@ static KR_MUST_USE kr_err load_zone(kr_config *c, const char *name, kr_zone_conf
 	return kr_ok();
 }
 
+static KR_MUST_USE kr_err load_account(kr_config *c, const char *name, kr_account_conf *a)
+{
+	char section[80];
+	snprintf(section, sizeof section, "account_%.63s", name);
+	KR_TRY(CHECK(c, section, account_fields));
+	copy(a->name, sizeof a->name, name);
+	static const char *const kinds[] = {"operator", "owner", "asp", "mno"};
+	const char *kind = kr_nconf_get(c->conf, section, "kind");
+	size_t k = 0;
+	while (k < sizeof kinds / sizeof *kinds && strcmp(kind, kinds[k]) != 0)
+		k++;
+	if (k == sizeof kinds / sizeof *kinds)
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "kind",
+				    "'%s': one of operator, owner, asp, mno", kind);
+	a->kind = (kr_account_kind)k;
+	KR_TRY(dns_value(c, section, "endpoint", a->endpoint, sizeof a->endpoint));
+	KR_TRY(optional_long(c, section, "port", 1, 65535, 443, &a->port));
+	KR_TRY(copy_value(c, section, "protocol", a->protocol, sizeof a->protocol));
+	if (!a->protocol[0])
+		copy(a->protocol, sizeof a->protocol, "tls");
+	KR_TRY(path_of(c, section, "server_certificate", a->server_certificate));
+	if (a->kind != KR_ACCOUNT_ASP && (a->endpoint[0] || a->server_certificate[0]))
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "endpoint",
+				    "only an ASP account has a service endpoint");
+	return kr_ok();
+}
+
+static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
+{
+	kr_registry_conf *r = &c->registry;
+	KR_TRY(CHECK(c, section, registry_fields));
+	KR_TRY(copy_value(c, section, "ca", r->ca, sizeof r->ca));
+	KR_TRY(copy_value(c, section, "profile", r->profile, sizeof r->profile));
+	const kr_ca_conf *ca = NULL;
+	const kr_profile *p = NULL;
+	kr_err e = kr_config_ca(c, r->ca, &ca);
+	if (!kr_failed(&e))
+		e = kr_config_profile(c, ca, r->profile, &p);
+	if (!kr_failed(&e) && p->identity != KR_ID_DEVICE)
+		e = kr_errf(KR_EINPUT, "profile %s does not issue device identities", p->name);
+	if (kr_failed(&e))
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "profile", "%s", e.msg);
+	KR_TRY(optional_long(c, section, "auth_code_days", 1, 366, 14, &r->code_days));
+	KR_TRY(optional_long(c, section, "auth_code_attempts", 1, 100, 5, &r->code_attempts));
+	KR_TRY(optional_long(c, section, "transfer_auto_approve_days", 0, 60, 0,
+			     &r->transfer_days));
+	KR_TRY(optional_long(c, section, "delete_grace_days", 0, 366, 30, &r->grace_days));
+	KR_TRY(copy_value(c, section, "payload_uri", r->payload_uri, sizeof r->payload_uri));
+	KR_TRY(path_of(c, section, "payload_certificate", r->payload_certificate));
+	KR_TRY(path_of(c, section, "pin_file", r->pin_file));
+	KR_TRY(copy_value(c, section, "pin_env", r->pin_env, sizeof r->pin_env));
+	if (!r->payload_uri[0] != !r->payload_certificate[0])
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "payload_uri",
+				    "payload_uri and payload_certificate go together");
+	/* the console is always an account */
+	r->accounts[0] = (kr_account_conf){.name = "operator", .kind = KR_ACCOUNT_OPERATOR};
+	char names[KR_MAX_LIST][64];
+	int n = 0;
+	KR_TRY(name_list(c, section, "accounts", 1, names, &n));
+	r->naccounts = 1;
+	for (int i = 0; i < n; i++) {
+		const kr_account_conf *dup = NULL;
+		kr_err d = kr_config_account(r, names[i], &dup);
+		if (!kr_failed(&d))
+			return kr_nconf_err(c->conf, KR_EINPUT, section, "accounts",
+					    "%s: named twice (or is the built-in operator)",
+					    names[i]);
+		KR_TRY(load_account(c, names[i], &r->accounts[r->naccounts++]));
+	}
+	c->has_registry = 1;
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err key_types(kr_config *c, const char *section, unsigned *out)
 {
 	char names[KR_MAX_LIST][64];
@@ -439,6 +529,9 @@ static KR_MUST_USE kr_err load(kr_config *c)
 	KR_TRY(name_list(c, "keyrite", "zones", 0, names, &c->nzones));
 	for (int i = 0; i < c->nzones; i++)
 		KR_TRY(load_zone(c, names[i], &c->zones[i]));
+	const char *registry = kr_nconf_get(c->conf, "keyrite", "registry");
+	if (registry)
+		KR_TRY(load_registry(c, registry));
 	return kr_nconf_check_unused(c->conf);
 }
 
@@ -463,6 +556,26 @@ void kr_config_free(kr_config *c)
 		return;
 	kr_nconf_free(c->conf);
 	free(c);
+}
+
+KR_MUST_USE kr_err kr_config_registry(const kr_config *c, const kr_registry_conf **out)
+{
+	KR_ENSURE(c->has_registry, KR_EINPUT,
+		  "%s: no registry ([keyrite] registry = SECTION, keyrite-ca(5))",
+		  kr_nconf_path(c->conf));
+	*out = &c->registry;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_config_account(const kr_registry_conf *r, const char *name,
+				     const kr_account_conf **out)
+{
+	for (int i = 0; i < r->naccounts; i++)
+		if (strcmp(r->accounts[i].name, name) == 0) {
+			*out = &r->accounts[i];
+			return kr_ok();
+		}
+	return kr_errf(KR_EINPUT, "no registry account '%s'", name);
 }
 
 const char *kr_config_store(const kr_config *c) { return c->store; }

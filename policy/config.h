@@ -76,6 +76,37 @@ typedef struct kr_zone_conf {
 	int nsec3;
 } kr_zone_conf;
 
+/* A registry account (keyrite registry --as NAME). */
+typedef enum kr_account_kind {
+	KR_ACCOUNT_OPERATOR, /* the registry operator's console */
+	KR_ACCOUNT_OWNER,    /* a device owner (a city) */
+	KR_ACCOUNT_ASP,      /* an application service provider */
+	KR_ACCOUNT_MNO,      /* a mobile network operator */
+} kr_account_kind;
+
+typedef struct kr_account_conf {
+	char name[64];
+	kr_account_kind kind;
+	/* an ASP's service, for the registry payload: where devices connect */
+	char endpoint[254], protocol[16];
+	long port;
+	char server_certificate[PATH_MAX]; /* its TLS server certificate, or "" */
+} kr_account_conf;
+
+/* The device registry (keyrite registry): [registry] in the file. */
+typedef struct kr_registry_conf {
+	char ca[64], profile[64]; /* who issues device profiles, under which profile */
+	long code_days;           /* an auth code expires after */
+	long code_attempts;       /* wrong codes before the device locks against transfer */
+	long transfer_days;       /* a transfer approves itself after; 0: at once */
+	long grace_days;          /* pendingDelete before a purge may happen */
+	/* the registry payload's signing key and certificate */
+	char payload_uri[1024], payload_certificate[PATH_MAX];
+	char pin_file[PATH_MAX], pin_env[64];
+	kr_account_conf accounts[KR_MAX_LIST + 1]; /* the operator first */
+	int naccounts;
+} kr_registry_conf;
+
 typedef struct kr_config kr_config;
 
 /* Checks the whole file: unknown keys and sections, bad templates, unknown
@@ -93,6 +124,11 @@ KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,
 KR_MUST_USE kr_err kr_config_zone(const kr_config *c, const char *apex, const kr_zone_conf **out);
 /* The profile of that name, whichever CA issues it; NULL if none. */
 const kr_profile *kr_config_profile_named(const kr_config *c, const char *name);
+/* The registry section; KR_EINPUT if the file has none. */
+KR_MUST_USE kr_err kr_config_registry(const kr_config *c, const kr_registry_conf **out);
+/* The registry account of that name ("operator" is always one). */
+KR_MUST_USE kr_err kr_config_account(const kr_registry_conf *r, const char *name,
+				     const kr_account_conf **out);
 /* Every CA of the file, for publication. */
 int kr_config_ncas(const kr_config *c);
 const kr_ca_conf *kr_config_ca_at(const kr_config *c, int i);

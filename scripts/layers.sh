@@ -17,7 +17,8 @@ declare -A may=(
 	[fw]="util crypto hsm store policy ca"
 	[publish]="util crypto hsm store policy ca"
 	[ceremony]="util crypto hsm policy ca"
-	[cli]="util crypto hsm store policy ca fw publish ceremony"
+	[registry]="util crypto hsm store policy ca"
+	[cli]="util crypto hsm store policy ca fw publish ceremony registry"
 )
 
 bad=0

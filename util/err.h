@@ -18,6 +18,8 @@ typedef enum kr_code {
 	KR_EEXIST = 6,     /* an output file or key label already exists */
 	KR_EIO = 7,        /* reading or writing a file failed */
 	KR_EVERIFY = 8,    /* a verification failed (signature, hash, chain) */
+	KR_EDENIED = 11,   /* the registry refused: the account's rights or the device's state */
+	KR_EAUTH = 12,     /* an auth code wrong, expired, used, or the device locked by them */
 	KR_EINTERNAL = 70, /* a bug or an unexpected library failure */
 } kr_code;
 

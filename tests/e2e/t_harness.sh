@@ -66,7 +66,7 @@ test_layering_check_refuses_an_include_from_above() {
 	expect 1 "store/log.c:1 includes hsm/: store/ may include only util crypto" \
 		"$REPO/scripts/layers.sh" "$T/tree"
 	sed -i '1d' "$T/tree/store/log.c"
-	mkdir "$T/tree/registry" && echo 'int x;' >"$T/tree/registry/r.c"
-	expect 1 "registry/ holds C sources but has no place in scripts/layers.sh" \
+	mkdir "$T/tree/webui" && echo 'int x;' >"$T/tree/webui/r.c"
+	expect 1 "webui/ holds C sources but has no place in scripts/layers.sh" \
 		"$REPO/scripts/layers.sh" "$T/tree"
 }

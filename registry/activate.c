@@ -1,0 +1,223 @@
+/* activate and reactivate: a profile id and a certificate for each device,
+ * through batch issuance (ca/issue.h) with the registry as its gate.
+ *
+ * Zero touch: the CSR comes from the device's MNO (--csr: a manifest of
+ * device_id,model,version,csr, the key made on the eSIM), or, when none is
+ * given, from the store: the CSR the device's first activation verified,
+ * re-certified under the new profile id (a transfer, a reactivation, a
+ * reset). A new CSR is needed only for a device that was never activated,
+ * or whose key changed. */
+#include "internal.h"
+#include "../ca/issue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct refusal {
+	char where[PATH_MAX + 32];
+	kr_code code;
+} refusal;
+
+typedef struct gate_ctx {
+	kr_registry *r;
+	const kr_reg_args *a;
+	kr_reg_outcome_cb cb;
+	void *arg;
+	kr_reg_summary *sum;
+	kr_items *items; /* the CSRs on record: these devices' */
+	kr_reg_view view;
+	/* the registry's refusals in order, for their kinds */
+	refusal *refusals;
+	size_t nref, headref, capref;
+} gate_ctx;
+
+static void note_refusal(gate_ctx *g, const char *where, kr_code code)
+{
+	if (g->nref == g->capref) {
+		size_t cap = g->capref ? 2 * g->capref : 64;
+		refusal *r = realloc(g->refusals, cap * sizeof *r);
+		if (!r)
+			return; /* its kind is then reported as bad input */
+		g->refusals = r;
+		g->capref = cap;
+	}
+	snprintf(g->refusals[g->nref].where, sizeof g->refusals[0].where, "%s", where);
+	g->refusals[g->nref++].code = code;
+}
+
+static kr_code refusal_code(gate_ctx *g, const char *where)
+{
+	for (size_t i = g->headref; i < g->nref; i++)
+		if (!strcmp(g->refusals[i].where, where)) {
+			kr_code c = g->refusals[i].code;
+			g->headref = i + 1;
+			return c;
+		}
+	return KR_EINPUT; /* the request itself: its CSR or its names */
+}
+
+/* The registry's decision; an active device's activation is done already
+ * when the account could have made it. */
+static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdict *v, char *why,
+				 size_t whysz)
+{
+	kr_reg_view *view = &g->view;
+	kr_code code = KR_OK;
+	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, in->device_id, g->a->asp, view, why, whysz,
+				  &code));
+	if (code == KR_EDENIED && view->state == KR_ST_ACTIVE &&
+	    kr_reg_decide(KR_CMD_ACTIVATE, view->role, KR_ST_REGISTERED, view->flags & ~KR_FL_HOLD)
+		    .allowed) {
+		*v = KR_GATE_ALREADY;
+		return kr_ok();
+	}
+	if (code == KR_OK && in->from_manifest && in->model[0] &&
+	    strcmp(in->model, view->rec.d.model) != 0) {
+		snprintf(why, whysz, "device %s is listed as model '%s', the manifest says '%s'",
+			 in->device_id, view->rec.d.model, in->model);
+		code = KR_EINPUT;
+	}
+	*v = code == KR_OK ? KR_GATE_ISSUE : KR_GATE_REFUSE;
+	if (code != KR_OK)
+		note_refusal(g, in->where, code);
+	return kr_ok();
+}
+
+static KR_MUST_USE kr_err admit(void *arg, kr_store *s, const kr_input *in, kr_gate_verdict *v,
+				int64_t *profile_id, char *why, size_t whysz)
+{
+	gate_ctx *g = arg;
+	KR_TRY(decide(g, in, v, why, whysz));
+	if (*v != KR_GATE_ISSUE)
+		return kr_ok();
+	kr_registration *reg = &g->view.rec.r[g->view.gi];
+	/* a profile id reserved by a killed run, whose certificate was never
+	 * recorded, is used again; a revoked profile's is not */
+	if (reg->profile_id == 0 || reg->cert_status[0]) {
+		KR_TRY(kr_store_take_profile_id(s, &reg->profile_id));
+		KR_TRY(kr_store_save_registration(s, in->device_id, reg, NULL));
+	}
+	*profile_id = reg->profile_id;
+	return kr_ok();
+}
+
+static KR_MUST_USE kr_err issued(void *arg, kr_store *s, const kr_input *in, int64_t profile_id,
+				 int64_t ca, const uint8_t *serial, size_t len)
+{
+	gate_ctx *g = arg;
+	kr_reg_view *view = &g->view;
+	int found = 0;
+	KR_TRY(kr_store_registry_device(s, in->device_id, &view->rec, &found));
+	KR_ENSURE(found, KR_EINTERNAL, "device %s vanished while it was activated", in->device_id);
+	int gi = -1;
+	for (int i = 0; i < view->rec.nr; i++)
+		if (view->rec.r[i].profile_id == profile_id)
+			gi = i;
+	KR_ENSURE(gi >= 0, KR_EINTERNAL, "device %s: profile %lld has no registration",
+		  in->device_id, (long long)profile_id);
+	kr_registration *reg = &view->rec.r[gi];
+	kr_reg_state from = kr_registry_state_of(&view->rec.d, reg);
+	KR_TRY(kr_store_set_cert_asp(s, ca, serial, len, reg->asp));
+	snprintf(reg->state, sizeof reg->state, "active");
+	KR_TRY(kr_store_save_registration(s, in->device_id, reg, NULL));
+	kr_reg_device *d = &view->rec.d;
+	if (in->der_len <= sizeof d->csr &&
+	    (d->csr_len != in->der_len || memcmp(d->csr, in->der, in->der_len) != 0)) {
+		memcpy(d->csr, in->der, in->der_len); /* the CSR on record from now on */
+		d->csr_len = in->der_len;
+		KR_TRY(kr_store_save_device(s, d));
+	}
+	return kr_reg_log(g->r, in->device_id, g->a->cmd, reg->asp, from, KR_ST_ACTIVE, profile_id,
+			  NULL);
+}
+
+static void outcome(void *arg, const kr_input *in, const char *status, const char *reason,
+		    int64_t profile_id)
+{
+	gate_ctx *g = arg;
+	kr_reg_outcome o = {.where = in->where, .device = in->device_id, .reason = reason};
+	if (!strcmp(status, "issued")) {
+		o.result = g->a->cmd == KR_CMD_ACTIVATE ? "activated" : "reactivated";
+		o.to = "active";
+		o.profile_id = profile_id;
+		g->sum->done++;
+	} else if (!strcmp(status, "already-issued")) {
+		o.result = "unchanged";
+		o.reason = "already active";
+		o.to = "active";
+		g->sum->unchanged++;
+	} else {
+		o.result = "refused";
+		o.code = refusal_code(g, in->where);
+		if (g->sum->refused++ == 0)
+			g->sum->first_refusal = o.code;
+	}
+	if (g->cb)
+		g->cb(&o, g->arg);
+}
+
+/* The devices named, each with the CSR on record. */
+static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
+{
+	gate_ctx *g = arg;
+	kr_reg_item item;
+	KR_TRY(kr_items_next(g->items, &item, more));
+	if (!*more)
+		return kr_ok();
+	snprintf(in->where, sizeof in->where, "%s", item.where);
+	snprintf(in->device_id, sizeof in->device_id, "%s", item.device);
+	in->from_manifest = 1; /* the id is the registry's, not the CSR's */
+	kr_code code = KR_OK;
+	if (item.error[0] || !item.device[0]) {
+		snprintf(in->error, sizeof in->error, "%s",
+			 item.error[0] ? item.error : "no device id");
+		note_refusal(g, in->where, KR_EINPUT);
+		return kr_ok();
+	}
+	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, item.device, g->a->asp, &g->view, in->error,
+				  sizeof in->error, &code));
+	if (code != KR_OK && g->view.state == KR_ST_ACTIVE) {
+		in->error[0] = '\0'; /* the gate says "already active" */
+		code = KR_OK;
+	}
+	if (code == KR_OK && g->view.rec.d.csr_len == 0) {
+		snprintf(in->error, sizeof in->error,
+			 "%s: no CSR on record: activate it from its MNO's manifest (--csr FILE)",
+			 item.device);
+		code = KR_EINPUT;
+	}
+	if (code != KR_OK) {
+		note_refusal(g, in->where, code);
+		return kr_ok();
+	}
+	in->der = malloc(g->view.rec.d.csr_len);
+	KR_ENSURE(in->der, KR_EINTERNAL, "out of memory");
+	memcpy(in->der, g->view.rec.d.csr, g->view.rec.d.csr_len);
+	in->der_len = g->view.rec.d.csr_len;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_reg_activate(kr_registry *r, const kr_reg_args *a, char *const *items,
+				   int nitems, kr_reg_outcome_cb cb, void *arg, kr_reg_summary *sum)
+{
+	KR_ENSURE(a->ncsrs == 0 || nitems == 0, KR_EUSAGE,
+		  "activate takes devices (their CSRs on record) or --csr manifests, not both");
+	gate_ctx *g = calloc(1, sizeof *g);
+	KR_ENSURE(g, KR_EINTERNAL, "out of memory");
+	*g = (gate_ctx){.r = r, .a = a, .cb = cb, .arg = arg, .sum = sum};
+	kr_issue_gate gate = {admit, issued, outcome, g};
+	kr_issue_opts o = {.progress = a->progress, .gate = &gate};
+	kr_issue_summary isum;
+	kr_reader *rd = NULL;
+	kr_err e = a->ncsrs ? kr_reader_open(a->csrs, a->ncsrs, &rd)
+			    : kr_items_open(items, nitems, &g->items);
+	if (!kr_failed(&e) && !a->ncsrs)
+		e = kr_reader_open_source(on_record, g, &rd);
+	if (!kr_failed(&e))
+		e = kr_issue_batch_read(r->cfg, r->store, &r->ca, r->profile, rd, &o, &isum);
+	kr_reader_close(rd);
+	kr_items_close(g->items);
+	free(g->refusals);
+	free(g);
+	return e;
+}

@@ -1,0 +1,83 @@
+#include "authcode.h"
+#include "../util/cleanup.h"
+#include "../util/text.h"
+
+#include <ctype.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <stdio.h>
+#include <string.h>
+
+static KR_MUST_USE kr_err derive(const uint8_t code[KR_CODE_BYTES], const char *device,
+				 const uint8_t salt[16], uint8_t out[32])
+{
+	char info[128];
+	int n = snprintf(info, sizeof info, "keyrite auth code v1 %s", device);
+	KR_ENSURE(n > 0 && (size_t)n < sizeof info, KR_EINPUT, "device id too long");
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_free(kdf);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)code, KR_CODE_BYTES),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, 16),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, (size_t)n),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok = ctx && EVP_KDF_derive(ctx, out, 32, params) == 1;
+	EVP_KDF_CTX_free(ctx);
+	KR_OSSL(ok, KR_EINTERNAL, "HKDF of an auth code");
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_authcode_new(kr_hsm *h, const char *device, char text[KR_CODE_TEXT + 1],
+				   uint8_t salt[16], uint8_t hash[32])
+{
+	uint8_t rnd[KR_CODE_BYTES + 16];
+	KR_TRY(kr_hsm_random(h, rnd, sizeof rnd));
+	memcpy(salt, rnd + KR_CODE_BYTES, 16);
+	kr_err e = derive(rnd, device, salt, hash);
+	char hex[2 * KR_CODE_BYTES + 1];
+	kr_hex(rnd, KR_CODE_BYTES, hex);
+	OPENSSL_cleanse(rnd, sizeof rnd);
+	snprintf(text, KR_CODE_TEXT + 1, "%.8s-%.8s-%.8s-%.8s", hex, hex + 8, hex + 16, hex + 24);
+	OPENSSL_cleanse(hex, sizeof hex);
+	return e;
+}
+
+static int nibble(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+KR_MUST_USE kr_err kr_authcode_matches(const char *code, const char *device, const uint8_t salt[16],
+				       const uint8_t hash[32], int *yes)
+{
+	*yes = 0;
+	uint8_t raw[KR_CODE_BYTES];
+	size_t n = 0;
+	for (const char *p = code; *p; p++) {
+		if (*p == '-' || *p == ' ')
+			continue;
+		int v = nibble((unsigned char)*p);
+		if (v < 0 || n == 2 * KR_CODE_BYTES)
+			return kr_ok();
+		if (n % 2 == 0)
+			raw[n / 2] = (uint8_t)(v << 4);
+		else
+			raw[n / 2] |= (uint8_t)v;
+		n++;
+	}
+	if (n != 2 * KR_CODE_BYTES)
+		return kr_ok();
+	uint8_t got[32];
+	kr_err e = derive(raw, device, salt, got);
+	OPENSSL_cleanse(raw, sizeof raw);
+	KR_TRY(e);
+	*yes = CRYPTO_memcmp(got, hash, 32) == 0;
+	return kr_ok();
+}
