@@ -607,6 +607,11 @@ static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int6
 	if (o->code == KR_EDENIED && a->cmd == KR_CMD_IMPORT && c.v.rec.d.listed &&
 	    (c.v.role == KR_ROLE_OPERATOR || c.v.role == KR_ROLE_OWNER))
 		return import_again(&c);
+	/* a transfer request run again: what it asked for is done, or pending */
+	if (o->code == KR_EDENIED && a->cmd == KR_CMD_TRANSFER_REQUEST &&
+	    (c.v.role == KR_ROLE_SPONSOR || c.v.role == KR_ROLE_GAINING))
+		return unchanged(o, c.v.role == KR_ROLE_SPONSOR ? "already sponsored by this ASP"
+								: "transfer already pending");
 	if (o->code != KR_OK) {
 		o->result = "refused";
 		return kr_ok();

@@ -164,3 +164,57 @@ verify_all() {
 	done
 	echo "$n"
 }
+
+# dnssec_keys TYPE: the zone's KSK and ZSK on the devices token.
+dnssec_keys() {
+	for k in ksk zsk; do
+		kr hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type "$1" \
+			--pin-file "$T/pin" >/dev/null
+	done
+}
+
+# named_start ZONEFILE: BIND's named serving iotregistry.ca from a copy of
+# ZONEFILE on 127.0.0.1 and a free port ($PORT), taking dynamic updates
+# signed with the TSIG key in $T/named/update.key, its queries logged to
+# $T/named/query.log; ready when dig gets the SOA.
+named_start() {
+	local try d=$T/named
+	mkdir -p "$d"
+	cp "$1" "$d/iotregistry.ca.zone"
+	tsig-keygen -a hmac-sha256 keyrite-update >"$d/update.key"
+	for try in 1 2 3 4 5 6 7 8; do
+		PORT=$(shuf -i 20000-60000 -n 1)
+		cat >"$d/named.conf" <<EOC
+include "$d/update.key";
+options {
+	directory "$d"; pid-file "$d/named.pid";
+	listen-on port $PORT { 127.0.0.1; }; listen-on-v6 { none; };
+	recursion no; dnssec-validation no; notify no;
+};
+logging {
+	channel queries { file "$d/query.log"; print-time no; }; category queries { queries; };
+	channel main { file "$d/named.log"; severity info; }; category default { main; };
+};
+zone "iotregistry.ca" {
+	type primary; file "$d/iotregistry.ca.zone"; allow-update { key keyrite-update; };
+};
+EOC
+		rm -f "$d/named.pid"
+		named -c "$d/named.conf" -u root -f >>"$d/named.out" 2>&1 &
+		for _ in $(seq 50); do
+			dig +norec +time=1 +tries=1 -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null |
+				grep -q 'status: NOERROR' && return
+			sleep 0.1
+		done
+		named_stop # the port was taken, or it is slow: another port
+	done
+	cat "$d/named.log" "$d/named.out" >&2
+	fail "named did not start"
+}
+
+named_stop() {
+	local pid
+	pid=$(cat "$T/named/named.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}

@@ -1,0 +1,208 @@
+# The device registry (docs/registry.md): the source documents' Ottawa story
+# end to end, checked by tools nobody here wrote (named-checkzone,
+# ldns-verify-zone, ldns-dane, openssl s_server/s_client/verify, nsupdate
+# against BIND), and the refusals: auth codes, accounts acting beyond their
+# rights, locked and pending devices, bad rows, two racing transfers, kills.
+
+# krr COMMAND ARGS...: keyrite registry COMMAND with the test CA ("transfer
+# request" and the like are one COMMAND).
+krr() {
+	local sub=$1
+	shift
+	case $sub in transfer) sub="transfer $1" && shift ;; esac
+	# shellcheck disable=SC2086 # "transfer request" is two words
+	kr registry $sub --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" "$@"
+}
+
+# reg_list ACCOUNT: the registry's JSON listing as ACCOUNT.
+reg_list() { krr list --as "$1" --json || fail "registry list as $1"; }
+
+# valid_cert DEVICE FILE: the device's valid certificate, PEM, into FILE.
+valid_cert() {
+	local serial
+	serial=$(krc --device "$1" --status valid --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/\1/p')
+	[ -n "$serial" ] || fail "$1 has no valid certificate"
+	kr show --config "$T/ca/keyrite.cnf" "$serial" | sed -n '/BEGIN CERT/,/END CERT/p' >"$2"
+}
+
+# A registry of n meters (1000000000000001 on), imported by Ottawa with
+# Telus as their MNO, registered with ParkoServ and activated by it from the
+# CSRs Telus relays (a manifest of mkcsr's), profile ids 11 on.
+registry_setup() {
+	local n=$1
+	ca_setup
+	mkdir -p "$T/mno"
+	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/relay.csv"
+	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
+	has "registry import: $n done" krr import --as Ottawa --mno Telus "$T/ottawa.csv"
+	has "registry register: $n done" krr register --as Ottawa --asp ParkoServ "$T/ottawa.csv"
+	has "registry activate: $n done" krr activate --as ParkoServ --csr "$T/mno/relay.csv"
+}
+
+# codes_for ACCOUNT FILE DEVICE...: the owner's new codes, as it hands them
+# over: "device,code".
+codes_for() {
+	local as=$1 out=$2
+	shift 2
+	krr authcode --as "$as" "$@" >"$T/codes.out" || fail "authcode $*"
+	{ echo "device,code"; awk '$2 == "code" {print $1 "," $4}' "$T/codes.out"; } >"$out"
+}
+
+# tls_server PORTFILE ARGS...: openssl s_server on 127.0.0.1 and a free port,
+# one connection; the port into PORTFILE once it listens.
+tls_server() {
+	local portfile=$1 try port
+	shift
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(shuf -i 20000-60000 -n 1)
+		# its standard input stays open: at its end s_server closes the connection
+		sleep 60 | openssl s_server -accept "127.0.0.1:$port" -naccept 1 "$@" >"$T/s_server.out" 2>&1 &
+		SERVER=$!
+		for _ in $(seq 50); do
+			if ss -ltn "sport = :$port" | grep -q LISTEN; then
+				echo "$port" >"$portfile"
+				return
+			fi
+			kill -0 "$SERVER" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$SERVER" 2>/dev/null || true
+	done
+	cat "$T/s_server.out" >&2
+	fail "s_server did not start"
+}
+
+# The source documents' story (seed 001): the City of Ottawa's meters, five of
+# them with their keys on a token playing their eSIMs, registered with
+# ParkoServ, activated (profiles 11, 12, ...), published and signed; a meter
+# connects to ParkoServ with mutual TLS, the server checked by DANE from the
+# zone; the city moves every meter to CarParkServ with its codes; the old
+# certificates are revoked, their names leave the DNS server, the new ones
+# are there, and the audit log holds.
+test_registry_ottawa_story_end_to_end() {
+	local n=$((${KR_E2E_BULK:-10000} / 10)) esim=5
+	ca_setup
+	trap 'named_stop; [ -z "${SERVER:-}" ] || kill "$SERVER" 2>/dev/null; teardown' EXIT
+	init_token esim
+	mkdir -p "$T/mno"
+	# 1 - procurement: the first five meters' keys are made on their eSIMs
+	local ids=() id i
+	for i in $(seq $esim); do ids+=("$((1000000000000000 + i))"); done
+	{ echo "device_id,model,version,csr"
+	  for id in "${ids[@]}"; do
+		kr hsm keygen "pkcs11:token=esim;object=$id" --type ec-p256 --pin-file "$T/pin" >/dev/null
+		kr hsm csr "pkcs11:token=esim;object=$id" --cn "$id" --out "$T/mno/$id.csr" \
+			--pin-file "$T/pin" >/dev/null
+		echo "$id,SParkometer,1.1,$id.csr"
+	  done
+	  mkcsr --manifest $((n - esim)) --start $((1000000000000001 + esim)) | tail -n +2
+	} >"$T/mno/relay.csv"
+	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
+	# 2, 3 - the city imports and registers its meters with ParkoServ
+	has "registry import: $n done, 0 unchanged, 0 refused" krr import --as Ottawa --mno Telus "$T/ottawa.csv"
+	has "registry register: $n done" krr register --as Ottawa --asp ParkoServ "$T/ottawa.csv"
+	# 4 - provisioning from the CSRs Telus relays: profiles 11 to 10 + n
+	has "registry activate: $n done, 0 unchanged, 0 refused" \
+		krr activate --as ParkoServ --csr "$T/mno/relay.csv"
+	reg_list ParkoServ >"$T/list1"
+	[ "$(grep -c '"state":"active".*"profile_id":[0-9]*,"profile_status":"generated"' "$T/list1")" -eq "$n" ] ||
+		fail "not every meter active with a generated profile"
+	grep -q '"id":"1000000000000001".*"profile_id":11,' "$T/list1" || fail "the first profile is not 11"
+	grep -q "\"id\":\"$((1000000000000000 + n))\".*\"profile_id\":$((10 + n))," "$T/list1" ||
+		fail "the last profile is not $((10 + n))"
+	# ParkoServ's server, its TLSA in its own zone
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/parko.key" \
+		-subj /CN=iot.parkoserv.ca -addext subjectAltName=DNS:iot.parkoserv.ca -out "$T/parko.csr" 2>/dev/null
+	mkdir -p "$T/srv"
+	kri server --out "$T/srv" "$T/parko.csr" >/dev/null 2>&1
+	local srvcert
+	srvcert=$(ls "$T"/srv/*.pem | grep -v chain.pem)
+	sed -i 's/^zones *=.*/zones   = registry, parko/' "$T/ca/keyrite.cnf"
+	printf '\n[zone_parko]\nzone = parkoserv.ca\nserver_port = 8883\nrootcert = no\n' >>"$T/ca/keyrite.cnf"
+	dnssec_keys ec-p256
+	# signed for the world; unsigned for BIND, which takes dynamic updates
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/signed" --soa --sign \
+		--pin-file "$T/pin" >/dev/null
+	has "Zone is verified and complete" ldns-verify-zone "$T/signed/iotregistry.ca.zone"
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	kr publish --config "$T/ca/keyrite.cnf" --zone parkoserv.ca --out "$T/pub" >/dev/null
+	local zone=$T/pub/iotregistry.ca.zone
+	has "loaded serial" named-checkzone iotregistry.ca "$zone"
+	[ "$(awk '$1 ~ /^[0-9]+\.[0-9]+\._device\.iotregistry\.ca\.$/ && $4 == "TLSA"' "$zone" | wc -l)" -eq "$n" ] ||
+		fail "not $n device TLSA records"
+	# a sample of meters' certificates match their records (ldns-dane)
+	for id in 1000000000000001 1000000000000003 $((1000000000000000 + n)); do
+		valid_cert "$id" "$T/$id.pem"
+		local name
+		name=$(openssl x509 -in "$T/$id.pem" -noout -subject | sed 's/.*CN = //')
+		awk -v o="$name." '$1 == o && $4 == "TLSA"' "$zone" | sed 's/^/_443._tcp./' >"$T/one.tlsa"
+		has "dane-validated successfully" ldns-dane -n -t "$T/one.tlsa" -c "$T/$id.pem" verify
+	done
+	# 5 - a meter connects to ParkoServ: its key on the eSIM, the server
+	# checked by the TLSA record in parkoserv.ca, the meter by the CA chain
+	local tlsa
+	tlsa=$(awk '$1 == "_8883._tcp.iot.parkoserv.ca." && $4 == "TLSA" {print $5, $6, $7, $8}' \
+		"$T/pub/parkoserv.ca.zone")
+	[ -n "$tlsa" ] || fail "no TLSA for ParkoServ's server"
+	cat "$T/ca/subca-devices.pem" "$T/ca/root.pem" >"$T/devices-chain.pem"
+	tls_server "$T/port" -tls1_3 -cert "$srvcert" -key "$T/parko.key" -Verify 2 \
+		-verify_return_error -CAfile "$T/devices-chain.pem"
+	echo bye | openssl s_client -connect "127.0.0.1:$(cat "$T/port")" -tls1_3 \
+		-servername iot.parkoserv.ca -dane_tlsa_domain iot.parkoserv.ca -dane_tlsa_rrdata "$tlsa" \
+		-verify_return_error -engine pkcs11 -keyform engine \
+		-key "pkcs11:token=esim;object=1000000000000001;type=private?pin-source=file:$T/pin" \
+		-cert "$T/1000000000000001.pem" -cert_chain "$T/ca/subca-devices.pem" \
+		>"$T/s_client.out" 2>&1 || { cat "$T/s_client.out" "$T/s_server.out"; fail "the meter could not connect"; }
+	wait "$SERVER" || true
+	SERVER=
+	grep -q "Verification: OK" "$T/s_client.out" || fail "ParkoServ's server not verified"
+	grep -q "DANE TLSA 3 1 1 .* matched EE certificate" "$T/s_client.out" || fail "not by DANE"
+	grep -q "subject=.*CN = 11.1000000000000001._device.iotregistry.ca" "$T/s_server.out" ||
+		{ cat "$T/s_server.out"; fail "ParkoServ did not see the meter's certificate"; }
+	# BIND serves the zone and takes the changes that follow
+	named_start "$zone"
+	# 6, 7 - the city hands CarParkServ its codes; the transfer is at once
+	codes_for Ottawa "$T/codes.csv" "$T/ottawa.csv"
+	[ "$(grep -c '^[0-9]*,[0-9a-f]\{8\}-[0-9a-f]\{8\}-[0-9a-f]\{8\}-[0-9a-f]\{8\}$' "$T/codes.csv")" -eq "$n" ] ||
+		fail "not $n codes of 128 bits"
+	has "registry transfer request: $n done, 0 unchanged, 0 refused" \
+		krr transfer request --as CarParkServ "$T/codes.csv"
+	# 8 - CarParkServ provisions them, zero touch: the keys on record
+	has "registry activate: $n done" krr activate --as CarParkServ "$T/ottawa.csv"
+	reg_list CarParkServ >"$T/list2"
+	grep -q '"id":"1000000000000001".*"asp":"CarParkServ".*"profile_id":'$((11 + n))',' "$T/list2" ||
+		fail "the first new profile is not $((11 + n))"
+	[ "$(grep -c '"state":"active".*"profile_status":"generated"' "$T/list2")" -eq "$n" ] ||
+		fail "not every meter active under CarParkServ"
+	[ "$(reg_list ParkoServ | wc -l)" -eq 0 ] || fail "ParkoServ still sees meters"
+	# the same keys, new certificates; the old ones revoked, affiliationChanged
+	valid_cert 1000000000000001 "$T/new1.pem"
+	cmp <(openssl x509 -in "$T/new1.pem" -pubkey -noout) <(openssl x509 -in "$T/1000000000000001.pem" -pubkey -noout) ||
+		fail "the transfer did not re-certify the meter's key"
+	[ "$(ncerts --status revoked)" -eq "$n" ] || fail "not $n old certificates revoked"
+	kr crl --config "$T/ca/keyrite.cnf" --ca devices --out "$T/devices.crl" --pin-file "$T/pin" >/dev/null
+	openssl crl -in "$T/devices.crl" -noout -text | grep -q "Affiliation Changed" || fail "no reason"
+	for id in 1000000000000001 1000000000000003; do
+		! openssl verify -crl_check -CAfile "$T/devices-chain.pem" -CRLfile "$T/devices.crl" \
+			"$T/$id.pem" >"$T/verify.out" 2>&1 || fail "$id's old certificate still verifies"
+		grep -q "certificate revoked" "$T/verify.out" || { cat "$T/verify.out"; fail "not as revoked"; }
+	done
+	has ": OK" openssl verify -crl_check -CAfile "$T/devices-chain.pem" -CRLfile "$T/devices.crl" "$T/new1.pem"
+	# the DNS follows: the old names go, the new ones come, at a live server
+	has "$n added, $n removed" kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca \
+		--out "$T/pub" --soa --changes "$T/changes.txt"
+	{ echo "server 127.0.0.1 $PORT"; cat "$T/changes.txt"; } |
+		nsupdate -k "$T/named/update.key" >"$T/nsupdate.out" 2>&1 ||
+		{ tail -5 "$T/nsupdate.out"; fail "nsupdate refused the changes"; }
+	has "$((n + 1)) expected, $((n + 1)) match, 0 missing, 0 mismatched, 0 stale" \
+		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
+	dig +norec -p "$PORT" @127.0.0.1 TLSA 11.1000000000000001._device.iotregistry.ca >"$T/dig.out"
+	grep -q "status: NXDOMAIN" "$T/dig.out" || fail "the old profile's name still answers"
+	# signed again: the new names, none of the old, the NSEC3 chain whole
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/signed" --soa --sign \
+		--pin-file "$T/pin" >/dev/null
+	has "Zone is verified and complete" ldns-verify-zone "$T/signed/iotregistry.ca.zone"
+	! grep -q "^11\.1000000000000001\._device" "$T/signed/iotregistry.ca.zone" || fail "an old name is signed"
+	grep -q "^$((11 + n))\.1000000000000001\._device" "$T/signed/iotregistry.ca.zone" || fail "a new name is missing"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
