@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: keyrite registry COMMAND [--config FILE] [--as ACCOUNT] [--json]\n"
-	"                        [--module PATH] [--pin-file FILE | --pin-env VAR] ...\n"
+	"usage: keyrite registry COMMAND [--config FILE] [--as ACCOUNT] [--json] [--chunk N]\n"
+	"                        [--progress] [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
 	"commands, each on DEVICE... or FILE... (ids one per line, or CSV with a header):\n"
 	"  import FILE.csv [--owner NAME] [--mno NAME]   Device ID,Model,Version[,MNO][,Owner]\n"
 	"  register --asp ASP DEVICE...\n"
@@ -63,21 +63,24 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 		a->r.lock |= bit;
 		break;
 	}
+	case 'k': {
+		long chunk = 0;
+		KR_TRY(kr_cli_number("--chunk", arg, 1, 100000, &chunk));
+		a->r.chunk = (int)chunk;
+		break;
+	}
 	default:
 		a->r.progress = 1;
 	}
 	return kr_ok();
 }
 
-static const struct option own[] = {{"as", required_argument, NULL, 'a'},
-				    {"asp", required_argument, NULL, 'p'},
-				    {"mno", required_argument, NULL, 'm'},
-				    {"owner", required_argument, NULL, 'o'},
-				    {"state", required_argument, NULL, 's'},
-				    {"csr", required_argument, NULL, 'c'},
-				    {"lock", required_argument, NULL, 'l'},
-				    {"progress", no_argument, NULL, 'g'},
-				    {0}};
+static const struct option own[] = {
+	{"as", required_argument, NULL, 'a'},    {"asp", required_argument, NULL, 'p'},
+	{"mno", required_argument, NULL, 'm'},   {"owner", required_argument, NULL, 'o'},
+	{"state", required_argument, NULL, 's'}, {"csr", required_argument, NULL, 'c'},
+	{"lock", required_argument, NULL, 'l'},  {"progress", no_argument, NULL, 'g'},
+	{"chunk", required_argument, NULL, 'k'}, {0}};
 
 /* ---- printing ----------------------------------------------------------------- */
 

@@ -206,7 +206,7 @@ KR_MUST_USE kr_err kr_reg_activate(kr_registry *r, const kr_reg_args *a, char *c
 	KR_ENSURE(g, KR_EINTERNAL, "out of memory");
 	*g = (gate_ctx){.r = r, .a = a, .cb = cb, .arg = arg, .sum = sum};
 	kr_issue_gate gate = {admit, issued, outcome, g};
-	kr_issue_opts o = {.progress = a->progress, .gate = &gate};
+	kr_issue_opts o = {.progress = a->progress, .chunk = a->chunk, .gate = &gate};
 	kr_issue_summary isum;
 	kr_reader *rd = NULL;
 	kr_err e = a->ncsrs ? kr_reader_open(a->csrs, a->ncsrs, &rd)

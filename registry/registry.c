@@ -9,8 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CHUNK 1000
-
 KR_MUST_USE kr_err kr_registry_open(kr_config *cfg, kr_store *store, const char *as,
 				    const kr_hsm_opts *hsm, kr_registry **out)
 {
@@ -692,13 +690,14 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 		  "registry %s: not a bulk command", kr_reg_cmd_name(a->cmd));
 	kr_items *it = NULL;
 	KR_TRY(kr_items_open(items, nitems, &it));
-	out *outs = calloc(CHUNK, sizeof *outs);
+	int size = a->chunk > 0 ? a->chunk : 1000;
+	out *outs = calloc((size_t)size, sizeof *outs);
 	kr_err e = outs ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
 	int more = 1;
 	long seen = 0;
 	while (!kr_failed(&e) && more) {
 		int n = 0;
-		while (n < CHUNK && more && !kr_failed(&e)) {
+		while (n < size && more && !kr_failed(&e)) {
 			memset(&outs[n], 0, sizeof outs[n]);
 			e = kr_items_next(it, &outs[n].item, &more);
 			n += more && !kr_failed(&e);

@@ -41,6 +41,7 @@ typedef struct kr_reg_args {
 	unsigned lock;     /* lock, unlock: KR_LOCK_* bits */
 	char *const *csrs; /* activate: MNO manifests (device_id,model,version,csr) */
 	int ncsrs;
+	int chunk;    /* devices per transaction; 0: 1000 */
 	int progress; /* a progress line on stderr */
 } kr_reg_args;
 

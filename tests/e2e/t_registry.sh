@@ -206,3 +206,212 @@ test_registry_ottawa_story_end_to_end() {
 	grep -q "^$((11 + n))\.1000000000000001\._device" "$T/signed/iotregistry.ca.zone" || fail "a new name is missing"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
+
+# ThirdServ, another ASP; Gatineau, another owner; a transfer that waits
+# DAYS for the losing ASP (0: at once).
+more_accounts() {
+	sed -i 's/^accounts *=.*/&, ThirdServ, Gatineau/; s/^transfer_auto_approve_days *=.*/transfer_auto_approve_days = '"${1:-0}"'/' \
+		"$T/ca/keyrite.cnf"
+	printf '\n[account_ThirdServ]\nkind = asp\n\n[account_Gatineau]\nkind = owner\n' >>"$T/ca/keyrite.cnf"
+}
+
+# What the registry holds, to compare before and after a refusal: every
+# device as the operator sees it, every certificate, the audit log's length.
+reg_state() {
+	reg_list operator
+	krc --json
+	audit_list | wc -l
+}
+
+# unchanged_by STATUS TEXT CMD...: CMD exits STATUS with TEXT in its one
+# error line, and the registry is as it was.
+unchanged_by() {
+	local want=$1 text=$2
+	shift 2
+	reg_state >"$T/before"
+	expect "$want" "$text" "$@"
+	reg_state >"$T/after"
+	cmp -s "$T/before" "$T/after" || { diff "$T/before" "$T/after" >&2; fail "'$*' changed the registry"; }
+}
+
+# RFC 9154 practice: a wrong, guessed, expired or spent code is refused
+# (exit 12) and recorded; five wrong ones lock the device against transfer
+# and void its code until its owner makes a new one and unlocks it.
+test_registry_auth_codes_wrong_guessed_expired_spent_and_locking() {
+	registry_setup 4
+	more_accounts
+	codes_for Ottawa "$T/codes.csv" 1000000000000001 1000000000000002 1000000000000003 1000000000000004
+	grep 1000000000000001 "$T/codes.csv" | sed 's/,\(.\)/,\1X/; s/X.\{8\}/00000000/' >"$T/row1"
+	{ echo device,code; sed 's/,[0-9a-f]/,f/' "$T/row1"; } >"$T/wrong.csv"
+	expect 12 "wrong auth code (1 of 5)" krr transfer request --as CarParkServ "$T/wrong.csv"
+	printf 'device,code\n1000000000000001,1234\n' >"$T/guess.csv"
+	expect 12 "wrong auth code (2 of 5)" krr transfer request --as CarParkServ "$T/guess.csv"
+	printf 'device,code\n1000000000000001,\n' >"$T/none.csv"
+	expect 12 "no auth code given" krr transfer request --as CarParkServ "$T/none.csv"
+	[ "$(audit_list --kind registry | grep -c 'note=wrong%20auth%20code')" -eq 2 ] ||
+		fail "the wrong codes are not in the audit log"
+	reg_list operator | grep -q '"id":"1000000000000001".*"asp":"ParkoServ"' || fail "a wrong code moved the device"
+	# expired: the clock moved past it (set in the store, the one way to age it)
+	db "update device set code_expires = 1 where id = '1000000000000004'"
+	{ echo device,code; grep 1000000000000004 "$T/codes.csv"; } >"$T/old.csv"
+	expect 12 "auth code expired" krr transfer request --as CarParkServ "$T/old.csv"
+	# spent: one transfer per code
+	{ echo device,code; grep 1000000000000002 "$T/codes.csv"; } >"$T/two.csv"
+	has "1 done" krr transfer request --as CarParkServ "$T/two.csv"
+	expect 12 "the device has no auth code (used" krr transfer request --as ThirdServ "$T/two.csv"
+	# five wrong codes lock the device and void its code
+	{ echo device,code; grep 1000000000000003 "$T/codes.csv" | sed 's/,[0-9a-f]\{8\}/,00000000/'; } >"$T/bad3.csv"
+	for i in 1 2 3 4; do
+		expect 12 "wrong auth code ($i of 5)" krr transfer request --as CarParkServ "$T/bad3.csv"
+	done
+	expect 12 "wrong auth code (5 of 5): locked against transfer" \
+		krr transfer request --as CarParkServ "$T/bad3.csv"
+	{ echo device,code; grep 1000000000000003 "$T/codes.csv"; } >"$T/right3.csv"
+	expect 11 "locked against transfer (transferProhibited)" krr transfer request --as CarParkServ "$T/right3.csv"
+	codes_for Ottawa "$T/new3.csv" 1000000000000003
+	expect 11 "locked against transfer" krr transfer request --as CarParkServ "$T/new3.csv"
+	has "unlocked" krr unlock --as Ottawa --lock transfer 1000000000000003
+	has "1 done" krr transfer request --as CarParkServ "$T/new3.csv"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# An account acting beyond its rights is refused (exit 11) and changes
+# nothing; an ASP learns nothing of a device it does not sponsor.
+test_registry_accounts_beyond_their_rights_change_nothing() {
+	registry_setup 2
+	more_accounts
+	local dev=1000000000000001
+	unchanged_by 11 "deactivate: the account does not sponsor this device (as CarParkServ)" \
+		krr deactivate --as CarParkServ $dev
+	unchanged_by 11 "the account does not sponsor this device (as CarParkServ)" \
+		krr deactivate --as CarParkServ 1000000000009999
+	unchanged_by 11 "hold: the account does not sponsor this device" krr hold --as ThirdServ $dev
+	unchanged_by 11 "authcode: the account is not this device's owner or MNO (as Gatineau)" \
+		krr authcode --as Gatineau $dev
+	unchanged_by 11 "delete: the device's MNO may not do this (as Telus)" krr delete --as Telus $dev
+	unchanged_by 11 "delete: the sponsoring ASP may not do this (as ParkoServ)" krr delete --as ParkoServ $dev
+	unchanged_by 11 "activate: the device's owner may not do this (as Ottawa)" krr activate --as Ottawa $dev
+	unchanged_by 11 "an owner imports its own devices only" krr import --as Ottawa \
+		<(printf 'Device ID,Model,Version,Owner\n1000000000000007,SParkometer,1.1,Gatineau\n')
+	unchanged_by 3 "no registry account 'Nobody'" krr list --as Nobody
+	unchanged_by 11 "list: ParkoServ may list only its own devices" krr list --as ParkoServ --asp CarParkServ
+	[ "$(reg_list ThirdServ | wc -l)" -eq 0 ] || fail "ThirdServ sees devices it does not sponsor"
+	[ "$(reg_list Gatineau | wc -l)" -eq 0 ] || fail "Gatineau sees another owner's devices"
+	[ "$(reg_list Telus | wc -l)" -eq 2 ] || fail "Telus does not see its devices"
+	unchanged_by 11 "show: the account does not sponsor this device" krr show --as ThirdServ $dev
+}
+
+# A locked, held, pending or deleted device is not transferred; while a
+# transfer is pending other changes wait; the losing ASP may reject it and
+# the requester cancel it (transfer_auto_approve_days 5).
+test_registry_transfer_of_locked_held_pending_deleted_refused() {
+	registry_setup 5
+	more_accounts 5
+	codes_for Ottawa "$T/codes.csv" 1000000000000001 1000000000000002 1000000000000003 1000000000000004 \
+		1000000000000005
+	row() { { echo device,code; grep "^$1," "$T/codes.csv"; } >"$T/$1.csv"; echo "$T/$1.csv"; }
+	has locked krr lock --as Ottawa --lock transfer 1000000000000001
+	unchanged_by 11 "locked against transfer (transferProhibited)" \
+		krr transfer request --as CarParkServ "$(row 1000000000000001)"
+	has held krr hold --as ParkoServ 1000000000000002
+	unchanged_by 11 "the device is on hold" krr transfer request --as CarParkServ "$(row 1000000000000002)"
+	has deleted krr delete --as Ottawa 1000000000000004
+	unchanged_by 11 "the device is pending deletion" krr transfer request --as CarParkServ "$(row 1000000000000004)"
+	# pending: other changes refused, a second request too
+	has "transfer pending" krr transfer request --as CarParkServ "$(row 1000000000000003)"
+	has "transfer already pending" krr transfer request --as CarParkServ "$T/1000000000000003.csv"
+	unchanged_by 11 "a transfer is pending" krr transfer request --as ThirdServ "$T/1000000000000003.csv"
+	unchanged_by 11 "deactivate: a transfer is pending" krr deactivate --as ParkoServ 1000000000000003
+	unchanged_by 11 "delete: a transfer is pending" krr delete --as Ottawa 1000000000000003
+	has "pending: CarParkServ asked" krr transfer query --as Ottawa 1000000000000003
+	unchanged_by 11 "transfer approve: the gaining ASP may not do this" \
+		krr transfer approve --as CarParkServ 1000000000000003
+	has "transfer rejected" krr transfer reject --as ParkoServ 1000000000000003
+	unchanged_by 11 "transfer cancel: no transfer is pending (as operator)" krr transfer cancel 1000000000000003
+	# the code was not spent by a rejected request
+	has "transfer pending" krr transfer request --as CarParkServ "$T/1000000000000003.csv"
+	has "transfer cancelled" krr transfer cancel --as CarParkServ 1000000000000003
+	has "transfer pending" krr transfer request --as ThirdServ "$T/1000000000000003.csv"
+	has transferred krr transfer approve --as ParkoServ 1000000000000003
+	reg_list ThirdServ | grep -q '"id":"1000000000000003".*"state":"registered"' || fail "not ThirdServ's"
+	[ "$(krc --device 1000000000000003 --status revoked --json | grep -c '"reason":3}')" -eq 1 ] ||
+		fail "the losing ASP's certificate is not revoked as affiliationChanged (3)"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# Two gaining ASPs with one device's code, at once, from two processes:
+# exactly one gets the device.
+test_registry_two_racing_transfers_exactly_one_wins() {
+	registry_setup 1
+	more_accounts
+	codes_for Ottawa "$T/codes.csv" 1000000000000001
+	local a b ra=0 rb=0
+	krr transfer request --as CarParkServ "$T/codes.csv" >"$T/a.out" 2>&1 &
+	a=$!
+	krr transfer request --as ThirdServ "$T/codes.csv" >"$T/b.out" 2>&1 &
+	b=$!
+	wait $a || ra=$?
+	wait $b || rb=$?
+	[ $((ra == 0)) -ne $((rb == 0)) ] || { cat "$T/a.out" "$T/b.out"; fail "exits $ra and $rb: not exactly one winner"; }
+	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq 1 ] || fail "not one transfer"
+	grep -q "the device has no auth code (used\|sponsor" "$T/a.out" "$T/b.out" || fail "the loser was not told why"
+}
+
+# A file with bad rows: each reported by file:line with its reason, exit 1,
+# the good rows imported; run again, the good rows are unchanged.
+test_registry_bad_rows_each_reported_the_others_done() {
+	ca_setup
+	cat >"$T/in.csv" <<'EOC'
+Device ID,Model,Version,MNO
+1000000000000001,SParkometer,1.1,Telus
+12345,SParkometer,1.1,Telus
+89049032000000000000000000000066,eSIM tracker,2.0,Rogers
+89049032000000000000000000000067,eSIM tracker,2.0,Rogers
+1000000000000002,SParkometer,1.1,Nobody
+1000000000000003,,1.1,Telus
+1000000000000004,"SParkometer,1.1,Telus
+1000000000000005,SParkometer
+abc,SParkometer,1.1,Telus
+1000000000000006,SParkometer,1.1,Telus
+EOC
+	local rc=0
+	krr import --as Ottawa "$T/in.csv" >"$T/imp.out" 2>"$T/imp.err" || rc=$?
+	[ $rc -eq 1 ] || fail "exit $rc, want 1"
+	for want in "in.csv:3: '12345' is not an eID" "in.csv:5: 89049032000000000000000000000067: not an eID: its check digits" \
+		"in.csv:6: no registry account 'Nobody'" "in.csv:7: 1000000000000003: no model" \
+		"in.csv:8: malformed CSV: bad quoting" "in.csv:9: 2 columns, the header names 4" \
+		"in.csv:10: 'abc' is not an eID"; do
+		grep -qF "$want" "$T/imp.err" || { cat "$T/imp.err"; fail "no '$want'"; }
+	done
+	[ "$(wc -l <"$T/imp.err")" -eq 7 ] || { cat "$T/imp.err"; fail "not one line per bad row"; }
+	has "registry import: 3 done, 0 unchanged, 7 refused" cat "$T/imp.out"
+	[ "$(reg_list operator | wc -l)" -eq 3 ] || fail "not the three good rows"
+	krr import --as Ottawa "$T/in.csv" >"$T/imp2.out" 2>/dev/null || true
+	has "registry import: 0 done, 3 unchanged, 7 refused" cat "$T/imp2.out"
+}
+
+# A bulk transfer killed at any instant and run again completes: every
+# device transferred once, none twice, none lost; the audit log holds.
+test_registry_killed_bulk_transfer_completes() {
+	local n=300
+	registry_setup $n
+	codes_for Ottawa "$T/codes.csv" "$T/ottawa.csv"
+	local at
+	for at in pwrite64:3 fdatasync:1 pwrite64:40 fdatasync:2 pwrite64:200; do
+		killed_at "$at" registry transfer request --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+			--as CarParkServ --chunk 100 "$T/codes.csv"
+		[ "$(db "pragma integrity_check")" = ok ] || fail "the store is damaged after a kill at $at"
+	done
+	krr transfer request --as CarParkServ --chunk 100 "$T/codes.csv" >"$T/tr.out"
+	grep -q "registry transfer request: [0-9]* done, [0-9]* unchanged, 0 refused" "$T/tr.out" ||
+		fail "not completed"
+	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq $n ] || fail "not $n transfers, once each"
+	[ "$(reg_list CarParkServ | grep -c '"state":"registered"')" -eq $n ] || fail "not $n devices moved"
+	[ "$(ncerts --status revoked)" -eq $n ] || fail "not $n old certificates revoked"
+	killed_at fdatasync:2 registry activate --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+		--as CarParkServ --chunk 100 "$T/ottawa.csv"
+	krr activate --as CarParkServ --chunk 100 "$T/ottawa.csv" >/dev/null
+	[ "$(reg_list CarParkServ | grep -c '"state":"active".*"generated"')" -eq $n ] || fail "not $n active"
+	[ "$(ncerts --status valid)" -eq $n ] || fail "not one valid certificate per device"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
