@@ -16,6 +16,7 @@
 typedef struct refusal {
 	char where[PATH_MAX + 32];
 	kr_code code;
+	int used;
 } refusal;
 
 typedef struct gate_ctx {
@@ -42,16 +43,21 @@ static void note_refusal(gate_ctx *g, const char *where, kr_code code)
 		g->capref = cap;
 	}
 	snprintf(g->refusals[g->nref].where, sizeof g->refusals[0].where, "%s", where);
+	g->refusals[g->nref].used = 0;
 	g->refusals[g->nref++].code = code;
 }
 
 static kr_code refusal_code(gate_ctx *g, const char *where)
 {
+	/* the source's refusals are noted as requests are read, the gate's as
+	 * they are admitted, so the two orders interleave: each is found, used,
+	 * and the used ones at the front let go */
 	for (size_t i = g->headref; i < g->nref; i++)
-		if (!strcmp(g->refusals[i].where, where)) {
-			kr_code c = g->refusals[i].code;
-			g->headref = i + 1;
-			return c;
+		if (!g->refusals[i].used && !strcmp(g->refusals[i].where, where)) {
+			g->refusals[i].used = 1;
+			while (g->headref < g->nref && g->refusals[g->headref].used)
+				g->headref++;
+			return g->refusals[i].code;
 		}
 	return KR_EINPUT; /* the request itself: its CSR or its names */
 }

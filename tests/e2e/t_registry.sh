@@ -415,3 +415,232 @@ test_registry_killed_bulk_transfer_completes() {
 	[ "$(ncerts --status valid)" -eq $n ] || fail "not one valid certificate per device"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
+
+# ---- the state machine, every command x account x state ------------------------
+
+# The table of docs/registry.md, one line per command:
+# "command|who|states|to|refused by|needs" (words separated by spaces).
+spec_rows() {
+	awk -F'|' 'NF == 10 && /^\| [a-z]/ && $2 !~ /^ command/ {
+		for (i = 2; i <= 7; i++) { gsub(/^ +| +$/, "", $i) }
+		print $2 "|" $3 "|" $4 "|" $5 "|" $6 "|" $7 }' "$REPO/docs/registry.md"
+}
+
+# The devices' states the matrix meets: name, state, flags.
+MATRIX_VARIANTS=(
+	"none none -" "listed listed -" "registered registered -" "active active -"
+	"held active hold" "pending active pendingTransfer" "deactivated deactivated -"
+	"pdelete pendingDelete -" "tlock active transferProhibited"
+	"dlock active deleteProhibited" "ulock active updateProhibited"
+)
+MATRIX_ACCOUNTS=(operator Ottawa Gatineau Telus Rogers ParkoServ CarParkServ ThirdServ)
+
+# matrix_id VARIANT GROUP: the device of that variant in that group.
+matrix_id() { echo $((300000000000000 + $1 * 1000 + $2)); }
+
+# matrix_role ACCOUNT VARIANT CMD: the account's letter for that device, in
+# $role.
+matrix_role() {
+	local acct=$1 name=${MATRIX_VARIANTS[$2]%% *} cmd=$3
+	case $acct in
+	operator) role=O ;;
+	Ottawa) [ "$name" = none ] && [ "$cmd" != import ] && role=X || role=W ;;
+	Gatineau) [ "$name" = none ] && [ "$cmd" = import ] && role=W || role=X ;;
+	Telus) [ "$name" = none ] && role=X || role=M ;;
+	Rogers) role=X ;;
+	ParkoServ) case $name in none | listed | pdelete) role=A ;; *) role=S ;; esac ;;
+	CarParkServ) [ "$name" = pending ] && role=G || role=A ;;
+	*) role=A ;;
+	esac
+}
+
+# The devices of every variant for every group: imported by Ottawa (MNO
+# Telus), registered with and activated by ParkoServ, then brought to their
+# variant; auth codes for all in $T/matrix/codes.csv.
+matrix_setup() {
+	local groups=$1 v g d=$T/matrix
+	mkdir -p "$d"
+	ca_setup
+	more_accounts 5
+	sed -i 's/^delete_grace_days *=.*/delete_grace_days = 0/' "$T/ca/keyrite.cnf"
+	ids() { for g in $(seq 0 $((groups - 1))); do matrix_id "$1" "$g"; done; }
+	echo "Device ID,Model,Version" >"$d/import.csv"
+	: >"$d/registered"
+	for v in $(seq 1 $((${#MATRIX_VARIANTS[@]} - 1))); do
+		ids "$v" >"$d/v$v"
+		sed 's/$/,SParkometer,1.1/' "$d/v$v" >>"$d/import.csv"
+		[ "$v" = 1 ] || [ "$v" = 7 ] || cat "$d/v$v" >>"$d/registered"
+	done
+	krr import --as Ottawa --mno Telus "$d/import.csv" >/dev/null
+	krr register --as Ottawa --asp ParkoServ "$d/registered" >/dev/null
+	echo "device_id,model,version,csr" >"$d/relay.csv"
+	for v in 2 3 4 5 6 8 9 10; do
+		mkcsr --manifest "$groups" --start "$(matrix_id "$v" 0)" | tail -n +2 >>"$d/relay.csv"
+	done
+	krr activate --as ParkoServ --csr "$d/relay.csv" >/dev/null
+	codes_for Ottawa "$d/codes.csv" "$d/import.csv"
+	krr reset --as Ottawa "$d/v2" >/dev/null
+	krr hold --as ParkoServ "$d/v4" >/dev/null
+	{ echo device,code; grep -Ff "$d/v5" "$d/codes.csv"; } >"$d/pending.csv"
+	krr transfer request --as CarParkServ "$d/pending.csv" >/dev/null
+	krr deactivate --as ParkoServ "$d/v6" >/dev/null
+	krr delete --as Ottawa "$d/v7" >/dev/null
+	krr lock --as Ottawa --lock transfer "$d/v8" >/dev/null
+	krr lock --as Ottawa --lock delete "$d/v9" >/dev/null
+	krr lock --as Ottawa --lock update "$d/v10" >/dev/null
+}
+
+# matrix_expect CMD ROLE STATE FLAGS SPEC: in $want, "done TO", "unchanged"
+# or "refused", as the table says (and docs/registry.md's notes: a repeated
+# import, an activation or reactivation of an active device, a repeated
+# transfer request, a query, a lock already set are unchanged).
+matrix_expect() {
+	local cmd=$1 role=$2 state=$3 flags=$4 who states to refused needs f
+	IFS='|' read -r _ who states to refused needs <<<"$5"
+	want=unchanged
+	case "$cmd $role" in
+	"import O" | "import W") [ "$state" != none ] && return ;;
+	"transfer request S" | "transfer request G") return ;;
+	"activate O" | "activate S" | "reactivate O" | "reactivate S")
+		[ "$state" = active ] && [[ $flags != *pendingTransfer* && $flags != *updateProhibited* ]] &&
+			return ;;
+	esac
+	want=refused
+	[[ " $who " == *" $role "* ]] || return 0
+	[[ " $states " == *" $state "* ]] || return 0
+	for f in $refused; do [[ " $flags " != *" $f "* ]] || return 0; done
+	for f in $needs; do [[ " $flags " == *" $f "* ]] || return 0; done
+	want=unchanged
+	case $cmd in
+	"transfer query") return ;;
+	lock) [[ $flags == *transferProhibited* ]] && return ;;
+	unlock) [[ $flags != *transferProhibited* ]] && return ;;
+	esac
+	[ "$to" = same ] && to=$state
+	[ "$cmd" = restore ] && to=listed
+	want="done $to"
+}
+
+# by_id FILE ARRAY: ARRAY[id] = the lines of FILE naming "id":"<id>" (or
+# "device":"<id>", or device=<id>), joined.
+by_id() {
+	local -n map=$2
+	local line re='"(id|device)":"([0-9]+)"|device=([0-9]+) '
+	while IFS= read -r line; do
+		[[ $line =~ $re ]] || continue
+		map[${BASH_REMATCH[2]}${BASH_REMATCH[3]}]+="$line"$'\n'
+	done <"$1"
+}
+
+# Every command of the table, as every account, on a device in every state:
+# what is allowed happens (its state after, its certificate issued or
+# revoked as the table says); what is refused exits 11 and leaves the
+# device's record, its certificates and its audit entries as they were.
+test_registry_state_machine_matrix() {
+	local rows=() row
+	while IFS= read -r row; do
+		[ "${row%%|*}" = show ] || rows+=("$row")
+	done < <(spec_rows)
+	[ ${#rows[@]} -ge 20 ] || fail "docs/registry.md's table has ${#rows[@]} commands"
+	local groups=$((${#rows[@]} * ${#MATRIX_ACCOUNTS[@]})) d=$T/matrix
+	matrix_setup $groups
+	reg_list operator >"$d/before.json"
+	krc --json >"$d/certs-before.json"
+	audit_list --kind registry >"$d/audit-before"
+	# every group: one command as one account on its devices of every variant
+	local r g=0 cmd acct v extra id
+	for r in "${!rows[@]}"; do
+		cmd=${rows[$r]%%|*}
+		for acct in "${MATRIX_ACCOUNTS[@]}"; do
+			: >"$d/g$g"
+			for v in "${!MATRIX_VARIANTS[@]}"; do matrix_id "$v" "$g" >>"$d/g$g"; done
+			extra=()
+			case $cmd in
+			register) extra=(--asp ThirdServ) ;;
+			lock | unlock) extra=(--lock transfer) ;;
+			switch-mno) extra=(--mno Rogers) ;;
+			"transfer request")
+				{ echo device,code; while read -r id; do
+					grep "^$id," "$d/codes.csv" || echo "$id,00000000"
+				done <"$d/g$g"; } >"$d/g$g.csv" ;;
+			import) { echo "Device ID,Model,Version"; sed 's/$/,SParkometer,1.1/' "$d/g$g"; } >"$d/g$g.csv" ;;
+			esac
+			[ -e "$d/g$g.csv" ] && extra+=("$d/g$g.csv") || extra+=("$d/g$g")
+			# shellcheck disable=SC2086 # "transfer request" is two words
+			krr $cmd --as "$acct" --json "${extra[@]}" >>"$d/out" 2>/dev/null || true
+			g=$((g + 1))
+		done
+	done
+	reg_list operator >"$d/after.json"
+	krc --json >"$d/certs-after.json"
+	audit_list --kind registry >"$d/audit-after"
+	local -A out before after cb ca ab aa
+	by_id "$d/out" out
+	by_id "$d/before.json" before
+	by_id "$d/after.json" after
+	by_id "$d/certs-before.json" cb
+	by_id "$d/certs-after.json" ca
+	by_id "$d/audit-before" ab
+	by_id "$d/audit-after" aa
+	# and what each device came to, against the table
+	local checked=0 name state flags role want line what meets mflags cert
+	g=0
+	for r in "${!rows[@]}"; do
+		cmd=${rows[$r]%%|*}
+		cert=$(sed -n "s/^| $cmd |\([^|]*|\)\{5\} \([a-z]*\) |.*/\2/p" "$REPO/docs/registry.md")
+		for acct in "${MATRIX_ACCOUNTS[@]}"; do
+			for v in "${!MATRIX_VARIANTS[@]}"; do
+				read -r name state flags <<<"${MATRIX_VARIANTS[$v]}"
+				id=$((300000000000000 + v * 1000 + g))
+				matrix_role "$acct" "$v" "$cmd"
+				meets=$state mflags=$flags
+				# a registration of another ASP (or none): the device's locks only
+				if [ "$cmd" = register ] || { [ "$role" = A ] && [ "$cmd" != "transfer request" ]; }; then
+					case $state in none | pendingDelete) ;; *) meets=listed ;; esac
+					case $flags in *Prohibited) ;; *) mflags=- ;; esac
+				fi
+				matrix_expect "$cmd" "$role" "$meets" "$mflags" "${rows[$r]}"
+				line=${out[$id]:-}
+				what="$cmd as $acct ($role) on $name"
+				case $want in
+				refused)
+					[[ $line == *'"result":"refused"'*'"exit":11'* ]] || fail "$what: want refused with 11: $line" ;;
+				unchanged)
+					[[ $line == *'"result":"unchanged"'* ]] || fail "$what: want unchanged: $line" ;;
+				*)
+					[[ $line != *'"result":"refused"'* && $line != *'"result":"unchanged"'* && -n $line ]] ||
+						fail "$what: want $want: $line"
+					matrix_after "$cmd" "$id" "${want#done }" "$what" "$cert" ;;
+				esac
+				if [ "${want%% *}" != done ]; then
+					[ "${before[$id]:-}" = "${after[$id]:-}" ] || fail "$what: $want, yet the device changed"
+					[ "${cb[$id]:-}" = "${ca[$id]:-}" ] || fail "$what: $want, yet its certificates changed"
+					[ "${ab[$id]:-}" = "${aa[$id]:-}" ] || fail "$what: $want, yet an audit entry was added"
+				fi
+				checked=$((checked + 1))
+			done
+			g=$((g + 1))
+		done
+	done
+	[ $checked -eq $((groups * ${#MATRIX_VARIANTS[@]})) ] || fail "$checked cases checked"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# matrix_after CMD ID STATE WHAT CERT: an allowed command's effect on the
+# device (after, ca, cb: its listing and certificates after and before).
+matrix_after() {
+	local cmd=$1 id=$2 to=$3 what=$4 rows=${after[$2]:-} nb na
+	case $cmd in
+	purge) [ -z "$rows" ] || fail "$what: the device is still listed"; return ;;
+	register) rows=$(grep '"asp":"ThirdServ"' <<<"$rows") ;;
+	"transfer approve") rows=$(grep '"asp":"CarParkServ"' <<<"$rows") ;;
+	esac
+	[[ $rows == *"\"state\":\"$to\""* ]] || fail "$what: not $to: $rows"
+	nb=$(grep -c '"status":"valid"' <<<"${cb[$id]:-}" || true)
+	na=$(grep -c '"status":"valid"' <<<"${ca[$id]:-}" || true)
+	case $5 in
+	issued) [ "$na" -eq 1 ] && [ "${#ca[$id]}" -gt "${#cb[$id]}" ] || fail "$what: no certificate issued" ;;
+	revoked) [ "$nb" -eq 0 ] || [ "$na" -eq 0 ] || fail "$what: the certificate is still valid" ;;
+	*) [ "${cb[$id]:-}" = "${ca[$id]:-}" ] || fail "$what: its certificates changed" ;;
+	esac
+}
