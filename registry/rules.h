@@ -37,7 +37,6 @@ typedef enum kr_reg_cmd {
 	KR_CMD_SWITCH_MNO,
 	KR_CMD_RESET,
 	KR_CMD_SHOW,
-	KR_CMD_PAYLOAD,
 	KR_NCMDS
 } kr_reg_cmd;
 

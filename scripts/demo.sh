@@ -1,6 +1,8 @@
 #!/bin/bash
 # make demo: the key ceremonies end to end on local SoftHSM tokens, as an
-# operator would run them from docs/examples, then checked by OpenSSL.
+# operator would run them from docs/examples, then the source documents'
+# Ottawa story through the registry, firmware and publication, checked by
+# OpenSSL and the DNS tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=$PWD/build/keyrite
@@ -46,26 +48,69 @@ openssl x509 -in subca-firmware.pem -noout -subject -ext extendedKeyUsage
 say "Keys on the tokens (sensitive, never extractable)"
 "$K" hsm keys "pkcs11:token=keyrite-devices" --pin-file "$D/user.pin"
 
-say "A mobile operator sends 1000 parking meters' CSRs (a manifest)"
+say "The City of Ottawa buys 1000 smart parking meters and imports them (seed 001)"
 cp "$EX/keyrite.cnf" "$D/ceremony/keyrite.cnf"
 export KEYRITE_CONFIG=$D/ceremony/keyrite.cnf
-"$MKCSR" --manifest 1000 --start 1000000000000001 >"$D/meters.csv"
-head -c 160 "$D/meters.csv"; echo " ..."
-mkdir -p "$D/certs"
-time "$K" issue --ca devices --profile device --out "$D/certs" --pin-file "$D/user.pin" "$D/meters.csv"
+# Telus relays the meters' CSRs (keys made on their eSIMs): a manifest
+"$MKCSR" --manifest 1000 --start 1000000000000001 >"$D/telus-relay.csv"
+{ echo "Device ID,Model,Version"; tail -n +2 "$D/telus-relay.csv" | cut -d, -f1-3; } >"$D/CityOfOttawa-ParkoMeter.csv"
+head -4 "$D/CityOfOttawa-ParkoMeter.csv"; echo "..."
+R=("$K" registry)
+P=(--pin-file "$D/user.pin")
+"${R[@]}" import --as Ottawa --mno Telus "${P[@]}" "$D/CityOfOttawa-ParkoMeter.csv" | tail -1
 
-say "Every certificate checked by OpenSSL against the chain"
-ls "$D"/certs/*_device*.pem | xargs openssl verify -CAfile root.pem -untrusted subca-devices.pem \
-	>"$D/verify.log" 2>&1 || true
-echo "verified by OpenSSL: $(grep -c ': OK$' "$D/verify.log") of $(ls "$D"/certs/*_device*.pem | wc -l)"
-[ "$(grep -vc ': OK$' "$D/verify.log")" -eq 0 ]
-openssl x509 -in "$D/certs/11.1000000000000001._device.iotregistry.ca.pem" -noout -subject -ext subjectAltName,extendedKeyUsage
+say "Ottawa registers them with ParkoServ; ParkoServ activates them (profiles 11, 12, ...)"
+"${R[@]}" register --as Ottawa --asp ParkoServ "${P[@]}" "$D/CityOfOttawa-ParkoMeter.csv" | tail -1
+time "${R[@]}" activate --as ParkoServ "${P[@]}" --csr "$D/telus-relay.csv" | tail -1
+"${R[@]}" list --as ParkoServ "${P[@]}" >"$D/list.txt"; head -6 "$D/list.txt"
 
-say "One meter is stolen: revoke it and issue the CRL"
-"$K" revoke --ca devices --device 1000000000000007 --reason keyCompromise --pin-file "$D/user.pin"
+say "Every meter's certificate chains to the root (OpenSSL, a sample)"
+cert_of() {
+	"$K" show "$("$K" certs --device "$1" --status valid --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/\1/p')" |
+		sed -n '/BEGIN CERT/,/END CERT/p' >"$2"
+}
+for id in 1000000000000001 1000000000000500 1000000000001000; do
+	cert_of "$id" "$D/$id.pem"
+	openssl verify -CAfile root.pem -untrusted subca-devices.pem "$D/$id.pem"
+done
+openssl x509 -in "$D/1000000000000001.pem" -noout -subject -ext subjectAltName,extendedKeyUsage
+
+say "Publication: every meter's TLSA record, the root, the CA files; DNSSEC with keys on the token"
+for k in ksk zsk; do
+	"$K" hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
+		--pin-file "$D/user.pin" >/dev/null
+done
+"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin"
+named-checkzone iotregistry.ca "$D/dns/iotregistry.ca.zone" | tail -1
+ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1
+awk '$1 ~ /^11\.1000000000000001\./ && $4 == "TLSA"' "$D/dns/iotregistry.ca.zone"
+ls "$D/dns/.well-known/ca"
+
+say "Ottawa moves every meter to CarParkServ with zero touch: its auth codes, shown once"
+"${R[@]}" authcode --as Ottawa "${P[@]}" "$D/CityOfOttawa-ParkoMeter.csv" >"$D/codes.out"
+{ echo device,code; awk '$2 == "code" {print $1 "," $4}' "$D/codes.out"; } >"$D/ottawa-codes.csv"
+(umask 077; chmod 600 "$D/ottawa-codes.csv" "$D/codes.out")
+"${R[@]}" list --as Ottawa "${P[@]}" >"$D/list.txt"; head -3 "$D/list.txt"
+"${R[@]}" transfer request --as CarParkServ "${P[@]}" "$D/ottawa-codes.csv" | tail -1
+time "${R[@]}" activate --as CarParkServ "${P[@]}" "$D/CityOfOttawa-ParkoMeter.csv" | tail -1
+"${R[@]}" list --as CarParkServ "${P[@]}" >"$D/list.txt"; head -6 "$D/list.txt"
+"$K" certs --device 1000000000000001
+
+say "The DNS follows: old profile names withdrawn (NSEC3 proves them gone), new ones published"
+"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --changes "$D/dns/changes.txt" --pin-file "$D/user.pin"
+ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1
+awk '$1 ~ /\.1000000000000001\._device/ && $4 == "TLSA"' "$D/dns/iotregistry.ca.zone"
+grep -c '^update delete' "$D/dns/changes.txt" | sed 's/$/ records deleted by the nsupdate changes/'
+
+say "A meter is stolen: Ottawa deactivates it; the CRL says so"
+"${R[@]}" deactivate --as Ottawa "${P[@]}" 1000000000000007
+cert_of 1000000000000001 "$D/new-1000000000000001.pem"
 "$K" crl --ca devices --out "$D/devices.crl" --pin-file "$D/user.pin"
 openssl verify -crl_check -CAfile root.pem -untrusted subca-devices.pem -CRLfile "$D/devices.crl" \
-	"$D"/certs/*.1000000000000007.* 2>&1 | grep -m1 "revoked" || true
+	"$D/1000000000000001.pem" 2>&1 | grep -m1 "revoked" || true
+openssl verify -crl_check -CAfile root.pem -untrusted subca-devices.pem -CRLfile "$D/devices.crl" \
+	"$D/new-1000000000000001.pem"
+"${R[@]}" show "${P[@]}" 1000000000000007 | tail -4
 
 say "Firmware: a code-signing certificate for the firmware key (from its ceremony)"
 FW_URI="pkcs11:token=keyrite-devices;object=firmware-signer-2026"
@@ -77,6 +122,7 @@ cp "$(ls "$D"/fwcert/*.pem | grep -v chain.pem)" "$D/ceremony/firmware-signer.pe
 say "A meter with its own key joins; a device-class key (KEK) goes on the token"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/meter.key" 2>/dev/null
 openssl req -new -key "$D/meter.key" -subj /CN=2000000000000001 -out "$D/meter.csr"
+mkdir -p "$D/certs"
 echo "2000000000000001,meter,4.1,meter.csr" >"$D/new-meter.csv" # beside the manifest
 "$K" issue --ca devices --profile device --out "$D/certs" --pin-file "$D/user.pin" "$D/new-meter.csv"
 (umask 077; openssl rand 32 >"$D/meters-2026.kek")
@@ -109,22 +155,14 @@ cat "$D/ceremony/firmware-signer.pem" subca-firmware.pem >"$D/firmware-chain.pem
 "$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
 	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
 
-say "Publication: every meter's TLSA record, the root, the CA files; DNSSEC with keys on the token"
-for k in ksk zsk; do
-	"$K" hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
-		--pin-file "$D/user.pin" >/dev/null
-done
-"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin"
-named-checkzone iotregistry.ca "$D/dns/iotregistry.ca.zone" | tail -1
-ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1
-grep -m1 '_device.*TLSA' "$D/dns/iotregistry.ca.zone"
-ls "$D/dns/.well-known/ca"
+say "What is published matches the store"
+"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin" | tail -1
 grep -q "1000000000000007._device.*TLSA" "$D/dns/iotregistry.ca.zone" &&
-	{ echo "the stolen meter is published"; exit 1; } || echo "the stolen meter (revoked) is not published"
+	{ echo "the stolen meter is published"; exit 1; } || echo "the stolen meter (deactivated) is not published"
 "$K" publish check --zone "$D/dns/iotregistry.ca.zone"
 
 say "The audit log: hash chain and CA-signed checkpoints"
 "$K" audit verify
 
 echo
-echo "Demo outputs: $D/ceremony (ceremonies), $D/certs (device certificates), $D/firmware (signed firmware), $D/dns (zone and .well-known)"
+echo "Demo outputs: $D/ceremony (ceremonies and the store), $D/certs (the meter with its own key), $D/firmware (signed firmware), $D/dns (zone and .well-known)"
