@@ -111,29 +111,12 @@ static KR_MUST_USE kr_err issued(void *arg, kr_store *s, const kr_input *in, int
 				 int64_t ca, const uint8_t *serial, size_t len)
 {
 	gate_ctx *g = arg;
-	kr_reg_view *view = &g->view;
-	int found = 0;
-	KR_TRY(kr_store_registry_device(s, in->device_id, &view->rec, &found));
-	KR_ENSURE(found, KR_EINTERNAL, "device %s vanished while it was activated", in->device_id);
-	int gi = -1;
-	for (int i = 0; i < view->rec.nr; i++)
-		if (view->rec.r[i].profile_id == profile_id)
-			gi = i;
-	KR_ENSURE(gi >= 0, KR_EINTERNAL, "device %s: profile %lld has no registration",
-		  in->device_id, (long long)profile_id);
-	kr_registration *reg = &view->rec.r[gi];
-	kr_reg_state from = kr_registry_state_of(&view->rec.d, reg);
-	KR_TRY(kr_store_set_cert_asp(s, ca, serial, len, reg->asp));
-	snprintf(reg->state, sizeof reg->state, "active");
-	KR_TRY(kr_store_save_registration(s, in->device_id, reg, NULL));
-	kr_reg_device *d = &view->rec.d;
-	if (in->der_len <= sizeof d->csr &&
-	    (d->csr_len != in->der_len || memcmp(d->csr, in->der, in->der_len) != 0)) {
-		memcpy(d->csr, in->der, in->der_len); /* the CSR on record from now on */
-		d->csr_len = in->der_len;
-		KR_TRY(kr_store_save_device(s, d));
-	}
-	return kr_reg_log(g->r, in->device_id, g->a->cmd, reg->asp, from, KR_ST_ACTIVE, profile_id,
+	char asp[64];
+	KR_TRY(kr_store_profile_issued(s, in->device_id, profile_id, ca, serial, len, in->der,
+				       in->der_len, asp));
+	/* admit() let it through from the one state the command starts in */
+	kr_reg_state from = g->a->cmd == KR_CMD_ACTIVATE ? KR_ST_REGISTERED : KR_ST_DEACTIVATED;
+	return kr_reg_log(g->r, in->device_id, g->a->cmd, asp, from, KR_ST_ACTIVE, profile_id,
 			  NULL);
 }
 
@@ -162,7 +145,9 @@ static void outcome(void *arg, const kr_input *in, const char *status, const cha
 		g->cb(&o, g->arg);
 }
 
-/* The devices named, each with the CSR on record. */
+/* The devices named, each with the CSR on record. The decision is
+ * admit()'s; a device without a CSR on record is told why here, as the
+ * rules would tell the account (which may not learn whether it exists). */
 static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 {
 	gate_ctx *g = arg;
@@ -180,26 +165,27 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 		note_refusal(g, in->where, KR_EINPUT);
 		return kr_ok();
 	}
+	uint8_t csr[KR_REG_CSR_MAX];
+	size_t len = 0;
+	kr_err e = kr_reg_device_id_check(item.device);
+	if (!kr_failed(&e))
+		KR_TRY(kr_store_device_csr(g->r->store, item.device, csr, sizeof csr, &len));
+	if (len) {
+		in->der = malloc(len);
+		KR_ENSURE(in->der, KR_EINTERNAL, "out of memory");
+		memcpy(in->der, csr, len);
+		in->der_len = len;
+		return kr_ok();
+	}
 	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, item.device, g->a->asp, &g->view, in->error,
 				  sizeof in->error, &code));
-	if (code != KR_OK && g->view.state == KR_ST_ACTIVE) {
-		in->error[0] = '\0'; /* the gate says "already active" */
-		code = KR_OK;
-	}
-	if (code == KR_OK && g->view.rec.d.csr_len == 0) {
+	if (code == KR_OK || g->view.state == KR_ST_ACTIVE) {
 		snprintf(in->error, sizeof in->error,
 			 "%s: no CSR on record: activate it from its MNO's manifest (--csr FILE)",
 			 item.device);
 		code = KR_EINPUT;
 	}
-	if (code != KR_OK) {
-		note_refusal(g, in->where, code);
-		return kr_ok();
-	}
-	in->der = malloc(g->view.rec.d.csr_len);
-	KR_ENSURE(in->der, KR_EINTERNAL, "out of memory");
-	memcpy(in->der, g->view.rec.d.csr, g->view.rec.d.csr_len);
-	in->der_len = g->view.rec.d.csr_len;
+	note_refusal(g, in->where, code);
 	return kr_ok();
 }
 

@@ -6,8 +6,14 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Fetched once: a bulk transfer checks a code per device. */
+static EVP_KDF *hkdf;
+static pthread_once_t hkdf_once = PTHREAD_ONCE_INIT;
+static void fetch_hkdf(void) { hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL); }
 
 static KR_MUST_USE kr_err derive(const uint8_t code[KR_CODE_BYTES], const char *device,
 				 const uint8_t salt[16], uint8_t out[32])
@@ -15,9 +21,8 @@ static KR_MUST_USE kr_err derive(const uint8_t code[KR_CODE_BYTES], const char *
 	char info[128];
 	int n = snprintf(info, sizeof info, "keyrite auth code v1 %s", device);
 	KR_ENSURE(n > 0 && (size_t)n < sizeof info, KR_EINPUT, "device id too long");
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	EVP_KDF_free(kdf);
+	pthread_once(&hkdf_once, fetch_hkdf);
+	EVP_KDF_CTX *ctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)code, KR_CODE_BYTES),

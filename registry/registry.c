@@ -439,10 +439,9 @@ static KR_MUST_USE kr_err act_transfer_request(act_ctx *c)
 	kr_registration *g = c->g;
 	snprintf(g->gaining, sizeof g->gaining, "%s", c->r->as->name);
 	g->requested_at = c->now;
-	KR_TRY(kr_store_save_registration(c->r->store, c->v.rec.d.id, g, NULL));
 	KR_TRY(logged(c, "transfer pending", KR_NSTATES, NULL));
 	if (c->r->conf->transfer_days > 0)
-		return kr_ok();
+		return kr_store_save_registration(c->r->store, c->v.rec.d.id, g, NULL);
 	/* auto-approval at once (serverApproved, RFC 5730 section 2.9.3.4) */
 	kr_reg_verdict v = kr_reg_decide(KR_CMD_TRANSFER_APPROVE, KR_ROLE_OPERATOR, c->v.state,
 					 kr_registry_flags_of(&c->v.rec.d, g));

@@ -74,6 +74,18 @@ typedef KR_MUST_USE kr_err (*kr_reg_record_cb)(const kr_reg_record *r, void *arg
 KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, kr_reg_record_cb cb,
 					  void *arg);
 
+/* The CSR on record of a device (*len 0 when it has none, or there is no
+ * such device): activation's zero-touch source, one lookup. */
+KR_MUST_USE kr_err kr_store_device_csr(kr_store *s, const char *id, uint8_t *buf, size_t cap,
+				       size_t *len);
+
+/* A profile's certificate is recorded: the registration that holds
+ * profile_id becomes active, the certificate records its ASP, the CSR it
+ * was issued from becomes the device's on record. Gives the ASP. */
+KR_MUST_USE kr_err kr_store_profile_issued(kr_store *s, const char *device, int64_t profile_id,
+					   int64_t ca, const uint8_t *serial, size_t len,
+					   const uint8_t *csr, size_t csr_len, char asp[64]);
+
 /* A device imported: inserted, or a device keyrite issue knew made listed. */
 KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d);
 /* Writes every registry field of an existing device. */

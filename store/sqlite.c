@@ -126,6 +126,11 @@ static const char *const queries[Q_COUNT] = {
 		"SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
 	[Q_PROFILE_ID_SET] = "UPDATE counter SET value = ? WHERE name = 'profile_id'",
+	[Q_REVOKE] = "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
+		     " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
+	[Q_SAVEPOINT] = "SAVEPOINT item",
+	[Q_RELEASE] = "RELEASE item",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO item",
 	[Q_FIRMWARE] =
 		"INSERT INTO firmware (time, signer, signer_sha256, file, size,"
 		" image_sha256, format, output, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -367,8 +372,11 @@ KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out)
 		e = check_identity(s, &format);
 	}
 	if (!kr_failed(&e))
+		/* A chunk of a bulk registry command dirties a page or more per
+		 * device; a 16 MiB cache keeps SQLite from spilling them to the
+		 * WAL before the commit (it writes each once, at the commit). */
 		e = sq_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			       " PRAGMA foreign_keys = ON");
+			       " PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384");
 	if (!kr_failed(&e) && format < KR_STORE_VERSION)
 		e = migrate(s);
 	if (!kr_failed(&e))
@@ -456,7 +464,7 @@ KR_MUST_USE kr_err kr_txn_mark(kr_txn *t)
 {
 	kr_store *s = t->s;
 	KR_ENSURE(s && !s->marked, KR_EINTERNAL, "an item outside a transaction, or in an item");
-	KR_TRY(sq_exec(s, "SAVEPOINT item"));
+	KR_TRY(sq_done(s, sq_q(s, Q_SAVEPOINT), "marking an item"));
 	s->marked = 1;
 	s->mark_head_valid = s->head_valid;
 	s->mark_head_seq = s->head_seq;
@@ -472,7 +480,7 @@ KR_MUST_USE kr_err kr_txn_keep(kr_txn *t)
 	kr_store *s = t->s;
 	KR_ENSURE(s && s->marked, KR_EINTERNAL, "keeping no item");
 	s->marked = 0;
-	return sq_exec(s, "RELEASE item");
+	return sq_done(s, sq_q(s, Q_RELEASE), "keeping an item");
 }
 
 KR_MUST_USE kr_err kr_txn_undo(kr_txn *t)
@@ -486,7 +494,8 @@ KR_MUST_USE kr_err kr_txn_undo(kr_txn *t)
 	s->pid_valid = s->mark_pid_valid;
 	s->pid_dirty = s->mark_pid_dirty;
 	s->pid = s->mark_pid;
-	return sq_exec(s, "ROLLBACK TO item; RELEASE item");
+	KR_TRY(sq_done(s, sq_q(s, Q_ROLLBACK_TO), "undoing an item"));
+	return sq_done(s, sq_q(s, Q_RELEASE), "undoing an item");
 }
 
 void sq_now(char out[21]) { kr_utc_now(out); }
@@ -833,18 +842,14 @@ KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_
 KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
 				   int reason, int64_t when)
 {
-	sqlite3_stmt *st = NULL;
-	KR_TRY(sq_prepare(s,
-			  "UPDATE cert SET status = 'revoked', revoked_at = ?, reason = ?"
-			  " WHERE ca_id = ? AND serial = ? AND status = 'valid'",
-			  &st));
+	sqlite3_stmt *st = sq_q(s, Q_REVOKE);
 	sqlite3_bind_int64(st, 1, when);
 	sqlite3_bind_int(st, 2, reason);
 	sqlite3_bind_int64(st, 3, ca);
 	sq_blob(st, 4, serial, len);
 	kr_err e = sq_done(s, st, "revoking");
 	int changed = sqlite3_changes(s->db);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	KR_TRY(e);
 	char hex[41];
 	kr_hex_upper(serial, len, hex);

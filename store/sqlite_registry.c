@@ -7,22 +7,41 @@
 #include <string.h>
 
 enum {
+	RQ_DEVICE,
 	RQ_IMPORT,
-	RQ_LIST_AS_LISTED,
 	RQ_SAVE_DEVICE,
 	RQ_SAVE_REG,
 	RQ_DROP_REG,
 	RQ_PURGE,
 	RQ_CERT_ASP,
+	RQ_CSR,
+	RQ_ISSUED,
+	RQ_ACTIVE,
+	RQ_KEEP_CSR,
 	RQ_COUNT
 };
 _Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sqlite.h: SQ_REGISTRY_STATEMENTS");
 
+/* One row: the device's columns, then one registration's (NULL when it has
+ * none) and its profile's certificate. */
+#define RECORD_COLUMNS                                                                             \
+	"d.id, coalesce(d.model, ''), coalesce(d.version, ''), coalesce(d.owner, ''),"             \
+	" coalesce(d.mno, ''), d.listed, d.deleted, d.purge_after, d.locks, d.code_salt,"          \
+	" d.code_hash, d.code_expires, d.code_failures, d.csr, d.registered,"                      \
+	" coalesce(d.updated, d.registered), r.asp, r.state, r.hold, coalesce(r.gaining, ''),"     \
+	" coalesce(r.requested_at, 0), coalesce(r.profile_id, 0), coalesce(c.status, ''),"         \
+	" coalesce(c.ca_id, 0), c.serial, r.created, r.updated"                                    \
+	" FROM device d LEFT JOIN registration r ON r.device = d.id"                               \
+	" LEFT JOIN cert c ON c.profile_id = r.profile_id AND c.status <> 'abandoned'"
+
 static const char *const rqueries[RQ_COUNT] = {
-	[RQ_IMPORT] = "INSERT INTO device (id, model, version, registered, owner, mno, listed,"
-		      " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?4)",
-	[RQ_LIST_AS_LISTED] = "UPDATE device SET model = ?2, version = ?3, owner = ?5, mno = ?6,"
-			      " listed = 1, updated = ?4 WHERE id = ?1 AND listed = 0",
+	[RQ_DEVICE] = "SELECT " RECORD_COLUMNS " WHERE d.id = ? ORDER BY r.asp",
+	/* a device keyrite issue recorded becomes listed; a new one is added */
+	[RQ_IMPORT] =
+		"INSERT INTO device (id, model, version, registered, owner, mno, listed,"
+		" updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?4) ON CONFLICT (id) DO UPDATE"
+		" SET model = ?2, version = ?3, owner = ?5, mno = ?6, listed = 1, updated = ?4"
+		" WHERE listed = 0",
 	[RQ_SAVE_DEVICE] =
 		"UPDATE device SET version = ?2, owner = ?3, mno = ?4, deleted = ?5,"
 		" purge_after = ?6, locks = ?7, code_salt = ?8, code_hash = ?9,"
@@ -34,6 +53,11 @@ static const char *const rqueries[RQ_COUNT] = {
 	[RQ_DROP_REG] = "DELETE FROM registration WHERE device = ? AND asp = ?",
 	[RQ_PURGE] = "DELETE FROM device WHERE id = ?",
 	[RQ_CERT_ASP] = "UPDATE cert SET asp = ? WHERE ca_id = ? AND serial = ?",
+	[RQ_CSR] = "SELECT csr FROM device WHERE id = ?",
+	[RQ_ISSUED] = "SELECT asp FROM registration WHERE device = ? AND profile_id = ?",
+	[RQ_ACTIVE] = "UPDATE registration SET state = 'active', updated = ? WHERE device = ?"
+		      " AND asp = ?",
+	[RQ_KEEP_CSR] = "UPDATE device SET csr = ?2 WHERE id = ?1 AND csr IS NOT ?2",
 };
 
 static KR_MUST_USE kr_err rq(kr_store *s, int i, sqlite3_stmt **out)
@@ -54,18 +78,6 @@ void sq_registry_close(kr_store *s)
 }
 
 /* ---- reading ------------------------------------------------------------------ */
-
-/* One row: the device's columns, then one registration's (NULL when it has
- * none) and its profile's certificate. */
-#define RECORD_COLUMNS                                                                             \
-	"d.id, coalesce(d.model, ''), coalesce(d.version, ''), coalesce(d.owner, ''),"             \
-	" coalesce(d.mno, ''), d.listed, d.deleted, d.purge_after, d.locks, d.code_salt,"          \
-	" d.code_hash, d.code_expires, d.code_failures, d.csr, d.registered,"                      \
-	" coalesce(d.updated, d.registered), r.asp, r.state, r.hold, coalesce(r.gaining, ''),"     \
-	" coalesce(r.requested_at, 0), coalesce(r.profile_id, 0), coalesce(c.status, ''),"         \
-	" coalesce(c.ca_id, 0), c.serial, r.created, r.updated"                                    \
-	" FROM device d LEFT JOIN registration r ON r.device = d.id"                               \
-	" LEFT JOIN cert c ON c.profile_id = r.profile_id AND c.status <> 'abandoned'"
 
 static void text(sqlite3_stmt *st, int col, char *out, size_t n)
 {
@@ -121,8 +133,7 @@ static void read_registration(sqlite3_stmt *st, kr_registration *r)
 	text(st, 26, r->updated, sizeof r->updated);
 }
 
-/* Reads rows grouped by device into out, calling cb at each device's end;
- * st is finalized. */
+/* Reads rows grouped by device into out, calling cb at each device's end. */
 static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *out,
 				  kr_reg_record_cb cb, void *arg, long *n)
 {
@@ -150,7 +161,6 @@ static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *
 		e = sq_err(s, "reading the registry");
 	if (!kr_failed(&e) && open && cb)
 		e = cb(out, arg);
-	sqlite3_finalize(st);
 	return e;
 }
 
@@ -158,12 +168,13 @@ KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_
 					    int *found)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(sq_prepare(s, "SELECT " RECORD_COLUMNS " WHERE d.id = ? ORDER BY r.asp", &st));
+	KR_TRY(rq(s, RQ_DEVICE, &st));
 	sq_text(st, 1, id);
 	long n = 0;
-	KR_TRY(records(s, st, out, NULL, NULL, &n));
+	kr_err e = records(s, st, out, NULL, NULL, &n);
+	sqlite3_reset(st);
 	*found = n > 0;
-	return kr_ok();
+	return e;
 }
 
 KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, kr_reg_record_cb cb,
@@ -187,6 +198,7 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 	}
 	long n = 0;
 	kr_err e = records(s, st, rec, cb, arg, &n);
+	sqlite3_finalize(st);
 	free(rec);
 	return e;
 }
@@ -198,20 +210,15 @@ KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d)
 	char now[21];
 	sq_now(now);
 	sqlite3_stmt *st = NULL;
-	/* a device keyrite issue recorded becomes listed; a new one is added */
-	KR_TRY(rq(s, RQ_LIST_AS_LISTED, &st));
-	for (int pass = 0; pass < 2; pass++) {
-		sq_text(st, 1, d->id);
-		sq_text(st, 2, d->model);
-		sq_text(st, 3, d->version);
-		sq_text(st, 4, now);
-		sq_text(st, 5, d->owner[0] ? d->owner : NULL);
-		sq_text(st, 6, d->mno[0] ? d->mno : NULL);
-		KR_TRY(sq_done(s, st, "importing a device"));
-		if (sqlite3_changes(s->db) == 1)
-			return kr_ok();
-		KR_TRY(rq(s, RQ_IMPORT, &st));
-	}
+	KR_TRY(rq(s, RQ_IMPORT, &st));
+	sq_text(st, 1, d->id);
+	sq_text(st, 2, d->model);
+	sq_text(st, 3, d->version);
+	sq_text(st, 4, now);
+	sq_text(st, 5, d->owner[0] ? d->owner : NULL);
+	sq_text(st, 6, d->mno[0] ? d->mno : NULL);
+	KR_TRY(sq_done(s, st, "importing a device"));
+	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINPUT, "device %s: listed already", d->id);
 	return kr_ok();
 }
 
@@ -276,6 +283,51 @@ KR_MUST_USE kr_err kr_store_purge_device(kr_store *s, const char *device)
 	KR_TRY(rq(s, RQ_PURGE, &st));
 	sq_text(st, 1, device);
 	return sq_done(s, st, "purging a device");
+}
+
+KR_MUST_USE kr_err kr_store_device_csr(kr_store *s, const char *id, uint8_t *buf, size_t cap,
+				       size_t *len)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_CSR, &st));
+	sq_text(st, 1, id);
+	int rc = sqlite3_step(st);
+	*len = 0;
+	if (rc == SQLITE_ROW)
+		blob(st, 0, buf, cap, len);
+	sqlite3_reset(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: reading a CSR: %s", s->path,
+		  sqlite3_errmsg(s->db));
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_profile_issued(kr_store *s, const char *device, int64_t profile_id,
+					   int64_t ca, const uint8_t *serial, size_t len,
+					   const uint8_t *csr, size_t csr_len, char asp[64])
+{
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(rq(s, RQ_ISSUED, &st));
+	sq_text(st, 1, device);
+	sqlite3_bind_int64(st, 2, profile_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		text(st, 0, asp, 64);
+	sqlite3_reset(st);
+	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: device %s: profile %lld has no registration (%s)",
+		  s->path, device, (long long)profile_id,
+		  rc == SQLITE_DONE ? "none" : sqlite3_errmsg(s->db));
+	KR_TRY(rq(s, RQ_ACTIVE, &st));
+	sq_text(st, 1, now);
+	sq_text(st, 2, device);
+	sq_text(st, 3, asp);
+	KR_TRY(sq_done(s, st, "activating a registration"));
+	KR_TRY(kr_store_set_cert_asp(s, ca, serial, len, asp));
+	KR_TRY(rq(s, RQ_KEEP_CSR, &st));
+	sq_text(st, 1, device);
+	sq_blob(st, 2, csr, csr_len);
+	return sq_done(s, st, "keeping a CSR on record");
 }
 
 KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
