@@ -4,6 +4,7 @@
  * codes an owner hands over). */
 #include "internal.h"
 #include "../util/csv.h"
+#include "../util/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -141,7 +142,7 @@ static void field(kr_reg_item *item, int col, const char *v)
 	if (strlen(v) >= at[col].size && !item->error[0])
 		snprintf(item->error, sizeof item->error, "%s is longer than %zu characters",
 			 at[col].name, at[col].size - 1);
-	snprintf(dst, at[col].size, "%.*s", (int)(at[col].size - 1), v);
+	kr_copy(dst, at[col].size, v);
 }
 
 /* 1: a row into item; 0: the file's end. */
@@ -183,9 +184,15 @@ static KR_MUST_USE kr_err file_row(kr_items *it, kr_reg_item *item, int *got)
 	}
 }
 
+static void item_clear(kr_reg_item *item)
+{
+	item->where[0] = item->device[0] = item->model[0] = item->version[0] = '\0';
+	item->mno[0] = item->owner[0] = item->code[0] = item->error[0] = '\0';
+}
+
 KR_MUST_USE kr_err kr_items_next(kr_items *it, kr_reg_item *item, int *more)
 {
-	memset(item, 0, sizeof *item);
+	item_clear(item);
 	for (;;) {
 		if (it->f) {
 			int got = 0;

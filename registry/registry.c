@@ -2,6 +2,7 @@
  * chunks of one transaction. Activation is activate.c's. */
 #include "internal.h"
 #include "authcode.h"
+#include "../util/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -173,10 +174,8 @@ KR_MUST_USE kr_err kr_reg_view_decide(kr_registry *r, kr_reg_cmd cmd, const char
 		return kr_ok();
 	}
 	KR_TRY(kr_store_registry_device(r->store, device, &v->rec, &v->found));
-	if (!v->found) {
-		memset(&v->rec, 0, sizeof v->rec);
-		snprintf(v->rec.d.id, sizeof v->rec.d.id, "%s", device);
-	}
+	if (!v->found)
+		kr_reg_record_clear(&v->rec, device);
 	e = pick(r, cmd, asp, v);
 	if (kr_failed(&e)) {
 		snprintf(why, whysz, "%s", e.msg);
@@ -205,7 +204,7 @@ KR_MUST_USE kr_err kr_reg_log(kr_registry *r, const char *device, kr_reg_cmd cmd
 			      const char *note)
 {
 	char op[32];
-	snprintf(op, sizeof op, "%s", kr_reg_cmd_name(cmd));
+	kr_copy(op, sizeof op, kr_reg_cmd_name(cmd));
 	for (char *p = op; *p; p++)
 		if (*p == ' ')
 			*p = '-';
@@ -260,7 +259,7 @@ static __attribute__((format(printf, 3, 4))) kr_err refuse(out *o, kr_code code,
 static kr_err unchanged(out *o, const char *why)
 {
 	o->result = "unchanged";
-	snprintf(o->reason, sizeof o->reason, "%s", why);
+	kr_copy(o->reason, sizeof o->reason, why);
 	return kr_ok();
 }
 
@@ -287,7 +286,7 @@ static KR_MUST_USE kr_err revoke_profile(act_ctx *c, kr_registration *g, int rea
 	if (reason < 0 || strcmp(g->cert_status, "valid") != 0)
 		return kr_ok();
 	KR_TRY(kr_store_revoke(c->r->store, g->ca, g->serial, g->serial_len, reason, c->now));
-	snprintf(g->cert_status, sizeof g->cert_status, "revoked");
+	kr_copy(g->cert_status, sizeof g->cert_status, "revoked");
 	c->o->revoked = 1;
 	return kr_ok();
 }
@@ -320,10 +319,10 @@ static KR_MUST_USE kr_err act_import(act_ctx *c)
 		e = account_of_kind(c->r, mno, KR_ACCOUNT_MNO, "MNO");
 	if (kr_failed(&e))
 		return refuse(c->o, KR_EINPUT, "%s", e.msg);
-	snprintf(d->model, sizeof d->model, "%s", it->model);
-	snprintf(d->version, sizeof d->version, "%s", it->version);
-	snprintf(d->owner, sizeof d->owner, "%s", owner);
-	snprintf(d->mno, sizeof d->mno, "%s", mno);
+	kr_copy(d->model, sizeof d->model, it->model);
+	kr_copy(d->version, sizeof d->version, it->version);
+	kr_copy(d->owner, sizeof d->owner, owner);
+	kr_copy(d->mno, sizeof d->mno, mno);
 	KR_TRY(kr_store_import_device(c->r->store, d));
 	return logged(c, "imported", KR_ST_LISTED, NULL);
 }
@@ -345,8 +344,8 @@ static KR_MUST_USE kr_err act_register(act_ctx *c)
 	if (kr_failed(&e))
 		return refuse(c->o, KR_EINPUT, "%s", e.msg);
 	kr_registration g = {0};
-	snprintf(g.asp, sizeof g.asp, "%s", c->a->asp);
-	snprintf(g.state, sizeof g.state, "registered");
+	kr_copy(g.asp, sizeof g.asp, c->a->asp);
+	kr_copy(g.state, sizeof g.state, "registered");
 	c->g = &g;
 	KR_TRY(kr_store_save_registration(c->r->store, c->v.rec.d.id, &g, NULL));
 	return logged(c, "registered", KR_ST_REGISTERED, NULL);
@@ -413,10 +412,10 @@ static KR_MUST_USE kr_err approve(act_ctx *c, const char *how)
 	kr_registration *g = c->g;
 	KR_TRY(revoke_profile(c, g, c->v.v.revoke_reason));
 	char losing[sizeof g->asp];
-	snprintf(losing, sizeof losing, "%s", g->asp);
+	kr_copy(losing, sizeof losing, g->asp);
 	kr_registration moved = {0};
-	snprintf(moved.asp, sizeof moved.asp, "%s", g->gaining);
-	snprintf(moved.state, sizeof moved.state, "registered");
+	kr_copy(moved.asp, sizeof moved.asp, g->gaining);
+	kr_copy(moved.state, sizeof moved.state, "registered");
 	KR_TRY(kr_store_save_registration(c->r->store, c->v.rec.d.id, &moved, losing));
 	kr_reg_device *d = &c->v.rec.d;
 	d->has_code = 0;
@@ -437,7 +436,7 @@ static KR_MUST_USE kr_err act_transfer_request(act_ctx *c)
 	if (!ok)
 		return kr_ok();
 	kr_registration *g = c->g;
-	snprintf(g->gaining, sizeof g->gaining, "%s", c->r->as->name);
+	kr_copy(g->gaining, sizeof g->gaining, c->r->as->name);
 	g->requested_at = c->now;
 	KR_TRY(logged(c, "transfer pending", KR_NSTATES, NULL));
 	if (c->r->conf->transfer_days > 0)
@@ -501,7 +500,7 @@ static KR_MUST_USE kr_err act_deprovision(act_ctx *c)
 {
 	KR_TRY(revoke_profile(c, c->g, c->v.v.revoke_reason));
 	kr_reg_state to = c->v.v.to;
-	snprintf(c->g->state, sizeof c->g->state, "%s", kr_reg_state_name(to));
+	kr_copy(c->g->state, sizeof c->g->state, kr_reg_state_name(to));
 	c->g->hold = 0;
 	if (to == KR_ST_REGISTERED)
 		c->g->profile_id = 0; /* a reset device starts a new profile */
@@ -518,7 +517,7 @@ static KR_MUST_USE kr_err act_delete(act_ctx *c)
 		kr_registration *g = &rec->r[i];
 		KR_TRY(revoke_profile(c, g, c->v.v.revoke_reason));
 		if (!strcmp(g->state, "active")) {
-			snprintf(g->state, sizeof g->state, "deactivated");
+			kr_copy(g->state, sizeof g->state, "deactivated");
 			KR_TRY(kr_store_save_registration(c->r->store, rec->d.id, g, NULL));
 		}
 	}
@@ -561,7 +560,7 @@ static KR_MUST_USE kr_err act_switch_mno(act_ctx *c)
 		return unchanged(c->o, "already with that MNO");
 	char note[160];
 	snprintf(note, sizeof note, "from %s to %s", d->mno[0] ? d->mno : "none", c->a->mno);
-	snprintf(d->mno, sizeof d->mno, "%s", c->a->mno);
+	kr_copy(d->mno, sizeof d->mno, c->a->mno);
 	KR_TRY(kr_store_save_device(c->r->store, d));
 	return logged(c, "switched", KR_NSTATES, note);
 }
@@ -590,7 +589,12 @@ static const act_fn acts[KR_NCMDS] = {
 
 static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int64_t now)
 {
-	act_ctx c = {.r = r, .a = a, .o = o, .now = now};
+	act_ctx c; /* not {0}: its view is 8 KiB, and the decision fills it */
+	c.r = r;
+	c.a = a;
+	c.o = o;
+	c.now = now;
+	c.g = NULL;
 	const kr_reg_item *it = &o->item;
 	o->from = o->to = KR_NSTATES;
 	if (it->error[0])
@@ -697,8 +701,16 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 	while (!kr_failed(&e) && more) {
 		int n = 0;
 		while (n < size && more && !kr_failed(&e)) {
-			memset(&outs[n], 0, sizeof outs[n]);
-			e = kr_items_next(it, &outs[n].item, &more);
+			out *o = &outs[n];
+			/* kr_items_next clears the item; the rest here, field by
+			 * field (the whole is 6 KiB a device) */
+			o->result = NULL;
+			o->reason[0] = o->secret[0] = '\0';
+			o->code = KR_OK;
+			o->from = o->to = KR_NSTATES;
+			o->profile_id = 0;
+			o->keep = o->revoked = 0;
+			e = kr_items_next(it, &o->item, &more);
 			n += more && !kr_failed(&e);
 		}
 		if (!kr_failed(&e) && n > 0)

@@ -66,7 +66,7 @@ void kr_detail_bytes(kr_detail *d, kr_detail_field f, const uint8_t *p, size_t n
 
 void kr_detail_str(kr_detail *d, kr_detail_field f, const char *s)
 {
-	snprintf(d->str[f], sizeof d->str[f], "%s", s);
+	kr_copy(d->str[f], sizeof d->str[f], s);
 	d->has |= 1u << f;
 }
 
@@ -82,10 +82,17 @@ static int plain(unsigned char c) { return c > 0x20 && c < 0x7f && c != '%'; }
 
 static size_t encode(const char *s, char *out, size_t outsz)
 {
+	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < outsz; p++)
-		o += plain(*p) ? (size_t)snprintf(out + o, outsz - o, "%c", *p)
-			       : (size_t)snprintf(out + o, outsz - o, "%%%02X", *p);
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < outsz; p++) {
+		if (plain(*p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
 	out[o] = '\0';
 	return o;
 }

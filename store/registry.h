@@ -57,6 +57,10 @@ typedef struct kr_reg_record {
 	int nr;
 } kr_reg_record;
 
+/* An empty record for device id, field by field (the whole is 8 KiB and
+ * bulk commands clear one per device). */
+void kr_reg_record_clear(kr_reg_record *r, const char *id);
+
 /* The device and its registrations; *found 0 if the store has no such
  * device. */
 KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_record *out,

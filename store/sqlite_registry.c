@@ -1,6 +1,7 @@
 /* The device registry's records in the SQLite store (store/registry.h). */
 #include "registry.h"
 #include "sqlite.h"
+#include "../util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,7 @@ void sq_registry_close(kr_store *s)
 static void text(sqlite3_stmt *st, int col, char *out, size_t n)
 {
 	const unsigned char *v = sqlite3_column_text(st, col);
-	snprintf(out, n, "%s", v ? (const char *)v : "");
+	kr_copy(out, n, v ? (const char *)v : "");
 }
 
 static void blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n, size_t *len)
@@ -133,6 +134,19 @@ static void read_registration(sqlite3_stmt *st, kr_registration *r)
 	text(st, 26, r->updated, sizeof r->updated);
 }
 
+void kr_reg_record_clear(kr_reg_record *r, const char *id)
+{
+	kr_reg_device *d = &r->d;
+	kr_copy(d->id, sizeof d->id, id);
+	d->model[0] = d->version[0] = d->owner[0] = d->mno[0] = '\0';
+	d->created[0] = d->updated[0] = '\0';
+	d->listed = d->has_code = d->code_failures = 0;
+	d->deleted = d->purge_after = d->code_expires = 0;
+	d->locks = 0;
+	d->csr_len = 0;
+	r->nr = 0;
+}
+
 /* Reads rows grouped by device into out, calling cb at each device's end. */
 static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *out,
 				  kr_reg_record_cb cb, void *arg, long *n)
@@ -149,7 +163,7 @@ static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *
 				break;
 		}
 		if (!open) {
-			memset(out, 0, sizeof *out);
+			kr_reg_record_clear(out, "");
 			read_device(st, &out->d);
 			open = 1;
 			(*n)++;

@@ -57,3 +57,12 @@ void kr_utc_now(char out[21])
 	gmtime_r(&t, &tm);
 	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+void kr_copy(char *dst, size_t n, const char *src)
+{
+	if (n == 0)
+		return;
+	size_t len = strnlen(src, n - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}

@@ -18,6 +18,9 @@ void kr_hex_groups(const uint8_t *p, size_t n, char *out);
 /* PGP words, space separated; truncates safely at outsz. */
 void kr_pgp_words(const uint8_t *p, size_t n, char *out, size_t outsz);
 
+/* Copies src into dst (n bytes), cut to fit and always terminated: a
+ * snprintf("%s") without the format parsing, for hot paths. */
+void kr_copy(char *dst, size_t n, const char *src);
 /* UTC time as RFC 3339 ("2026-11-23T10:00:00Z"); out needs 21 bytes. */
 void kr_utc_now(char out[21]);
 
