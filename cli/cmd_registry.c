@@ -6,6 +6,7 @@
 #include "../util/text.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage_text[] =
@@ -23,6 +24,8 @@ static const char usage_text[] =
 	"  lock|unlock --lock transfer|delete|update DEVICE...\n"
 	"  delete|restore|purge DEVICE...\n"
 	"  switch-mno --mno MNO DEVICE...\n"
+	"  payload --out DIR DEVICE...                  DIR/DEVICE.p7m, for the device's MNO\n"
+	"  payload verify --key KEY --cert CERT --root ROOT FILE\n"
 	"  show DEVICE\n"
 	"  list [--asp ASP] [--owner NAME] [--mno NAME] [--state STATE]\n"
 	"ACCOUNT: an account of the configuration's [registry] (default: operator).\n";
@@ -30,6 +33,7 @@ static const char usage_text[] =
 typedef struct args {
 	kr_reg_args r;
 	const char *as, *state;
+	const char *key, *cert, *root; /* payload verify */
 	char *csrs[64];
 } args;
 
@@ -63,6 +67,18 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 		a->r.lock |= bit;
 		break;
 	}
+	case 'u':
+		a->r.out_dir = arg;
+		break;
+	case 'K':
+		a->key = arg;
+		break;
+	case 'C':
+		a->cert = arg;
+		break;
+	case 'R':
+		a->root = arg;
+		break;
 	case 'k': {
 		long chunk = 0;
 		KR_TRY(kr_cli_number("--chunk", arg, 1, 100000, &chunk));
@@ -75,12 +91,17 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 	return kr_ok();
 }
 
-static const struct option own[] = {
-	{"as", required_argument, NULL, 'a'},    {"asp", required_argument, NULL, 'p'},
-	{"mno", required_argument, NULL, 'm'},   {"owner", required_argument, NULL, 'o'},
-	{"state", required_argument, NULL, 's'}, {"csr", required_argument, NULL, 'c'},
-	{"lock", required_argument, NULL, 'l'},  {"progress", no_argument, NULL, 'g'},
-	{"chunk", required_argument, NULL, 'k'}, {0}};
+static const struct option own[] = {{"as", required_argument, NULL, 'a'},
+				    {"asp", required_argument, NULL, 'p'},
+				    {"mno", required_argument, NULL, 'm'},
+				    {"owner", required_argument, NULL, 'o'},
+				    {"state", required_argument, NULL, 's'},
+				    {"csr", required_argument, NULL, 'c'},
+				    {"lock", required_argument, NULL, 'l'},
+				    {"progress", no_argument, NULL, 'g'},
+				    {"chunk", required_argument, NULL, 'k'},
+				    {"out", required_argument, NULL, 'u'},
+				    {0}};
 
 /* ---- printing ----------------------------------------------------------------- */
 
@@ -149,6 +170,8 @@ static int run_bulk(kr_reg_cmd cmd, int argc, char **argv)
 	if ((cmd == KR_CMD_LOCK || cmd == KR_CMD_UNLOCK) && !a.r.lock)
 		return kr_cli_misuse(&spec, "registry %s: --lock transfer|delete|update",
 				     kr_reg_cmd_name(cmd));
+	if (cmd == KR_CMD_PAYLOAD && !a.r.out_dir)
+		return kr_cli_misuse(&spec, "registry payload: --out DIR");
 	if ((cmd == KR_CMD_REGISTER && !a.r.asp) || (cmd == KR_CMD_SWITCH_MNO && !a.r.mno))
 		return kr_cli_misuse(&spec, "registry %s: --%s NAME", kr_reg_cmd_name(cmd),
 				     cmd == KR_CMD_REGISTER ? "asp" : "mno");
@@ -192,6 +215,41 @@ BULK(cmd_approve, KR_CMD_TRANSFER_APPROVE)
 BULK(cmd_reject, KR_CMD_TRANSFER_REJECT)
 BULK(cmd_cancel, KR_CMD_TRANSFER_CANCEL)
 BULK(cmd_query, KR_CMD_TRANSFER_QUERY)
+BULK(cmd_payload_write, KR_CMD_PAYLOAD)
+
+static int cmd_payload_verify(int argc, char **argv)
+{
+	static const struct option verify_opts[] = {{"key", required_argument, NULL, 'K'},
+						    {"cert", required_argument, NULL, 'C'},
+						    {"root", required_argument, NULL, 'R'},
+						    {0}};
+	args a = {0};
+	kr_cli_spec spec = {usage_text, 0, verify_opts, take, &a, 1, 1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (!a.key || !a.cert || !a.root)
+		return kr_cli_misuse(&spec, "registry payload verify: --key, --cert and --root");
+	char *json = NULL, signer[256] = "";
+	size_t len = 0;
+	kr_err e = kr_payload_verify(argv[first], a.key, a.cert, a.root, &json, &len, signer,
+				     sizeof signer);
+	if (!kr_failed(&e)) {
+		fwrite(json, 1, len, stdout);
+		fprintf(stderr, "%s: good registry payload, signed by %s\n", argv[first], signer);
+	}
+	free(json);
+	return kr_cli_report(&e);
+}
+
+/* payload DEVICE... writes; payload verify FILE opens one */
+static int cmd_payload(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "verify"))
+		return cmd_payload_verify(argc - 1, argv + 1);
+	return cmd_payload_write(argc, argv);
+}
 
 static int cmd_transfer(int argc, char **argv)
 {
@@ -389,6 +447,7 @@ int kr_cmd_registry(int argc, char **argv)
 		{"reset", cmd_reset},
 		{"show", cmd_show},
 		{"list", cmd_list},
+		{"payload", cmd_payload},
 	};
 	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);
 }

@@ -25,7 +25,8 @@ static const struct {
 	{"audit", kr_cmd_audit, "verify or list the audit log"},
 	{"fw", kr_cmd_fw, "sign, encrypt, verify and list firmware images (CMS, MCUboot)"},
 	{"publish", kr_cmd_publish, "write the DNS zone and .well-known CA files; check them"},
-	{"registry", kr_cmd_registry, "the device registry: import, register, activate, transfer, ..."},
+	{"registry", kr_cmd_registry,
+	 "the device registry: import, register, activate, transfer, ..."},
 };
 
 int kr_cli_report(const kr_err *e)

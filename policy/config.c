@@ -67,6 +67,10 @@ static const kr_field registry_fields[] = {
 	{"auth_code_attempts", KR_F_INT, 0},
 	{"transfer_auto_approve_days", KR_F_INT, 0},
 	{"delete_grace_days", KR_F_INT, 0},
+	{"payload_uri", KR_F_STRING, 0},
+	{"payload_certificate", KR_F_STRING, 0},
+	{"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0},
 };
 static const kr_field account_fields[] = {
 	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},
@@ -333,6 +337,13 @@ static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 	KR_TRY(optional_long(c, section, "transfer_auto_approve_days", 0, 60, 0,
 			     &r->transfer_days));
 	KR_TRY(optional_long(c, section, "delete_grace_days", 0, 366, 30, &r->grace_days));
+	KR_TRY(copy_value(c, section, "payload_uri", r->payload_uri, sizeof r->payload_uri));
+	KR_TRY(path_of(c, section, "payload_certificate", r->payload_certificate));
+	KR_TRY(path_of(c, section, "pin_file", r->pin_file));
+	KR_TRY(copy_value(c, section, "pin_env", r->pin_env, sizeof r->pin_env));
+	if (!r->payload_uri[0] != !r->payload_certificate[0])
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "payload_uri",
+				    "payload_uri and payload_certificate go together");
 	/* the console is always an account */
 	r->accounts[0] = (kr_account_conf){.name = "operator", .kind = KR_ACCOUNT_OPERATOR};
 	char names[KR_MAX_LIST][64];

@@ -100,6 +100,9 @@ typedef struct kr_registry_conf {
 	long code_attempts;       /* wrong codes before the device locks against transfer */
 	long transfer_days;       /* a transfer approves itself after; 0: at once */
 	long grace_days;          /* pendingDelete before a purge may happen */
+	/* the registry payload's signing key and certificate (and chain) */
+	char payload_uri[1024], payload_certificate[PATH_MAX];
+	char pin_file[PATH_MAX], pin_env[64];
 	kr_account_conf accounts[KR_MAX_LIST + 1]; /* the operator first */
 	int naccounts;
 } kr_registry_conf;

@@ -8,6 +8,8 @@
 
 #include <limits.h>
 
+typedef struct kr_payload_key kr_payload_key;
+
 struct kr_registry {
 	kr_config *cfg;
 	kr_store *store;
@@ -15,6 +17,8 @@ struct kr_registry {
 	const kr_account_conf *as;
 	const kr_profile *profile;
 	kr_authority ca;
+	kr_hsm_opts hsm;
+	kr_payload_key *payload; /* opened at the first payload */
 };
 
 /* ---- items.c: the devices a command names ---- */
@@ -59,6 +63,25 @@ KR_MUST_USE kr_err kr_reg_view_decide(kr_registry *r, kr_reg_cmd cmd, const char
 KR_MUST_USE kr_err kr_reg_log(kr_registry *r, const char *device, kr_reg_cmd cmd, const char *asp,
 			      kr_reg_state from, kr_reg_state to, int64_t profile_id,
 			      const char *note);
+
+/* ---- payload.c: the registry payload ---- */
+
+typedef struct kr_payload_dev {
+	const char *device, *asp, *identity;
+	int64_t profile_id;
+	X509 *cert;
+} kr_payload_dev;
+
+KR_MUST_USE kr_err kr_payload_key_open(kr_registry *r, const kr_hsm_opts *hsm,
+				       kr_payload_key **out);
+void kr_payload_key_close(kr_payload_key *k);
+/* Builds, signs and encrypts the payload, written to path (created
+ * exclusively). */
+KR_MUST_USE kr_err kr_payload_write(kr_registry *r, kr_payload_key *k, const kr_payload_dev *p,
+				    const char *path);
+/* The same for a registration's current profile. */
+KR_MUST_USE kr_err kr_payload_for(kr_registry *r, kr_payload_key *k, const char *device,
+				  const kr_registration *g, const char *path);
 
 /* activate.c: activate and reactivate, through batch issuance. */
 KR_MUST_USE kr_err kr_reg_activate(kr_registry *r, const kr_reg_args *a, char *const *items,

@@ -2,6 +2,7 @@
  * chunks of one transaction. Activation is activate.c's. */
 #include "internal.h"
 #include "authcode.h"
+#include "../util/fs.h"
 #include "../util/text.h"
 
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 KR_MUST_USE kr_err kr_registry_open(kr_config *cfg, kr_store *store, const char *as,
 				    const kr_hsm_opts *hsm, kr_registry **out)
@@ -24,6 +26,8 @@ KR_MUST_USE kr_err kr_registry_open(kr_config *cfg, kr_store *store, const char 
 	kr_registry *r = calloc(1, sizeof *r);
 	KR_ENSURE(r, KR_EINTERNAL, "out of memory");
 	*r = (kr_registry){.cfg = cfg, .store = store, .conf = conf, .as = acct, .profile = p};
+	if (hsm)
+		r->hsm = *hsm;
 	kr_err e = kr_authority_open(ca, store, hsm, 1, &r->ca);
 	if (kr_failed(&e)) {
 		free(r);
@@ -37,6 +41,7 @@ void kr_registry_close(kr_registry *r)
 {
 	if (!r)
 		return;
+	kr_payload_key_close(r->payload);
 	kr_authority_close(&r->ca);
 	free(r);
 }
@@ -565,6 +570,24 @@ static KR_MUST_USE kr_err act_switch_mno(act_ctx *c)
 	return logged(c, "switched", KR_NSTATES, note);
 }
 
+/* The payload of the device's current profile into DIR/DEVICE.p7m. */
+static KR_MUST_USE kr_err act_payload(act_ctx *c)
+{
+	kr_registry *r = c->r;
+	KR_ENSURE(c->a->out_dir, KR_EUSAGE, "payload: --out DIR");
+	char path[PATH_MAX], name[96];
+	snprintf(name, sizeof name, "%s.p7m", c->v.rec.d.id);
+	KR_TRY(kr_fs_join(c->a->out_dir, name, path, sizeof path));
+	if (access(path, F_OK) == 0)
+		return unchanged(c->o, "its payload file exists already");
+	if (!r->payload)
+		KR_TRY(kr_payload_key_open(r, &r->hsm, &r->payload));
+	KR_TRY(kr_payload_for(r, r->payload, c->v.rec.d.id, c->g, path));
+	c->o->result = "written";
+	c->o->to = c->v.state;
+	return kr_ok();
+}
+
 typedef KR_MUST_USE kr_err (*act_fn)(act_ctx *c);
 static const act_fn acts[KR_NCMDS] = {
 	[KR_CMD_IMPORT] = act_import,
@@ -585,6 +608,7 @@ static const act_fn acts[KR_NCMDS] = {
 	[KR_CMD_RESTORE] = act_restore,
 	[KR_CMD_PURGE] = act_purge,
 	[KR_CMD_SWITCH_MNO] = act_switch_mno,
+	[KR_CMD_PAYLOAD] = act_payload,
 };
 
 static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int64_t now)

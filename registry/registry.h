@@ -41,8 +41,9 @@ typedef struct kr_reg_args {
 	unsigned lock;     /* lock, unlock: KR_LOCK_* bits */
 	char *const *csrs; /* activate: MNO manifests (device_id,model,version,csr) */
 	int ncsrs;
-	int chunk;    /* devices per transaction; 0: 1000 */
-	int progress; /* a progress line on stderr */
+	const char *out_dir; /* payload: where DEVICE.p7m files go */
+	int chunk;           /* devices per transaction; 0: 1000 */
+	int progress;        /* a progress line on stderr */
 } kr_reg_args;
 
 /* One device's outcome. */
@@ -82,6 +83,13 @@ KR_MUST_USE kr_err kr_registry_show(kr_registry *r, const char *device, kr_reg_r
  * or is gaining; an owner or MNO: its own), filtered further by f. */
 KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_record_cb cb,
 				    void *arg);
+
+/* payload verify: opens a registry payload as its device would (its key
+ * and certificate, PEM files) and checks the registry's signature up to
+ * root; gives the JSON (malloc'd) and the signer's subject. */
+KR_MUST_USE kr_err kr_payload_verify(const char *path, const char *key_path, const char *cert_path,
+				     const char *root_path, char **json, size_t *len, char *signer,
+				     size_t signersz);
 
 /* A registration's state and flags for display. */
 kr_reg_state kr_registry_state_of(const kr_reg_device *d, const kr_registration *g);

@@ -61,6 +61,8 @@ static const rule rules[KR_NCMDS] = {
 			  KR_ST_REGISTERED, 0, KR_FL_PENDING_TRANSFER | KR_LOCK_UPDATE, SUPERSEDED},
 	[KR_CMD_SHOW] = {"show", R(OPERATOR) | R(OWNER) | R(MNO) | R(SPONSOR) | R(GAINING),
 			 LIVE | S(PENDING_DELETE), KR_ST_SAME, 0, 0, NONE},
+	[KR_CMD_PAYLOAD] = {"payload", R(OPERATOR) | R(SPONSOR) | R(MNO), S(ACTIVE), KR_ST_SAME, 0,
+			    KR_FL_HOLD, NONE},
 };
 
 static const char *const role_names[KR_NROLES] = {

@@ -37,6 +37,7 @@ typedef enum kr_reg_cmd {
 	KR_CMD_SWITCH_MNO,
 	KR_CMD_RESET,
 	KR_CMD_SHOW,
+	KR_CMD_PAYLOAD,
 	KR_NCMDS
 } kr_reg_cmd;
 

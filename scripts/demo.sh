@@ -96,6 +96,17 @@ time "${R[@]}" activate --as CarParkServ "${P[@]}" "$D/CityOfOttawa-ParkoMeter.c
 "${R[@]}" list --as CarParkServ "${P[@]}" >"$D/list.txt"; head -6 "$D/list.txt"
 "$K" certs --device 1000000000000001
 
+say "The registry payload for a meter's eSIM: signed by the registry's key, encrypted to the meter"
+PAYLOAD_URI="pkcs11:token=keyrite-devices;object=registry-payload-2026"
+"$K" hsm keygen "$PAYLOAD_URI" --type ec-p256 --pin-file "$D/user.pin" >/dev/null
+"$K" hsm csr "$PAYLOAD_URI" --cn "IoT Registry payload 2026" --out "$D/payload.csr" --pin-file "$D/user.pin"
+mkdir -p "$D/psig" "$D/payloads"
+"$K" issue --ca devices --profile payload_signer --out "$D/psig" --pin-file "$D/user.pin" "$D/payload.csr"
+cat "$(ls "$D"/psig/*.pem | grep -v chain.pem)" subca-devices.pem >"$D/ceremony/registry-payload.pem"
+"${R[@]}" payload --as Telus --out "$D/payloads" "${P[@]}" 1000000000000001 | tail -1
+openssl cms -cmsout -print -inform DER -in "$D/payloads/1000000000000001.p7m" |
+	grep -m2 -E 'contentType: pkcs7-envelopedData|d.originator|kari' || true
+
 say "The DNS follows: old profile names withdrawn (NSEC3 proves them gone), new ones published"
 "$K" publish --zone iotregistry.ca --out "$D/dns" --sign --changes "$D/dns/changes.txt" --pin-file "$D/user.pin"
 ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1

@@ -461,6 +461,7 @@ matrix_setup() {
 	local groups=$1 v g d=$T/matrix
 	mkdir -p "$d"
 	ca_setup
+	payload_signer
 	more_accounts 5
 	sed -i 's/^delete_grace_days *=.*/delete_grace_days = 0/' "$T/ca/keyrite.cnf"
 	ids() { for g in $(seq 0 $((groups - 1))); do matrix_id "$1" "$g"; done; }
@@ -559,6 +560,7 @@ test_registry_state_machine_matrix() {
 			register) extra=(--asp ThirdServ) ;;
 			lock | unlock) extra=(--lock transfer) ;;
 			switch-mno) extra=(--mno Rogers) ;;
+			payload) mkdir -p "$d/pl$g" && extra=(--out "$d/pl$g") ;;
 			"transfer request")
 				{ echo device,code; while read -r id; do
 					grep "^$id," "$d/codes.csv" || echo "$id,00000000"
@@ -643,4 +645,77 @@ matrix_after() {
 	revoked) [ "$nb" -eq 0 ] || [ "$na" -eq 0 ] || fail "$what: the certificate is still valid" ;;
 	*) [ "${cb[$id]:-}" = "${ca[$id]:-}" ] || fail "$what: its certificates changed" ;;
 	esac
+}
+
+# payload_signer: the registry payload's key on the devices token and its
+# certificate (the payload_signer profile), as docs/examples/keyrite.cnf names
+# them.
+payload_signer() {
+	local uri="pkcs11:token=keyrite-devices;object=registry-payload-2026"
+	kr hsm keygen "$uri" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	kr hsm csr "$uri" --cn "IoT Registry payload 2026" --out "$T/payload.csr" --pin-file "$T/pin" >/dev/null
+	mkdir -p "$T/psig"
+	kri payload_signer --out "$T/psig" "$T/payload.csr" >/dev/null 2>&1
+	cat "$(ls "$T"/psig/*.pem | grep -v chain.pem)" "$T/ca/subca-devices.pem" >"$T/ca/registry-payload.pem"
+}
+
+# The registry payload (docs/registry.md): for an active meter, signed by the
+# registry's key on the token and encrypted to the meter's certificate;
+# openssl cms opens it with the meter's key and verifies the signature; it
+# names the ASP's endpoint and the meter's identity; a byte changed anywhere
+# and it no longer opens or verifies; a held meter gets none; only its
+# sponsor, its MNO or the operator may make it.
+test_registry_payload_opens_with_openssl_and_tampering_shows() {
+	ca_setup
+	payload_signer
+	mkdir -p "$T/mno" "$T/out"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/meter.key" \
+		-subj /CN=1000000000000001 -out "$T/mno/meter.csr" 2>/dev/null
+	{ echo "device_id,model,version,csr"; echo "1000000000000001,SParkometer,1.1,meter.csr"
+	  mkcsr --manifest 1 --start 1000000000000002 | tail -n +2; } >"$T/mno/relay.csv"
+	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
+	krr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null
+	krr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null
+	krr activate --as ParkoServ --csr "$T/mno/relay.csv" >/dev/null
+	has "1000000000000001 written" krr payload --as Telus --out "$T/out" 1000000000000001
+	local p=$T/out/1000000000000001.p7m
+	valid_cert 1000000000000001 "$T/meter.pem"
+	openssl cms -decrypt -binary -inform DER -in "$p" -recip "$T/meter.pem" -inkey "$T/meter.key" \
+		-out "$T/signed.der" || fail "openssl cms cannot decrypt the payload with the meter's key"
+	openssl cms -verify -binary -inform DER -in "$T/signed.der" -CAfile "$T/ca/root.pem" \
+		-purpose any -out "$T/payload.json" 2>"$T/verify.err" || { cat "$T/verify.err"; fail "signature"; }
+	grep -q "Verification successful" "$T/verify.err" || fail "openssl cms did not verify"
+	for want in '"format":"keyrite-registry-payload/1"' '"device":"1000000000000001"' \
+		'"profile_id":11' '"identity":"11.1000000000000001._device.iotregistry.ca"' \
+		'"endpoint":"iot.parkoserv.ca"' '"port":8883' '"protocol":"mqtts"' '"ca_chain":["-----BEGIN'; do
+		grep -qF "$want" "$T/payload.json" || { cat "$T/payload.json"; fail "the payload lacks $want"; }
+	done
+	kr registry payload verify --key "$T/meter.key" --cert "$T/meter.pem" --root "$T/ca/root.pem" "$p" \
+		>"$T/kr.json" 2>"$T/kr.err" || { cat "$T/kr.err"; fail "keyrite registry payload verify"; }
+	cmp "$T/kr.json" "$T/payload.json" || fail "keyrite and openssl read different payloads"
+	grep -q "good registry payload, signed by .*IoT Registry payload 2026" "$T/kr.err" || fail "no signer"
+	# another device's key does not open it
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
+		-subj /CN=x -out /dev/null 2>/dev/null
+	expect 8 "the device's key does not open it" kr registry payload verify --key "$T/other.key" \
+		--cert "$T/meter.pem" --root "$T/ca/root.pem" "$p"
+	# the signed content changed inside a payload re-encrypted to the meter
+	sed 's/iot.parkoserv.ca/iot.parkoserw.ca/' "$T/signed.der" >"$T/forged.der"
+	openssl cms -encrypt -binary -outform DER -aes256 -in "$T/forged.der" -out "$T/forged.p7m" "$T/meter.pem"
+	expect 8 "the registry's signature does not verify" kr registry payload verify --key "$T/meter.key" \
+		--cert "$T/meter.pem" --root "$T/ca/root.pem" "$T/forged.p7m"
+	# a byte of the file changed
+	cp "$p" "$T/flipped.p7m"
+	printf '\xff' | dd of="$T/flipped.p7m" bs=1 seek=$(($(stat -c %s "$p") - 20)) conv=notrunc 2>/dev/null
+	local rc=0
+	kr registry payload verify --key "$T/meter.key" --cert "$T/meter.pem" --root "$T/ca/root.pem" \
+		"$T/flipped.p7m" >/dev/null 2>&1 || rc=$?
+	[ $rc -eq 8 ] || [ $rc -eq 3 ] || fail "a changed payload: exit $rc"
+	# the file exists: unchanged, never overwritten; a held meter, a stranger: refused
+	has "unchanged (its payload file exists already)" krr payload --as ParkoServ --out "$T/out" 1000000000000001
+	krr hold --as ParkoServ 1000000000000002 >/dev/null
+	unchanged_by 11 "payload: the device is on hold" krr payload --as ParkoServ --out "$T/out" 1000000000000002
+	unchanged_by 11 "payload: the account does not sponsor this device" \
+		krr payload --as CarParkServ --out "$T/out" 1000000000000001
+	assert_absent "$T/out/1000000000000002.p7m"
 }
