@@ -69,7 +69,7 @@ KR_MUST_USE kr_err kr_authcode_matches(const char *code, const char *device, con
 		if (*p == '-' || *p == ' ')
 			continue;
 		int v = nibble((unsigned char)*p);
-		if (v < 0 || n == 2 * KR_CODE_BYTES)
+		if (v < 0 || n == (size_t)2 * KR_CODE_BYTES)
 			return kr_ok();
 		if (n % 2 == 0)
 			raw[n / 2] = (uint8_t)(v << 4);
@@ -77,7 +77,7 @@ KR_MUST_USE kr_err kr_authcode_matches(const char *code, const char *device, con
 			raw[n / 2] |= (uint8_t)v;
 		n++;
 	}
-	if (n != 2 * KR_CODE_BYTES)
+	if (n != (size_t)2 * KR_CODE_BYTES)
 		return kr_ok();
 	uint8_t got[32];
 	kr_err e = derive(raw, device, salt, got);

@@ -172,6 +172,11 @@ KR_MUST_USE kr_err kr_reg_view_decide(kr_registry *r, kr_reg_cmd cmd, const char
 {
 	why[0] = '\0';
 	*code = KR_OK;
+	v->found = 0;
+	v->gi = -1;
+	v->role = KR_ROLE_STRANGER;
+	v->state = KR_ST_NONE;
+	v->flags = 0;
 	kr_err e = kr_reg_device_id_check(device);
 	if (kr_failed(&e)) {
 		snprintf(why, whysz, "%s", e.msg);
@@ -348,11 +353,16 @@ static KR_MUST_USE kr_err act_register(act_ctx *c)
 	kr_err e = account_of_kind(c->r, c->a->asp, KR_ACCOUNT_ASP, "ASP");
 	if (kr_failed(&e))
 		return refuse(c->o, KR_EINPUT, "%s", e.msg);
-	kr_registration g = {0};
-	kr_copy(g.asp, sizeof g.asp, c->a->asp);
-	kr_copy(g.state, sizeof g.state, "registered");
-	c->g = &g;
-	KR_TRY(kr_store_save_registration(c->r->store, c->v.rec.d.id, &g, NULL));
+	kr_reg_record *rec = &c->v.rec;
+	if (rec->nr == KR_REG_MAX_ASPS)
+		return refuse(c->o, KR_EDENIED, "register: a device has at most %d ASPs",
+			      KR_REG_MAX_ASPS);
+	kr_registration *g = &rec->r[rec->nr++];
+	*g = (kr_registration){0};
+	kr_copy(g->asp, sizeof g->asp, c->a->asp);
+	kr_copy(g->state, sizeof g->state, "registered");
+	c->g = g;
+	KR_TRY(kr_store_save_registration(c->r->store, rec->d.id, g, NULL));
 	return logged(c, "registered", KR_ST_REGISTERED, NULL);
 }
 
@@ -645,24 +655,27 @@ static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int6
 	o->profile_id = c.g ? c.g->profile_id : 0;
 	KR_ENSURE(acts[a->cmd], KR_EINTERNAL, "registry %s: not a bulk command",
 		  kr_reg_cmd_name(a->cmd));
-	return acts[a->cmd](&c);
+	KR_TRY(acts[a->cmd](&c));
+	KR_ENSURE(o->result, KR_EINTERNAL, "registry %s: no result", kr_reg_cmd_name(a->cmd));
+	return kr_ok();
 }
 
 /* ---- the run: chunks of devices, a transaction each --------------------------------- */
 
 static void report(const out *o, kr_reg_outcome_cb cb, void *arg, kr_reg_summary *sum)
 {
-	int refused = !strcmp(o->result, "refused");
+	const char *result = o->result ? o->result : "refused"; /* act() always gives one */
+	int refused = !strcmp(result, "refused");
 	if (refused && sum->refused++ == 0)
 		sum->first_refusal = o->code;
-	else if (!refused && !strcmp(o->result, "unchanged"))
+	else if (!refused && !strcmp(result, "unchanged"))
 		sum->unchanged++;
 	else if (!refused)
 		sum->done++;
 	kr_reg_outcome oc = {
 		.where = o->item.where,
 		.device = o->item.device,
-		.result = o->result,
+		.result = result,
 		.reason = o->reason[0] ? o->reason : NULL,
 		.code = refused ? o->code : KR_OK,
 		.from = o->from == KR_NSTATES ? NULL : kr_reg_state_name(o->from),
@@ -687,8 +700,9 @@ static KR_MUST_USE kr_err run_chunk(kr_registry *r, const kr_reg_args *a, out *o
 		out *o = &outs[i];
 		KR_TRY(kr_txn_mark(&t));
 		kr_err e = act(r, a, o, now);
-		int refused = !kr_failed(&e) && o->result && !strcmp(o->result, "refused");
-		if (kr_failed(&e) || (refused && !o->keep) || !strcmp(o->result, "unchanged")) {
+		const char *res = kr_failed(&e) || !o->result ? "" : o->result;
+		if (kr_failed(&e) || (!strcmp(res, "refused") && !o->keep) ||
+		    !strcmp(res, "unchanged")) {
 			KR_TRY(kr_txn_undo(&t));
 		} else {
 			KR_TRY(kr_txn_keep(&t));

@@ -56,8 +56,8 @@ static const char *const rqueries[RQ_COUNT] = {
 	[RQ_CERT_ASP] = "UPDATE cert SET asp = ? WHERE ca_id = ? AND serial = ?",
 	[RQ_CSR] = "SELECT csr FROM device WHERE id = ?",
 	[RQ_ISSUED] = "SELECT asp FROM registration WHERE device = ? AND profile_id = ?",
-	[RQ_ACTIVE] = "UPDATE registration SET state = 'active', updated = ? WHERE device = ?"
-		      " AND asp = ?",
+	[RQ_ACTIVE] = ("UPDATE registration SET state = 'active', updated = ? WHERE device = ?"
+		       " AND asp = ?"),
 	[RQ_KEEP_CSR] = "UPDATE device SET csr = ?2 WHERE id = ?1 AND csr IS NOT ?2",
 };
 

@@ -14,7 +14,7 @@ source "$REPO/tests/e2e/t_fw.sh"
 setup
 trap teardown EXIT
 C=$here/corpus F=$here/fixtures
-for t in csr manifest ca_config ceremony mcuboot cms uri; do
+for t in csr manifest ca_config ceremony mcuboot cms uri registry; do
 	mkdir -p "$C/$t"
 	find "$C/$t" -type f ! -name 'regress-*' -delete
 done
@@ -35,6 +35,14 @@ b64=$(base64 -w0 "$C/csr/ec-p256.der")
 printf '302220601105021,meter,4.1,meter.csr\n' >"$C/manifest/one.csv"
 printf 'device_id,model,version,csr\n"302220601105022","meter ""x""",4.1,%s\n\n# note\n2000000000000001,gauge,1.0,../x.csr\n' \
 	"$b64" >"$C/manifest/forms.csv"
+
+# registry: the seeds' import form, codes, a bare list, hostile rows
+printf 'Device ID,Model,Version,MNO,Owner\n1000000000000001,SParkometer,1.1,Telus,Ottawa\n89049032000000000000000000000066,"tracker, v2",2.0,,\n' \
+	>"$C/registry/import.csv"
+printf 'device,code\n1000000000000001,f6954b09-d54805d7-e85307f1-a129bc89\n1000000000000002,F6954B09D54805D7E85307F1A129BC89\n1000000000000003,1234\n' \
+	>"$C/registry/codes.csv"
+printf '1000000000000001\n# a note\n\n302220601105021\n' >"$C/registry/list.txt"
+printf 'Device ID,Nonsense\n1,2\n' >"$C/registry/bad-header.csv"
 
 # ca_config and ceremony: the example files
 cp "$EX/keyrite.cnf" "$C/ca_config/keyrite.cnf"
