@@ -49,15 +49,19 @@ codes_for() {
 }
 
 # tls_server PORTFILE ARGS...: openssl s_server on 127.0.0.1 and a free port,
-# one connection; the port into PORTFILE once it listens.
+# one connection; the port into PORTFILE once it listens. Its standard input
+# is a FIFO held open on descriptor 9 (at its end s_server would close the
+# connection); tls_server_stop closes it and waits for the server.
 tls_server() {
 	local portfile=$1 try port
 	shift
 	for try in 1 2 3 4 5 6 7 8; do
 		port=$(shuf -i 20000-60000 -n 1)
-		# its standard input stays open: at its end s_server closes the connection
-		sleep 60 | openssl s_server -accept "127.0.0.1:$port" -naccept 1 "$@" >"$T/s_server.out" 2>&1 &
+		rm -f "$T/s_server.in" && mkfifo "$T/s_server.in"
+		openssl s_server -accept "127.0.0.1:$port" -naccept 1 "$@" <"$T/s_server.in" \
+			>"$T/s_server.out" 2>&1 &
 		SERVER=$!
+		exec 9>"$T/s_server.in"
 		for _ in $(seq 50); do
 			if ss -ltn "sport = :$port" | grep -q LISTEN; then
 				echo "$port" >"$portfile"
@@ -66,10 +70,18 @@ tls_server() {
 			kill -0 "$SERVER" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill "$SERVER" 2>/dev/null || true
+		tls_server_stop
 	done
 	cat "$T/s_server.out" >&2
 	fail "s_server did not start"
+}
+
+tls_server_stop() {
+	[ -n "${SERVER:-}" ] || return 0
+	exec 9>&-
+	kill "$SERVER" 2>/dev/null || true
+	wait "$SERVER" 2>/dev/null || true
+	SERVER=
 }
 
 # The source documents' story (seed 001): the City of Ottawa's meters, five of
@@ -82,7 +94,7 @@ tls_server() {
 test_registry_ottawa_story_end_to_end() {
 	local n=$((${KR_E2E_BULK:-10000} / 10)) esim=5
 	ca_setup
-	trap 'named_stop; [ -z "${SERVER:-}" ] || kill "$SERVER" 2>/dev/null; teardown' EXIT
+	trap 'named_stop; tls_server_stop; teardown' EXIT
 	init_token esim
 	mkdir -p "$T/mno"
 	# 1 - procurement: the first five meters' keys are made on their eSIMs
@@ -153,8 +165,7 @@ test_registry_ottawa_story_end_to_end() {
 		-key "pkcs11:token=esim;object=1000000000000001;type=private?pin-source=file:$T/pin" \
 		-cert "$T/1000000000000001.pem" -cert_chain "$T/ca/subca-devices.pem" \
 		>"$T/s_client.out" 2>&1 || { cat "$T/s_client.out" "$T/s_server.out"; fail "the meter could not connect"; }
-	wait "$SERVER" || true
-	SERVER=
+	tls_server_stop
 	grep -q "Verification: OK" "$T/s_client.out" || fail "ParkoServ's server not verified"
 	grep -q "DANE TLSA 3 1 1 .* matched EE certificate" "$T/s_client.out" || fail "not by DANE"
 	grep -q "subject=.*CN = 11.1000000000000001._device.iotregistry.ca" "$T/s_server.out" ||
