@@ -2,7 +2,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libcrypto p11-kit-1 sqlite3 ldns
+PKGS     = libcrypto p11-kit-1 sqlite3 ldns jansson
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # The slow unwinder sees through libcrypto (built without frame pointers), so
 # a leak inside SoftHSM is attributed to it and matched by tests/lsan.supp.

@@ -3,6 +3,7 @@
 #include "../util/fs.h"
 
 #include <arpa/inet.h>
+#include <ldns/ldns.h>
 #include <ctype.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -71,6 +72,7 @@ static const kr_field registry_fields[] = {
 	{"payload_certificate", KR_F_STRING, 0},
 	{"pin_file", KR_F_STRING, 0},
 	{"pin_env", KR_F_STRING, 0},
+	{"trust_anchor", KR_F_STRING, 0},
 };
 static const kr_field account_fields[] = {
 	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},
@@ -317,6 +319,38 @@ static KR_MUST_USE kr_err load_account(kr_config *c, const char *name, kr_accoun
 	return kr_ok();
 }
 
+/* trust_anchor: one or two DS records (RFC 4034 section 5.3), ';'
+ * between them, each read by ldns. */
+static KR_MUST_USE kr_err trust_anchors(kr_config *c, const char *section, kr_registry_conf *r)
+{
+	const char *v = kr_nconf_get(c->conf, section, "trust_anchor");
+	if (!v)
+		return kr_ok();
+	char *list = strdup(v), *save = NULL;
+	KR_ENSURE(list, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (char *t = strtok_r(list, ";", &save); t && !kr_failed(&e);
+	     t = strtok_r(NULL, ";", &save)) {
+		while (isspace((unsigned char)*t))
+			t++;
+		ldns_rr *rr = NULL;
+		ldns_status st = ldns_rr_new_frm_str(&rr, t, 0, NULL, NULL);
+		if (st != LDNS_STATUS_OK || ldns_rr_get_type(rr) != LDNS_RR_TYPE_DS)
+			e = kr_nconf_err(c->conf, KR_EINPUT, section, "trust_anchor",
+					 "'%.80s': not a DS record (%s)", t,
+					 st != LDNS_STATUS_OK ? ldns_get_errorstr_by_id(st)
+							      : "another type");
+		else if (r->ntrust_anchors == 2 || strlen(t) >= sizeof r->trust_anchors[0])
+			e = kr_nconf_err(c->conf, KR_EINPUT, section, "trust_anchor",
+					 "one or two DS records of at most 511 characters");
+		else
+			copy(r->trust_anchors[r->ntrust_anchors++], sizeof r->trust_anchors[0], t);
+		ldns_rr_free(rr);
+	}
+	free(list);
+	return e;
+}
+
 static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 {
 	kr_registry_conf *r = &c->registry;
@@ -341,6 +375,7 @@ static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 	KR_TRY(path_of(c, section, "payload_certificate", r->payload_certificate));
 	KR_TRY(path_of(c, section, "pin_file", r->pin_file));
 	KR_TRY(copy_value(c, section, "pin_env", r->pin_env, sizeof r->pin_env));
+	KR_TRY(trust_anchors(c, section, r));
 	if (!r->payload_uri[0] != !r->payload_certificate[0])
 		return kr_nconf_err(c->conf, KR_EINPUT, section, "payload_uri",
 				    "payload_uri and payload_certificate go together");

@@ -103,6 +103,10 @@ typedef struct kr_registry_conf {
 	/* the registry payload's signing key and certificate (and chain) */
 	char payload_uri[1024], payload_certificate[PATH_MAX];
 	char pin_file[PATH_MAX], pin_env[64];
+	/* the registry zone's DNSSEC trust anchor: DS records, as publish --sign
+	 * prints them, for the payload */
+	char trust_anchors[2][512];
+	int ntrust_anchors;
 	kr_account_conf accounts[KR_MAX_LIST + 1]; /* the operator first */
 	int naccounts;
 } kr_registry_conf;

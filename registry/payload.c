@@ -13,9 +13,9 @@
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 #include "../util/hash.h"
-#include "../util/json.h"
 #include "../util/text.h"
 
+#include <jansson.h>
 #include <openssl/cms.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -59,14 +59,12 @@ void kr_payload_key_close(kr_payload_key *k)
 	free(k);
 }
 
-static void json_pem(FILE *f, X509 *x)
+static json_t *pem_of(X509 *x)
 {
 	KR_AUTO(BIO) b = BIO_new(BIO_s_mem());
 	char *data = NULL;
 	long n = b && PEM_write_bio_X509(b, x) ? BIO_get_mem_data(b, &data) : 0;
-	char *s = n > 0 ? strndup(data, (size_t)n) : NULL;
-	kr_json_str(f, s);
-	free(s);
+	return n > 0 ? json_stringn(data, (size_t)n) : NULL;
 }
 
 /* DANE-EE 3 1 1 of a certificate (RFC 6698 section 2.1): the SHA-256 of
@@ -85,8 +83,34 @@ static KR_MUST_USE kr_err tlsa_311(X509 *x, char out[8 + 65])
 	return kr_ok();
 }
 
+/* The registry's chain: the issuing CA, then up to the root. */
+static json_t *chain_of(const kr_authority *ca)
+{
+	json_t *a = json_array();
+	if (a && json_array_append_new(a, pem_of(ca->cert)) != 0)
+		a = (json_decref(a), NULL);
+	for (int i = 0; a && i < sk_X509_num(ca->chain); i++)
+		if (json_array_append_new(a, pem_of(sk_X509_value(ca->chain, i))) != 0)
+			a = (json_decref(a), NULL);
+	return a;
+}
+
+/* The zone's DNSSEC trust anchor, its DS records, when the registry names them. */
+static json_t *dnssec_of(const kr_registry *r)
+{
+	const kr_registry_conf *c = r->conf;
+	if (c->ntrust_anchors == 0)
+		return NULL;
+	json_t *ds = json_array();
+	for (int i = 0; ds && i < c->ntrust_anchors; i++)
+		if (json_array_append_new(ds, json_string(c->trust_anchors[i])) != 0)
+			ds = (json_decref(ds), NULL);
+	return ds ? json_pack("{s:s,s:o}", "zone", r->profile->zone, "ds", ds) : NULL;
+}
+
 /* The payload's JSON: the device's identity and certificate, where its
- * ASP is and how to know its server, the registry's chain up to the root. */
+ * ASP is and how to know its server, the registry's chain up to the root,
+ * the zone's trust anchor. */
 static KR_MUST_USE kr_err content(kr_registry *r, const kr_payload_dev *p, char **out, size_t *len)
 {
 	const kr_account_conf *asp = NULL;
@@ -99,32 +123,18 @@ static KR_MUST_USE kr_err content(kr_registry *r, const kr_payload_dev *p, char 
 	}
 	char now[21];
 	kr_utc_now(now);
-	FILE *f = open_memstream(out, len);
-	KR_ENSURE(f, KR_EINTERNAL, "out of memory");
-	fputs("{\"format\":\"keyrite-registry-payload/1\",\"issued\":", f);
-	kr_json_str(f, now);
-	fputs(",\"device\":", f);
-	kr_json_str(f, p->device);
-	fprintf(f, ",\"profile_id\":%lld,\"identity\":", (long long)p->profile_id);
-	kr_json_str(f, p->identity);
-	fputs(",\"certificate\":", f);
-	json_pem(f, p->cert);
-	fputs(",\"asp\":{\"name\":", f);
-	kr_json_str(f, asp->name);
-	fputs(",\"endpoint\":", f);
-	kr_json_str(f, asp->endpoint[0] ? asp->endpoint : NULL);
-	fprintf(f, ",\"port\":%ld,\"protocol\":", asp->port);
-	kr_json_str(f, asp->protocol);
-	fputs(",\"server_tlsa\":", f);
-	kr_json_str(f, tlsa[0] ? tlsa : NULL);
-	fputs("},\"ca_chain\":[", f);
-	json_pem(f, r->ca.cert);
-	for (int i = 0; i < sk_X509_num(r->ca.chain); i++) {
-		fputc(',', f);
-		json_pem(f, sk_X509_value(r->ca.chain, i));
-	}
-	fputs("]}\n", f);
-	KR_ENSURE(fclose(f) == 0, KR_EINTERNAL, "out of memory");
+	json_t *dnssec = dnssec_of(r);
+	json_t *o = json_pack(
+		"{s:s,s:s,s:s,s:I,s:s,s:o,s:{s:s,s:s?,s:i,s:s,s:s?},s:o,s:o?}", "format",
+		"keyrite-registry-payload/1", "issued", now, "device", p->device, "profile_id",
+		(json_int_t)p->profile_id, "identity", p->identity, "certificate", pem_of(p->cert),
+		"asp", "name", asp->name, "endpoint", asp->endpoint[0] ? asp->endpoint : NULL,
+		"port", (int)asp->port, "protocol", asp->protocol, "server_tlsa",
+		tlsa[0] ? tlsa : NULL, "ca_chain", chain_of(&r->ca), "dnssec", dnssec);
+	*out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	KR_ENSURE(*out, KR_EINTERNAL, "device %s: building its payload", p->device);
+	*len = strlen(*out);
 	return kr_ok();
 }
 
@@ -174,7 +184,7 @@ KR_MUST_USE kr_err kr_payload_write(kr_registry *r, kr_payload_key *k, const kr_
 	signed_ = in ? CMS_sign(k->cert, k->evp, k->chain, in, flags) : NULL;
 	KR_AUTO(BIO) inner = BIO_new(BIO_s_mem());
 	int ok = signed_ && inner && i2d_CMS_bio(inner, signed_) == 1;
-	free(json);
+	free(json); /* json_dumps's, with malloc */
 	KR_OSSL(ok, KR_EHSM, "signing the payload of device %s", p->device);
 	STACK_OF(X509) *to = sk_X509_new_null();
 	CMS_ContentInfo *enc = to && sk_X509_push(to, p->cert)
@@ -188,6 +198,36 @@ KR_MUST_USE kr_err kr_payload_write(kr_registry *r, kr_payload_key *k, const kr_
 	char *data = NULL;
 	long n = BIO_get_mem_data(der, &data);
 	return kr_fs_write_new(path, data, (size_t)n, 0644);
+}
+
+/* A payload read as JSON: this format, and for this device: its
+ * certificate is the one it carries. */
+static KR_MUST_USE kr_err names_this_device(const char *path, const char *data, size_t n,
+					    X509 *cert)
+{
+	json_error_t err;
+	json_t *o = json_loadb(data, n, 0, &err);
+	const char *format = NULL, *pem = NULL, *device = NULL;
+	int parsed = o && json_unpack(o, "{s:s,s:s,s:s}", "format", &format, "device", &device,
+				      "certificate", &pem) == 0;
+	kr_err e = kr_ok();
+	if (!parsed)
+		e = kr_errf(KR_EVERIFY, "%s: not a registry payload: %s", path,
+			    o ? "a field missing" : err.text);
+	else if (strcmp(format, "keyrite-registry-payload/1") != 0)
+		e = kr_errf(KR_EVERIFY, "%s: format '%.60s', not keyrite-registry-payload/1", path,
+			    format);
+	if (!kr_failed(&e)) {
+		KR_AUTO(BIO) b = BIO_new_mem_buf(pem, -1);
+		KR_AUTO(X509) x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		if (!x || X509_cmp(x, cert) != 0)
+			e = kr_errf(KR_EVERIFY,
+				    "%s: the payload is for device %.40s's certificate, "
+				    "not this one",
+				    path, device);
+	}
+	json_decref(o);
+	return e;
 }
 
 KR_MUST_USE kr_err kr_payload_verify(const char *path, const char *key_path, const char *cert_path,
@@ -228,6 +268,7 @@ KR_MUST_USE kr_err kr_payload_verify(const char *path, const char *key_path, con
 	sk_X509_free(signers);
 	char *data = NULL;
 	long n = BIO_get_mem_data(out, &data);
+	KR_TRY(names_this_device(path, data, (size_t)n, cert));
 	*json = malloc((size_t)n + 1);
 	KR_ENSURE(*json, KR_EINTERNAL, "out of memory");
 	memcpy(*json, data, (size_t)n);

@@ -80,7 +80,7 @@ for k in ksk zsk; do
 	"$K" hsm keygen "pkcs11:token=keyrite-devices;object=iotregistry-$k" --type ec-p256 \
 		--pin-file "$D/user.pin" >/dev/null
 done
-"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin"
+"$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin" | tee "$D/publish.out"
 named-checkzone iotregistry.ca "$D/dns/iotregistry.ca.zone" | tail -1
 ldns-verify-zone "$D/dns/iotregistry.ca.zone" | tail -1
 awk '$1 ~ /^11\.1000000000000001\./ && $4 == "TLSA"' "$D/dns/iotregistry.ca.zone"
@@ -103,6 +103,9 @@ PAYLOAD_URI="pkcs11:token=keyrite-devices;object=registry-payload-2026"
 mkdir -p "$D/psig" "$D/payloads"
 "$K" issue --ca devices --profile payload_signer --out "$D/psig" --pin-file "$D/user.pin" "$D/payload.csr"
 cat "$(ls "$D"/psig/*.pem | grep -v chain.pem)" subca-devices.pem >"$D/ceremony/registry-payload.pem"
+# the zone's trust anchor goes in every payload: the DS publish --sign gave
+sed -i "s|^delete_grace_days .*|&\ntrust_anchor = $(sed -n 's/^DS for the parent: //p' "$D/publish.out" |
+	tr '\t' ' ' | paste -sd';')|" "$KEYRITE_CONFIG"
 "${R[@]}" payload --as Telus --out "$D/payloads" "${P[@]}" 1000000000000001 | tail -1
 openssl cms -cmsout -print -inform DER -in "$D/payloads/1000000000000001.p7m" |
 	grep -m2 -E 'contentType: pkcs7-envelopedData|d.originator|kari' || true

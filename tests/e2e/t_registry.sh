@@ -688,6 +688,12 @@ test_registry_payload_opens_with_openssl_and_tampering_shows() {
 	krr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null
 	krr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null
 	krr activate --as ParkoServ --csr "$T/mno/relay.csv" >/dev/null
+	# the zone's trust anchor, as publish --sign gives it
+	dnssec_keys ec-p256
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/dns" --sign \
+		--pin-file "$T/pin" | sed -n 's/^DS for the parent: //p' >"$T/ds"
+	[ "$(wc -l <"$T/ds")" -eq 2 ] || fail "publish --sign gave no DS"
+	sed -i "s|^delete_grace_days .*|&\ntrust_anchor = $(paste -sd';' "$T/ds" | tr '\t' ' ')|" "$T/ca/keyrite.cnf"
 	has "1000000000000001 written" krr payload --as Telus --out "$T/out" 1000000000000001
 	local p=$T/out/1000000000000001.p7m
 	valid_cert 1000000000000001 "$T/meter.pem"
@@ -698,7 +704,8 @@ test_registry_payload_opens_with_openssl_and_tampering_shows() {
 	grep -q "Verification successful" "$T/verify.err" || fail "openssl cms did not verify"
 	for want in '"format":"keyrite-registry-payload/1"' '"device":"1000000000000001"' \
 		'"profile_id":11' '"identity":"11.1000000000000001._device.iotregistry.ca"' \
-		'"endpoint":"iot.parkoserv.ca"' '"port":8883' '"protocol":"mqtts"' '"ca_chain":["-----BEGIN'; do
+		'"endpoint":"iot.parkoserv.ca"' '"port":8883' '"protocol":"mqtts"' '"ca_chain":["-----BEGIN' \
+		'"dnssec":{"zone":"iotregistry.ca","ds":["iotregistry.ca. 3600 IN DS '; do
 		grep -qF "$want" "$T/payload.json" || { cat "$T/payload.json"; fail "the payload lacks $want"; }
 	done
 	kr registry payload verify --key "$T/meter.key" --cert "$T/meter.pem" --root "$T/ca/root.pem" "$p" \
@@ -729,4 +736,15 @@ test_registry_payload_opens_with_openssl_and_tampering_shows() {
 	unchanged_by 11 "payload: the account does not sponsor this device" \
 		krr payload --as CarParkServ --out "$T/out" 1000000000000001
 	assert_absent "$T/out/1000000000000002.p7m"
+	# after a transfer the old payload is not the meter's current one
+	codes_for Ottawa "$T/codes.csv" 1000000000000001
+	krr transfer request --as CarParkServ "$T/codes.csv" >/dev/null
+	krr activate --as CarParkServ 1000000000000001 >/dev/null
+	valid_cert 1000000000000001 "$T/meter-new.pem"
+	expect 8 "1000000000000001.p7m" kr registry payload verify --key "$T/meter.key" \
+		--cert "$T/meter-new.pem" --root "$T/ca/root.pem" "$p"
+	# a trust anchor that is not a DS record is refused with the file
+	sed -i 's|^trust_anchor = .*|trust_anchor = iotregistry.ca. 3600 IN A 192.0.2.1|' "$T/ca/keyrite.cnf"
+	expect 3 "[registry] trust_anchor: 'iotregistry.ca. 3600 IN A 192.0.2.1': not a DS record" \
+		krr payload --as CarParkServ --out "$T/out2" 1000000000000001
 }
