@@ -156,6 +156,14 @@ static int status_of(const kr_reg_summary *s)
 
 /* ---- the commands -------------------------------------------------------------- */
 
+/* The configuration, its store and the registry acting as --as. */
+static KR_MUST_USE kr_err open_registry(const kr_cli_opts *co, const char *as, int create,
+					kr_cli_store *s, kr_registry **reg)
+{
+	KR_TRY(kr_cli_open(co->config, create, s));
+	return kr_registry_open(s->cfg, s->store, as, &co->hsm, reg);
+}
+
 static int run_bulk(kr_reg_cmd cmd, int argc, char **argv)
 {
 	args a = {.r = {.cmd = cmd}};
@@ -178,9 +186,7 @@ static int run_bulk(kr_reg_cmd cmd, int argc, char **argv)
 	KR_CLI_STORE(s);
 	kr_registry *reg = NULL;
 	kr_reg_summary sum = {0};
-	kr_err e = kr_cli_open(co.config, cmd == KR_CMD_IMPORT, &s);
-	if (!kr_failed(&e))
-		e = kr_registry_open(s.cfg, s.store, a.as, &co.hsm, &reg);
+	kr_err e = open_registry(&co, a.as, cmd == KR_CMD_IMPORT, &s, &reg);
 	if (!kr_failed(&e))
 		e = kr_registry_run(reg, &a.r, argv + first, argc - first, print_outcome, &co.json,
 				    &sum);
@@ -367,9 +373,7 @@ static int cmd_list(int argc, char **argv)
 	KR_CLI_STORE(s);
 	kr_registry *reg = NULL;
 	kr_reg_filter f = {a.r.asp, a.r.owner, a.r.mno};
-	kr_err e = kr_cli_open(co.config, 0, &s);
-	if (!kr_failed(&e))
-		e = kr_registry_open(s.cfg, s.store, a.as, &co.hsm, &reg);
+	kr_err e = open_registry(&co, a.as, 0, &s, &reg);
 	if (!kr_failed(&e) && !co.json)
 		printf("%-20s %-14s %-6s %-10s %-7s %-12s %-7s %-10s %-13s %s\n", "eID", "model",
 		       "code", "MNO", "status", "ASP", "profile", "profile", "state", "flags");
@@ -398,9 +402,7 @@ static int cmd_show(int argc, char **argv)
 	KR_CLI_STORE(s);
 	kr_registry *reg = NULL;
 	static kr_reg_record rec;
-	kr_err e = kr_cli_open(co.config, 0, &s);
-	if (!kr_failed(&e))
-		e = kr_registry_open(s.cfg, s.store, a.as, &co.hsm, &reg);
+	kr_err e = open_registry(&co, a.as, 0, &s, &reg);
 	if (!kr_failed(&e))
 		e = kr_registry_show(reg, argv[first], &rec, NULL, NULL);
 	if (!kr_failed(&e) && co.json) {

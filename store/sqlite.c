@@ -406,7 +406,7 @@ void kr_store_close(kr_store *s)
 
 static void forget_cached(kr_store *s)
 {
-	s->head_valid = s->pid_valid = s->pid_dirty = s->marked = 0;
+	s->c.head_valid = s->c.pid_valid = s->c.pid_dirty = s->marked = 0;
 }
 
 static KR_MUST_USE kr_err begin(kr_store *s)
@@ -418,9 +418,9 @@ static KR_MUST_USE kr_err begin(kr_store *s)
 static KR_MUST_USE kr_err commit(kr_store *s)
 {
 	kr_err e = kr_ok();
-	if (s->pid_dirty) {
+	if (s->c.pid_dirty) {
 		sqlite3_stmt *st = sq_q(s, Q_PROFILE_ID_SET);
-		sqlite3_bind_int64(st, 1, s->pid);
+		sqlite3_bind_int64(st, 1, s->c.pid);
 		e = sq_done(s, st, "counting profile ids");
 	}
 	forget_cached(s);
@@ -466,12 +466,7 @@ KR_MUST_USE kr_err kr_txn_mark(kr_txn *t)
 	KR_ENSURE(s && !s->marked, KR_EINTERNAL, "an item outside a transaction, or in an item");
 	KR_TRY(sq_done(s, sq_q(s, Q_SAVEPOINT), "marking an item"));
 	s->marked = 1;
-	s->mark_head_valid = s->head_valid;
-	s->mark_head_seq = s->head_seq;
-	memcpy(s->mark_head, s->head, 32);
-	s->mark_pid_valid = s->pid_valid;
-	s->mark_pid_dirty = s->pid_dirty;
-	s->mark_pid = s->pid;
+	s->mark = s->c;
 	return kr_ok();
 }
 
@@ -488,12 +483,7 @@ KR_MUST_USE kr_err kr_txn_undo(kr_txn *t)
 	kr_store *s = t->s;
 	KR_ENSURE(s && s->marked, KR_EINTERNAL, "undoing no item");
 	s->marked = 0;
-	s->head_valid = s->mark_head_valid;
-	s->head_seq = s->mark_head_seq;
-	memcpy(s->head, s->mark_head, 32);
-	s->pid_valid = s->mark_pid_valid;
-	s->pid_dirty = s->mark_pid_dirty;
-	s->pid = s->mark_pid;
+	s->c = s->mark;
 	KR_TRY(sq_done(s, sq_q(s, Q_ROLLBACK_TO), "undoing an item"));
 	return sq_done(s, sq_q(s, Q_RELEASE), "undoing an item");
 }
@@ -668,17 +658,17 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 
 KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 {
-	if (!s->pid_valid) {
+	if (!s->c.pid_valid) {
 		sqlite3_stmt *st = sq_q(s, Q_PROFILE_ID);
 		int rc = sqlite3_step(st);
 		KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: profile id: %s", s->path,
 			  sqlite3_errmsg(s->db));
-		s->pid = sqlite3_column_int64(st, 0);
+		s->c.pid = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		s->pid_valid = 1;
+		s->c.pid_valid = 1;
 	}
-	*id = ++s->pid;
-	s->pid_dirty = 1;
+	*id = ++s->c.pid;
+	s->c.pid_dirty = 1;
 	return kr_ok();
 }
 
@@ -933,20 +923,20 @@ KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int
 
 KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
 {
-	if (!s->head_valid) {
+	if (!s->c.head_valid) {
 		sqlite3_stmt *st = sq_q(s, Q_AUDIT_HEAD);
 		int rc = sqlite3_step(st);
 		KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: audit head: %s",
 			  s->path, sqlite3_errmsg(s->db));
-		s->head_seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-		memset(s->head, 0, 32);
+		s->c.head_seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		memset(s->c.head, 0, 32);
 		if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32)
-			memcpy(s->head, sqlite3_column_blob(st, 1), 32);
+			memcpy(s->c.head, sqlite3_column_blob(st, 1), 32);
 		sqlite3_reset(st);
-		s->head_valid = 1;
+		s->c.head_valid = 1;
 	}
-	*seq = s->head_seq;
-	memcpy(hash, s->head, 32);
+	*seq = s->c.head_seq;
+	memcpy(hash, s->c.head, 32);
 	return kr_ok();
 }
 
@@ -975,8 +965,8 @@ KR_MUST_USE kr_err sq_audit(kr_store *s, const char *kind, const kr_detail *d)
 	sq_blob(st, 8, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, n);
 	sq_text(st, 9, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
 	KR_TRY(sq_done(s, st, "appending to the audit log"));
-	s->head_seq = seq;
-	memcpy(s->head, hash, 32);
+	s->c.head_seq = seq;
+	memcpy(s->c.head, hash, 32);
 	return kr_ok();
 }
 

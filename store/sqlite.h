@@ -31,25 +31,27 @@ enum {
 /* sqlite_registry.c's statements, prepared at first use. */
 #define SQ_REGISTRY_STATEMENTS 16
 
+/* What a transaction keeps in memory: the audit chain's head, and the
+ * profile-id counter, counted here and written at the commit (one
+ * statement per chunk, not per request). */
+typedef struct sq_cache {
+	int head_valid;
+	int64_t head_seq;
+	uint8_t head[32];
+	int pid_valid, pid_dirty;
+	int64_t pid;
+} sq_cache;
+
 struct kr_store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *q[Q_COUNT];
 	sqlite3_stmt *rq[SQ_REGISTRY_STATEMENTS];
 	sqlite3_stmt *pub_add; /* keyrite publish: INSERT INTO current */
-	/* The audit chain's head, cached inside a transaction. */
-	int head_valid;
-	int64_t head_seq;
-	uint8_t head[32];
-	/* The profile-id counter, counted here inside a transaction and
-	 * written at its commit (one statement per chunk, not per request). */
-	int pid_valid, pid_dirty;
-	int64_t pid;
+	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
+	sq_cache mark;
 	int marked;
-	int mark_head_valid, mark_pid_valid, mark_pid_dirty;
-	int64_t mark_head_seq, mark_pid;
-	uint8_t mark_head[32];
 };
 
 /* An error with SQLite's text: "PATH: what: message". */
