@@ -73,6 +73,12 @@ $(BUILD)/crashat.so: tests/tools/crashat.c
 	@echo "  LINK    $@"
 	@$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
+# The meters' eSIMs for the registry's tests: keys made on a token, their CSRs
+# (tests/tools/esim.c; not part of keyrite).
+$(BUILD)/esim: tests/tools/esim.c $(BUILD)/libkeyrite.a
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/csign: bench/csign.c $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
@@ -110,9 +116,9 @@ fuzz: deps
 unit: $(BUILD)/unit-tests $(BUILD)/keyrite
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) $(BUILD)/unit-tests --jobs 2
 
-e2e: $(BUILD)/keyrite $(BUILD)/mkcsr $(BUILD)/crashat.so
+e2e: $(BUILD)/keyrite $(BUILD)/mkcsr $(BUILD)/crashat.so $(BUILD)/esim
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) \
-	  CRASHAT=$(abspath $(BUILD)/crashat.so) tests/e2e/run.sh
+	  CRASHAT=$(abspath $(BUILD)/crashat.so) ESIM=$(abspath $(BUILD)/esim) tests/e2e/run.sh
 
 demo: deps
 	$(MAKE) all $(BUILD)/mkcsr
