@@ -77,7 +77,7 @@ if [ -n "${BENCH_RSS_N:-}" ]; then
 	M=$BENCH_RSS_N
 	sed 's|^store *=.*|store = big.db|' ca/keyrite.cnf >ca/big.cnf
 	B=(--config ca/big.cnf --pin-file pin)
-	awk -v m="$M" 'BEGIN { print "Device ID,Model,Version"; for (i = 1; i <= m; i++) printf "%d,SParkometer,1.1\n", 5000000000000000 + i }' >big.csv
+	awk -v m="$M" 'BEGIN { print "Device ID,Model,Version"; for (i = 1; i <= m; i++) printf "50000000%08d,SParkometer,1.1\n", i }' >big.csv
 	timed big_import "$K" registry import "${B[@]}" --as Ottawa --mno Telus big.csv
 	timed big_register "$K" registry register "${B[@]}" --as Ottawa --asp ParkoServ big.csv
 	timed big_authcode "$K" registry authcode "${B[@]}" --as Ottawa big.csv

@@ -69,6 +69,8 @@ static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdic
 {
 	kr_reg_view *view = &g->view;
 	kr_code code = KR_OK;
+	int settled = 0;
+	KR_TRY(kr_reg_settle(g->r, in->device_id, &settled));
 	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, in->device_id, g->a->asp, view, why, whysz,
 				  &code));
 	if (code == KR_EDENIED && view->state == KR_ST_ACTIVE &&

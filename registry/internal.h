@@ -59,6 +59,12 @@ KR_MUST_USE kr_err kr_reg_view_decide(kr_registry *r, kr_reg_cmd cmd, const char
 				      const char *asp, kr_reg_view *v, char *why, size_t whysz,
 				      kr_code *code);
 
+/* Approves the device's pending transfers that waited past
+ * transfer_auto_approve_days (*settled: 1 if any), inside the caller's
+ * transaction: what a command decides next meets the device as
+ * transferred. */
+KR_MUST_USE kr_err kr_reg_settle(kr_registry *r, const char *device, int *settled);
+
 /* Records a registry event as the acting account. */
 KR_MUST_USE kr_err kr_reg_log(kr_registry *r, const char *device, kr_reg_cmd cmd, const char *asp,
 			      kr_reg_state from, kr_reg_state to, int64_t profile_id,

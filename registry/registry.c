@@ -333,8 +333,32 @@ static KR_MUST_USE kr_err act_import(act_ctx *c)
 	kr_copy(d->version, sizeof d->version, it->version);
 	kr_copy(d->owner, sizeof d->owner, owner);
 	kr_copy(d->mno, sizeof d->mno, mno);
-	KR_TRY(kr_store_import_device(c->r->store, d));
-	return logged(c, "imported", KR_ST_LISTED, NULL);
+	int imported = 0;
+	KR_TRY(kr_store_import_device(c->r->store, d, &imported));
+	/* listed already: no result, the caller decides on what is there */
+	return imported ? logged(c, "imported", KR_ST_LISTED, NULL) : kr_ok();
+}
+
+/* Most devices a bulk import names are new: tried first as new (the rules
+ * on no device, one upsert), read and decided only when listed already. */
+static KR_MUST_USE kr_err import_new(act_ctx *c, int *done)
+{
+	kr_reg_role role = c->r->as->kind == KR_ACCOUNT_OPERATOR ? KR_ROLE_OPERATOR
+			   : c->r->as->kind == KR_ACCOUNT_OWNER  ? KR_ROLE_OWNER
+								 : KR_ROLE_STRANGER;
+	*done = 0;
+	kr_err e = kr_reg_device_id_check(c->o->item.device);
+	if (kr_failed(&e) || !kr_reg_decide(KR_CMD_IMPORT, role, KR_ST_NONE, 0).allowed)
+		return kr_ok(); /* the full decision says why not */
+	kr_reg_record_clear(&c->v.rec, c->o->item.device);
+	c->v.found = 0;
+	c->v.gi = -1;
+	c->v.role = role;
+	c->v.state = c->o->from = KR_ST_NONE;
+	c->v.flags = 0;
+	KR_TRY(act_import(c));
+	*done = c->o->result != NULL;
+	return kr_ok();
 }
 
 /* A re-import of the same row changes nothing; another row is refused. */
@@ -425,7 +449,10 @@ static KR_MUST_USE kr_err check_code(act_ctx *c, int *ok)
 static KR_MUST_USE kr_err approve(act_ctx *c, const char *how)
 {
 	kr_registration *g = c->g;
-	KR_TRY(revoke_profile(c, g, c->v.v.revoke_reason));
+	int reason = kr_reg_decide(KR_CMD_TRANSFER_APPROVE, KR_ROLE_OPERATOR, c->v.state,
+				   KR_FL_PENDING_TRANSFER)
+			     .revoke_reason;
+	KR_TRY(revoke_profile(c, g, reason));
 	char losing[sizeof g->asp];
 	kr_copy(losing, sizeof losing, g->asp);
 	kr_registration moved = {0};
@@ -457,10 +484,49 @@ static KR_MUST_USE kr_err act_transfer_request(act_ctx *c)
 	if (c->r->conf->transfer_days > 0)
 		return kr_store_save_registration(c->r->store, c->v.rec.d.id, g, NULL);
 	/* auto-approval at once (serverApproved, RFC 5730 section 2.9.3.4) */
-	kr_reg_verdict v = kr_reg_decide(KR_CMD_TRANSFER_APPROVE, KR_ROLE_OPERATOR, c->v.state,
-					 kr_registry_flags_of(&c->v.rec.d, g));
-	c->v.v = v;
 	return approve(c, "approved by the registry at once");
+}
+
+/* The registry approves a transfer the losing ASP let wait past
+ * transfer_auto_approve_days (serverApproved, RFC 5730 section 2.9.3.4)
+ * when a command first meets the device after that: what the command then
+ * decides, it decides on the device as transferred. */
+static KR_MUST_USE kr_err settle_due(act_ctx *c, int *settled)
+{
+	long days = c->r->conf->transfer_days;
+	*settled = 0;
+	for (int i = 0; days > 0 && i < c->v.rec.nr; i++) {
+		kr_registration *g = &c->v.rec.r[i];
+		if (!g->gaining[0] || c->now < g->requested_at + days * 86400)
+			continue;
+		char how[96];
+		snprintf(how, sizeof how, "approved by the registry after %ld day(s)", days);
+		c->g = g;
+		c->v.state = kr_registry_state_of(&c->v.rec.d, g);
+		KR_TRY(approve(c, how));
+		*settled = 1;
+	}
+	c->g = NULL;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_reg_settle(kr_registry *r, const char *device, int *settled)
+{
+	*settled = 0;
+	if (r->conf->transfer_days == 0)
+		return kr_ok(); /* every transfer was approved at once */
+	kr_reg_args a = {.cmd = KR_CMD_TRANSFER_APPROVE};
+	out o;
+	act_ctx c;
+	c.r = r;
+	c.a = &a;
+	c.o = &o;
+	c.now = (int64_t)time(NULL);
+	c.g = NULL;
+	char why[KR_ERR_MSG];
+	kr_code code = KR_OK;
+	KR_TRY(kr_reg_view_decide(r, KR_CMD_SHOW, device, NULL, &c.v, why, sizeof why, &code));
+	return c.v.found ? settle_due(&c, settled) : kr_ok();
 }
 
 static KR_MUST_USE kr_err act_transfer_end(act_ctx *c)
@@ -635,8 +701,22 @@ static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int6
 		return refuse(o, KR_EINPUT, "%s", it->error);
 	if (!it->device[0])
 		return refuse(o, KR_EINPUT, "%s", "no device id");
+	if (a->cmd == KR_CMD_IMPORT) {
+		int done = 0;
+		KR_TRY(import_new(&c, &done));
+		if (done)
+			return kr_ok();
+	}
 	KR_TRY(kr_reg_view_decide(r, a->cmd, it->device, a->asp, &c.v, o->reason, sizeof o->reason,
 				  &o->code));
+	int settled = 0;
+	if (c.v.found)
+		KR_TRY(settle_due(&c, &settled));
+	if (settled) { /* decided again, on the device as the approval left it */
+		o->keep = 1;
+		KR_TRY(kr_reg_view_decide(r, a->cmd, it->device, a->asp, &c.v, o->reason,
+					  sizeof o->reason, &o->code));
+	}
 	o->from = c.v.state;
 	/* importing a listed device again is no error when the row agrees */
 	if (o->code == KR_EDENIED && a->cmd == KR_CMD_IMPORT && c.v.rec.d.listed &&
@@ -656,7 +736,8 @@ static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int6
 	KR_ENSURE(acts[a->cmd], KR_EINTERNAL, "registry %s: not a bulk command",
 		  kr_reg_cmd_name(a->cmd));
 	KR_TRY(acts[a->cmd](&c));
-	KR_ENSURE(o->result, KR_EINTERNAL, "registry %s: no result", kr_reg_cmd_name(a->cmd));
+	if (!o->result) /* an import that met a device listed meanwhile */
+		return refuse(o, KR_EDENIED, "%s: listed by another import meanwhile", it->device);
 	return kr_ok();
 }
 
@@ -701,8 +782,8 @@ static KR_MUST_USE kr_err run_chunk(kr_registry *r, const kr_reg_args *a, out *o
 		KR_TRY(kr_txn_mark(&t));
 		kr_err e = act(r, a, o, now);
 		const char *res = kr_failed(&e) || !o->result ? "" : o->result;
-		if (kr_failed(&e) || (!strcmp(res, "refused") && !o->keep) ||
-		    !strcmp(res, "unchanged")) {
+		if (kr_failed(&e) ||
+		    ((!strcmp(res, "refused") || !strcmp(res, "unchanged")) && !o->keep)) {
 			KR_TRY(kr_txn_undo(&t));
 		} else {
 			KR_TRY(kr_txn_keep(&t));

@@ -90,8 +90,9 @@ KR_MUST_USE kr_err kr_store_profile_issued(kr_store *s, const char *device, int6
 					   int64_t ca, const uint8_t *serial, size_t len,
 					   const uint8_t *csr, size_t csr_len, char asp[64]);
 
-/* A device imported: inserted, or a device keyrite issue knew made listed. */
-KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d);
+/* A device imported: inserted, or a device keyrite issue knew made listed;
+ * *imported 0 (and nothing written) if it is listed already. */
+KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d, int *imported);
 /* Writes every registry field of an existing device. */
 KR_MUST_USE kr_err kr_store_save_device(kr_store *s, const kr_reg_device *d);
 /* Inserts or replaces the registration of d under r->asp; old_asp names the

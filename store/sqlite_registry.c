@@ -219,7 +219,7 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 
 /* ---- writing ------------------------------------------------------------------ */
 
-KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d)
+KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d, int *imported)
 {
 	char now[21];
 	sq_now(now);
@@ -232,7 +232,7 @@ KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d)
 	sq_text(st, 5, d->owner[0] ? d->owner : NULL);
 	sq_text(st, 6, d->mno[0] ? d->mno : NULL);
 	KR_TRY(sq_done(s, st, "importing a device"));
-	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINPUT, "device %s: listed already", d->id);
+	*imported = sqlite3_changes(s->db) == 1;
 	return kr_ok();
 }
 

@@ -341,6 +341,18 @@ test_registry_transfer_of_locked_held_pending_deleted_refused() {
 	has "transfer pending" krr transfer request --as ThirdServ "$T/1000000000000003.csv"
 	has transferred krr transfer approve --as ParkoServ 1000000000000003
 	reg_list ThirdServ | grep -q '"id":"1000000000000003".*"state":"registered"' || fail "not ThirdServ's"
+	# a transfer the losing ASP lets wait past its 5 days: the registry
+	# approves it when the gaining ASP next acts (the store aged, the one
+	# way to pass the days)
+	has "transfer pending" krr transfer request --as CarParkServ "$(row 1000000000000005)"
+	unchanged_by 11 "activate: the gaining ASP may not do this (as CarParkServ)" \
+		krr activate --as CarParkServ 1000000000000005
+	db "update registration set requested_at = requested_at - 6 * 86400 where device = '1000000000000005'"
+	has "1000000000000005 activated" krr activate --as CarParkServ 1000000000000005
+	audit_list --kind registry | grep 'device=1000000000000005 op=transfer-approve' |
+		grep -q 'approved%20by%20the%20registry%20after%205%20day(s)' || fail "not approved by the registry"
+	[ "$(krc --device 1000000000000005 --status revoked --json | grep -c '"reason":3}')" -eq 1 ] ||
+		fail "ParkoServ's certificate is not revoked on the late approval"
 	[ "$(krc --device 1000000000000003 --status revoked --json | grep -c '"reason":3}')" -eq 1 ] ||
 		fail "the losing ASP's certificate is not revoked as affiliationChanged (3)"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
