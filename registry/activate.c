@@ -10,14 +10,25 @@
 #include "internal.h"
 #include "../ca/issue.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A refusal noted for its kind: the request is known by its place's hash
+ * (FNV-1a), for the window of requests in flight is small. */
 typedef struct refusal {
-	char where[PATH_MAX + 32];
+	uint64_t where;
 	kr_code code;
 	int used;
 } refusal;
+
+static uint64_t place(const char *where)
+{
+	uint64_t h = 1469598103934665603u;
+	for (const unsigned char *p = (const unsigned char *)where; *p; p++)
+		h = (h ^ *p) * 1099511628211u;
+	return h;
+}
 
 typedef struct gate_ctx {
 	kr_registry *r;
@@ -34,6 +45,13 @@ typedef struct gate_ctx {
 
 static void note_refusal(gate_ctx *g, const char *where, kr_code code)
 {
+	/* the used ones at the front go: the list holds only those in flight */
+	if (g->headref > 0 && g->headref >= g->nref / 2) {
+		memmove(g->refusals, g->refusals + g->headref,
+			(g->nref - g->headref) * sizeof *g->refusals);
+		g->nref -= g->headref;
+		g->headref = 0;
+	}
 	if (g->nref == g->capref) {
 		size_t cap = g->capref ? 2 * g->capref : 64;
 		refusal *r = realloc(g->refusals, cap * sizeof *r);
@@ -42,7 +60,7 @@ static void note_refusal(gate_ctx *g, const char *where, kr_code code)
 		g->refusals = r;
 		g->capref = cap;
 	}
-	snprintf(g->refusals[g->nref].where, sizeof g->refusals[0].where, "%s", where);
+	g->refusals[g->nref].where = place(where);
 	g->refusals[g->nref].used = 0;
 	g->refusals[g->nref++].code = code;
 }
@@ -52,8 +70,9 @@ static kr_code refusal_code(gate_ctx *g, const char *where)
 	/* the source's refusals are noted as requests are read, the gate's as
 	 * they are admitted, so the two orders interleave: each is found, used,
 	 * and the used ones at the front let go */
+	uint64_t h = place(where);
 	for (size_t i = g->headref; i < g->nref; i++)
-		if (!g->refusals[i].used && !strcmp(g->refusals[i].where, where)) {
+		if (!g->refusals[i].used && g->refusals[i].where == h) {
 			g->refusals[i].used = 1;
 			while (g->headref < g->nref && g->refusals[g->headref].used)
 				g->headref++;

@@ -32,6 +32,8 @@ struct kr_payload_key {
 	EVP_PKEY *evp;
 };
 
+void kr_payload_key_close(kr_payload_key *k);
+
 KR_MUST_USE kr_err kr_payload_key_open(kr_registry *r, const kr_hsm_opts *hsm, kr_payload_key **out)
 {
 	const kr_registry_conf *c = r->conf;
@@ -39,12 +41,20 @@ KR_MUST_USE kr_err kr_payload_key_open(kr_registry *r, const kr_hsm_opts *hsm, k
 		  "the registry has no payload key ([registry] payload_uri, payload_certificate)");
 	kr_payload_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_certs_read(c->payload_certificate, &k->chain);
+	if (!kr_failed(&e)) {
+		k->cert = sk_X509_shift(k->chain);
+		e = kr_authority_key_open(c->payload_uri, c->pin_file, c->pin_env, hsm, k->cert,
+					  "the registry payload key", &k->hsm, &k->key);
+	}
+	if (!kr_failed(&e))
+		e = kr_hsm_key_evp(k->hsm, k->key, &k->evp);
+	if (kr_failed(&e)) {
+		kr_payload_key_close(k);
+		return e;
+	}
 	*out = k;
-	KR_TRY(kr_certs_read(c->payload_certificate, &k->chain));
-	k->cert = sk_X509_shift(k->chain);
-	KR_TRY(kr_authority_key_open(c->payload_uri, c->pin_file, c->pin_env, hsm, k->cert,
-				     "the registry payload key", &k->hsm, &k->key));
-	return kr_hsm_key_evp(k->hsm, k->key, &k->evp);
+	return kr_ok();
 }
 
 void kr_payload_key_close(kr_payload_key *k)

@@ -30,6 +30,7 @@ KR_MUST_USE kr_err kr_registry_open(kr_config *cfg, kr_store *store, const char 
 		r->hsm = *hsm;
 	kr_err e = kr_authority_open(ca, store, hsm, 1, &r->ca);
 	if (kr_failed(&e)) {
+		kr_authority_close(&r->ca); /* what it opened before it failed */
 		free(r);
 		return e;
 	}

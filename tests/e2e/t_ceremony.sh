@@ -112,6 +112,7 @@ test_cross_sign_between_two_roots() {
 }
 
 test_rsa_pss_and_ed25519_roots() {
+	slow_unwind # Ed25519 on SoftHSM
 	init_token keyrite-root
 	edit root 's/ec-p384/rsa-3072/' 's/^public_key.*/rsa_pss = yes/'
 	run_ceremony "$T/root.cnf" >/dev/null

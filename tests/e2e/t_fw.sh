@@ -316,6 +316,7 @@ mcu_check() {
 }
 
 test_mcuboot_every_key_type_verifies_by_region_slicing() {
+	slow_unwind # Ed25519 on SoftHSM
 	fw_setup
 	head -c 65536 /dev/urandom >"$T/app.bin"
 	local raw=(--format mcuboot --header-size 0x200 --pad-header --load-addr 0x8000 --version 1.2.3+4)
