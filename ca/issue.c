@@ -28,6 +28,7 @@ typedef struct req {
 	kr_csr csr;
 	enum state state;
 	char reason[KR_ERR_MSG];
+	kr_code code; /* rejected: the kind of its reason */
 	char name[256];
 	const char *dns[KR_CSR_MAX_NAMES];
 	int ndns;
@@ -90,11 +91,14 @@ static void parallel(batch *b, chunk *c, void (*fn)(batch *b, req *r, int worker
 
 /* ---- per request ------------------------------------------------------------------ */
 
-static void reject(req *r, const char *why)
+static void reject_as(req *r, kr_code code, const char *why)
 {
 	r->state = R_REJECTED;
+	r->code = code ? code : KR_EINPUT;
 	snprintf(r->reason, sizeof r->reason, "%s", why);
 }
+
+static void reject(req *r, const char *why) { reject_as(r, KR_EINPUT, why); }
 
 /* The profile's verdict on the request's identity, then the issuing CA's
  * name constraints on the names it yields. */
@@ -128,7 +132,7 @@ static void check_identity(const kr_profile *p, const kr_leaf *leaf, req *r)
 static void stage_parse(batch *b, req *r, int worker)
 {
 	if (r->in.error[0])
-		return reject(r, r->in.error);
+		return reject_as(r, r->in.error_code, r->in.error);
 	kr_err e = kr_csr_parse(b->parsers[worker], r->in.der, r->in.der_len, &r->csr);
 	if (kr_failed(&e))
 		return reject(r, e.msg);
@@ -227,9 +231,10 @@ static KR_MUST_USE kr_err gated(batch *b, req *r, const uint8_t *rnd)
 	const kr_issue_gate *g = b->o->gate;
 	kr_gate_verdict v = KR_GATE_REFUSE;
 	char why[KR_ERR_MSG] = "";
-	KR_TRY(g->admit(g->arg, b->store, &r->in, &v, &r->profile_id, why, sizeof why));
+	kr_code code = KR_EINPUT;
+	KR_TRY(g->admit(g->arg, b->store, &r->in, &v, &r->profile_id, why, sizeof why, &code));
 	if (v == KR_GATE_REFUSE)
-		reject(r, why[0] ? why : "refused");
+		reject_as(r, code, why[0] ? why : "refused");
 	else if (v == KR_GATE_ALREADY)
 		r->state = R_ALREADY;
 	else
@@ -481,7 +486,8 @@ static void report(batch *b, chunk *c)
 		if (o->gate && o->gate->outcome &&
 		    (r->state == R_REJECTED || r->state == R_ALREADY || r->state == R_ISSUED))
 			o->gate->outcome(o->gate->arg, &r->in, state_names[r->state],
-					 r->state == R_REJECTED ? r->reason : NULL, r->profile_id);
+					 r->state == R_REJECTED ? r->reason : NULL, r->code,
+					 r->profile_id);
 		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
 			continue;
 		char serial[41] = "";

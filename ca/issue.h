@@ -25,20 +25,21 @@
 typedef enum kr_gate_verdict {
 	KR_GATE_ISSUE,   /* issue, under *profile_id */
 	KR_GATE_ALREADY, /* done before: nothing to sign */
-	KR_GATE_REFUSE,  /* why says why */
+	KR_GATE_REFUSE,  /* why says why, code its kind */
 } kr_gate_verdict;
 
 typedef struct kr_issue_gate {
 	/* In the reserving transaction, for each request that parsed. */
 	KR_MUST_USE kr_err (*admit)(void *arg, kr_store *s, const kr_input *in, kr_gate_verdict *v,
-				    int64_t *profile_id, char *why, size_t whysz);
+				    int64_t *profile_id, char *why, size_t whysz, kr_code *code);
 	/* In the recording transaction, once the certificate is recorded. */
 	KR_MUST_USE kr_err (*issued)(void *arg, kr_store *s, const kr_input *in, int64_t profile_id,
 				     int64_t ca, const uint8_t *serial, size_t len);
 	/* Every request's outcome, once committed: "issued", "already-issued"
-	 * or "rejected" with its reason. */
+	 * or "rejected" with its reason and kind (the gate's code, the
+	 * source's error_code, else KR_EINPUT). */
 	void (*outcome)(void *arg, const kr_input *in, const char *status, const char *reason,
-			int64_t profile_id);
+			kr_code code, int64_t profile_id);
 	void *arg;
 } kr_issue_gate;
 

@@ -19,6 +19,7 @@ typedef struct kr_input {
 	uint8_t *der; /* malloc'd; NULL when error is set */
 	size_t der_len;
 	char error[KR_ERR_MSG];
+	kr_code error_code; /* its kind, when a caller's source knows it; else bad input */
 	int from_manifest;
 	char device_id[80], model[80], version[40];
 } kr_input;

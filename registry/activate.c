@@ -10,25 +10,8 @@
 #include "internal.h"
 #include "../ca/issue.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A refusal noted for its kind: the request is known by its place's hash
- * (FNV-1a), for the window of requests in flight is small. */
-typedef struct refusal {
-	uint64_t where;
-	kr_code code;
-	int used;
-} refusal;
-
-static uint64_t place(const char *where)
-{
-	uint64_t h = 1469598103934665603u;
-	for (const unsigned char *p = (const unsigned char *)where; *p; p++)
-		h = (h ^ *p) * 1099511628211u;
-	return h;
-}
 
 typedef struct gate_ctx {
 	kr_registry *r;
@@ -38,53 +21,12 @@ typedef struct gate_ctx {
 	kr_reg_summary *sum;
 	kr_items *items; /* the CSRs on record: these devices' */
 	kr_reg_view view;
-	/* the registry's refusals in order, for their kinds */
-	refusal *refusals;
-	size_t nref, headref, capref;
 } gate_ctx;
-
-static void note_refusal(gate_ctx *g, const char *where, kr_code code)
-{
-	/* the used ones at the front go: the list holds only those in flight */
-	if (g->headref > 0 && g->headref >= g->nref / 2) {
-		memmove(g->refusals, g->refusals + g->headref,
-			(g->nref - g->headref) * sizeof *g->refusals);
-		g->nref -= g->headref;
-		g->headref = 0;
-	}
-	if (g->nref == g->capref) {
-		size_t cap = g->capref ? 2 * g->capref : 64;
-		refusal *r = realloc(g->refusals, cap * sizeof *r);
-		if (!r)
-			return; /* its kind is then reported as bad input */
-		g->refusals = r;
-		g->capref = cap;
-	}
-	g->refusals[g->nref].where = place(where);
-	g->refusals[g->nref].used = 0;
-	g->refusals[g->nref++].code = code;
-}
-
-static kr_code refusal_code(gate_ctx *g, const char *where)
-{
-	/* the source's refusals are noted as requests are read, the gate's as
-	 * they are admitted, so the two orders interleave: each is found, used,
-	 * and the used ones at the front let go */
-	uint64_t h = place(where);
-	for (size_t i = g->headref; i < g->nref; i++)
-		if (!g->refusals[i].used && g->refusals[i].where == h) {
-			g->refusals[i].used = 1;
-			while (g->headref < g->nref && g->refusals[g->headref].used)
-				g->headref++;
-			return g->refusals[i].code;
-		}
-	return KR_EINPUT; /* the request itself: its CSR or its names */
-}
 
 /* The registry's decision; an active device's activation is done already
  * when the account could have made it. */
 static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdict *v, char *why,
-				 size_t whysz)
+				 size_t whysz, kr_code *refusal)
 {
 	kr_reg_view *view = &g->view;
 	kr_code code = KR_OK;
@@ -105,16 +47,15 @@ static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdic
 		code = KR_EINPUT;
 	}
 	*v = code == KR_OK ? KR_GATE_ISSUE : KR_GATE_REFUSE;
-	if (code != KR_OK)
-		note_refusal(g, in->where, code);
+	*refusal = code;
 	return kr_ok();
 }
 
 static KR_MUST_USE kr_err admit(void *arg, kr_store *s, const kr_input *in, kr_gate_verdict *v,
-				int64_t *profile_id, char *why, size_t whysz)
+				int64_t *profile_id, char *why, size_t whysz, kr_code *code)
 {
 	gate_ctx *g = arg;
-	KR_TRY(decide(g, in, v, why, whysz));
+	KR_TRY(decide(g, in, v, why, whysz, code));
 	if (*v != KR_GATE_ISSUE)
 		return kr_ok();
 	kr_registration *reg = &g->view.rec.r[g->view.gi];
@@ -142,7 +83,7 @@ static KR_MUST_USE kr_err issued(void *arg, kr_store *s, const kr_input *in, int
 }
 
 static void outcome(void *arg, const kr_input *in, const char *status, const char *reason,
-		    int64_t profile_id)
+		    kr_code code, int64_t profile_id)
 {
 	gate_ctx *g = arg;
 	kr_reg_outcome o = {.where = in->where, .device = in->device_id, .reason = reason};
@@ -158,7 +99,7 @@ static void outcome(void *arg, const kr_input *in, const char *status, const cha
 		g->sum->unchanged++;
 	} else {
 		o.result = "refused";
-		o.code = refusal_code(g, in->where);
+		o.code = code;
 		if (g->sum->refused++ == 0)
 			g->sum->first_refusal = o.code;
 	}
@@ -183,7 +124,6 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 	if (item.error[0] || !item.device[0]) {
 		snprintf(in->error, sizeof in->error, "%s",
 			 item.error[0] ? item.error : "no device id");
-		note_refusal(g, in->where, KR_EINPUT);
 		return kr_ok();
 	}
 	uint8_t csr[KR_REG_CSR_MAX];
@@ -206,7 +146,7 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 			 item.device);
 		code = KR_EINPUT;
 	}
-	note_refusal(g, in->where, code);
+	in->error_code = code;
 	return kr_ok();
 }
 
@@ -230,7 +170,6 @@ KR_MUST_USE kr_err kr_reg_activate(kr_registry *r, const kr_reg_args *a, char *c
 		e = kr_issue_batch_read(r->cfg, r->store, &r->ca, r->profile, rd, &o, &isum);
 	kr_reader_close(rd);
 	kr_items_close(g->items);
-	free(g->refusals);
 	free(g);
 	return e;
 }
