@@ -248,6 +248,13 @@ test_registry_auth_codes_wrong_guessed_expired_spent_and_locking() {
 	registry_setup 4
 	more_accounts
 	codes_for Ottawa "$T/codes.csv" 1000000000000001 1000000000000002 1000000000000003 1000000000000004
+	# keyrite(1): stored only hashed; nor in the audit log (in any spelling)
+	db .dump >"$T/dump.sql"
+	audit_list >>"$T/dump.sql"
+	local code
+	for code in $(cut -d, -f2 "$T/codes.csv" | tail -n +2); do
+		! grep -qiF -e "$code" -e "${code//-/}" "$T/dump.sql" || fail "an auth code is in the store"
+	done
 	grep 1000000000000001 "$T/codes.csv" | sed 's/,\(.\)/,\1X/; s/X.\{8\}/00000000/' >"$T/row1"
 	{ echo device,code; sed 's/,[0-9a-f]/,f/' "$T/row1"; } >"$T/wrong.csv"
 	expect 12 "wrong auth code (1 of 5)" krr transfer request --as CarParkServ "$T/wrong.csv"
