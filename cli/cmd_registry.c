@@ -292,9 +292,6 @@ static void flags_text(const kr_reg_device *d, const kr_registration *g, char *o
 
 typedef struct list_ctx {
 	int json;
-	const char *asp;
-	kr_reg_state state; /* KR_NSTATES: any */
-	long n;
 } list_ctx;
 
 static void json_row(const kr_reg_device *d, const kr_registration *g)
@@ -340,21 +337,13 @@ static void text_row(const kr_reg_device *d, const kr_registration *g)
 	       kr_reg_state_name(kr_registry_state_of(d, g)), flags);
 }
 
-static KR_MUST_USE kr_err list_row(const kr_reg_record *rec, void *arg)
+static KR_MUST_USE kr_err list_row(const kr_reg_device *d, const kr_registration *g, void *arg)
 {
-	list_ctx *c = arg;
-	for (int i = 0; i < (rec->nr ? rec->nr : 1); i++) {
-		const kr_registration *g = rec->nr ? &rec->r[i] : NULL;
-		if (g && c->asp && strcmp(g->asp, c->asp) != 0 && strcmp(g->gaining, c->asp) != 0)
-			continue;
-		if (c->state != KR_NSTATES && kr_registry_state_of(&rec->d, g) != c->state)
-			continue;
-		if (c->json)
-			json_row(&rec->d, g);
-		else
-			text_row(&rec->d, g);
-		c->n++;
-	}
+	const list_ctx *c = arg;
+	if (c->json)
+		json_row(d, g);
+	else
+		text_row(d, g);
 	return kr_ok();
 }
 
@@ -367,8 +356,9 @@ static int cmd_list(int argc, char **argv)
 	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
 	if (rc >= 0)
 		return rc;
-	list_ctx c = {.json = co.json, .asp = a.r.asp, .state = KR_NSTATES};
-	if (a.state && (c.state = kr_reg_state_named(a.state)) == KR_NSTATES)
+	list_ctx c = {.json = co.json};
+	kr_reg_state state = KR_NSTATES;
+	if (a.state && (state = kr_reg_state_named(a.state)) == KR_NSTATES)
 		return kr_cli_misuse(&spec, "registry list: --state %s: not a state", a.state);
 	KR_CLI_STORE(s);
 	kr_registry *reg = NULL;
@@ -378,7 +368,7 @@ static int cmd_list(int argc, char **argv)
 		printf("%-20s %-14s %-6s %-10s %-7s %-12s %-7s %-10s %-13s %s\n", "eID", "model",
 		       "code", "MNO", "status", "ASP", "profile", "profile", "state", "flags");
 	if (!kr_failed(&e))
-		e = kr_registry_list(reg, &f, list_row, &c);
+		e = kr_registry_list(reg, &f, state, list_row, &c);
 	kr_registry_close(reg);
 	return kr_cli_report(&e);
 }
@@ -387,6 +377,18 @@ static KR_MUST_USE kr_err history_line(const kr_audit_entry *e, void *arg)
 {
 	(void)arg;
 	printf("  %lld %s %s %s\n", (long long)e->seq, e->time, e->kind, e->detail);
+	return kr_ok();
+}
+
+static KR_MUST_USE kr_err show_row(const kr_reg_device *d, const kr_registration *g, void *arg)
+{
+	(void)arg;
+	if (!g)
+		return kr_ok();
+	char flags[160];
+	flags_text(d, g, flags, sizeof flags);
+	printf("  %s: %s%s%s, profile %lld %s\n", g->asp, g->state, flags[0] ? " " : "", flags,
+	       (long long)g->profile_id, profile_status(g));
 	return kr_ok();
 }
 
@@ -406,7 +408,7 @@ static int cmd_show(int argc, char **argv)
 	if (!kr_failed(&e))
 		e = kr_registry_show(reg, argv[first], &rec, NULL, NULL);
 	if (!kr_failed(&e) && co.json) {
-		e = list_row(&rec, &(list_ctx){.json = 1, .state = KR_NSTATES});
+		e = kr_registry_rows(reg, &rec, list_row, &(list_ctx){.json = 1});
 	} else if (!kr_failed(&e)) {
 		const kr_reg_device *d = &rec.d;
 		printf("device %s\n  model %s, version %s\n  owner %s, MNO %s\n", d->id, d->model,
@@ -414,15 +416,10 @@ static int cmd_show(int argc, char **argv)
 		       d->mno[0] ? d->mno : "-");
 		printf("  listed %s, updated %s%s\n  auth code %s\n", d->created, d->updated,
 		       d->deleted ? ", pendingDelete" : "", d->has_code ? "set (*****)" : "none");
-		for (int i = 0; i < rec.nr; i++) {
-			char flags[160];
-			flags_text(d, &rec.r[i], flags, sizeof flags);
-			printf("  %s: %s%s%s, profile %lld %s\n", rec.r[i].asp, rec.r[i].state,
-			       flags[0] ? " " : "", flags, (long long)rec.r[i].profile_id,
-			       profile_status(&rec.r[i]));
-		}
+		e = kr_registry_rows(reg, &rec, show_row, NULL);
 		puts("history:");
-		e = kr_registry_show(reg, argv[first], &rec, history_line, NULL);
+		if (!kr_failed(&e))
+			e = kr_registry_show(reg, argv[first], &rec, history_line, NULL);
 	}
 	kr_registry_close(reg);
 	return kr_cli_report(&e);

@@ -866,8 +866,31 @@ KR_MUST_USE kr_err kr_registry_show(kr_registry *r, const char *device, kr_reg_r
 	return history ? kr_store_device_history(r->store, device, history, arg) : kr_ok();
 }
 
-KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_record_cb cb,
-				    void *arg)
+typedef struct list_filter {
+	const char *asp; /* only this ASP's registrations (its own, or gaining) */
+	kr_reg_state state;
+	kr_reg_row_cb cb;
+	void *arg;
+} list_filter;
+
+/* A device's rows: one per registration the account may see, or the
+ * device alone when it has none. */
+static KR_MUST_USE kr_err rows_of(const kr_reg_record *rec, void *arg)
+{
+	const list_filter *f = arg;
+	for (int i = 0; i < (rec->nr ? rec->nr : 1); i++) {
+		const kr_registration *g = rec->nr ? &rec->r[i] : NULL;
+		if (g && f->asp && strcmp(g->asp, f->asp) != 0 && strcmp(g->gaining, f->asp) != 0)
+			continue;
+		if (f->state != KR_NSTATES && kr_registry_state_of(&rec->d, g) != f->state)
+			continue;
+		KR_TRY(f->cb(&rec->d, g, f->arg));
+	}
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_state state,
+				    kr_reg_row_cb cb, void *arg)
 {
 	kr_reg_filter mine = *f;
 	switch (r->as->kind) {
@@ -888,5 +911,14 @@ KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_r
 	    (f->owner && mine.owner != f->owner && strcmp(f->owner, mine.owner) != 0) ||
 	    (f->mno && mine.mno != f->mno && strcmp(f->mno, mine.mno) != 0))
 		return kr_errf(KR_EDENIED, "list: %s may list only its own devices", r->as->name);
-	return kr_store_registry_list(r->store, &mine, cb, arg);
+	/* an ASP sees its own registration of a device, not another ASP's */
+	list_filter lf = {mine.asp, state, cb, arg};
+	return kr_store_registry_list(r->store, &mine, rows_of, &lf);
+}
+
+KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr_reg_row_cb cb,
+				    void *arg)
+{
+	list_filter lf = {r->as->kind == KR_ACCOUNT_ASP ? r->as->name : NULL, KR_NSTATES, cb, arg};
+	return rows_of(rec, &lf);
 }

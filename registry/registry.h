@@ -79,9 +79,18 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 KR_MUST_USE kr_err kr_registry_show(kr_registry *r, const char *device, kr_reg_record *rec,
 				    kr_audit_cb history, void *arg);
 
+/* One row of a listing: a device and one of its registrations (NULL when
+ * it has none). */
+typedef KR_MUST_USE kr_err (*kr_reg_row_cb)(const kr_reg_device *d, const kr_registration *g,
+					    void *arg);
+
 /* list: the devices the acting account may see (an ASP: those it sponsors
- * or is gaining; an owner or MNO: its own), filtered further by f. */
-KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_record_cb cb,
+ * or is gaining, and of them only its own registration; an owner or MNO:
+ * its own), filtered further by f and by state (KR_NSTATES: any). */
+KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_state state,
+				    kr_reg_row_cb cb, void *arg);
+/* show's rows: a record as the acting account may see it. */
+KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr_reg_row_cb cb,
 				    void *arg);
 
 /* payload verify: opens a registry payload as its device would (its key

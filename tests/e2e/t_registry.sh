@@ -313,6 +313,13 @@ test_registry_accounts_beyond_their_rights_change_nothing() {
 	[ "$(reg_list Gatineau | wc -l)" -eq 0 ] || fail "Gatineau sees another owner's devices"
 	[ "$(reg_list Telus | wc -l)" -eq 2 ] || fail "Telus does not see its devices"
 	unchanged_by 11 "show: the account does not sponsor this device" krr show --as ThirdServ $dev
+	# a device with two ASPs: each sees its own registration of it, not the other's
+	has registered krr register --as Ottawa --asp ThirdServ $dev
+	reg_list ParkoServ | grep "\"id\":\"$dev\"" >"$T/parko.rows"
+	[ "$(wc -l <"$T/parko.rows")" -eq 1 ] && grep -q '"asp":"ParkoServ"' "$T/parko.rows" ||
+		fail "ParkoServ sees another ASP's registration"
+	! krr show --as ThirdServ $dev | grep -q "ParkoServ:" || fail "ThirdServ's show names ParkoServ's"
+	[ "$(reg_list operator | grep -c "\"id\":\"$dev\"")" -eq 2 ] || fail "the operator sees both"
 }
 
 # A locked, held, pending or deleted device is not transferred; while a
@@ -331,6 +338,10 @@ test_registry_transfer_of_locked_held_pending_deleted_refused() {
 	unchanged_by 11 "the device is on hold" krr transfer request --as CarParkServ "$(row 1000000000000002)"
 	has deleted krr delete --as Ottawa 1000000000000004
 	unchanged_by 11 "the device is pending deletion" krr transfer request --as CarParkServ "$(row 1000000000000004)"
+	# keyrite(1): restorable for delete_grace_days (30), purged only after
+	unchanged_by 11 "purge: in its grace period until" krr purge 1000000000000004
+	[ "$(krc --device 1000000000000004 --status revoked --json | grep -c '"reason":5}')" -eq 1 ] ||
+		fail "the deleted device's certificate is not revoked as cessationOfOperation"
 	# pending: other changes refused, a second request too
 	has "transfer pending" krr transfer request --as CarParkServ "$(row 1000000000000003)"
 	has "transfer already pending" krr transfer request --as CarParkServ "$T/1000000000000003.csv"
