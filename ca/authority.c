@@ -101,13 +101,17 @@ KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)
 	return kr_checkpoint_sign(store, &a->signing, a->id, NULL);
 }
 
-KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
+/* The PEM of certs (NULL-terminated), malloc'd and NUL-terminated. */
+static KR_MUST_USE kr_err pem_of(X509 *const *certs, const STACK_OF(X509) * more, char **pem,
+				 size_t *len)
 {
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
-	int ok = mem && PEM_write_bio_X509(mem, a->cert);
-	for (int i = 0; ok && i < sk_X509_num(a->chain); i++)
-		ok = PEM_write_bio_X509(mem, sk_X509_value(a->chain, i));
-	KR_OSSL(ok, KR_EINTERNAL, "encoding the chain");
+	int ok = mem != NULL;
+	for (int i = 0; ok && certs[i]; i++)
+		ok = PEM_write_bio_X509(mem, certs[i]);
+	for (int i = 0; ok && i < sk_X509_num(more); i++)
+		ok = PEM_write_bio_X509(mem, sk_X509_value(more, i));
+	KR_OSSL(ok, KR_EINTERNAL, "encoding certificates");
 	char *data = NULL;
 	long n = BIO_get_mem_data(mem, &data);
 	*pem = malloc((size_t)n + 1);
@@ -116,6 +120,21 @@ KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, siz
 	(*pem)[n] = '\0';
 	*len = (size_t)n;
 	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len)
+{
+	X509 *const certs[] = {a->cert, NULL};
+	return pem_of(certs, a->chain, pem, len);
+}
+
+KR_MUST_USE kr_err kr_cert_der_pem(const uint8_t *der, size_t der_len, char **pem, size_t *len)
+{
+	const unsigned char *p = der;
+	KR_AUTO(X509) x = d2i_X509(NULL, &p, (long)der_len);
+	KR_OSSL(x, KR_EINPUT, "not a DER certificate");
+	X509 *const certs[] = {x, NULL};
+	return pem_of(certs, NULL, pem, len);
 }
 
 KR_MUST_USE kr_err kr_cert_read(const char *path, X509 **out)

@@ -46,6 +46,9 @@ KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store);
 KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer, int64_t ca_id,
 				      X509 *cert);
 
+/* A DER certificate as PEM (malloc'd, NUL-terminated). */
+KR_MUST_USE kr_err kr_cert_der_pem(const uint8_t *der, size_t der_len, char **pem, size_t *len);
+
 /* PEM of the CA certificate followed by its chain. */
 KR_MUST_USE kr_err kr_authority_chain_pem(const kr_authority *a, char **pem, size_t *len);
 

@@ -487,7 +487,8 @@ static void report(batch *b, chunk *c)
 		    (r->state == R_REJECTED || r->state == R_ALREADY || r->state == R_ISSUED))
 			o->gate->outcome(o->gate->arg, &r->in, state_names[r->state],
 					 r->state == R_REJECTED ? r->reason : NULL, r->code,
-					 r->profile_id);
+					 r->profile_id, r->state == R_ISSUED ? r->der : NULL,
+					 r->state == R_ISSUED ? (size_t)r->der_len : 0);
 		if (!o->json || r->state == R_RESERVED || r->state == R_FAILED)
 			continue;
 		char serial[41] = "";

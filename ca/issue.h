@@ -37,9 +37,9 @@ typedef struct kr_issue_gate {
 				     int64_t ca, const uint8_t *serial, size_t len);
 	/* Every request's outcome, once committed: "issued", "already-issued"
 	 * or "rejected" with its reason and kind (the gate's code, the
-	 * source's error_code, else KR_EINPUT). */
+	 * source's error_code, else KR_EINPUT); der: an issued certificate. */
 	void (*outcome)(void *arg, const kr_input *in, const char *status, const char *reason,
-			kr_code code, int64_t profile_id);
+			kr_code code, int64_t profile_id, const uint8_t *der, size_t der_len);
 	void *arg;
 } kr_issue_gate;
 

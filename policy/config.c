@@ -73,6 +73,15 @@ static const kr_field registry_fields[] = {
 	{"pin_file", KR_F_STRING, 0},
 	{"pin_env", KR_F_STRING, 0},
 	{"trust_anchor", KR_F_STRING, 0},
+	{"client_profile", KR_F_STRING, 0},
+	{"serve", KR_F_SECTION, 0},
+};
+static const kr_field serve_fields[] = {
+	{"address", KR_F_STRING, 0},     {"port", KR_F_INT, 1},         {"certificate", KR_F_STRING, 1},
+	{"key", KR_F_STRING, 0},         {"key_uri", KR_F_STRING, 0},   {"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0},     {"tls", KR_F_STRING, 0},       {"threads", KR_F_INT, 0},
+	{"max_body", KR_F_INT, 0},       {"max_headers", KR_F_INT, 0},  {"timeout", KR_F_INT, 0},
+	{"rate", KR_F_INT, 0},           {"burst", KR_F_INT, 0},        {"batch", KR_F_INT, 0},
 };
 static const kr_field account_fields[] = {
 	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},
@@ -351,6 +360,57 @@ static KR_MUST_USE kr_err trust_anchors(kr_config *c, const char *section, kr_re
 	return e;
 }
 
+static KR_MUST_USE kr_err load_serve(kr_config *c, const char *section, kr_serve_conf *v)
+{
+	KR_TRY(CHECK(c, section, serve_fields));
+	KR_TRY(copy_value(c, section, "address", v->address, sizeof v->address));
+	if (!v->address[0])
+		copy(v->address, sizeof v->address, "127.0.0.1");
+	unsigned char a[16];
+	if (inet_pton(AF_INET, v->address, a) != 1 && inet_pton(AF_INET6, v->address, a) != 1)
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "address",
+				    "'%s': not an IPv4 or IPv6 address", v->address);
+	KR_TRY(optional_long(c, section, "port", 1, 65535, 443, &v->port));
+	KR_TRY(path_of(c, section, "certificate", v->certificate));
+	KR_TRY(path_of(c, section, "key", v->key));
+	KR_TRY(copy_value(c, section, "key_uri", v->key_uri, sizeof v->key_uri));
+	KR_TRY(path_of(c, section, "pin_file", v->pin_file));
+	KR_TRY(copy_value(c, section, "pin_env", v->pin_env, sizeof v->pin_env));
+	if (!v->key[0] == !v->key_uri[0])
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "key",
+				    "one of key (a PEM file) or key_uri (a key on a token)");
+	const char *tls = kr_nconf_get(c->conf, section, "tls");
+	if (tls && strcmp(tls, "1.3") != 0 && strcmp(tls, "1.2") != 0)
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "tls",
+				    "'%s': 1.3 (the default) or 1.2 (1.2 and 1.3)", tls);
+	v->tls12 = tls && !strcmp(tls, "1.2");
+	KR_TRY(optional_long(c, section, "threads", 1, 256, 8, &v->threads));
+	KR_TRY(optional_long(c, section, "max_body", 1024, 16 << 20, 1 << 20, &v->max_body));
+	KR_TRY(optional_long(c, section, "max_headers", 4, 1000, 64, &v->max_headers));
+	KR_TRY(optional_long(c, section, "timeout", 1, 3600, 10, &v->timeout));
+	KR_TRY(optional_long(c, section, "rate", 1, 1000000, 1000, &v->rate));
+	KR_TRY(optional_long(c, section, "burst", 1, 1000000, 2000, &v->burst));
+	KR_TRY(optional_long(c, section, "batch", 1, 10000, 256, &v->batch));
+	return kr_ok();
+}
+
+/* client_profile: the registry's CA issues it, to names (KR_ID_CN). */
+static KR_MUST_USE kr_err client_profile(kr_config *c, const char *section, const kr_ca_conf *ca,
+					 kr_registry_conf *r)
+{
+	KR_TRY(copy_value(c, section, "client_profile", r->client_profile,
+			  sizeof r->client_profile));
+	if (!r->client_profile[0])
+		return kr_ok();
+	const kr_profile *p = NULL;
+	kr_err e = kr_config_profile(c, ca, r->client_profile, &p);
+	if (!kr_failed(&e) && p->identity != KR_ID_CN)
+		e = kr_errf(KR_EINPUT, "profile %s: a client profile has identity = cn", p->name);
+	if (kr_failed(&e))
+		return kr_nconf_err(c->conf, KR_EINPUT, section, "client_profile", "%s", e.msg);
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 {
 	kr_registry_conf *r = &c->registry;
@@ -376,6 +436,12 @@ static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 	KR_TRY(path_of(c, section, "pin_file", r->pin_file));
 	KR_TRY(copy_value(c, section, "pin_env", r->pin_env, sizeof r->pin_env));
 	KR_TRY(trust_anchors(c, section, r));
+	KR_TRY(client_profile(c, section, ca, r));
+	const char *serve = kr_nconf_get(c->conf, section, "serve");
+	if (serve) {
+		KR_TRY(load_serve(c, serve, &r->serve));
+		r->has_serve = 1;
+	}
 	if (!r->payload_uri[0] != !r->payload_certificate[0])
 		return kr_nconf_err(c->conf, KR_EINPUT, section, "payload_uri",
 				    "payload_uri and payload_certificate go together");

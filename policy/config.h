@@ -93,6 +93,23 @@ typedef struct kr_account_conf {
 	char server_certificate[PATH_MAX]; /* its TLS server certificate, or "" */
 } kr_account_conf;
 
+/* The online service (keyrite serve): the section [registry] serve names. */
+typedef struct kr_serve_conf {
+	char address[64];
+	long port;
+	/* its TLS server certificate (and chain), and its key: a PEM file, or
+	 * a key on a token (key_uri, with pin_file or pin_env) */
+	char certificate[PATH_MAX], key[PATH_MAX], key_uri[1024];
+	char pin_file[PATH_MAX], pin_env[64];
+	int tls12;        /* TLS 1.2 allowed beside 1.3 */
+	long threads;     /* connection threads */
+	long max_body;    /* octets a request may carry */
+	long max_headers; /* header lines a request may carry */
+	long timeout;     /* seconds a request may take to arrive, or a connection idle */
+	long rate, burst; /* requests a second an account may make, and its burst */
+	long batch;       /* enrollments recorded per transaction, at most */
+} kr_serve_conf;
+
 /* The device registry (keyrite registry): [registry] in the file. */
 typedef struct kr_registry_conf {
 	char ca[64], profile[64]; /* who issues device profiles, under which profile */
@@ -109,6 +126,9 @@ typedef struct kr_registry_conf {
 	int ntrust_anchors;
 	kr_account_conf accounts[KR_MAX_LIST + 1]; /* the operator first */
 	int naccounts;
+	char client_profile[64]; /* the service's client certificates; "" if none */
+	int has_serve;
+	kr_serve_conf serve;
 } kr_registry_conf;
 
 typedef struct kr_config kr_config;

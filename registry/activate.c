@@ -19,7 +19,8 @@ typedef struct gate_ctx {
 	kr_reg_outcome_cb cb;
 	void *arg;
 	kr_reg_summary *sum;
-	kr_items *items; /* the CSRs on record: these devices' */
+	kr_items *items; /* the CSRs on record: these devices' (or a's rows) */
+	int row;         /* the next of a's rows */
 	kr_reg_view view;
 } gate_ctx;
 
@@ -83,10 +84,14 @@ static KR_MUST_USE kr_err issued(void *arg, kr_store *s, const kr_input *in, int
 }
 
 static void outcome(void *arg, const kr_input *in, const char *status, const char *reason,
-		    kr_code code, int64_t profile_id)
+		    kr_code code, int64_t profile_id, const uint8_t *der, size_t der_len)
 {
 	gate_ctx *g = arg;
-	kr_reg_outcome o = {.where = in->where, .device = in->device_id, .reason = reason};
+	kr_reg_outcome o = {.where = in->where,
+			    .device = in->device_id,
+			    .reason = reason,
+			    .cert = der,
+			    .cert_len = der_len};
 	if (!strcmp(status, "issued")) {
 		o.result = g->a->cmd == KR_CMD_ACTIVATE ? "activated" : "reactivated";
 		o.to = "active";
@@ -121,6 +126,7 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 	snprintf(in->device_id, sizeof in->device_id, "%s", item.device);
 	in->from_manifest = 1; /* the id is the registry's, not the CSR's */
 	kr_code code = KR_OK;
+	const kr_reg_row *row = g->a->rows ? &g->a->rows[g->row++] : NULL;
 	if (item.error[0] || !item.device[0]) {
 		snprintf(in->error, sizeof in->error, "%s",
 			 item.error[0] ? item.error : "no device id");
@@ -129,8 +135,17 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 	uint8_t csr[KR_REG_CSR_MAX];
 	size_t len = 0;
 	kr_err e = kr_reg_device_id_check(item.device);
-	if (!kr_failed(&e))
+	if (row && row->csr) { /* the MNO's request, relayed online */
+		if (row->csr_len > KR_REG_CSR_MAX || row->csr_len == 0) {
+			snprintf(in->error, sizeof in->error, "%s: a CSR of %zu octets (1 to %d)",
+				 item.device, row->csr_len, KR_REG_CSR_MAX);
+			return kr_ok();
+		}
+		memcpy(csr, row->csr, row->csr_len);
+		len = row->csr_len;
+	} else if (!kr_failed(&e)) {
 		KR_TRY(kr_store_device_csr(g->r->store, item.device, csr, sizeof csr, &len));
+	}
 	if (len) {
 		in->der = malloc(len);
 		KR_ENSURE(in->der, KR_EINTERNAL, "out of memory");
@@ -163,7 +178,7 @@ KR_MUST_USE kr_err kr_reg_activate(kr_registry *r, const kr_reg_args *a, char *c
 	kr_issue_summary isum;
 	kr_reader *rd = NULL;
 	kr_err e = a->ncsrs ? kr_reader_open(a->csrs, a->ncsrs, &rd)
-			    : kr_items_open(items, nitems, &g->items);
+			    : kr_items_of(a, items, nitems, &g->items);
 	if (!kr_failed(&e) && !a->ncsrs)
 		e = kr_reader_open_source(on_record, g, &rd);
 	if (!kr_failed(&e))

@@ -32,6 +32,10 @@ typedef struct kr_reg_item {
 typedef struct kr_items kr_items;
 /* Refuses (nothing done) a file that does not exist or cannot be read. */
 KR_MUST_USE kr_err kr_items_open(char *const *args, int n, kr_items **out);
+/* The same over rows in memory (no file is ever opened). */
+KR_MUST_USE kr_err kr_items_open_rows(const kr_reg_row *rows, int n, kr_items **out);
+/* The items of a command: a's rows, or items. */
+KR_MUST_USE kr_err kr_items_of(const kr_reg_args *a, char *const *items, int n, kr_items **out);
 KR_MUST_USE kr_err kr_items_next(kr_items *it, kr_reg_item *item, int *more);
 void kr_items_close(kr_items *it);
 
@@ -69,6 +73,11 @@ KR_MUST_USE kr_err kr_reg_settle(kr_registry *r, const char *device, int *settle
 KR_MUST_USE kr_err kr_reg_log(kr_registry *r, const char *device, kr_reg_cmd cmd, const char *asp,
 			      kr_reg_state from, kr_reg_state to, int64_t profile_id,
 			      const char *note);
+
+/* online.c: queues the change for the accounts it concerns (poll), besides
+ * also (a transfer's losing ASP), but not the acting account. */
+KR_MUST_USE kr_err kr_reg_notify(kr_registry *r, const char *device, kr_reg_cmd cmd,
+				 const char *also, const char *detail);
 
 /* ---- payload.c: the registry payload ---- */
 

@@ -18,6 +18,7 @@ enum col { C_DEVICE, C_MODEL, C_VERSION, C_MNO, C_OWNER, C_CODE, C_NCOLS };
 #define MAX_FIELDS 16
 
 struct kr_items {
+	const kr_reg_row *in; /* rows in memory, instead of args */
 	char *const *args;
 	int n, next;
 	FILE *f;
@@ -70,6 +71,16 @@ KR_MUST_USE kr_err kr_items_open(char *const *args, int n, kr_items **out)
 	kr_items *it = calloc(1, sizeof *it);
 	KR_ENSURE(it, KR_EINTERNAL, "out of memory");
 	it->args = args;
+	it->n = n;
+	*out = it;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_items_open_rows(const kr_reg_row *rows, int n, kr_items **out)
+{
+	kr_items *it = calloc(1, sizeof *it);
+	KR_ENSURE(it, KR_EINTERNAL, "out of memory");
+	it->in = rows;
 	it->n = n;
 	*out = it;
 	return kr_ok();
@@ -190,9 +201,30 @@ static void item_clear(kr_reg_item *item)
 	item->mno[0] = item->owner[0] = item->code[0] = item->error[0] = '\0';
 }
 
+/* A row in memory, each field checked as a file's would be. */
+static void memory_row(kr_items *it, kr_reg_item *item)
+{
+	const kr_reg_row *r = &it->in[it->next];
+	const char *v[C_NCOLS] = {r->device, r->model, r->version, r->mno, r->owner, r->code};
+	for (int c = 0; c < C_NCOLS; c++)
+		if (v[c])
+			field(item, c, v[c]);
+	if (item->device[0])
+		snprintf(item->where, sizeof item->where, "%s", item->device);
+	else
+		snprintf(item->where, sizeof item->where, "item %d", it->next + 1);
+	it->next++;
+}
+
 KR_MUST_USE kr_err kr_items_next(kr_items *it, kr_reg_item *item, int *more)
 {
 	item_clear(item);
+	if (it->in) {
+		*more = it->next < it->n;
+		if (*more)
+			memory_row(it, item);
+		return kr_ok();
+	}
 	for (;;) {
 		if (it->f) {
 			int got = 0;
@@ -221,4 +253,10 @@ KR_MUST_USE kr_err kr_items_next(kr_items *it, kr_reg_item *item, int *more)
 		it->lineno = it->rows = 0;
 		it->nfields = 0;
 	}
+}
+
+KR_MUST_USE kr_err kr_items_of(const kr_reg_args *a, char *const *items, int n, kr_items **out)
+{
+	KR_ENSURE(!a->rows || n == 0, KR_EUSAGE, "devices in memory or named, not both");
+	return a->rows ? kr_items_open_rows(a->rows, a->nrows, out) : kr_items_open(items, n, out);
 }

@@ -2,6 +2,7 @@
  * chunks of one transaction. Activation is activate.c's. */
 #include "internal.h"
 #include "authcode.h"
+#include "../store/service.h"
 #include "../util/fs.h"
 #include "../util/text.h"
 
@@ -229,7 +230,12 @@ KR_MUST_USE kr_err kr_reg_log(kr_registry *r, const char *device, kr_reg_cmd cmd
 		.profile_id = profile_id,
 		.note = note,
 	};
-	return kr_store_log_registry(r->store, &ev);
+	KR_TRY(kr_store_log_registry(r->store, &ev));
+	char detail[512];
+	snprintf(detail, sizeof detail, "%s%s%s by %s%s%.300s", ev.from ? ev.from : "",
+		 ev.from && ev.to ? "->" : "", ev.to ? ev.to : "", r->as->name, note ? ": " : "",
+		 note ? note : "");
+	return kr_reg_notify(r, device, cmd, asp, detail);
 }
 
 /* ---- one device's change -------------------------------------------------------- */
@@ -466,6 +472,8 @@ static KR_MUST_USE kr_err approve(act_ctx *c, const char *how)
 	KR_TRY(kr_store_save_device(c->r->store, d));
 	char note[256];
 	snprintf(note, sizeof note, "%s; from %s to %s", how, losing, moved.asp);
+	if (strcmp(losing, c->r->as->name) != 0) /* it has no registration to hear by now */
+		KR_TRY(kr_store_poll_add(c->r->store, losing, d->id, "transfer approve", note));
 	*g = moved;
 	return logged_as(c, KR_CMD_TRANSFER_APPROVE, "transferred", KR_ST_REGISTERED, note);
 }
@@ -812,7 +820,7 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 	KR_ENSURE(a->cmd < KR_NCMDS && acts[a->cmd], KR_EINTERNAL,
 		  "registry %s: not a bulk command", kr_reg_cmd_name(a->cmd));
 	kr_items *it = NULL;
-	KR_TRY(kr_items_open(items, nitems, &it));
+	KR_TRY(kr_items_of(a, items, nitems, &it));
 	int size = a->chunk > 0 ? a->chunk : 1000;
 	out *outs = calloc((size_t)size, sizeof *outs);
 	kr_err e = outs ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
@@ -871,13 +879,17 @@ typedef struct list_filter {
 	kr_reg_state state;
 	kr_reg_row_cb cb;
 	void *arg;
+	char last[80]; /* the last device read */
+	long n;        /* devices read */
 } list_filter;
 
 /* A device's rows: one per registration the account may see, or the
  * device alone when it has none. */
 static KR_MUST_USE kr_err rows_of(const kr_reg_record *rec, void *arg)
 {
-	const list_filter *f = arg;
+	list_filter *f = arg;
+	kr_copy(f->last, sizeof f->last, rec->d.id);
+	f->n++;
 	for (int i = 0; i < (rec->nr ? rec->nr : 1); i++) {
 		const kr_registration *g = rec->nr ? &rec->r[i] : NULL;
 		if (g && f->asp && strcmp(g->asp, f->asp) != 0 && strcmp(g->gaining, f->asp) != 0)
@@ -890,7 +902,7 @@ static KR_MUST_USE kr_err rows_of(const kr_reg_record *rec, void *arg)
 }
 
 KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_state state,
-				    kr_reg_row_cb cb, void *arg)
+				    kr_reg_row_cb cb, void *arg, char next[80])
 {
 	kr_reg_filter mine = *f;
 	switch (r->as->kind) {
@@ -912,13 +924,17 @@ KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_r
 	    (f->mno && mine.mno != f->mno && strcmp(f->mno, mine.mno) != 0))
 		return kr_errf(KR_EDENIED, "list: %s may list only its own devices", r->as->name);
 	/* an ASP sees its own registration of a device, not another ASP's */
-	list_filter lf = {mine.asp, state, cb, arg};
-	return kr_store_registry_list(r->store, &mine, rows_of, &lf);
+	list_filter lf = {mine.asp, state, cb, arg, "", 0};
+	KR_TRY(kr_store_registry_list(r->store, &mine, rows_of, &lf));
+	if (next)
+		kr_copy(next, 80, f->limit > 0 && lf.n == f->limit ? lf.last : "");
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr_reg_row_cb cb,
 				    void *arg)
 {
-	list_filter lf = {r->as->kind == KR_ACCOUNT_ASP ? r->as->name : NULL, KR_NSTATES, cb, arg};
+	list_filter lf = {r->as->kind == KR_ACCOUNT_ASP ? r->as->name : NULL, KR_NSTATES, cb, arg,
+			  "", 0};
 	return rows_of(rec, &lf);
 }

@@ -19,6 +19,7 @@
 #include "../hsm/hsm.h"
 #include "../policy/config.h"
 #include "../store/registry.h"
+#include "../store/service.h"
 
 #include <stdio.h>
 
@@ -29,6 +30,21 @@ typedef struct kr_registry kr_registry;
 KR_MUST_USE kr_err kr_registry_open(kr_config *cfg, kr_store *store, const char *as,
 				    const kr_hsm_opts *hsm, kr_registry **out);
 void kr_registry_close(kr_registry *r);
+/* The account the next commands act as (the service's authenticated
+ * client); KR_EINPUT if the configuration has no such account. */
+KR_MUST_USE kr_err kr_registry_act_as(kr_registry *r, const char *account);
+const char *kr_registry_account(const kr_registry *r);
+/* The registry's CA: its certificate and chain (the service's trust). */
+const struct kr_authority *kr_registry_authority(const kr_registry *r);
+
+/* A device named in memory (the online service's requests): never a file
+ * name. csr: activate's request for it (DER), or NULL for the CSR on
+ * record. */
+typedef struct kr_reg_row {
+	const char *device, *model, *version, *mno, *owner, *code;
+	const uint8_t *csr;
+	size_t csr_len;
+} kr_reg_row;
 
 /* What a command says besides its devices. */
 typedef struct kr_reg_args {
@@ -41,6 +57,8 @@ typedef struct kr_reg_args {
 	unsigned lock;     /* lock, unlock: KR_LOCK_* bits */
 	char *const *csrs; /* activate: MNO manifests (device_id,model,version,csr) */
 	int ncsrs;
+	const kr_reg_row *rows; /* instead of items: the devices, in memory */
+	int nrows;
 	const char *out_dir; /* payload: where DEVICE.p7m files go */
 	int chunk;           /* devices per transaction; 0: 1000 */
 	int progress;        /* a progress line on stderr */
@@ -57,6 +75,8 @@ typedef struct kr_reg_outcome {
 	const char *from, *to;
 	int64_t profile_id;
 	const char *secret; /* authcode: the new code, shown this once */
+	const uint8_t *cert; /* activated: the certificate issued (DER) */
+	size_t cert_len;
 } kr_reg_outcome;
 typedef void (*kr_reg_outcome_cb)(const kr_reg_outcome *o, void *arg);
 
@@ -86,12 +106,43 @@ typedef KR_MUST_USE kr_err (*kr_reg_row_cb)(const kr_reg_device *d, const kr_reg
 
 /* list: the devices the acting account may see (an ASP: those it sponsors
  * or is gaining, and of them only its own registration; an owner or MNO:
- * its own), filtered further by f and by state (KR_NSTATES: any). */
+ * its own), filtered further by f and by state (KR_NSTATES: any). A page
+ * (f->limit) gives in next the id to continue after ("" at the end, or
+ * NULL not to be told). */
 KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_reg_state state,
-				    kr_reg_row_cb cb, void *arg);
+				    kr_reg_row_cb cb, void *arg, char next[80]);
 /* show's rows: a record as the acting account may see it. */
 KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr_reg_row_cb cb,
 				    void *arg);
+
+/* The certificate of the device's current profile, as the acting account
+ * may see it (its own registration's, for an ASP): DER, malloc'd;
+ * KR_EINPUT when the device has no valid one. */
+KR_MUST_USE kr_err kr_registry_current_cert(kr_registry *r, const char *device, uint8_t **der,
+					    size_t *len);
+
+/* The device a certificate of the registry's CA was issued to (its
+ * serial); KR_EINPUT if there is none. */
+KR_MUST_USE kr_err kr_registry_device_of_cert(kr_registry *r, const uint8_t *serial, size_t len,
+					      char *device, size_t n);
+
+/* Issues a client certificate for the online service (keyrite serve)
+ * under [registry] client_profile from a DER CSR and binds it to account;
+ * the operator only. Gives the certificate (DER, malloc'd). */
+KR_MUST_USE kr_err kr_registry_issue_client(kr_registry *r, const char *account,
+					    const uint8_t *csr, size_t csr_len, uint8_t **der,
+					    size_t *len);
+/* The account a client certificate (its issuer's certificate and its
+ * serial) is bound to: KR_EAUTH, with the reason, when it is unknown,
+ * revoked, not bound or its account is gone. */
+KR_MUST_USE kr_err kr_registry_client_account(kr_registry *r, X509 *cert, char account[64]);
+
+/* The poll queue (RFC 5730 section 2.9.2.3): what happened to the acting
+ * account's devices that another account did, oldest first. */
+typedef KR_MUST_USE kr_err (*kr_reg_poll_cb)(const kr_poll_msg *m, long count, void *arg);
+KR_MUST_USE kr_err kr_registry_poll(kr_registry *r, kr_reg_poll_cb cb, void *arg, long *count);
+/* KR_EINPUT if the account has no message of that id. */
+KR_MUST_USE kr_err kr_registry_poll_ack(kr_registry *r, int64_t id);
 
 /* payload verify: opens a registry payload as its device would (its key
  * and certificate, PEM files) and checks the registry's signature up to

@@ -70,6 +70,8 @@ KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_
  * this ASP sponsors or is gaining in a transfer. */
 typedef struct kr_reg_filter {
 	const char *asp, *owner, *mno;
+	const char *after; /* only devices whose id sorts after this one */
+	long limit;        /* at most this many devices; 0: all */
 } kr_reg_filter;
 
 /* The registry's devices (imported ones) in id order, with their

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define KR_STORE_APP_ID 0x6b726974 /* "krit" */
-#define KR_STORE_VERSION 4
+#define KR_STORE_VERSION 5
 
 /* Format 2 added firmware signatures; a format-1 store gains the table. */
 static const char schema_v2[] =
@@ -299,6 +299,21 @@ static KR_MUST_USE kr_err fill_audit_columns(kr_store *s)
 	return e;
 }
 
+/* Format 5: the online service (store/service.h). Client certificates
+ * bound to registry accounts, each account's poll queue, and the CMP
+ * messages seen (RFC 9483 section 3.1: transactionID and senderNonce), so
+ * a replay is refused: OpenSSL's CMP server accepts one and would issue
+ * again. */
+static const char schema_v5[] =
+	"CREATE TABLE api_client (ca_id INTEGER NOT NULL REFERENCES ca, serial BLOB NOT NULL,"
+	" account TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (ca_id, serial))"
+	" WITHOUT ROWID;"
+	"CREATE TABLE poll (id INTEGER PRIMARY KEY, account TEXT NOT NULL, time TEXT NOT NULL,"
+	" device TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL);"
+	"CREATE INDEX poll_account ON poll (account, id);"
+	"CREATE TABLE cmp_seen (transaction_id BLOB NOT NULL, nonce BLOB NOT NULL,"
+	" time INTEGER NOT NULL, PRIMARY KEY (transaction_id, nonce)) WITHOUT ROWID;";
+
 /* The steps from one format to the next: steps[i] takes format i + 1 to
  * i + 2. */
 static const struct {
@@ -308,6 +323,7 @@ static const struct {
 	{schema_v2, NULL},
 	{schema_v3, fill_audit_columns},
 	{schema_v4, NULL},
+	{schema_v5, NULL},
 };
 
 /* Makes an empty file a store, or takes an older store to this format, in
@@ -397,6 +413,7 @@ void kr_store_close(kr_store *s)
 		sqlite3_finalize(s->q[i]);
 	sqlite3_finalize(s->pub_add);
 	sq_registry_close(s);
+	sq_service_close(s);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);

@@ -30,6 +30,8 @@ enum {
 
 /* sqlite_registry.c's statements, prepared at first use. */
 #define SQ_REGISTRY_STATEMENTS 16
+/* sqlite_service.c's. */
+#define SQ_SERVICE_STATEMENTS 8
 
 /* What a transaction keeps in memory: the audit chain's head, and the
  * profile-id counter, counted here and written at the commit (one
@@ -47,6 +49,7 @@ struct kr_store {
 	char *path;
 	sqlite3_stmt *q[Q_COUNT];
 	sqlite3_stmt *rq[SQ_REGISTRY_STATEMENTS];
+	sqlite3_stmt *sv[SQ_SERVICE_STATEMENTS];
 	sqlite3_stmt *pub_add; /* keyrite publish: INSERT INTO current */
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
@@ -71,5 +74,7 @@ void sq_now(char out[21]);
 
 /* sqlite_registry.c: its statements, finalized when the store closes. */
 void sq_registry_close(kr_store *s);
+/* sqlite_service.c: the same. */
+void sq_service_close(kr_store *s);
 
 #endif

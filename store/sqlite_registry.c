@@ -196,15 +196,19 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(sq_prepare(s,
-			  "SELECT " RECORD_COLUMNS " WHERE d.listed = 1"
+			  "SELECT " RECORD_COLUMNS " WHERE d.id IN (SELECT dd.id FROM device dd"
+			  " WHERE dd.listed = 1"
 			  " AND (?1 IS NULL OR EXISTS (SELECT 1 FROM registration x WHERE"
-			  " x.device = d.id AND (x.asp = ?1 OR x.gaining = ?1)))"
-			  " AND (?2 IS NULL OR d.owner = ?2) AND (?3 IS NULL OR d.mno = ?3)"
+			  " x.device = dd.id AND (x.asp = ?1 OR x.gaining = ?1)))"
+			  " AND (?2 IS NULL OR dd.owner = ?2) AND (?3 IS NULL OR dd.mno = ?3)"
+			  " AND (?4 IS NULL OR dd.id > ?4) ORDER BY dd.id LIMIT ?5)"
 			  " ORDER BY d.id, r.asp",
 			  &st));
 	sq_text(st, 1, f->asp);
 	sq_text(st, 2, f->owner);
 	sq_text(st, 3, f->mno);
+	sq_text(st, 4, f->after);
+	sqlite3_bind_int64(st, 5, f->limit > 0 ? f->limit : -1);
 	kr_reg_record *rec = calloc(1, sizeof *rec);
 	if (!rec) {
 		sqlite3_finalize(st);

@@ -1,0 +1,150 @@
+/* The online service's records in the SQLite store (store/service.h). */
+#include "service.h"
+#include "sqlite.h"
+#include "../util/text.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { SV_BIND, SV_CLIENT, SV_POLL_ADD, SV_POLL_COUNT, SV_POLL_FIRST, SV_POLL_ACK, SV_SEEN, SV_N };
+_Static_assert(SV_N <= SQ_SERVICE_STATEMENTS, "sqlite.h: SQ_SERVICE_STATEMENTS");
+
+static const char *const squeries[SV_N] = {
+	[SV_BIND] = "INSERT INTO api_client (ca_id, serial, account, created) VALUES (?, ?, ?, ?)",
+	[SV_CLIENT] = "SELECT coalesce(a.account, ''), c.status FROM cert c LEFT JOIN api_client a"
+		      " ON a.ca_id = c.ca_id AND a.serial = c.serial"
+		      " WHERE c.ca_id = ? AND c.serial = ?",
+	[SV_POLL_ADD] = "INSERT INTO poll (account, time, device, event, detail)"
+			" VALUES (?, ?, ?, ?, ?)",
+	[SV_POLL_COUNT] = "SELECT count(*) FROM poll WHERE account = ?",
+	[SV_POLL_FIRST] = "SELECT id, time, device, event, detail FROM poll WHERE account = ?"
+			  " ORDER BY id LIMIT 1",
+	[SV_POLL_ACK] = "DELETE FROM poll WHERE account = ? AND id = ?",
+	[SV_SEEN] = "INSERT OR IGNORE INTO cmp_seen (transaction_id, nonce, time) VALUES (?, ?, ?)",
+};
+
+static KR_MUST_USE kr_err sv(kr_store *s, int i, sqlite3_stmt **out)
+{
+	if (!s->sv[i] && sqlite3_prepare_v3(s->db, squeries[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->sv[i], NULL) != SQLITE_OK)
+		return sq_err(s, "preparing a service statement");
+	sqlite3_reset(s->sv[i]);
+	sqlite3_clear_bindings(s->sv[i]);
+	*out = s->sv[i];
+	return kr_ok();
+}
+
+void sq_service_close(kr_store *s)
+{
+	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
+		sqlite3_finalize(s->sv[i]);
+}
+
+KR_MUST_USE kr_err kr_store_bind_client(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
+					const char *account)
+{
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_BIND, &st));
+	sqlite3_bind_int64(st, 1, ca);
+	sq_blob(st, 2, serial, len);
+	sq_text(st, 3, account);
+	sq_text(st, 4, now);
+	KR_TRY(sq_done(s, st, "binding a client certificate"));
+	kr_detail d;
+	kr_detail_init(&d);
+	kr_detail_num(&d, KR_D_CA, ca);
+	kr_detail_bytes(&d, KR_D_SERIAL, serial, len);
+	kr_detail_str(&d, KR_D_ACCOUNT, account);
+	return sq_audit(s, "api-client", &d);
+}
+
+KR_MUST_USE kr_err kr_store_client(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
+				   char account[64], char status[16])
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_CLIENT, &st));
+	sqlite3_bind_int64(st, 1, ca);
+	sq_blob(st, 2, serial, len);
+	account[0] = status[0] = '\0';
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *a = sqlite3_column_text(st, 0), *t = sqlite3_column_text(st, 1);
+		kr_copy(account, 64, a ? (const char *)a : "");
+		kr_copy(status, 16, t ? (const char *)t : "");
+	}
+	sqlite3_reset(st);
+	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: reading a client: %s",
+		  s->path, sqlite3_errmsg(s->db));
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_poll_add(kr_store *s, const char *account, const char *device,
+				     const char *event, const char *detail)
+{
+	char now[21];
+	sq_now(now);
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_POLL_ADD, &st));
+	sq_text(st, 1, account);
+	sq_text(st, 2, now);
+	sq_text(st, 3, device);
+	sq_text(st, 4, event);
+	sq_text(st, 5, detail ? detail : "");
+	return sq_done(s, st, "queueing a poll message");
+}
+
+KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *count,
+				       kr_poll_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_POLL_COUNT, &st));
+	sq_text(st, 1, account);
+	KR_ENSURE(sqlite3_step(st) == SQLITE_ROW, KR_EIO, "%s: counting poll messages: %s",
+		  s->path, sqlite3_errmsg(s->db));
+	*count = (long)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (*count == 0)
+		return kr_ok();
+	KR_TRY(sv(s, SV_POLL_FIRST, &st));
+	sq_text(st, 1, account);
+	int rc = sqlite3_step(st);
+	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: reading a poll message: %s", s->path,
+		  sqlite3_errmsg(s->db));
+	kr_poll_msg m = {
+		.id = sqlite3_column_int64(st, 0),
+		.time = (const char *)sqlite3_column_text(st, 1),
+		.device = (const char *)sqlite3_column_text(st, 2),
+		.event = (const char *)sqlite3_column_text(st, 3),
+		.detail = (const char *)sqlite3_column_text(st, 4),
+	};
+	kr_err e = cb(&m, arg);
+	sqlite3_reset(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_poll_ack(kr_store *s, const char *account, int64_t id, int *found)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_POLL_ACK, &st));
+	sq_text(st, 1, account);
+	sqlite3_bind_int64(st, 2, id);
+	KR_TRY(sq_done(s, st, "acknowledging a poll message"));
+	*found = sqlite3_changes(s->db) > 0;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_cmp_seen(kr_store *s, const uint8_t *tid, size_t tid_len,
+				     const uint8_t *nonce, size_t nonce_len, int *fresh)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sv(s, SV_SEEN, &st));
+	sq_blob(st, 1, tid, tid_len);
+	sq_blob(st, 2, nonce, nonce_len);
+	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+	KR_TRY(sq_done(s, st, "recording a CMP message"));
+	*fresh = sqlite3_changes(s->db) > 0;
+	return kr_ok();
+}
