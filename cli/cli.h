@@ -19,6 +19,7 @@ int kr_cmd_audit(int argc, char **argv);
 int kr_cmd_fw(int argc, char **argv);
 int kr_cmd_publish(int argc, char **argv);
 int kr_cmd_registry(int argc, char **argv);
+int kr_cmd_serve(int argc, char **argv);
 
 /* Prints "keyrite: <message>" and returns the exit status for e. */
 int kr_cli_report(const kr_err *e);

@@ -1,7 +1,11 @@
 /* keyrite registry COMMAND [--as ACCOUNT] ... DEVICE|FILE... : the device
  * registry (docs/registry.md). Parses, calls registry/, prints. */
 #include "cli.h"
+#include "../ca/authority.h"
+#include "../ca/csr.h"
+#include "../ca/requests.h"
 #include "../registry/registry.h"
+#include "../util/fs.h"
 #include "../util/json.h"
 #include "../util/text.h"
 
@@ -26,6 +30,7 @@ static const char usage_text[] =
 	"  switch-mno --mno MNO DEVICE...\n"
 	"  payload --out DIR DEVICE...                  DIR/DEVICE.p7m, for the device's MNO\n"
 	"  payload verify --key KEY --cert CERT --root ROOT FILE\n"
+	"  client ACCOUNT --csr CSR.pem --out CERT.pem  a client certificate for keyrite serve\n"
 	"  show DEVICE\n"
 	"  list [--asp ASP] [--owner NAME] [--mno NAME] [--state STATE]\n"
 	"ACCOUNT: an account of the configuration's [registry] (default: operator).\n";
@@ -368,7 +373,7 @@ static int cmd_list(int argc, char **argv)
 		printf("%-20s %-14s %-6s %-10s %-7s %-12s %-7s %-10s %-13s %s\n", "eID", "model",
 		       "code", "MNO", "status", "ASP", "profile", "profile", "state", "flags");
 	if (!kr_failed(&e))
-		e = kr_registry_list(reg, &f, state, list_row, &c);
+		e = kr_registry_list(reg, &f, state, list_row, &c, NULL);
 	kr_registry_close(reg);
 	return kr_cli_report(&e);
 }
@@ -425,6 +430,49 @@ static int cmd_show(int argc, char **argv)
 	return kr_cli_report(&e);
 }
 
+/* client ACCOUNT --csr FILE --out FILE: the operator issues an account its
+ * certificate for the online service. */
+static int cmd_client(int argc, char **argv)
+{
+	args a = {0};
+	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG | KR_OPT_HSM, own, take, &a, 1, 1};
+	kr_cli_opts co;
+	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
+	if (rc >= 0)
+		return rc;
+	if (a.r.ncsrs != 1 || !a.r.out_dir)
+		return kr_cli_misuse(&spec, "registry client: --csr FILE and --out FILE");
+	KR_CLI_STORE(s);
+	kr_registry *reg = NULL;
+	uint8_t *in = NULL, *der = NULL;
+	size_t in_len = 0, der_len = 0;
+	char *pem = NULL;
+	kr_err e = kr_fs_must_not_exist(a.r.out_dir);
+	if (!kr_failed(&e))
+		e = kr_fs_read(a.csrs[0], KR_CSR_MAX_SIZE, &in, &in_len);
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	if (!kr_failed(&e))
+		e = kr_csr_pem_to_der((const char *)in, in_len, &csr, &csr_len);
+	if (!kr_failed(&e))
+		e = open_registry(&co, a.as, 0, &s, &reg);
+	if (!kr_failed(&e))
+		e = kr_registry_issue_client(reg, argv[first], csr, csr_len, &der, &der_len);
+	size_t pem_len = 0;
+	if (!kr_failed(&e))
+		e = kr_cert_der_pem(der, der_len, &pem, &pem_len);
+	if (!kr_failed(&e))
+		e = kr_fs_write_new(a.r.out_dir, pem, pem_len, 0644);
+	if (!kr_failed(&e))
+		printf("%s: client certificate of %s\n", a.r.out_dir, argv[first]);
+	kr_registry_close(reg);
+	free(in);
+	free(csr);
+	free(der);
+	free(pem);
+	return kr_cli_report(&e);
+}
+
 int kr_cmd_registry(int argc, char **argv)
 {
 	static const kr_cli_sub subs[] = {
@@ -446,6 +494,7 @@ int kr_cmd_registry(int argc, char **argv)
 		{"reset", cmd_reset},
 		{"show", cmd_show},
 		{"list", cmd_list},
+		{"client", cmd_client},
 		{"payload", cmd_payload},
 	};
 	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);

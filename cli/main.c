@@ -27,6 +27,7 @@ static const struct {
 	{"publish", kr_cmd_publish, "write the DNS zone and .well-known CA files; check them"},
 	{"registry", kr_cmd_registry,
 	 "the device registry: import, register, activate, transfer, ..."},
+	{"serve", kr_cmd_serve, "the registry online: HTTPS, a JSON API, CMP and EST enrollment"},
 };
 
 int kr_cli_report(const kr_err *e)

@@ -9,7 +9,9 @@ pkgs=(
 	softhsm2                                     # the default and test HSM
 	libsqlite3-dev sqlite3                       # the issuance store (and its CLI, for tests)
 	libldns-dev                                  # DNS records and DNSSEC (publish)
-	libjansson-dev                               # JSON documents (the registry payload)
+	libjansson-dev                               # JSON documents (the registry payload, the API)
+	libevent-dev                                 # keyrite serve: evhttp over OpenSSL bufferevents
+	curl                                         # tests: the JSON API and EST over mutual TLS
 	ldnsutils bind9-utils knot-dnssecutils       # independent zone checkers
 	hash-slinger nsd                             # tlsa --create; a DNS server for publish check
 	bind9 bind9-dnsutils                         # named taking dynamic updates; nsupdate, dig

@@ -18,7 +18,8 @@ declare -A may=(
 	[publish]="util crypto hsm store policy ca"
 	[ceremony]="util crypto hsm policy ca"
 	[registry]="util crypto hsm store policy ca"
-	[cli]="util crypto hsm store policy ca fw publish ceremony registry"
+	[serve]="util crypto hsm store policy ca registry"
+	[cli]="util crypto hsm store policy ca fw publish ceremony registry serve"
 )
 
 bad=0

@@ -1,0 +1,623 @@
+/* CMP enrollment (RFC 9483, the lightweight CMP profile, over RFC 6712's
+ * HTTP transfer) on OpenSSL's CMP server (OSSL_CMP_SRV_CTX). The library
+ * checks a message's protection and proof of possession; keyrite decides
+ * who may ask for what (the registry, for the account the TLS client
+ * certificate and the message's protection both name) and refuses a
+ * message whose transactionID and senderNonce it has seen: the library
+ * would process a replay, and issue again.
+ *
+ * One server context holds one transaction (reference section 8): a table
+ * keeps one per transactionID, from its first message to its certConf (or
+ * a minute without one). */
+#include "internal.h"
+
+#include <openssl/cmp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* PKIBody choices (RFC 4210 section 5.1.2; OpenSSL 3.0 has no public names). */
+enum { B_IR = 0, B_CR = 2, B_P10CR = 4, B_KUR = 7, B_RR = 11, B_GENM = 21, B_CERTCONF = 24 };
+
+#define TXN_SECONDS 60
+#define MAX_TXNS 4096
+
+typedef struct cmp_req cmp_req;
+
+typedef struct txn {
+	uint8_t id[64];
+	int id_len;
+	OSSL_CMP_SRV_CTX *srv;
+	time_t at;
+	int busy;
+	cmp_req *req; /* the message being processed */
+	struct txn *next;
+} txn;
+
+struct kr_cmp {
+	kr_server *s;
+	pthread_mutex_t mu;
+	txn *head;
+	int n;
+};
+
+/* What a message's callbacks need to know. */
+struct cmp_req {
+	kr_server *s;
+	const char *account; /* the TLS client's */
+	X509 *protector;     /* extraCerts[0], the message's protection certificate */
+	const char *refusal; /* set: every request of the message is refused with it */
+	int fail_bit;
+};
+
+/* ---- the message's DER (3.0 has no getters for these) ----------------------- */
+
+/* The next TLV in [*p, end): its tag, class, content; 0 at the end or on
+ * damage. */
+static int next_tlv(const uint8_t **p, const uint8_t *end, int *tag, int *cls,
+		    const uint8_t **content, long *len, const uint8_t **whole)
+{
+	if (*p >= end)
+		return 0;
+	const unsigned char *q = *p;
+	int ret = ASN1_get_object(&q, len, tag, cls, end - *p);
+	if (ret & 0x80 || *len > end - q)
+		return 0;
+	*whole = *p;
+	*content = q;
+	*p = q + *len;
+	return 1;
+}
+
+/* The header's senderNonce ([5] EXPLICIT OCTET STRING, RFC 4210 5.1.1). */
+static int sender_nonce(const uint8_t *der, long len, const uint8_t **nonce, long *nlen)
+{
+	const uint8_t *p = der, *end = der + len, *c, *w;
+	int tag, cls;
+	long l;
+	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w)) /* PKIMessage */
+		return 0;
+	end = c + l;
+	p = c;
+	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w)) /* header */
+		return 0;
+	const uint8_t *h = c, *hend = c + l;
+	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++) {
+		if (i < 3 || cls != V_ASN1_CONTEXT_SPECIFIC || tag != 5)
+			continue; /* pvno, sender, recipient, then the tagged fields */
+		const uint8_t *in = c, *ic, *iw;
+		long il;
+		if (!next_tlv(&in, c + l, &tag, &cls, &ic, &il, &iw) || tag != V_ASN1_OCTET_STRING)
+			return 0;
+		*nonce = ic;
+		*nlen = il;
+		return 1;
+	}
+	return 0;
+}
+
+/* extraCerts[0] ([1] after the body and the protection, RFC 4210 5.1): the
+ * protection certificate, RFC 9483 section 3.3. */
+static X509 *first_extra_cert(const uint8_t *der, long len)
+{
+	const uint8_t *p = der, *end = der + len, *c, *w;
+	int tag, cls;
+	long l;
+	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w))
+		return NULL;
+	p = c;
+	end = c + l;
+	while (next_tlv(&p, end, &tag, &cls, &c, &l, &w)) {
+		if (cls != V_ASN1_CONTEXT_SPECIFIC || tag != 1 || p != end)
+			continue; /* header, body, protection */
+		const uint8_t *q = c, *qc, *qw;
+		if (!next_tlv(&q, c + l, &tag, &cls, &qc, &l, &qw) || tag != V_ASN1_SEQUENCE)
+			return NULL;
+		const unsigned char *x = qc;
+		return l > 0 ? d2i_X509(NULL, &x, l) : NULL;
+	}
+	return NULL;
+}
+
+/* ---- the callbacks ------------------------------------------------------------ */
+
+static OSSL_CMP_PKISI *refused(int bit, const char *text)
+{
+	kr_serve_log("cmp-refused", "reason", text, NULL);
+	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << bit, text);
+}
+
+static int fail_bit_of(kr_code code)
+{
+	switch (code) {
+	case KR_EDENIED:
+	case KR_EAUTH:
+		return OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+	case KR_EPOLICY:
+	case KR_EINPUT:
+		return OSSL_CMP_PKIFAILUREINFO_badCertTemplate;
+	default:
+		return OSSL_CMP_PKIFAILUREINFO_systemFailure;
+	}
+}
+
+static cmp_req *req_of(OSSL_CMP_SRV_CTX *srv)
+{
+	txn *t = OSSL_CMP_SRV_CTX_get0_custom_ctx(srv);
+	return t->req;
+}
+
+static STACK_OF(X509) *ca_chain(const kr_server *s)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	if (chain && X509_add_cert(chain, s->ca, X509_ADD_FLAG_UP_REF) == 1 &&
+	    X509_add_certs(chain, s->chain, X509_ADD_FLAG_UP_REF) == 1)
+		return chain;
+	sk_X509_pop_free(chain, X509_free);
+	return NULL;
+}
+
+/* p10cr: the device's own PKCS#10 (its signature the proof of
+ * possession), relayed by its MNO: the registry's activation. */
+static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg,
+				       int cert_req_id, const OSSL_CRMF_MSG *crm,
+				       const X509_REQ *p10cr, X509 **cert_out,
+				       STACK_OF(X509) * *chain_out, STACK_OF(X509) * *ca_pubs)
+{
+	(void)cert_req_id, (void)ca_pubs;
+	cmp_req *q = req_of(srv);
+	if (q->refusal)
+		return refused(q->fail_bit, q->refusal);
+	if (!p10cr || crm)
+		return refused(OSSL_CMP_PKIFAILUREINFO_badRequest,
+			       OSSL_CMP_MSG_get_bodytype(msg) == B_KUR
+				       ? "kur: key update is not offered yet; use p10cr after a reset"
+				       : "ir and cr with a CRMF template are not offered yet; send "
+					 "the device's PKCS#10 by p10cr");
+	char device[80];
+	kr_err e = kr_serve_device_of(X509_REQ_get_subject_name(p10cr), device, sizeof device);
+	if (kr_failed(&e))
+		return refused(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, e.msg);
+	unsigned char *der = NULL;
+	int len = i2d_X509_REQ(p10cr, &der);
+	if (len <= 0)
+		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot encode the request");
+	kr_enrolled out;
+	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, &out);
+	OPENSSL_free(der);
+	OSSL_CMP_PKISI *si = NULL;
+	if (kr_failed(&e))
+		si = refused(fail_bit_of(e.code), e.msg);
+	else if (!out.cert)
+		si = refused(fail_bit_of(out.code), out.reason[0] ? out.reason : out.result);
+	if (si) {
+		free(out.cert);
+		return si;
+	}
+	const unsigned char *p = out.cert;
+	*cert_out = d2i_X509(NULL, &p, (long)out.cert_len);
+	free(out.cert);
+	*chain_out = ca_chain(q->s);
+	if (!*cert_out)
+		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot decode the certificate");
+	kr_serve_log("cmp-enrolled", "device", device, "result", out.result, NULL);
+	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+}
+
+typedef struct revoking {
+	uint8_t serial[20];
+	size_t len;
+	kr_reg_summary sum;
+	char result[32], reason[KR_ERR_MSG];
+	kr_code code;
+} revoking;
+
+static void on_revoked(const kr_reg_outcome *o, void *arg)
+{
+	revoking *v = arg;
+	snprintf(v->result, sizeof v->result, "%s", o->result);
+	snprintf(v->reason, sizeof v->reason, "%s", o->reason ? o->reason : "");
+	v->code = o->code;
+}
+
+/* rr: the device's certificate revoked, as the registry deactivates it. */
+static KR_MUST_USE kr_err revoke(kr_registry *r, void *arg)
+{
+	revoking *v = arg;
+	char device[80];
+	KR_TRY(kr_registry_device_of_cert(r, v->serial, v->len, device, sizeof device));
+	kr_reg_row row = {.device = device};
+	kr_reg_args a = {.cmd = KR_CMD_DEACTIVATE, .rows = &row, .nrows = 1};
+	return kr_registry_run(r, &a, NULL, 0, on_revoked, v, &v->sum);
+}
+
+static OSSL_CMP_PKISI *on_rr(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg,
+			     const X509_NAME *issuer, const ASN1_INTEGER *serial)
+{
+	(void)msg;
+	cmp_req *q = req_of(srv);
+	if (q->refusal)
+		return refused(q->fail_bit, q->refusal);
+	if (!issuer || !serial || X509_NAME_cmp(issuer, X509_get_subject_name(q->s->ca)) != 0 ||
+	    serial->length <= 0 || serial->length > 20)
+		return refused(OSSL_CMP_PKIFAILUREINFO_badCertId,
+			       "rr: not a certificate of the registry's CA");
+	revoking v = {.len = (size_t)serial->length};
+	memcpy(v.serial, serial->data, v.len);
+	kr_err e = kr_desk_call(q->s->desk, q->account, revoke, &v);
+	if (kr_failed(&e))
+		return refused(e.code == KR_EINPUT ? OSSL_CMP_PKIFAILUREINFO_badCertId
+						   : fail_bit_of(e.code),
+			       e.msg);
+	if (!strcmp(v.result, "refused"))
+		return refused(fail_bit_of(v.code), v.reason);
+	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+}
+
+/* genm caCerts (RFC 9483 section 4.3.1): the registry's CA and its chain. */
+static int on_genm(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg,
+		   const STACK_OF(OSSL_CMP_ITAV) * in, STACK_OF(OSSL_CMP_ITAV) * *out)
+{
+	(void)msg;
+	cmp_req *q = req_of(srv);
+	if (q->refusal)
+		return 0;
+	*out = sk_OSSL_CMP_ITAV_new_null();
+	if (!*out)
+		return 0;
+	for (int i = 0; i < sk_OSSL_CMP_ITAV_num(in); i++) {
+		ASN1_OBJECT *type = OSSL_CMP_ITAV_get0_type(sk_OSSL_CMP_ITAV_value(in, i));
+		if (OBJ_obj2nid(type) != NID_id_it_caCerts)
+			continue;
+		STACK_OF(X509) *chain = ca_chain(q->s);
+		ASN1_SEQUENCE_ANY *seq = sk_ASN1_TYPE_new_null();
+		int ok = chain && seq;
+		for (int k = 0; ok && k < sk_X509_num(chain); k++) {
+			unsigned char *der = NULL;
+			int len = i2d_X509(sk_X509_value(chain, k), &der);
+			ASN1_STRING *str = len > 0 ? ASN1_STRING_new() : NULL;
+			ASN1_TYPE *t = str ? ASN1_TYPE_new() : NULL;
+			ok = t && ASN1_STRING_set(str, der, len) == 1;
+			if (ok) {
+				ASN1_TYPE_set(t, V_ASN1_SEQUENCE, str);
+				str = NULL;
+				ok = sk_ASN1_TYPE_push(seq, t) > 0;
+				t = ok ? NULL : t;
+			}
+			ASN1_TYPE_free(t);
+			ASN1_STRING_free(str);
+			OPENSSL_free(der);
+		}
+		unsigned char *der = NULL;
+		int len = ok ? i2d_ASN1_SEQUENCE_ANY(seq, &der) : 0;
+		sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+		sk_X509_pop_free(chain, X509_free);
+		ASN1_STRING *value = len > 0 ? ASN1_STRING_new() : NULL;
+		ASN1_TYPE *v = value ? ASN1_TYPE_new() : NULL;
+		OSSL_CMP_ITAV *itav = NULL;
+		if (v && ASN1_STRING_set(value, der, len) == 1) {
+			ASN1_TYPE_set(v, V_ASN1_SEQUENCE, value);
+			value = NULL;
+			itav = OSSL_CMP_ITAV_create(OBJ_nid2obj(NID_id_it_caCerts), v);
+			v = itav ? NULL : v;
+		}
+		OPENSSL_free(der);
+		ASN1_STRING_free(value);
+		ASN1_TYPE_free(v);
+		if (!itav || !OSSL_CMP_ITAV_push0_stack_item(out, itav)) {
+			OSSL_CMP_ITAV_free(itav);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void on_error(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, const OSSL_CMP_PKISI *si,
+		     const ASN1_INTEGER *code, const OSSL_CMP_PKIFREETEXT *details)
+{
+	(void)srv, (void)msg, (void)code, (void)details;
+	char buf[OSSL_CMP_PKISI_BUFLEN];
+	kr_serve_log("cmp-client-error", "status",
+		     si ? OSSL_CMP_snprint_PKIStatusInfo(si, buf, sizeof buf) : NULL, NULL);
+}
+
+static int on_cert_conf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, int cert_req_id,
+			const ASN1_OCTET_STRING *hash, const OSSL_CMP_PKISI *si)
+{
+	(void)msg, (void)cert_req_id, (void)hash, (void)si;
+	return req_of(srv)->refusal == NULL;
+}
+
+static int on_poll(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, int cert_req_id,
+		   OSSL_CMP_MSG **cert_req, int64_t *check_after)
+{
+	(void)srv, (void)msg, (void)cert_req_id, (void)check_after;
+	*cert_req = NULL; /* every answer is given at once: nothing to poll for */
+	return 0;
+}
+
+/* ---- transactions ------------------------------------------------------------- */
+
+static void txn_free(txn *t)
+{
+	if (!t)
+		return;
+	OSSL_CMP_SRV_CTX_free(t->srv);
+	free(t);
+}
+
+/* A new context for a transaction: protection by the service's key, trust
+ * in the registry's CA for the clients' and devices' certificates. */
+static KR_MUST_USE kr_err txn_new(kr_server *s, const ASN1_OCTET_STRING *id, txn **out)
+{
+	txn *t = calloc(1, sizeof *t);
+	KR_ENSURE(t, KR_EINTERNAL, "out of memory");
+	memcpy(t->id, id->data, (size_t)id->length);
+	t->id_len = id->length;
+	t->srv = OSSL_CMP_SRV_CTX_new(NULL, NULL);
+	OSSL_CMP_CTX *ctx = t->srv ? OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv) : NULL;
+	X509_STORE *trust = ctx ? X509_STORE_new() : NULL;
+	STACK_OF(X509) *chain = ca_chain(s);
+	int ok = trust && chain;
+	for (int i = 0; ok && i < sk_X509_num(chain); i++)
+		ok = X509_STORE_add_cert(trust, sk_X509_value(chain, i)) == 1;
+	ok = ok && OSSL_CMP_CTX_set0_trustedStore(ctx, trust) == 1;
+	trust = ok ? NULL : trust;
+	ok = ok && OSSL_CMP_CTX_set1_extraCertsOut(ctx, chain) == 1;
+	sk_X509_pop_free(chain, X509_free);
+	X509_STORE_free(trust);
+	ok = ok && OSSL_CMP_SRV_CTX_init(t->srv, t, on_cert_request, on_rr, on_genm, on_error,
+					 on_cert_conf, on_poll) == 1;
+	ok = ok && OSSL_CMP_SRV_CTX_set_grant_implicit_confirm(t->srv, 1) == 1;
+	ok = ok && OSSL_CMP_CTX_set_log_verbosity(ctx, OSSL_CMP_LOG_ERR) == 1;
+	if (!ok) {
+		txn_free(t);
+		return kr_err_ossl(KR_EINTERNAL, "a CMP server context");
+	}
+	*out = t;
+	return kr_ok();
+}
+
+/* The transaction of id, taken (busy) by this thread: found, or new for a
+ * first message. Expired ones go. */
+static KR_MUST_USE kr_err txn_take(struct kr_cmp *c, const ASN1_OCTET_STRING *id, int first,
+				   txn **out)
+{
+	KR_ENSURE(id && id->length > 0 && id->length <= 64, KR_EINPUT,
+		  "a transactionID of 1 to 64 octets");
+	time_t now = time(NULL);
+	*out = NULL;
+	pthread_mutex_lock(&c->mu);
+	txn **pp = &c->head, *found = NULL;
+	while (*pp) {
+		txn *t = *pp;
+		if (!t->busy && now - t->at > TXN_SECONDS) {
+			*pp = t->next;
+			c->n--;
+			txn_free(t);
+			continue;
+		}
+		if (t->id_len == id->length && !memcmp(t->id, id->data, (size_t)id->length))
+			found = t;
+		pp = &t->next;
+	}
+	kr_err e = kr_ok();
+	if (found && found->busy)
+		e = kr_errf(KR_EINPUT, "transaction in use by another request");
+	else if (!found && !first)
+		e = kr_errf(KR_EINPUT, "no such transaction (or it expired)");
+	else if (!found && c->n >= MAX_TXNS)
+		e = kr_errf(KR_EINTERNAL, "too many open CMP transactions");
+	else if (!found)
+		e = txn_new(c->s, id, &found);
+	if (!kr_failed(&e)) {
+		int listed = 0;
+		for (txn *t = c->head; t && !listed; t = t->next)
+			listed = t == found;
+		if (!listed) {
+			found->next = c->head;
+			c->head = found;
+			c->n++;
+		}
+		found->busy = 1;
+		found->at = now;
+		*out = found;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return e;
+}
+
+/* Done with the message; a transaction whose last answer ends it goes. */
+static void txn_give(struct kr_cmp *c, txn *t, int ended)
+{
+	pthread_mutex_lock(&c->mu);
+	t->busy = 0;
+	t->req = NULL;
+	if (ended) {
+		for (txn **pp = &c->head; *pp; pp = &(*pp)->next)
+			if (*pp == t) {
+				*pp = t->next;
+				c->n--;
+				break;
+			}
+		txn_free(t);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out)
+{
+	struct kr_cmp *c = calloc(1, sizeof *c);
+	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
+	c->s = s;
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return kr_ok();
+}
+
+void kr_cmp_close(struct kr_cmp *c)
+{
+	if (!c)
+		return;
+	while (c->head) {
+		txn *t = c->head;
+		c->head = t->next;
+		txn_free(t);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* ---- one message ---------------------------------------------------------------- */
+
+typedef struct protector_check {
+	X509 *cert;
+	char account[64];
+} protector_check;
+
+static KR_MUST_USE kr_err protector_account(kr_registry *r, void *arg)
+{
+	protector_check *p = arg;
+	return kr_registry_client_account(r, p->cert, p->account);
+}
+
+/* Who protected the message must be who the TLS client is: the MNO acting
+ * as an RA with its own certificate (RFC 9483 section 5.2). The library
+ * has verified the protection itself by then. */
+static void judge(cmp_req *q, int body, const uint8_t *der, long len)
+{
+	if (body == B_GENM)
+		return; /* the CA certificates are for any client */
+	q->protector = first_extra_cert(der, len);
+	if (!q->protector) {
+		q->refusal = "the message carries no protection certificate in extraCerts "
+			     "(RFC 9483 section 3.3); PBM is not offered yet";
+		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+		return;
+	}
+	protector_check p = {.cert = q->protector};
+	kr_err e = kr_desk_call(q->s->desk, NULL, protector_account, &p);
+	if (kr_failed(&e) || strcmp(p.account, q->account) != 0) {
+		kr_serve_log("cmp-protection-refused", "account", q->account, "reason",
+			     kr_failed(&e) ? e.msg : "protected by another account's certificate",
+			     NULL);
+		q->refusal = "the message is not protected by this client's own certificate";
+		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+	}
+}
+
+static void reply_msg(struct evhttp_request *req, OSSL_CMP_MSG *resp)
+{
+	unsigned char *der = NULL;
+	int len = resp ? i2d_OSSL_CMP_MSG(resp, &der) : -1;
+	if (len <= 0) {
+		kr_serve_reply(req, 500, "text/plain", "CMP processing failed\n", 22);
+		return;
+	}
+	kr_serve_reply(req, 200, "application/pkixcmp", der, (size_t)len);
+	OPENSSL_free(der);
+}
+
+static int ends_transaction(const OSSL_CMP_MSG *req_msg, const OSSL_CMP_MSG *resp)
+{
+	int in = OSSL_CMP_MSG_get_bodytype(req_msg);
+	int out = OSSL_CMP_MSG_get_bodytype(resp);
+	/* ip, cp, kup wait for a certConf unless implicitly confirmed; a
+	 * client that confirms implicitly leaves it to expire */
+	return in == B_CERTCONF || in == B_RR || in == B_GENM || (out != 1 && out != 3 && out != 8);
+}
+
+void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account,
+		   const char *profile)
+{
+	if (profile && strcmp(profile, s->conf->profile) != 0) {
+		kr_serve_reply(req, 404, "text/plain", "no such CMP profile\n", 20);
+		return;
+	}
+	size_t len = 0;
+	const uint8_t *body = kr_serve_body(req, &len);
+	const unsigned char *p = body;
+	OSSL_CMP_MSG *msg = body && evhttp_request_get_command(req) == EVHTTP_REQ_POST
+				    ? d2i_OSSL_CMP_MSG(NULL, &p, (long)len)
+				    : NULL;
+	if (!msg || p != body + len) {
+		ERR_clear_error();
+		OSSL_CMP_MSG_free(msg);
+		kr_serve_reply(req, 400, "text/plain", "not a DER PKIMessage (RFC 4210)\n", 32);
+		return;
+	}
+	int type = OSSL_CMP_MSG_get_bodytype(msg);
+	const ASN1_OCTET_STRING *tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(msg));
+	const uint8_t *nonce = NULL;
+	long nlen = 0;
+	cmp_req q = {.s = s, .account = account};
+	txn *t = NULL;
+	kr_err e = kr_ok();
+	if (!tid || !sender_nonce(body, (long)len, &nonce, &nlen) || nlen < 1)
+		e = kr_errf(KR_EINPUT, "no transactionID or senderNonce (RFC 9483 section 3.1)");
+	int fresh = 1;
+	if (!kr_failed(&e))
+		e = kr_desk_seen(s->desk, tid->data, (size_t)tid->length, nonce, (size_t)nlen,
+				 &fresh);
+	if (!kr_failed(&e))
+		e = txn_take(s->cmp, tid, type != B_CERTCONF, &t);
+	if (kr_failed(&e)) {
+		kr_serve_log("cmp-refused", "account", account, "reason", e.msg, NULL);
+		OSSL_CMP_MSG_free(msg);
+		kr_serve_reply(req, e.code == KR_EINTERNAL ? 503 : 400, "text/plain", e.msg,
+			       strlen(e.msg));
+		return;
+	}
+	if (!fresh) {
+		q.refusal = "a replayed message: its transactionID and senderNonce were seen before";
+		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
+		kr_serve_log("cmp-replay", "account", account, NULL);
+	} else {
+		judge(&q, type, body, (long)len);
+	}
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	kr_serve_signer(&cert, &key);
+	OSSL_CMP_CTX *ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv);
+	OSSL_CMP_MSG *resp = NULL;
+	t->req = &q;
+	if (OSSL_CMP_CTX_set1_cert(ctx, cert) == 1 && OSSL_CMP_CTX_set1_pkey(ctx, key) == 1)
+		resp = OSSL_CMP_SRV_process_request(t->srv, msg);
+	if (!resp) {
+		unsigned long err = ERR_peek_last_error();
+		kr_serve_log("cmp-failed", "account", account, "reason",
+			     err ? ERR_reason_error_string(err) : "unknown", NULL);
+	}
+	ERR_clear_error();
+	txn_give(s->cmp, t, !resp || q.refusal || ends_transaction(msg, resp));
+	reply_msg(req, resp);
+	OSSL_CMP_MSG_free(resp);
+	OSSL_CMP_MSG_free(msg);
+	X509_free(q.protector);
+}
+
+/* ---- the device a request names ------------------------------------------------------ */
+
+KR_MUST_USE kr_err kr_serve_device_of(const X509_NAME *subject, char *out, size_t outsz)
+{
+	int nids[] = {NID_serialNumber, NID_commonName};
+	for (size_t i = 0; i < 2; i++) {
+		int at = X509_NAME_get_index_by_NID(subject, nids[i], -1);
+		if (at < 0)
+			continue;
+		ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+		unsigned char *utf8 = NULL;
+		int n = ASN1_STRING_to_UTF8(&utf8, v);
+		int ok = n > 0 && (size_t)n < outsz && memchr(utf8, 0, (size_t)n) == NULL;
+		if (ok) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+		}
+		OPENSSL_free(utf8);
+		KR_ENSURE(ok, KR_EINPUT, "the subject's device id is empty or too long");
+		return kr_ok();
+	}
+	return kr_errf(KR_EINPUT, "the subject names no device (serialNumber or commonName)");
+}

@@ -1,0 +1,99 @@
+/* Inside serve/: the desk (the one thread that holds the registry and the
+ * store), the connections' accounts, and what the handlers share. */
+#ifndef KR_SERVE_INTERNAL_H
+#define KR_SERVE_INTERNAL_H
+
+#include "serve.h"
+#include "../registry/registry.h"
+
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+
+/* ---- desk.c: the registry's thread ---------------------------------------------- *
+ * SQLite and the registry are one writer: every request's registry work is
+ * a job handed to the desk, which takes all waiting jobs at once. Enrollments
+ * of one account that wait together are issued in one activation (one
+ * reservation and one recording transaction, one checkpoint: group commit),
+ * and each is answered only after that commit. */
+
+typedef struct kr_desk kr_desk;
+
+KR_MUST_USE kr_err kr_desk_open(kr_registry *r, kr_store *store, int batch, kr_desk **out);
+/* Finishes the jobs handed in, then stops the thread. */
+void kr_desk_close(kr_desk *d);
+
+/* fn runs on the desk as account (NULL: no account, before one is known). */
+typedef KR_MUST_USE kr_err (*kr_desk_fn)(kr_registry *r, void *arg);
+KR_MUST_USE kr_err kr_desk_call(kr_desk *d, const char *account, kr_desk_fn fn, void *arg);
+
+/* One enrollment: device's CSR (DER) issued as account's activation. */
+typedef struct kr_enrolled {
+	char result[32]; /* "activated", "unchanged" (already active), "refused" */
+	char reason[KR_ERR_MSG];
+	kr_code code;
+	int64_t profile_id;
+	uint8_t *cert; /* malloc'd DER: the new certificate, or the current one */
+	size_t cert_len;
+} kr_enrolled;
+KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
+				  const uint8_t *csr, size_t csr_len, kr_enrolled *out);
+
+/* Records a CMP message's transactionID and senderNonce (with the others
+ * waiting, in one transaction); *fresh 0 for a replay. */
+KR_MUST_USE kr_err kr_desk_seen(kr_desk *d, const uint8_t *tid, size_t tid_len,
+				const uint8_t *nonce, size_t nonce_len, int *fresh);
+
+/* ---- the server ---------------------------------------------------------------- */
+
+typedef struct kr_server {
+	kr_config *cfg;
+	const kr_registry_conf *conf;
+	const kr_serve_conf *sc;
+	kr_desk *desk;
+	X509 *ca;                /* the registry's CA: clients' and devices' issuer */
+	STACK_OF(X509) * chain;  /* above it, up to the root */
+	char *ca_pem;            /* the CA and its chain, PEM */
+	size_t ca_pem_len;
+	struct kr_cmp *cmp;      /* cmp.c's transactions */
+	struct kr_limits *rates; /* limits.c */
+} kr_server;
+
+/* The account of the connection a request came on: its client
+ * certificate's, looked up once per connection (a revoked or unknown one is
+ * refused here, the reason logged). NULL: refused, answered already. */
+const char *kr_serve_account(kr_server *s, struct evhttp_request *req);
+
+/* This connection thread's server certificate and key (the key may be on a
+ * token, with a session per thread): what protects CMP responses. */
+void kr_serve_signer(X509 **cert, EVP_PKEY **key);
+
+/* Answers and logs: status, content type, body. */
+void kr_serve_reply(struct evhttp_request *req, int status, const char *type, const void *body,
+		    size_t len);
+/* A request's body, at most max octets (NULL, *len 0 when empty). */
+const uint8_t *kr_serve_body(struct evhttp_request *req, size_t *len);
+/* One structured log line (JSON, stderr): event, then key/value string
+ * pairs, NULL-terminated. Never a PIN, a code or a key. */
+void kr_serve_log(const char *event, ...) __attribute__((sentinel));
+
+/* The handlers. */
+void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account,
+		   const char *path);
+void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account,
+		   const char *profile);
+void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account,
+		   const char *op);
+
+/* cmp.c's transactions, and the EST and CMP device id rule: a CSR's
+ * subject serialNumber, else its common name. */
+KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out);
+void kr_cmp_close(struct kr_cmp *c);
+KR_MUST_USE kr_err kr_serve_device_of(const X509_NAME *subject, char *out, size_t outsz);
+
+/* limits.c: a token bucket per account (rate a second, burst); 0: over. */
+KR_MUST_USE kr_err kr_limits_open(long rate, long burst, struct kr_limits **out);
+void kr_limits_close(struct kr_limits *l);
+int kr_limits_take(struct kr_limits *l, const char *account);
+
+#endif
