@@ -152,6 +152,14 @@ serial_of() { krc --device "$1" --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/
 fw_list() { kr fw list --config "$T/ca/keyrite.cnf" --json || fail "keyrite fw list"; }
 audit_list() { kr audit list --config "$T/ca/keyrite.cnf" "$@" || fail "keyrite audit list $*"; }
 
+# valid_cert DEVICE FILE: the device's valid certificate, PEM, into FILE.
+valid_cert() {
+	local serial
+	serial=$(krc --device "$1" --status valid --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/\1/p')
+	[ -n "$serial" ] || fail "$1 has no valid certificate"
+	kr show --config "$T/ca/keyrite.cnf" "$serial" | sed -n '/BEGIN CERT/,/END CERT/p' >"$2"
+}
+
 db() { sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"; }
 
 # A count from the store while keyrite may still be making it: 0 until the

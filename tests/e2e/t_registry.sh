@@ -17,14 +17,6 @@ krr() {
 # reg_list ACCOUNT: the registry's JSON listing as ACCOUNT.
 reg_list() { krr list --as "$1" --json || fail "registry list as $1"; }
 
-# valid_cert DEVICE FILE: the device's valid certificate, PEM, into FILE.
-valid_cert() {
-	local serial
-	serial=$(krc --device "$1" --status valid --json | sed -n 's/.*"serial":"\([0-9A-F]*\)".*/\1/p')
-	[ -n "$serial" ] || fail "$1 has no valid certificate"
-	kr show --config "$T/ca/keyrite.cnf" "$serial" | sed -n '/BEGIN CERT/,/END CERT/p' >"$2"
-}
-
 # A registry of n meters (1000000000000001 on), imported by Ottawa with
 # Telus as their MNO, registered with ParkoServ and activated by it from the
 # CSRs Telus relays (a manifest of mkcsr's), profile ids 11 on.

@@ -1,0 +1,293 @@
+# keyrite serve (docs/api.md): the registry online, started and stopped by
+# each test on 127.0.0.1 and a free port, driven by clients nobody here
+# wrote: curl (the JSON API, EST), openssl cmp (CMP), openssl s_client (TLS).
+
+# ksr COMMAND ARGS...: keyrite registry with the test CA.
+ksr() {
+	local sub=$1
+	shift
+	case $sub in transfer) sub="transfer $1" && shift ;; esac
+	# shellcheck disable=SC2086 # "transfer request" is two words
+	kr registry $sub --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" "$@"
+}
+
+# client NAME: a key and a client certificate for account NAME, issued by
+# the operator (keyrite registry client), in $T/clients/NAME.{key,pem}.
+client() {
+	local d=$T/clients
+	mkdir -p "$d"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$1.key" \
+		-subj "/CN=$1" -out "$d/$1.csr" 2>/dev/null || fail "openssl req for $1"
+	ksr client "$1" --csr "$d/$1.csr" --out "$d/$1.pem" >/dev/null || fail "registry client $1"
+}
+
+# serve_setup [N]: the CA, the service's key on the token and its
+# certificate, client certificates for every account, and N meters
+# (1000000000000001 on) imported by Ottawa with Telus as their MNO and
+# registered with ParkoServ, their CSRs made (mkcsr) in $T/mno/N.csr.
+serve_setup() {
+	local n=${1:-0} uri="pkcs11:token=keyrite-devices;object=registry-service-2026"
+	ca_setup
+	kr hsm keygen "$uri" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	kr hsm csr "$uri" --cn api.iotregistry.ca --out "$T/service.csr" --pin-file "$T/pin" >/dev/null
+	mkdir -p "$T/svc" "$T/mno"
+	kri registry_service --out "$T/svc" "$T/service.csr" >/dev/null 2>&1 || fail "service certificate"
+	cat "$(ls "$T"/svc/*.pem | grep -v chain.pem)" "$T/ca/subca-devices.pem" >"$T/ca/registry-service.pem"
+	cat "$T/ca/subca-devices.pem" "$T/ca/root.pem" >"$T/chain.pem"
+	for a in operator Ottawa ParkoServ CarParkServ Telus Rogers; do client "$a"; done
+	[ "$n" -gt 0 ] || return 0
+	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/relay.csv"
+	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
+	ksr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null || fail "import"
+	ksr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null || fail "register"
+	tail -n +2 "$T/mno/relay.csv" | while IFS=, read -r id _ _ csr; do
+		printf '%s' "$csr" | base64 -d 2>/dev/null | openssl req -inform DER -out "$T/mno/$id.csr" 2>/dev/null ||
+			fail "the CSR of $id"
+	done
+}
+
+# serve_start: keyrite serve on 127.0.0.1 and a free port ($PORT), its log
+# in $T/serve.log; serve_stop sends SIGTERM and waits for it to finish.
+serve_start() {
+	local try
+	for try in 1 2 3 4 5 6 7 8; do
+		PORT=$(shuf -i 20000-60000 -n 1)
+		sed -i "s/^port *= .*/port        = $PORT/" "$T/ca/keyrite.cnf"
+		"$KEYRITE" serve --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" >"$T/serve.out" 2>>"$T/serve.log" &
+		SERVE=$!
+		for _ in $(seq 100); do
+			grep -q "serving on" "$T/serve.out" 2>/dev/null && return
+			kill -0 "$SERVE" 2>/dev/null || break
+			sleep 0.1
+		done
+		wait "$SERVE" 2>/dev/null || true
+		SERVE=
+		grep -q 'Address already in use' "$T/serve.log" || break
+	done
+	cat "$T/serve.log" >&2
+	fail "keyrite serve did not start"
+}
+
+serve_stop() {
+	[ -n "${SERVE:-}" ] || return 0
+	kill -TERM "$SERVE" 2>/dev/null || true
+	local rc=0
+	wait "$SERVE" || rc=$?
+	SERVE=
+	[ "$rc" -eq 0 ] || { tail -5 "$T/serve.log" >&2; fail "keyrite serve exited $rc after SIGTERM"; }
+}
+
+# api AS METHOD PATH [JSON]: curl as account AS; the body into $T/body,
+# the HTTP status printed.
+api() {
+	local as=$1 method=$2 path=$3
+	shift 3
+	local c=$T/clients/$as
+	curl -sS --cacert "$T/ca/root.pem" --cert "$c.pem" --key "$c.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o "$T/body" -w '%{http_code}' \
+		-X "$method" -H 'Content-Type: application/json' ${1:+--data-binary "$1"} \
+		"https://api.iotregistry.ca:$PORT/api/v1/$path" || fail "curl $method $path as $as"
+}
+
+# expect_api STATUS AS METHOD PATH [JSON]: the call answers STATUS.
+expect_api() {
+	local want=$1 got
+	shift
+	got=$(api "$@")
+	[ "$got" = "$want" ] || { cat "$T/body" >&2; fail "$2 $3 as $1: HTTP $got, not $want"; }
+}
+
+# cmp AS ARGS...: openssl cmp to the service as account AS (its TLS client
+# certificate and its CMP protection), trusting the service's certificate.
+cmp_as() {
+	local as=$1
+	shift
+	local c=$T/clients/$as
+	openssl cmp -server "127.0.0.1:$PORT" -path /.well-known/cmp/p/device -tls_used \
+		-tls_cert "$c.pem" -tls_key "$c.key" -tls_trusted "$T/ca/root.pem" -tls_host api.iotregistry.ca \
+		-cert "$c.pem" -key "$c.key" -extracerts "$T/ca/subca-devices.pem" \
+		-trusted "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$@"
+}
+
+# CMP (RFC 9483) with openssl cmp: the MNO enrolls its meter by p10cr,
+# protected by its own certificate; the certificate verifies and is the
+# store's; a retry in a new transaction gets the same certificate; a
+# replayed message, wrong protection, another MNO's device and a CSR the
+# profile refuses each get a CMP error; genm gives the CA certificates; rr
+# revokes as the registry deactivates (the sponsoring ASP may, the MNO not).
+test_serve_cmp_p10cr_replay_protection_rr_genm() {
+	serve_setup 4
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	cmp_as Telus -cmd p10cr -csr "$T/mno/1000000000000001.csr" -certout "$T/m1.pem" \
+		-reqout "$T/p10.der,$T/conf.der" >"$T/cmp.out" 2>&1 || { cat "$T/cmp.out"; fail "p10cr"; }
+	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$T/m1.pem" >/dev/null ||
+		fail "the enrolled certificate does not verify"
+	openssl x509 -in "$T/m1.pem" -noout -subject | grep -q 'CN = 11.1000000000000001._device.iotregistry.ca' ||
+		fail "not the device's profile 11"
+	valid_cert 1000000000000001 "$T/store1.pem"
+	cmp <(openssl x509 -in "$T/m1.pem" -outform DER) <(openssl x509 -in "$T/store1.pem" -outform DER) ||
+		fail "the store holds another certificate"
+	# a retry (a new transaction) gets the same certificate, not a second
+	cmp_as Telus -cmd p10cr -csr "$T/mno/1000000000000001.csr" -certout "$T/again.pem" >/dev/null 2>&1 ||
+		fail "the retry failed"
+	cmp "$T/m1.pem" "$T/again.pem" || fail "a retry got another certificate"
+	[ "$(ncerts --device 1000000000000001)" -eq 1 ] || fail "the retry issued a second certificate"
+	# the very message again: refused, nothing issued
+	cmp_as Telus -cmd p10cr -csr "$T/mno/1000000000000001.csr" -reqin "$T/p10.der" -certout "$T/replay.pem" >"$T/replay.out" 2>&1 &&
+		fail "a replayed p10cr was accepted"
+	grep -qi 'badSenderNonce\|replayed' "$T/replay.out" || { cat "$T/replay.out"; fail "the replay's error"; }
+	grep -q '"event":"cmp-replay"' "$T/serve.log" || fail "the replay is not logged"
+	# Telus's TLS client, Rogers's protection: refused
+	cmp_as Telus -cmd p10cr -csr "$T/mno/1000000000000002.csr" -cert "$T/clients/Rogers.pem" \
+		-key "$T/clients/Rogers.key" -certout "$T/x.pem" >"$T/wrong.out" 2>&1 &&
+		fail "a message protected by another account was accepted"
+	grep -qi 'notAuthorized\|not protected by this client' "$T/wrong.out" || { cat "$T/wrong.out"; fail "wrong protection's error"; }
+	# protection by a key the registry never certified: the library refuses it
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/rogue.key" \
+		-subj /CN=Telus -days 2 -out "$T/rogue.pem" 2>/dev/null
+	cmp_as Telus -cmd p10cr -csr "$T/mno/1000000000000002.csr" -cert "$T/rogue.pem" -key "$T/rogue.key" \
+		-certout "$T/x.pem" >"$T/rogue.out" 2>&1 && fail "an untrusted protection was accepted"
+	# Rogers is not these meters' MNO
+	cmp_as Rogers -cmd p10cr -csr "$T/mno/1000000000000002.csr" -certout "$T/x.pem" >"$T/rogers.out" 2>&1 &&
+		fail "another MNO enrolled Telus's meter"
+	grep -qi 'notAuthorized' "$T/rogers.out" || { cat "$T/rogers.out"; fail "the other MNO's error"; }
+	# a key the device profile does not take (RSA)
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$T/rsa.key" -subj /CN=1000000000000003 \
+		-out "$T/rsa.csr" 2>/dev/null
+	cmp_as Telus -cmd p10cr -csr "$T/rsa.csr" -certout "$T/x.pem" >"$T/rsa.out" 2>&1 &&
+		fail "the profile's refusal was issued"
+	grep -qi 'badCertTemplate' "$T/rsa.out" || { cat "$T/rsa.out"; fail "the refused CSR's error"; }
+	[ "$(ncerts --device 1000000000000002)" -eq 0 ] && [ "$(ncerts --device 1000000000000003)" -eq 0 ] ||
+		fail "a refused request left a certificate"
+	assert_absent "$T/x.pem"
+	# genm: the CA certificates
+	cmp_as Telus -cmd genm -infotype caCerts >"$T/genm.out" 2>&1 || { cat "$T/genm.out"; fail "genm"; }
+	grep -qi 'caCerts' "$T/genm.out" || { cat "$T/genm.out"; fail "genp without caCerts"; }
+	# rr: the MNO may not deactivate; the sponsoring ASP may
+	cmp_as Telus -cmd rr -oldcert "$T/m1.pem" >"$T/rr1.out" 2>&1 && fail "the MNO revoked"
+	cmp_as ParkoServ -cmd rr -oldcert "$T/m1.pem" >"$T/rr2.out" 2>&1 || { cat "$T/rr2.out"; fail "rr"; }
+	[ "$(ncerts --device 1000000000000001 --status revoked)" -eq 1 ] || fail "rr did not revoke"
+	ksr show 1000000000000001 | grep -q 'deactivated' || fail "rr did not deactivate"
+	serve_stop
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify"
+}
+
+# The JSON API as each kind of account, and what each may not do: a
+# provider reading or transferring another's device, an MNO transferring,
+# a wrong code; the owner's codes move a meter; the losing provider hears
+# of it by poll; list pages; malformed requests; EST cacerts and
+# simpleenroll with curl.
+test_serve_json_api_rights_poll_est() {
+	serve_setup 4
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	expect_api 200 ParkoServ GET devices/1000000000000001
+	grep -q '"state":"registered"' "$T/body" || fail "info: $(cat "$T/body")"
+	expect_api 403 CarParkServ GET devices/1000000000000001
+	expect_api 403 Rogers GET devices/1000000000000001
+	expect_api 200 Telus GET devices/1000000000000001
+	# activation by the MNO over JSON, its CSR in the request
+	local pem
+	pem=$(awk '{printf "%s\\n", $0}' "$T/mno/1000000000000002.csr")
+	expect_api 200 Telus POST activate "{\"devices\":[{\"device\":\"1000000000000002\",\"csr\":\"$pem\"}]}"
+	grep -q '"result":"activated"' "$T/body" && grep -q 'BEGIN CERTIFICATE' "$T/body" ||
+		fail "activate: $(cat "$T/body")"
+	# list: pages of two
+	expect_api 200 ParkoServ GET 'devices?limit=2'
+	grep -q '"next":"1000000000000002"' "$T/body" || fail "list page 1: $(cat "$T/body")"
+	expect_api 200 ParkoServ GET 'devices?limit=2&after=1000000000000002'
+	grep -q '"device":"1000000000000004"' "$T/body" || fail "list page 2: $(cat "$T/body")"
+	expect_api 200 ParkoServ GET 'devices?limit=2&after=1000000000000004'
+	grep -q '"devices":\[\]' "$T/body" && ! grep -q '"next"' "$T/body" ||
+		fail "list's end: $(cat "$T/body")"
+	expect_api 403 ParkoServ GET 'devices?asp=CarParkServ'
+	expect_api 400 ParkoServ GET 'devices?limit=0'
+	# codes: the owner makes them; the MNO and a wrong code cannot transfer
+	expect_api 200 Ottawa POST authcode '{"devices":["1000000000000001"]}'
+	local code
+	code=$(sed -n 's/.*"auth_code":"\([^"]*\)".*/\1/p' "$T/body")
+	[ -n "$code" ] || fail "no code: $(cat "$T/body")"
+	! grep -rqF "$code" "$T/serve.log" || fail "the auth code is in the service's log"
+	expect_api 403 Telus POST transfer/request "{\"devices\":[{\"device\":\"1000000000000001\",\"code\":\"$code\"}]}"
+	expect_api 403 CarParkServ POST transfer/request '{"devices":[{"device":"1000000000000001","code":"WRONG-CODE-0000"}]}'
+	grep -q '"code":2202' "$T/body" || fail "a wrong code's result: $(cat "$T/body")"
+	expect_api 200 CarParkServ POST transfer/request "{\"devices\":[{\"device\":\"1000000000000001\",\"code\":\"$code\"}]}"
+	grep -q '"result":"transferred"' "$T/body" || fail "transfer: $(cat "$T/body")"
+	expect_api 200 CarParkServ GET devices/1000000000000001
+	expect_api 403 ParkoServ GET devices/1000000000000001
+	# the losing provider and the owner hear of it
+	local id events=
+	for _ in 1 2 3 4 5; do
+		expect_api 200 ParkoServ GET poll
+		grep -q '"count":0' "$T/body" && break
+		events+="$(sed -n 's/.*"event":"\([^"]*\)".*/\1/p' "$T/body");"
+		id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$T/body")
+		expect_api 200 ParkoServ POST "poll/$id/ack"
+		expect_api 404 ParkoServ POST "poll/$id/ack"
+	done
+	grep -q '"count":0' "$T/body" || fail "the acknowledged messages stay: $(cat "$T/body")"
+	[[ $events == *"transfer request;"*"transfer approve;" ]] || fail "ParkoServ heard: $events"
+	expect_api 200 Ottawa GET poll
+	grep -q '"event":"transfer' "$T/body" || fail "Ottawa's poll: $(cat "$T/body")"
+	# what the registry's rules refuse, refused here too, and bad requests
+	expect_api 403 Telus POST delete '{"devices":["1000000000000003"]}'
+	expect_api 200 Ottawa POST check '{"devices":["1000000000000003","1000000000000099"]}'
+	grep -q '"device":"1000000000000099","known":false' "$T/body" || fail "check: $(cat "$T/body")"
+	expect_api 400 Ottawa POST delete '{"devices":["1000000000000003"'
+	grep -q 'line 1 column' "$T/body" || fail "malformed JSON's error: $(cat "$T/body")"
+	expect_api 400 Ottawa POST delete '{"devices":["1000000000000003"],"force":true}'
+	grep -q "unknown member 'force'" "$T/body" || fail "unknown member: $(cat "$T/body")"
+	expect_api 400 Ottawa POST import '{"devices":["../../etc/passwd"]}'
+	expect_api 404 Ottawa POST frobnicate '{"devices":["1000000000000003"]}'
+	# EST: the CA certificates, and the MNO's enrollment of a meter
+	curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/Telus.pem" --key "$T/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" "https://api.iotregistry.ca:$PORT/.well-known/est/cacerts" |
+		base64 -d | openssl pkcs7 -inform DER -print_certs >"$T/cacerts.pem" || fail "EST cacerts"
+	[ "$(grep -c 'BEGIN CERT' "$T/cacerts.pem")" -eq 2 ] || fail "cacerts: not the CA and the root"
+	openssl req -in "$T/mno/1000000000000003.csr" -outform DER | base64 >"$T/est.b64"
+	curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/Telus.pem" --key "$T/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -H 'Content-Type: application/pkcs10' \
+		--data-binary @"$T/est.b64" "https://api.iotregistry.ca:$PORT/.well-known/est/simpleenroll" |
+		base64 -d | openssl pkcs7 -inform DER -print_certs >"$T/est.pem" || fail "EST simpleenroll"
+	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$T/est.pem" >/dev/null ||
+		fail "the EST certificate does not verify"
+	[ "$(ncerts --device 1000000000000003 --status valid)" -eq 1 ] || fail "EST enrolled nothing"
+	serve_stop
+}
+
+# Who may connect: a certificate of another CA fails the handshake; one of
+# the registry's CA that no account holds, and a revoked one, are refused
+# at the first request; each reason is in the log, not the response.
+test_serve_unknown_unbound_revoked_clients_refused() {
+	serve_setup 1
+	trap 'serve_stop; teardown' EXIT
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/clients/stray.key" \
+		-subj /CN=stray -out "$T/stray.csr" 2>/dev/null
+	mkdir -p "$T/stray"
+	kri api_client --out "$T/stray" "$T/stray.csr" >/dev/null 2>&1 || fail "an unbound client certificate"
+	cp "$(ls "$T"/stray/*.pem | grep -v chain.pem)" "$T/clients/stray.pem"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/clients/self.key" \
+		-subj /CN=Telus -days 2 -out "$T/clients/self.pem" 2>/dev/null
+	kr revoke --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" --ca devices \
+		"$(openssl x509 -in "$T/clients/Rogers.pem" -noout -serial | cut -d= -f2)" >/dev/null ||
+		fail "revoking Rogers's client certificate"
+	serve_start
+	local got
+	got=$(curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/self.pem" --key "$T/clients/self.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o /dev/null -w '%{http_code}' \
+		"https://api.iotregistry.ca:$PORT/api/v1/devices" 2>/dev/null) && fail "a stranger's certificate got HTTP $got"
+	grep -q '"event":"handshake-refused","subject":"/CN=Telus","reason":"self-signed certificate"' "$T/serve.log" ||
+		fail "the handshake's refusal is not logged"
+	curl -sS --cacert "$T/ca/root.pem" --resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o /dev/null \
+		"https://api.iotregistry.ca:$PORT/api/v1/devices" 2>/dev/null && fail "no certificate, and an answer"
+	expect_api 403 stray GET devices
+	grep -q 'forbidden' "$T/body" && ! grep -q 'bound' "$T/body" || fail "the reason reached the client"
+	grep -q '"event":"client-refused".*"reason":"the certificate is bound to no account"' "$T/serve.log" ||
+		fail "the unbound client's reason is not logged"
+	expect_api 403 Rogers GET devices
+	grep -q '"event":"client-refused".*CN=Rogers.*"reason":"the certificate is revoked"' "$T/serve.log" ||
+		fail "the revoked client's reason is not logged"
+	expect_api 200 Telus GET devices
+	serve_stop
+}
