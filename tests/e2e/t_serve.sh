@@ -291,3 +291,108 @@ test_serve_unknown_unbound_revoked_clients_refused() {
 	expect_api 200 Telus GET devices
 	serve_stop
 }
+
+# SIGKILL during a load of enrollments, then a restart: every enrollment
+# that was answered is in the store with the certificate its client got,
+# none twice, and the audit log verifies; enrolling them all again gives
+# the answered ones the same certificates and the others theirs.
+test_serve_sigkill_under_load_loses_nothing() {
+	local n=32 id pids=()
+	serve_setup $n
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	mkdir -p "$T/got"
+	for i in $(seq $n); do
+		id=$((1000000000000000 + i))
+		cmp_as Telus -cmd p10cr -csr "$T/mno/$id.csr" -certout "$T/got/$id.pem" >/dev/null 2>&1 &
+		pids+=($!)
+	done
+	# once a few are answered, the service dies
+	for _ in $(seq 200); do
+		[ "$(find "$T/got" -name '*.pem' | wc -l)" -ge 4 ] && break
+		sleep 0.02
+	done
+	kill -KILL "$SERVE"
+	wait "$SERVE" 2>/dev/null || true
+	SERVE=
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	local answered
+	answered=$(find "$T/got" -name '*.pem' -size +0 | wc -l)
+	[ "$answered" -ge 4 ] && [ "$answered" -lt $n ] || fail "$answered of $n answered before the kill"
+	for f in "$T"/got/*.pem; do
+		[ -s "$f" ] || continue
+		id=$(basename "$f" .pem)
+		valid_cert "$id" "$T/store.pem"
+		cmp <(openssl x509 -in "$f" -outform DER) <(openssl x509 -in "$T/store.pem" -outform DER) ||
+			fail "$id: its answer is not the store's certificate"
+	done
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify after the kill"
+	serve_start
+	for i in $(seq $n); do
+		id=$((1000000000000000 + i))
+		cmp_as Telus -cmd p10cr -csr "$T/mno/$id.csr" -certout "$T/again-$id.pem" >/dev/null 2>&1 ||
+			fail "$id: enrolling again after the restart"
+		[ ! -s "$T/got/$id.pem" ] || cmp "$T/got/$id.pem" "$T/again-$id.pem" ||
+			fail "$id: answered before the kill, another certificate after it"
+		[ "$(ncerts --device "$id" --status valid)" -eq 1 ] || fail "$id: not exactly one valid certificate"
+	done
+	serve_stop
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify"
+}
+
+# tls_raw ARGS...: a raw TLS connection as Telus (openssl s_client), its
+# standard input sent, what the service answers on standard output.
+tls_raw() {
+	openssl s_client -quiet -connect "127.0.0.1:$PORT" -servername api.iotregistry.ca \
+		-CAfile "$T/ca/root.pem" -cert "$T/clients/Telus.pem" -key "$T/clients/Telus.key" "$@" 2>/dev/null
+}
+
+# A slow client is dropped after the timeout while others are served;
+# malformed HTTP, an oversized body, too many header fields, a CMP body
+# that is not DER and a client gone mid-request each get their answer (or
+# the connection's end), and the service goes on.
+test_serve_slow_malformed_and_vanishing_clients() {
+	serve_setup 1
+	trap 'serve_stop; teardown' EXIT
+	sed -i 's/^timeout *= .*/timeout     = 2/' "$T/ca/keyrite.cnf"
+	serve_start
+	local start=$SECONDS
+	(printf 'GET /api/v1/devices HTTP/1.1\r\nHost: api.iotregistry.ca\r\n'; sleep 8) | tls_raw >"$T/slow.out" &
+	local slow=$!
+	sleep 0.5
+	expect_api 200 Telus GET devices
+	# the service ends the connection (s_client itself waits for its input)
+	for _ in $(seq 60); do
+		[ "$(ss -tnH state established "sport = :$PORT" | wc -l)" -eq 0 ] && break
+		sleep 0.1
+	done
+	[ "$(ss -tnH state established "sport = :$PORT" | wc -l)" -eq 0 ] && [ $((SECONDS - start)) -le 5 ] ||
+		fail "the slow client held its connection $((SECONDS - start)) s"
+	kill "$slow" 2>/dev/null || true
+	printf 'BLAH\r\n\r\n' | tls_raw >"$T/bad.out" || true
+	grep -q '^HTTP/1.1 400' "$T/bad.out" || { cat "$T/bad.out"; fail "malformed HTTP's answer"; }
+	head -c 2000000 /dev/zero | tr '\0' 'a' >"$T/big"
+	local got
+	got=$(curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/Telus.pem" --key "$T/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o /dev/null -w '%{http_code}' \
+		--data-binary @"$T/big" "https://api.iotregistry.ca:$PORT/api/v1/check" 2>/dev/null) || true
+	[ "$got" = 413 ] || fail "a 2 MB body: HTTP $got"
+	local h=()
+	for i in $(seq 70); do h+=(-H "X-Filler-$i: $i"); done
+	got=$(curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/Telus.pem" --key "$T/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o /dev/null -w '%{http_code}' "${h[@]}" \
+		"https://api.iotregistry.ca:$PORT/api/v1/devices") || true
+	[ "$got" = 431 ] || fail "70 header fields: HTTP $got"
+	head -c 300 /dev/urandom >"$T/noise"
+	got=$(curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/Telus.pem" --key "$T/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o "$T/body" -w '%{http_code}' \
+		-H 'Content-Type: application/pkixcmp' --data-binary @"$T/noise" \
+		"https://api.iotregistry.ca:$PORT/.well-known/cmp/p/device") || true
+	[ "$got" = 400 ] && grep -q 'not a DER PKIMessage' "$T/body" || fail "CMP noise: HTTP $got"
+	# a client gone in the middle of its body
+	(printf 'POST /api/v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{"devices":['; sleep 0.3) |
+		tls_raw >/dev/null || true
+	expect_api 200 Telus GET devices
+	kill -0 "$SERVE" || fail "the service died"
+	serve_stop
+}
