@@ -72,11 +72,9 @@ static int http_status(kr_code code)
 
 /* ---- reading a request ---------------------------------------------------------- */
 
-static KR_MUST_USE kr_err parse_body(struct evhttp_request *req, json_t **out)
+static KR_MUST_USE kr_err parse_json(const uint8_t *body, size_t len, json_t **out)
 {
-	size_t len = 0;
-	const uint8_t *body = kr_serve_body(req, &len);
-	KR_ENSURE(body, KR_EINPUT, "no JSON body");
+	KR_ENSURE(body && len, KR_EINPUT, "no JSON body");
 	json_error_t err;
 	*out = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &err);
 	KR_ENSURE(*out, KR_EINPUT, "request body, line %d column %d: %s", err.line, err.column,
@@ -114,21 +112,27 @@ static KR_MUST_USE kr_err string_of(json_t *o, const char *key, const char *wher
 	return kr_ok();
 }
 
-typedef struct call {
+struct kr_api_call {
+	json_t *body; /* the rows' strings are its */
 	kr_reg_args a;
 	kr_reg_row *rows;
 	uint8_t **csrs;
 	json_t *results;
 	kr_reg_summary sum;
-} call;
+};
+typedef struct kr_api_call call;
 
-static void call_clear(call *c)
+void kr_api_call_free(call *c)
 {
+	if (!c)
+		return;
 	for (int i = 0; c->csrs && i < c->a.nrows; i++)
 		free(c->csrs[i]);
 	free(c->csrs);
 	free(c->rows);
 	json_decref(c->results);
+	json_decref(c->body);
+	free(c);
 }
 
 /* A row: a device id, or an object of its fields (import's model and
@@ -250,31 +254,45 @@ static int command_named(const char *path, kr_reg_cmd *out)
 	return 0;
 }
 
+KR_MUST_USE kr_err kr_api_read_call(const uint8_t *body, size_t len, int cmd, call **out)
+{
+	call *c = calloc(1, sizeof *c);
+	KR_ENSURE(c, KR_EINTERNAL, "out of memory");
+	c->a.cmd = (kr_reg_cmd)cmd;
+	kr_err e = parse_json(body, len, &c->body);
+	if (!kr_failed(&e))
+		e = read_call(c, c->body);
+	c->results = json_array();
+	if (!kr_failed(&e) && !c->results)
+		e = kr_errf(KR_EINTERNAL, "out of memory");
+	if (kr_failed(&e)) {
+		kr_api_call_free(c);
+		return e;
+	}
+	*out = c;
+	return kr_ok();
+}
+
 static void command(kr_server *s, struct evhttp_request *req, const char *account, kr_reg_cmd cmd)
 {
-	call c = {.a = {.cmd = cmd}};
-	json_t *body = NULL;
-	kr_err e = parse_body(req, &body);
+	size_t len = 0;
+	const uint8_t *body = kr_serve_body(req, &len);
+	call *c = NULL;
+	kr_err e = kr_api_read_call(body, len, cmd, &c);
 	if (!kr_failed(&e))
-		e = read_call(&c, body);
-	c.results = json_array();
-	if (!kr_failed(&e) && !c.results)
-		e = kr_errf(KR_EINTERNAL, "out of memory");
-	if (!kr_failed(&e))
-		e = kr_desk_call(s->desk, account, run_call, &c);
+		e = kr_desk_call(s->desk, account, run_call, c);
 	if (kr_failed(&e)) {
 		reply_error(req, http_status(e.code), &e);
 	} else {
-		int all_refused = c.sum.refused && !c.sum.done && !c.sum.unchanged;
+		int all_refused = c->sum.refused && !c->sum.done && !c->sum.unchanged;
 		json_t *o = json_pack("{s:s,s:O,s:{s:I,s:I,s:I}}", "command", kr_reg_cmd_name(cmd),
-				      "results", c.results, "summary", "done",
-				      (json_int_t)c.sum.done, "unchanged",
-				      (json_int_t)c.sum.unchanged, "refused",
-				      (json_int_t)c.sum.refused);
-		reply_json(req, all_refused ? http_status(c.sum.first_refusal) : 200, o);
+				      "results", c->results, "summary", "done",
+				      (json_int_t)c->sum.done, "unchanged",
+				      (json_int_t)c->sum.unchanged, "refused",
+				      (json_int_t)c->sum.refused);
+		reply_json(req, all_refused ? http_status(c->sum.first_refusal) : 200, o);
 	}
-	json_decref(body);
-	call_clear(&c);
+	kr_api_call_free(c);
 }
 
 /* ---- reading the registry ---------------------------------------------------------- */
@@ -432,7 +450,9 @@ static void check(kr_server *s, struct evhttp_request *req, const char *account)
 	json_t *body = NULL;
 	checks c = {.results = json_array()};
 	static const char *const keys[] = {"devices", NULL};
-	kr_err e = parse_body(req, &body);
+	size_t len = 0;
+	const uint8_t *raw = kr_serve_body(req, &len);
+	kr_err e = parse_json(raw, len, &body);
 	if (!kr_failed(&e))
 		e = only_keys(body, keys, "request");
 	c.devices = body ? json_object_get(body, "devices") : NULL;

@@ -47,7 +47,6 @@ struct kr_cmp {
 struct cmp_req {
 	kr_server *s;
 	const char *account; /* the TLS client's */
-	X509 *protector;     /* extraCerts[0], the message's protection certificate */
 	const char *refusal; /* set: every request of the message is refused with it */
 	int fail_bit;
 };
@@ -485,19 +484,18 @@ static KR_MUST_USE kr_err protector_account(kr_registry *r, void *arg)
 
 /* Who protected the message must be who the TLS client is: the MNO acting
  * as an RA with its own certificate (RFC 9483 section 5.2). The library
- * has verified the protection itself by then. */
-static void judge(cmp_req *q, int body, const uint8_t *der, long len)
+ * verifies the protection itself. */
+static void judge(cmp_req *q, const kr_cmp_peek *m)
 {
-	if (body == B_GENM)
+	if (m->body == B_GENM)
 		return; /* the CA certificates are for any client */
-	q->protector = first_extra_cert(der, len);
-	if (!q->protector) {
+	if (!m->protector) {
 		q->refusal = "the message carries no protection certificate in extraCerts "
 			     "(RFC 9483 section 3.3); PBM is not offered yet";
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 		return;
 	}
-	protector_check p = {.cert = q->protector};
+	protector_check p = {.cert = m->protector};
 	kr_err e = kr_desk_call(q->s->desk, NULL, protector_account, &p);
 	if (kr_failed(&e) || strcmp(p.account, q->account) != 0) {
 		kr_serve_log("cmp-protection-refused", "account", q->account, "reason",
@@ -506,6 +504,42 @@ static void judge(cmp_req *q, int body, const uint8_t *der, long len)
 		q->refusal = "the message is not protected by this client's own certificate";
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 	}
+}
+
+KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
+			       kr_cmp_peek *peek)
+{
+	memset(peek, 0, sizeof *peek);
+	const unsigned char *p = der;
+	*msg = der && len ? d2i_OSSL_CMP_MSG(NULL, &p, (long)len) : NULL;
+	if (!*msg || p != der + len) {
+		ERR_clear_error();
+		OSSL_CMP_MSG_free(*msg);
+		*msg = NULL;
+		return kr_errf(KR_EINPUT, "not a DER PKIMessage (RFC 4210)");
+	}
+	peek->body = OSSL_CMP_MSG_get_bodytype(*msg);
+	const ASN1_OCTET_STRING *tid =
+		OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(*msg));
+	const uint8_t *nonce = NULL;
+	long nlen = 0;
+	kr_err e = kr_ok();
+	if (!tid || tid->length < 1 || tid->length > 64 ||
+	    !sender_nonce(der, (long)len, &nonce, &nlen) || nlen < 1 || nlen > 64)
+		e = kr_errf(KR_EINPUT, "a transactionID and a senderNonce of 1 to 64 octets are "
+				       "needed (RFC 9483 section 3.1)");
+	if (kr_failed(&e)) {
+		OSSL_CMP_MSG_free(*msg);
+		*msg = NULL;
+		return e;
+	}
+	memcpy(peek->tid, tid->data, (size_t)tid->length);
+	peek->tid_len = (size_t)tid->length;
+	memcpy(peek->nonce, nonce, (size_t)nlen);
+	peek->nonce_len = (size_t)nlen;
+	peek->protector = first_extra_cert(der, (long)len);
+	ERR_clear_error();
+	return kr_ok();
 }
 
 static void reply_msg(struct evhttp_request *req, OSSL_CMP_MSG *resp)
@@ -538,36 +572,28 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	}
 	size_t len = 0;
 	const uint8_t *body = kr_serve_body(req, &len);
-	const unsigned char *p = body;
-	OSSL_CMP_MSG *msg = body && evhttp_request_get_command(req) == EVHTTP_REQ_POST
-				    ? d2i_OSSL_CMP_MSG(NULL, &p, (long)len)
-				    : NULL;
-	if (!msg || p != body + len) {
-		ERR_clear_error();
-		OSSL_CMP_MSG_free(msg);
-		kr_serve_reply(req, 400, "text/plain", "not a DER PKIMessage (RFC 4210)\n", 32);
-		return;
-	}
-	int type = OSSL_CMP_MSG_get_bodytype(msg);
-	const ASN1_OCTET_STRING *tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(msg));
-	const uint8_t *nonce = NULL;
-	long nlen = 0;
+	OSSL_CMP_MSG *msg = NULL;
+	kr_cmp_peek m = {0};
 	cmp_req q = {.s = s, .account = account};
 	txn *t = NULL;
-	kr_err e = kr_ok();
-	if (!tid || !sender_nonce(body, (long)len, &nonce, &nlen) || nlen < 1)
-		e = kr_errf(KR_EINPUT, "no transactionID or senderNonce (RFC 9483 section 3.1)");
 	int fresh = 1;
+	kr_err e = evhttp_request_get_command(req) == EVHTTP_REQ_POST
+			   ? kr_cmp_read(body, len, &msg, &m)
+			   : kr_errf(KR_EINPUT, "CMP messages are POSTed (RFC 6712 section 3.3)");
 	if (!kr_failed(&e))
-		e = kr_desk_seen(s->desk, tid->data, (size_t)tid->length, nonce, (size_t)nlen,
-				 &fresh);
-	if (!kr_failed(&e))
-		e = txn_take(s->cmp, tid, type != B_CERTCONF, &t);
+		e = kr_desk_seen(s->desk, m.tid, m.tid_len, m.nonce, m.nonce_len, &fresh);
+	if (!kr_failed(&e)) {
+		ASN1_OCTET_STRING id = {.length = (int)m.tid_len, .data = m.tid};
+		e = txn_take(s->cmp, &id, m.body != B_CERTCONF, &t);
+	}
 	if (kr_failed(&e)) {
 		kr_serve_log("cmp-refused", "account", account, "reason", e.msg, NULL);
 		OSSL_CMP_MSG_free(msg);
-		kr_serve_reply(req, e.code == KR_EINTERNAL ? 503 : 400, "text/plain", e.msg,
-			       strlen(e.msg));
+		X509_free(m.protector);
+		char text[KR_ERR_MSG + 2];
+		int n = snprintf(text, sizeof text, "%s\n", e.msg);
+		kr_serve_reply(req, e.code == KR_EINTERNAL ? 503 : 400, "text/plain", text,
+			       (size_t)n);
 		return;
 	}
 	if (!fresh) {
@@ -575,7 +601,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
 		kr_serve_log("cmp-replay", "account", account, NULL);
 	} else {
-		judge(&q, type, body, (long)len);
+		judge(&q, &m);
 	}
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
@@ -585,6 +611,9 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	t->req = &q;
 	if (OSSL_CMP_CTX_set1_cert(ctx, cert) == 1 && OSSL_CMP_CTX_set1_pkey(ctx, key) == 1)
 		resp = OSSL_CMP_SRV_process_request(t->srv, msg);
+	/* the key is this thread's (its own token session): the transaction's
+	 * next message may come on another thread, and this one may stop */
+	(void)OSSL_CMP_CTX_set1_pkey(ctx, NULL);
 	if (!resp) {
 		unsigned long err = ERR_peek_last_error();
 		kr_serve_log("cmp-failed", "account", account, "reason",
@@ -595,7 +624,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	reply_msg(req, resp);
 	OSSL_CMP_MSG_free(resp);
 	OSSL_CMP_MSG_free(msg);
-	X509_free(q.protector);
+	X509_free(m.protector);
 }
 
 /* ---- the device a request names ------------------------------------------------------ */

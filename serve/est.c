@@ -4,6 +4,7 @@
  * device's PKCS#10 as the registry's activation, as by CMP. */
 #include "internal.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs7.h>
 #include <stdlib.h>
@@ -74,21 +75,37 @@ static int status_of(kr_code code)
 	return code == KR_EDENIED || code == KR_EAUTH ? 403 : code == KR_EINTERNAL ? 500 : 400;
 }
 
+KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der, size_t *len,
+				   char *device, size_t devsz)
+{
+	int dlen = 0;
+	*der = body && n ? unbase64(body, n, &dlen) : NULL;
+	const unsigned char *p = *der;
+	X509_REQ *csr = *der && dlen > 0 ? d2i_X509_REQ(NULL, &p, dlen) : NULL;
+	kr_err e = csr && p == *der + dlen
+			   ? kr_serve_device_of(X509_REQ_get_subject_name(csr), device, devsz)
+			   : kr_errf(KR_EINPUT, "the body is not a base64 PKCS#10 request");
+	X509_REQ_free(csr);
+	ERR_clear_error();
+	if (kr_failed(&e)) {
+		free(*der);
+		*der = NULL;
+		return e;
+	}
+	*len = (size_t)dlen;
+	return kr_ok();
+}
+
 static void enroll(kr_server *s, struct evhttp_request *req, const char *account)
 {
-	size_t n = 0;
+	size_t n = 0, len = 0;
 	const uint8_t *body = kr_serve_body(req, &n);
-	int len = 0;
-	unsigned char *der = body ? unbase64(body, n, &len) : NULL;
-	const unsigned char *p = der;
-	X509_REQ *csr = der && len > 0 ? d2i_X509_REQ(NULL, &p, len) : NULL;
+	uint8_t *der = NULL;
 	char device[80] = "";
-	kr_err e = csr ? kr_serve_device_of(X509_REQ_get_subject_name(csr), device, sizeof device)
-		       : kr_errf(KR_EINPUT, "the body is not a base64 PKCS#10 request");
+	kr_err e = kr_est_read_csr(body, n, &der, &len, device, sizeof device);
 	kr_enrolled out = {0};
 	if (!kr_failed(&e))
-		e = kr_desk_enroll(s->desk, account, device, der, (size_t)len, &out);
-	X509_REQ_free(csr);
+		e = kr_desk_enroll(s->desk, account, device, der, len, &out);
 	free(der);
 	if (!kr_failed(&e) && !out.cert)
 		e = kr_errf(out.code ? out.code : KR_EINPUT, "%s",

@@ -7,6 +7,7 @@
 #include "../registry/registry.h"
 
 #include <event2/http.h>
+#include <openssl/cmp.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 
@@ -76,6 +77,28 @@ const uint8_t *kr_serve_body(struct evhttp_request *req, size_t *len);
 /* One structured log line (JSON, stderr): event, then key/value string
  * pairs, NULL-terminated. Never a PIN, a code or a key. */
 void kr_serve_log(const char *event, ...) __attribute__((sentinel));
+
+/* ---- what the handlers parse, apart from the network (and the fuzz target's) ---- */
+
+/* api.c: a command's JSON body read into the registry's arguments. */
+typedef struct kr_api_call kr_api_call;
+KR_MUST_USE kr_err kr_api_read_call(const uint8_t *body, size_t len, int cmd, kr_api_call **out);
+void kr_api_call_free(kr_api_call *c);
+
+/* cmp.c: what keyrite reads of a DER PKIMessage before the library
+ * processes it (OpenSSL 3.0 has no getters for them). */
+typedef struct kr_cmp_peek {
+	int body; /* the PKIBody choice */
+	uint8_t tid[64], nonce[64];
+	size_t tid_len, nonce_len;
+	X509 *protector; /* extraCerts[0], or NULL */
+} kr_cmp_peek;
+KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
+			       kr_cmp_peek *peek);
+
+/* est.c: an EST body (base64 PKCS#10, RFC 8951) to its DER and device. */
+KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der, size_t *len,
+				   char *device, size_t devsz);
 
 /* The handlers. */
 void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account,

@@ -14,7 +14,7 @@ source "$REPO/tests/e2e/t_fw.sh"
 setup
 trap teardown EXIT
 C=$here/corpus F=$here/fixtures
-for t in csr manifest ca_config ceremony mcuboot cms uri registry; do
+for t in csr manifest ca_config ceremony mcuboot cms uri registry serve; do
 	mkdir -p "$C/$t"
 	find "$C/$t" -type f ! -name 'regress-*' -delete
 done
@@ -85,4 +85,18 @@ m $((1 | 2 | 8)) "$T/code.bin" >"$C/mcuboot/pad-header-encrypt.bin"       # raw,
 { cat "$T/u.region"; xxd -r -p <<<"$(hexle $((0x6907)) 2)$(hexle 40 2)$(hexle 16 2)$(hexle 32 2)"
   openssl dgst -sha256 -binary "$T/u.region"; } >"$T/unsigned.bin"
 m 0 "$T/unsigned.bin" >"$C/mcuboot/imgtool-unsigned.bin"
+# serve: the option byte picks the reader (0 JSON, 1 CMP, 2 EST), then the body
+{ printf '\0'; printf '{"devices":["1000000000000001",{"device":"1000000000000002","code":"A-B"}],"asp":"ParkoServ","lock":["transfer"]}'; } >"$C/serve/json.bin"
+{ printf '\0'; printf '{"devices":[{"device":"1000000000000001","csr":"%s"}]}' "$(openssl req -inform DER -in "$C/csr/ec-p256.der" | awk '{printf "%s\\n", $0}')"; } >"$C/serve/json-csr.bin"
+openssl req -inform DER -in "$C/csr/ec-p256.der" -out "$T/seed.csr"
+# (no server listens on port 9: openssl cmp writes the request, then fails)
+openssl cmp -cmd p10cr -csr "$T/seed.csr" -secret pass:seed -ref seed -certout "$T/x.pem" \
+	-server 127.0.0.1:9 -reqout "$T/p10cr.der" >/dev/null 2>&1 || true
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/ir.key"
+openssl cmp -cmd ir -newkey "$T/ir.key" -subject /CN=1000000000000001 -recipient /CN=CA \
+	-secret pass:seed -ref seed -certout "$T/x.pem" -server 127.0.0.1:9 -reqout "$T/ir.der" \
+	>/dev/null 2>&1 || true
+{ printf '\1'; cat "$T/p10cr.der"; } >"$C/serve/cmp-p10cr.bin"
+{ printf '\1'; cat "$T/ir.der"; } >"$C/serve/cmp-ir.bin"
+{ printf '\2'; base64 "$C/csr/ec-p256.der"; } >"$C/serve/est.bin"
 echo "seeds and fixtures remade in $here"
