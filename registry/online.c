@@ -22,6 +22,14 @@ const char *kr_registry_account(const kr_registry *r) { return r->as->name; }
 
 const kr_authority *kr_registry_authority(const kr_registry *r) { return &r->ca; }
 
+KR_MUST_USE kr_err kr_registry_checkpoint(kr_registry *r)
+{
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, r->store));
+	KR_TRY(kr_authority_checkpoint(&r->ca, r->store));
+	return kr_txn_commit(&t);
+}
+
 typedef struct found_der {
 	uint8_t *der;
 	size_t len;

@@ -36,6 +36,9 @@ KR_MUST_USE kr_err kr_registry_act_as(kr_registry *r, const char *account);
 const char *kr_registry_account(const kr_registry *r);
 /* The registry's CA: its certificate and chain (the service's trust). */
 const struct kr_authority *kr_registry_authority(const kr_registry *r);
+/* Signs a checkpoint over the audit log's entries that none covers yet
+ * (a run killed between its commit and its checkpoint left them). */
+KR_MUST_USE kr_err kr_registry_checkpoint(kr_registry *r);
 
 /* A device named in memory (the online service's requests): never a file
  * name. csr: activate's request for it (DER), or NULL for the CSR on

@@ -6,13 +6,18 @@
 #include "internal.h"
 #include "../ca/authority.h"
 #include "../ca/csr.h"
+#include "../util/fs.h"
 #include "../util/text.h"
 
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ITEMS 10000
 #define PAGE_MAX 1000
@@ -204,6 +209,25 @@ static KR_MUST_USE kr_err read_call(call *c, json_t *body)
 
 /* ---- running it ------------------------------------------------------------------ */
 
+/* payload: the file the registry wrote for the device, base64 in the
+ * result, then gone (the service keeps no payload). */
+static void payload_of(call *c, const char *device, json_t *r)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s.p7m", c->a.out_dir, device);
+	uint8_t *der = NULL;
+	size_t len = 0;
+	kr_err e = kr_fs_read(path, 1 << 20, &der, &len);
+	char *b64 = kr_failed(&e) ? NULL : malloc(4 * ((len + 2) / 3) + 1);
+	if (b64) {
+		EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
+		json_object_set_new(r, "payload", json_string(b64));
+	}
+	free(b64);
+	free(der);
+	unlink(path);
+}
+
 static void on_outcome(const kr_reg_outcome *o, void *arg)
 {
 	call *c = arg;
@@ -229,6 +253,8 @@ static void on_outcome(const kr_reg_outcome *o, void *arg)
 	if (!kr_failed(&e) && pem)
 		json_object_set_new(r, "certificate", json_string(pem));
 	free(pem);
+	if (c->a.out_dir && !strcmp(o->result, "written"))
+		payload_of(c, o->device, r);
 	json_array_append_new(c->results, r);
 }
 
@@ -246,8 +272,7 @@ static int command_named(const char *path, kr_reg_cmd *out)
 		if (*p == '/')
 			*p = ' ';
 	for (int i = 0; i < KR_NCMDS; i++)
-		if (!strcmp(kr_reg_cmd_name((kr_reg_cmd)i), name) && i != KR_CMD_SHOW &&
-		    i != KR_CMD_PAYLOAD) {
+		if (!strcmp(kr_reg_cmd_name((kr_reg_cmd)i), name) && i != KR_CMD_SHOW) {
 			*out = (kr_reg_cmd)i;
 			return 1;
 		}
@@ -278,9 +303,20 @@ static void command(kr_server *s, struct evhttp_request *req, const char *accoun
 	size_t len = 0;
 	const uint8_t *body = kr_serve_body(req, &len);
 	call *c = NULL;
+	char dir[PATH_MAX] = "";
 	kr_err e = kr_api_read_call(body, len, cmd, &c);
+	if (!kr_failed(&e) && cmd == KR_CMD_PAYLOAD) { /* the registry writes files */
+		const char *tmp = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/keyrite-payload-XXXXXX", tmp ? tmp : "/tmp");
+		if (mkdtemp(dir))
+			c->a.out_dir = dir;
+		else
+			e = kr_errf(KR_EIO, "%s: %s", dir, strerror(errno));
+	}
 	if (!kr_failed(&e))
 		e = kr_desk_call(s->desk, account, run_call, c);
+	if (c && c->a.out_dir)
+		rmdir(dir); /* each file went with its result */
 	if (kr_failed(&e)) {
 		reply_error(req, http_status(e.code), &e);
 	} else {
@@ -519,8 +555,11 @@ static void poll_req(kr_server *s, struct evhttp_request *req, const char *accou
 		return;
 	}
 	json_t *o = p.ack ? json_pack("{s:I,s:b}", "id", (json_int_t)p.ack, "acknowledged", 1)
-			  : json_pack("{s:I,s:o?}", "count", (json_int_t)p.count, "message",
-				      p.msg);
+			  : json_pack("{s:I}", "count", (json_int_t)p.count);
+	if (o && p.msg) /* none when nothing waits */
+		json_object_set_new(o, "message", p.msg);
+	else
+		json_decref(p.msg);
 	reply_json(req, 200, o);
 }
 

@@ -509,6 +509,10 @@ KR_MUST_USE kr_err kr_serve_run(kr_config *cfg, kr_store *store, const kr_hsm_op
 	kr_registry *r = NULL;
 	kr_server s = {0};
 	kr_err e = kr_registry_open(cfg, store, NULL, hsm, &r);
+	/* a service killed between a commit and its checkpoint starts by
+	 * signing what it left uncovered */
+	if (!kr_failed(&e))
+		e = kr_registry_checkpoint(r);
 	if (!kr_failed(&e))
 		e = server_open(&s, cfg, r);
 	if (!kr_failed(&e))

@@ -160,6 +160,18 @@ valid_cert() {
 	kr show --config "$T/ca/keyrite.cnf" "$serial" | sed -n '/BEGIN CERT/,/END CERT/p' >"$2"
 }
 
+# payload_signer: the registry payload's key on the devices token and its
+# certificate (the payload_signer profile), as docs/examples/keyrite.cnf names
+# them.
+payload_signer() {
+	local uri="pkcs11:token=keyrite-devices;object=registry-payload-2026"
+	kr hsm keygen "$uri" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	kr hsm csr "$uri" --cn "IoT Registry payload 2026" --out "$T/payload.csr" --pin-file "$T/pin" >/dev/null
+	mkdir -p "$T/psig"
+	kri payload_signer --out "$T/psig" "$T/payload.csr" >/dev/null 2>&1
+	cat "$(ls "$T"/psig/*.pem | grep -v chain.pem)" "$T/ca/subca-devices.pem" >"$T/ca/registry-payload.pem"
+}
+
 db() { sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"; }
 
 # A count from the store while keyrite may still be making it: 0 until the

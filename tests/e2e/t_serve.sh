@@ -86,7 +86,21 @@ api() {
 	curl -sS --cacert "$T/ca/root.pem" --cert "$c.pem" --key "$c.key" \
 		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o "$T/body" -w '%{http_code}' \
 		-X "$method" -H 'Content-Type: application/json' ${1:+--data-binary "$1"} \
-		"https://api.iotregistry.ca:$PORT/api/v1/$path" || fail "curl $method $path as $as"
+		"https://api.iotregistry.ca:$PORT/api/v1/$path" >"$T/status" || fail "curl $method $path as $as"
+	# every answer is kept for the check against docs/openapi.json
+	mkdir -p "$T/api"
+	local n
+	n=$(find "$T/api" -name '*.json' | wc -l)
+	cp "$T/body" "$T/api/$n.json"
+	echo "$method $path $(cat "$T/status") $T/api/$n.json" >>"$T/api/record"
+	cat "$T/status"
+}
+
+# Every answer the tests got matches docs/openapi.json, itself a valid
+# OpenAPI 3.0 description (JSON::Validator's schema).
+openapi_check() {
+	perl "$REPO/tests/tools/openapi-check.pl" "$REPO/docs/openapi.json" "$T/api/record" >"$T/openapi.out" ||
+		{ cat "$T/openapi.out"; fail "answers that docs/openapi.json does not describe"; }
 }
 
 # expect_api STATUS AS METHOD PATH [JSON]: the call answers STATUS.
@@ -193,6 +207,12 @@ test_serve_json_api_rights_poll_est() {
 	expect_api 200 Telus POST activate "{\"devices\":[{\"device\":\"1000000000000002\",\"csr\":\"$pem\"}]}"
 	grep -q '"result":"activated"' "$T/body" && grep -q 'BEGIN CERTIFICATE' "$T/body" ||
 		fail "activate: $(cat "$T/body")"
+	# the registry payload of the activated meter, for its MNO
+	payload_signer
+	expect_api 200 Telus POST payload '{"devices":["1000000000000002"]}'
+	sed -n 's/.*"payload":"\([^"]*\)".*/\1/p' "$T/body" | base64 -d >"$T/m2.p7m"
+	openssl cms -cmsout -print -inform DER -in "$T/m2.p7m" | grep -q 'envelopedData' ||
+		fail "payload: $(head -c 300 "$T/body")"
 	# list: pages of two
 	expect_api 200 ParkoServ GET 'devices?limit=2'
 	grep -q '"next":"1000000000000002"' "$T/body" || fail "list page 1: $(cat "$T/body")"
@@ -254,6 +274,7 @@ test_serve_json_api_rights_poll_est() {
 		fail "the EST certificate does not verify"
 	[ "$(ncerts --device 1000000000000003 --status valid)" -eq 1 ] || fail "EST enrolled nothing"
 	serve_stop
+	openapi_check
 }
 
 # Who may connect: a certificate of another CA fails the handshake; one of
@@ -290,6 +311,22 @@ test_serve_unknown_unbound_revoked_clients_refused() {
 		fail "the revoked client's reason is not logged"
 	expect_api 200 Telus GET devices
 	serve_stop
+	openapi_check
+}
+
+# An account over its rate is refused (HTTP 429) while another is served.
+test_serve_rate_limit_per_account() {
+	serve_setup 1
+	trap 'serve_stop; teardown' EXIT
+	sed -i -e 's/^rate *= .*/rate        = 1/' -e 's/^burst *= .*/burst       = 3/' "$T/ca/keyrite.cnf"
+	serve_start
+	for _ in 1 2 3; do expect_api 200 Telus GET devices; done
+	expect_api 429 Telus GET devices
+	expect_api 200 Ottawa GET devices
+	sleep 1.2
+	expect_api 200 Telus GET devices
+	serve_stop
+	openapi_check
 }
 
 # SIGKILL during a load of enrollments, then a restart: every enrollment
@@ -326,8 +363,10 @@ test_serve_sigkill_under_load_loses_nothing() {
 		cmp <(openssl x509 -in "$f" -outform DER) <(openssl x509 -in "$T/store.pem" -outform DER) ||
 			fail "$id: its answer is not the store's certificate"
 	done
-	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify after the kill"
+	# started again, the service first signs what the kill left uncovered
 	serve_start
+	kr audit verify --config "$T/ca/keyrite.cnf" >"$T/verify.out" 2>&1 ||
+		{ cat "$T/verify.out"; fail "audit verify after the kill and a restart"; }
 	for i in $(seq $n); do
 		id=$((1000000000000000 + i))
 		cmp_as Telus -cmd p10cr -csr "$T/mno/$id.csr" -certout "$T/again-$id.pem" >/dev/null 2>&1 ||
