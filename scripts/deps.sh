@@ -13,6 +13,7 @@ pkgs=(
 	libevent-dev                                 # keyrite serve: evhttp over OpenSSL bufferevents
 	curl                                         # tests: the JSON API and EST over mutual TLS
 	libjson-validator-perl                       # tests: docs/openapi.json and the answers against it
+	systemd                                      # tests: systemd-analyze checks docs/keyrite-serve.service
 	ldnsutils bind9-utils knot-dnssecutils       # independent zone checkers
 	hash-slinger nsd                             # tlsa --create; a DNS server for publish check
 	bind9 bind9-dnsutils                         # named taking dynamic updates; nsupdate, dig

@@ -435,3 +435,18 @@ test_serve_slow_malformed_and_vanishing_clients() {
 	kill -0 "$SERVE" || fail "the service died"
 	serve_stop
 }
+
+# docs/keyrite-serve.service: systemd reads it without a complaint, and its
+# sandbox rates "OK" or better (exposure 2.0 at most) in systemd's own
+# offline assessment (its --threshold is in tenths). No systemd runs as
+# PID 1 here to start it.
+test_serve_systemd_unit_verifies() {
+	cp "$KEYRITE" "$T/keyrite"
+	sed "s|/usr/local/bin/keyrite|$T/keyrite|" "$REPO/docs/keyrite-serve.service" >"$T/keyrite-serve.service"
+	systemd-analyze verify --man=no "$T/keyrite-serve.service" >"$T/verify.out" 2>&1 ||
+		{ cat "$T/verify.out"; fail "systemd-analyze verify"; }
+	systemd-analyze security --offline=true --threshold=20 "$T/keyrite-serve.service" >"$T/security.out" 2>&1 ||
+		{ tail -3 "$T/security.out"; fail "the unit's exposure is above 2.0"; }
+	grep -q 'NoNewPrivileges=yes' "$T/keyrite-serve.service" && grep -q 'ProtectSystem=strict' "$T/keyrite-serve.service" ||
+		fail "the unit lacks NoNewPrivileges or ProtectSystem=strict"
+}
