@@ -87,9 +87,15 @@ $(BUILD)/csign: bench/csign.c $(BUILD)/libkeyrite.a
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
 
+# The load generator of bench/serve.sh (not part of keyrite): libcurl and
+# OpenSSL's CMP client.
+$(BUILD)/cmpload: bench/cmpload.c
+	@echo "  LINK    $@"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lcurl -lcrypto -lpthread
+
 bench: deps
 	@scripts/deps.sh bench
-	$(MAKE) all $(BUILD)/mkcsr $(BUILD)/csign
+	$(MAKE) all $(BUILD)/mkcsr $(BUILD)/csign $(BUILD)/cmpload
 	bench/issue.sh $(N)
 
 deps:

@@ -1,4 +1,5 @@
 #include "authority.h"
+#include "leaf.h"
 #include "../store/log.h"
 #include "../util/cleanup.h"
 #include "../util/text.h"
@@ -67,8 +68,27 @@ KR_MUST_USE kr_err kr_authority_open(const kr_ca_conf *conf, kr_store *store,
 	return with_key ? open_key(a, opts) : kr_ok();
 }
 
+KR_MUST_USE kr_err kr_authority_leaf(kr_authority *a, const kr_profile *p, CONF *conf,
+				     const kr_leaf **out)
+{
+	for (int i = 0; i < a->nleaves; i++)
+		if (a->leaves[i].p == p) {
+			*out = a->leaves[i].leaf;
+			return kr_ok();
+		}
+	KR_ENSURE(a->nleaves < KR_MAX_LIST, KR_EINTERNAL, "more profiles than a CA has");
+	kr_leaf *l = NULL;
+	KR_TRY(kr_leaf_new(p, conf, a->cert, &a->signing, &l));
+	a->leaves[a->nleaves].p = p;
+	a->leaves[a->nleaves++].leaf = l;
+	*out = l;
+	return kr_ok();
+}
+
 void kr_authority_close(kr_authority *a)
 {
+	for (int i = 0; i < a->nleaves; i++)
+		kr_leaf_free(a->leaves[i].leaf);
 	kr_signing_clear(&a->signing);
 	kr_hsm_key_free(a->key);
 	kr_hsm_close(a->hsm);

@@ -13,6 +13,8 @@ KR_MUST_USE kr_err kr_certs_read(const char *path, STACK_OF(X509) * *out);
 /* The first of them. */
 KR_MUST_USE kr_err kr_cert_read(const char *path, X509 **out);
 
+typedef struct kr_leaf kr_leaf;
+
 typedef struct kr_authority {
 	const kr_ca_conf *conf;
 	X509 *cert;
@@ -21,6 +23,12 @@ typedef struct kr_authority {
 	kr_hsm *hsm;
 	kr_hsm_key *key;
 	kr_signing signing;
+	/* each profile's issuance template, linted once (kr_authority_leaf) */
+	struct {
+		const kr_profile *p;
+		kr_leaf *leaf;
+	} leaves[KR_MAX_LIST];
+	int nleaves;
 } kr_authority;
 
 /* with_key: also log in to the token and find the key (not needed to list
@@ -35,6 +43,12 @@ void kr_authority_close(kr_authority *a);
 KR_MUST_USE kr_err kr_authority_key_open(const char *uri, const char *pin_file, const char *pin_env,
 					 const kr_hsm_opts *opts, X509 *cert, const char *who,
 					 kr_hsm **h, kr_hsm_key **k);
+
+/* The profile's issuance template (ca/leaf.h), made and linted at its
+ * first use and kept while the authority is open: a service issuing a few
+ * certificates at a time does not lint its profile each time. */
+KR_MUST_USE kr_err kr_authority_leaf(kr_authority *a, const kr_profile *p, CONF *conf,
+				     const kr_leaf **out);
 
 /* Signs the audit chain's head with the CA key and records the checkpoint
  * (inside the caller's transaction). */

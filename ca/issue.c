@@ -56,7 +56,7 @@ typedef struct batch {
 	const kr_profile *p;
 	const kr_issue_opts *o;
 	kr_issue_summary *sum;
-	kr_leaf *leaf;
+	const kr_leaf *leaf; /* the authority's */
 	KR_VALIDITY *validity;
 	int64_t batch_id;
 	int workers;
@@ -678,7 +678,7 @@ static KR_MUST_USE kr_err write_chain(batch *b)
 
 static KR_MUST_USE kr_err setup(batch *b, kr_config *cfg)
 {
-	KR_TRY(kr_leaf_new(b->p, kr_config_nconf(cfg), b->ca->cert, &b->ca->signing, &b->leaf));
+	KR_TRY(kr_authority_leaf(b->ca, b->p, kr_config_nconf(cfg), &b->leaf));
 	KR_TRY(kr_leaf_validity(b->leaf, time(NULL), &b->validity));
 	if (b->o->out_dir) {
 		int stale = 0;
@@ -762,7 +762,6 @@ KR_MUST_USE kr_err kr_issue_batch_read(kr_config *cfg, kr_store *store, kr_autho
 		kr_csr_ctx_free(b.parsers[w]);
 	kr_hsm_pool_close(b.sessions);
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
-	kr_leaf_free(b.leaf);
 	for (int i = 0; i < 3; i++)
 		free(b.chunks[i].reqs);
 	return e;

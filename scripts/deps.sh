@@ -26,7 +26,8 @@ pkgs=(
 if [ "${1:-}" = lint ]; then
 	pkgs=(clang-tidy cppcheck clang-format)
 elif [ "${1:-}" = bench ]; then
-	pkgs=(time libengine-pkcs11-openssl) # /usr/bin/time -v; the peer, openssl ca on the HSM
+	# /usr/bin/time -v; the peer, openssl ca on the HSM; serve.sh's load (cmpload)
+	pkgs=(time libengine-pkcs11-openssl libcurl4-openssl-dev)
 fi
 
 missing=()

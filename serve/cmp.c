@@ -47,6 +47,7 @@ struct kr_cmp {
 struct cmp_req {
 	kr_server *s;
 	const char *account; /* the TLS client's */
+	kr_seen seen;        /* an enrollment's: recorded with it */
 	const char *refusal; /* set: every request of the message is refused with it */
 	int fail_bit;
 };
@@ -97,6 +98,35 @@ static int sender_nonce(const uint8_t *der, long len, const uint8_t **nonce, lon
 	return 0;
 }
 
+/* Whether the header's generalInfo ([8], RFC 4210 5.1.1) asks for implicit
+ * confirmation (id-it-implicitConfirm, RFC 4210 5.1.1.1). */
+static int asks_implicit_confirm(const uint8_t *der, long len)
+{
+	const uint8_t *p = der, *end = der + len, *c, *w;
+	int tag, cls;
+	long l;
+	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w) || !next_tlv(&c, c + l, &tag, &cls, &p, &l, &w))
+		return 0; /* PKIMessage, header */
+	const uint8_t *h = p, *hend = p + l;
+	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++) {
+		if (i < 3 || cls != V_ASN1_CONTEXT_SPECIFIC || tag != 8)
+			continue;
+		const uint8_t *seq = c, *sc, *sw;
+		long sl;
+		if (!next_tlv(&seq, c + l, &tag, &cls, &sc, &sl, &sw) || tag != V_ASN1_SEQUENCE)
+			return 0;
+		for (const uint8_t *it = sc; next_tlv(&it, sc + sl, &tag, &cls, &c, &l, &w);) {
+			const unsigned char *o = c; /* InfoTypeAndValue: its OID first */
+			ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &o, l);
+			int yes = obj && OBJ_obj2nid(obj) == NID_id_it_implicitConfirm;
+			ASN1_OBJECT_free(obj);
+			if (yes)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* extraCerts[0] ([1] after the body and the protection, RFC 4210 5.1): the
  * protection certificate, RFC 9483 section 3.3. */
 static X509 *first_extra_cert(const uint8_t *der, long len)
@@ -126,6 +156,14 @@ static OSSL_CMP_PKISI *refused(int bit, const char *text)
 {
 	kr_serve_log("cmp-refused", "reason", text, NULL);
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << bit, text);
+}
+
+static OSSL_CMP_PKISI *replayed(const cmp_req *q)
+{
+	kr_serve_log("cmp-replay", "account", q->account, NULL);
+	return OSSL_CMP_STATUSINFO_new(
+		OSSL_CMP_PKISTATUS_rejection, 1 << OSSL_CMP_PKIFAILUREINFO_badSenderNonce,
+		"a replayed message: its transactionID and senderNonce were seen before");
 }
 
 static int fail_bit_of(kr_code code)
@@ -184,11 +222,13 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	if (len <= 0)
 		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot encode the request");
 	kr_enrolled out;
-	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, &out);
+	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, &q->seen, &out);
 	OPENSSL_free(der);
 	OSSL_CMP_PKISI *si = NULL;
 	if (kr_failed(&e))
 		si = refused(fail_bit_of(e.code), e.msg);
+	else if (out.replayed)
+		si = replayed(q);
 	else if (!out.cert)
 		si = refused(fail_bit_of(out.code), out.reason[0] ? out.reason : out.result);
 	if (si) {
@@ -347,8 +387,8 @@ static void txn_free(txn *t)
 	free(t);
 }
 
-/* A new context for a transaction: protection by the service's key, trust
- * in the registry's CA for the clients' and devices' certificates. */
+/* A new context for a transaction: its responses carry the CA chain; the
+ * protection key and the trust are set for each message (trust_for). */
 static KR_MUST_USE kr_err txn_new(kr_server *s, const ASN1_OCTET_STRING *id, txn **out)
 {
 	txn *t = calloc(1, sizeof *t);
@@ -357,16 +397,9 @@ static KR_MUST_USE kr_err txn_new(kr_server *s, const ASN1_OCTET_STRING *id, txn
 	t->id_len = id->length;
 	t->srv = OSSL_CMP_SRV_CTX_new(NULL, NULL);
 	OSSL_CMP_CTX *ctx = t->srv ? OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv) : NULL;
-	X509_STORE *trust = ctx ? X509_STORE_new() : NULL;
-	STACK_OF(X509) *chain = ca_chain(s);
-	int ok = trust && chain;
-	for (int i = 0; ok && i < sk_X509_num(chain); i++)
-		ok = X509_STORE_add_cert(trust, sk_X509_value(chain, i)) == 1;
-	ok = ok && OSSL_CMP_CTX_set0_trustedStore(ctx, trust) == 1;
-	trust = ok ? NULL : trust;
-	ok = ok && OSSL_CMP_CTX_set1_extraCertsOut(ctx, chain) == 1;
+	STACK_OF(X509) *chain = ctx ? ca_chain(s) : NULL;
+	int ok = chain && OSSL_CMP_CTX_set1_extraCertsOut(ctx, chain) == 1;
 	sk_X509_pop_free(chain, X509_free);
-	X509_STORE_free(trust);
 	ok = ok && OSSL_CMP_SRV_CTX_init(t->srv, t, on_cert_request, on_rr, on_genm, on_error,
 					 on_cert_conf, on_poll) == 1;
 	ok = ok && OSSL_CMP_SRV_CTX_set_grant_implicit_confirm(t->srv, 1) == 1;
@@ -485,7 +518,7 @@ static KR_MUST_USE kr_err protector_account(kr_registry *r, void *arg)
 /* Who protected the message must be who the TLS client is: the MNO acting
  * as an RA with its own certificate (RFC 9483 section 5.2). The library
  * verifies the protection itself. */
-static void judge(cmp_req *q, const kr_cmp_peek *m)
+static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer)
 {
 	if (m->body == B_GENM)
 		return; /* the CA certificates are for any client */
@@ -495,6 +528,8 @@ static void judge(cmp_req *q, const kr_cmp_peek *m)
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 		return;
 	}
+	if (peer && X509_cmp(m->protector, peer) == 0)
+		return; /* the connection's own certificate: its account is known */
 	protector_check p = {.cert = m->protector};
 	kr_err e = kr_desk_call(q->s->desk, NULL, protector_account, &p);
 	if (kr_failed(&e) || strcmp(p.account, q->account) != 0) {
@@ -538,8 +573,36 @@ KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **ms
 	memcpy(peek->nonce, nonce, (size_t)nlen);
 	peek->nonce_len = (size_t)nlen;
 	peek->protector = first_extra_cert(der, (long)len);
+	peek->implicit_confirm = asks_implicit_confirm(der, (long)len);
 	ERR_clear_error();
 	return kr_ok();
+}
+
+/* What the library checks the message's protection against. Protected by
+ * the connection's own client certificate, which TLS verified up to the
+ * root at the handshake and the store holds as valid: that certificate
+ * alone (a partial chain), so that the chain is not verified again for
+ * every message (two signature checks, most of a message's cost). Anything
+ * else: the registry's CA and its chain. */
+static void trust_for(OSSL_CMP_CTX *ctx, const kr_cmp_peek *m, X509 *peer, cmp_req *q)
+{
+	X509_STORE *trust = X509_STORE_new();
+	int ok = trust != NULL;
+	if (ok && m->protector && peer && X509_cmp(m->protector, peer) == 0) {
+		ok = X509_STORE_add_cert(trust, peer) == 1 &&
+		     X509_STORE_set_flags(trust, X509_V_FLAG_PARTIAL_CHAIN) == 1;
+	} else {
+		STACK_OF(X509) *chain = ok ? ca_chain(q->s) : NULL;
+		ok = chain != NULL;
+		for (int i = 0; ok && i < sk_X509_num(chain); i++)
+			ok = X509_STORE_add_cert(trust, sk_X509_value(chain, i)) == 1;
+		sk_X509_pop_free(chain, X509_free);
+	}
+	if (ok && OSSL_CMP_CTX_set0_trustedStore(ctx, trust) == 1)
+		return;
+	X509_STORE_free(trust);
+	q->refusal = "cannot set up the message's trust";
+	q->fail_bit = OSSL_CMP_PKIFAILUREINFO_systemFailure;
 }
 
 static void reply_msg(struct evhttp_request *req, OSSL_CMP_MSG *resp)
@@ -554,13 +617,13 @@ static void reply_msg(struct evhttp_request *req, OSSL_CMP_MSG *resp)
 	OPENSSL_free(der);
 }
 
-static int ends_transaction(const OSSL_CMP_MSG *req_msg, const OSSL_CMP_MSG *resp)
+static int ends_transaction(const kr_cmp_peek *m, const OSSL_CMP_MSG *resp)
 {
-	int in = OSSL_CMP_MSG_get_bodytype(req_msg);
 	int out = OSSL_CMP_MSG_get_bodytype(resp);
-	/* ip, cp, kup wait for a certConf unless implicitly confirmed; a
-	 * client that confirms implicitly leaves it to expire */
-	return in == B_CERTCONF || in == B_RR || in == B_GENM || (out != 1 && out != 3 && out != 8);
+	/* ip, cp, kup wait for a certConf, unless the client asked for
+	 * implicit confirmation, which the service grants */
+	return m->body == B_CERTCONF || m->body == B_RR || m->body == B_GENM ||
+	       (out != 1 && out != 3 && out != 8) || m->implicit_confirm;
 }
 
 void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account,
@@ -580,8 +643,12 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	kr_err e = evhttp_request_get_command(req) == EVHTTP_REQ_POST
 			   ? kr_cmp_read(body, len, &msg, &m)
 			   : kr_errf(KR_EINPUT, "CMP messages are POSTed (RFC 6712 section 3.3)");
-	if (!kr_failed(&e))
-		e = kr_desk_seen(s->desk, m.tid, m.tid_len, m.nonce, m.nonce_len, &fresh);
+	/* a p10cr's nonce is recorded with its enrollment (one trip to the
+	 * desk); any other message's now */
+	int enrolls = m.body == B_P10CR;
+	q.seen = (kr_seen){m.tid, m.nonce, m.tid_len, m.nonce_len};
+	if (!kr_failed(&e) && !enrolls)
+		e = kr_desk_seen(s->desk, &q.seen, &fresh);
 	if (!kr_failed(&e)) {
 		ASN1_OCTET_STRING id = {.length = (int)m.tid_len, .data = m.tid};
 		e = txn_take(s->cmp, &id, m.body != B_CERTCONF, &t);
@@ -601,12 +668,13 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
 		kr_serve_log("cmp-replay", "account", account, NULL);
 	} else {
-		judge(&q, &m);
+		judge(&q, &m, kr_serve_peer(req));
 	}
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
 	kr_serve_signer(&cert, &key);
 	OSSL_CMP_CTX *ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv);
+	trust_for(ctx, &m, kr_serve_peer(req), &q);
 	OSSL_CMP_MSG *resp = NULL;
 	t->req = &q;
 	if (OSSL_CMP_CTX_set1_cert(ctx, cert) == 1 && OSSL_CMP_CTX_set1_pkey(ctx, key) == 1)
@@ -620,7 +688,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 			     err ? ERR_reason_error_string(err) : "unknown", NULL);
 	}
 	ERR_clear_error();
-	txn_give(s->cmp, t, !resp || q.refusal || ends_transaction(msg, resp));
+	txn_give(s->cmp, t, !resp || q.refusal || ends_transaction(&m, resp));
 	reply_msg(req, resp);
 	OSSL_CMP_MSG_free(resp);
 	OSSL_CMP_MSG_free(msg);

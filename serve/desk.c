@@ -20,8 +20,7 @@ typedef struct job {
 	void *arg;
 	kr_reg_row row; /* J_ENROLL */
 	kr_enrolled *enrolled;
-	const uint8_t *tid, *nonce; /* J_SEEN */
-	size_t tid_len, nonce_len;
+	kr_seen seen; /* J_SEEN, and a CMP enrollment's */
 	int fresh;
 	kr_err e;
 	int handled;     /* the desk's own mark */
@@ -116,23 +115,36 @@ static void enroll(kr_desk *d, job **all, int n)
 	free(rows);
 }
 
-/* Every replay check waiting, in one transaction. */
+/* Every replay check waiting, a CMP enrollment's too, in one transaction;
+ * a replayed enrollment is answered here. */
 static void seen(kr_desk *d, job **all, int n)
 {
 	kr_store *s = d->store;
 	KR_TXN(t);
 	kr_err e = kr_txn_begin(&t, s);
-	for (int i = 0; !kr_failed(&e) && i < n; i++)
-		if (all[i]->kind == J_SEEN)
-			e = kr_store_cmp_seen(s, all[i]->tid, all[i]->tid_len, all[i]->nonce,
-					      all[i]->nonce_len, &all[i]->fresh);
-	if (!kr_failed(&e))
+	int any = 0;
+	for (int i = 0; !kr_failed(&e) && i < n; i++) {
+		job *j = all[i];
+		j->fresh = 1;
+		if (!j->seen.tid)
+			continue;
+		any = 1;
+		e = kr_store_cmp_seen(s, j->seen.tid, j->seen.tid_len, j->seen.nonce,
+				      j->seen.nonce_len, &j->fresh);
+	}
+	if (!kr_failed(&e) && any)
 		e = kr_txn_commit(&t);
-	for (int i = 0; i < n; i++)
-		if (all[i]->kind == J_SEEN) {
-			all[i]->e = e;
-			all[i]->handled = 1;
+	for (int i = 0; i < n; i++) {
+		job *j = all[i];
+		if (j->kind == J_SEEN || (j->seen.tid && (kr_failed(&e) || !j->fresh))) {
+			j->e = e;
+			j->handled = 1;
 		}
+		if (j->kind == J_ENROLL && !kr_failed(&e) && !j->fresh) {
+			j->enrolled->replayed = 1;
+			kr_copy(j->enrolled->result, sizeof j->enrolled->result, "refused");
+		}
+	}
 }
 
 static void run(kr_desk *d, job **all, int n)
@@ -216,19 +228,20 @@ KR_MUST_USE kr_err kr_desk_call(kr_desk *d, const char *account, kr_desk_fn fn, 
 }
 
 KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, kr_enrolled *out)
+				  const uint8_t *csr, size_t csr_len, const kr_seen *seen,
+				  kr_enrolled *out)
 {
 	memset(out, 0, sizeof *out);
 	job j = {.kind = J_ENROLL, .account = account, .enrolled = out};
+	if (seen)
+		j.seen = *seen;
 	j.row = (kr_reg_row){.device = device, .csr = csr, .csr_len = csr_len};
 	return hand_in(d, &j);
 }
 
-KR_MUST_USE kr_err kr_desk_seen(kr_desk *d, const uint8_t *tid, size_t tid_len,
-				const uint8_t *nonce, size_t nonce_len, int *fresh)
+KR_MUST_USE kr_err kr_desk_seen(kr_desk *d, const kr_seen *seen, int *fresh)
 {
-	job j = {.kind = J_SEEN, .tid = tid, .tid_len = tid_len, .nonce = nonce,
-		 .nonce_len = nonce_len};
+	job j = {.kind = J_SEEN, .seen = *seen};
 	KR_TRY(hand_in(d, &j));
 	*fresh = j.fresh;
 	return kr_ok();

@@ -28,8 +28,17 @@ void kr_desk_close(kr_desk *d);
 typedef KR_MUST_USE kr_err (*kr_desk_fn)(kr_registry *r, void *arg);
 KR_MUST_USE kr_err kr_desk_call(kr_desk *d, const char *account, kr_desk_fn fn, void *arg);
 
-/* One enrollment: device's CSR (DER) issued as account's activation. */
+/* One enrollment: device's CSR (DER) issued as account's activation. A
+ * CMP message's transactionID and senderNonce (or NULL) are recorded in
+ * the same cycle, before it: a replay is refused ("replayed"), and an
+ * answer is sent only once its nonce is durable. */
+typedef struct kr_seen {
+	const uint8_t *tid, *nonce;
+	size_t tid_len, nonce_len;
+} kr_seen;
+
 typedef struct kr_enrolled {
+	int replayed;    /* its message was seen before: nothing done */
 	char result[32]; /* "activated", "unchanged" (already active), "refused" */
 	char reason[KR_ERR_MSG];
 	kr_code code;
@@ -38,12 +47,12 @@ typedef struct kr_enrolled {
 	size_t cert_len;
 } kr_enrolled;
 KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, kr_enrolled *out);
+				  const uint8_t *csr, size_t csr_len, const kr_seen *seen,
+				  kr_enrolled *out);
 
 /* Records a CMP message's transactionID and senderNonce (with the others
  * waiting, in one transaction); *fresh 0 for a replay. */
-KR_MUST_USE kr_err kr_desk_seen(kr_desk *d, const uint8_t *tid, size_t tid_len,
-				const uint8_t *nonce, size_t nonce_len, int *fresh);
+KR_MUST_USE kr_err kr_desk_seen(kr_desk *d, const kr_seen *seen, int *fresh);
 
 /* ---- the server ---------------------------------------------------------------- */
 
@@ -64,6 +73,8 @@ typedef struct kr_server {
  * certificate's, looked up once per connection (a revoked or unknown one is
  * refused here, the reason logged). NULL: refused, answered already. */
 const char *kr_serve_account(kr_server *s, struct evhttp_request *req);
+/* The connection's client certificate (the TLS library's). */
+X509 *kr_serve_peer(struct evhttp_request *req);
 
 /* This connection thread's server certificate and key (the key may be on a
  * token, with a session per thread): what protects CMP responses. */
@@ -91,7 +102,8 @@ typedef struct kr_cmp_peek {
 	int body; /* the PKIBody choice */
 	uint8_t tid[64], nonce[64];
 	size_t tid_len, nonce_len;
-	X509 *protector; /* extraCerts[0], or NULL */
+	X509 *protector;      /* extraCerts[0], or NULL */
+	int implicit_confirm; /* the header asks for it */
 } kr_cmp_peek;
 KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
 			       kr_cmp_peek *peek);

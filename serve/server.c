@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -153,6 +154,12 @@ static SSL *ssl_of(struct evhttp_request *req)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
+X509 *kr_serve_peer(struct evhttp_request *req)
+{
+	SSL *ssl = ssl_of(req);
+	return ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+}
+
 static void subject_of(X509 *x, char *out, size_t n)
 {
 	X509_NAME_oneline(X509_get_subject_name(x), out, (int)n);
@@ -256,8 +263,14 @@ static int on_verify(int ok, X509_STORE_CTX *x)
 static void on_info(const SSL *ssl, int where, int ret)
 {
 	(void)ssl;
-	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE))
-		kr_serve_log("handshake-alert", "alert", SSL_alert_desc_string_long(ret), NULL);
+	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE)) {
+		char why[256] = "";
+		unsigned long err = ERR_peek_last_error();
+		if (err)
+			ERR_error_string_n(err, why, sizeof why);
+		kr_serve_log("handshake-alert", "alert", SSL_alert_desc_string_long(ret), "reason",
+			     why[0] ? why : NULL, NULL);
+	}
 }
 
 static KR_MUST_USE kr_err server_key(worker *w, const kr_hsm_opts *hsm, X509 *cert)
@@ -305,6 +318,11 @@ static KR_MUST_USE kr_err tls_context(worker *w, const kr_hsm_opts *hsm)
 	}
 	SSL_CTX_set_client_CA_list(w->ssl, names);
 	SSL_CTX_set_verify(w->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, on_verify);
+	/* a resumed session keeps its client certificate, whose account is
+	 * looked up again on the new connection */
+	static const unsigned char sid[] = "keyrite serve";
+	KR_OSSL(SSL_CTX_set_session_id_context(w->ssl, sid, sizeof sid - 1) == 1, KR_EINTERNAL,
+		"the session id context");
 	SSL_CTX_set_info_callback(w->ssl, on_info);
 	return kr_ok();
 }
