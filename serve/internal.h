@@ -102,8 +102,9 @@ typedef struct kr_cmp_peek {
 	int body; /* the PKIBody choice */
 	uint8_t tid[64], nonce[64];
 	size_t tid_len, nonce_len;
-	X509 *protector;      /* extraCerts[0], or NULL */
-	int implicit_confirm; /* the header asks for it */
+	const uint8_t *protector; /* extraCerts[0]'s DER, within the message; or NULL */
+	size_t protector_len;
+	int implicit_confirm;     /* the header asks for it */
 } kr_cmp_peek;
 KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
 			       kr_cmp_peek *peek);
