@@ -21,12 +21,13 @@ client() {
 	ksr client "$1" --csr "$d/$1.csr" --out "$d/$1.pem" >/dev/null || fail "registry client $1"
 }
 
-# serve_setup [N]: the CA, the service's key on the token and its
+# serve_setup [N [csrs]]: the CA, the service's key on the token and its
 # certificate, client certificates for every account, and N meters
 # (1000000000000001 on) imported by Ottawa with Telus as their MNO and
-# registered with ParkoServ, their CSRs made (mkcsr) in $T/mno/N.csr.
+# registered with ParkoServ (with "csrs": not), their CSRs made (mkcsr) in
+# $T/mno/N.csr and $T/mno/relay.csv.
 serve_setup() {
-	local n=${1:-0} uri="pkcs11:token=keyrite-devices;object=registry-service-2026"
+	local n=${1:-0} only=${2:-} uri="pkcs11:token=keyrite-devices;object=registry-service-2026"
 	ca_setup
 	kr hsm keygen "$uri" --type ec-p256 --pin-file "$T/pin" >/dev/null
 	kr hsm csr "$uri" --cn api.iotregistry.ca --out "$T/service.csr" --pin-file "$T/pin" >/dev/null
@@ -38,8 +39,10 @@ serve_setup() {
 	[ "$n" -gt 0 ] || return 0
 	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/relay.csv"
 	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
-	ksr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null || fail "import"
-	ksr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null || fail "register"
+	if [ "$only" != csrs ]; then
+		ksr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null || fail "import"
+		ksr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null || fail "register"
+	fi
 	tail -n +2 "$T/mno/relay.csv" | while IFS=, read -r id _ _ csr; do
 		printf '%s' "$csr" | base64 -d 2>/dev/null | openssl req -inform DER -out "$T/mno/$id.csr" 2>/dev/null ||
 			fail "the CSR of $id"
@@ -449,4 +452,105 @@ test_serve_systemd_unit_verifies() {
 		{ tail -3 "$T/security.out"; fail "the unit's exposure is above 2.0"; }
 	grep -q 'NoNewPrivileges=yes' "$T/keyrite-serve.service" && grep -q 'ProtectSystem=strict' "$T/keyrite-serve.service" ||
 		fail "the unit lacks NoNewPrivileges or ProtectSystem=strict"
+}
+
+# ottawa_steps RUNNER: the source documents' story on 12 meters, each step
+# through RUNNER (api_story or cli_story below): the city imports and
+# registers them with ParkoServ, Telus activates them, the city makes
+# codes, CarParkServ takes eight of them, Telus activates those again
+# under CarParkServ, ParkoServ deactivates one it kept, the city deletes
+# one.
+ottawa_steps() {
+	local run=$1
+	"$run" import
+	"$run" register
+	"$run" activate "$T/mno/relay.csv"
+	"$run" authcode
+	"$run" transfer
+	"$run" activate "$T/mno/moved.csv"
+	"$run" deactivate 1000000000000012
+	"$run" delete 1000000000000011
+}
+
+# ids FILE: a manifest's device ids as a JSON list.
+ids_json() { tail -n +2 "$1" | cut -d, -f1 | awk 'BEGIN { printf "[" } { printf "%s\"%s\"", (NR > 1 ? "," : ""), $1 } END { printf "]" }'; }
+
+api_story() {
+	case $1 in
+	import)
+		expect_api 200 Ottawa POST import "{\"mno\":\"Telus\",\"devices\":$(tail -n +2 "$T/mno/relay.csv" |
+			awk -F, 'BEGIN { printf "[" } { printf "%s{\"device\":\"%s\",\"model\":\"%s\",\"version\":\"%s\"}", (NR > 1 ? "," : ""), $1, $2, $3 } END { printf "]" }')}" ;;
+	register) expect_api 200 Ottawa POST register "{\"asp\":\"ParkoServ\",\"devices\":$(ids_json "$T/mno/relay.csv")}" ;;
+	activate) # by CMP, through the MNO
+		local id
+		for id in $(tail -n +2 "$2" | cut -d, -f1); do
+			cmp_as Telus -cmd p10cr -csr "$T/mno/$id.csr" -certout "$T/cmp-$id.pem" >/dev/null 2>&1 ||
+				fail "CMP activation of $id"
+			rm -f "$T/cmp-$id.pem"
+		done ;;
+	authcode)
+		expect_api 200 Ottawa POST authcode "{\"devices\":$(ids_json "$T/mno/moved.csv")}"
+		sed 's/},{/}\n{/g' "$T/body" | sed -n 's/.*"device":"\([0-9]*\)".*"auth_code":"\([^"]*\)".*/\1,\2/p' >"$T/codes.csv" ;;
+	transfer)
+		expect_api 200 CarParkServ POST transfer/request "{\"devices\":$(awk -F, 'BEGIN { printf "[" } { printf "%s{\"device\":\"%s\",\"code\":\"%s\"}", (NR > 1 ? "," : ""), $1, $2 } END { printf "]" }' "$T/codes.csv")}"
+		grep -q '"transferred":\|"done":8' "$T/body" || fail "transfer: $(cat "$T/body")" ;;
+	deactivate) expect_api 200 ParkoServ POST deactivate "{\"devices\":[\"$2\"]}" ;;
+	delete) expect_api 200 Ottawa POST delete "{\"devices\":[\"$2\"]}" ;;
+	esac
+}
+
+cli_story() {
+	local c=(--config "$T/ca/cli.cnf" --pin-file "$T/pin")
+	case $1 in
+	import)
+		{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/cli-import.csv"
+		kr registry import "${c[@]}" --as Ottawa --mno Telus "$T/cli-import.csv" >/dev/null ;;
+	register) kr registry register "${c[@]}" --as Ottawa --asp ParkoServ "$T/cli-import.csv" >/dev/null ;;
+	activate) kr registry activate "${c[@]}" --as Telus --csr "$2" >/dev/null ;;
+	authcode)
+		kr registry authcode "${c[@]}" --as Ottawa $(tail -n +2 "$T/mno/moved.csv" | cut -d, -f1) >"$T/cli-codes.out"
+		{ echo "device,code"; awk '$2 == "code" {print $1 "," $4}' "$T/cli-codes.out"; } >"$T/cli-codes.csv" ;;
+	transfer) kr registry transfer request "${c[@]}" --as CarParkServ "$T/cli-codes.csv" >/dev/null ;;
+	deactivate) kr registry deactivate "${c[@]}" --as ParkoServ "$2" >/dev/null ;;
+	delete) kr registry delete "${c[@]}" --as Ottawa "$2" >/dev/null ;;
+	esac
+}
+
+# The Ottawa story driven entirely over the service (JSON for the city and
+# the providers, CMP for the MNO's activations) ends in the same registry,
+# zone and audit log as the same story on the command line, from the same
+# CSRs under the same CA (a second store); the losing provider heard of
+# each transfer by poll.
+test_serve_ottawa_story_over_the_api_matches_the_cli() {
+	serve_setup 12 csrs
+	trap 'serve_stop; teardown' EXIT
+	{ head -1 "$T/mno/relay.csv"; tail -n +2 "$T/mno/relay.csv" | head -8; } >"$T/mno/moved.csv"
+	sed 's/^store *= .*/store    = cli.db/' "$T/ca/keyrite.cnf" >"$T/ca/cli.cnf"
+	serve_start
+	ottawa_steps api_story
+	serve_stop
+	ottawa_steps cli_story
+	local conf
+	for conf in keyrite.cnf cli.cnf; do
+		kr registry list --config "$T/ca/$conf" --pin-file "$T/pin" --json >"$T/list-$conf" || fail "list $conf"
+		kr publish --config "$T/ca/$conf" --pin-file "$T/pin" --zone iotregistry.ca --out "$T/zone-$conf" >/dev/null ||
+			fail "publish $conf"
+		kr audit verify --config "$T/ca/$conf" >/dev/null || fail "audit verify $conf"
+		kr audit list --config "$T/ca/$conf" --kind registry | cut -d' ' -f3- >"$T/audit-$conf"
+	done
+	cmp "$T/list-keyrite.cnf" "$T/list-cli.cnf" || { diff "$T/list-keyrite.cnf" "$T/list-cli.cnf" | head; fail "the registries differ"; }
+	grep -v SOA "$T/zone-keyrite.cnf/iotregistry.ca.zone" | sort >"$T/z1"
+	grep -v SOA "$T/zone-cli.cnf/iotregistry.ca.zone" | sort >"$T/z2"
+	cmp "$T/z1" "$T/z2" || { diff "$T/z1" "$T/z2" | head; fail "the zones differ"; }
+	[ "$(grep -c TLSA "$T/z1")" -ge 10 ] || fail "the zone holds too few device records"
+	cmp "$T/audit-keyrite.cnf" "$T/audit-cli.cnf" ||
+		{ diff "$T/audit-keyrite.cnf" "$T/audit-cli.cnf" | head; fail "the audit logs differ"; }
+	grep -q '"state":"active".*"profile_id":2[0-9]' "$T/list-keyrite.cnf" || fail "no second profile after the transfer"
+	# ParkoServ heard of the eight transfers (each requested, then approved
+	# at once) and the deletion
+	serve_start
+	expect_api 200 ParkoServ GET poll
+	grep -q '"count":17' "$T/body" || fail "ParkoServ's queue: $(cat "$T/body")"
+	serve_stop
+	openapi_check
 }
