@@ -395,6 +395,79 @@ static KR_MUST_USE kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
 	return e;
 }
 
+/* The key checks verify() makes, without a signature to check. */
+static KR_MUST_USE kr_err key_only(kr_csr_ctx *ctx, const KR_SPKI *spki, kr_key_type *t)
+{
+	int nid = OBJ_obj2nid(spki->alg->algorithm);
+	if (nid == NID_ED25519) {
+		KR_ENSURE(spki->key->length == 32, KR_EINPUT, "Ed25519 public key is malformed");
+		*t = KR_KEY_ED25519;
+		return kr_ok();
+	}
+	if (nid == NID_X9_62_id_ecPublicKey) {
+		EC_KEY *k = NULL;
+		int owned = 0;
+		KR_TRY(ec_key(ctx, spki, &k, &owned, t));
+		if (owned)
+			EC_KEY_free(k);
+		return kr_ok();
+	}
+	if (nid == NID_rsaEncryption) {
+		RSA *r = NULL;
+		KR_TRY(rsa_key(spki, &r, t));
+		RSA_free(r);
+		return kr_ok();
+	}
+	return REFUSE("key algorithm %s is not accepted", nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
+}
+
+static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
+					 kr_csr *c)
+{
+	const unsigned char *p = der;
+	KR_CERT_TEMPLATE *t = (KR_CERT_TEMPLATE *)ASN1_item_d2i(NULL, &p, (long)len,
+								ASN1_ITEM_rptr(KR_CERT_TEMPLATE));
+	ERR_clear_error();
+	KR_ENSURE(t, KR_EINPUT, "malformed DER: neither a CSR nor a certificate template");
+	kr_err e = (size_t)(p - der) == len ? kr_ok()
+					    : BAD("trailing data after the certificate template");
+	if (!kr_failed(&e) && (!t->subject || !t->spki))
+		e = BAD("a certificate template needs a subject and a public key (RFC 9483 4.1.1)");
+	if (!kr_failed(&e))
+		e = key_only(ctx, t->spki, &c->key_type);
+	if (!kr_failed(&e))
+		e = subject_cn(t->subject, c->cn, sizeof c->cn);
+	if (!kr_failed(&e)) {
+		c->spki_len = ASN1_item_i2d((ASN1_VALUE *)t->spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
+		if (c->spki_len <= 0)
+			e = kr_err_ossl(KR_EINTERNAL, "re-encoding the public key");
+	}
+	if (!kr_failed(&e))
+		e = kr_sha256(der, len, c->sha256);
+	if (!kr_failed(&e))
+		e = kr_sha256(c->spki, (size_t)c->spki_len, c->spki_sha256);
+	if (!kr_failed(&e))
+		e = kr_digest(EVP_sha1(), t->spki->key->data, (size_t)t->spki->key->length,
+			      c->key_sha1, NULL);
+	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(KR_CERT_TEMPLATE));
+	return e;
+}
+
+KR_MUST_USE kr_err kr_csr_parse_proven(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
+				       kr_csr *out)
+{
+	kr_err e = kr_csr_parse(ctx, der, len, out);
+	if (!kr_failed(&e) || len == 0 || der[0] != 0x30)
+		return e;
+	/* not a CSR: a CRMF template, whose proof its source checked */
+	kr_err t = parse_template(ctx, der, len, out);
+	if (kr_failed(&t)) {
+		kr_csr_clear(out);
+		return t.code == KR_EINPUT && strstr(t.msg, "neither") ? e : t;
+	}
+	return t;
+}
+
 KR_MUST_USE kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out)
 {
 	memset(out, 0, sizeof *out);

@@ -42,6 +42,13 @@ void kr_csr_ctx_free(kr_csr_ctx *ctx);
  * collected for the profile to judge). ctx may be
  * NULL; with one, a thread must use its own. */
 KR_MUST_USE kr_err kr_csr_parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out);
+/* The same, or a CRMF certificate template (RFC 4211 5) whose proof of
+ * possession its source checked: the CMP server (RFC 4211 4), and the
+ * registry's record of what it once issued from. A template's key is
+ * checked as a CSR's; its subject gives the CN; it asks for no names.
+ * Never for requests from files: they must prove their key themselves. */
+KR_MUST_USE kr_err kr_csr_parse_proven(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
+				       kr_csr *out);
 void kr_csr_clear(kr_csr *c);
 
 /* Decodes PEM text holding exactly one CERTIFICATE REQUEST. */

@@ -33,6 +33,25 @@ typedef struct kr_req_info_st {
 } KR_REQ_INFO;
 DECLARE_ASN1_ITEM(KR_REQ_INFO)
 
+/* CertTemplate: RFC 4211 5 (CRMF), as a CMP ir, cr or kur carries it;
+ * the validity and unique ids are read only to be skipped. */
+typedef struct kr_opt_validity_st {
+	ASN1_TIME *not_before, *not_after;
+} KR_OPT_VALIDITY;
+DECLARE_ASN1_ITEM(KR_OPT_VALIDITY)
+
+typedef struct kr_cert_template_st {
+	ASN1_INTEGER *version, *serial;
+	X509_ALGOR *signing_alg;
+	X509_NAME *issuer;
+	KR_OPT_VALIDITY *validity;
+	X509_NAME *subject;
+	KR_SPKI *spki;
+	ASN1_BIT_STRING *issuer_uid, *subject_uid;
+	STACK_OF(X509_EXTENSION) * extensions;
+} KR_CERT_TEMPLATE;
+DECLARE_ASN1_ITEM(KR_CERT_TEMPLATE)
+
 typedef struct kr_validity_st {
 	ASN1_TIME *not_before, *not_after;
 } KR_VALIDITY;

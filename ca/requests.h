@@ -20,6 +20,7 @@ typedef struct kr_input {
 	size_t der_len;
 	char error[KR_ERR_MSG];
 	kr_code error_code; /* its kind, when a caller's source knows it; else bad input */
+	int proven;         /* der may be a CRMF template its source proved (kr_csr_parse_proven) */
 	int from_manifest;
 	char device_id[80], model[80], version[40];
 } kr_input;

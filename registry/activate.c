@@ -143,8 +143,10 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 		}
 		memcpy(csr, row->csr, row->csr_len);
 		len = row->csr_len;
+		in->proven = row->proven;
 	} else if (!kr_failed(&e)) {
 		KR_TRY(kr_store_device_csr(g->r->store, item.device, csr, sizeof csr, &len));
+		in->proven = 1; /* what a first activation took, in whichever form */
 	}
 	if (len) {
 		in->der = malloc(len);

@@ -47,6 +47,8 @@ typedef struct kr_reg_row {
 	const char *device, *model, *version, *mno, *owner, *code;
 	const uint8_t *csr;
 	size_t csr_len;
+	int proven; /* csr may be a CRMF template whose proof of possession the
+		     * caller checked (the CMP server: ca/csr.h) */
 } kr_reg_row;
 
 /* What a command says besides its devices. */

@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <openssl/cmp.h>
+#include <openssl/crmf.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -211,8 +212,27 @@ static STACK_OF(X509) *ca_chain(const kr_server *s)
 	return NULL;
 }
 
-/* p10cr: the device's own PKCS#10 (its signature the proof of
- * possession), relayed by its MNO: the registry's activation. */
+/* What the request asks to have certified, DER, and the device it names:
+ * a p10cr's PKCS#10, or an ir's or cr's CRMF template (its proof of
+ * possession checked by the library before this is called). */
+static KR_MUST_USE kr_err request_of(const OSSL_CRMF_MSG *crm, const X509_REQ *p10cr,
+				     unsigned char **der, int *len, char *device, size_t devsz)
+{
+	const OSSL_CRMF_CERTTEMPLATE *t = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : NULL;
+	const X509_NAME *subject = p10cr ? X509_REQ_get_subject_name(p10cr)
+				   : t	   ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t)
+					   : NULL;
+	KR_ENSURE(subject, KR_EINPUT, "the request names no subject");
+	KR_TRY(kr_serve_device_of(subject, device, devsz));
+	*der = NULL;
+	*len = p10cr ? i2d_X509_REQ(p10cr, der) : i2d_OSSL_CRMF_CERTTEMPLATE(t, der);
+	KR_OSSL(*len > 0, KR_EINTERNAL, "encoding the request");
+	return kr_ok();
+}
+
+/* p10cr (the device's own PKCS#10, its signature the proof of possession),
+ * ir and cr (a CRMF template): relayed by the device's MNO, the registry's
+ * activation. */
 static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg,
 				       int cert_req_id, const OSSL_CRMF_MSG *crm,
 				       const X509_REQ *p10cr, X509 **cert_out,
@@ -222,22 +242,19 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	cmp_req *q = req_of(srv);
 	if (q->refusal)
 		return refused(q->fail_bit, q->refusal);
-	if (!p10cr || crm)
+	if (OSSL_CMP_MSG_get_bodytype(msg) == B_KUR)
 		return refused(OSSL_CMP_PKIFAILUREINFO_badRequest,
-			       OSSL_CMP_MSG_get_bodytype(msg) == B_KUR
-				       ? "kur: key update is not offered yet; use p10cr after a reset"
-				       : "ir and cr with a CRMF template are not offered yet; send "
-					 "the device's PKCS#10 by p10cr");
+			       "kur: key update is not offered yet; reset the device, then ir or "
+			       "p10cr");
 	char device[80];
-	kr_err e = kr_serve_device_of(X509_REQ_get_subject_name(p10cr), device, sizeof device);
+	unsigned char *der = NULL;
+	int len = 0;
+	kr_err e = request_of(crm, p10cr, &der, &len, device, sizeof device);
 	if (kr_failed(&e))
 		return refused(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, e.msg);
-	unsigned char *der = NULL;
-	int len = i2d_X509_REQ(p10cr, &der);
-	if (len <= 0)
-		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot encode the request");
 	kr_enrolled out;
-	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, &q->seen, &out);
+	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, crm != NULL,
+			   &q->seen, &out);
 	OPENSSL_free(der);
 	OSSL_CMP_PKISI *si = NULL;
 	if (kr_failed(&e))
@@ -662,9 +679,9 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	kr_err e = evhttp_request_get_command(req) == EVHTTP_REQ_POST
 			   ? kr_cmp_read(body, len, &msg, &m)
 			   : kr_errf(KR_EINPUT, "CMP messages are POSTed (RFC 6712 section 3.3)");
-	/* a p10cr's nonce is recorded with its enrollment (one trip to the
-	 * desk); any other message's now */
-	int enrolls = m.body == B_P10CR;
+	/* an enrollment's nonce is recorded with it (one trip to the desk);
+	 * any other message's now */
+	int enrolls = m.body == B_P10CR || m.body == B_IR || m.body == B_CR;
 	q.seen = (kr_seen){m.tid, m.nonce, m.tid_len, m.nonce_len};
 	if (!kr_failed(&e) && !enrolls)
 		e = kr_desk_seen(s->desk, &q.seen, &fresh);

@@ -228,14 +228,14 @@ KR_MUST_USE kr_err kr_desk_call(kr_desk *d, const char *account, kr_desk_fn fn, 
 }
 
 KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, const kr_seen *seen,
-				  kr_enrolled *out)
+				  const uint8_t *csr, size_t csr_len, int proven,
+				  const kr_seen *seen, kr_enrolled *out)
 {
 	memset(out, 0, sizeof *out);
 	job j = {.kind = J_ENROLL, .account = account, .enrolled = out};
 	if (seen)
 		j.seen = *seen;
-	j.row = (kr_reg_row){.device = device, .csr = csr, .csr_len = csr_len};
+	j.row = (kr_reg_row){.device = device, .csr = csr, .csr_len = csr_len, .proven = proven};
 	return hand_in(d, &j);
 }
 

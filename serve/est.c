@@ -105,7 +105,7 @@ static void enroll(kr_server *s, struct evhttp_request *req, const char *account
 	kr_err e = kr_est_read_csr(body, n, &der, &len, device, sizeof device);
 	kr_enrolled out = {0};
 	if (!kr_failed(&e))
-		e = kr_desk_enroll(s->desk, account, device, der, len, NULL, &out);
+		e = kr_desk_enroll(s->desk, account, device, der, len, 0, NULL, &out);
 	free(der);
 	if (!kr_failed(&e) && !out.cert)
 		e = kr_errf(out.code ? out.code : KR_EINPUT, "%s",

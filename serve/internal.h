@@ -46,9 +46,10 @@ typedef struct kr_enrolled {
 	uint8_t *cert; /* malloc'd DER: the new certificate, or the current one */
 	size_t cert_len;
 } kr_enrolled;
+/* csr: a PKCS#10, or with proven a CRMF template the CMP library checked. */
 KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, const kr_seen *seen,
-				  kr_enrolled *out);
+				  const uint8_t *csr, size_t csr_len, int proven,
+				  const kr_seen *seen, kr_enrolled *out);
 
 /* Records a CMP message's transactionID and senderNonce (with the others
  * waiting, in one transaction); *fresh 0 for a replay. */

@@ -128,11 +128,12 @@ cmp_as() {
 
 # CMP (RFC 9483) with openssl cmp: the MNO enrolls its meter by p10cr,
 # protected by its own certificate; the certificate verifies and is the
-# store's; a retry in a new transaction gets the same certificate; a
+# store's; another by ir (a CRMF template), reactivated later from it; a
+# retry in a new transaction gets the same certificate; a
 # replayed message, wrong protection, another MNO's device and a CSR the
 # profile refuses each get a CMP error; genm gives the CA certificates; rr
 # revokes as the registry deactivates (the sponsoring ASP may, the MNO not).
-test_serve_cmp_p10cr_replay_protection_rr_genm() {
+test_serve_cmp_p10cr_ir_replay_protection_rr_genm() {
 	serve_setup 4
 	trap 'serve_stop; teardown' EXIT
 	serve_start
@@ -178,6 +179,25 @@ test_serve_cmp_p10cr_replay_protection_rr_genm() {
 	[ "$(ncerts --device 1000000000000002)" -eq 0 ] && [ "$(ncerts --device 1000000000000003)" -eq 0 ] ||
 		fail "a refused request left a certificate"
 	assert_absent "$T/x.pem"
+	# ir: the key in a CRMF template, its proof of possession checked by
+	# OpenSSL's CMP server; reactivation later re-certifies it from the record
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/m2.key" 2>/dev/null
+	cmp_as Telus -cmd ir -newkey "$T/m2.key" -subject /CN=1000000000000002 -certout "$T/m2.pem" \
+		>"$T/ir.out" 2>&1 || { cat "$T/ir.out"; fail "ir"; }
+	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" "$T/m2.pem" >/dev/null ||
+		fail "the ir certificate does not verify"
+	cmp <(openssl x509 -in "$T/m2.pem" -noout -pubkey) <(openssl pkey -in "$T/m2.key" -pubout) ||
+		fail "the ir certificate is not of the template's key"
+	[ "$(ncerts --device 1000000000000002 --status valid)" -eq 1 ] || fail "ir: not in the store"
+	ksr deactivate --as ParkoServ 1000000000000002 >/dev/null || fail "deactivate"
+	ksr reactivate --as ParkoServ 1000000000000002 >/dev/null || fail "reactivate from the template on record"
+	valid_cert 1000000000000002 "$T/m2b.pem"
+	cmp <(openssl x509 -in "$T/m2b.pem" -noout -pubkey) <(openssl pkey -in "$T/m2.key" -pubout) ||
+		fail "the reactivated certificate is not of the template's key"
+	# kur is not offered: refused, nothing issued
+	cmp_as Telus -cmd kur -oldcert "$T/m2b.pem" -newkey "$T/m2.key" -certout "$T/x.pem" >"$T/kur.out" 2>&1 &&
+		fail "kur was accepted"
+	grep -qi 'badRequest' "$T/kur.out" || { cat "$T/kur.out"; fail "kur's error"; }
 	# genm: the CA certificates
 	cmp_as Telus -cmd genm -infotype caCerts >"$T/genm.out" 2>&1 || { cat "$T/genm.out"; fail "genm"; }
 	grep -qi 'caCerts' "$T/genm.out" || { cat "$T/genm.out"; fail "genp without caCerts"; }

@@ -11,6 +11,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <openssl/crmf.h>
 #include <openssl/x509v3.h>
 #include <string.h>
 
@@ -452,4 +453,45 @@ Test(issue, profile_identity_decisions)
 	kr_request_names dev_ip = {"302220601105021", NULL, 0, ip, 1, NULL};
 	KR_ASSERT_ERR(kr_profile_identity(&dev, &dev_ip, id, sizeof id, name, sizeof name),
 		      KR_EPOLICY, "SAN not permitted: IP Address:192.0.2.1");
+}
+
+/* A CRMF template (RFC 4211 5), as a CMP ir carries it: only a proven
+ * source may hand one in (its proof of possession checked elsewhere); its
+ * key is checked as a CSR's. */
+static int template_der(EVP_PKEY *key, const char *cn, unsigned char **der)
+{
+	OSSL_CRMF_CERTTEMPLATE *t = OSSL_CRMF_CERTTEMPLATE_new();
+	X509_NAME *name = X509_NAME_new();
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	int len = t && OSSL_CRMF_CERTTEMPLATE_fill(t, key, name, NULL, NULL)
+			  ? i2d_OSSL_CRMF_CERTTEMPLATE(t, der)
+			  : -1;
+	X509_NAME_free(name);
+	OSSL_CRMF_CERTTEMPLATE_free(t);
+	return len;
+}
+
+Test(issue, crmf_template_only_from_a_proven_source)
+{
+	KR_AUTO(EVP_PKEY) ec = EVP_EC_gen("P-256");
+	unsigned char *der = NULL;
+	int len = template_der(ec, "1000000000000002", &der);
+	cr_assert(len > 0);
+	kr_csr c;
+	KR_ASSERT_ERR(kr_csr_parse(NULL, der, (size_t)len, &c), KR_EINPUT, "malformed DER");
+	KR_ASSERT_OK(kr_csr_parse_proven(NULL, der, (size_t)len, &c));
+	cr_assert_eq(c.key_type, KR_KEY_EC_P256);
+	cr_assert_str_eq(c.cn, "1000000000000002");
+	cr_assert_eq(c.ndns, 0);
+	kr_csr_clear(&c);
+	OPENSSL_free(der);
+	/* the key is judged as in a CSR */
+	KR_AUTO(EVP_PKEY) weak = EVP_RSA_gen(1024);
+	der = NULL;
+	len = template_der(weak, "1000000000000002", &der);
+	KR_ASSERT_ERR(kr_csr_parse_proven(NULL, der, (size_t)len, &c), KR_EPOLICY, "key too weak");
+	OPENSSL_free(der);
+	/* neither form: the CSR's error */
+	static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+	KR_ASSERT_ERR(kr_csr_parse_proven(NULL, junk, sizeof junk, &c), KR_EINPUT, "malformed");
 }
