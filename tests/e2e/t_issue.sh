@@ -621,9 +621,10 @@ test_audit_tail_and_state_tampering_detected() {
 	has "$s1" openssl crl -in "$T/3.crl" -noout -text
 }
 
-# What format 4 added (the device registry), undone: with it a store is the
-# format before.
-undo_format_4="drop table registration; drop index cert_profile_id; alter table cert drop column asp;
+# What formats 5 (the service) and 4 (the device registry) added, undone:
+# with it a store is format 3.
+undo_format_4="drop table api_client; drop table poll; drop table cmp_seen;
+	drop table registration; drop index cert_profile_id; alter table cert drop column asp;
 	drop index cert_request;
 	create unique index cert_request on cert (ca_id, profile, csr_sha256) where status <> 'abandoned';
 	alter table device drop column owner; alter table device drop column mno;
@@ -649,14 +650,16 @@ test_store_formats_migrated_or_refused() {
 	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
 	[ "$(db "pragma user_version")" -eq 2 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	[ "$(db "pragma user_version")" -eq 4 ] || fail "not migrated"
+	[ "$(db "pragma user_version")" -eq 5 ] || fail "not migrated"
 	[ "$(db "select count(*) from registration")" -eq 0 ] || fail "no registry tables"
+	[ "$(db "select count(*) from api_client") $(db "select count(*) from cmp_seen")" = "0 0" ] ||
+		fail "no service tables"
 	[ "$(db "select count(*) from audit where serial is not null")" -eq 4 ] || fail "columns not filled"
 	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
 	grep -q "issue   audit entry" "$T/show" && grep -q "revoke  audit entry" "$T/show" ||
 		fail "the history is not found by the new column"
 	db "pragma user_version = 9"
 	sum=$(sha256sum "$T/ca/registry.db")
-	expect 3 "store format 9, and this keyrite reads formats 1 to 4" kr audit verify --config "$T/ca/keyrite.cnf"
+	expect 3 "store format 9, and this keyrite reads formats 1 to 5" kr audit verify --config "$T/ca/keyrite.cnf"
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

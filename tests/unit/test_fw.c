@@ -77,6 +77,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	cr_assert(sqlite3_exec(
 			  db,
+			  "drop table api_client; drop table poll; drop table cmp_seen; "
 			  "drop table registration; drop index cert_profile_id; "
 			  "alter table cert drop column asp; drop index cert_request; "
 			  "create unique index cert_request on cert (ca_id, profile, csr_sha256) "
@@ -114,7 +115,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
 		  SQLITE_OK);
@@ -128,9 +129,9 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 
 	/* a newer format is refused untouched */
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
-	sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL);
+	sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL);
 	sqlite3_close(db);
-	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 5");
+	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 6");
 }
 
 static X509 *self_signed(const char *cn)
