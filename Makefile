@@ -134,7 +134,7 @@ demo: deps
 	$(MAKE) all $(BUILD)/mkcsr
 	scripts/demo.sh
 
-C_FILES  = $(shell find util crypto hsm store ca fw policy ceremony publish registry cli tests -name '*.[ch]')
+C_FILES  = $(shell find util crypto hsm store ca fw policy ceremony publish registry serve cli tests bench -name '*.[ch]')
 
 # Static analysis and formatting; the build itself already has -Werror.
 lint:

@@ -163,7 +163,7 @@ static CURL *new_handle(void)
 
 static X509 *cert_x;
 static EVP_PKEY *key_x;
-static STACK_OF(X509) *extra;
+static STACK_OF(X509) * extra;
 static X509_STORE *trust;
 
 static OSSL_CMP_CTX *client_ctx(void)
@@ -356,16 +356,16 @@ static void run(void *(*fn)(void *), int threads, int expect)
 	/* the run's alone, not the messages built before it */
 	double cpu = (double)(ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
 		     (double)(ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-		     (double)(ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
-			      ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+		     (double)(ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru.ru_stime.tv_usec -
+			      ru0.ru_stime.tv_usec) /
+			     1e6;
 	qsort(lat, (size_t)nlat, sizeof *lat, by_value);
 	printf("requests %d failed %d seconds %.2f rate %.0f p50_ms %.1f p99_ms %.1f cpu_s %.2f\n",
 	       nlat, failures, secs, nlat / secs, nlat ? lat[nlat / 2] : 0.0,
 	       nlat ? lat[(int)(nlat * 0.99)] : 0.0, cpu);
 }
 
-static void setup_client(const char *cert, const char *key, const char *rootf,
-			 const char *chainf)
+static void setup_client(const char *cert, const char *key, const char *rootf, const char *chainf)
 {
 	cert_x = read_cert(cert);
 	key_x = read_key(key);
@@ -382,7 +382,8 @@ int main(int argc, char **argv)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc >= 9 && !strcmp(argv[1], "cmp")) {
-		url = argv[2], client_cert = argv[3], client_key = argv[4], root = argv[5], chain = argv[6];
+		url = argv[2], client_cert = argv[3], client_key = argv[4], root = argv[5],
+		chain = argv[6];
 		fresh = argc > 9 && !strcmp(argv[9], "new");
 		setup_client(client_cert, client_key, root, chain);
 		read_manifest(argv[7]);
@@ -412,8 +413,8 @@ int main(int argc, char **argv)
 		ca_key = EVP_EC_gen("P-256");
 		ca_x = X509_new();
 		X509_NAME *n = X509_NAME_new();
-		X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"floor", -1,
-					   -1, 0);
+		X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"floor",
+					   -1, -1, 0);
 		X509_set_subject_name(ca_x, n);
 		X509_set_issuer_name(ca_x, n);
 		X509_NAME_free(n);

@@ -34,7 +34,8 @@ static void *run(void *arg)
 	worker *w = arg;
 	uint8_t digest[32] = {1, 2, 3}, sig[KR_HSM_MAX_SIG];
 	size_t len;
-	kr_sig_scheme scheme = kr_hsm_key_type(w->k) == KR_KEY_ED25519 ? KR_SIG_EDDSA : KR_SIG_ECDSA;
+	kr_sig_scheme scheme =
+		kr_hsm_key_type(w->k) == KR_KEY_ED25519 ? KR_SIG_EDDSA : KR_SIG_ECDSA;
 	while (now() < w->until) {
 		kr_err e = kr_hsm_sign(w->s, w->k, scheme, EVP_sha256(), digest, sizeof digest, sig,
 				       &len);

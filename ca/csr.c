@@ -418,11 +418,11 @@ static KR_MUST_USE kr_err key_only(kr_csr_ctx *ctx, const KR_SPKI *spki, kr_key_
 		RSA_free(r);
 		return kr_ok();
 	}
-	return REFUSE("key algorithm %s is not accepted", nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
+	return REFUSE("key algorithm %s is not accepted",
+		      nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
 }
 
-static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
-					 kr_csr *c)
+static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *c)
 {
 	const unsigned char *p = der;
 	KR_CERT_TEMPLATE *t = (KR_CERT_TEMPLATE *)ASN1_item_d2i(NULL, &p, (long)len,
@@ -438,7 +438,8 @@ static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, si
 	if (!kr_failed(&e))
 		e = subject_cn(t->subject, c->cn, sizeof c->cn);
 	if (!kr_failed(&e)) {
-		c->spki_len = ASN1_item_i2d((ASN1_VALUE *)t->spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
+		c->spki_len =
+			ASN1_item_i2d((ASN1_VALUE *)t->spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
 		if (c->spki_len <= 0)
 			e = kr_err_ossl(KR_EINTERNAL, "re-encoding the public key");
 	}
@@ -453,8 +454,7 @@ static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, si
 	return e;
 }
 
-KR_MUST_USE kr_err kr_csr_parse_proven(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
-				       kr_csr *out)
+KR_MUST_USE kr_err kr_csr_parse_proven(kr_csr_ctx *ctx, const uint8_t *der, size_t len, kr_csr *out)
 {
 	kr_err e = kr_csr_parse(ctx, der, len, out);
 	if (!kr_failed(&e) || len == 0 || der[0] != 0x30)

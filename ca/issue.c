@@ -133,9 +133,10 @@ static void stage_parse(batch *b, req *r, int worker)
 {
 	if (r->in.error[0])
 		return reject_as(r, r->in.error_code, r->in.error);
-	kr_err e = r->in.proven
-			   ? kr_csr_parse_proven(b->parsers[worker], r->in.der, r->in.der_len, &r->csr)
-			   : kr_csr_parse(b->parsers[worker], r->in.der, r->in.der_len, &r->csr);
+	kr_err e =
+		r->in.proven
+			? kr_csr_parse_proven(b->parsers[worker], r->in.der, r->in.der_len, &r->csr)
+			: kr_csr_parse(b->parsers[worker], r->in.der, r->in.der_len, &r->csr);
 	if (kr_failed(&e))
 		return reject(r, e.msg);
 	e = kr_profile_key_check(b->p, r->csr.key_type);

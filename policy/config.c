@@ -77,11 +77,11 @@ static const kr_field registry_fields[] = {
 	{"serve", KR_F_SECTION, 0},
 };
 static const kr_field serve_fields[] = {
-	{"address", KR_F_STRING, 0},     {"port", KR_F_INT, 1},         {"certificate", KR_F_STRING, 1},
-	{"key", KR_F_STRING, 0},         {"key_uri", KR_F_STRING, 0},   {"pin_file", KR_F_STRING, 0},
-	{"pin_env", KR_F_STRING, 0},     {"tls", KR_F_STRING, 0},       {"threads", KR_F_INT, 0},
-	{"max_body", KR_F_INT, 0},       {"max_headers", KR_F_INT, 0},  {"timeout", KR_F_INT, 0},
-	{"rate", KR_F_INT, 0},           {"burst", KR_F_INT, 0},        {"batch", KR_F_INT, 0},
+	{"address", KR_F_STRING, 0}, {"port", KR_F_INT, 1},        {"certificate", KR_F_STRING, 1},
+	{"key", KR_F_STRING, 0},     {"key_uri", KR_F_STRING, 0},  {"pin_file", KR_F_STRING, 0},
+	{"pin_env", KR_F_STRING, 0}, {"tls", KR_F_STRING, 0},      {"threads", KR_F_INT, 0},
+	{"max_body", KR_F_INT, 0},   {"max_headers", KR_F_INT, 0}, {"timeout", KR_F_INT, 0},
+	{"rate", KR_F_INT, 0},       {"burst", KR_F_INT, 0},       {"batch", KR_F_INT, 0},
 };
 static const kr_field account_fields[] = {
 	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},

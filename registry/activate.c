@@ -24,8 +24,8 @@ typedef struct gate_ctx {
 	kr_reg_view view;
 } gate_ctx;
 
-/* The registry's decision; an active device's activation is done already
- * when the account could have made it. */
+/* The registry's decision; an active device's activation (reactivation)
+ * is done already when the account could have made it. */
 static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdict *v, char *why,
 				 size_t whysz, kr_code *refusal)
 {
@@ -35,9 +35,9 @@ static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdic
 	KR_TRY(kr_reg_settle(g->r, in->device_id, &settled));
 	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, in->device_id, g->a->asp, view, why, whysz,
 				  &code));
+	kr_reg_state start = g->a->cmd == KR_CMD_ACTIVATE ? KR_ST_REGISTERED : KR_ST_DEACTIVATED;
 	if (code == KR_EDENIED && view->state == KR_ST_ACTIVE &&
-	    kr_reg_decide(KR_CMD_ACTIVATE, view->role, KR_ST_REGISTERED, view->flags & ~KR_FL_HOLD)
-		    .allowed) {
+	    kr_reg_decide(g->a->cmd, view->role, start, view->flags & ~KR_FL_HOLD).allowed) {
 		*v = KR_GATE_ALREADY;
 		return kr_ok();
 	}

@@ -46,8 +46,7 @@ static KR_MUST_USE kr_err keep_der(const kr_cert_info *c, void *arg)
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err cert_der(kr_registry *r, const uint8_t *serial, size_t len,
-				   found_der *f)
+static KR_MUST_USE kr_err cert_der(kr_registry *r, const uint8_t *serial, size_t len, found_der *f)
 {
 	kr_cert_filter filter = {.serial = serial, .serial_len = len, .status = "valid"};
 	return kr_store_certs(r->store, &filter, keep_der, f);
@@ -134,9 +133,8 @@ static void client_outcome(void *arg, const kr_input *in, const char *status, co
 	c->code = code ? code : KR_EINPUT;
 }
 
-KR_MUST_USE kr_err kr_registry_issue_client(kr_registry *r, const char *account,
-					    const uint8_t *csr, size_t csr_len, uint8_t **der,
-					    size_t *len)
+KR_MUST_USE kr_err kr_registry_issue_client(kr_registry *r, const char *account, const uint8_t *csr,
+					    size_t csr_len, uint8_t **der, size_t *len)
 {
 	KR_ENSURE(r->as->kind == KR_ACCOUNT_OPERATOR, KR_EDENIED,
 		  "client certificates are the operator's to issue (as %s)", r->as->name);
@@ -172,7 +170,8 @@ KR_MUST_USE kr_err kr_registry_client_account(kr_registry *r, X509 *cert, char a
 		  "not issued by the registry's CA");
 	const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
 	uint8_t serial[20];
-	KR_ENSURE(sn->length > 0 && sn->length <= 20, KR_EAUTH, "a serial of %d octets", sn->length);
+	KR_ENSURE(sn->length > 0 && sn->length <= 20, KR_EAUTH, "a serial of %d octets",
+		  sn->length);
 	memcpy(serial, sn->data, (size_t)sn->length);
 	char status[16];
 	KR_TRY(kr_store_client(r->store, r->ca.id, serial, (size_t)sn->length, account, status));

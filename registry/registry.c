@@ -934,7 +934,7 @@ KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_r
 KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr_reg_row_cb cb,
 				    void *arg)
 {
-	list_filter lf = {r->as->kind == KR_ACCOUNT_ASP ? r->as->name : NULL, KR_NSTATES, cb, arg,
-			  "", 0};
+	list_filter lf = {
+		r->as->kind == KR_ACCOUNT_ASP ? r->as->name : NULL, KR_NSTATES, cb, arg, "", 0};
 	return rows_of(rec, &lf);
 }

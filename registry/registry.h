@@ -79,7 +79,7 @@ typedef struct kr_reg_outcome {
 	kr_code code;       /* refused: KR_EINPUT, KR_EDENIED, KR_EAUTH, ... */
 	const char *from, *to;
 	int64_t profile_id;
-	const char *secret; /* authcode: the new code, shown this once */
+	const char *secret;  /* authcode: the new code, shown this once */
 	const uint8_t *cert; /* activated: the certificate issued (DER) */
 	size_t cert_len;
 } kr_reg_outcome;
@@ -134,9 +134,8 @@ KR_MUST_USE kr_err kr_registry_device_of_cert(kr_registry *r, const uint8_t *ser
 /* Issues a client certificate for the online service (keyrite serve)
  * under [registry] client_profile from a DER CSR and binds it to account;
  * the operator only. Gives the certificate (DER, malloc'd). */
-KR_MUST_USE kr_err kr_registry_issue_client(kr_registry *r, const char *account,
-					    const uint8_t *csr, size_t csr_len, uint8_t **der,
-					    size_t *len);
+KR_MUST_USE kr_err kr_registry_issue_client(kr_registry *r, const char *account, const uint8_t *csr,
+					    size_t csr_len, uint8_t **der, size_t *len);
 /* The account a client certificate (its issuer's certificate and its
  * serial) is bound to: KR_EAUTH, with the reason, when it is unknown,
  * revoked, not bound or its account is gone. */

@@ -27,8 +27,8 @@ static const rule rules[KR_NCMDS] = {
 			     KR_LOCK_UPDATE, NONE},
 	/* the MNO relays the device's CSR (online, by CMP or EST: zero touch) */
 	[KR_CMD_ACTIVATE] = {"activate", R(OPERATOR) | R(SPONSOR) | R(MNO), S(REGISTERED),
-			     KR_ST_ACTIVE, 0,
-			     KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_UPDATE, NONE},
+			     KR_ST_ACTIVE, 0, KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_UPDATE,
+			     NONE},
 	[KR_CMD_AUTHCODE] = {"authcode", R(OPERATOR) | R(OWNER), LIVE, KR_ST_SAME, 0, 0, NONE},
 	[KR_CMD_TRANSFER_REQUEST] = {"transfer request", R(OTHER_ASP), HELD, KR_ST_SAME, 0,
 				     KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_TRANSFER, NONE},

@@ -105,8 +105,7 @@ static KR_MUST_USE kr_err only_keys(json_t *o, const char *const *keys, const ch
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err string_of(json_t *o, const char *key, const char *where,
-				    const char **out)
+static KR_MUST_USE kr_err string_of(json_t *o, const char *key, const char *where, const char **out)
 {
 	json_t *v = json_object_get(o, key);
 	*out = NULL;
@@ -187,7 +186,8 @@ static KR_MUST_USE kr_err read_call(call *c, json_t *body)
 		KR_ENSURE(json_is_array(locks), KR_EINPUT, "lock: a list of lock names");
 		json_array_foreach(locks, i, v)
 		{
-			unsigned bit = json_is_string(v) ? kr_reg_lock_named(json_string_value(v)) : 0;
+			unsigned bit =
+				json_is_string(v) ? kr_reg_lock_named(json_string_value(v)) : 0;
 			KR_ENSURE(bit, KR_EINPUT, "lock[%zu]: one of transfer, delete, update", i);
 			c->a.lock |= bit;
 		}
@@ -321,11 +321,10 @@ static void command(kr_server *s, struct evhttp_request *req, const char *accoun
 		reply_error(req, http_status(e.code), &e);
 	} else {
 		int all_refused = c->sum.refused && !c->sum.done && !c->sum.unchanged;
-		json_t *o = json_pack("{s:s,s:O,s:{s:I,s:I,s:I}}", "command", kr_reg_cmd_name(cmd),
-				      "results", c->results, "summary", "done",
-				      (json_int_t)c->sum.done, "unchanged",
-				      (json_int_t)c->sum.unchanged, "refused",
-				      (json_int_t)c->sum.refused);
+		json_t *o = json_pack(
+			"{s:s,s:O,s:{s:I,s:I,s:I}}", "command", kr_reg_cmd_name(cmd), "results",
+			c->results, "summary", "done", (json_int_t)c->sum.done, "unchanged",
+			(json_int_t)c->sum.unchanged, "refused", (json_int_t)c->sum.refused);
 		reply_json(req, all_refused ? http_status(c->sum.first_refusal) : 200, o);
 	}
 	kr_api_call_free(c);
@@ -565,8 +564,7 @@ static void poll_req(kr_server *s, struct evhttp_request *req, const char *accou
 
 /* ---- routing -------------------------------------------------------------------------- */
 
-void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account,
-		   const char *path)
+void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *path)
 {
 	int get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
 	kr_reg_cmd cmd;

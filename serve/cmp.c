@@ -106,7 +106,8 @@ static int asks_implicit_confirm(const uint8_t *der, long len)
 	const uint8_t *p = der, *end = der + len, *c, *w;
 	int tag, cls;
 	long l;
-	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w) || !next_tlv(&c, c + l, &tag, &cls, &p, &l, &w))
+	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w) ||
+	    !next_tlv(&c, c + l, &tag, &cls, &p, &l, &w))
 		return 0; /* PKIMessage, header */
 	const uint8_t *h = p, *hend = p + l;
 	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++) {
@@ -202,7 +203,7 @@ static cmp_req *req_of(OSSL_CMP_SRV_CTX *srv)
 	return t->req;
 }
 
-static STACK_OF(X509) *ca_chain(const kr_server *s)
+static STACK_OF(X509) * ca_chain(const kr_server *s)
 {
 	STACK_OF(X509) *chain = sk_X509_new_null();
 	if (chain && X509_add_cert(chain, s->ca, X509_ADD_FLAG_UP_REF) == 1 &&
@@ -220,8 +221,8 @@ static KR_MUST_USE kr_err request_of(const OSSL_CRMF_MSG *crm, const X509_REQ *p
 {
 	const OSSL_CRMF_CERTTEMPLATE *t = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : NULL;
 	const X509_NAME *subject = p10cr ? X509_REQ_get_subject_name(p10cr)
-				   : t	   ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t)
-					   : NULL;
+				   : t   ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t)
+					 : NULL;
 	KR_ENSURE(subject, KR_EINPUT, "the request names no subject");
 	KR_TRY(kr_serve_device_of(subject, device, devsz));
 	*der = NULL;
@@ -253,8 +254,8 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	if (kr_failed(&e))
 		return refused(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, e.msg);
 	kr_enrolled out;
-	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, crm != NULL,
-			   &q->seen, &out);
+	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, crm != NULL, &q->seen,
+			   &out);
 	OPENSSL_free(der);
 	OSSL_CMP_PKISI *si = NULL;
 	if (kr_failed(&e))
@@ -272,7 +273,8 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	free(out.cert);
 	*chain_out = ca_chain(q->s);
 	if (!*cert_out)
-		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure, "cannot decode the certificate");
+		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure,
+			       "cannot decode the certificate");
 	kr_serve_log("cmp-enrolled", "device", device, "result", out.result, NULL);
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
 }
@@ -699,7 +701,8 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		return;
 	}
 	if (!fresh) {
-		q.refusal = "a replayed message: its transactionID and senderNonce were seen before";
+		q.refusal =
+			"a replayed message: its transactionID and senderNonce were seen before";
 		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
 		kr_serve_log("cmp-replay", "account", account, NULL);
 	} else {

@@ -23,8 +23,8 @@ typedef struct job {
 	kr_seen seen; /* J_SEEN, and a CMP enrollment's */
 	int fresh;
 	kr_err e;
-	int handled;     /* the desk's own mark */
-	sem_t answered;  /* posted by the desk: the waiter may go */
+	int handled;    /* the desk's own mark */
+	sem_t answered; /* posted by the desk: the waiter may go */
 	struct job *next;
 } job;
 
@@ -45,12 +45,12 @@ static void on_outcome(const kr_reg_outcome *o, void *arg)
 {
 	job **jobs = arg;
 	/* outcomes come in the order of the rows */
-	job *j = jobs[0];
-	for (int i = 0; jobs[i]; i++)
-		if (!jobs[i]->handled) {
+	job *j = NULL;
+	for (int i = 0; jobs[i] && !j; i++)
+		if (!jobs[i]->handled)
 			j = jobs[i];
-			break;
-		}
+	if (!j)
+		return; /* more outcomes than rows: not the registry's way */
 	kr_enrolled *out = j->enrolled;
 	kr_copy(out->result, sizeof out->result, o->result);
 	kr_copy(out->reason, sizeof out->reason, o->reason ? o->reason : "");
@@ -84,12 +84,13 @@ static void enroll(kr_desk *d, job **all, int n)
 {
 	const char *account = NULL;
 	int k = 0;
-	job **mine = calloc((size_t)n + 1, sizeof *mine);
+	job **mine = calloc((size_t)n + 1, sizeof(job *));
 	kr_reg_row *rows = calloc((size_t)n, sizeof *rows);
 	kr_err e = mine && rows ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
 	for (int i = 0; !kr_failed(&e) && i < n; i++) {
 		job *j = all[i];
-		if (j->kind != J_ENROLL || j->handled || (account && strcmp(account, j->account) != 0))
+		if (j->kind != J_ENROLL || j->handled ||
+		    (account && strcmp(account, j->account) != 0))
 			continue;
 		account = j->account;
 		mine[k] = j;
@@ -181,15 +182,26 @@ static void *desk_main(void *arg)
 		d->tail = &d->head;
 		pthread_mutex_unlock(&d->mu);
 		size_t n = 0;
-		for (job *j = list; j; j = j->next) {
+		int short_of_memory = 0;
+		for (job *j = list; j && !short_of_memory; j = j->next) {
 			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				job **grown = realloc(all, cap * sizeof *all);
-				if (!grown)
-					abort(); /* the desk cannot answer without memory */
-				all = grown;
+				job **grown = realloc(all, (cap ? 2 * cap : 64) * sizeof(job *));
+				short_of_memory = !grown;
+				all = grown ? grown : all;
+				cap = grown ? (cap ? 2 * cap : 64) : cap;
 			}
-			all[n++] = j;
+			if (!short_of_memory)
+				all[n++] = j;
+		}
+		if (short_of_memory) { /* every job answered, none run */
+			for (job *j = list; j; j = j->next)
+				j->e = kr_errf(KR_EINTERNAL, "out of memory");
+			for (job *j = list, *next; j; j = next) {
+				next = j->next;
+				sem_post(&j->answered);
+			}
+			pthread_mutex_lock(&d->mu);
+			continue;
 		}
 		run(d, all, (int)n);
 		for (size_t i = 0; i < n; i++)

@@ -23,7 +23,7 @@ static char *certs_only(const kr_server *s, X509 *leaf, size_t *len)
 	unsigned char *der = NULL;
 	int n = ok ? i2d_PKCS7(p7, &der) : 0;
 	PKCS7_free(p7);
-	char *b64 = n > 0 ? malloc((size_t)(4 * ((n + 2) / 3) + 1)) : NULL;
+	char *b64 = n > 0 ? malloc(4 * (((size_t)n + 2) / 3) + 1) : NULL;
 	if (b64)
 		*len = (size_t)EVP_EncodeBlock((unsigned char *)b64, der, n);
 	OPENSSL_free(der);
@@ -64,8 +64,9 @@ static void reply_certs(kr_server *s, struct evhttp_request *req, X509 *leaf)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Transfer-Encoding",
 			  "base64");
-	kr_serve_reply(req, 200, leaf ? "application/pkcs7-mime; smime-type=certs-only"
-				      : "application/pkcs7-mime",
+	kr_serve_reply(req, 200,
+		       leaf ? "application/pkcs7-mime; smime-type=certs-only"
+			    : "application/pkcs7-mime",
 		       b64, len);
 	free(b64);
 }

@@ -62,9 +62,9 @@ typedef struct kr_server {
 	const kr_registry_conf *conf;
 	const kr_serve_conf *sc;
 	kr_desk *desk;
-	X509 *ca;                /* the registry's CA: clients' and devices' issuer */
-	STACK_OF(X509) * chain;  /* above it, up to the root */
-	char *ca_pem;            /* the CA and its chain, PEM */
+	X509 *ca;               /* the registry's CA: clients' and devices' issuer */
+	STACK_OF(X509) * chain; /* above it, up to the root */
+	char *ca_pem;           /* the CA and its chain, PEM */
 	size_t ca_pem_len;
 	struct kr_cmp *cmp;      /* cmp.c's transactions */
 	struct kr_limits *rates; /* limits.c */
@@ -105,7 +105,7 @@ typedef struct kr_cmp_peek {
 	size_t tid_len, nonce_len;
 	const uint8_t *protector; /* extraCerts[0]'s DER, within the message; or NULL */
 	size_t protector_len;
-	int implicit_confirm;     /* the header asks for it */
+	int implicit_confirm; /* the header asks for it */
 } kr_cmp_peek;
 KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
 			       kr_cmp_peek *peek);
@@ -115,12 +115,10 @@ KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der,
 				   char *device, size_t devsz);
 
 /* The handlers. */
-void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account,
-		   const char *path);
+void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *path);
 void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account,
 		   const char *profile);
-void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account,
-		   const char *op);
+void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *op);
 
 /* cmp.c's transactions, and the EST and CMP device id rule: a CSR's
  * subject serialNumber, else its common name. */

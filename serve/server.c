@@ -227,7 +227,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	static const char api[] = "/api/v1/", cmp[] = "/.well-known/cmp", est[] = "/.well-known/est/";
+	static const char api[] = "/api/v1/", cmp[] = "/.well-known/cmp",
+			  est[] = "/.well-known/est/";
 	if (!path)
 		refuse(req, 400, "no path");
 	else if (!strncmp(path, api, sizeof api - 1))
@@ -497,8 +498,8 @@ static KR_MUST_USE kr_err server_open(kr_server *s, kr_config *cfg, kr_registry 
 	KR_ENSURE(conf->has_serve, KR_EINPUT,
 		  "[registry] has no serve section (keyrite-ca(5): serve = SECTION)");
 	const kr_authority *ca = kr_registry_authority(r);
-	*s = (kr_server){.cfg = cfg, .conf = conf, .sc = &conf->serve, .ca = ca->cert,
-			 .chain = ca->chain};
+	*s = (kr_server){
+		.cfg = cfg, .conf = conf, .sc = &conf->serve, .ca = ca->cert, .chain = ca->chain};
 	KR_TRY(kr_authority_chain_pem(ca, &s->ca_pem, &s->ca_pem_len));
 	KR_TRY(kr_limits_open(s->sc->rate, s->sc->burst, &s->rates));
 	return kr_cmp_open(s, &s->cmp);

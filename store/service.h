@@ -30,8 +30,8 @@ KR_MUST_USE kr_err kr_store_poll_add(kr_store *s, const char *account, const cha
 /* The account's oldest message and how many wait (*count 0: none, and
  * cb is not called). */
 typedef KR_MUST_USE kr_err (*kr_poll_cb)(const kr_poll_msg *m, void *arg);
-KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *count,
-				       kr_poll_cb cb, void *arg);
+KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *count, kr_poll_cb cb,
+				       void *arg);
 /* Removes the account's message id; *found 0 if it has none of that id. */
 KR_MUST_USE kr_err kr_store_poll_ack(kr_store *s, const char *account, int64_t id, int *found);
 

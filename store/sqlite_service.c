@@ -71,7 +71,8 @@ KR_MUST_USE kr_err kr_store_client(kr_store *s, int64_t ca, const uint8_t *seria
 	account[0] = status[0] = '\0';
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const unsigned char *a = sqlite3_column_text(st, 0), *t = sqlite3_column_text(st, 1);
+		const unsigned char *a = sqlite3_column_text(st, 0),
+				    *t = sqlite3_column_text(st, 1);
 		kr_copy(account, 64, a ? (const char *)a : "");
 		kr_copy(status, 16, t ? (const char *)t : "");
 	}
@@ -96,14 +97,14 @@ KR_MUST_USE kr_err kr_store_poll_add(kr_store *s, const char *account, const cha
 	return sq_done(s, st, "queueing a poll message");
 }
 
-KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *count,
-				       kr_poll_cb cb, void *arg)
+KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *count, kr_poll_cb cb,
+				       void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	KR_TRY(sv(s, SV_POLL_COUNT, &st));
 	sq_text(st, 1, account);
-	KR_ENSURE(sqlite3_step(st) == SQLITE_ROW, KR_EIO, "%s: counting poll messages: %s",
-		  s->path, sqlite3_errmsg(s->db));
+	KR_ENSURE(sqlite3_step(st) == SQLITE_ROW, KR_EIO, "%s: counting poll messages: %s", s->path,
+		  sqlite3_errmsg(s->db));
 	*count = (long)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (*count == 0)

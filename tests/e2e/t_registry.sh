@@ -531,7 +531,7 @@ matrix_expect() {
 	case "$cmd $role" in
 	"import O" | "import W") [ "$state" != none ] && return ;;
 	"transfer request S" | "transfer request G") return ;;
-	"activate O" | "activate S" | "reactivate O" | "reactivate S")
+	"activate O" | "activate S" | "activate M" | "reactivate O" | "reactivate S")
 		[ "$state" = active ] && [[ $flags != *pendingTransfer* && $flags != *updateProhibited* ]] &&
 			return ;;
 	esac

@@ -30,9 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		kr_cmp_peek m;
 		kr_err e = kr_cmp_read(body, len, &msg, &m);
 		if (!kr_failed(&e)) {
-			if (m.tid_len < 1 || m.tid_len > 64 || m.nonce_len < 1 || m.nonce_len > 64 ||
-			    (m.protector && (m.protector < body ||
-					     m.protector + m.protector_len > body + len)))
+			if (m.tid_len < 1 || m.tid_len > 64 || m.nonce_len < 1 ||
+			    m.nonce_len > 64 ||
+			    (m.protector &&
+			     (m.protector < body || m.protector + m.protector_len > body + len)))
 				abort(); /* kr_cmp_read promises these bounds */
 			const unsigned char *p = m.protector;
 			X509_free(p ? d2i_X509(NULL, &p, (long)m.protector_len) : NULL);
