@@ -357,6 +357,19 @@ static KR_MUST_USE kr_err extensions(kr_csr *c, const STACK_OF(X509_ATTRIBUTE) *
 	return kr_ok();
 }
 
+/* The request's key, re-encoded, and the digests the store and the
+ * certificate use: the request's own hash is what the store knows it by
+ * (no request signed twice), the key's gives the SKI. */
+static KR_MUST_USE kr_err key_and_digests(const uint8_t *der, size_t len, const KR_SPKI *spki,
+					  kr_csr *c)
+{
+	c->spki_len = ASN1_item_i2d((ASN1_VALUE *)spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
+	KR_OSSL(c->spki_len > 0, KR_EINTERNAL, "re-encoding the public key");
+	KR_TRY(kr_sha256(der, len, c->sha256));
+	KR_TRY(kr_sha256(c->spki, (size_t)c->spki_len, c->spki_sha256));
+	return kr_digest(EVP_sha1(), spki->key->data, (size_t)spki->key->length, c->key_sha1, NULL);
+}
+
 static KR_MUST_USE kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len, KR_SIGNED *req,
 				kr_csr *c)
 {
@@ -377,20 +390,8 @@ static KR_MUST_USE kr_err parse(kr_csr_ctx *ctx, const uint8_t *der, size_t len,
 		e = subject_cn(info->subject, c->cn, sizeof c->cn);
 	if (!kr_failed(&e))
 		e = extensions(c, info->attributes);
-	if (!kr_failed(&e)) {
-		c->spki_len =
-			ASN1_item_i2d((ASN1_VALUE *)info->spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
-		if (c->spki_len <= 0)
-			e = kr_err_ossl(KR_EINTERNAL, "re-encoding the public key");
-	}
-	/* The request's hash is what the store knows it by (no CSR signed twice). */
 	if (!kr_failed(&e))
-		e = kr_sha256(der, len, c->sha256);
-	if (!kr_failed(&e))
-		e = kr_sha256(c->spki, (size_t)c->spki_len, c->spki_sha256);
-	if (!kr_failed(&e))
-		e = kr_digest(EVP_sha1(), info->spki->key->data, (size_t)info->spki->key->length,
-			      c->key_sha1, NULL);
+		e = key_and_digests(der, len, info->spki, c);
 	ASN1_item_free((ASN1_VALUE *)info, ASN1_ITEM_rptr(KR_REQ_INFO));
 	return e;
 }
@@ -437,19 +438,8 @@ static KR_MUST_USE kr_err parse_template(kr_csr_ctx *ctx, const uint8_t *der, si
 		e = key_only(ctx, t->spki, &c->key_type);
 	if (!kr_failed(&e))
 		e = subject_cn(t->subject, c->cn, sizeof c->cn);
-	if (!kr_failed(&e)) {
-		c->spki_len =
-			ASN1_item_i2d((ASN1_VALUE *)t->spki, &c->spki, ASN1_ITEM_rptr(KR_SPKI));
-		if (c->spki_len <= 0)
-			e = kr_err_ossl(KR_EINTERNAL, "re-encoding the public key");
-	}
 	if (!kr_failed(&e))
-		e = kr_sha256(der, len, c->sha256);
-	if (!kr_failed(&e))
-		e = kr_sha256(c->spki, (size_t)c->spki_len, c->spki_sha256);
-	if (!kr_failed(&e))
-		e = kr_digest(EVP_sha1(), t->spki->key->data, (size_t)t->spki->key->length,
-			      c->key_sha1, NULL);
+		e = key_and_digests(der, len, t->spki, c);
 	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(KR_CERT_TEMPLATE));
 	return e;
 }

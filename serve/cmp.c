@@ -538,17 +538,6 @@ void kr_cmp_close(struct kr_cmp *c)
 
 /* ---- one message ---------------------------------------------------------------- */
 
-typedef struct protector_check {
-	X509 *cert;
-	char account[64];
-} protector_check;
-
-static KR_MUST_USE kr_err protector_account(kr_registry *r, void *arg)
-{
-	protector_check *p = arg;
-	return kr_registry_client_account(r, p->cert, p->account);
-}
-
 /* Who protected the message must be who the TLS client is: the MNO acting
  * as an RA with its own certificate (RFC 9483 section 5.2). The library
  * verifies the protection itself. */
@@ -565,11 +554,12 @@ static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer)
 	if (is_peer(m, peer))
 		return; /* the connection's own certificate: its account is known */
 	const unsigned char *d = m->protector;
-	protector_check p = {.cert = d2i_X509(NULL, &d, (long)m->protector_len)};
-	kr_err e = p.cert ? kr_desk_call(q->s->desk, NULL, protector_account, &p)
-			  : kr_errf(KR_EINPUT, "extraCerts[0] is not a certificate");
-	X509_free(p.cert);
-	if (kr_failed(&e) || strcmp(p.account, q->account) != 0) {
+	X509 *cert = d2i_X509(NULL, &d, (long)m->protector_len);
+	char account[64] = "";
+	kr_err e = cert ? kr_serve_client_account(q->s, cert, account)
+			: kr_errf(KR_EINPUT, "extraCerts[0] is not a certificate");
+	X509_free(cert);
+	if (kr_failed(&e) || strcmp(account, q->account) != 0) {
 		kr_serve_log("cmp-protection-refused", "account", q->account, "reason",
 			     kr_failed(&e) ? e.msg : "protected by another account's certificate",
 			     NULL);

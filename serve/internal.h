@@ -74,6 +74,9 @@ typedef struct kr_server {
  * certificate's, looked up once per connection (a revoked or unknown one is
  * refused here, the reason logged). NULL: refused, answered already. */
 const char *kr_serve_account(kr_server *s, struct evhttp_request *req);
+/* The account a client certificate is bound to (on the desk): KR_EAUTH
+ * with the reason when none is. */
+KR_MUST_USE kr_err kr_serve_client_account(kr_server *s, X509 *cert, char account[64]);
 /* The connection's client certificate (the TLS library's). */
 X509 *kr_serve_peer(struct evhttp_request *req);
 

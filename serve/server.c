@@ -138,13 +138,19 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 
 typedef struct lookup {
 	X509 *cert;
-	char account[64];
+	char *account;
 } lookup;
 
 static KR_MUST_USE kr_err look_up(kr_registry *r, void *arg)
 {
 	lookup *l = arg;
 	return kr_registry_client_account(r, l->cert, l->account);
+}
+
+KR_MUST_USE kr_err kr_serve_client_account(kr_server *s, X509 *cert, char account[64])
+{
+	lookup l = {cert, account};
+	return kr_desk_call(s->desk, NULL, look_up, &l);
 }
 
 static SSL *ssl_of(struct evhttp_request *req)
@@ -172,15 +178,14 @@ const char *kr_serve_account(kr_server *s, struct evhttp_request *req)
 	if (known)
 		return known->name;
 	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-	char subject[256] = "";
-	lookup l = {.cert = peer};
-	kr_err e = peer ? kr_desk_call(s->desk, NULL, look_up, &l)
+	char subject[256] = "", account[64] = "";
+	kr_err e = peer ? kr_serve_client_account(s, peer, account)
 			: kr_errf(KR_EAUTH, "no client certificate");
 	if (peer)
 		subject_of(peer, subject, sizeof subject);
 	known = kr_failed(&e) ? NULL : calloc(1, sizeof *known);
 	if (known) {
-		memcpy(known->name, l.account, sizeof known->name);
+		memcpy(known->name, account, sizeof known->name);
 		if (SSL_set_ex_data(ssl, conn_index, known) != 1) {
 			free(known);
 			known = NULL;

@@ -161,6 +161,17 @@ KR_MUST_USE kr_err sq_prepare(kr_store *s, const char *sql, sqlite3_stmt **st)
 	return kr_ok();
 }
 
+KR_MUST_USE kr_err sq_cached(kr_store *s, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
+{
+	if (!*slot &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK)
+		return sq_err(s, "preparing a statement");
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	*out = *slot;
+	return kr_ok();
+}
+
 sqlite3_stmt *sq_q(kr_store *s, int i)
 {
 	sqlite3_reset(s->q[i]);
@@ -412,8 +423,10 @@ void kr_store_close(kr_store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
 	sqlite3_finalize(s->pub_add);
-	sq_registry_close(s);
-	sq_service_close(s);
+	for (int i = 0; i < SQ_REGISTRY_STATEMENTS; i++)
+		sqlite3_finalize(s->rq[i]);
+	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
+		sqlite3_finalize(s->sv[i]);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);

@@ -63,6 +63,9 @@ KR_MUST_USE kr_err sq_exec(kr_store *s, const char *sql);
 KR_MUST_USE kr_err sq_prepare(kr_store *s, const char *sql, sqlite3_stmt **st);
 /* A prepared statement of the Q_ list, reset and unbound. */
 sqlite3_stmt *sq_q(kr_store *s, int i);
+/* *slot prepared from sql at its first use (kept until the store closes),
+ * reset and unbound: sqlite_registry.c's and sqlite_service.c's caches. */
+KR_MUST_USE kr_err sq_cached(kr_store *s, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out);
 /* NULL binds NULL. */
 void sq_text(sqlite3_stmt *st, int i, const char *v);
 void sq_blob(sqlite3_stmt *st, int i, const void *v, size_t n);
@@ -71,10 +74,5 @@ KR_MUST_USE kr_err sq_done(kr_store *s, sqlite3_stmt *st, const char *what);
 /* Appends an entry to the audit chain (inside the caller's transaction). */
 KR_MUST_USE kr_err sq_audit(kr_store *s, const char *kind, const kr_detail *d);
 void sq_now(char out[21]);
-
-/* sqlite_registry.c: its statements, finalized when the store closes. */
-void sq_registry_close(kr_store *s);
-/* sqlite_service.c: the same. */
-void sq_service_close(kr_store *s);
 
 #endif

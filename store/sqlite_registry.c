@@ -63,19 +63,7 @@ static const char *const rqueries[RQ_COUNT] = {
 
 static KR_MUST_USE kr_err rq(kr_store *s, int i, sqlite3_stmt **out)
 {
-	if (!s->rq[i] && sqlite3_prepare_v3(s->db, rqueries[i], -1, SQLITE_PREPARE_PERSISTENT,
-					    &s->rq[i], NULL) != SQLITE_OK)
-		return sq_err(s, "preparing a registry statement");
-	sqlite3_reset(s->rq[i]);
-	sqlite3_clear_bindings(s->rq[i]);
-	*out = s->rq[i];
-	return kr_ok();
-}
-
-void sq_registry_close(kr_store *s)
-{
-	for (int i = 0; i < SQ_REGISTRY_STATEMENTS; i++)
-		sqlite3_finalize(s->rq[i]);
+	return sq_cached(s, &s->rq[i], rqueries[i], out);
 }
 
 /* ---- reading ------------------------------------------------------------------ */

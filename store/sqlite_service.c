@@ -26,19 +26,7 @@ static const char *const squeries[SV_N] = {
 
 static KR_MUST_USE kr_err sv(kr_store *s, int i, sqlite3_stmt **out)
 {
-	if (!s->sv[i] && sqlite3_prepare_v3(s->db, squeries[i], -1, SQLITE_PREPARE_PERSISTENT,
-					    &s->sv[i], NULL) != SQLITE_OK)
-		return sq_err(s, "preparing a service statement");
-	sqlite3_reset(s->sv[i]);
-	sqlite3_clear_bindings(s->sv[i]);
-	*out = s->sv[i];
-	return kr_ok();
-}
-
-void sq_service_close(kr_store *s)
-{
-	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
-		sqlite3_finalize(s->sv[i]);
+	return sq_cached(s, &s->sv[i], squeries[i], out);
 }
 
 KR_MUST_USE kr_err kr_store_bind_client(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
