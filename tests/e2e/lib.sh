@@ -80,6 +80,16 @@ pem_serials() {
 	awk '/Serial Number:$/ {getline; gsub(/[ :]/, ""); print toupper($0)}' <<<"$text"
 }
 
+# flip_byte FILE OFFSET: the octet at OFFSET inverted, so that the file is
+# certainly changed (writing a fixed octet leaves a random file unchanged
+# once in 256 runs).
+flip_byte() {
+	local b
+	b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | xxd -p)
+	[ -n "$b" ] || fail "flip_byte: $1 has no octet $2"
+	printf '%02x' $((0x$b ^ 0xff)) | xxd -r -p | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 assert_exists() { for f in "$@"; do [ -e "$f" ] || fail "$f missing"; done; }
 assert_absent() { for f in "$@"; do [ ! -e "$f" ] || fail "$f exists"; done; }
 

@@ -53,7 +53,7 @@ test_transcripts_verify_and_record_everything() {
 test_verify_fails_after_one_byte_changes() {
 	standard_ceremonies
 	cp "$T/out/subca-devices.pem" "$T/keep.pem"
-	printf 'X' | dd of="$T/out/subca-devices.pem" bs=1 seek=200 conv=notrunc 2>/dev/null
+	flip_byte "$T/out/subca-devices.pem" 200
 	expect 8 "SHA-256 is" kr ceremony verify "$T/out/subca-devices-ceremony.txt"
 	cp "$T/keep.pem" "$T/out/subca-devices.pem"
 	kr ceremony verify "$T/out/subca-devices-ceremony.txt" >/dev/null

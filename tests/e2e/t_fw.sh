@@ -64,7 +64,7 @@ test_cms_detached_and_embedded_verify_with_openssl() {
 	has "good CMS signature" kr fw verify --root "$T/ca/root.pem" "$T/signed/fw.bin.p7m"
 	# a tampered image fails, for openssl and for keyrite
 	cp "$T/fw.bin" "$T/bad.bin"
-	printf 'X' | dd of="$T/bad.bin" bs=1 seek=1000 conv=notrunc 2>/dev/null
+	flip_byte "$T/bad.bin" 1000
 	! cms_verify "$T/signed/fw.bin.p7s" "$T/bad.bin" || fail "tampered image verified"
 	expect 8 "does not verify" kr fw verify --root "$T/ca/root.pem" --content "$T/bad.bin" "$T/signed/fw.bin.p7s"
 	# recorded: two signatures, two audit entries, the chain intact
@@ -358,7 +358,7 @@ test_mcuboot_every_key_type_verifies_by_region_slicing() {
 	done
 	# a tampered image fails by the same slicing, and for keyrite
 	cp "$T/signed/app.signed.bin" "$T/bad.bin"
-	printf 'X' | dd of="$T/bad.bin" bs=1 seek=4000 conv=notrunc 2>/dev/null
+	flip_byte "$T/bad.bin" 4000
 	mcu_slice "$T/bad.bin"
 	! openssl dgst -sha256 -verify "$T/firmware.pub" -signature "$T/tlv-34.bin" "$T/region.bin" >/dev/null 2>&1 ||
 		fail "tampered image verified"
@@ -432,7 +432,7 @@ test_mcuboot_unsigned_imgtool_output_signed_and_a_signed_one_refused() {
 	[ "$(ls "$T"/tlv-*.bin | wc -l)" -eq 3 ] || fail "the unsigned TLV area was not replaced"
 	# changed after imgtool hashed it
 	cp "$T/app.bin" "$T/changed.bin"
-	printf 'X' | dd of="$T/changed.bin" bs=1 seek=2000 conv=notrunc 2>/dev/null
+	flip_byte "$T/changed.bin" 2000
 	expect 3 "its SHA-256 TLV is not the image's" krfw "${mcu[@]}" "$T/changed.bin"
 	# signed already, or not a TLV area after the image
 	expect 3 "already signed (its TLV area holds signature TLV 0x22)" krfw "${mcu[@]}" "$T/signed/app.signed.bin"
