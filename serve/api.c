@@ -86,6 +86,7 @@ static KR_MUST_USE kr_err parse_json(const uint8_t *body, size_t len, json_t **o
 		  err.text);
 	if (!json_is_object(*out)) {
 		json_decref(*out);
+		*out = NULL; /* the caller frees what it is given */
 		return kr_errf(KR_EINPUT, "request body: not a JSON object");
 	}
 	return kr_ok();
