@@ -1,8 +1,9 @@
 #!/bin/bash
 # make demo: the key ceremonies end to end on local SoftHSM tokens, as an
 # operator would run them from docs/examples, then the source documents'
-# Ottawa story through the registry, firmware and publication, checked by
-# OpenSSL and the DNS tools.
+# Ottawa story through the registry, firmware and publication, and the
+# registry online (keyrite serve: JSON, CMP, EST), checked by OpenSSL, curl
+# and the DNS tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=$PWD/build/keyrite
@@ -168,6 +169,62 @@ say "The same firmware as an MCUboot image, checked as a factory would"
 cat "$D/ceremony/firmware-signer.pem" subca-firmware.pem >"$D/firmware-chain.pem"
 "$K" fw verify --format mcuboot --root root.pem --cert "$D/firmware-chain.pem" \
 	--expect-version 4.2.0 "$D/firmware/meter-fw-4.2.signed.bin"
+
+say "The registry online: keyrite serve, HTTPS with mutual TLS (docs/api.md)"
+SVC_URI="pkcs11:token=keyrite-devices;object=registry-service-2026"
+"$K" hsm keygen "$SVC_URI" --type ec-p256 --pin-file "$D/user.pin" >/dev/null
+"$K" hsm csr "$SVC_URI" --cn api.iotregistry.ca --out "$D/service.csr" --pin-file "$D/user.pin"
+mkdir -p "$D/svc" "$D/clients"
+"$K" issue --ca devices --profile registry_service --out "$D/svc" --pin-file "$D/user.pin" "$D/service.csr" | tail -1
+cat "$(ls "$D"/svc/*.pem | grep -v chain.pem)" subca-devices.pem >"$D/ceremony/registry-service.pem"
+for a in Ottawa ParkoServ Telus; do # each account's client certificate, issued by the operator
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/clients/$a.key" \
+		-subj "/CN=$a" -out "$D/clients/$a.csr" 2>/dev/null
+	"${R[@]}" client "$a" "${P[@]}" --csr "$D/clients/$a.csr" --out "$D/clients/$a.pem"
+done
+PORT=$(shuf -i 20000-60000 -n 1)
+sed -i "s/^port *= .*/port        = $PORT/" "$KEYRITE_CONFIG"
+"$K" serve "${P[@]}" >"$D/serve.out" 2>"$D/serve.log" &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q 'serving on' "$D/serve.out" && break; sleep 0.1; done
+cat "$D/serve.out"
+api() { # ACCOUNT METHOD PATH [JSON]
+	curl -sS --cacert root.pem --cert "$D/clients/$1.pem" --key "$D/clients/$1.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -X "$2" ${4:+-H 'Content-Type: application/json' --data-binary "$4"} \
+		"https://api.iotregistry.ca:$PORT/api/v1/$3"
+	echo
+}
+"$MKCSR" --manifest 3 --start 1000000000001001 >"$D/new-meters.csv"
+tail -n +2 "$D/new-meters.csv" | while IFS=, read -r id _ _ csr; do
+	printf '%s' "$csr" | base64 -d | openssl req -inform DER -out "$D/$id.csr"
+done
+echo "Ottawa imports three more meters and registers them with ParkoServ, over JSON:"
+api Ottawa POST import '{"mno":"Telus","devices":[{"device":"1000000000001001","model":"SParkometer","version":"1.1"},{"device":"1000000000001002","model":"SParkometer","version":"1.1"},{"device":"1000000000001003","model":"SParkometer","version":"1.1"}]}'
+api Ottawa POST register '{"asp":"ParkoServ","devices":["1000000000001001","1000000000001002","1000000000001003"]}'
+CMP=(openssl cmp -server "127.0.0.1:$PORT" -path /.well-known/cmp/p/device -tls_used
+	-tls_cert "$D/clients/Telus.pem" -tls_key "$D/clients/Telus.key" -tls_trusted root.pem
+	-tls_host api.iotregistry.ca -cert "$D/clients/Telus.pem" -key "$D/clients/Telus.key"
+	-extracerts subca-devices.pem -trusted root.pem -untrusted subca-devices.pem)
+echo "Telus activates them by CMP (p10cr, then ir with a key of its own) and by EST:"
+"${CMP[@]}" -cmd p10cr -csr "$D/1000000000001001.csr" -certout "$D/1000000000001001.pem" 2>&1 | grep -m1 'received' || true
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/1000000000001002.key"
+"${CMP[@]}" -cmd ir -newkey "$D/1000000000001002.key" -subject /CN=1000000000001002 \
+	-certout "$D/1000000000001002.pem" 2>&1 | grep -m1 'received' || true
+openssl req -in "$D/1000000000001003.csr" -outform DER | base64 |
+	curl -sS --cacert root.pem --cert "$D/clients/Telus.pem" --key "$D/clients/Telus.key" \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -H 'Content-Type: application/pkcs10' --data-binary @- \
+		"https://api.iotregistry.ca:$PORT/.well-known/est/simpleenroll" |
+	base64 -d | openssl pkcs7 -inform DER -print_certs -out "$D/1000000000001003.pem"
+for id in 1000000000001001 1000000000001002 1000000000001003; do
+	openssl verify -CAfile root.pem -untrusted subca-devices.pem "$D/$id.pem"
+done
+echo "What ParkoServ sees of one, and what waits in its poll queue:"
+api ParkoServ GET devices/1000000000001002
+api ParkoServ GET poll | cut -c1-200
+kill -TERM $SERVE && wait $SERVE && echo "keyrite serve stopped on SIGTERM"
+trap - EXIT
+grep -c '"event":"request"' "$D/serve.log" | sed 's/$/ requests in its log (one JSON object a line)/'
 
 say "What is published matches the store"
 "$K" publish --zone iotregistry.ca --out "$D/dns" --sign --pin-file "$D/user.pin" | tail -1
