@@ -171,13 +171,13 @@ static int is_peer(const kr_cmp_peek *m, X509 *peer)
 
 static OSSL_CMP_PKISI *refused(int bit, const char *text)
 {
-	kr_serve_log("cmp-refused", "reason", text, NULL);
+	kr_serve_log("cmp-refused", "reason", text);
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << bit, text);
 }
 
 static OSSL_CMP_PKISI *replayed(const cmp_req *q)
 {
-	kr_serve_log("cmp-replay", "account", q->account, NULL);
+	kr_serve_log("cmp-replay", "account", q->account);
 	return OSSL_CMP_STATUSINFO_new(
 		OSSL_CMP_PKISTATUS_rejection, 1 << OSSL_CMP_PKIFAILUREINFO_badSenderNonce,
 		"a replayed message: its transactionID and senderNonce were seen before");
@@ -275,7 +275,7 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	if (!*cert_out)
 		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure,
 			       "cannot decode the certificate");
-	kr_serve_log("cmp-enrolled", "device", device, "result", out.result, NULL);
+	kr_serve_log("cmp-enrolled", "device", device, "result", out.result);
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
 }
 
@@ -393,7 +393,7 @@ static void on_error(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, const OSSL_
 	(void)srv, (void)msg, (void)code, (void)details;
 	char buf[OSSL_CMP_PKISI_BUFLEN];
 	kr_serve_log("cmp-client-error", "status",
-		     si ? OSSL_CMP_snprint_PKIStatusInfo(si, buf, sizeof buf) : NULL, NULL);
+		     si ? OSSL_CMP_snprint_PKIStatusInfo(si, buf, sizeof buf) : NULL);
 }
 
 static int on_cert_conf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, int cert_req_id,
@@ -561,8 +561,7 @@ static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer)
 	X509_free(cert);
 	if (kr_failed(&e) || strcmp(account, q->account) != 0) {
 		kr_serve_log("cmp-protection-refused", "account", q->account, "reason",
-			     kr_failed(&e) ? e.msg : "protected by another account's certificate",
-			     NULL);
+			     kr_failed(&e) ? e.msg : "protected by another account's certificate");
 		q->refusal = "the message is not protected by this client's own certificate";
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 	}
@@ -682,7 +681,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		e = txn_take(s->cmp, &id, m.body != B_CERTCONF, &t);
 	}
 	if (kr_failed(&e)) {
-		kr_serve_log("cmp-refused", "account", account, "reason", e.msg, NULL);
+		kr_serve_log("cmp-refused", "account", account, "reason", e.msg);
 		OSSL_CMP_MSG_free(msg);
 		char text[KR_ERR_MSG + 2];
 		int n = snprintf(text, sizeof text, "%s\n", e.msg);
@@ -694,7 +693,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		q.refusal =
 			"a replayed message: its transactionID and senderNonce were seen before";
 		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
-		kr_serve_log("cmp-replay", "account", account, NULL);
+		kr_serve_log("cmp-replay", "account", account);
 	} else {
 		judge(&q, &m, kr_serve_peer(req));
 	}
@@ -713,7 +712,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	if (!resp) {
 		unsigned long err = ERR_peek_last_error();
 		kr_serve_log("cmp-failed", "account", account, "reason",
-			     err ? ERR_reason_error_string(err) : "unknown", NULL);
+			     err ? ERR_reason_error_string(err) : "unknown");
 	}
 	ERR_clear_error();
 	txn_give(s->cmp, t, !resp || q.refusal || ends_transaction(&m, resp));

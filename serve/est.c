@@ -115,14 +115,13 @@ static void enroll(kr_server *s, struct evhttp_request *req, const char *account
 	X509 *cert = kr_failed(&e) ? NULL : d2i_X509(NULL, &c, (long)out.cert_len);
 	free(out.cert);
 	if (kr_failed(&e) || !cert) {
-		kr_serve_log("est-refused", "account", account, "device", device, "reason", e.msg,
-			     NULL);
+		kr_serve_log("est-refused", "account", account, "device", device, "reason", e.msg);
 		char text[KR_ERR_MSG + 2];
 		snprintf(text, sizeof text, "%s\n", kr_failed(&e) ? e.msg : "no certificate");
 		reply_text(req, kr_failed(&e) ? status_of(e.code) : 500, text);
 		return;
 	}
-	kr_serve_log("est-enrolled", "device", device, "result", out.result, NULL);
+	kr_serve_log("est-enrolled", "device", device, "result", out.result);
 	reply_certs(s, req, cert);
 	X509_free(cert);
 }

@@ -90,8 +90,9 @@ void kr_serve_reply(struct evhttp_request *req, int status, const char *type, co
 /* A request's body, at most max octets (NULL, *len 0 when empty). */
 const uint8_t *kr_serve_body(struct evhttp_request *req, size_t *len);
 /* One structured log line (JSON, stderr): event, then key/value string
- * pairs, NULL-terminated. Never a PIN, a code or a key. */
-void kr_serve_log(const char *event, ...) __attribute__((sentinel));
+ * pairs (a NULL value logs null). Never a PIN, a code or a key. */
+#define kr_serve_log(event, ...) kr_serve_log_((event), __VA_ARGS__, (const char *)NULL)
+void kr_serve_log_(const char *event, ...) __attribute__((sentinel));
 
 /* ---- what the handlers parse, apart from the network (and the fuzz target's) ---- */
 

@@ -51,7 +51,7 @@ void kr_serve_signer(X509 **cert, EVP_PKEY **key)
 	*key = current_worker ? current_worker->evp : NULL;
 }
 
-void kr_serve_log(const char *event, ...)
+void kr_serve_log_(const char *event, ...)
 {
 	json_t *o = json_object();
 	if (!o)
@@ -88,7 +88,7 @@ void kr_serve_reply(struct evhttp_request *req, int status, const char *type, co
 	snprintf(code, sizeof code, "%d", status);
 	const char *method = evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "POST";
 	kr_serve_log("request", "method", method, "path", evhttp_request_get_uri(req), "status",
-		     code, "account", current_account, NULL);
+		     code, "account", current_account);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	if (type)
 		evhttp_add_header(h, "Content-Type", type);
@@ -193,12 +193,12 @@ const char *kr_serve_account(kr_server *s, struct evhttp_request *req)
 		}
 	}
 	if (!known) {
-		kr_serve_log("client-refused", "subject", subject, "reason", e.msg, NULL);
+		kr_serve_log("client-refused", "subject", subject, "reason", e.msg);
 		refuse(req, e.code == KR_EAUTH ? 403 : 500,
 		       e.code == KR_EAUTH ? "forbidden" : "internal error");
 		return NULL;
 	}
-	kr_serve_log("client", "subject", subject, "account", known->name, NULL);
+	kr_serve_log("client", "subject", subject, "account", known->name);
 	return known->name;
 }
 
@@ -261,7 +261,7 @@ static int on_verify(int ok, X509_STORE_CTX *x)
 		if (c)
 			subject_of(c, subject, sizeof subject);
 		kr_serve_log("handshake-refused", "subject", subject, "reason",
-			     X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)), NULL);
+			     X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)));
 	}
 	return ok;
 }
@@ -275,7 +275,7 @@ static void on_info(const SSL *ssl, int where, int ret)
 		if (err)
 			ERR_error_string_n(err, why, sizeof why);
 		kr_serve_log("handshake-alert", "alert", SSL_alert_desc_string_long(ret), "reason",
-			     why[0] ? why : NULL, NULL);
+			     why[0] ? why : NULL);
 	}
 }
 
@@ -482,13 +482,13 @@ static KR_MUST_USE kr_err serve(kr_server *s, const kr_hsm_opts *hsm, FILE *read
 	if (!kr_failed(&e)) {
 		char where[96];
 		snprintf(where, sizeof where, "%s:%d", s->sc->address, port);
-		kr_serve_log("listening", "address", where, NULL);
+		kr_serve_log("listening", "address", where);
 		if (ready) {
 			fprintf(ready, "keyrite: serving on %s\n", where);
 			fflush(ready);
 		}
 		int sig = wait_for_stop();
-		kr_serve_log("stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+		kr_serve_log("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
 	}
 	if (ws)
 		stop(ws, n);

@@ -102,6 +102,7 @@ KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *c
 	int rc = sqlite3_step(st);
 	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: reading a poll message: %s", s->path,
 		  sqlite3_errmsg(s->db));
+	kr_err e;
 	kr_poll_msg m = {
 		.id = sqlite3_column_int64(st, 0),
 		.time = (const char *)sqlite3_column_text(st, 1),
@@ -109,8 +110,9 @@ KR_MUST_USE kr_err kr_store_poll_first(kr_store *s, const char *account, long *c
 		.event = (const char *)sqlite3_column_text(st, 3),
 		.detail = (const char *)sqlite3_column_text(st, 4),
 	};
-	kr_err e = cb(&m, arg);
+	e = cb(&m, arg);
 	sqlite3_reset(st);
+	/* cppcheck-suppress returnDanglingLifetime ; e holds no pointer to m */
 	return e;
 }
 
