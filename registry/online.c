@@ -18,8 +18,6 @@ KR_MUST_USE kr_err kr_registry_act_as(kr_registry *r, const char *account)
 	return kr_ok();
 }
 
-const char *kr_registry_account(const kr_registry *r) { return r->as->name; }
-
 const kr_authority *kr_registry_authority(const kr_registry *r) { return &r->ca; }
 
 KR_MUST_USE kr_err kr_registry_checkpoint(kr_registry *r)

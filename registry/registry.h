@@ -33,7 +33,6 @@ void kr_registry_close(kr_registry *r);
 /* The account the next commands act as (the service's authenticated
  * client); KR_EINPUT if the configuration has no such account. */
 KR_MUST_USE kr_err kr_registry_act_as(kr_registry *r, const char *account);
-const char *kr_registry_account(const kr_registry *r);
 /* The registry's CA: its certificate and chain (the service's trust). */
 const struct kr_authority *kr_registry_authority(const kr_registry *r);
 /* Signs a checkpoint over the audit log's entries that none covers yet
