@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -505,6 +506,14 @@ static KR_MUST_USE kr_err server_open(kr_server *s, kr_config *cfg, kr_registry 
 	const kr_authority *ca = kr_registry_authority(r);
 	*s = (kr_server){
 		.cfg = cfg, .conf = conf, .sc = &conf->serve, .ca = ca->cert, .chain = ca->chain};
+	/* OpenSSL 3.0 decodes a certificate's extensions (its key ids, for
+	 * X509_check_issued and chain building) at its first use, and its
+	 * readers check without the lock: done here, before the threads share
+	 * these (TSan saw a race in ASN1_STRING_cmp under load) */
+	KR_OSSL(X509_check_purpose(s->ca, -1, 0) == 1, KR_EINTERNAL, "the CA certificate");
+	for (int i = 0; i < sk_X509_num(s->chain); i++)
+		KR_OSSL(X509_check_purpose(sk_X509_value(s->chain, i), -1, 0) == 1, KR_EINTERNAL,
+			"a chain certificate");
 	KR_TRY(kr_authority_chain_pem(ca, &s->ca_pem, &s->ca_pem_len));
 	KR_TRY(kr_limits_open(s->sc->rate, s->sc->burst, &s->rates));
 	return kr_cmp_open(s, &s->cmp);
