@@ -1,4 +1,5 @@
 #include "requests.h"
+#include "../util/base64.h"
 #include "csr.h"
 #include "../util/csv.h"
 #include "../util/fs.h"
@@ -203,17 +204,9 @@ static void manifest_csr(kr_reader *r, const char *v, kr_input *in)
 		snprintf(in->error, sizeof in->error, "csr column too large for a CSR");
 		return;
 	}
-	uint8_t *der = malloc(n);
-	int len = der ? EVP_DecodeBlock(der, (const unsigned char *)v, (int)n) : -1;
-	if (len < 0 || n % 4 != 0) {
-		free(der);
+	kr_err e = kr_base64_decode(v, n, &in->der, &in->der_len);
+	if (kr_failed(&e))
 		snprintf(in->error, sizeof in->error, "csr column is not base64 DER");
-		return;
-	}
-	/* EVP_DecodeBlock counts '=' padding as zero bytes. */
-	len -= (n > 0 && v[n - 1] == '=') + (n > 1 && v[n - 2] == '=');
-	in->der = der;
-	in->der_len = (size_t)len;
 }
 
 static int manifest_next(kr_reader *r, kr_input *in, kr_err *err)

@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "../ca/authority.h"
 #include "../ca/csr.h"
+#include "../util/base64.h"
 #include "../util/fs.h"
 #include "../util/text.h"
 
@@ -14,7 +15,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,22 +39,9 @@ static int epp_code(const char *result, kr_code code)
 	}
 }
 
-static void reply_json(struct evhttp_request *req, int status, json_t *o)
-{
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!text) {
-		kr_serve_reply(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
-		return;
-	}
-	kr_serve_reply(req, status, "application/json", text, strlen(text));
-	free(text);
-}
-
 static void reply_error(struct evhttp_request *req, int status, const kr_err *e)
 {
-	json_t *o = json_pack("{s:s}", "error", e->msg);
-	reply_json(req, status, o);
+	kr_serve_error(req, status, e->msg);
 }
 
 static int http_status(kr_code code)
@@ -219,11 +206,14 @@ static void payload_of(call *c, const char *device, json_t *r)
 	uint8_t *der = NULL;
 	size_t len = 0;
 	kr_err e = kr_fs_read(path, 1 << 20, &der, &len);
-	char *b64 = kr_failed(&e) ? NULL : malloc(4 * ((len + 2) / 3) + 1);
-	if (b64) {
-		EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
+	char *b64 = NULL;
+	size_t n = 0;
+	if (!kr_failed(&e))
+		e = kr_base64_encode(der, len, &b64, &n);
+	if (!kr_failed(&e))
 		json_object_set_new(r, "payload", json_string(b64));
-	}
+	else
+		json_object_set_new(r, "payload_error", json_string(e.msg));
 	free(b64);
 	free(der);
 	unlink(path);
@@ -326,7 +316,7 @@ static void command(kr_server *s, struct evhttp_request *req, const char *accoun
 			"{s:s,s:O,s:{s:I,s:I,s:I}}", "command", kr_reg_cmd_name(cmd), "results",
 			c->results, "summary", "done", (json_int_t)c->sum.done, "unchanged",
 			(json_int_t)c->sum.unchanged, "refused", (json_int_t)c->sum.refused);
-		reply_json(req, all_refused ? http_status(c->sum.first_refusal) : 200, o);
+		kr_serve_json(req, all_refused ? http_status(c->sum.first_refusal) : 200, o);
 	}
 	kr_api_call_free(c);
 }
@@ -394,7 +384,8 @@ static void info(kr_server *s, struct evhttp_request *req, const char *account, 
 	if (kr_failed(&e))
 		reply_error(req, e.code == KR_EINPUT ? 404 : http_status(e.code), &e);
 	else
-		reply_json(req, 200, json_pack("{s:s,s:O}", "device", id, "registrations", x.list));
+		kr_serve_json(req, 200,
+			      json_pack("{s:s,s:O}", "device", id, "registrations", x.list));
 	json_decref(x.list);
 }
 
@@ -445,7 +436,7 @@ static void list(kr_server *s, struct evhttp_request *req, const char *account)
 		json_t *o = json_pack("{s:O}", "devices", x.list);
 		if (o && x.next[0])
 			json_object_set_new(o, "next", json_string(x.next));
-		reply_json(req, 200, o);
+		kr_serve_json(req, 200, o);
 	}
 	evhttp_clear_headers(&q);
 	json_decref(x.list);
@@ -499,7 +490,7 @@ static void check(kr_server *s, struct evhttp_request *req, const char *account)
 	if (kr_failed(&e))
 		reply_error(req, http_status(e.code), &e);
 	else
-		reply_json(req, 200, json_pack("{s:O}", "results", c.results));
+		kr_serve_json(req, 200, json_pack("{s:O}", "results", c.results));
 	json_decref(c.results);
 	json_decref(body);
 }
@@ -560,7 +551,7 @@ static void poll_req(kr_server *s, struct evhttp_request *req, const char *accou
 		json_object_set_new(o, "message", p.msg);
 	else
 		json_decref(p.msg);
-	reply_json(req, 200, o);
+	kr_serve_json(req, 200, o);
 }
 
 /* ---- routing -------------------------------------------------------------------------- */
@@ -581,5 +572,5 @@ void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account
 	else if (!get && command_named(path, &cmd))
 		command(s, req, account, cmd);
 	else
-		kr_serve_reply(req, 404, "application/json", "{\"error\":\"no such call\"}", 24);
+		kr_serve_error(req, 404, "no such call");
 }

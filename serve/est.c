@@ -4,6 +4,8 @@
  * device's PKCS#10 as the registry's activation, as by CMP. */
 #include "internal.h"
 
+#include "../util/base64.h"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs7.h>
@@ -23,30 +25,11 @@ static char *certs_only(const kr_server *s, X509 *leaf, size_t *len)
 	unsigned char *der = NULL;
 	int n = ok ? i2d_PKCS7(p7, &der) : 0;
 	PKCS7_free(p7);
-	char *b64 = n > 0 ? malloc(4 * (((size_t)n + 2) / 3) + 1) : NULL;
-	if (b64)
-		*len = (size_t)EVP_EncodeBlock((unsigned char *)b64, der, n);
+	char *b64 = NULL;
+	kr_err e = n > 0 ? kr_base64_encode(der, (size_t)n, &b64, len)
+			 : kr_errf(KR_EINTERNAL, "encoding the PKCS#7");
 	OPENSSL_free(der);
-	return b64;
-}
-
-/* The base64 body (line breaks allowed) decoded. */
-static unsigned char *unbase64(const uint8_t *in, size_t n, int *len)
-{
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	unsigned char *out = ctx ? malloc(n / 4 * 3 + 3) : NULL;
-	int a = 0, b = 0;
-	if (out) {
-		EVP_DecodeInit(ctx);
-		if (EVP_DecodeUpdate(ctx, out, &a, in, (int)n) < 0 ||
-		    EVP_DecodeFinal(ctx, out + a, &b) < 0) {
-			free(out);
-			out = NULL;
-		}
-	}
-	EVP_ENCODE_CTX_free(ctx);
-	*len = a + b;
-	return out;
+	return kr_failed(&e) ? NULL : b64;
 }
 
 static void reply_text(struct evhttp_request *req, int status, const char *text)
@@ -79,22 +62,20 @@ static int status_of(kr_code code)
 KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der, size_t *len,
 				   char *device, size_t devsz)
 {
-	int dlen = 0;
-	*der = body && n ? unbase64(body, n, &dlen) : NULL;
+	kr_err e = kr_base64_decode((const char *)body, n, der, len);
 	const unsigned char *p = *der;
-	X509_REQ *csr = *der && dlen > 0 ? d2i_X509_REQ(NULL, &p, dlen) : NULL;
-	kr_err e = csr && p == *der + dlen
-			   ? kr_serve_device_of(X509_REQ_get_subject_name(csr), device, devsz)
-			   : kr_errf(KR_EINPUT, "the body is not a base64 PKCS#10 request");
+	X509_REQ *csr = kr_failed(&e) ? NULL : d2i_X509_REQ(NULL, &p, (long)*len);
+	if (csr && p == *der + *len)
+		e = kr_registry_device_of(X509_REQ_get_subject_name(csr), device, devsz);
+	else
+		e = kr_errf(KR_EINPUT, "the body is not a base64 PKCS#10 request");
 	X509_REQ_free(csr);
 	ERR_clear_error();
 	if (kr_failed(&e)) {
 		free(*der);
 		*der = NULL;
-		return e;
 	}
-	*len = (size_t)dlen;
-	return kr_ok();
+	return e;
 }
 
 static void enroll(kr_server *s, struct evhttp_request *req, const char *account)

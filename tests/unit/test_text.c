@@ -1,6 +1,9 @@
+#include "../../util/base64.h"
+#include "helpers.h"
 #include "../../util/text.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The example from the PGP word list's publication (also on Wikipedia). */
@@ -40,4 +43,25 @@ Test(text, utc_now_is_rfc3339)
 	cr_assert_eq(strlen(now), 20);
 	cr_assert_eq(now[10], 'T');
 	cr_assert_eq(now[19], 'Z');
+}
+
+Test(text, base64_round_trip_breaks_and_refusals)
+{
+	static const uint8_t in[] = {0, 1, 2, 0xfe, 0xff};
+	char *b64 = NULL;
+	size_t n = 0;
+	KR_ASSERT_OK(kr_base64_encode(in, sizeof in, &b64, &n));
+	cr_assert_str_eq(b64, "AAEC/v8=");
+	cr_assert_eq(n, 8);
+	uint8_t *out = NULL;
+	size_t len = 0;
+	KR_ASSERT_OK(kr_base64_decode("AAEC\n/v8=\n", 10, &out, &len));
+	cr_assert_eq(len, sizeof in);
+	cr_assert(memcmp(out, in, len) == 0);
+	free(out);
+	KR_ASSERT_ERR(kr_base64_decode("AA*C", 4, &out, &len), KR_EINPUT, "not base64");
+	cr_assert_null(out);
+	KR_ASSERT_ERR(kr_base64_decode("AAE", 3, &out, &len), KR_EINPUT, "not base64");
+	KR_ASSERT_ERR(kr_base64_decode("", 0, &out, &len), KR_EINPUT, "not base64");
+	free(b64);
 }
