@@ -7,6 +7,7 @@
 #include "../util/text.h"
 
 #include <ctype.h>
+#include <openssl/x509.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -259,4 +260,28 @@ KR_MUST_USE kr_err kr_items_of(const kr_reg_args *a, char *const *items, int n, 
 {
 	KR_ENSURE(!a->rows || n == 0, KR_EUSAGE, "devices in memory or named, not both");
 	return a->rows ? kr_items_open_rows(a->rows, a->nrows, out) : kr_items_open(items, n, out);
+}
+
+/* An online request names its device in its subject: the serialNumber
+ * attribute (X.520), else the common name, as the MNO's CSRs do. */
+KR_MUST_USE kr_err kr_registry_device_of(const X509_NAME *subject, char *out, size_t outsz)
+{
+	int nids[] = {NID_serialNumber, NID_commonName};
+	for (size_t i = 0; i < 2; i++) {
+		int at = X509_NAME_get_index_by_NID(subject, nids[i], -1);
+		if (at < 0)
+			continue;
+		ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+		unsigned char *utf8 = NULL;
+		int n = ASN1_STRING_to_UTF8(&utf8, v);
+		int ok = n > 0 && (size_t)n < outsz && memchr(utf8, 0, (size_t)n) == NULL;
+		if (ok) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+		}
+		OPENSSL_free(utf8);
+		KR_ENSURE(ok, KR_EINPUT, "the subject's device id is empty or too long");
+		return kr_ok();
+	}
+	return kr_errf(KR_EINPUT, "the subject names no device (serialNumber or commonName)");
 }

@@ -21,6 +21,7 @@
 #include "../store/registry.h"
 #include "../store/service.h"
 
+#include <openssl/x509.h>
 #include <stdio.h>
 
 typedef struct kr_registry kr_registry;
@@ -124,6 +125,10 @@ KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr
  * KR_EINPUT when the device has no valid one. */
 KR_MUST_USE kr_err kr_registry_current_cert(kr_registry *r, const char *device, uint8_t **der,
 					    size_t *len);
+
+/* The device an online request (a CSR, a CRMF template) names: its
+ * subject's serialNumber, else its common name; KR_EINPUT if neither. */
+KR_MUST_USE kr_err kr_registry_device_of(const X509_NAME *subject, char *out, size_t outsz);
 
 /* The device a certificate of the registry's CA was issued to (its
  * serial); KR_EINPUT if there is none. */

@@ -72,36 +72,9 @@ static int next_tlv(const uint8_t **p, const uint8_t *end, int *tag, int *cls,
 	return 1;
 }
 
-/* The header's senderNonce ([5] EXPLICIT OCTET STRING, RFC 4210 5.1.1). */
-static int sender_nonce(const uint8_t *der, long len, const uint8_t **nonce, long *nlen)
-{
-	const uint8_t *p = der, *end = der + len, *c, *w;
-	int tag, cls;
-	long l;
-	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w)) /* PKIMessage */
-		return 0;
-	end = c + l;
-	p = c;
-	if (!next_tlv(&p, end, &tag, &cls, &c, &l, &w)) /* header */
-		return 0;
-	const uint8_t *h = c, *hend = c + l;
-	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++) {
-		if (i < 3 || cls != V_ASN1_CONTEXT_SPECIFIC || tag != 5)
-			continue; /* pvno, sender, recipient, then the tagged fields */
-		const uint8_t *in = c, *ic, *iw;
-		long il;
-		if (!next_tlv(&in, c + l, &tag, &cls, &ic, &il, &iw) || tag != V_ASN1_OCTET_STRING)
-			return 0;
-		*nonce = ic;
-		*nlen = il;
-		return 1;
-	}
-	return 0;
-}
-
-/* Whether the header's generalInfo ([8], RFC 4210 5.1.1) asks for implicit
- * confirmation (id-it-implicitConfirm, RFC 4210 5.1.1.1). */
-static int asks_implicit_confirm(const uint8_t *der, long len)
+/* The content of the header's EXPLICIT [tag] field (RFC 4210 5.1.1: after
+ * pvno, sender and recipient come the tagged ones); 0 if it has none. */
+static int header_field(const uint8_t *der, long len, int want, const uint8_t **field, long *flen)
 {
 	const uint8_t *p = der, *end = der + len, *c, *w;
 	int tag, cls;
@@ -110,21 +83,48 @@ static int asks_implicit_confirm(const uint8_t *der, long len)
 	    !next_tlv(&c, c + l, &tag, &cls, &p, &l, &w))
 		return 0; /* PKIMessage, header */
 	const uint8_t *h = p, *hend = p + l;
-	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++) {
-		if (i < 3 || cls != V_ASN1_CONTEXT_SPECIFIC || tag != 8)
-			continue;
-		const uint8_t *seq = c, *sc, *sw;
-		long sl;
-		if (!next_tlv(&seq, c + l, &tag, &cls, &sc, &sl, &sw) || tag != V_ASN1_SEQUENCE)
-			return 0;
-		for (const uint8_t *it = sc; next_tlv(&it, sc + sl, &tag, &cls, &c, &l, &w);) {
-			const unsigned char *o = c; /* InfoTypeAndValue: its OID first */
-			ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &o, l);
-			int yes = obj && OBJ_obj2nid(obj) == NID_id_it_implicitConfirm;
-			ASN1_OBJECT_free(obj);
-			if (yes)
-				return 1;
+	for (int i = 0; next_tlv(&h, hend, &tag, &cls, &c, &l, &w); i++)
+		if (i >= 3 && cls == V_ASN1_CONTEXT_SPECIFIC && tag == want) {
+			*field = c;
+			*flen = l;
+			return 1;
 		}
+	return 0;
+}
+
+/* The inner TLV of an EXPLICIT field, if it has the universal tag want. */
+static int inner(const uint8_t *field, long flen, int want, const uint8_t **content, long *len)
+{
+	const uint8_t *p = field, *w;
+	int tag, cls;
+	return next_tlv(&p, field + flen, &tag, &cls, content, len, &w) &&
+	       cls == V_ASN1_UNIVERSAL && tag == want;
+}
+
+/* The header's senderNonce ([5] OCTET STRING). */
+static int sender_nonce(const uint8_t *der, long len, const uint8_t **nonce, long *nlen)
+{
+	const uint8_t *f;
+	long fl;
+	return header_field(der, len, 5, &f, &fl) && inner(f, fl, V_ASN1_OCTET_STRING, nonce, nlen);
+}
+
+/* Whether the header's generalInfo ([8] SEQUENCE OF InfoTypeAndValue) asks
+ * for implicit confirmation (id-it-implicitConfirm, RFC 4210 5.1.1.1). */
+static int asks_implicit_confirm(const uint8_t *der, long len)
+{
+	const uint8_t *f, *seq, *c, *w;
+	long fl, sl, l;
+	int tag, cls;
+	if (!header_field(der, len, 8, &f, &fl) || !inner(f, fl, V_ASN1_SEQUENCE, &seq, &sl))
+		return 0;
+	for (const uint8_t *it = seq; next_tlv(&it, seq + sl, &tag, &cls, &c, &l, &w);) {
+		const unsigned char *o = c; /* InfoTypeAndValue: its OID first */
+		ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &o, l);
+		int yes = obj && OBJ_obj2nid(obj) == NID_id_it_implicitConfirm;
+		ASN1_OBJECT_free(obj);
+		if (yes)
+			return 1;
 	}
 	return 0;
 }
@@ -224,7 +224,7 @@ static KR_MUST_USE kr_err request_of(const OSSL_CRMF_MSG *crm, const X509_REQ *p
 				   : t   ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t)
 					 : NULL;
 	KR_ENSURE(subject, KR_EINPUT, "the request names no subject");
-	KR_TRY(kr_serve_device_of(subject, device, devsz));
+	KR_TRY(kr_registry_device_of(subject, device, devsz));
 	*der = NULL;
 	*len = p10cr ? i2d_X509_REQ(p10cr, der) : i2d_OSSL_CRMF_CERTTEMPLATE(t, der);
 	KR_OSSL(*len > 0, KR_EINTERNAL, "encoding the request");
@@ -719,28 +719,4 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	reply_msg(req, resp);
 	OSSL_CMP_MSG_free(resp);
 	OSSL_CMP_MSG_free(msg);
-}
-
-/* ---- the device a request names ------------------------------------------------------ */
-
-KR_MUST_USE kr_err kr_serve_device_of(const X509_NAME *subject, char *out, size_t outsz)
-{
-	int nids[] = {NID_serialNumber, NID_commonName};
-	for (size_t i = 0; i < 2; i++) {
-		int at = X509_NAME_get_index_by_NID(subject, nids[i], -1);
-		if (at < 0)
-			continue;
-		ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
-		unsigned char *utf8 = NULL;
-		int n = ASN1_STRING_to_UTF8(&utf8, v);
-		int ok = n > 0 && (size_t)n < outsz && memchr(utf8, 0, (size_t)n) == NULL;
-		if (ok) {
-			memcpy(out, utf8, (size_t)n);
-			out[n] = '\0';
-		}
-		OPENSSL_free(utf8);
-		KR_ENSURE(ok, KR_EINPUT, "the subject's device id is empty or too long");
-		return kr_ok();
-	}
-	return kr_errf(KR_EINPUT, "the subject names no device (serialNumber or commonName)");
 }

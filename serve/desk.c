@@ -121,19 +121,22 @@ static void enroll(kr_desk *d, job **all, int n)
 static void seen(kr_desk *d, job **all, int n)
 {
 	kr_store *s = d->store;
+	int any = 0;
+	for (int i = 0; i < n; i++) {
+		all[i]->fresh = 1;
+		any |= all[i]->seen.tid != NULL;
+	}
+	if (!any)
+		return; /* no transaction for a cycle without CMP messages */
 	KR_TXN(t);
 	kr_err e = kr_txn_begin(&t, s);
-	int any = 0;
 	for (int i = 0; !kr_failed(&e) && i < n; i++) {
 		job *j = all[i];
-		j->fresh = 1;
-		if (!j->seen.tid)
-			continue;
-		any = 1;
-		e = kr_store_cmp_seen(s, j->seen.tid, j->seen.tid_len, j->seen.nonce,
-				      j->seen.nonce_len, &j->fresh);
+		if (j->seen.tid)
+			e = kr_store_cmp_seen(s, j->seen.tid, j->seen.tid_len, j->seen.nonce,
+					      j->seen.nonce_len, &j->fresh);
 	}
-	if (!kr_failed(&e) && any)
+	if (!kr_failed(&e))
 		e = kr_txn_commit(&t);
 	for (int i = 0; i < n; i++) {
 		job *j = all[i];

@@ -7,6 +7,7 @@
 #include "../registry/registry.h"
 
 #include <event2/http.h>
+#include <jansson.h>
 #include <openssl/cmp.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -62,10 +63,8 @@ typedef struct kr_server {
 	const kr_registry_conf *conf;
 	const kr_serve_conf *sc;
 	kr_desk *desk;
-	X509 *ca;               /* the registry's CA: clients' and devices' issuer */
-	STACK_OF(X509) * chain; /* above it, up to the root */
-	char *ca_pem;           /* the CA and its chain, PEM */
-	size_t ca_pem_len;
+	X509 *ca;                /* the registry's CA: clients' and devices' issuer */
+	STACK_OF(X509) * chain;  /* above it, up to the root */
 	struct kr_cmp *cmp;      /* cmp.c's transactions */
 	struct kr_limits *rates; /* limits.c */
 } kr_server;
@@ -87,6 +86,9 @@ void kr_serve_signer(X509 **cert, EVP_PKEY **key);
 /* Answers and logs: status, content type, body. */
 void kr_serve_reply(struct evhttp_request *req, int status, const char *type, const void *body,
 		    size_t len);
+/* A JSON answer (o is taken), and {"error": why}. */
+void kr_serve_json(struct evhttp_request *req, int status, json_t *o);
+void kr_serve_error(struct evhttp_request *req, int status, const char *why);
 /* A request's body, at most max octets (NULL, *len 0 when empty). */
 const uint8_t *kr_serve_body(struct evhttp_request *req, size_t *len);
 /* One structured log line (JSON, stderr): event, then key/value string
@@ -124,11 +126,9 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		   const char *profile);
 void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *op);
 
-/* cmp.c's transactions, and the EST and CMP device id rule: a CSR's
- * subject serialNumber, else its common name. */
+/* cmp.c's transactions. */
 KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out);
 void kr_cmp_close(struct kr_cmp *c);
-KR_MUST_USE kr_err kr_serve_device_of(const X509_NAME *subject, char *out, size_t outsz);
 
 /* limits.c: a token bucket per account (rate a second, burst); 0: over. */
 KR_MUST_USE kr_err kr_limits_open(long rate, long burst, struct kr_limits **out);

@@ -116,11 +116,22 @@ const uint8_t *kr_serve_body(struct evhttp_request *req, size_t *len)
 	return *len ? evbuffer_pullup(in, -1) : NULL;
 }
 
-static void refuse(struct evhttp_request *req, int status, const char *why)
+void kr_serve_json(struct evhttp_request *req, int status, json_t *o)
 {
-	char body[160];
-	int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", why);
-	kr_serve_reply(req, status, "application/json", body, (size_t)n);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text) { /* jansson could not allocate: a fixed answer */
+		static const char oom[] = "{\"error\":\"out of memory\"}";
+		kr_serve_reply(req, 500, "application/json", oom, sizeof oom - 1);
+		return;
+	}
+	kr_serve_reply(req, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+void kr_serve_error(struct evhttp_request *req, int status, const char *why)
+{
+	kr_serve_json(req, status, json_pack("{s:s}", "error", why));
 }
 
 /* ---- who is asking ------------------------------------------------------------ */
@@ -195,8 +206,8 @@ const char *kr_serve_account(kr_server *s, struct evhttp_request *req)
 	}
 	if (!known) {
 		kr_serve_log("client-refused", "subject", subject, "reason", e.msg);
-		refuse(req, e.code == KR_EAUTH ? 403 : 500,
-		       e.code == KR_EAUTH ? "forbidden" : "internal error");
+		kr_serve_error(req, e.code == KR_EAUTH ? 403 : 500,
+			       e.code == KR_EAUTH ? "forbidden" : "internal error");
 		return NULL;
 	}
 	kr_serve_log("client", "subject", subject, "account", known->name);
@@ -220,7 +231,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	kr_server *s = w->s;
 	current_account = NULL;
 	if (header_count(req) > s->sc->max_headers) {
-		refuse(req, 431, "too many header fields");
+		kr_serve_error(req, 431, "too many header fields");
 		return;
 	}
 	const char *account = kr_serve_account(s, req);
@@ -228,7 +239,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	current_account = account;
 	if (!kr_limits_take(s->rates, account)) {
-		refuse(req, 429, "too many requests");
+		kr_serve_error(req, 429, "too many requests");
 		return;
 	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -236,7 +247,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	static const char api[] = "/api/v1/", cmp[] = "/.well-known/cmp",
 			  est[] = "/.well-known/est/";
 	if (!path)
-		refuse(req, 400, "no path");
+		kr_serve_error(req, 400, "no path");
 	else if (!strncmp(path, api, sizeof api - 1))
 		kr_api_handle(s, req, account, path + sizeof api - 1);
 	else if (!strcmp(path, cmp))
@@ -246,7 +257,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	else if (!strncmp(path, est, sizeof est - 1))
 		kr_est_handle(s, req, account, path + sizeof est - 1);
 	else
-		refuse(req, 404, "no such resource");
+		kr_serve_error(req, 404, "no such resource");
 	current_account = NULL;
 }
 
@@ -514,7 +525,6 @@ static KR_MUST_USE kr_err server_open(kr_server *s, kr_config *cfg, kr_registry 
 	for (int i = 0; i < sk_X509_num(s->chain); i++)
 		KR_OSSL(X509_check_purpose(sk_X509_value(s->chain, i), -1, 0) == 1, KR_EINTERNAL,
 			"a chain certificate");
-	KR_TRY(kr_authority_chain_pem(ca, &s->ca_pem, &s->ca_pem_len));
 	KR_TRY(kr_limits_open(s->sc->rate, s->sc->burst, &s->rates));
 	return kr_cmp_open(s, &s->cmp);
 }
@@ -523,7 +533,6 @@ static void server_close(kr_server *s)
 {
 	kr_cmp_close(s->cmp);
 	kr_limits_close(s->rates);
-	free(s->ca_pem);
 }
 
 KR_MUST_USE kr_err kr_serve_run(kr_config *cfg, kr_store *store, const kr_hsm_opts *hsm,
