@@ -347,7 +347,14 @@ test_serve_unknown_unbound_revoked_clients_refused() {
 	grep -q '"event":"client-refused".*CN=Rogers.*"reason":"the certificate is revoked"' "$T/serve.log" ||
 		fail "the revoked client's reason is not logged"
 	expect_api 200 Telus GET devices
+	# TLS 1.3 alone unless the configuration allows 1.2 (keyrite-ca(5))
+	! openssl s_client -tls1_2 -connect "127.0.0.1:$PORT" -CAfile "$T/ca/root.pem" \
+		-cert "$T/clients/Telus.pem" -key "$T/clients/Telus.key" </dev/null >"$T/tls12.out" 2>&1 ||
+		fail "a TLS 1.2 handshake succeeded"
+	grep -qi 'alert\|no protocols\|unsupported' "$T/tls12.out" || { cat "$T/tls12.out"; fail "TLS 1.2's refusal"; }
 	serve_stop
+	# the token's PIN is in no log or output of the service
+	! grep -qF "$(cat "$T/pin")" "$T/serve.log" "$T/serve.out" || fail "the PIN is in the service's log"
 	openapi_check
 }
 
@@ -413,6 +420,40 @@ test_serve_sigkill_under_load_loses_nothing() {
 		[ "$(ncerts --device "$id" --status valid)" -eq 1 ] || fail "$id: not exactly one valid certificate"
 	done
 	serve_stop
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify"
+}
+
+# SIGTERM during a load of enrollments: the service answers what it is
+# handling and exits 0; every certificate it issued reached its client
+# (none issued and lost), and the store verifies.
+test_serve_sigterm_answers_what_is_in_flight() {
+	local n=32 id pids=()
+	serve_setup $n
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	mkdir -p "$T/got"
+	for i in $(seq $n); do
+		id=$((1000000000000000 + i))
+		cmp_as Telus -cmd p10cr -csr "$T/mno/$id.csr" -certout "$T/got/$id.pem" >/dev/null 2>&1 &
+		pids+=($!)
+	done
+	for _ in $(seq 200); do
+		[ "$(find "$T/got" -name '*.pem' | wc -l)" -ge 4 ] && break
+		sleep 0.02
+	done
+	serve_stop # fails unless the service exits 0
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	local issued=0
+	for i in $(seq $n); do
+		id=$((1000000000000000 + i))
+		[ "$(ncerts --device "$id" --status valid)" -eq 1 ] || continue
+		issued=$((issued + 1))
+		[ -s "$T/got/$id.pem" ] || fail "$id: issued while stopping, its answer lost"
+		valid_cert "$id" "$T/store.pem"
+		cmp <(openssl x509 -in "$T/got/$id.pem" -outform DER) <(openssl x509 -in "$T/store.pem" -outform DER) ||
+			fail "$id: its answer is not the store's certificate"
+	done
+	[ "$issued" -ge 4 ] || fail "only $issued issued"
 	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify"
 }
 
