@@ -32,6 +32,6 @@ KR_MUST_USE kr_err kr_base64_decode(const char *in, size_t n, uint8_t **out, siz
 		*out = NULL;
 		return kr_errf(KR_EINPUT, "not base64");
 	}
-	*len = (size_t)(a + b);
+	*len = (size_t)a + (size_t)b;
 	return kr_ok();
 }
