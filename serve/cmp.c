@@ -513,6 +513,17 @@ static void txn_give(struct kr_cmp *c, txn *t, int ended)
 	pthread_mutex_unlock(&c->mu);
 }
 
+int kr_cmp_pending(struct kr_cmp *c)
+{
+	time_t now = time(NULL);
+	int n = 0;
+	pthread_mutex_lock(&c->mu);
+	for (txn *t = c->head; t; t = t->next)
+		n += t->busy || now - t->at <= TXN_SECONDS;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out)
 {
 	struct kr_cmp *c = calloc(1, sizeof *c);

@@ -129,6 +129,8 @@ void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account
 /* cmp.c's transactions. */
 KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out);
 void kr_cmp_close(struct kr_cmp *c);
+/* CMP transactions open (answered, their certConf awaited) or in hand. */
+int kr_cmp_pending(struct kr_cmp *c);
 
 /* limits.c: a token bucket per account (rate a second, burst); 0: over. */
 KR_MUST_USE kr_err kr_limits_open(long rate, long burst, struct kr_limits **out);

@@ -400,14 +400,20 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Stops accepting, lets what is in flight finish and be written, then ends
- * the loop. */
-static void on_stop(evutil_socket_t fd, short what, void *arg)
+/* Stops accepting; the connections it has go on. */
+static void on_stop_accepting(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	worker *w = arg;
 	evhttp_del_accept_socket(w->http, w->bound);
 	w->bound = NULL;
+}
+
+/* Ends the loop once what it has written is sent. */
+static void on_end(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	worker *w = arg;
 	struct timeval drain = {0, 300000};
 	event_base_loopexit(w->base, &drain);
 }
@@ -458,12 +464,23 @@ static KR_MUST_USE kr_err start(kr_server *s, worker *ws, int n, int fd, const k
 	return kr_ok();
 }
 
-static void stop(worker *ws, int n)
+/* A stop that finishes what is in flight: no new connection; the CMP
+ * transactions answered but not yet confirmed get their certConf (on the
+ * connections they have), for timeout seconds at most; then the loops end.
+ * A handler running when its loop is told finishes first. */
+static void stop(kr_server *s, worker *ws, int n)
 {
 	struct timeval now = {0, 0};
 	for (int i = 0; i < n; i++)
 		if (ws[i].started)
-			event_base_once(ws[i].base, -1, EV_TIMEOUT, on_stop, &ws[i], &now);
+			event_base_once(ws[i].base, -1, EV_TIMEOUT, on_stop_accepting, &ws[i],
+					&now);
+	for (long waited = 0; kr_cmp_pending(s->cmp) && waited < s->sc->timeout * 1000;
+	     waited += 20)
+		usleep(20000);
+	for (int i = 0; i < n; i++)
+		if (ws[i].started)
+			event_base_once(ws[i].base, -1, EV_TIMEOUT, on_end, &ws[i], &now);
 	for (int i = 0; i < n; i++)
 		if (ws[i].started)
 			pthread_join(ws[i].thread, NULL);
@@ -503,7 +520,7 @@ static KR_MUST_USE kr_err serve(kr_server *s, const kr_hsm_opts *hsm, FILE *read
 		kr_serve_log("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
 	}
 	if (ws)
-		stop(ws, n);
+		stop(s, ws, n);
 	free(ws);
 	return e;
 }
