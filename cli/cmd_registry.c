@@ -21,6 +21,8 @@ static const char usage_text[] =
 	"  register --asp ASP DEVICE...\n"
 	"  activate [--asp ASP] DEVICE... | --csr MANIFEST.csv...\n"
 	"  reactivate [--asp ASP] DEVICE...\n"
+	"  rekey [--asp ASP] --csr MANIFEST.csv...       new keys, the old certificates "
+	"superseded\n"
 	"  authcode DEVICE...                            prints each new code once\n"
 	"  transfer request [--asp LOSING] CODES.csv     device,code\n"
 	"  transfer approve|reject|cancel|query [--asp ASP] DEVICE...\n"
@@ -142,7 +144,7 @@ static void print_outcome(const kr_reg_outcome *o, void *arg)
 	printf("%s %s", o->device, o->result);
 	if (o->secret)
 		printf(" %s", o->secret);
-	if (o->profile_id > 0 && !strcmp(o->result, "activated"))
+	if (o->profile_id > 0 && (!strcmp(o->result, "activated") || !strcmp(o->result, "rekeyed")))
 		printf(" profile %lld", (long long)o->profile_id);
 	if (o->reason)
 		printf(" (%s)", o->reason);
@@ -172,14 +174,18 @@ static KR_MUST_USE kr_err open_registry(const kr_cli_opts *co, const char *as, i
 static int run_bulk(kr_reg_cmd cmd, int argc, char **argv)
 {
 	args a = {.r = {.cmd = cmd}};
-	kr_cli_spec spec = {usage_text, KR_OPT_CONFIG | KR_OPT_HSM | KR_OPT_JSON, own, take,
-			    &a,         cmd == KR_CMD_ACTIVATE ? 0 : 1,           -1};
+	int needs_items = cmd != KR_CMD_ACTIVATE && cmd != KR_CMD_REKEY;
+	kr_cli_spec spec = {
+		usage_text, KR_OPT_CONFIG | KR_OPT_HSM | KR_OPT_JSON, own, take, &a, needs_items,
+		-1};
 	kr_cli_opts co;
 	int first, rc = kr_cli_parse(&spec, argc, argv, &co, &first);
 	if (rc >= 0)
 		return rc;
 	if (cmd == KR_CMD_ACTIVATE && first == argc && a.r.ncsrs == 0)
 		return kr_cli_misuse(&spec, "registry activate: devices, or --csr manifests");
+	if (cmd == KR_CMD_REKEY && (first != argc || a.r.ncsrs == 0))
+		return kr_cli_misuse(&spec, "registry rekey: --csr manifests of the new CSRs");
 	if ((cmd == KR_CMD_LOCK || cmd == KR_CMD_UNLOCK) && !a.r.lock)
 		return kr_cli_misuse(&spec, "registry %s: --lock transfer|delete|update",
 				     kr_reg_cmd_name(cmd));
@@ -210,6 +216,7 @@ BULK(cmd_import, KR_CMD_IMPORT)
 BULK(cmd_register, KR_CMD_REGISTER)
 BULK(cmd_activate, KR_CMD_ACTIVATE)
 BULK(cmd_reactivate, KR_CMD_REACTIVATE)
+BULK(cmd_rekey, KR_CMD_REKEY)
 BULK(cmd_authcode, KR_CMD_AUTHCODE)
 BULK(cmd_hold, KR_CMD_HOLD)
 BULK(cmd_unhold, KR_CMD_UNHOLD)
@@ -476,25 +483,16 @@ static int cmd_client(int argc, char **argv)
 int kr_cmd_registry(int argc, char **argv)
 {
 	static const kr_cli_sub subs[] = {
-		{"import", cmd_import},
-		{"register", cmd_register},
-		{"activate", cmd_activate},
-		{"reactivate", cmd_reactivate},
-		{"authcode", cmd_authcode},
-		{"transfer", cmd_transfer},
-		{"hold", cmd_hold},
-		{"unhold", cmd_unhold},
-		{"lock", cmd_lock},
-		{"unlock", cmd_unlock},
-		{"deactivate", cmd_deactivate},
-		{"delete", cmd_delete},
-		{"restore", cmd_restore},
-		{"purge", cmd_purge},
-		{"switch-mno", cmd_switch_mno},
-		{"reset", cmd_reset},
-		{"show", cmd_show},
-		{"list", cmd_list},
-		{"client", cmd_client},
+		{"import", cmd_import},     {"register", cmd_register},
+		{"activate", cmd_activate}, {"reactivate", cmd_reactivate},
+		{"rekey", cmd_rekey},       {"authcode", cmd_authcode},
+		{"transfer", cmd_transfer}, {"hold", cmd_hold},
+		{"unhold", cmd_unhold},     {"lock", cmd_lock},
+		{"unlock", cmd_unlock},     {"deactivate", cmd_deactivate},
+		{"delete", cmd_delete},     {"restore", cmd_restore},
+		{"purge", cmd_purge},       {"switch-mno", cmd_switch_mno},
+		{"reset", cmd_reset},       {"show", cmd_show},
+		{"list", cmd_list},         {"client", cmd_client},
 		{"payload", cmd_payload},
 	};
 	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);

@@ -1,17 +1,21 @@
-/* activate and reactivate: a profile id and a certificate for each device,
- * through batch issuance (ca/issue.h) with the registry as its gate.
+/* activate, reactivate and rekey: a profile id and a certificate for each
+ * device, through batch issuance (ca/issue.h) with the registry as its
+ * gate.
  *
  * Zero touch: the CSR comes from the device's MNO (--csr: a manifest of
  * device_id,model,version,csr, the key made on the eSIM), or, when none is
  * given, from the store: the CSR the device's first activation verified,
  * re-certified under the new profile id (a transfer, a reactivation, a
  * reset). A new CSR is needed only for a device that was never activated,
- * or whose key changed. */
+ * or whose key changed: a rekey, whose new certificate supersedes the
+ * current one (revoked in the same transaction, or when the CMP client
+ * confirms it: kr_registry_supersede). */
 #include "internal.h"
 #include "../ca/issue.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct gate_ctx {
 	kr_registry *r;
@@ -24,8 +28,27 @@ typedef struct gate_ctx {
 	kr_reg_view view;
 } gate_ctx;
 
-/* The registry's decision; an active device's activation (reactivation)
- * is done already when the account could have made it. */
+/* The state each of these commands starts from (rules.c). */
+static kr_reg_state start_of(kr_reg_cmd cmd)
+{
+	return cmd == KR_CMD_ACTIVATE ? KR_ST_REGISTERED
+	       : cmd == KR_CMD_REKEY  ? KR_ST_ACTIVE
+				      : KR_ST_DEACTIVATED;
+}
+
+/* A request done already: an active device's activation (reactivation),
+ * when the account could have made it; a rekey with the CSR its current
+ * certificate came from (a client's retry gets that certificate again). */
+static int done_already(const kr_reg_view *view, kr_reg_cmd cmd, kr_code code, const kr_input *in)
+{
+	if (cmd == KR_CMD_REKEY)
+		return code == KR_OK && in->der_len == view->rec.d.csr_len &&
+		       !memcmp(in->der, view->rec.d.csr, in->der_len);
+	return code == KR_EDENIED && view->state == KR_ST_ACTIVE &&
+	       kr_reg_decide(cmd, view->role, start_of(cmd), view->flags & ~KR_FL_HOLD).allowed;
+}
+
+/* The registry's decision. */
 static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdict *v, char *why,
 				 size_t whysz, kr_code *refusal)
 {
@@ -35,9 +58,7 @@ static KR_MUST_USE kr_err decide(gate_ctx *g, const kr_input *in, kr_gate_verdic
 	KR_TRY(kr_reg_settle(g->r, in->device_id, &settled));
 	KR_TRY(kr_reg_view_decide(g->r, g->a->cmd, in->device_id, g->a->asp, view, why, whysz,
 				  &code));
-	kr_reg_state start = g->a->cmd == KR_CMD_ACTIVATE ? KR_ST_REGISTERED : KR_ST_DEACTIVATED;
-	if (code == KR_EDENIED && view->state == KR_ST_ACTIVE &&
-	    kr_reg_decide(g->a->cmd, view->role, start, view->flags & ~KR_FL_HOLD).allowed) {
+	if (done_already(view, g->a->cmd, code, in)) {
 		*v = KR_GATE_ALREADY;
 		return kr_ok();
 	}
@@ -74,13 +95,21 @@ static KR_MUST_USE kr_err issued(void *arg, kr_store *s, const kr_input *in, int
 				 int64_t ca, const uint8_t *serial, size_t len)
 {
 	gate_ctx *g = arg;
+	kr_reg_cmd cmd = g->a->cmd;
 	char asp[64];
 	KR_TRY(kr_store_profile_issued(s, in->device_id, profile_id, ca, serial, len, in->der,
 				       in->der_len, asp));
+	if (cmd == KR_CMD_REKEY && !g->a->confirm_later) {
+		long n = 0;
+		int reason = kr_reg_decide(cmd, KR_ROLE_OPERATOR, KR_ST_ACTIVE, 0).revoke_reason;
+		KR_TRY(kr_store_supersede(s, in->device_id, asp, ca, serial, len, reason,
+					  (int64_t)time(NULL), &n));
+	}
 	/* admit() let it through from the one state the command starts in */
-	kr_reg_state from = g->a->cmd == KR_CMD_ACTIVATE ? KR_ST_REGISTERED : KR_ST_DEACTIVATED;
-	return kr_reg_log(g->r, in->device_id, g->a->cmd, asp, from, KR_ST_ACTIVE, profile_id,
-			  NULL);
+	return kr_reg_log(g->r, in->device_id, cmd, asp, start_of(cmd), KR_ST_ACTIVE, profile_id,
+			  cmd == KR_CMD_REKEY && g->a->confirm_later
+				  ? "the certificate it replaces stays valid until confirmed"
+				  : NULL);
 }
 
 static void outcome(void *arg, const kr_input *in, const char *status, const char *reason,
@@ -93,13 +122,16 @@ static void outcome(void *arg, const kr_input *in, const char *status, const cha
 			    .cert = der,
 			    .cert_len = der_len};
 	if (!strcmp(status, "issued")) {
-		o.result = g->a->cmd == KR_CMD_ACTIVATE ? "activated" : "reactivated";
+		o.result = g->a->cmd == KR_CMD_ACTIVATE ? "activated"
+			   : g->a->cmd == KR_CMD_REKEY  ? "rekeyed"
+							: "reactivated";
 		o.to = "active";
 		o.profile_id = profile_id;
 		g->sum->done++;
 	} else if (!strcmp(status, "already-issued")) {
 		o.result = "unchanged";
-		o.reason = "already active";
+		o.reason = g->a->cmd == KR_CMD_REKEY ? "already rekeyed with this request"
+						     : "already active";
 		o.to = "active";
 		g->sum->unchanged++;
 	} else {
@@ -144,6 +176,10 @@ static KR_MUST_USE kr_err on_record(void *arg, kr_input *in, int *more)
 		memcpy(csr, row->csr, row->csr_len);
 		len = row->csr_len;
 		in->proven = row->proven;
+	} else if (!kr_failed(&e) && g->a->cmd == KR_CMD_REKEY) {
+		snprintf(in->error, sizeof in->error,
+			 "%s: a rekey needs the device's new CSR (--csr MANIFEST)", item.device);
+		return kr_ok();
 	} else if (!kr_failed(&e)) {
 		KR_TRY(kr_store_device_csr(g->r->store, item.device, csr, sizeof csr, &len));
 		in->proven = 1; /* what a first activation took, in whichever form */

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 KR_MUST_USE kr_err kr_registry_act_as(kr_registry *r, const char *account)
 {
@@ -68,6 +69,79 @@ KR_MUST_USE kr_err kr_registry_current_cert(kr_registry *r, const char *device, 
 	KR_ENSURE(f.der, KR_EINPUT, "%s: no valid certificate", device);
 	*der = f.der;
 	*len = f.len;
+	return kr_ok();
+}
+
+/* The confirmation of a rekey (RFC 4210 section 5.3.18: a CMP kur's
+ * certConf): the certificate it replaced is revoked as superseded. */
+static KR_MUST_USE kr_err supersede(kr_registry *r, kr_reg_view *v, const char *device,
+				    const uint8_t *serial, size_t len, long *n)
+{
+	char why[KR_ERR_MSG];
+	kr_code code = KR_OK;
+	KR_TRY(kr_reg_view_decide(r, KR_CMD_REKEY, device, NULL, v, why, sizeof why, &code));
+	KR_ENSURE(code == KR_OK, code, "%s", why);
+	kr_registration *g = &v->rec.r[v->gi];
+	KR_ENSURE(!strcmp(g->cert_status, "valid") && g->serial_len == len &&
+			  !memcmp(g->serial, serial, len),
+		  KR_EINPUT, "%s: that certificate is not the device's current one", device);
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, r->store));
+	KR_TRY(kr_store_supersede(r->store, device, g->asp, g->ca, g->serial, g->serial_len,
+				  v->v.revoke_reason, (int64_t)time(NULL), n));
+	if (*n == 0)
+		return kr_ok(); /* confirmed already */
+	KR_TRY(kr_reg_log(r, device, KR_CMD_REKEY, g->asp, KR_ST_ACTIVE, KR_ST_ACTIVE,
+			  g->profile_id, "confirmed: the certificate it replaced is revoked"));
+	KR_TRY(kr_authority_checkpoint(&r->ca, r->store));
+	return kr_txn_commit(&t);
+}
+
+KR_MUST_USE kr_err kr_registry_supersede(kr_registry *r, const char *device, const uint8_t *serial,
+					 size_t len, long *n)
+{
+	kr_reg_view *v = malloc(sizeof *v);
+	KR_ENSURE(v, KR_EINTERNAL, "out of memory");
+	kr_err e = supersede(r, v, device, serial, len, n);
+	free(v);
+	return e;
+}
+
+typedef struct valid_of {
+	const uint8_t *der;
+	size_t len;
+	char *device;
+	size_t n;
+} valid_of;
+
+static KR_MUST_USE kr_err same_cert(const kr_cert_info *c, void *arg)
+{
+	valid_of *v = arg;
+	if (c->der_len == v->len && !memcmp(c->der, v->der, v->len))
+		kr_copy(v->device, v->n, c->device_id ? c->device_id : "");
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_registry_device_of_valid(kr_registry *r, const uint8_t *der, size_t len,
+					       char *device, size_t n)
+{
+	device[0] = '\0';
+	const unsigned char *p = der;
+	X509 *cert = d2i_X509(NULL, &p, (long)len);
+	const ASN1_INTEGER *sn = cert ? X509_get0_serialNumber(cert) : NULL;
+	kr_err e = sn && sn->length > 0 && sn->length <= 20
+			   ? kr_ok()
+			   : kr_errf(KR_EAUTH, "not a certificate with a serial of 1 to 20 octets");
+	valid_of v = {der, len, device, n};
+	kr_cert_filter f = {.ca = r->ca.conf->name, .status = "valid"};
+	if (!kr_failed(&e)) {
+		f.serial = sn->data;
+		f.serial_len = (size_t)sn->length;
+		e = kr_store_certs(r->store, &f, same_cert, &v);
+	}
+	X509_free(cert);
+	KR_TRY(e);
+	KR_ENSURE(device[0], KR_EAUTH, "not a valid device certificate of %s", r->ca.conf->name);
 	return kr_ok();
 }
 
@@ -233,6 +307,7 @@ static int is_news(kr_reg_cmd cmd)
 	case KR_CMD_PURGE:
 	case KR_CMD_SWITCH_MNO:
 	case KR_CMD_RESET:
+	case KR_CMD_REKEY:
 		return 1;
 	default:
 		return 0;

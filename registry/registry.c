@@ -249,7 +249,6 @@ typedef struct out {
 	int64_t profile_id;
 	char secret[KR_CODE_TEXT + 1];
 	int keep; /* refused, but what it recorded stays (a wrong auth code) */
-	int revoked;
 } out;
 
 typedef struct act_ctx {
@@ -296,15 +295,18 @@ static KR_MUST_USE kr_err logged(act_ctx *c, const char *result, kr_reg_state to
 	return logged_as(c, c->a->cmd, result, to, note);
 }
 
-/* The registration's certificate revoked (RFC 5280 section 5.3.1 reason),
- * if it has a valid one. */
+/* The registration's certificates revoked (RFC 5280 section 5.3.1 reason):
+ * its profile's, and one a rekey left valid while it waited for a
+ * confirmation that never came (serve/cmp.c: kur). */
 static KR_MUST_USE kr_err revoke_profile(act_ctx *c, kr_registration *g, int reason)
 {
-	if (reason < 0 || strcmp(g->cert_status, "valid") != 0)
+	if (reason < 0)
 		return kr_ok();
-	KR_TRY(kr_store_revoke(c->r->store, g->ca, g->serial, g->serial_len, reason, c->now));
-	kr_copy(g->cert_status, sizeof g->cert_status, "revoked");
-	c->o->revoked = 1;
+	long n = 0;
+	KR_TRY(kr_store_supersede(c->r->store, c->v.rec.d.id, g->asp, 0, NULL, 0, reason, c->now,
+				  &n));
+	if (n > 0 && !strcmp(g->cert_status, "valid"))
+		kr_copy(g->cert_status, sizeof g->cert_status, "revoked");
 	return kr_ok();
 }
 
@@ -815,7 +817,7 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 				   int nitems, kr_reg_outcome_cb cb, void *arg, kr_reg_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
-	if (a->cmd == KR_CMD_ACTIVATE || a->cmd == KR_CMD_REACTIVATE)
+	if (a->cmd == KR_CMD_ACTIVATE || a->cmd == KR_CMD_REACTIVATE || a->cmd == KR_CMD_REKEY)
 		return kr_reg_activate(r, a, items, nitems, cb, arg, sum);
 	KR_ENSURE(a->cmd < KR_NCMDS && acts[a->cmd], KR_EINTERNAL,
 		  "registry %s: not a bulk command", kr_reg_cmd_name(a->cmd));
@@ -837,7 +839,7 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 			o->code = KR_OK;
 			o->from = o->to = KR_NSTATES;
 			o->profile_id = 0;
-			o->keep = o->revoked = 0;
+			o->keep = 0;
 			e = kr_items_next(it, &o->item, &more);
 			n += more && !kr_failed(&e);
 		}

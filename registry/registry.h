@@ -65,6 +65,8 @@ typedef struct kr_reg_args {
 	const kr_reg_row *rows; /* instead of items: the devices, in memory */
 	int nrows;
 	const char *out_dir; /* payload: where DEVICE.p7m files go */
+	int confirm_later;   /* rekey: the certificate replaced stays valid until
+			      * kr_registry_supersede (a CMP kur awaiting certConf) */
 	int chunk;           /* devices per transaction; 0: 1000 */
 	int progress;        /* a progress line on stderr */
 } kr_reg_args;
@@ -126,6 +128,13 @@ KR_MUST_USE kr_err kr_registry_rows(kr_registry *r, const kr_reg_record *rec, kr
 KR_MUST_USE kr_err kr_registry_current_cert(kr_registry *r, const char *device, uint8_t **der,
 					    size_t *len);
 
+/* A rekey run with confirm_later confirmed: the device's certificates
+ * other than its current one (whose serial is given) revoked as
+ * superseded, as the acting account, if it may rekey the device; *n: how
+ * many (0: confirmed before). */
+KR_MUST_USE kr_err kr_registry_supersede(kr_registry *r, const char *device, const uint8_t *serial,
+					 size_t len, long *n);
+
 /* The device an online request (a CSR, a CRMF template) names: its
  * subject's serialNumber, else its common name; KR_EINPUT if neither. */
 KR_MUST_USE kr_err kr_registry_device_of(const X509_NAME *subject, char *out, size_t outsz);
@@ -134,6 +143,12 @@ KR_MUST_USE kr_err kr_registry_device_of(const X509_NAME *subject, char *out, si
  * serial); KR_EINPUT if there is none. */
 KR_MUST_USE kr_err kr_registry_device_of_cert(kr_registry *r, const uint8_t *serial, size_t len,
 					      char *device, size_t n);
+
+/* The device a valid certificate (DER) of the registry's CA was issued
+ * to: its current one, or one a rekey left valid awaiting confirmation;
+ * KR_EAUTH if it is none. */
+KR_MUST_USE kr_err kr_registry_device_of_valid(kr_registry *r, const uint8_t *der, size_t len,
+					       char *device, size_t n);
 
 /* Issues a client certificate for the online service (keyrite serve)
  * under [registry] client_profile from a DER CSR and binds it to account;

@@ -52,6 +52,10 @@ static const rule rules[KR_NCMDS] = {
 			       CESSATION},
 	[KR_CMD_REACTIVATE] = {"reactivate", R(OPERATOR) | R(SPONSOR), S(DEACTIVATED), KR_ST_ACTIVE,
 			       0, KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_UPDATE, NONE},
+	/* a new certificate (a new key: CMP kur, EST simplereenroll) under a new
+	 * profile id; the one it replaces revoked as superseded */
+	[KR_CMD_REKEY] = {"rekey", R(OPERATOR) | R(SPONSOR) | R(MNO), S(ACTIVE), KR_ST_ACTIVE, 0,
+			  KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_UPDATE, SUPERSEDED},
 	[KR_CMD_DELETE] = {"delete", R(OPERATOR) | R(OWNER), LIVE, KR_ST_PENDING_DELETE, 0,
 			   KR_FL_PENDING_TRANSFER | KR_LOCK_DELETE, CESSATION},
 	[KR_CMD_RESTORE] = {"restore", R(OPERATOR) | R(OWNER), S(PENDING_DELETE), KR_ST_SAME, 0, 0,

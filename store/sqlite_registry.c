@@ -19,6 +19,7 @@ enum {
 	RQ_ISSUED,
 	RQ_ACTIVE,
 	RQ_KEEP_CSR,
+	RQ_OTHERS,
 	RQ_COUNT
 };
 _Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sqlite.h: SQ_REGISTRY_STATEMENTS");
@@ -59,6 +60,9 @@ static const char *const rqueries[RQ_COUNT] = {
 	[RQ_ACTIVE] = ("UPDATE registration SET state = 'active', updated = ? WHERE device = ?"
 		       " AND asp = ?"),
 	[RQ_KEEP_CSR] = "UPDATE device SET csr = ?2 WHERE id = ?1 AND csr IS NOT ?2",
+	[RQ_OTHERS] = "SELECT ca_id, serial FROM cert WHERE device_id = ?1 AND asp = ?2"
+		      " AND status = 'valid' AND profile_id IS NOT NULL"
+		      " AND NOT (ca_id = ?3 AND serial IS ?4) LIMIT 16",
 };
 
 static KR_MUST_USE kr_err rq(kr_store *s, int i, sqlite3_stmt **out)
@@ -334,6 +338,40 @@ KR_MUST_USE kr_err kr_store_profile_issued(kr_store *s, const char *device, int6
 	sq_text(st, 1, device);
 	sq_blob(st, 2, csr, csr_len);
 	return sq_done(s, st, "keeping a CSR on record");
+}
+
+KR_MUST_USE kr_err kr_store_supersede(kr_store *s, const char *device, const char *asp,
+				      int64_t keep_ca, const uint8_t *keep, size_t keep_len,
+				      int reason, int64_t when, long *n)
+{
+	*n = 0;
+	for (int more = 1; more;) { /* 16 at a time: the rows are read, then revoked */
+		int64_t ca[16];
+		uint8_t serial[16][20];
+		size_t len[16];
+		int k = 0, rc;
+		sqlite3_stmt *st = NULL;
+		KR_TRY(rq(s, RQ_OTHERS, &st));
+		sq_text(st, 1, device);
+		sq_text(st, 2, asp);
+		sqlite3_bind_int64(st, 3, keep_ca);
+		sq_blob(st, 4, keep, keep_len);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < 16) {
+			ca[k] = sqlite3_column_int64(st, 0);
+			blob(st, 1, serial[k], sizeof serial[k], &len[k]);
+			k++;
+		}
+		kr_err e = rc == SQLITE_ROW || rc == SQLITE_DONE
+				   ? kr_ok()
+				   : sq_err(s, "reading certificates");
+		sqlite3_reset(st);
+		KR_TRY(e);
+		for (int i = 0; i < k; i++)
+			KR_TRY(kr_store_revoke(s, ca[i], serial[i], len[i], reason, when));
+		*n += k;
+		more = k == 16;
+	}
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,

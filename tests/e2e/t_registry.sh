@@ -445,6 +445,45 @@ test_registry_killed_bulk_transfer_completes() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# rekey: the MNO relays new CSRs (new keys made on the eSIMs); each meter
+# gets a new profile and certificate of its new key, the old one revoked as
+# superseded in the same transaction. Killed at any instant and run again it
+# completes, once per meter; run again it is unchanged; the zone follows.
+test_registry_rekey_supersedes_killed_and_again_completes() {
+	local n=100 at
+	registry_setup $n
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
+	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/new.csv"
+	for at in pwrite64:3 fdatasync:1 pwrite64:60 fdatasync:2; do
+		killed_at "$at" registry rekey --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+			--as Telus --chunk 40 --csr "$T/mno/new.csv"
+		[ "$(db "pragma integrity_check")" = ok ] || fail "the store is damaged after a kill at $at"
+	done
+	krr rekey --as Telus --chunk 40 --csr "$T/mno/new.csv" >"$T/rk.out" ||
+		{ cat "$T/rk.out"; fail "the rekey did not complete"; }
+	grep -q "registry rekey: [0-9]* done, [0-9]* unchanged, 0 refused" "$T/rk.out" || fail "not completed"
+	[ "$(audit_list --kind registry | grep -c 'op=rekey .*state=active->active')" -eq $n ] ||
+		fail "not $n rekeys, once each"
+	[ "$(ncerts --status valid)" -eq $n ] || fail "not one valid certificate per meter"
+	[ "$(krc --status revoked --json | grep -c '"reason":4}')" -eq $n ] || fail "not $n superseded"
+	# each valid certificate is of the new CSR's key
+	local id csr
+	while IFS=, read -r id _ _ csr; do
+		valid_cert "$id" "$T/now.pem"
+		cmp <(openssl x509 -in "$T/now.pem" -noout -pubkey) \
+			<(printf '%s' "$csr" | base64 -d | openssl req -inform DER -noout -pubkey) ||
+			fail "$id: the valid certificate is not of its new key"
+	done < <(tail -n +2 "$T/mno/new.csv" | head -5)
+	has "registry rekey: 0 done, $n unchanged, 0 refused" krr rekey --as Telus --csr "$T/mno/new.csv"
+	# a rekey needs new CSRs; devices alone are a usage error
+	local rc=0
+	krr rekey --as Telus 1000000000000001 >/dev/null 2>&1 || rc=$?
+	[ $rc -eq 2 ] || fail "rekey without --csr: exit $rc, want 2"
+	has "$n added, $n removed" kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca \
+		--out "$T/pub" --soa --changes "$T/changes.txt"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 # ---- the state machine, every command x account x state ------------------------
 
 # The table of docs/registry.md, one line per command:
@@ -595,8 +634,15 @@ test_registry_state_machine_matrix() {
 					grep "^$id," "$d/codes.csv" || echo "$id,00000000"
 				done <"$d/g$g"; } >"$d/g$g.csv" ;;
 			import) { echo "Device ID,Model,Version"; sed 's/$/,SParkometer,1.1/' "$d/g$g"; } >"$d/g$g.csv" ;;
+			rekey) # a new CSR for each device
+				{ echo device_id,model,version,csr; while read -r id; do
+					mkcsr --manifest 1 --start "$id" </dev/null | tail -n +2
+				done <"$d/g$g"; } >"$d/rekey$g.csv"
+				extra=(--csr "$d/rekey$g.csv") ;;
 			esac
-			[ -e "$d/g$g.csv" ] && extra+=("$d/g$g.csv") || extra+=("$d/g$g")
+			if [ "$cmd" != rekey ]; then
+				[ -e "$d/g$g.csv" ] && extra+=("$d/g$g.csv") || extra+=("$d/g$g")
+			fi
 			# shellcheck disable=SC2086 # "transfer request" is two words
 			krr $cmd --as "$acct" --json "${extra[@]}" >>"$d/out" 2>/dev/null || true
 			g=$((g + 1))

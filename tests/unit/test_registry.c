@@ -79,6 +79,13 @@ Test(registry, rules_name_what_refuses)
 	cr_assert(v.allowed && v.to == KR_ST_REGISTERED && v.revoke_reason == 3);
 	v = kr_reg_decide(KR_CMD_DELETE, KR_ROLE_MNO, KR_ST_ACTIVE, 0);
 	cr_assert(!v.allowed && strstr(v.reason, "MNO"));
+	/* a rekey: the MNO's, of an active device; the old certificate superseded */
+	v = kr_reg_decide(KR_CMD_REKEY, KR_ROLE_MNO, KR_ST_ACTIVE, 0);
+	cr_assert(v.allowed && v.to == KR_ST_ACTIVE && v.revoke_reason == 4);
+	v = kr_reg_decide(KR_CMD_REKEY, KR_ROLE_MNO, KR_ST_REGISTERED, 0);
+	cr_assert(!v.allowed && strstr(v.reason, "not active"));
+	v = kr_reg_decide(KR_CMD_REKEY, KR_ROLE_OTHER_ASP, KR_ST_ACTIVE, 0);
+	cr_assert(!v.allowed);
 	v = kr_reg_decide((kr_reg_cmd)99, KR_ROLE_OPERATOR, KR_ST_ACTIVE, 0);
 	cr_assert(!v.allowed);
 	cr_assert_eq(kr_reg_lock_named("transferProhibited"), KR_LOCK_TRANSFER);
