@@ -10,6 +10,7 @@
  * keeps one per transactionID, from its first message to its certConf (or
  * a minute without one). */
 #include "internal.h"
+#include "../util/text.h"
 
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
@@ -34,6 +35,11 @@ typedef struct txn {
 	time_t at;
 	int busy;
 	cmp_req *req; /* the message being processed */
+	/* a kur answered, its certConf awaited: the device and its new
+	 * certificate's serial (the old one is revoked at the confirmation) */
+	char rekeyed[80];
+	uint8_t serial[20];
+	size_t serial_len;
 	struct txn *next;
 } txn;
 
@@ -51,6 +57,9 @@ struct cmp_req {
 	kr_seen seen;        /* an enrollment's: recorded with it */
 	const char *refusal; /* set: every request of the message is refused with it */
 	int fail_bit;
+	int implicit_confirm;
+	char kur_device[80];     /* a kur: the device whose certificate protects it */
+	X509_NAME *kur_subject; /* and that certificate's subject */
 };
 
 /* ---- the message's DER (3.0 has no getters for these) ----------------------- */
@@ -213,9 +222,11 @@ static STACK_OF(X509) * ca_chain(const kr_server *s)
 	return NULL;
 }
 
-/* What the request asks to have certified, DER, and the device it names:
- * a p10cr's PKCS#10, or an ir's or cr's CRMF template (its proof of
- * possession checked by the library before this is called). */
+/* What the request asks to have certified, DER, and the device it names
+ * ("" when it has no subject: a kur's template may leave it to the
+ * certificate it updates, RFC 4211 section 5): a p10cr's PKCS#10, or an
+ * ir's, cr's or kur's CRMF template (its proof of possession checked by
+ * the library before this is called). */
 static KR_MUST_USE kr_err request_of(const OSSL_CRMF_MSG *crm, const X509_REQ *p10cr,
 				     unsigned char **der, int *len, char *device, size_t devsz)
 {
@@ -223,17 +234,64 @@ static KR_MUST_USE kr_err request_of(const OSSL_CRMF_MSG *crm, const X509_REQ *p
 	const X509_NAME *subject = p10cr ? X509_REQ_get_subject_name(p10cr)
 				   : t   ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t)
 					 : NULL;
-	KR_ENSURE(subject, KR_EINPUT, "the request names no subject");
-	KR_TRY(kr_registry_device_of(subject, device, devsz));
+	device[0] = '\0';
 	*der = NULL;
-	*len = p10cr ? i2d_X509_REQ(p10cr, der) : i2d_OSSL_CRMF_CERTTEMPLATE(t, der);
+	*len = p10cr ? i2d_X509_REQ(p10cr, der) : t ? i2d_OSSL_CRMF_CERTTEMPLATE(t, der) : -1;
 	KR_OSSL(*len > 0, KR_EINTERNAL, "encoding the request");
+	if (!subject || X509_NAME_entry_count(subject) == 0)
+		return kr_ok();
+	return kr_registry_device_of(subject, device, devsz);
+}
+
+/* A kur's device is the one whose certificate protects it; its template
+ * leaves the subject out or repeats that certificate's (RFC 4210 section
+ * 5.3.5). What the registry is asked for is that key alone, for that
+ * device: the profile makes the rest, as at activation (the template's
+ * subject and names are the old certificate's, which the device profile
+ * would refuse as a request's). */
+static KR_MUST_USE kr_err kur_request(const cmp_req *q, const OSSL_CRMF_MSG *crm,
+				      unsigned char **der, int *len, char *device, size_t devsz)
+{
+	const OSSL_CRMF_CERTTEMPLATE *t = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : NULL;
+	const X509_NAME *subject = t ? OSSL_CRMF_CERTTEMPLATE_get0_subject(t) : NULL;
+	KR_ENSURE(t, KR_EINPUT, "a kur without a certificate template");
+	KR_ENSURE(!subject || X509_NAME_entry_count(subject) == 0 ||
+			  X509_NAME_cmp(subject, q->kur_subject) == 0,
+		  KR_EINPUT, "the kur's subject is not that of device %s's certificate",
+		  q->kur_device);
+	OSSL_CRMF_MSG *bare = OSSL_CRMF_MSG_dup(crm);
+	X509_NAME *none = X509_NAME_new();
+	OSSL_CRMF_CERTTEMPLATE *b = bare ? OSSL_CRMF_MSG_get0_tmpl(bare) : NULL;
+	int ok = b && none && OSSL_CRMF_MSG_set0_extensions(bare, NULL) == 1 &&
+		 OSSL_CRMF_CERTTEMPLATE_fill(b, NULL, none, NULL, NULL) == 1;
+	OPENSSL_free(*der);
+	*der = NULL;
+	*len = ok ? i2d_OSSL_CRMF_CERTTEMPLATE(b, der) : -1;
+	X509_NAME_free(none);
+	OSSL_CRMF_MSG_free(bare);
+	KR_OSSL(*len > 0, KR_EINTERNAL, "the kur's key as a request");
+	snprintf(device, devsz, "%s", q->kur_device);
 	return kr_ok();
+}
+
+/* The new certificate's serial, kept for the kur's certConf. */
+static void await_confirmation(OSSL_CMP_SRV_CTX *srv, const char *device, const X509 *cert)
+{
+	txn *t = OSSL_CMP_SRV_CTX_get0_custom_ctx(srv);
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
+	if (sn->length <= 0 || sn->length > 20)
+		return;
+	snprintf(t->rekeyed, sizeof t->rekeyed, "%s", device);
+	memcpy(t->serial, sn->data, (size_t)sn->length);
+	t->serial_len = (size_t)sn->length;
 }
 
 /* p10cr (the device's own PKCS#10, its signature the proof of possession),
  * ir and cr (a CRMF template): relayed by the device's MNO, the registry's
- * activation. */
+ * activation. kur (RFC 9483 section 4.1.3): the device's rekey, protected
+ * by its current certificate; the one it replaces is revoked as
+ * superseded when the new one is confirmed (at once with implicit
+ * confirmation). */
 static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg,
 				       int cert_req_id, const OSSL_CRMF_MSG *crm,
 				       const X509_REQ *p10cr, X509 **cert_out,
@@ -243,19 +301,28 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	cmp_req *q = req_of(srv);
 	if (q->refusal)
 		return refused(q->fail_bit, q->refusal);
-	if (OSSL_CMP_MSG_get_bodytype(msg) == B_KUR)
-		return refused(OSSL_CMP_PKIFAILUREINFO_badRequest,
-			       "kur: key update is not offered yet; reset the device, then ir or "
-			       "p10cr");
-	char device[80];
+	int kur = OSSL_CMP_MSG_get_bodytype(msg) == B_KUR;
+	char device[80] = "";
 	unsigned char *der = NULL;
 	int len = 0;
 	kr_err e = request_of(crm, p10cr, &der, &len, device, sizeof device);
-	if (kr_failed(&e))
+	if (!kr_failed(&e) && kur)
+		e = kur_request(q, crm, &der, &len, device, sizeof device);
+	else if (!kr_failed(&e) && !device[0])
+		e = kr_errf(KR_EINPUT, "the request names no subject");
+	if (kr_failed(&e)) {
+		OPENSSL_free(der);
 		return refused(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, e.msg);
+	}
 	kr_enrolled out;
-	e = kr_desk_enroll(q->s->desk, q->account, device, der, (size_t)len, crm != NULL, &q->seen,
-			   &out);
+	kr_enroll req = {.account = q->account,
+			 .device = device,
+			 .csr = der,
+			 .csr_len = (size_t)len,
+			 .proven = crm != NULL,
+			 .cmd = kur ? KR_CMD_REKEY : KR_CMD_ACTIVATE,
+			 .confirm_later = kur && !q->implicit_confirm};
+	e = kr_desk_enroll(q->s->desk, &req, &q->seen, &out);
 	OPENSSL_free(der);
 	OSSL_CMP_PKISI *si = NULL;
 	if (kr_failed(&e))
@@ -275,6 +342,8 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 	if (!*cert_out)
 		return refused(OSSL_CMP_PKIFAILUREINFO_systemFailure,
 			       "cannot decode the certificate");
+	if (req.confirm_later)
+		await_confirmation(srv, device, *cert_out);
 	kr_serve_log("cmp-enrolled", "device", device, "result", out.result);
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
 }
@@ -396,11 +465,64 @@ static void on_error(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, const OSSL_
 		     si ? OSSL_CMP_snprint_PKIStatusInfo(si, buf, sizeof buf) : NULL);
 }
 
+/* Whether a certConf's status accepts the certificate: none given, or
+ * accepted or grantedWithMods (RFC 4210 section 5.3.18). */
+static int accepts(const OSSL_CMP_PKISI *si)
+{
+	unsigned char *der = NULL;
+	int n = si ? i2d_OSSL_CMP_PKISI(si, &der) : 0;
+	if (!si || n <= 0)
+		return !si;
+	const uint8_t *p = der, *c, *w;
+	int tag, cls;
+	long len = 0, status = -1;
+	if (next_tlv(&p, der + n, &tag, &cls, &c, &len, &w) && tag == V_ASN1_SEQUENCE) {
+		const unsigned char *q = c; /* PKIStatusInfo: its status first */
+		ASN1_INTEGER *st = d2i_ASN1_INTEGER(NULL, &q, len);
+		status = st ? ASN1_INTEGER_get(st) : -1;
+		ASN1_INTEGER_free(st);
+	}
+	OPENSSL_free(der);
+	return status == OSSL_CMP_PKISTATUS_accepted ||
+	       status == OSSL_CMP_PKISTATUS_grantedWithMods;
+}
+
+typedef struct confirming {
+	const txn *t;
+	long revoked;
+} confirming;
+
+static KR_MUST_USE kr_err confirm(kr_registry *r, void *arg)
+{
+	confirming *c = arg;
+	return kr_registry_supersede(r, c->t->rekeyed, c->t->serial, c->t->serial_len, &c->revoked);
+}
+
+/* A kur's new certificate confirmed: the one it replaces is revoked. One
+ * rejected, or never confirmed: both stay valid, the new one current, until
+ * the device's next rekey, deactivation, reset, transfer or deletion
+ * revokes them (docs/api.md). */
 static int on_cert_conf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, int cert_req_id,
 			const ASN1_OCTET_STRING *hash, const OSSL_CMP_PKISI *si)
 {
-	(void)msg, (void)cert_req_id, (void)hash, (void)si;
-	return req_of(srv)->refusal == NULL;
+	(void)msg, (void)cert_req_id, (void)hash;
+	cmp_req *q = req_of(srv);
+	txn *t = OSSL_CMP_SRV_CTX_get0_custom_ctx(srv);
+	if (q->refusal)
+		return 0;
+	if (!t->rekeyed[0])
+		return 1;
+	if (!accepts(si)) {
+		kr_serve_log("cmp-cert-rejected", "device", t->rekeyed, "account", q->account);
+		return 1;
+	}
+	confirming c = {t, 0};
+	kr_err e = kr_desk_call(q->s->desk, q->account, confirm, &c);
+	if (kr_failed(&e))
+		kr_serve_log("cmp-supersede-failed", "device", t->rekeyed, "reason", e.msg);
+	else
+		kr_serve_log("cmp-rekey-confirmed", "device", t->rekeyed);
+	return 1;
 }
 
 static int on_poll(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *msg, int cert_req_id,
@@ -549,17 +671,59 @@ void kr_cmp_close(struct kr_cmp *c)
 
 /* ---- one message ---------------------------------------------------------------- */
 
+typedef struct protector {
+	const uint8_t *der;
+	size_t len;
+	char device[80];
+} protector;
+
+static KR_MUST_USE kr_err device_protecting(kr_registry *r, void *arg)
+{
+	protector *p = arg;
+	return kr_registry_device_of_valid(r, p->der, p->len, p->device, sizeof p->device);
+}
+
+/* A kur is protected by the certificate it updates (RFC 9483 section
+ * 4.1.3): a valid one of the device (its current one; or, for a retry
+ * whose answer was lost, the one that kur replaces until it is confirmed),
+ * relayed by an account the registry lets rekey it (its MNO). The library
+ * verifies the protection up to the root. */
+static void judge_kur(cmp_req *q, const kr_cmp_peek *m)
+{
+	protector p = {.der = m->protector, .len = m->protector_len};
+	kr_err e = kr_desk_call(q->s->desk, q->account, device_protecting, &p);
+	const unsigned char *d = m->protector;
+	X509 *cert = kr_failed(&e) ? NULL : d2i_X509(NULL, &d, (long)m->protector_len);
+	q->kur_subject = cert ? X509_NAME_dup(X509_get_subject_name(cert)) : NULL;
+	X509_free(cert);
+	if (q->kur_subject) {
+		kr_copy(q->kur_device, sizeof q->kur_device, p.device);
+		return;
+	}
+	kr_serve_log("cmp-protection-refused", "account", q->account, "reason", e.msg);
+	q->refusal = "a kur must be protected by a valid certificate of its device";
+	q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+}
+
 /* Who protected the message must be who the TLS client is: the MNO acting
- * as an RA with its own certificate (RFC 9483 section 5.2). The library
- * verifies the protection itself. */
-static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer)
+ * as an RA with its own certificate (RFC 9483 section 5.2); a kur and its
+ * certConf, the device itself. The library verifies the protection. */
+static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer, const txn *t)
 {
 	if (m->body == B_GENM)
 		return; /* the CA certificates are for any client */
 	if (!m->protector) {
 		q->refusal = "the message carries no protection certificate in extraCerts "
-			     "(RFC 9483 section 3.3); PBM is not offered yet";
+			     "(RFC 9483 section 3.3); PBM is not offered";
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+		return;
+	}
+	if (m->body == B_KUR || (m->body == B_CERTCONF && t->rekeyed[0])) {
+		judge_kur(q, m);
+		if (!q->refusal && m->body == B_CERTCONF && strcmp(q->kur_device, t->rekeyed) != 0) {
+			q->refusal = "the certConf is protected by another device's certificate";
+			q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+		}
 		return;
 	}
 	if (is_peer(m, peer))
@@ -683,7 +847,8 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 			   : kr_errf(KR_EINPUT, "CMP messages are POSTed (RFC 6712 section 3.3)");
 	/* an enrollment's nonce is recorded with it (one trip to the desk);
 	 * any other message's now */
-	int enrolls = m.body == B_P10CR || m.body == B_IR || m.body == B_CR;
+	int enrolls = m.body == B_P10CR || m.body == B_IR || m.body == B_CR || m.body == B_KUR;
+	q.implicit_confirm = m.implicit_confirm;
 	q.seen = (kr_seen){m.tid, m.nonce, m.tid_len, m.nonce_len};
 	if (!kr_failed(&e) && !enrolls)
 		e = kr_desk_seen(s->desk, &q.seen, &fresh);
@@ -706,7 +871,7 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 		q.fail_bit = OSSL_CMP_PKIFAILUREINFO_badSenderNonce;
 		kr_serve_log("cmp-replay", "account", account);
 	} else {
-		judge(&q, &m, kr_serve_peer(req));
+		judge(&q, &m, kr_serve_peer(req), t);
 	}
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
@@ -730,4 +895,5 @@ void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account
 	reply_msg(req, resp);
 	OSSL_CMP_MSG_free(resp);
 	OSSL_CMP_MSG_free(msg);
+	X509_NAME_free(q.kur_subject);
 }

@@ -19,6 +19,8 @@ typedef struct job {
 	kr_desk_fn fn; /* J_CALL */
 	void *arg;
 	kr_reg_row row; /* J_ENROLL */
+	kr_reg_cmd cmd;
+	int confirm_later;
 	kr_enrolled *enrolled;
 	kr_seen seen; /* J_SEEN, and a CMP enrollment's */
 	int fresh;
@@ -79,26 +81,30 @@ static KR_MUST_USE kr_err current(kr_registry *r, job *j)
 	return kr_ok();
 }
 
-/* The enrollments of jobs[0]'s account among n jobs, as one activation. */
+/* The enrollments like jobs[0]'s (its account, its command) among n
+ * jobs, as one activation or rekey. */
 static void enroll(kr_desk *d, job **all, int n)
 {
-	const char *account = NULL;
+	const char *account = all[0]->account;
 	int k = 0;
 	job **mine = calloc((size_t)n + 1, sizeof(job *));
 	kr_reg_row *rows = calloc((size_t)n, sizeof *rows);
 	kr_err e = mine && rows ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
 	for (int i = 0; !kr_failed(&e) && i < n; i++) {
 		job *j = all[i];
-		if (j->kind != J_ENROLL || j->handled ||
-		    (account && strcmp(account, j->account) != 0))
+		if (j->kind != J_ENROLL || j->handled || strcmp(account, j->account) != 0 ||
+		    j->cmd != all[0]->cmd || j->confirm_later != all[0]->confirm_later)
 			continue;
-		account = j->account;
 		mine[k] = j;
 		rows[k++] = j->row;
 	}
 	if (!kr_failed(&e))
 		e = kr_registry_act_as(d->r, account);
-	kr_reg_args a = {.cmd = KR_CMD_ACTIVATE, .rows = rows, .nrows = k, .chunk = d->batch};
+	kr_reg_args a = {.cmd = all[0]->cmd,
+			 .rows = rows,
+			 .nrows = k,
+			 .chunk = d->batch,
+			 .confirm_later = all[0]->confirm_later};
 	kr_reg_summary sum;
 	if (!kr_failed(&e))
 		e = kr_registry_run(d->r, &a, NULL, 0, on_outcome, mine, &sum);
@@ -242,15 +248,21 @@ KR_MUST_USE kr_err kr_desk_call(kr_desk *d, const char *account, kr_desk_fn fn, 
 	return hand_in(d, &j);
 }
 
-KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, int proven,
-				  const kr_seen *seen, kr_enrolled *out)
+KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const kr_enroll *req, const kr_seen *seen,
+				  kr_enrolled *out)
 {
 	memset(out, 0, sizeof *out);
-	job j = {.kind = J_ENROLL, .account = account, .enrolled = out};
+	job j = {.kind = J_ENROLL,
+		 .account = req->account,
+		 .cmd = req->cmd,
+		 .confirm_later = req->confirm_later,
+		 .enrolled = out};
 	if (seen)
 		j.seen = *seen;
-	j.row = (kr_reg_row){.device = device, .csr = csr, .csr_len = csr_len, .proven = proven};
+	j.row = (kr_reg_row){.device = req->device,
+			     .csr = req->csr,
+			     .csr_len = req->csr_len,
+			     .proven = req->proven};
 	return hand_in(d, &j);
 }
 

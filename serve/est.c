@@ -1,5 +1,5 @@
-/* EST (RFC 7030, with RFC 8951's base64 bodies): cacerts, and simpleenroll
- * for the clients that speak it, authenticated by the same client
+/* EST (RFC 7030, with RFC 8951's base64 bodies): cacerts, simpleenroll and
+ * simplereenroll for the clients that speak it, authenticated by the same client
  * certificates as the rest of the service. An MNO account enrolls its
  * device's PKCS#10 as the registry's activation, as by CMP. */
 #include "internal.h"
@@ -78,7 +78,10 @@ KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der,
 	return e;
 }
 
-static void enroll(kr_server *s, struct evhttp_request *req, const char *account)
+/* simpleenroll: the device's activation; simplereenroll (RFC 7030 section
+ * 4.2.2): its rekey, the certificate it replaces revoked at once (EST has
+ * no confirmation). */
+static void enroll(kr_server *s, struct evhttp_request *req, const char *account, kr_reg_cmd cmd)
 {
 	size_t n = 0, len = 0;
 	const uint8_t *body = kr_serve_body(req, &n);
@@ -87,7 +90,13 @@ static void enroll(kr_server *s, struct evhttp_request *req, const char *account
 	kr_err e = kr_est_read_csr(body, n, &der, &len, device, sizeof device);
 	kr_enrolled out = {0};
 	if (!kr_failed(&e))
-		e = kr_desk_enroll(s->desk, account, device, der, len, 0, NULL, &out);
+		e = kr_desk_enroll(s->desk,
+				   &(kr_enroll){.account = account,
+						.device = device,
+						.csr = der,
+						.csr_len = len,
+						.cmd = cmd},
+				   NULL, &out);
 	free(der);
 	if (!kr_failed(&e) && !out.cert)
 		e = kr_errf(out.code ? out.code : KR_EINPUT, "%s",
@@ -113,9 +122,10 @@ void kr_est_handle(kr_server *s, struct evhttp_request *req, const char *account
 	if (!strcmp(op, "cacerts") && get)
 		reply_certs(s, req, NULL);
 	else if (!strcmp(op, "simpleenroll") && !get)
-		enroll(s, req, account);
+		enroll(s, req, account, KR_CMD_ACTIVATE);
 	else if (!strcmp(op, "simplereenroll") && !get)
-		reply_text(req, 501, "simplereenroll (a device's rekey) is not offered yet\n");
+		enroll(s, req, account, KR_CMD_REKEY);
 	else
-		reply_text(req, 404, "no such EST operation (cacerts, simpleenroll)\n");
+		reply_text(req, 404,
+			   "no such EST operation (cacerts, simpleenroll, simplereenroll)\n");
 }

@@ -47,10 +47,20 @@ typedef struct kr_enrolled {
 	uint8_t *cert; /* malloc'd DER: the new certificate, or the current one */
 	size_t cert_len;
 } kr_enrolled;
-/* csr: a PKCS#10, or with proven a CRMF template the CMP library checked. */
-KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const char *account, const char *device,
-				  const uint8_t *csr, size_t csr_len, int proven,
-				  const kr_seen *seen, kr_enrolled *out);
+/* What is asked: device's CSR (DER) issued as account's activation, or
+ * as its rekey (the certificate it replaces revoked in the same
+ * transaction, or with confirm_later at kr_registry_supersede). */
+typedef struct kr_enroll {
+	const char *account, *device;
+	const uint8_t *csr; /* a PKCS#10, or with proven a CRMF template the CMP
+			     * library checked */
+	size_t csr_len;
+	int proven;
+	kr_reg_cmd cmd; /* KR_CMD_ACTIVATE or KR_CMD_REKEY */
+	int confirm_later;
+} kr_enroll;
+KR_MUST_USE kr_err kr_desk_enroll(kr_desk *d, const kr_enroll *req, const kr_seen *seen,
+				  kr_enrolled *out);
 
 /* Records a CMP message's transactionID and senderNonce (with the others
  * waiting, in one transaction); *fresh 0 for a replay. */

@@ -199,10 +199,47 @@ test_serve_cmp_p10cr_ir_replay_protection_rr_genm() {
 	valid_cert 1000000000000002 "$T/m2b.pem"
 	cmp <(openssl x509 -in "$T/m2b.pem" -noout -pubkey) <(openssl pkey -in "$T/m2.key" -pubout) ||
 		fail "the reactivated certificate is not of the template's key"
-	# kur is not offered: refused, nothing issued
-	cmp_as Telus -cmd kur -oldcert "$T/m2b.pem" -newkey "$T/m2.key" -certout "$T/x.pem" >"$T/kur.out" 2>&1 &&
-		fail "kur was accepted"
-	grep -qi 'badRequest' "$T/kur.out" || { cat "$T/kur.out"; fail "kur's error"; }
+	# kur (RFC 9483 section 4.1.3): a new key, the message protected by the
+	# device's current certificate, relayed over Telus's TLS. Unconfirmed
+	# (the answer lost): the old certificate stays valid, and a retry
+	# protected by it gets the same new certificate; once confirmed the old
+	# one is revoked as superseded, and protects nothing more.
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/m2n.key" 2>/dev/null
+	cmp_as Telus -cmd kur -cert "$T/m2b.pem" -key "$T/m2.key" -newkey "$T/m2n.key" \
+		-disable_confirm -certout "$T/m2c.pem" >"$T/kur.out" 2>&1 || { cat "$T/kur.out"; fail "kur"; }
+	strict_verify "$T/m2c.pem"
+	cmp <(openssl x509 -in "$T/m2c.pem" -noout -pubkey) <(openssl pkey -in "$T/m2n.key" -pubout) ||
+		fail "the kur certificate is not of the new key"
+	[ "$(ncerts --device 1000000000000002 --status valid)" -eq 2 ] || fail "unconfirmed, the old certificate went"
+	cmp_as Telus -cmd kur -cert "$T/m2b.pem" -key "$T/m2.key" -newkey "$T/m2n.key" \
+		-certout "$T/m2d.pem" >"$T/kur2.out" 2>&1 || { cat "$T/kur2.out"; fail "the kur's retry"; }
+	cmp "$T/m2c.pem" "$T/m2d.pem" || fail "a kur's retry got another certificate"
+	[ "$(ncerts --device 1000000000000002 --status valid)" -eq 1 ] || fail "confirmed, the old certificate is valid"
+	valid_cert 1000000000000002 "$T/m2e.pem"
+	cmp "$T/m2c.pem" "$T/m2e.pem" || fail "the store's valid certificate is not the kur's"
+	local old
+	old=$(openssl x509 -in "$T/m2b.pem" -noout -serial | cut -d= -f2)
+	krc --device 1000000000000002 --json | grep -q "\"serial\":\"$old\",\"status\":\"revoked\".*\"reason\":4}" ||
+		{ krc --device 1000000000000002 --json; fail "the old certificate is not revoked as superseded (4)"; }
+	cmp_as Telus -cmd kur -cert "$T/m2b.pem" -key "$T/m2.key" -newkey "$T/m2.key" \
+		-certout "$T/x.pem" >"$T/kur3.out" 2>&1 && fail "a kur protected by a superseded certificate"
+	grep -qi 'notAuthorized' "$T/kur3.out" || { cat "$T/kur3.out"; fail "the superseded protection's error"; }
+	# Rogers is not its MNO; the TLS client's own certificate is not the device's
+	cmp_as Rogers -cmd kur -cert "$T/m2c.pem" -key "$T/m2n.key" -newkey "$T/m2.key" \
+		-certout "$T/x.pem" >"$T/kur4.out" 2>&1 && fail "another MNO rekeyed Telus's meter"
+	grep -qi 'notAuthorized' "$T/kur4.out" || { cat "$T/kur4.out"; fail "the other MNO's kur error"; }
+	cmp_as Telus -cmd kur -oldcert "$T/m2c.pem" -newkey "$T/m2.key" -certout "$T/x.pem" >"$T/kur5.out" 2>&1 &&
+		fail "a kur protected by the MNO's certificate"
+	grep -qi 'notAuthorized' "$T/kur5.out" || { cat "$T/kur5.out"; fail "the MNO-protected kur's error"; }
+	assert_absent "$T/x.pem"
+	# with implicit confirmation the old certificate goes at once
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/m2f.key" 2>/dev/null
+	cmp_as Telus -cmd kur -cert "$T/m2c.pem" -key "$T/m2n.key" -newkey "$T/m2f.key" -implicit_confirm \
+		-certout "$T/m2f.pem" >"$T/kur6.out" 2>&1 || { cat "$T/kur6.out"; fail "kur, implicitly confirmed"; }
+	[ "$(ncerts --device 1000000000000002 --status valid)" -eq 1 ] || fail "implicit: the old certificate is valid"
+	valid_cert 1000000000000002 "$T/m2e.pem"
+	cmp "$T/m2f.pem" "$T/m2e.pem" || fail "implicit: the store's valid certificate is not the kur's"
+	grep -q '"event":"cmp-rekey-confirmed"' "$T/serve.log" || fail "the confirmation is not logged"
 	# genm: the CA certificates
 	cmp_as Telus -cmd genm -infotype caCerts >"$T/genm.out" 2>&1 || { cat "$T/genm.out"; fail "genm"; }
 	grep -qi 'caCerts' "$T/genm.out" || { cat "$T/genm.out"; fail "genp without caCerts"; }
@@ -235,6 +272,19 @@ test_serve_json_api_rights_poll_est() {
 	expect_api 200 Telus POST activate "{\"devices\":[{\"device\":\"1000000000000002\",\"csr\":\"$pem\"}]}"
 	grep -q '"result":"activated"' "$T/body" && grep -q 'BEGIN CERTIFICATE' "$T/body" ||
 		fail "activate: $(cat "$T/body")"
+	# its rekey over JSON, a new CSR in the request: the old certificate
+	# superseded; CarParkServ may not
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/m2r.key" \
+		-subj /CN=1000000000000002 -out "$T/m2r.csr" 2>/dev/null
+	pem=$(awk '{printf "%s\\n", $0}' "$T/m2r.csr")
+	expect_api 403 CarParkServ POST rekey "{\"devices\":[{\"device\":\"1000000000000002\",\"csr\":\"$pem\"}]}"
+	expect_api 200 Telus POST rekey "{\"devices\":[{\"device\":\"1000000000000002\",\"csr\":\"$pem\"}]}"
+	grep -q '"result":"rekeyed"' "$T/body" && grep -q 'BEGIN CERTIFICATE' "$T/body" ||
+		fail "rekey: $(cat "$T/body")"
+	[ "$(ncerts --device 1000000000000002 --status valid)" -eq 1 ] &&
+		[ "$(ncerts --device 1000000000000002 --status revoked)" -eq 1 ] || fail "rekey: the old certificate is valid"
+	expect_api 400 Telus POST rekey '{"devices":["1000000000000002"]}'
+	grep -q 'needs the device.s new CSR' "$T/body" || fail "rekey without a CSR: $(cat "$T/body")"
 	# the registry payload of the activated meter, for its MNO
 	payload_signer
 	expect_api 200 Telus POST payload '{"devices":["1000000000000002"]}'
@@ -285,9 +335,11 @@ test_serve_json_api_rights_poll_est() {
 		expect_api 404 ParkoServ POST "poll/$id/ack"
 	done
 	grep -q '"count":0' "$T/body" || fail "the acknowledged messages stay: $(cat "$T/body")"
-	[[ $events == *"transfer request;"*"transfer approve;"* ]] || fail "ParkoServ heard: $events"
+	[[ $events == "rekey;"*"transfer request;"*"transfer approve;"* ]] || fail "ParkoServ heard: $events"
+	# the owner heard first of its meter's new key (oldest first)
 	expect_api 200 Ottawa GET poll
-	grep -q '"event":"transfer' "$T/body" || fail "Ottawa's poll: $(cat "$T/body")"
+	grep -q '"device":"1000000000000002","event":"rekey","detail":"active->active by Telus"' "$T/body" ||
+		fail "Ottawa's poll: $(cat "$T/body")"
 	# what the registry's rules refuse, refused here too, and bad requests
 	expect_api 403 Telus POST delete '{"devices":["1000000000000003"]}'
 	expect_api 200 Ottawa POST check '{"devices":["1000000000000003","1000000000000099"]}'
@@ -314,6 +366,31 @@ test_serve_json_api_rights_poll_est() {
 		base64 -d | openssl pkcs7 -inform DER -print_certs >"$T/est.pem" || fail "EST simpleenroll"
 	strict_verify "$T/est.pem"
 	[ "$(ncerts --device 1000000000000003 --status valid)" -eq 1 ] || fail "EST enrolled nothing"
+	# simplereenroll (RFC 7030 section 4.2.2): a new key for the meter, the
+	# old certificate revoked as superseded; Rogers may not, nor may a
+	# device that is not active
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/re.key" \
+		-subj /CN=1000000000000003 -outform DER 2>/dev/null | base64 >"$T/re.b64"
+	est_post() { # AS OP FILE: the HTTP status; the body in $T/est.out
+		curl -sS --cacert "$T/ca/root.pem" --cert "$T/clients/$1.pem" --key "$T/clients/$1.key" \
+			--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -H 'Content-Type: application/pkcs10' \
+			-o "$T/est.out" -w '%{http_code}' --data-binary @"$3" \
+			"https://api.iotregistry.ca:$PORT/.well-known/est/$2" || fail "curl EST $2"
+	}
+	[ "$(est_post Rogers simplereenroll "$T/re.b64")" = 403 ] || fail "another MNO re-enrolled: $(cat "$T/est.out")"
+	[ "$(est_post Telus simplereenroll "$T/re.b64")" = 200 ] || fail "simplereenroll: $(cat "$T/est.out")"
+	base64 -d "$T/est.out" | openssl pkcs7 -inform DER -print_certs >"$T/re.pem" || fail "simplereenroll's PKCS#7"
+	strict_verify "$T/re.pem"
+	cmp <(openssl x509 -in "$T/re.pem" -noout -pubkey) <(openssl pkey -in "$T/re.key" -pubout) ||
+		fail "the re-enrolled certificate is not of the new key"
+	local old
+	old=$(openssl x509 -in "$T/est.pem" -noout -serial | cut -d= -f2)
+	krc --device 1000000000000003 --json | grep -q "\"serial\":\"$old\",\"status\":\"revoked\".*\"reason\":4}" ||
+		fail "simplereenroll: the old certificate is not revoked as superseded"
+	[ "$(ncerts --device 1000000000000003 --status valid)" -eq 1 ] || fail "simplereenroll: two valid certificates"
+	openssl req -in "$T/mno/1000000000000004.csr" -outform DER | base64 >"$T/re4.b64"
+	[ "$(est_post Telus simplereenroll "$T/re4.b64")" = 403 ] || fail "a device not active was re-enrolled: $(cat "$T/est.out")"
+	grep -q 'registered, not active' "$T/est.out" || fail "simplereenroll's refusal: $(cat "$T/est.out")"
 	serve_stop
 	openapi_check
 }
