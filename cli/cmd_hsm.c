@@ -131,12 +131,28 @@ static int cmd_keys(int argc, char **argv)
 	return kr_cli_report(&e);
 }
 
+static KR_MUST_USE kr_err secret_keygen(const char *uri, const kr_hsm_opts *opts,
+					const char *pubout)
+{
+	KR_ENSURE(!pubout, KR_EUSAGE, "an AES key has no public key (--public-key)");
+	KR_AUTO(kr_hsm) h = NULL;
+	KR_TRY(kr_hsm_open(uri, opts, &h));
+	uint8_t id[16];
+	KR_TRY(kr_hsm_secret_keygen(h, uri, id));
+	char hex[33];
+	kr_hex(id, sizeof id, hex);
+	printf("%s aes-256 id %s CKA_SENSITIVE=true CKA_EXTRACTABLE=false\n", uri, hex);
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err keygen(const char *uri, const kr_hsm_opts *opts, const char *type,
 				 const char *pubout)
 {
 	kr_key_type kt = KR_KEY_EC_P256;
 	KR_AUTO(kr_hsm) h = NULL;
 	KR_AUTO(kr_hsm_key) k = NULL;
+	if (!strcmp(type, "aes-256")) /* a secret key: the registry's enrollment key */
+		return secret_keygen(uri, opts, pubout);
 	KR_TRY(kr_key_type_parse(type, &kt));
 	if (pubout)
 		KR_TRY(kr_fs_must_not_exist(pubout));

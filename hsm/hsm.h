@@ -72,6 +72,9 @@ KR_MUST_USE kr_err kr_hsm_init_token(const char *module, const char *label,
  * CKA_ID from the token's RNG). Refuses a label that already exists. Every
  * security attribute is read back; on any mismatch the key is destroyed. */
 KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out);
+/* An AES-256 secret key made on the token, sensitive, never extractable,
+ * for encryption only; named as kr_hsm_keygen's keys are. Gives its id. */
+KR_MUST_USE kr_err kr_hsm_secret_keygen(kr_hsm *h, const char *uri, uint8_t id[16]);
 /* The checks kr_hsm_keygen makes before it acts (label given and unused, no
  * id), so a caller can refuse before anything irreversible happens. */
 KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);

@@ -536,6 +536,63 @@ static void undo_keygen(kr_hsm *h, const kr_hsm_key *k, CK_RV generate_rv, kr_er
 	kr_err_also(e, &d);
 }
 
+KR_MUST_USE kr_err kr_hsm_secret_keygen(kr_hsm *h, const char *uri, uint8_t id[16])
+{
+	char label[256];
+	KR_TRY(new_label(h, uri, label));
+	KR_TRY(kr_hsm_random(h, id, 16));
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG len = 32;
+	/* encryption only: the registry derives from it (registry/secret.c),
+	 * nothing is ever decrypted or wrapped with it */
+	CK_ATTRIBUTE t[] = {
+		{CKA_CLASS, &cls, sizeof cls},
+		{CKA_KEY_TYPE, &kt, sizeof kt},
+		{CKA_VALUE_LEN, &len, sizeof len},
+		{CKA_TOKEN, &yes, sizeof yes},
+		{CKA_PRIVATE, &yes, sizeof yes},
+		{CKA_SENSITIVE, &yes, sizeof yes},
+		{CKA_EXTRACTABLE, &no, sizeof no},
+		{CKA_ENCRYPT, &yes, sizeof yes},
+		{CKA_DECRYPT, &no, sizeof no},
+		{CKA_WRAP, &no, sizeof no},
+		{CKA_UNWRAP, &no, sizeof no},
+		{CKA_SIGN, &no, sizeof no},
+		{CKA_DERIVE, &no, sizeof no},
+		{CKA_LABEL, label, strlen(label)},
+		{CKA_ID, id, 16},
+	};
+	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_OBJECT_HANDLE key;
+	KR_CK(h->fn->C_GenerateKey(h->main->handle, &mech, t, sizeof t / sizeof *t, &key), KR_EHSM,
+	      "token '%s': C_GenerateKey (AES-256) for '%s'", h->token.label, label);
+	/* read back, as for key pairs: a token that ignored the template
+	 * loses the key */
+	CK_BBOOL got[7];
+	CK_ATTRIBUTE r[] = {
+		{CKA_SENSITIVE, &got[0], 1},   {CKA_ALWAYS_SENSITIVE, &got[1], 1},
+		{CKA_LOCAL, &got[2], 1},       {CKA_ENCRYPT, &got[3], 1},
+		{CKA_EXTRACTABLE, &got[4], 1}, {CKA_NEVER_EXTRACTABLE, &got[5], 1},
+		{CKA_DECRYPT, &got[6], 1},
+	};
+	CK_RV rv = h->fn->C_GetAttributeValue(h->main->handle, key, r, 7);
+	int ok = rv == CKR_OK && got[0] && got[1] && got[2] && got[3] && !got[4] && got[5] &&
+		 !got[6];
+	if (ok)
+		return kr_ok();
+	(void)h->fn->C_DestroyObject(h->main->handle, key);
+	if (rv != CKR_OK)
+		return kr_hsm_ck_err(rv, KR_EHSM,
+				     "token '%s': reading back AES key '%s' (destroyed)",
+				     h->token.label, label);
+	return kr_errf(KR_EHSM,
+		       "token '%s': the new AES key '%s' is not sensitive, local, never "
+		       "extractable and encrypt-only as asked; destroyed",
+		       h->token.label, label);
+}
+
 KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
 {
 	kr_hsm_key *k = calloc(1, sizeof *k);
