@@ -24,6 +24,8 @@ static const char usage_text[] =
 	"  rekey [--asp ASP] --csr MANIFEST.csv...       new keys, the old certificates "
 	"superseded\n"
 	"  authcode DEVICE...                            prints each new code once\n"
+	"  secret DEVICE...                              each new enrollment secret (CMP PBM), "
+	"once\n"
 	"  transfer request [--asp LOSING] CODES.csv     device,code\n"
 	"  transfer approve|reject|cancel|query [--asp ASP] DEVICE...\n"
 	"  hold|unhold|deactivate|reset [--asp ASP] DEVICE...\n"
@@ -129,7 +131,7 @@ static void print_outcome(const kr_reg_outcome *o, void *arg)
 		if (o->profile_id > 0)
 			printf(",\"profile_id\":%lld", (long long)o->profile_id);
 		if (o->secret) {
-			fputs(",\"auth_code\":", stdout);
+			printf(",\"%s\":", kr_reg_secret_name(o));
 			kr_json_str(stdout, o->secret);
 		}
 		if (o->code != KR_OK)
@@ -218,6 +220,7 @@ BULK(cmd_activate, KR_CMD_ACTIVATE)
 BULK(cmd_reactivate, KR_CMD_REACTIVATE)
 BULK(cmd_rekey, KR_CMD_REKEY)
 BULK(cmd_authcode, KR_CMD_AUTHCODE)
+BULK(cmd_secret, KR_CMD_SECRET)
 BULK(cmd_hold, KR_CMD_HOLD)
 BULK(cmd_unhold, KR_CMD_UNHOLD)
 BULK(cmd_lock, KR_CMD_LOCK)
@@ -483,16 +486,27 @@ static int cmd_client(int argc, char **argv)
 int kr_cmd_registry(int argc, char **argv)
 {
 	static const kr_cli_sub subs[] = {
-		{"import", cmd_import},     {"register", cmd_register},
-		{"activate", cmd_activate}, {"reactivate", cmd_reactivate},
-		{"rekey", cmd_rekey},       {"authcode", cmd_authcode},
-		{"transfer", cmd_transfer}, {"hold", cmd_hold},
-		{"unhold", cmd_unhold},     {"lock", cmd_lock},
-		{"unlock", cmd_unlock},     {"deactivate", cmd_deactivate},
-		{"delete", cmd_delete},     {"restore", cmd_restore},
-		{"purge", cmd_purge},       {"switch-mno", cmd_switch_mno},
-		{"reset", cmd_reset},       {"show", cmd_show},
-		{"list", cmd_list},         {"client", cmd_client},
+		{"import", cmd_import},
+		{"register", cmd_register},
+		{"activate", cmd_activate},
+		{"reactivate", cmd_reactivate},
+		{"rekey", cmd_rekey},
+		{"authcode", cmd_authcode},
+		{"secret", cmd_secret},
+		{"transfer", cmd_transfer},
+		{"hold", cmd_hold},
+		{"unhold", cmd_unhold},
+		{"lock", cmd_lock},
+		{"unlock", cmd_unlock},
+		{"deactivate", cmd_deactivate},
+		{"delete", cmd_delete},
+		{"restore", cmd_restore},
+		{"purge", cmd_purge},
+		{"switch-mno", cmd_switch_mno},
+		{"reset", cmd_reset},
+		{"show", cmd_show},
+		{"list", cmd_list},
+		{"client", cmd_client},
 		{"payload", cmd_payload},
 	};
 	return kr_cli_dispatch(usage_text, subs, sizeof subs / sizeof *subs, argc, argv);

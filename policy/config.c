@@ -74,6 +74,7 @@ static const kr_field registry_fields[] = {
 	{"pin_env", KR_F_STRING, 0},
 	{"trust_anchor", KR_F_STRING, 0},
 	{"client_profile", KR_F_STRING, 0},
+	{"enrollment_key", KR_F_STRING, 0},
 	{"serve", KR_F_SECTION, 0},
 };
 static const kr_field serve_fields[] = {
@@ -437,6 +438,8 @@ static KR_MUST_USE kr_err load_registry(kr_config *c, const char *section)
 	KR_TRY(copy_value(c, section, "pin_env", r->pin_env, sizeof r->pin_env));
 	KR_TRY(trust_anchors(c, section, r));
 	KR_TRY(client_profile(c, section, ca, r));
+	KR_TRY(copy_value(c, section, "enrollment_key", r->enrollment_key,
+			  sizeof r->enrollment_key));
 	const char *serve = kr_nconf_get(c->conf, section, "serve");
 	if (serve) {
 		KR_TRY(load_serve(c, serve, &r->serve));

@@ -127,6 +127,9 @@ typedef struct kr_registry_conf {
 	kr_account_conf accounts[KR_MAX_LIST + 1]; /* the operator first */
 	int naccounts;
 	char client_profile[64]; /* the service's client certificates; "" if none */
+	/* the AES key on the CA's token that devices' enrollment secrets (CMP
+	 * PBM) derive from; "" if none */
+	char enrollment_key[256];
 	int has_serve;
 	kr_serve_conf serve;
 } kr_registry_conf;

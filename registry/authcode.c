@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -84,5 +85,39 @@ KR_MUST_USE kr_err kr_authcode_matches(const char *code, const char *device, con
 	OPENSSL_cleanse(raw, sizeof raw);
 	KR_TRY(e);
 	*yes = CRYPTO_memcmp(got, hash, 32) == 0;
+	return kr_ok();
+}
+
+/* The CBC-MAC of the two blocks of SHA-256(device, generation) under the
+ * token's AES key (CKM_AES_CBC_PAD from a zero IV: the second ciphertext
+ * block). CBC-MAC is a pseudo-random function on messages of one fixed
+ * length, which these are; the key never leaves the token. */
+KR_MUST_USE kr_err kr_enrollment_secret(kr_hsm *h, const char *key_label, const char *device,
+					int64_t gen, char text[KR_CODE_TEXT + 1])
+{
+	char what[160];
+	int n = snprintf(what, sizeof what, "keyrite enrollment secret v1 %s %lld", device,
+			 (long long)gen);
+	KR_ENSURE(n > 0 && (size_t)n < sizeof what, KR_EINPUT, "device id too long");
+	uint8_t msg[32], iv[16] = {0}, out[64];
+	KR_OSSL(EVP_Digest(what, (size_t)n, msg, NULL, EVP_sha256(), NULL) == 1, KR_EINTERNAL,
+		"SHA-256");
+	kr_hsm_session *s = kr_hsm_main_session(h);
+	size_t got = sizeof out, tail = 0;
+	KR_TRY(kr_hsm_encrypt_begin(s, key_label, iv));
+	kr_err e = kr_hsm_encrypt_update(s, msg, sizeof msg, out, &got);
+	if (kr_failed(&e)) {
+		kr_hsm_encrypt_cancel(s);
+		return e;
+	}
+	tail = sizeof out - got;
+	KR_TRY(kr_hsm_encrypt_end(s, out + got, &tail));
+	KR_ENSURE(got + tail >= 32, KR_EHSM, "AES key '%s': %zu bytes of ciphertext", key_label,
+		  got + tail);
+	char hex[2 * KR_CODE_BYTES + 1];
+	kr_hex(out + 16, KR_CODE_BYTES, hex);
+	OPENSSL_cleanse(out, sizeof out);
+	snprintf(text, KR_CODE_TEXT + 1, "%.8s-%.8s-%.8s-%.8s", hex, hex + 8, hex + 16, hex + 24);
+	OPENSSL_cleanse(hex, sizeof hex);
 	return kr_ok();
 }

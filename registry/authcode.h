@@ -28,4 +28,12 @@ KR_MUST_USE kr_err kr_authcode_new(kr_hsm *h, const char *device, char text[KR_C
 KR_MUST_USE kr_err kr_authcode_matches(const char *code, const char *device, const uint8_t salt[16],
 				       const uint8_t hash[32], int *yes);
 
+/* A device's enrollment secret (the shared secret of CMP's PBM, RFC 9483
+ * section 4.1.5), text as an auth code's: derived on the token, never
+ * stored, from the AES key labelled key_label, the device and the
+ * secret's generation (a new one voids the old). Shown once to the owner;
+ * the service derives it again to check a message. */
+KR_MUST_USE kr_err kr_enrollment_secret(kr_hsm *h, const char *key_label, const char *device,
+					int64_t gen, char text[KR_CODE_TEXT + 1]);
+
 #endif

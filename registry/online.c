@@ -3,6 +3,7 @@
  * device's current certificate, and each account's poll queue. The
  * service authenticates; the registry decides what the account may do. */
 #include "internal.h"
+#include "authcode.h"
 #include "../ca/issue.h"
 #include "../store/service.h"
 #include "../util/text.h"
@@ -143,6 +144,26 @@ KR_MUST_USE kr_err kr_registry_device_of_valid(kr_registry *r, const uint8_t *de
 	KR_TRY(e);
 	KR_ENSURE(device[0], KR_EAUTH, "not a valid device certificate of %s", r->ca.conf->name);
 	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_registry_enrollment_secret(kr_registry *r, const char *device,
+						 char text[KR_CODE_TEXT + 1])
+{
+	kr_reg_record *rec = malloc(sizeof *rec);
+	KR_ENSURE(rec, KR_EINTERNAL, "out of memory");
+	int found = 0;
+	kr_err e = kr_store_registry_device(r->store, device, rec, &found);
+	const kr_reg_device *d = &rec->d;
+	int mine = r->as->kind == KR_ACCOUNT_OPERATOR ||
+		   (r->as->kind == KR_ACCOUNT_MNO && !strcmp(d->mno, r->as->name));
+	int64_t gen = d->enroll_gen;
+	if (!kr_failed(&e) &&
+	    !(r->conf->enrollment_key[0] && found && d->listed && !d->deleted && gen > 0 && mine))
+		e = kr_errf(KR_EAUTH, "device %s has no enrollment secret that %s may use", device,
+			    r->as->name);
+	free(rec);
+	KR_TRY(e);
+	return kr_enrollment_secret(r->ca.hsm, r->conf->enrollment_key, device, gen, text);
 }
 
 /* ---- client certificates -------------------------------------------------------- */

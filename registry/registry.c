@@ -410,6 +410,20 @@ static KR_MUST_USE kr_err act_authcode(act_ctx *c)
 	return logged(c, "code made", KR_NSTATES, NULL);
 }
 
+/* A new enrollment secret: the next generation, the old one void. */
+static KR_MUST_USE kr_err act_secret(act_ctx *c)
+{
+	kr_reg_device *d = &c->v.rec.d;
+	const char *key = c->r->conf->enrollment_key;
+	if (!key[0])
+		return refuse(c->o, KR_EINPUT, "%s",
+			      "[registry] has no enrollment_key (keyrite-ca(5))");
+	d->enroll_gen++;
+	KR_TRY(kr_enrollment_secret(c->r->ca.hsm, key, d->id, d->enroll_gen, c->o->secret));
+	KR_TRY(kr_store_save_device(c->r->store, d));
+	return logged(c, "secret made", KR_NSTATES, NULL);
+}
+
 /* A wrong code is recorded (and refused); enough of them lock the device
  * against transfer and void its code, until its owner makes a new one and
  * unlocks. */
@@ -680,6 +694,7 @@ static const act_fn acts[KR_NCMDS] = {
 	[KR_CMD_IMPORT] = act_import,
 	[KR_CMD_REGISTER] = act_register,
 	[KR_CMD_AUTHCODE] = act_authcode,
+	[KR_CMD_SECRET] = act_secret,
 	[KR_CMD_TRANSFER_REQUEST] = act_transfer_request,
 	[KR_CMD_TRANSFER_APPROVE] = act_transfer_end,
 	[KR_CMD_TRANSFER_REJECT] = act_transfer_end,
@@ -750,6 +765,11 @@ static KR_MUST_USE kr_err act(kr_registry *r, const kr_reg_args *a, out *o, int6
 	if (!o->result) /* an import that met a device listed meanwhile */
 		return refuse(o, KR_EDENIED, "%s: listed by another import meanwhile", it->device);
 	return kr_ok();
+}
+
+const char *kr_reg_secret_name(const kr_reg_outcome *o)
+{
+	return o->result && !strcmp(o->result, "secret made") ? "enrollment_secret" : "auth_code";
 }
 
 /* ---- the run: chunks of devices, a transaction each --------------------------------- */

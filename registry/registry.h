@@ -15,6 +15,7 @@
 #ifndef KR_REGISTRY_REGISTRY_H
 #define KR_REGISTRY_REGISTRY_H
 
+#include "authcode.h"
 #include "rules.h"
 #include "../hsm/hsm.h"
 #include "../policy/config.h"
@@ -81,11 +82,16 @@ typedef struct kr_reg_outcome {
 	kr_code code;       /* refused: KR_EINPUT, KR_EDENIED, KR_EAUTH, ... */
 	const char *from, *to;
 	int64_t profile_id;
-	const char *secret;  /* authcode: the new code, shown this once */
+	const char *secret;  /* authcode, secret: the new auth code or enrollment
+			      * secret, shown this once */
 	const uint8_t *cert; /* activated: the certificate issued (DER) */
 	size_t cert_len;
 } kr_reg_outcome;
 typedef void (*kr_reg_outcome_cb)(const kr_reg_outcome *o, void *arg);
+
+/* What an outcome's secret is, by its command: "auth_code" (authcode),
+ * "enrollment_secret" (secret). */
+const char *kr_reg_secret_name(const kr_reg_outcome *o);
 
 typedef struct kr_reg_summary {
 	long done, unchanged, refused;
@@ -149,6 +155,12 @@ KR_MUST_USE kr_err kr_registry_device_of_cert(kr_registry *r, const uint8_t *ser
  * KR_EAUTH if it is none. */
 KR_MUST_USE kr_err kr_registry_device_of_valid(kr_registry *r, const uint8_t *der, size_t len,
 					       char *device, size_t n);
+
+/* A device's enrollment secret (CMP PBM), derived again, for its MNO
+ * account or the operator; KR_EAUTH (for any reason: a client learns
+ * nothing) if the device has none that account may use. */
+KR_MUST_USE kr_err kr_registry_enrollment_secret(kr_registry *r, const char *device,
+						 char text[KR_CODE_TEXT + 1]);
 
 /* Issues a client certificate for the online service (keyrite serve)
  * under [registry] client_profile from a DER CSR and binds it to account;

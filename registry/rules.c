@@ -30,6 +30,8 @@ static const rule rules[KR_NCMDS] = {
 			     KR_ST_ACTIVE, 0, KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_UPDATE,
 			     NONE},
 	[KR_CMD_AUTHCODE] = {"authcode", R(OPERATOR) | R(OWNER), LIVE, KR_ST_SAME, 0, 0, NONE},
+	/* the device's enrollment secret for CMP's PBM, as the owner hands out codes */
+	[KR_CMD_SECRET] = {"secret", R(OPERATOR) | R(OWNER), LIVE, KR_ST_SAME, 0, 0, NONE},
 	[KR_CMD_TRANSFER_REQUEST] = {"transfer request", R(OTHER_ASP), HELD, KR_ST_SAME, 0,
 				     KR_FL_PENDING_TRANSFER | KR_FL_HOLD | KR_LOCK_TRANSFER, NONE},
 	[KR_CMD_TRANSFER_APPROVE] = {"transfer approve", R(OPERATOR) | R(SPONSOR), HELD,

@@ -237,7 +237,7 @@ static void on_outcome(const kr_reg_outcome *o, void *arg)
 	if (o->profile_id > 0)
 		json_object_set_new(r, "profile_id", json_integer(o->profile_id));
 	if (o->secret) /* the new auth code, shown this once */
-		json_object_set_new(r, "auth_code", json_string(o->secret));
+		json_object_set_new(r, kr_reg_secret_name(o), json_string(o->secret));
 	char *pem = NULL;
 	size_t len = 0;
 	kr_err e = o->cert ? kr_cert_der_pem(o->cert, o->cert_len, &pem, &len) : kr_ok();

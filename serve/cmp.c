@@ -40,6 +40,7 @@ typedef struct txn {
 	char rekeyed[80];
 	uint8_t serial[20];
 	size_t serial_len;
+	char pbm_device[80]; /* protected by this device's enrollment secret */
 	struct txn *next;
 } txn;
 
@@ -58,8 +59,9 @@ struct cmp_req {
 	const char *refusal; /* set: every request of the message is refused with it */
 	int fail_bit;
 	int implicit_confirm;
-	char kur_device[80];     /* a kur: the device whose certificate protects it */
+	char kur_device[80];    /* a kur: the device whose certificate protects it */
 	X509_NAME *kur_subject; /* and that certificate's subject */
+	char pbm_device[80];    /* PBM: the device whose secret protects it */
 };
 
 /* ---- the message's DER (3.0 has no getters for these) ----------------------- */
@@ -136,6 +138,38 @@ static int asks_implicit_confirm(const uint8_t *der, long len)
 			return 1;
 	}
 	return 0;
+}
+
+/* Whether the header's protectionAlg ([1] AlgorithmIdentifier) is
+ * PasswordBasedMac. */
+static int is_pbm(const uint8_t *der, long len)
+{
+	const uint8_t *f, *seq;
+	long fl, sl;
+	if (!header_field(der, len, 1, &f, &fl) || !inner(f, fl, V_ASN1_SEQUENCE, &seq, &sl))
+		return 0;
+	const unsigned char *o = seq;
+	ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &o, sl);
+	int yes = obj && OBJ_obj2nid(obj) == NID_id_PasswordBasedMAC;
+	ASN1_OBJECT_free(obj);
+	return yes;
+}
+
+/* The header's senderKID ([2] OCTET STRING), when it is printable text of
+ * at most 79 octets (a PBM's reference: the device id). */
+static void sender_kid(const uint8_t *der, long len, char out[80])
+{
+	const uint8_t *f, *kid;
+	long fl, kl;
+	out[0] = '\0';
+	if (!header_field(der, len, 2, &f, &fl) || !inner(f, fl, V_ASN1_OCTET_STRING, &kid, &kl) ||
+	    kl < 1 || kl > 79)
+		return;
+	for (long i = 0; i < kl; i++)
+		if (kid[i] < 0x21 || kid[i] > 0x7e)
+			return;
+	memcpy(out, kid, (size_t)kl);
+	out[kl] = '\0';
 }
 
 /* extraCerts[0] ([1] after the body and the protection, RFC 4210 5.1): the
@@ -310,6 +344,9 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
 		e = kur_request(q, crm, &der, &len, device, sizeof device);
 	else if (!kr_failed(&e) && !device[0])
 		e = kr_errf(KR_EINPUT, "the request names no subject");
+	else if (!kr_failed(&e) && q->pbm_device[0] && strcmp(device, q->pbm_device) != 0)
+		e = kr_errf(KR_EINPUT, "the request names device %s, its PBM is device %s's secret",
+			    device, q->pbm_device);
 	if (kr_failed(&e)) {
 		OPENSSL_free(der);
 		return refused(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, e.msg);
@@ -705,22 +742,69 @@ static void judge_kur(cmp_req *q, const kr_cmp_peek *m)
 	q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 }
 
+typedef struct secret_of {
+	const char *device;
+	char text[KR_CODE_TEXT + 1];
+} secret_of;
+
+static KR_MUST_USE kr_err device_secret(kr_registry *r, void *arg)
+{
+	secret_of *s = arg;
+	return kr_registry_enrollment_secret(r, s->device, s->text);
+}
+
+/* An initial enrollment (ir, cr, p10cr) and its certConf may be protected
+ * instead by the device's enrollment secret (PBM, RFC 9483 section 4.1.5),
+ * the device named by senderKID, relayed by an account that may use that
+ * secret (the device's MNO). The library checks the MAC with the secret
+ * derived again here, and protects its answers with it. */
+static void judge_pbm(cmp_req *q, const kr_cmp_peek *m, txn *t)
+{
+	int ok = m->body == B_IR || m->body == B_CR || m->body == B_P10CR ||
+		 (m->body == B_CERTCONF && t->pbm_device[0]);
+	secret_of s = {.device = m->kid};
+	kr_err e = !ok ? kr_errf(KR_EINPUT, "PBM protects initial enrollments only")
+		   : !m->kid[0]
+			   ? kr_errf(KR_EINPUT, "PBM without a senderKID naming the device")
+		   : t->pbm_device[0] && strcmp(t->pbm_device, m->kid) != 0
+			   ? kr_errf(KR_EAUTH, "another device's secret in this transaction")
+			   : kr_desk_call(q->s->desk, q->account, device_secret, &s);
+	OSSL_CMP_CTX *ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv);
+	if (!kr_failed(&e) &&
+	    OSSL_CMP_CTX_set1_secretValue(ctx, (unsigned char *)s.text, (int)strlen(s.text)) != 1)
+		e = kr_err_ossl(KR_EINTERNAL, "setting the enrollment secret");
+	OPENSSL_cleanse(s.text, sizeof s.text);
+	if (!kr_failed(&e)) {
+		kr_copy(q->pbm_device, sizeof q->pbm_device, m->kid);
+		kr_copy(t->pbm_device, sizeof t->pbm_device, m->kid);
+		return;
+	}
+	kr_serve_log("cmp-protection-refused", "account", q->account, "reason", e.msg);
+	q->refusal = "the message's PBM is not one this account may use";
+	q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+}
+
 /* Who protected the message must be who the TLS client is: the MNO acting
  * as an RA with its own certificate (RFC 9483 section 5.2); a kur and its
  * certConf, the device itself. The library verifies the protection. */
-static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer, const txn *t)
+static void judge(cmp_req *q, const kr_cmp_peek *m, X509 *peer, txn *t)
 {
 	if (m->body == B_GENM)
 		return; /* the CA certificates are for any client */
+	if (!m->protector && m->pbm) {
+		judge_pbm(q, m, t);
+		return;
+	}
 	if (!m->protector) {
 		q->refusal = "the message carries no protection certificate in extraCerts "
-			     "(RFC 9483 section 3.3); PBM is not offered";
+			     "(RFC 9483 section 3.3) and no PBM";
 		q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 		return;
 	}
 	if (m->body == B_KUR || (m->body == B_CERTCONF && t->rekeyed[0])) {
 		judge_kur(q, m);
-		if (!q->refusal && m->body == B_CERTCONF && strcmp(q->kur_device, t->rekeyed) != 0) {
+		if (!q->refusal && m->body == B_CERTCONF &&
+		    strcmp(q->kur_device, t->rekeyed) != 0) {
 			q->refusal = "the certConf is protected by another device's certificate";
 			q->fail_bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
 		}
@@ -776,6 +860,8 @@ KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **ms
 	if (!first_extra_cert(der, (long)len, &peek->protector, &peek->protector_len))
 		peek->protector = NULL;
 	peek->implicit_confirm = asks_implicit_confirm(der, (long)len);
+	peek->pbm = is_pbm(der, (long)len);
+	sender_kid(der, (long)len, peek->kid);
 	ERR_clear_error();
 	return kr_ok();
 }

@@ -122,6 +122,8 @@ typedef struct kr_cmp_peek {
 	const uint8_t *protector; /* extraCerts[0]'s DER, within the message; or NULL */
 	size_t protector_len;
 	int implicit_confirm; /* the header asks for it */
+	int pbm;              /* protected by PasswordBasedMac (RFC 4210 5.1.3.1) */
+	char kid[80];         /* the header's senderKID, as text when it is one */
 } kr_cmp_peek;
 KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **msg,
 			       kr_cmp_peek *peek);

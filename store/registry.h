@@ -29,6 +29,7 @@ typedef struct kr_reg_device {
 	uint8_t code_salt[16], code_hash[32];
 	int64_t code_expires;
 	int code_failures;
+	int64_t enroll_gen; /* its enrollment secret's generation; 0: none */
 	/* the device's verified CSR, re-certified after a transfer */
 	uint8_t csr[KR_REG_CSR_MAX];
 	size_t csr_len;

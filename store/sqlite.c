@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define KR_STORE_APP_ID 0x6b726974 /* "krit" */
-#define KR_STORE_VERSION 5
+#define KR_STORE_VERSION 6
 
 /* Format 2 added firmware signatures; a format-1 store gains the table. */
 static const char schema_v2[] =
@@ -325,16 +325,20 @@ static const char schema_v5[] =
 	"CREATE TABLE cmp_seen (transaction_id BLOB NOT NULL, nonce BLOB NOT NULL,"
 	" time INTEGER NOT NULL, PRIMARY KEY (transaction_id, nonce)) WITHOUT ROWID;";
 
+/* Format 6: a device's enrollment secret (CMP PBM, RFC 9483 section 4.1.5)
+ * is derived on the token from the registry's enrollment key, the device
+ * and a generation; the store keeps only the generation (0: none). */
+static const char schema_v6[] =
+	"ALTER TABLE device ADD COLUMN enroll_gen INTEGER NOT NULL DEFAULT 0;";
+
 /* The steps from one format to the next: steps[i] takes format i + 1 to
  * i + 2. */
 static const struct {
 	const char *sql;
 	kr_err (*then)(kr_store *s);
 } steps[KR_STORE_VERSION - 1] = {
-	{schema_v2, NULL},
-	{schema_v3, fill_audit_columns},
-	{schema_v4, NULL},
-	{schema_v5, NULL},
+	{schema_v2, NULL}, {schema_v3, fill_audit_columns}, {schema_v4, NULL}, {schema_v5, NULL},
+	{schema_v6, NULL},
 };
 
 /* Makes an empty file a store, or takes an older store to this format, in

@@ -32,7 +32,7 @@ _Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sqlite.h: SQ_REGISTRY_STATEM
 	" d.code_hash, d.code_expires, d.code_failures, d.csr, d.registered,"                      \
 	" coalesce(d.updated, d.registered), r.asp, r.state, r.hold, coalesce(r.gaining, ''),"     \
 	" coalesce(r.requested_at, 0), coalesce(r.profile_id, 0), coalesce(c.status, ''),"         \
-	" coalesce(c.ca_id, 0), c.serial, r.created, r.updated"                                    \
+	" coalesce(c.ca_id, 0), c.serial, r.created, r.updated, d.enroll_gen"                      \
 	" FROM device d LEFT JOIN registration r ON r.device = d.id"                               \
 	" LEFT JOIN cert c ON c.profile_id = r.profile_id AND c.status <> 'abandoned'"
 
@@ -44,10 +44,10 @@ static const char *const rqueries[RQ_COUNT] = {
 		" updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?4) ON CONFLICT (id) DO UPDATE"
 		" SET model = ?2, version = ?3, owner = ?5, mno = ?6, listed = 1, updated = ?4"
 		" WHERE listed = 0",
-	[RQ_SAVE_DEVICE] =
-		"UPDATE device SET version = ?2, owner = ?3, mno = ?4, deleted = ?5,"
-		" purge_after = ?6, locks = ?7, code_salt = ?8, code_hash = ?9,"
-		" code_expires = ?10, code_failures = ?11, csr = ?12, updated = ?13 WHERE id = ?1",
+	[RQ_SAVE_DEVICE] = "UPDATE device SET version = ?2, owner = ?3, mno = ?4, deleted = ?5,"
+			   " purge_after = ?6, locks = ?7, code_salt = ?8, code_hash = ?9,"
+			   " code_expires = ?10, code_failures = ?11, csr = ?12, updated = ?13,"
+			   " enroll_gen = ?14 WHERE id = ?1",
 	[RQ_SAVE_REG] = "INSERT OR REPLACE INTO registration (device, asp, state, hold, gaining,"
 			" requested_at, profile_id, created, updated)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce((SELECT created FROM"
@@ -109,6 +109,7 @@ static void read_device(sqlite3_stmt *st, kr_reg_device *d)
 	blob(st, 13, d->csr, sizeof d->csr, &d->csr_len);
 	text(st, 14, d->created, sizeof d->created);
 	text(st, 15, d->updated, sizeof d->updated);
+	d->enroll_gen = sqlite3_column_int64(st, 27);
 }
 
 static void read_registration(sqlite3_stmt *st, kr_registration *r)
@@ -133,7 +134,7 @@ void kr_reg_record_clear(kr_reg_record *r, const char *id)
 	d->model[0] = d->version[0] = d->owner[0] = d->mno[0] = '\0';
 	d->created[0] = d->updated[0] = '\0';
 	d->listed = d->has_code = d->code_failures = 0;
-	d->deleted = d->purge_after = d->code_expires = 0;
+	d->deleted = d->purge_after = d->code_expires = d->enroll_gen = 0;
 	d->locks = 0;
 	d->csr_len = 0;
 	r->nr = 0;
@@ -251,6 +252,7 @@ KR_MUST_USE kr_err kr_store_save_device(kr_store *s, const kr_reg_device *d)
 	sqlite3_bind_int(st, 11, d->code_failures);
 	sq_blob(st, 12, d->csr_len ? d->csr : NULL, d->csr_len);
 	sq_text(st, 13, now);
+	sqlite3_bind_int64(st, 14, d->enroll_gen);
 	KR_TRY(sq_done(s, st, "recording a device"));
 	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINPUT, "device %s: not in the store", d->id);
 	return kr_ok();

@@ -633,7 +633,7 @@ undo_format_4="drop table api_client; drop table poll; drop table cmp_seen;
 	alter table device drop column code_salt; alter table device drop column code_hash;
 	alter table device drop column code_expires;
 	alter table device drop column code_failures; alter table device drop column csr;
-	alter table device drop column updated;"
+	alter table device drop column updated; alter table device drop column enroll_gen;"
 
 # A format-2 store (the format before the audit log's lookup columns) is
 # migrated when it is opened: the columns are filled from every entry's
@@ -650,16 +650,17 @@ test_store_formats_migrated_or_refused() {
 	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
 	[ "$(db "pragma user_version")" -eq 2 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	[ "$(db "pragma user_version")" -eq 5 ] || fail "not migrated"
+	[ "$(db "pragma user_version")" -eq 6 ] || fail "not migrated"
 	[ "$(db "select count(*) from registration")" -eq 0 ] || fail "no registry tables"
 	[ "$(db "select count(*) from api_client") $(db "select count(*) from cmp_seen")" = "0 0" ] ||
 		fail "no service tables"
+	[ "$(db "select count(*) from device where enroll_gen = 0")" -eq 3 ] || fail "no enrollment generations"
 	[ "$(db "select count(*) from audit where serial is not null")" -eq 4 ] || fail "columns not filled"
 	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
 	grep -q "issue   audit entry" "$T/show" && grep -q "revoke  audit entry" "$T/show" ||
 		fail "the history is not found by the new column"
 	db "pragma user_version = 9"
 	sum=$(sha256sum "$T/ca/registry.db")
-	expect 3 "store format 9, and this keyrite reads formats 1 to 5" kr audit verify --config "$T/ca/keyrite.cnf"
+	expect 3 "store format 9, and this keyrite reads formats 1 to 6" kr audit verify --config "$T/ca/keyrite.cnf"
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

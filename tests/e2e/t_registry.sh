@@ -530,6 +530,8 @@ matrix_setup() {
 	mkdir -p "$d"
 	ca_setup
 	payload_signer
+	kr hsm keygen "pkcs11:token=keyrite-devices;object=registry-enrollment-2026" --type aes-256 \
+		--pin-file "$T/pin" >/dev/null
 	more_accounts 5
 	sed -i 's/^delete_grace_days *=.*/delete_grace_days = 0/' "$T/ca/keyrite.cnf"
 	ids() { for g in $(seq 0 $((groups - 1))); do matrix_id "$1" "$g"; done; }

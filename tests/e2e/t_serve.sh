@@ -395,6 +395,94 @@ test_serve_json_api_rights_poll_est() {
 	openapi_check
 }
 
+# PBM (RFC 9483 section 4.1.5): a device's enrollment secret, made by its
+# owner (keyrite registry secret) from the token's enrollment key, protects
+# its ir relayed by its MNO; the answer is MAC-protected too. A wrong or
+# another device's secret, another MNO, a voided secret and a kur by PBM are
+# refused; the secret is in no log and no audit entry.
+test_serve_cmp_pbm_enrollment_secret() {
+	serve_setup 3
+	kr hsm keygen "pkcs11:token=keyrite-devices;object=registry-enrollment-2026" --type aes-256 \
+		--pin-file "$T/pin" | grep -q 'aes-256 id [0-9a-f]* CKA_SENSITIVE=true CKA_EXTRACTABLE=false' ||
+		fail "the enrollment key"
+	ksr secret --as Ottawa 1000000000000001 1000000000000002 >"$T/secrets" || fail "registry secret"
+	local s1 s2
+	s1=$(awk '$1 == 1000000000000001 {print $4}' "$T/secrets")
+	s2=$(awk '$1 == 1000000000000002 {print $4}' "$T/secrets")
+	[[ $s1 =~ ^[0-9a-f]{8}(-[0-9a-f]{8}){3}$ && $s2 =~ ^[0-9a-f]{8}(-[0-9a-f]{8}){3}$ && $s1 != "$s2" ]] ||
+		{ cat "$T/secrets"; fail "not two secrets"; }
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	pbm_ir() { # AS DEVICE SECRET KEY OUT [ARGS]: an ir protected by the secret
+		local as=$1 dev=$2 c=$T/clients/$1
+		KR_PBM=$3 openssl cmp -server "127.0.0.1:$PORT" -path /.well-known/cmp/p/device -tls_used \
+			-tls_cert "$c.pem" -tls_key "$c.key" -tls_trusted "$T/ca/root.pem" -tls_host api.iotregistry.ca \
+			-trusted "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+			-ref "$dev" -secret env:KR_PBM -cmd ir -newkey "$4" -subject "/CN=$dev" -certout "$5" "${@:6}"
+	}
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/k1.key" 2>/dev/null
+	# a wrong secret, and device 2's for device 1: the MAC does not verify
+	pbm_ir Telus 1000000000000001 "0000${s1:4}" "$T/k1.key" "$T/x.pem" >"$T/p1.out" 2>&1 &&
+		fail "a wrong secret was accepted"
+	pbm_ir Telus 1000000000000001 "$s2" "$T/k1.key" "$T/x.pem" >"$T/p2.out" 2>&1 &&
+		fail "another device's secret was accepted"
+	# Rogers is not its MNO; device 3 has no secret
+	pbm_ir Rogers 1000000000000001 "$s1" "$T/k1.key" "$T/x.pem" >"$T/p3.out" 2>&1 &&
+		fail "another MNO used the device's secret"
+	# the library cannot check a MAC without the secret: it rejects the
+	# message; why is in the log, not in the answer
+	grep -qi 'rejection' "$T/p3.out" || { cat "$T/p3.out"; fail "the other MNO's error"; }
+	grep -q '"event":"cmp-protection-refused","account":"Rogers","reason":"device 1000000000000001 has no enrollment secret that Rogers may use"' \
+		"$T/serve.log" || fail "the other MNO's refusal is not logged"
+	pbm_ir Telus 1000000000000003 "$s1" "$T/k1.key" "$T/x.pem" >"$T/p4.out" 2>&1 &&
+		fail "a device without a secret enrolled by PBM"
+	# device 1's own secret, device 2 named in the request: refused
+	pbm_ir Telus 1000000000000001 "$s1" "$T/k1.key" "$T/x.pem" -subject /CN=1000000000000002 \
+		>"$T/p5.out" 2>&1 && fail "the secret of one device enrolled another"
+	assert_absent "$T/x.pem"
+	[ "$(ncerts --device 1000000000000001) $(ncerts --device 1000000000000002)" = "0 0" ] ||
+		fail "a refused PBM request left a certificate"
+	pbm_ir Telus 1000000000000001 "$s1" "$T/k1.key" "$T/m1.pem" >"$T/pbm.out" 2>&1 ||
+		{ cat "$T/pbm.out"; fail "ir by PBM"; }
+	strict_verify "$T/m1.pem"
+	cmp <(openssl x509 -in "$T/m1.pem" -noout -pubkey) <(openssl pkey -in "$T/k1.key" -pubout) ||
+		fail "the PBM certificate is not of the template's key"
+	valid_cert 1000000000000001 "$T/store1.pem"
+	cmp <(openssl x509 -in "$T/m1.pem" -outform DER) <(openssl x509 -in "$T/store1.pem" -outform DER) ||
+		fail "the store holds another certificate"
+	# a new secret voids the old one
+	ksr secret --as Ottawa 1000000000000002 >/dev/null || fail "a second secret"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/k2.key" 2>/dev/null
+	pbm_ir Telus 1000000000000002 "$s2" "$T/k2.key" "$T/x.pem" >"$T/p6.out" 2>&1 &&
+		fail "a voided secret was accepted"
+	# PBM is for initial enrollment: a kur by it is refused
+	KR_PBM=$s1 openssl cmp -server "127.0.0.1:$PORT" -path /.well-known/cmp/p/device -tls_used \
+		-tls_cert "$T/clients/Telus.pem" -tls_key "$T/clients/Telus.key" -tls_trusted "$T/ca/root.pem" \
+		-tls_host api.iotregistry.ca -trusted "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+		-ref 1000000000000001 -secret env:KR_PBM -cmd kur \
+		-oldcert "$T/m1.pem" -newkey "$T/k2.key" -certout "$T/x.pem" >"$T/p7.out" 2>&1 &&
+		fail "a kur by PBM was accepted"
+	grep -qi 'rejection' "$T/p7.out" || { cat "$T/p7.out"; fail "the PBM kur's error"; }
+	grep -q '"reason":"PBM protects initial enrollments only"' "$T/serve.log" ||
+		fail "the PBM kur's refusal is not logged"
+	assert_absent "$T/x.pem"
+	# over JSON: the owner makes one, an ASP may not
+	expect_api 403 ParkoServ POST secret '{"devices":["1000000000000003"]}'
+	expect_api 200 Ottawa POST secret '{"devices":["1000000000000003"]}'
+	local s3
+	s3=$(sed -n 's/.*"enrollment_secret":"\([^"]*\)".*/\1/p' "$T/body")
+	[[ $s3 =~ ^[0-9a-f]{8}(-[0-9a-f]{8}){3}$ ]] || fail "secret over JSON: $(cat "$T/body")"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/k3.key" 2>/dev/null
+	pbm_ir Telus 1000000000000003 "$s3" "$T/k3.key" "$T/m3.pem" >"$T/p8.out" 2>&1 ||
+		{ cat "$T/p8.out"; fail "ir by the JSON-made secret"; }
+	serve_stop
+	openapi_check
+	! grep -qF "${s3:0:17}" "$T/serve.log" "$T/serve.out" || fail "a secret is in the service's log"
+	! grep -qF "${s1:0:17}" "$T/serve.log" "$T/serve.out" || fail "a secret is in the service's log"
+	! audit_list | grep -qF "${s1:0:17}" || fail "a secret is in the audit log"
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null || fail "audit verify"
+}
+
 # Who may connect: a certificate of another CA fails the handshake; one of
 # the registry's CA that no account holds, and a revoked one, are refused
 # at the first request; each reason is in the log, not the response.

@@ -94,6 +94,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 			  "alter table device drop column code_failures; "
 			  "alter table device drop column csr; "
 			  "alter table device drop column updated; "
+			  "alter table device drop column enroll_gen; "
 			  "DROP TABLE firmware; DROP TABLE published;"
 			  " ALTER TABLE checkpoint DROP COLUMN signer;"
 			  " DROP INDEX audit_serial; DROP INDEX audit_device;"
@@ -115,7 +116,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 6);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
 		  SQLITE_OK);
@@ -129,9 +130,9 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 
 	/* a newer format is refused untouched */
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
-	sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL);
+	sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
 	sqlite3_close(db);
-	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 6");
+	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 99");
 }
 
 static X509 *self_signed(const char *cn)

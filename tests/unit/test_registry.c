@@ -86,6 +86,11 @@ Test(registry, rules_name_what_refuses)
 	cr_assert(!v.allowed && strstr(v.reason, "not active"));
 	v = kr_reg_decide(KR_CMD_REKEY, KR_ROLE_OTHER_ASP, KR_ST_ACTIVE, 0);
 	cr_assert(!v.allowed);
+	/* an enrollment secret is the owner's to make, as an auth code */
+	v = kr_reg_decide(KR_CMD_SECRET, KR_ROLE_OWNER, KR_ST_LISTED, 0);
+	cr_assert(v.allowed && v.to == KR_ST_LISTED && v.revoke_reason == -1);
+	v = kr_reg_decide(KR_CMD_SECRET, KR_ROLE_MNO, KR_ST_ACTIVE, 0);
+	cr_assert(!v.allowed && strstr(v.reason, "MNO"));
 	v = kr_reg_decide((kr_reg_cmd)99, KR_ROLE_OPERATOR, KR_ST_ACTIVE, 0);
 	cr_assert(!v.allowed);
 	cr_assert_eq(kr_reg_lock_named("transferProhibited"), KR_LOCK_TRANSFER);
