@@ -219,6 +219,12 @@ openssl req -in "$D/1000000000001003.csr" -outform DER | base64 |
 for id in 1000000000001001 1000000000001002 1000000000001003; do
 	openssl verify -CAfile root.pem -untrusted subca-devices.pem "$D/$id.pem"
 done
+echo "Meter 1000000000001002 makes a new key; Telus relays its CMP kur, protected by its current certificate:"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/1000000000001002-new.key"
+"${CMP[@]}" -cmd kur -cert "$D/1000000000001002.pem" -key "$D/1000000000001002.key" \
+	-newkey "$D/1000000000001002-new.key" -certout "$D/1000000000001002-new.pem" 2>&1 | grep -m1 'received' || true
+openssl verify -CAfile root.pem -untrusted subca-devices.pem "$D/1000000000001002-new.pem"
+"$K" certs --device 1000000000001002 | sed 's/^/  /'
 echo "What ParkoServ sees of one, and what waits in its poll queue:"
 api ParkoServ GET devices/1000000000001002
 api ParkoServ GET poll | cut -c1-200
