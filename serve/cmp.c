@@ -763,12 +763,15 @@ static void judge_pbm(cmp_req *q, const kr_cmp_peek *m, txn *t)
 	int ok = m->body == B_IR || m->body == B_CR || m->body == B_P10CR ||
 		 (m->body == B_CERTCONF && t->pbm_device[0]);
 	secret_of s = {.device = m->kid};
-	kr_err e = !ok ? kr_errf(KR_EINPUT, "PBM protects initial enrollments only")
-		   : !m->kid[0]
-			   ? kr_errf(KR_EINPUT, "PBM without a senderKID naming the device")
-		   : t->pbm_device[0] && strcmp(t->pbm_device, m->kid) != 0
-			   ? kr_errf(KR_EAUTH, "another device's secret in this transaction")
-			   : kr_desk_call(q->s->desk, q->account, device_secret, &s);
+	kr_err e = kr_ok();
+	if (!ok)
+		e = kr_errf(KR_EINPUT, "PBM protects initial enrollments only");
+	else if (!m->kid[0])
+		e = kr_errf(KR_EINPUT, "PBM without a senderKID naming the device");
+	else if (t->pbm_device[0] && strcmp(t->pbm_device, m->kid) != 0)
+		e = kr_errf(KR_EAUTH, "another device's secret in this transaction");
+	else
+		e = kr_desk_call(q->s->desk, q->account, device_secret, &s);
 	OSSL_CMP_CTX *ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(t->srv);
 	if (!kr_failed(&e) &&
 	    OSSL_CMP_CTX_set1_secretValue(ctx, (unsigned char *)s.text, (int)strlen(s.text)) != 1)

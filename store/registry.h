@@ -108,8 +108,8 @@ KR_MUST_USE kr_err kr_store_purge_device(kr_store *s, const char *device);
 /* Revokes (reason, at when) the device's other valid certificates of asp's
  * profiles: all but keep's (keep NULL: all). *n: how many. */
 KR_MUST_USE kr_err kr_store_supersede(kr_store *s, const char *device, const char *asp,
-				     int64_t keep_ca, const uint8_t *keep, size_t keep_len,
-				     int reason, int64_t when, long *n);
+				      int64_t keep_ca, const uint8_t *keep, size_t keep_len,
+				      int reason, int64_t when, long *n);
 /* The ASP a registry profile's certificate was issued for. */
 KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
 					 const char *asp);
