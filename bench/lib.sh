@@ -47,3 +47,23 @@ init = 0
 EOC
 	)
 }
+
+# serve_accounts ACCOUNT...: keyrite serve's key on the token and its
+# certificate (ca/registry-service.pem), and a client certificate for each
+# account in clients/ACCOUNT.{key,pem}.
+serve_accounts() {
+	local uri="pkcs11:token=keyrite-devices;object=registry-service-2026" a
+	"$K" hsm keygen "$uri" --type ec-p256 --pin-file pin >/dev/null
+	"$K" hsm csr "$uri" --cn api.iotregistry.ca --dns api.iotregistry.ca --out service.csr \
+		--pin-file pin >/dev/null
+	mkdir -p svc clients
+	"$K" issue --config ca/keyrite.cnf --ca devices --profile registry_service --out svc \
+		--pin-file pin service.csr >/dev/null 2>&1
+	cat "$(ls svc/*.pem | grep -v chain.pem)" ca/subca-devices.pem >ca/registry-service.pem
+	for a in "$@"; do
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "clients/$a.key" \
+			-subj "/CN=$a" -out "clients/$a.csr" 2>/dev/null
+		"$K" registry client "$a" --config ca/keyrite.cnf --pin-file pin --csr "clients/$a.csr" \
+			--out "clients/$a.pem" >/dev/null
+	done
+}

@@ -22,19 +22,7 @@ L=$SRC/build/cmpload MKCSR=$SRC/build/mkcsr
 cores=$(nproc)
 
 # the service's key and certificate, the accounts' client certificates
-uri="pkcs11:token=keyrite-devices;object=registry-service-2026"
-"$K" hsm keygen "$uri" --type ec-p256 --pin-file pin >/dev/null
-"$K" hsm csr "$uri" --cn api.iotregistry.ca --out service.csr --pin-file pin >/dev/null
-mkdir -p svc clients
-"$K" issue --config ca/keyrite.cnf --ca devices --profile registry_service --out svc \
-	--pin-file pin service.csr >/dev/null 2>&1
-cat "$(ls svc/*.pem | grep -v chain.pem)" ca/subca-devices.pem >ca/registry-service.pem
-for a in operator Ottawa Telus; do
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout clients/$a.key \
-		-subj "/CN=$a" -out clients/$a.csr 2>/dev/null
-	"$K" registry client "$a" --config ca/keyrite.cnf --pin-file pin --csr "clients/$a.csr" \
-		--out clients/$a.pem >/dev/null
-done
+serve_accounts operator Ottawa Telus
 # 2N meters imported and registered; their CSRs (mkcsr) as the MNO relays them
 "$MKCSR" --manifest $((2 * N)) --start 1000000000000001 >relay.csv
 { echo "Device ID,Model,Version"; tail -n +2 relay.csv | cut -d, -f1-3; } >ottawa.csv

@@ -178,7 +178,28 @@ KR_MUST_USE kr_err kr_sign_crl(const kr_signing *s, X509_CRL *linted, EVP_PKEY *
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, uint8_t **der, int *derlen)
+/* The request's subjectAltName (RFC 2985 extensionRequest), in OpenSSL's
+ * x509v3 syntax: a TLS server's name, which clients take from there only
+ * (RFC 6125 section 6.4.4). */
+static KR_MUST_USE kr_err request_name(X509_REQ *req, const char *dns)
+{
+	char value[300];
+	KR_ENSURE(snprintf(value, sizeof value, "DNS:%s", dns) < (int)sizeof value, KR_EINPUT,
+		  "%.40s...: name too long", dns);
+	X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, value);
+	STACK_OF(X509_EXTENSION) *exts = san ? sk_X509_EXTENSION_new_null() : NULL;
+	int ok = exts && sk_X509_EXTENSION_push(exts, san) > 0;
+	if (ok)
+		san = NULL;
+	ok = ok && X509_REQ_add_extensions(req, exts) == 1;
+	X509_EXTENSION_free(san);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	KR_OSSL(ok, KR_EINPUT, "subjectAltName %s", value);
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, const char *dns, uint8_t **der,
+			       int *derlen)
 {
 	EVP_PKEY *pub = kr_hsm_key_public(s->key);
 	KR_AUTO(X509_REQ) req = X509_REQ_new();
@@ -188,6 +209,8 @@ KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, uint8_t **de
 						   0) &&
 			X509_REQ_set_pubkey(req, pub),
 		KR_EINPUT, "building a request for CN=%s", cn);
+	if (dns)
+		KR_TRY(request_name(req, dns));
 	/* The throwaway signature fills in the algorithm fields, as for drafts. */
 	KR_AUTO(EVP_MD_CTX) ctx = NULL;
 	KR_TRY(throwaway_ctx(s, &ctx));

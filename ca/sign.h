@@ -56,6 +56,7 @@ KR_MUST_USE kr_err kr_signing_sign(const kr_signing *s, kr_hsm_session *session,
 
 /* A PKCS#10 request (RFC 2986) for the signing key with subject CN=cn,
  * signed on the token (its proof of possession); DER, OPENSSL_free it. */
-KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, uint8_t **der, int *derlen);
+KR_MUST_USE kr_err kr_sign_csr(const kr_signing *s, const char *cn, const char *dns, uint8_t **der,
+			       int *derlen);
 
 #endif

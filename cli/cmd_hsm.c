@@ -16,7 +16,7 @@ static const char usage_text[] =
 	"       keyrite hsm keys URI [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
 	"       keyrite hsm keygen URI --type TYPE [--public-key FILE] [--module PATH]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n"
-	"       keyrite hsm csr URI --cn NAME --out FILE [--module PATH]\n"
+	"       keyrite hsm csr URI --cn NAME [--dns NAME] --out FILE [--module PATH]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n"
 	"       keyrite hsm init-token --label LABEL [--module PATH]\n"
 	"                          [--so-pin-file FILE | --so-pin-env VAR]\n"
@@ -66,7 +66,7 @@ static KR_MUST_USE kr_err write_public_key(EVP_PKEY *pub, const char *path)
 static const kr_cli_spec usage_only = {.usage = usage_text};
 
 typedef struct args {
-	const char *type, *pubout, *cn, *out, *label;
+	const char *type, *pubout, *cn, *dns, *out, *label;
 	kr_pin_source so;
 } args;
 
@@ -82,6 +82,9 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 		break;
 	case 'n':
 		a->cn = arg;
+		break;
+	case 'd':
+		a->dns = arg;
 		break;
 	case 'o':
 		a->out = arg;
@@ -181,7 +184,7 @@ static int cmd_keygen(int argc, char **argv)
 /* A CSR for a key on the token (a firmware signer's, for instance), for
  * keyrite issue: its proof of possession is a token signature. */
 static KR_MUST_USE kr_err make_csr(const char *uri, const kr_hsm_opts *opts, const char *cn,
-				   const char *out)
+				   const char *dns, const char *out)
 {
 	KR_AUTO(kr_hsm) h = NULL;
 	KR_AUTO(kr_hsm_key) k = NULL;
@@ -192,7 +195,7 @@ static KR_MUST_USE kr_err make_csr(const char *uri, const kr_hsm_opts *opts, con
 	KR_TRY(kr_hsm_open(uri, opts, &h));
 	KR_TRY(kr_hsm_key_find(h, uri, &k));
 	KR_TRY(kr_signing_init(&s, h, k, 0));
-	KR_TRY(kr_sign_csr(&s, cn, &der, &len));
+	KR_TRY(kr_sign_csr(&s, cn, dns, &der, &len));
 	KR_AUTO(BIO) mem = BIO_new(BIO_s_mem());
 	KR_OSSL(mem && PEM_write_bio(mem, PEM_STRING_X509_REQ, "", der, len) > 0, KR_EINTERNAL,
 		"encoding the CSR");
@@ -203,8 +206,10 @@ static KR_MUST_USE kr_err make_csr(const char *uri, const kr_hsm_opts *opts, con
 
 static int cmd_csr(int argc, char **argv)
 {
-	static const struct option own[] = {
-		{"cn", required_argument, NULL, 'n'}, {"out", required_argument, NULL, 'o'}, {0}};
+	static const struct option own[] = {{"cn", required_argument, NULL, 'n'},
+					    {"dns", required_argument, NULL, 'd'},
+					    {"out", required_argument, NULL, 'o'},
+					    {0}};
 	args a = {0};
 	kr_cli_opts co;
 	int first, rc = parse(argc, argv, own, 1, &co, &a, &first);
@@ -212,7 +217,7 @@ static int cmd_csr(int argc, char **argv)
 		return rc;
 	if (!a.cn || !a.out)
 		return kr_cli_misuse(&usage_only, "hsm csr: --cn and --out are needed");
-	kr_err e = make_csr(argv[first], &co.hsm, a.cn, a.out);
+	kr_err e = make_csr(argv[first], &co.hsm, a.cn, a.dns, a.out);
 	if (!kr_failed(&e))
 		printf("wrote %s\n", a.out);
 	return kr_cli_report(&e);

@@ -83,6 +83,7 @@ static const kr_field serve_fields[] = {
 	{"pin_env", KR_F_STRING, 0}, {"tls", KR_F_STRING, 0},      {"threads", KR_F_INT, 0},
 	{"max_body", KR_F_INT, 0},   {"max_headers", KR_F_INT, 0}, {"timeout", KR_F_INT, 0},
 	{"rate", KR_F_INT, 0},       {"burst", KR_F_INT, 0},       {"batch", KR_F_INT, 0},
+	{"console", KR_F_STRING, 0}, {"dns", KR_F_STRING, 0},
 };
 static const kr_field account_fields[] = {
 	{"kind", KR_F_STRING, 1},     {"endpoint", KR_F_STRING, 0},           {"port", KR_F_INT, 0},
@@ -392,6 +393,8 @@ static KR_MUST_USE kr_err load_serve(kr_config *c, const char *section, kr_serve
 	KR_TRY(optional_long(c, section, "rate", 1, 1000000, 1000, &v->rate));
 	KR_TRY(optional_long(c, section, "burst", 1, 1000000, 2000, &v->burst));
 	KR_TRY(optional_long(c, section, "batch", 1, 10000, 256, &v->batch));
+	KR_TRY(path_of(c, section, "console", v->console));
+	KR_TRY(copy_value(c, section, "dns", v->dns, sizeof v->dns));
 	return kr_ok();
 }
 

@@ -101,13 +101,15 @@ typedef struct kr_serve_conf {
 	 * a key on a token (key_uri, with pin_file or pin_env) */
 	char certificate[PATH_MAX], key[PATH_MAX], key_uri[1024];
 	char pin_file[PATH_MAX], pin_env[64];
-	int tls12;        /* TLS 1.2 allowed beside 1.3 */
-	long threads;     /* connection threads */
-	long max_body;    /* octets a request may carry */
-	long max_headers; /* header lines a request may carry */
-	long timeout;     /* seconds a request may take to arrive, or a connection idle */
-	long rate, burst; /* requests a second an account may make, and its burst */
-	long batch;       /* enrollments recorded per transaction, at most */
+	int tls12;              /* TLS 1.2 allowed beside 1.3 */
+	long threads;           /* connection threads */
+	long max_body;          /* octets a request may carry */
+	long max_headers;       /* header lines a request may carry */
+	long timeout;           /* seconds a request may take to arrive, or a connection idle */
+	long rate, burst;       /* requests a second an account may make, and its burst */
+	long batch;             /* enrollments recorded per transaction, at most */
+	char console[PATH_MAX]; /* the web console's files (docs/console.md); "" for none */
+	char dns[80];           /* the DNS server a device's records are checked at; "" */
 } kr_serve_conf;
 
 /* The device registry (keyrite registry): [registry] in the file. */

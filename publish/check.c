@@ -263,3 +263,30 @@ KR_MUST_USE kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const
 	set_free(&c.published);
 	return e;
 }
+
+KR_MUST_USE kr_err kr_publish_ask(const char *server, const char *owner, const char *type,
+				  kr_record_cb cb, void *arg)
+{
+	ldns_rr_type t = ldns_get_rr_type_by_name(type);
+	KR_ENSURE(t == LDNS_RR_TYPE_TLSA || t == LDNS_RR_TYPE_CERT, KR_EINPUT,
+		  "%s: only TLSA and CERT records are checked", type);
+	ldns_resolver *res = NULL;
+	KR_TRY(resolver(server, &res));
+	ldns_rdf *name = ldns_dname_new_frm_str(owner);
+	/* RD clear, as from_server asks: what the server serves itself */
+	ldns_pkt *pkt = name ? ldns_resolver_query(res, name, t, LDNS_RR_CLASS_IN, 0) : NULL;
+	ldns_rdf_deep_free(name);
+	ldns_resolver_deep_free(res);
+	KR_ENSURE(pkt, KR_EIO, "DNS server %s does not answer (asked for %s %s)", server, owner,
+		  type);
+	ldns_rr_list *rrs = ldns_pkt_rr_list_by_type(pkt, t, LDNS_SECTION_ANSWER);
+	kr_err e = kr_ok();
+	for (size_t i = 0; rrs && !kr_failed(&e) && i < ldns_rr_list_rr_count(rrs); i++) {
+		char *rdata = kr_rr_rdata(ldns_rr_list_rr(rrs, i));
+		e = rdata ? cb(owner, type, rdata, arg) : kr_errf(KR_EINTERNAL, "out of memory");
+		free(rdata);
+	}
+	ldns_rr_list_deep_free(rrs);
+	ldns_pkt_free(pkt);
+	return e;
+}

@@ -49,4 +49,15 @@ typedef struct kr_check_summary {
 KR_MUST_USE kr_err kr_publish_check(const kr_config *cfg, kr_store *store, const kr_zone_conf *z,
 				    const kr_check_opts *o, FILE *report, kr_check_summary *sum);
 
+/* One certificate's records, as kr_publish would write them (a device's
+ * TLSA and CERT), in presentation form; and what a DNS server (as
+ * kr_check_opts.server) answers for an owner name and type: the web
+ * console's live check of one device, the comparison publish check makes. */
+typedef KR_MUST_USE kr_err (*kr_record_cb)(const char *owner, const char *type, const char *rdata,
+					   void *arg);
+KR_MUST_USE kr_err kr_publish_cert_records(const kr_config *cfg, const kr_zone_conf *z,
+					   const kr_cert_info *c, kr_record_cb cb, void *arg);
+KR_MUST_USE kr_err kr_publish_ask(const char *server, const char *owner, const char *type,
+				  kr_record_cb cb, void *arg);
+
 #endif

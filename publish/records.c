@@ -266,3 +266,32 @@ KR_MUST_USE kr_err kr_publish_records(const kr_config *cfg, kr_store *store, con
 	kr_cert_filter all = {0};
 	return kr_store_certs(store, &all, each_cert, &g);
 }
+
+typedef struct as_text {
+	kr_record_cb cb;
+	void *arg;
+} as_text;
+
+static KR_MUST_USE kr_err text_of(const kr_rec *r, void *arg)
+{
+	as_text *t = arg;
+	if (!r->live)
+		return kr_ok();
+	char *owner = ldns_rdf2str(ldns_rr_owner(r->rr));
+	char *type = ldns_rr_type2str(ldns_rr_get_type(r->rr));
+	char *rdata = kr_rr_rdata(r->rr);
+	kr_err e = owner && type && rdata ? t->cb(owner, type, rdata, t->arg)
+					  : kr_errf(KR_EINTERNAL, "out of memory");
+	free(owner);
+	free(type);
+	free(rdata);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_publish_cert_records(const kr_config *cfg, const kr_zone_conf *z,
+					   const kr_cert_info *c, kr_record_cb cb, void *arg)
+{
+	as_text t = {cb, arg};
+	gen g = {cfg, z, text_of, &t, time(NULL)};
+	return each_cert(c, &g);
+}

@@ -166,6 +166,68 @@ KR_MUST_USE kr_err kr_registry_enrollment_secret(kr_registry *r, const char *dev
 	return kr_enrollment_secret(r->ca.hsm, r->conf->enrollment_key, device, gen, text);
 }
 
+KR_MUST_USE kr_err kr_registry_stats(kr_registry *r, kr_reg_stat_cb cb, void *arg)
+{
+	KR_ENSURE(r->as->kind == KR_ACCOUNT_OPERATOR, KR_EDENIED,
+		  "the registry's figures are the operator's (as %s)", r->as->name);
+	return kr_store_registry_stats(r->store, cb, arg);
+}
+
+void kr_registry_account(const kr_registry *r, const char **name, const char **kind)
+{
+	static const char *const kinds[] = {
+		[KR_ACCOUNT_OPERATOR] = "operator",
+		[KR_ACCOUNT_OWNER] = "owner",
+		[KR_ACCOUNT_ASP] = "asp",
+		[KR_ACCOUNT_MNO] = "mno",
+	};
+	*name = r->as->name;
+	*kind = (unsigned)r->as->kind < sizeof kinds / sizeof *kinds ? kinds[r->as->kind] : "?";
+}
+
+typedef struct certs_of {
+	const kr_registration *g;
+	kr_reg_cert_cb cb;
+	void *arg;
+} certs_of;
+
+static KR_MUST_USE kr_err cert_of(const kr_cert_info *c, void *arg)
+{
+	certs_of *x = arg;
+	return x->cb(x->g, c, x->arg);
+}
+
+typedef struct reg_certs {
+	kr_registry *r;
+	kr_reg_cert_cb cb;
+	void *arg;
+} reg_certs;
+
+static KR_MUST_USE kr_err certs_row(const kr_reg_device *d, const kr_registration *g, void *arg)
+{
+	(void)d;
+	reg_certs *x = arg;
+	if (!g || !g->cert_status[0])
+		return kr_ok();
+	certs_of c = {g, x->cb, x->arg};
+	kr_cert_filter f = {
+		.serial = g->serial, .serial_len = g->serial_len, .ca = x->r->ca.conf->name};
+	return kr_store_certs(x->r->store, &f, cert_of, &c);
+}
+
+KR_MUST_USE kr_err kr_registry_certs(kr_registry *r, const char *device, kr_reg_cert_cb cb,
+				     void *arg)
+{
+	kr_reg_record *rec = malloc(sizeof *rec);
+	KR_ENSURE(rec, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_registry_show(r, device, rec, NULL, NULL);
+	reg_certs x = {r, cb, arg};
+	if (!kr_failed(&e))
+		e = kr_registry_rows(r, rec, certs_row, &x);
+	free(rec);
+	return e;
+}
+
 /* ---- client certificates -------------------------------------------------------- */
 
 typedef struct client_req {

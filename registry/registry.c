@@ -1,6 +1,7 @@
 /* The registry's commands: one device at a time, decided by rules.c, in
  * chunks of one transaction. Activation is activate.c's. */
 #include "internal.h"
+#include "../store/detail.h"
 #include "authcode.h"
 #include "../store/service.h"
 #include "../util/fs.h"
@@ -825,18 +826,23 @@ static KR_MUST_USE kr_err run_chunk(kr_registry *r, const kr_reg_args *a, out *o
 			return e;
 		}
 	}
-	if (kept)
+	if (kept && !a->preview)
 		KR_TRY(kr_authority_checkpoint(&r->ca, r->store));
-	KR_TRY(kr_txn_commit(&t));
+	if (!a->preview)
+		KR_TRY(kr_txn_commit(&t));
 	for (int i = 0; i < n; i++)
 		report(&outs[i], cb, arg, sum);
-	return kr_ok();
+	return kr_ok(); /* a preview's transaction rolls back here */
 }
 
 KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *const *items,
 				   int nitems, kr_reg_outcome_cb cb, void *arg, kr_reg_summary *sum)
 {
 	memset(sum, 0, sizeof *sum);
+	/* only an import is harmless to try: another command's refusals (a
+	 * wrong auth code) must be recorded, never rolled back */
+	KR_ENSURE(!a->preview || a->cmd == KR_CMD_IMPORT, KR_EUSAGE,
+		  "registry %s: only an import can be previewed", kr_reg_cmd_name(a->cmd));
 	if (a->cmd == KR_CMD_ACTIVATE || a->cmd == KR_CMD_REACTIVATE || a->cmd == KR_CMD_REKEY)
 		return kr_reg_activate(r, a, items, nitems, cb, arg, sum);
 	KR_ENSURE(a->cmd < KR_NCMDS && acts[a->cmd], KR_EINTERNAL,
@@ -879,6 +885,25 @@ KR_MUST_USE kr_err kr_registry_run(kr_registry *r, const kr_reg_args *a, char *c
 
 /* ---- show and list ------------------------------------------------------------------ */
 
+/* An ASP sees of a device's history what concerns its own registration
+ * and the device itself, not another ASP's registration of it. */
+typedef struct seen_by {
+	const char *asp;
+	kr_audit_cb cb;
+	void *arg;
+} seen_by;
+
+static KR_MUST_USE kr_err history_of(const kr_audit_entry *e, void *arg)
+{
+	seen_by *s = arg;
+	kr_detail *d = malloc(sizeof *d);
+	KR_ENSURE(d, KR_EINTERNAL, "out of memory");
+	kr_detail_parse(e->detail, d);
+	int theirs = kr_detail_has(d, KR_D_ASP) && strcmp(d->str[KR_D_ASP], s->asp) != 0;
+	free(d);
+	return theirs ? kr_ok() : s->cb(e, s->arg);
+}
+
 KR_MUST_USE kr_err kr_registry_show(kr_registry *r, const char *device, kr_reg_record *rec,
 				    kr_audit_cb history, void *arg)
 {
@@ -893,7 +918,12 @@ KR_MUST_USE kr_err kr_registry_show(kr_registry *r, const char *device, kr_reg_r
 		*rec = v->rec;
 	free(v);
 	KR_TRY(e);
-	return history ? kr_store_device_history(r->store, device, history, arg) : kr_ok();
+	if (!history)
+		return kr_ok();
+	seen_by by = {r->as->name, history, arg};
+	if (r->as->kind == KR_ACCOUNT_ASP)
+		return kr_store_device_history(r->store, device, history_of, &by);
+	return kr_store_device_history(r->store, device, history, arg);
 }
 
 typedef struct list_filter {

@@ -69,6 +69,8 @@ typedef struct kr_reg_args {
 	int confirm_later;   /* rekey: the certificate replaced stays valid until
 			      * kr_registry_supersede (a CMP kur awaiting certConf) */
 	int chunk;           /* devices per transaction; 0: 1000 */
+	int preview;         /* import only: every row's outcome, then nothing kept (each
+			      * chunk rolled back: the console's preview of a CSV) */
 	int progress;        /* a progress line on stderr */
 } kr_reg_args;
 
@@ -140,6 +142,21 @@ KR_MUST_USE kr_err kr_registry_current_cert(kr_registry *r, const char *device, 
  * many (0: confirmed before). */
 KR_MUST_USE kr_err kr_registry_supersede(kr_registry *r, const char *device, const uint8_t *serial,
 					 size_t len, long *n);
+
+/* The registry in numbers, for the operator only (store/registry.h's
+ * kr_store_registry_stats); KR_EDENIED for any other account. */
+KR_MUST_USE kr_err kr_registry_stats(kr_registry *r, kr_reg_stat_cb cb, void *arg);
+
+/* The certificate of each registration of the device the acting account
+ * may see (its profile's, valid or revoked). */
+typedef KR_MUST_USE kr_err (*kr_reg_cert_cb)(const kr_registration *g, const kr_cert_info *c,
+					     void *arg);
+KR_MUST_USE kr_err kr_registry_certs(kr_registry *r, const char *device, kr_reg_cert_cb cb,
+				     void *arg);
+
+/* The acting account: its name and kind ("operator", "owner", "asp",
+ * "mno"). */
+void kr_registry_account(const kr_registry *r, const char **name, const char **kind);
 
 /* The device an online request (a CSR, a CRMF template) names: its
  * subject's serialNumber, else its common name; KR_EINPUT if neither. */

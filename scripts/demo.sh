@@ -173,7 +173,7 @@ cat "$D/ceremony/firmware-signer.pem" subca-firmware.pem >"$D/firmware-chain.pem
 say "The registry online: keyrite serve, HTTPS with mutual TLS (docs/api.md)"
 SVC_URI="pkcs11:token=keyrite-devices;object=registry-service-2026"
 "$K" hsm keygen "$SVC_URI" --type ec-p256 --pin-file "$D/user.pin" >/dev/null
-"$K" hsm csr "$SVC_URI" --cn api.iotregistry.ca --out "$D/service.csr" --pin-file "$D/user.pin"
+"$K" hsm csr "$SVC_URI" --cn api.iotregistry.ca --dns api.iotregistry.ca --out "$D/service.csr" --pin-file "$D/user.pin"
 mkdir -p "$D/svc" "$D/clients"
 "$K" issue --ca devices --profile registry_service --out "$D/svc" --pin-file "$D/user.pin" "$D/service.csr" | tail -1
 cat "$(ls "$D"/svc/*.pem | grep -v chain.pem)" subca-devices.pem >"$D/ceremony/registry-service.pem"
@@ -191,7 +191,7 @@ for _ in $(seq 100); do grep -q 'serving on' "$D/serve.out" && break; sleep 0.1;
 cat "$D/serve.out"
 api() { # ACCOUNT METHOD PATH [JSON]
 	curl -sS --cacert root.pem --cert "$D/clients/$1.pem" --key "$D/clients/$1.key" \
-		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -X "$2" ${4:+-H 'Content-Type: application/json' --data-binary "$4"} \
+		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -X "$2" ${4:+-H 'Content-Type: application/json' -H 'Keyrite-Request: 1' --data-binary "$4"} \
 		"https://api.iotregistry.ca:$PORT/api/v1/$3"
 	echo
 }

@@ -18,7 +18,7 @@ declare -A may=(
 	[publish]="util crypto hsm store policy ca"
 	[ceremony]="util crypto hsm policy ca"
 	[registry]="util crypto hsm store policy ca"
-	[serve]="util crypto hsm store policy ca registry"
+	[serve]="util crypto hsm store policy ca publish registry"
 	[cli]="util crypto hsm store policy ca fw publish ceremony registry serve"
 )
 

@@ -111,6 +111,10 @@ struct kr_api_call {
 	uint8_t **csrs;
 	json_t *results;
 	kr_reg_summary sum;
+	const char *csv;    /* the devices as CSV text (the console's chosen file) */
+	char dir[PATH_MAX]; /* where the registry reads and writes files of the call */
+	char file[PATH_MAX];
+	char *items[1];
 };
 typedef struct kr_api_call call;
 
@@ -162,8 +166,12 @@ static KR_MUST_USE kr_err read_row(call *c, json_t *v, int i)
 
 static KR_MUST_USE kr_err read_call(call *c, json_t *body)
 {
-	static const char *const keys[] = {"devices", "asp", "mno", "owner", "lock", NULL};
+	static const char *const keys[] = {"devices", "csv",   "preview", "asp",
+					   "mno",     "owner", "lock",    NULL};
 	KR_TRY(only_keys(body, keys, "request"));
+	json_t *preview = json_object_get(body, "preview");
+	KR_ENSURE(!preview || json_is_boolean(preview), KR_EINPUT, "preview: true or false");
+	c->a.preview = json_is_true(preview);
 	KR_TRY(string_of(body, "asp", "request", &c->a.asp));
 	KR_TRY(string_of(body, "mno", "request", &c->a.mno));
 	KR_TRY(string_of(body, "owner", "request", &c->a.owner));
@@ -180,7 +188,11 @@ static KR_MUST_USE kr_err read_call(call *c, json_t *body)
 			c->a.lock |= bit;
 		}
 	}
+	KR_TRY(string_of(body, "csv", "request", &c->csv));
 	json_t *devices = json_object_get(body, "devices");
+	KR_ENSURE(!c->csv || !devices, KR_EINPUT, "devices or csv, not both");
+	if (c->csv)
+		return kr_ok();
 	KR_ENSURE(json_is_array(devices) && json_array_size(devices) > 0, KR_EINPUT,
 		  "devices: a list of one device or more");
 	KR_ENSURE(json_array_size(devices) <= MAX_ITEMS, KR_EINPUT,
@@ -226,6 +238,9 @@ static void on_outcome(const kr_reg_outcome *o, void *arg)
 	if (!r)
 		return;
 	json_object_set_new(r, "device", json_string(o->device));
+	const char *at = c->csv && o->where ? strrchr(o->where, ':') : NULL;
+	if (at) /* "rows.csv:12": the CSV text's line */
+		json_object_set_new(r, "line", json_integer(strtol(at + 1, NULL, 10)));
 	json_object_set_new(r, "result", json_string(o->result));
 	json_object_set_new(r, "code", json_integer(epp_code(o->result, o->code)));
 	if (o->reason)
@@ -252,7 +267,30 @@ static void on_outcome(const kr_reg_outcome *o, void *arg)
 static KR_MUST_USE kr_err run_call(kr_registry *r, void *arg)
 {
 	call *c = arg;
-	return kr_registry_run(r, &c->a, NULL, 0, on_outcome, c, &c->sum);
+	int n = c->csv && !c->a.ncsrs;
+	return kr_registry_run(r, &c->a, n ? c->items : NULL, n, on_outcome, c, &c->sum);
+}
+
+/* The call's scratch directory: a payload's files, the CSV text as the
+ * file the registry reads (an activation's as its MNO manifest), so that
+ * the registry parses it as it parses the CLI's: one CSV reader. */
+static KR_MUST_USE kr_err scratch(call *c)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(c->dir, sizeof c->dir, "%s/keyrite-call-XXXXXX", tmp ? tmp : "/tmp");
+	KR_ENSURE(mkdtemp(c->dir), KR_EIO, "%s: %s", c->dir, strerror(errno));
+	if (c->a.cmd == KR_CMD_PAYLOAD)
+		c->a.out_dir = c->dir;
+	if (!c->csv)
+		return kr_ok();
+	KR_TRY(kr_fs_join(c->dir, "rows.csv", c->file, sizeof c->file));
+	KR_TRY(kr_fs_write_new_nosync(c->file, c->csv, strlen(c->csv), 0600));
+	c->items[0] = c->file;
+	if (c->a.cmd == KR_CMD_ACTIVATE || c->a.cmd == KR_CMD_REKEY) {
+		c->a.csrs = c->items;
+		c->a.ncsrs = 1;
+	}
+	return kr_ok();
 }
 
 static int command_named(const char *path, kr_reg_cmd *out)
@@ -294,20 +332,15 @@ static void command(kr_server *s, struct evhttp_request *req, const char *accoun
 	size_t len = 0;
 	const uint8_t *body = kr_serve_body(req, &len);
 	call *c = NULL;
-	char dir[PATH_MAX] = "";
 	kr_err e = kr_api_read_call(body, len, cmd, &c);
-	if (!kr_failed(&e) && cmd == KR_CMD_PAYLOAD) { /* the registry writes files */
-		const char *tmp = getenv("TMPDIR");
-		snprintf(dir, sizeof dir, "%s/keyrite-payload-XXXXXX", tmp ? tmp : "/tmp");
-		if (mkdtemp(dir))
-			c->a.out_dir = dir;
-		else
-			e = kr_errf(KR_EIO, "%s: %s", dir, strerror(errno));
-	}
+	if (!kr_failed(&e) && (cmd == KR_CMD_PAYLOAD || c->csv))
+		e = scratch(c);
 	if (!kr_failed(&e))
 		e = kr_desk_call(s->desk, account, run_call, c);
-	if (c && c->a.out_dir)
-		rmdir(dir); /* each file went with its result */
+	if (c && c->file[0])
+		unlink(c->file);
+	if (c && c->dir[0])
+		rmdir(c->dir); /* each payload went with its result */
 	if (kr_failed(&e)) {
 		reply_error(req, http_status(e.code), &e);
 	} else {
@@ -316,6 +349,8 @@ static void command(kr_server *s, struct evhttp_request *req, const char *accoun
 			"{s:s,s:O,s:{s:I,s:I,s:I}}", "command", kr_reg_cmd_name(cmd), "results",
 			c->results, "summary", "done", (json_int_t)c->sum.done, "unchanged",
 			(json_int_t)c->sum.unchanged, "refused", (json_int_t)c->sum.refused);
+		if (o && c->a.preview)
+			json_object_set_new(o, "preview", json_true());
 		kr_serve_json(req, all_refused ? http_status(c->sum.first_refusal) : 200, o);
 	}
 	kr_api_call_free(c);
@@ -339,6 +374,11 @@ static json_t *row_json(const kr_reg_device *d, const kr_registration *g)
 		json_object_set_new(o, "profile_id", json_integer(g->profile_id));
 	if (o && g && g->gaining[0])
 		json_object_set_new(o, "gaining", json_string(g->gaining));
+	if (o && d->created[0]) /* the registry operator's "IoT database" columns */
+		json_object_set_new(o, "created", json_string(d->created));
+	const char *updated = g && g->updated[0] ? g->updated : d->updated;
+	if (o && updated[0])
+		json_object_set_new(o, "updated", json_string(updated));
 	return o;
 }
 
@@ -406,7 +446,13 @@ static KR_MUST_USE kr_err list_query(struct evhttp_request *req, rows *x, struct
 			x->f.mno = kv->value;
 		else if (!strcmp(kv->key, "after"))
 			x->f.after = kv->value;
-		else if (!strcmp(kv->key, "state")) {
+		else if (!strcmp(kv->key, "q"))
+			x->f.prefix = kv->value[0] ? kv->value : NULL;
+		else if (!strcmp(kv->key, "sort")) {
+			KR_ENSURE(!strcmp(kv->value, "id") || !strcmp(kv->value, "-id"), KR_EINPUT,
+				  "sort: id or -id");
+			x->f.desc = kv->value[0] == '-';
+		} else if (!strcmp(kv->key, "state")) {
 			x->state = kr_reg_state_named(kv->value);
 			KR_ENSURE(x->state != KR_NSTATES, KR_EINPUT, "state: '%.40s' is no state",
 				  kv->value);
@@ -556,15 +602,37 @@ static void poll_req(kr_server *s, struct evhttp_request *req, const char *accou
 
 /* ---- routing -------------------------------------------------------------------------- */
 
+/* A call that changes something carries a header that a page of another
+ * origin cannot send without the service's consent (a CORS preflight,
+ * which it never gives): the client certificate goes with every request
+ * a browser makes, so without it any site could act as the account. */
+static int sent_from_here(struct evhttp_request *req)
+{
+	const char *h =
+		evhttp_find_header(evhttp_request_get_input_headers(req), "Keyrite-Request");
+	return h && !strcmp(h, "1");
+}
+
 void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *path)
 {
 	int get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
 	kr_reg_cmd cmd;
+	if (!get && !sent_from_here(req)) {
+		kr_serve_log("csrf-refused", "account", account, "path", path);
+		kr_serve_error(req, 403,
+			       "a call that changes something needs the header "
+			       "Keyrite-Request: 1 (docs/api.md)");
+		return;
+	}
 	static const char devices[] = "devices";
 	if (!strcmp(path, devices) && get)
 		list(s, req, account);
 	else if (!strncmp(path, "devices/", 8) && get && path[8] && !strchr(path + 8, '/'))
 		info(s, req, account, path + 8);
+	else if (!strncmp(path, "devices/", 8) && get)
+		kr_view_device(s, req, account, path + 8);
+	else if (get && (!strcmp(path, "account") || !strcmp(path, "stats")))
+		kr_view(s, req, account, path);
 	else if (!strncmp(path, "poll", 4) && (!path[4] || path[4] == '/'))
 		poll_req(s, req, account, path + 4);
 	else if (!strcmp(path, "check") && !get)

@@ -73,10 +73,11 @@ typedef struct kr_server {
 	const kr_registry_conf *conf;
 	const kr_serve_conf *sc;
 	kr_desk *desk;
-	X509 *ca;                /* the registry's CA: clients' and devices' issuer */
-	STACK_OF(X509) * chain;  /* above it, up to the root */
-	struct kr_cmp *cmp;      /* cmp.c's transactions */
-	struct kr_limits *rates; /* limits.c */
+	X509 *ca;                   /* the registry's CA: clients' and devices' issuer */
+	STACK_OF(X509) * chain;     /* above it, up to the root */
+	struct kr_cmp *cmp;         /* cmp.c's transactions */
+	struct kr_limits *rates;    /* limits.c */
+	struct kr_console *console; /* console.c; NULL without one */
 } kr_server;
 
 /* The account of the connection a request came on: its client
@@ -132,6 +133,12 @@ KR_MUST_USE kr_err kr_cmp_read(const uint8_t *der, size_t len, OSSL_CMP_MSG **ms
 KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der, size_t *len,
 				   char *device, size_t devsz);
 
+/* views.c: what the console reads besides the commands: GET account,
+ * stats, devices/ID/history, devices/ID/certificates. */
+void kr_view(kr_server *s, struct evhttp_request *req, const char *account, const char *what);
+void kr_view_device(kr_server *s, struct evhttp_request *req, const char *account,
+		    const char *path);
+
 /* The handlers. */
 void kr_api_handle(kr_server *s, struct evhttp_request *req, const char *account, const char *path);
 void kr_cmp_handle(kr_server *s, struct evhttp_request *req, const char *account,
@@ -143,6 +150,13 @@ KR_MUST_USE kr_err kr_cmp_open(kr_server *s, struct kr_cmp **out);
 void kr_cmp_close(struct kr_cmp *c);
 /* CMP transactions open (answered, their certConf awaited) or in hand. */
 int kr_cmp_pending(struct kr_cmp *c);
+
+/* console.c: the web console's files, read at the start, served from
+ * memory (GET /console/NAME; "" is index.html). */
+typedef struct kr_console kr_console;
+KR_MUST_USE kr_err kr_console_open(const char *dir, kr_console **out);
+void kr_console_close(kr_console *c);
+void kr_console_handle(const kr_console *c, struct evhttp_request *req, const char *name);
 
 /* limits.c: a token bucket per account (rate a second, burst); 0: over. */
 KR_MUST_USE kr_err kr_limits_open(long rate, long burst, struct kr_limits **out);

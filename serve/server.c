@@ -93,6 +93,19 @@ void kr_serve_reply(struct evhttp_request *req, int status, const char *type, co
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	if (type)
 		evhttp_add_header(h, "Content-Type", type);
+	/* the console's pages load only the service's own scripts and styles,
+	 * speak only to it, and are never framed (clickjacking); no answer is
+	 * sniffed into another type */
+	evhttp_add_header(
+		h, "Content-Security-Policy",
+		"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+		"connect-src 'self'; base-uri 'none'; form-action 'none'; "
+		"frame-ancestors 'none'");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	if (!evhttp_find_header(h, "Cache-Control"))
+		evhttp_add_header(h, "Cache-Control", "no-store");
 	struct evbuffer *b = evbuffer_new();
 	if (b && len)
 		evbuffer_add(b, body, len);
@@ -225,6 +238,12 @@ static int header_count(struct evhttp_request *req)
 	return n;
 }
 
+static void redirect(struct evhttp_request *req, const char *to)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", to);
+	kr_serve_reply(req, 302, NULL, NULL, 0);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	worker *w = arg;
@@ -245,9 +264,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	static const char api[] = "/api/v1/", cmp[] = "/.well-known/cmp",
-			  est[] = "/.well-known/est/";
+			  est[] = "/.well-known/est/", console[] = "/console/";
 	if (!path)
 		kr_serve_error(req, 400, "no path");
+	else if (s->console && !strcmp(path, "/"))
+		redirect(req, console);
+	else if (s->console && !strncmp(path, console, sizeof console - 1))
+		kr_console_handle(s->console, req, path + sizeof console - 1);
 	else if (!strncmp(path, api, sizeof api - 1))
 		kr_api_handle(s, req, account, path + sizeof api - 1);
 	else if (!strcmp(path, cmp))
@@ -543,11 +566,14 @@ static KR_MUST_USE kr_err server_open(kr_server *s, kr_config *cfg, kr_registry 
 		KR_OSSL(X509_check_purpose(sk_X509_value(s->chain, i), -1, 0) == 1, KR_EINTERNAL,
 			"a chain certificate");
 	KR_TRY(kr_limits_open(s->sc->rate, s->sc->burst, &s->rates));
+	if (s->sc->console[0])
+		KR_TRY(kr_console_open(s->sc->console, &s->console));
 	return kr_cmp_open(s, &s->cmp);
 }
 
 static void server_close(kr_server *s)
 {
+	kr_console_close(s->console);
 	kr_cmp_close(s->cmp);
 	kr_limits_close(s->rates);
 }

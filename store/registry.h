@@ -71,8 +71,10 @@ KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_
  * this ASP sponsors or is gaining in a transfer. */
 typedef struct kr_reg_filter {
 	const char *asp, *owner, *mno;
-	const char *after; /* only devices whose id sorts after this one */
-	long limit;        /* at most this many devices; 0: all */
+	const char *after;  /* only devices whose id sorts after this one (before: desc) */
+	long limit;         /* at most this many devices; 0: all */
+	const char *prefix; /* only devices whose id begins so */
+	int desc;           /* in descending id order */
 } kr_reg_filter;
 
 /* The registry's devices (imported ones) in id order, with their
@@ -113,6 +115,14 @@ KR_MUST_USE kr_err kr_store_supersede(kr_store *s, const char *device, const cha
 /* The ASP a registry profile's certificate was issued for. */
 KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
 					 const char *asp);
+
+/* The registry in numbers (the console's dashboard): registrations per
+ * state ("listed" a device with none, "pendingDelete" a deleted one's, and
+ * "hold", "pendingTransfer" beside them), and registry certificates issued
+ * and revoked per day (YYYY-MM-DD, UTC). */
+typedef KR_MUST_USE kr_err (*kr_reg_stat_cb)(const char *series, const char *key, long n,
+					     void *arg);
+KR_MUST_USE kr_err kr_store_registry_stats(kr_store *s, kr_reg_stat_cb cb, void *arg);
 
 /* An audit entry 'registry': who did what to which device, from which
  * state to which (registry/rules.h spells them). */

@@ -188,20 +188,33 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 					  void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	KR_TRY(sq_prepare(s,
-			  "SELECT " RECORD_COLUMNS " WHERE d.id IN (SELECT dd.id FROM device dd"
-			  " WHERE dd.listed = 1"
-			  " AND (?1 IS NULL OR EXISTS (SELECT 1 FROM registration x WHERE"
-			  " x.device = dd.id AND (x.asp = ?1 OR x.gaining = ?1)))"
-			  " AND (?2 IS NULL OR dd.owner = ?2) AND (?3 IS NULL OR dd.mno = ?3)"
-			  " AND (?4 IS NULL OR dd.id > ?4) ORDER BY dd.id LIMIT ?5)"
-			  " ORDER BY d.id, r.asp",
-			  &st));
+	const char *dir = f->desc ? "DESC" : "", *beyond = f->desc ? "<" : ">";
+	char sql[1024];
+	/* a prefix is a range of the primary key: [prefix, prefix with its last
+	 * octet one up) */
+	snprintf(sql, sizeof sql,
+		 "SELECT " RECORD_COLUMNS " WHERE d.id IN (SELECT dd.id FROM device dd"
+		 " WHERE dd.listed = 1"
+		 " AND (?1 IS NULL OR EXISTS (SELECT 1 FROM registration x WHERE"
+		 " x.device = dd.id AND (x.asp = ?1 OR x.gaining = ?1)))"
+		 " AND (?2 IS NULL OR dd.owner = ?2) AND (?3 IS NULL OR dd.mno = ?3)"
+		 " AND (?4 IS NULL OR dd.id %s ?4) AND (?6 IS NULL OR (dd.id >= ?6 AND dd.id < ?7))"
+		 " ORDER BY dd.id %s LIMIT ?5) ORDER BY d.id %s, r.asp",
+		 beyond, dir, dir);
+	KR_TRY(sq_prepare(s, sql, &st));
 	sq_text(st, 1, f->asp);
 	sq_text(st, 2, f->owner);
 	sq_text(st, 3, f->mno);
 	sq_text(st, 4, f->after);
 	sqlite3_bind_int64(st, 5, f->limit > 0 ? f->limit : -1);
+	char upto[80] = "";
+	size_t plen = f->prefix ? strlen(f->prefix) : 0;
+	if (plen && plen < sizeof upto) {
+		memcpy(upto, f->prefix, plen + 1);
+		upto[plen - 1]++;
+	}
+	sq_text(st, 6, plen && plen < sizeof upto ? f->prefix : NULL);
+	sq_text(st, 7, upto);
 	kr_reg_record *rec = calloc(1, sizeof *rec);
 	if (!rec) {
 		sqlite3_finalize(st);
@@ -408,4 +421,44 @@ KR_MUST_USE kr_err kr_store_log_registry(kr_store *s, const kr_reg_event *ev)
 	if (ev->note)
 		kr_detail_str(&d, KR_D_NOTE, ev->note);
 	return sq_audit(s, "registry", &d);
+}
+
+static KR_MUST_USE kr_err stat_rows(kr_store *s, const char *series, const char *sql,
+				    kr_reg_stat_cb cb, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	KR_TRY(sq_prepare(s, sql, &st));
+	kr_err e = kr_ok();
+	int rc;
+	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *key = sqlite3_column_text(st, 0);
+		e = cb(series, key ? (const char *)key : "", (long)sqlite3_column_int64(st, 1),
+		       arg);
+	}
+	if (!kr_failed(&e) && rc != SQLITE_DONE)
+		e = sq_err(s, "counting the registry");
+	sqlite3_finalize(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_registry_stats(kr_store *s, kr_reg_stat_cb cb, void *arg)
+{
+	KR_TRY(stat_rows(
+		s, "state",
+		"SELECT CASE WHEN d.deleted > 0 THEN 'pendingDelete'"
+		" WHEN r.state IS NULL THEN 'listed' ELSE r.state END, count(*)"
+		" FROM device d LEFT JOIN registration r ON r.device = d.id"
+		" WHERE d.listed = 1 GROUP BY 1 UNION ALL"
+		" SELECT 'hold', count(*) FROM registration WHERE hold = 1 UNION ALL"
+		" SELECT 'pendingTransfer', count(*) FROM registration WHERE gaining IS NOT NULL",
+		cb, arg));
+	KR_TRY(stat_rows(s, "issued",
+			 "SELECT date(not_before, 'unixepoch'), count(*) FROM cert"
+			 " WHERE asp IS NOT NULL AND status IN ('valid', 'revoked')"
+			 " GROUP BY 1 ORDER BY 1",
+			 cb, arg));
+	return stat_rows(s, "revoked",
+			 "SELECT date(revoked_at, 'unixepoch'), count(*) FROM cert"
+			 " WHERE asp IS NOT NULL AND status = 'revoked' GROUP BY 1 ORDER BY 1",
+			 cb, arg);
 }

@@ -2,124 +2,8 @@
 # each test on 127.0.0.1 and a free port, driven by clients nobody here
 # wrote: curl (the JSON API, EST), openssl cmp (CMP), openssl s_client (TLS).
 
-# ksr COMMAND ARGS...: keyrite registry with the test CA.
-ksr() {
-	local sub=$1
-	shift
-	case $sub in transfer) sub="transfer $1" && shift ;; esac
-	# shellcheck disable=SC2086 # "transfer request" is two words
-	kr registry $sub --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" "$@"
-}
-
-# client NAME: a key and a client certificate for account NAME, issued by
-# the operator (keyrite registry client), in $T/clients/NAME.{key,pem}.
-client() {
-	local d=$T/clients
-	mkdir -p "$d"
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$1.key" \
-		-subj "/CN=$1" -out "$d/$1.csr" 2>/dev/null || fail "openssl req for $1"
-	ksr client "$1" --csr "$d/$1.csr" --out "$d/$1.pem" >/dev/null || fail "registry client $1"
-}
-
-# serve_setup [N [csrs]]: the CA, the service's key on the token and its
-# certificate, client certificates for every account, and N meters
-# (1000000000000001 on) imported by Ottawa with Telus as their MNO and
-# registered with ParkoServ (with "csrs": not), their CSRs made (mkcsr) in
-# $T/mno/N.csr and $T/mno/relay.csv.
-serve_setup() {
-	local n=${1:-0} only=${2:-} uri="pkcs11:token=keyrite-devices;object=registry-service-2026"
-	ca_setup
-	kr hsm keygen "$uri" --type ec-p256 --pin-file "$T/pin" >/dev/null
-	kr hsm csr "$uri" --cn api.iotregistry.ca --out "$T/service.csr" --pin-file "$T/pin" >/dev/null
-	mkdir -p "$T/svc" "$T/mno"
-	kri registry_service --out "$T/svc" "$T/service.csr" >/dev/null 2>&1 || fail "service certificate"
-	cat "$(ls "$T"/svc/*.pem | grep -v chain.pem)" "$T/ca/subca-devices.pem" >"$T/ca/registry-service.pem"
-	cat "$T/ca/subca-devices.pem" "$T/ca/root.pem" >"$T/chain.pem"
-	for a in operator Ottawa ParkoServ CarParkServ Telus Rogers; do client "$a"; done
-	[ "$n" -gt 0 ] || return 0
-	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/relay.csv"
-	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
-	if [ "$only" != csrs ]; then
-		ksr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null || fail "import"
-		ksr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null || fail "register"
-	fi
-	tail -n +2 "$T/mno/relay.csv" | while IFS=, read -r id _ _ csr; do
-		printf '%s' "$csr" | base64 -d 2>/dev/null | openssl req -inform DER -out "$T/mno/$id.csr" 2>/dev/null ||
-			fail "the CSR of $id"
-	done
-}
-
-# serve_start: keyrite serve on 127.0.0.1 and a free port ($PORT), its log
-# in $T/serve.log; serve_stop sends SIGTERM and waits for it to finish.
-serve_start() {
-	local try
-	for try in 1 2 3 4 5 6 7 8; do
-		PORT=$(shuf -i 20000-60000 -n 1)
-		sed -i "s/^port *= .*/port        = $PORT/" "$T/ca/keyrite.cnf"
-		"$KEYRITE" serve --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" >"$T/serve.out" 2>>"$T/serve.log" &
-		SERVE=$!
-		for _ in $(seq 100); do
-			grep -q "serving on" "$T/serve.out" 2>/dev/null && return
-			kill -0 "$SERVE" 2>/dev/null || break
-			sleep 0.1
-		done
-		wait "$SERVE" 2>/dev/null || true
-		SERVE=
-		grep -q 'Address already in use' "$T/serve.log" || break
-	done
-	cat "$T/serve.log" >&2
-	fail "keyrite serve did not start"
-}
-
-serve_stop() {
-	[ -n "${SERVE:-}" ] || return 0
-	kill -TERM "$SERVE" 2>/dev/null || true
-	local rc=0
-	wait "$SERVE" || rc=$?
-	SERVE=
-	[ "$rc" -eq 0 ] || { tail -5 "$T/serve.log" >&2; fail "keyrite serve exited $rc after SIGTERM"; }
-}
-
-# api AS METHOD PATH [JSON]: curl as account AS; the body into $T/body,
-# the HTTP status printed.
-api() {
-	local as=$1 method=$2 path=$3
-	shift 3
-	local c=$T/clients/$as
-	curl -sS --cacert "$T/ca/root.pem" --cert "$c.pem" --key "$c.key" \
-		--resolve "api.iotregistry.ca:$PORT:127.0.0.1" -o "$T/body" -w '%{http_code}' \
-		-X "$method" -H 'Content-Type: application/json' ${1:+--data-binary "$1"} \
-		"https://api.iotregistry.ca:$PORT/api/v1/$path" >"$T/status" || fail "curl $method $path as $as"
-	# every answer is kept for the check against docs/openapi.json
-	mkdir -p "$T/api"
-	local n
-	n=$(find "$T/api" -name '*.json' | wc -l)
-	cp "$T/body" "$T/api/$n.json"
-	echo "$method $path $(cat "$T/status") $T/api/$n.json" >>"$T/api/record"
-	cat "$T/status"
-}
-
-# Every answer the tests got matches docs/openapi.json, itself a valid
-# OpenAPI 3.0 description (JSON::Validator's schema).
-openapi_check() {
-	perl "$REPO/tests/tools/openapi-check.pl" "$REPO/docs/openapi.json" "$T/api/record" >"$T/openapi.out" ||
-		{ cat "$T/openapi.out"; fail "answers that docs/openapi.json does not describe"; }
-}
-
-# expect_api STATUS AS METHOD PATH [JSON]: the call answers STATUS.
-expect_api() {
-	local want=$1 got
-	shift
-	got=$(api "$@")
-	[ "$got" = "$want" ] || { cat "$T/body" >&2; fail "$2 $3 as $1: HTTP $got, not $want"; }
-}
-
-# strict_verify FILE: the certificate verifies with the chain, by OpenSSL
-# with -x509_strict and by GnuTLS's certtool (lib.sh's verify_all).
-strict_verify() {
-	rm -rf "$T/strict" && mkdir -p "$T/strict" && cp "$1" "$T/strict/"
-	[ "$(verify_all "$T/strict")" -eq 1 ] || fail "$1 was not verified"
-}
+# shellcheck source=serve_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/serve_lib.sh"
 
 # cmp AS ARGS...: openssl cmp to the service as account AS (its TLS client
 # certificate and its CMP protection), trusting the service's certificate.
@@ -783,7 +667,11 @@ test_serve_ottawa_story_over_the_api_matches_the_cli() {
 		kr audit list --config "$T/ca/$conf" --kind registry | cut -d' ' -f3- >"$T/audit-$conf"
 	done
 	cmp "$T/list-keyrite.cnf" "$T/list-cli.cnf" || { diff "$T/list-keyrite.cnf" "$T/list-cli.cnf" | head; fail "the registries differ"; }
-	grep -v "SOA\|^;" "$T/zone-keyrite.cnf/iotregistry.ca.zone" | sort >"$T/z1"
+	# the service's own TLSA (DANE for api.iotregistry.ca) is the API run's:
+	# only its store issued the service a certificate
+	grep -q '^_443._tcp.api.iotregistry.ca.*TLSA' "$T/zone-keyrite.cnf/iotregistry.ca.zone" ||
+		fail "the service's TLSA is not published"
+	grep -v "SOA\|^;\|^_443._tcp.api.iotregistry.ca" "$T/zone-keyrite.cnf/iotregistry.ca.zone" | sort >"$T/z1"
 	grep -v "SOA\|^;" "$T/zone-cli.cnf/iotregistry.ca.zone" | sort >"$T/z2"
 	cmp "$T/z1" "$T/z2" || { diff "$T/z1" "$T/z2" | head; fail "the zones differ"; }
 	[ "$(grep -c TLSA "$T/z1")" -ge 10 ] || fail "the zone holds too few device records"
@@ -795,6 +683,58 @@ test_serve_ottawa_story_over_the_api_matches_the_cli() {
 	serve_start
 	expect_api 200 ParkoServ GET poll
 	grep -q '"count":17' "$T/body" || fail "ParkoServ's queue: $(cat "$T/body")"
+	serve_stop
+	openapi_check
+}
+
+# The calls the web console makes (docs/console.md), over curl and checked
+# against docs/openapi.json: the account, the operator's figures, a
+# device's history, certificates and records, a page by id prefix and in
+# descending order, an import previewed from CSV text and then made; a POST
+# without Keyrite-Request is refused, and so is a preview of anything but
+# an import.
+test_serve_console_calls() {
+	serve_setup 3
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	expect_api 200 ParkoServ GET account
+	grep -q '"account":"ParkoServ","kind":"asp"' "$T/body" || fail "account: $(cat "$T/body")"
+	ksr activate --as Telus --csr "$T/mno/relay.csv" >/dev/null || fail "activate"
+	expect_api 200 operator GET stats
+	grep -q '"active":3' "$T/body" && grep -q '"issued":\[{"day":"[0-9-]*","count":3}\]' "$T/body" ||
+		fail "stats: $(cat "$T/body")"
+	expect_api 403 ParkoServ GET stats
+	expect_api 200 ParkoServ GET devices/1000000000000002/history
+	grep -q '"detail":"device=1000000000000002 op=activate' "$T/body" || fail "history: $(cat "$T/body")"
+	expect_api 403 CarParkServ GET devices/1000000000000002/history
+	expect_api 200 ParkoServ GET devices/1000000000000002/certificates
+	grep -q '"status":"valid".*BEGIN CERTIFICATE' "$T/body" || fail "certificates: $(cat "$T/body")"
+	expect_api 200 ParkoServ GET devices/1000000000000002/records
+	grep -q '"type":"TLSA","expected":"3 1 1 [0-9a-f]*"' "$T/body" || fail "records: $(cat "$T/body")"
+	expect_api 404 ParkoServ GET devices/1000000000000002/nothing
+	expect_api 200 ParkoServ GET 'devices?q=100000000000000&sort=-id&limit=2'
+	grep -q '"devices":\[{"device":"1000000000000003".*"device":"1000000000000002"' "$T/body" &&
+		grep -q '"next":"1000000000000002"' "$T/body" || fail "a descending page: $(cat "$T/body")"
+	expect_api 400 ParkoServ GET 'devices?sort=model'
+	# an import from CSV text: previewed (nothing kept), then made
+	local csv='Device ID,Model,Version,MNO\n2000000000000001,SParkometer,1.1,Telus\n12345,SParkometer,1.1,Telus\n'
+	expect_api 200 Ottawa POST import "{\"csv\":\"$csv\",\"preview\":true}"
+	grep -q '"preview":true' "$T/body" && grep -q '"line":2,"result":"imported"\|"result":"imported".*"line":2' "$T/body" ||
+		grep -q '"device":"2000000000000001","line":2,"result":"imported"' "$T/body" || fail "preview: $(cat "$T/body")"
+	grep -q '"line":3' "$T/body" || fail "the bad row's line: $(cat "$T/body")"
+	expect_api 403 Ottawa GET devices/2000000000000001 # unknown and not its own look alike
+	expect_api 200 Ottawa POST import "{\"csv\":\"$csv\"}"
+	expect_api 200 Ottawa GET devices/2000000000000001
+	expect_api 400 Ottawa POST delete '{"devices":["2000000000000001"],"preview":true}'
+	# without the header: refused, nothing done
+	local got
+	got=$(curl -sS -o "$T/body" -w '%{http_code}' --cacert "$T/ca/root.pem" --cert "$T/clients/Ottawa.pem" \
+		--key "$T/clients/Ottawa.key" --resolve "api.iotregistry.ca:$PORT:127.0.0.1" \
+		-H 'Content-Type: application/json' --data-binary '{"devices":["2000000000000001"]}' \
+		"https://api.iotregistry.ca:$PORT/api/v1/delete")
+	[ "$got" = 403 ] && grep -q 'Keyrite-Request' "$T/body" || fail "no header: HTTP $got $(cat "$T/body")"
+	expect_api 200 Ottawa GET devices/2000000000000001
+	grep -q '"state":"listed"' "$T/body" || fail "the device changed"
 	serve_stop
 	openapi_check
 }

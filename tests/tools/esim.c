@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		if (!kr_failed(&e))
 			e = kr_signing_init(&s, h, k, 0);
 		if (!kr_failed(&e))
-			e = kr_sign_csr(&s, id, &der, &len);
+			e = kr_sign_csr(&s, id, NULL, &der, &len);
 		if (kr_failed(&e))
 			return fail(&e);
 		unsigned char b64[4096];
