@@ -29,7 +29,7 @@ openssl pkcs12 -export -in clients/ParkoServ.pem -certfile ca/subca-devices.pem 
 pk12util -d "sql:$H/.pki/nssdb" -i client.p12 -w p12.pass >/dev/null
 
 port=$(shuf -i 20000-60000 -n 1)
-sed -i -e "s/^port *= .*/port        = $port/" -e "s|^\[serve\]|[serve]\nconsole     = $SRC/console|" ca/keyrite.cnf
+sed -i -e "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $port/" -e "s|^\[serve\]|[serve]\nconsole     = $SRC/console|" ca/keyrite.cnf
 "$K" serve --config ca/keyrite.cnf --pin-file pin >serve.out 2>serve.log &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"' EXIT

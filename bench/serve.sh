@@ -42,7 +42,7 @@ issue_s=$(seconds issue.time)
 floor=$("$L" floor clients/Telus.pem clients/Telus.key ca/root.pem ca/subca-devices.pem kept.csv "$cores")
 
 port=$(shuf -i 20000-60000 -n 1)
-sed -i -e "s/^port *= .*/port        = $port/" -e "s/^threads *= .*/threads     = ${BENCH_THREADS:-$C}/" \
+sed -i -e "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $port/" -e "s/^threads *= .*/threads     = ${BENCH_THREADS:-$C}/" \
 	-e "s/^rate *= .*/rate        = 1000000/" -e "s/^burst *= .*/burst       = 1000000/" ca/keyrite.cnf
 ${BENCH_PERF:+perf record --call-graph dwarf,16384 -F 499 -o perf.data} "$K" serve --config ca/keyrite.cnf --pin-file pin >serve.out 2>serve.log &
 SERVE=$!

@@ -17,7 +17,8 @@ static const char usage_text[] =
 	"usage: keyrite registry COMMAND [--config FILE] [--as ACCOUNT] [--json] [--chunk N]\n"
 	"                        [--progress] [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
 	"commands, each on DEVICE... or FILE... (ids one per line, or CSV with a header):\n"
-	"  import FILE.csv [--owner NAME] [--mno NAME]   Device ID,Model,Version[,MNO][,Owner]\n"
+	"  import FILE.csv [--owner NAME] [--mno NAME] [--preview]\n"
+	"                                                Device ID,Model,Version[,MNO][,Owner]\n"
 	"  register --asp ASP DEVICE...\n"
 	"  activate [--asp ASP] DEVICE... | --csr MANIFEST.csv...\n"
 	"  reactivate [--asp ASP] DEVICE...\n"
@@ -88,6 +89,9 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 	case 'R':
 		a->root = arg;
 		break;
+	case 'v':
+		a->r.preview = 1;
+		break;
 	case 'k': {
 		long chunk = 0;
 		KR_TRY(kr_cli_number("--chunk", arg, 1, 100000, &chunk));
@@ -100,17 +104,13 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 	return kr_ok();
 }
 
-static const struct option own[] = {{"as", required_argument, NULL, 'a'},
-				    {"asp", required_argument, NULL, 'p'},
-				    {"mno", required_argument, NULL, 'm'},
-				    {"owner", required_argument, NULL, 'o'},
-				    {"state", required_argument, NULL, 's'},
-				    {"csr", required_argument, NULL, 'c'},
-				    {"lock", required_argument, NULL, 'l'},
-				    {"progress", no_argument, NULL, 'g'},
-				    {"chunk", required_argument, NULL, 'k'},
-				    {"out", required_argument, NULL, 'u'},
-				    {0}};
+static const struct option own[] = {
+	{"as", required_argument, NULL, 'a'},    {"asp", required_argument, NULL, 'p'},
+	{"mno", required_argument, NULL, 'm'},   {"owner", required_argument, NULL, 'o'},
+	{"state", required_argument, NULL, 's'}, {"csr", required_argument, NULL, 'c'},
+	{"lock", required_argument, NULL, 'l'},  {"progress", no_argument, NULL, 'g'},
+	{"chunk", required_argument, NULL, 'k'}, {"out", required_argument, NULL, 'u'},
+	{"preview", no_argument, NULL, 'v'},     {0}};
 
 /* ---- printing ----------------------------------------------------------------- */
 
@@ -207,8 +207,9 @@ static int run_bulk(kr_reg_cmd cmd, int argc, char **argv)
 	fflush(stdout);
 	if (kr_failed(&e))
 		return kr_cli_report(&e);
-	fprintf(co.json ? stderr : stdout, "registry %s: %ld done, %ld unchanged, %ld refused\n",
-		kr_reg_cmd_name(cmd), sum.done, sum.unchanged, sum.refused);
+	fprintf(co.json ? stderr : stdout, "registry %s%s: %ld done, %ld unchanged, %ld refused\n",
+		kr_reg_cmd_name(cmd), a.r.preview ? " (preview: nothing kept)" : "", sum.done,
+		sum.unchanged, sum.refused);
 	return status_of(&sum);
 }
 

@@ -20,10 +20,14 @@ function certificates(c) {
 
 function records(r) {
   if (!r.records.length) return el('p', { text: 'No published records.' });
-  return table('Published records', ['Owner name', 'Type', 'Expected', 'Published', 'Match'],
-    r.records.map((x) => el('tr', {}, el('td', { text: x.owner }), el('td', { text: x.type }),
-      el('td', {}, el('code', { text: x.expected })), el('td', {}, el('code', { text: x.published || '' })),
-      el('td', { class: 'match ' + (x.match ? 'good' : 'bad'), text: x.match ? (x.type === 'CERT' ? 'CERT match ✓' : 'Record match ✓') : (x.checked ? 'mismatch ✗' : 'not checked') }))));
+  // the seed's words: "CERT match" beside the device's certificate,
+  // "Record match" beside its provider's service key
+  const name = (x) => (x.of === 'service' ? 'Record match' : x.type + ' match');
+  return table('Published records', ['Of', 'Owner name', 'Type', 'Expected', 'Published', 'Match'],
+    r.records.map((x) => el('tr', {}, el('td', { text: x.of === 'service' ? 'the provider\'s service' : 'the device' }),
+      el('td', { text: x.owner }), el('td', { text: x.type }),
+      el('td', {}, el('code', { text: x.expected })), el('td', {}, el('code', { text: x.published || x.error || '' })),
+      el('td', { class: 'match ' + (x.match ? 'good' : 'bad'), text: x.match ? name(x) + ' ✓' : (x.checked ? 'mismatch ✗' : 'not checked') }))));
 }
 
 function history(h) {

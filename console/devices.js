@@ -41,14 +41,14 @@ function rowOf(me, r) {
       el('td', { text: profileStatus(r) }), el('td', {}, link));
   }
   return el('tr', {}, el('td', {}, pick), el('td', { text: r.device }), el('td', { text: r.model }),
-    el('td', { text: r.auth_code ? '*****' : '' }), el('td', { text: r.state }),
+    el('td', { text: r.auth_code ? '*****' : '' }), el('td', { text: r.asp || '' }), el('td', { text: r.state }),
     el('td', { class: 'num', text: r.profile_id || '' }), el('td', { text: profileStatus(r) }),
     el('td', { text: (r.flags || []).join(' ') }), el('td', {}, link));
 }
 
 const heads = {
   operator: ['', 'Application Service Provider', 'eUICCID/eID', 'Mobile Network Operator', 'Created', 'Last update', 'State', 'Profile ID', 'Profile Status', 'CERT / Keys / DNSSEC'],
-  other: ['', 'eUICCID/eID', 'IoT Device Model', 'Authorization Code', 'State', 'IoT Profile ID', 'IoT Profile Status', 'Flags', 'CERT / Keys / DNSSEC'],
+  other: ['', 'eUICCID/eID', 'IoT Device Model', 'Authorization Code', 'ASP', 'State', 'IoT Profile ID', 'IoT Profile Status', 'Flags', 'CERT / Keys / DNSSEC'],
 };
 
 function chosen() {

@@ -16,7 +16,8 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export function table(caption, heads, rows) {
-  return el('div', { class: 'table' },
+  // a region that scrolls sideways on a narrow screen, so it takes the focus
+  return el('div', { class: 'table', tabindex: 0, role: 'region', 'aria-label': caption },
     el('table', {},
       el('caption', { text: caption }),
       el('thead', {}, el('tr', {}, heads.map((h) => el('th', { scope: 'col', text: h })))),

@@ -93,6 +93,21 @@ static KR_MUST_USE kr_err tlsa_311(X509 *x, char out[8 + 65])
 	return kr_ok();
 }
 
+KR_MUST_USE kr_err kr_registry_service_tlsa(kr_registry *r, const char *asp, char owner[300],
+					    char rdata[8 + 65])
+{
+	const kr_account_conf *a = NULL;
+	KR_TRY(kr_config_account(r->conf, asp, &a));
+	KR_ENSURE(a->kind == KR_ACCOUNT_ASP && a->endpoint[0] && a->server_certificate[0],
+		  KR_EINPUT, "%s names no service with a server certificate", asp);
+	KR_AUTO(X509) srv = NULL;
+	KR_TRY(kr_cert_read(a->server_certificate, &srv));
+	KR_TRY(tlsa_311(srv, rdata));
+	/* RFC 6698 section 3: _port._tcp.host */
+	snprintf(owner, 300, "_%ld._tcp.%s.", a->port, a->endpoint);
+	return kr_ok();
+}
+
 /* The registry's chain: the issuing CA, then up to the root. */
 static json_t *chain_of(const kr_authority *ca)
 {

@@ -957,6 +957,9 @@ KR_MUST_USE kr_err kr_registry_list(kr_registry *r, const kr_reg_filter *f, kr_r
 				    kr_reg_row_cb cb, void *arg, char next[80])
 {
 	kr_reg_filter mine = *f;
+	/* the store pages by state too, so a page holds its size of them; the
+	 * rows are filtered again below, as the account sees them */
+	mine.state = state != KR_NSTATES ? kr_reg_state_name(state) : NULL;
 	switch (r->as->kind) {
 	case KR_ACCOUNT_OPERATOR:
 		break;

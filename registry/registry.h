@@ -154,6 +154,13 @@ typedef KR_MUST_USE kr_err (*kr_reg_cert_cb)(const kr_registration *g, const kr_
 KR_MUST_USE kr_err kr_registry_certs(kr_registry *r, const char *device, kr_reg_cert_cb cb,
 				     void *arg);
 
+/* An ASP's service, as the registry payload tells devices to know it: the
+ * TLSA owner name (_PORT._tcp.ENDPOINT., RFC 6698 section 3) and rdata
+ * (3 1 1 and its server certificate's key hash); KR_EINPUT if its account
+ * names no endpoint and server_certificate. */
+KR_MUST_USE kr_err kr_registry_service_tlsa(kr_registry *r, const char *asp, char owner[300],
+					    char rdata[8 + 65]);
+
 /* The acting account: its name and kind ("operator", "owner", "asp",
  * "mno"). */
 void kr_registry_account(const kr_registry *r, const char **name, const char **kind);

@@ -183,7 +183,7 @@ for a in Ottawa ParkoServ Telus; do # each account's client certificate, issued 
 	"${R[@]}" client "$a" "${P[@]}" --csr "$D/clients/$a.csr" --out "$D/clients/$a.pem"
 done
 PORT=$(shuf -i 20000-60000 -n 1)
-sed -i "s/^port *= .*/port        = $PORT/" "$KEYRITE_CONFIG"
+sed -i "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $PORT/" "$KEYRITE_CONFIG" # the service's, not an ASP's
 "$K" serve "${P[@]}" >"$D/serve.out" 2>"$D/serve.log" &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT

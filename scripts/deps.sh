@@ -36,6 +36,9 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm, which the console's accessibility test installs axe-core with:
+# Debian's, unless one is there already (NodeSource's nodejs has its own)
+[ -n "${1:-}" ] || command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "keyrite: installing missing Debian packages: ${missing[*]}" >&2

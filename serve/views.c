@@ -23,6 +23,7 @@ typedef struct view {
 	json_t *list; /* its list */
 	const char *device;
 	kr_server *s;
+	kr_registry *r; /* on the desk: the registry being read */
 } view;
 
 static KR_MUST_USE kr_err added(json_t *list, json_t *item)
@@ -126,14 +127,27 @@ static KR_MUST_USE kr_err one_record(const char *owner, const char *type, const 
 				     void *arg)
 {
 	view *v = arg;
-	return added(v->list,
-		     json_pack("{s:s,s:s,s:s}", "owner", owner, "type", type, "expected", rdata));
+	return added(v->list, json_pack("{s:s,s:s,s:s,s:s}", "owner", owner, "type", type,
+					"expected", rdata, "of", "device"));
+}
+
+/* The device's provider's service key, the seed's "Record match": what
+ * the payload tells the device to expect of the server. */
+static KR_MUST_USE kr_err service_of(kr_registry *r, view *v, const char *asp)
+{
+	char owner[300], rdata[8 + 65];
+	kr_err e = kr_registry_service_tlsa(r, asp, owner, rdata);
+	if (kr_failed(&e))
+		return e.code == KR_EINPUT ? kr_ok() : e; /* it names none */
+	return added(v->list, json_pack("{s:s,s:s,s:s,s:s}", "owner", owner, "type", "TLSA",
+					"expected", rdata, "of", "service"));
 }
 
 static KR_MUST_USE kr_err records_of(const kr_registration *g, const kr_cert_info *c, void *arg)
 {
-	(void)g;
 	view *v = arg;
+	if (!strcmp(c->status, "valid"))
+		KR_TRY(service_of(v->r, v, g->asp));
 	const kr_profile *p = kr_config_profile_named(v->s->cfg, c->profile);
 	const kr_zone_conf *z = NULL;
 	if (strcmp(c->status, "valid") != 0 || c->withheld || !p || !p->zone[0])
@@ -147,6 +161,7 @@ static KR_MUST_USE kr_err records_of(const kr_registration *g, const kr_cert_inf
 static KR_MUST_USE kr_err run_records(kr_registry *r, void *arg)
 {
 	view *v = arg;
+	v->r = r;
 	return kr_registry_certs(r, v->device, records_of, v);
 }
 

@@ -75,6 +75,9 @@ typedef struct kr_reg_filter {
 	long limit;         /* at most this many devices; 0: all */
 	const char *prefix; /* only devices whose id begins so */
 	int desc;           /* in descending id order */
+	const char *state;  /* only devices in this state (registry/rules.h's names): a
+			     * deleted one pendingDelete, one with no registration listed,
+			     * else one of its (the ASP's) registrations' */
 } kr_reg_filter;
 
 /* The registry's devices (imported ones) in id order, with their

@@ -189,7 +189,7 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 {
 	sqlite3_stmt *st = NULL;
 	const char *dir = f->desc ? "DESC" : "", *beyond = f->desc ? "<" : ">";
-	char sql[1024];
+	char sql[2048];
 	/* a prefix is a range of the primary key: [prefix, prefix with its last
 	 * octet one up) */
 	snprintf(sql, sizeof sql,
@@ -199,6 +199,12 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 		 " x.device = dd.id AND (x.asp = ?1 OR x.gaining = ?1)))"
 		 " AND (?2 IS NULL OR dd.owner = ?2) AND (?3 IS NULL OR dd.mno = ?3)"
 		 " AND (?4 IS NULL OR dd.id %s ?4) AND (?6 IS NULL OR (dd.id >= ?6 AND dd.id < ?7))"
+		 " AND (?8 IS NULL OR (?8 = 'pendingDelete' AND dd.deleted > 0) OR (dd.deleted = 0 "
+		 "AND"
+		 " ((?8 = 'listed' AND NOT EXISTS (SELECT 1 FROM registration y WHERE y.device = "
+		 "dd.id))"
+		 " OR EXISTS (SELECT 1 FROM registration y WHERE y.device = dd.id AND y.state = ?8"
+		 " AND (?1 IS NULL OR y.asp = ?1 OR y.gaining = ?1)))))"
 		 " ORDER BY dd.id %s LIMIT ?5) ORDER BY d.id %s, r.asp",
 		 beyond, dir, dir);
 	KR_TRY(sq_prepare(s, sql, &st));
@@ -215,6 +221,7 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 	}
 	sq_text(st, 6, plen && plen < sizeof upto ? f->prefix : NULL);
 	sq_text(st, 7, upto);
+	sq_text(st, 8, f->state);
 	kr_reg_record *rec = calloc(1, sizeof *rec);
 	if (!rec) {
 		sqlite3_finalize(st);

@@ -16,6 +16,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -32,7 +33,7 @@ def browser(a):
     o.binary_location = '/usr/bin/chromium'
     for flag in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                 '--window-size=1280,900', '--user-data-dir=' + profile,
+                 f'--window-size={a.width},900', '--user-data-dir=' + profile,
                  '--host-resolver-rules=MAP api.iotregistry.ca 127.0.0.1, MAP other.example 127.0.0.1'):
         o.add_argument(flag)
     o.add_experimental_option('prefs', {'profile': {'content_settings': {'exceptions': {'auto_select_certificate': {
@@ -142,6 +143,8 @@ def step_device(d, a):
     wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, 'pre.cert')), 'the certificate')
     for m in d.find_elements(By.CSS_SELECTOR, 'td.match'):
         print('record', m.text)
+    for r in d.find_elements(By.CSS_SELECTOR, 'td.match.bad'):
+        print('  ', r.find_element(By.XPATH, '..').text.replace('\n', ' | ')[:400])
     shot(d, a.shot or '05-device')
 
 
@@ -219,6 +222,47 @@ def step_timing(d, a):
     print(json.dumps({'load_ms': nav, 'first_screen_ms': first, 'page_ms': pages}))
 
 
+def step_a11y(d, a):
+    # axe-core's WCAG 2 A and AA rules on each screen named (its source
+    # given with --axe), at this window's width; and the keyboard: the skip
+    # link first, a screen reached with Tab and Enter alone
+    src = open(a.axe).read()
+    open_console(d, a, 'devices')
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, '#devices tbody tr')), 'the table')
+    first = d.execute_script("""return [...document.querySelectorAll('a[href], button, input, select, textarea')]
+        .filter((e) => !e.disabled && e.tabIndex >= 0)[0].textContent""")
+    if first != 'Skip to the content':
+        fail('the first stop of Tab is ' + repr(first))
+    d.execute_script("document.querySelector('a.skip').focus()")
+    target = a.args[0]
+    for _ in range(12):
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        if d.switch_to.active_element.get_attribute('data-screen') == target:
+            break
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(d, lambda d: d.current_url.endswith('#/' + target), 'the screen by keyboard')
+    print('keyboard', target)
+    problems = 0
+    for screen in a.args[1:]:
+        d.get(a.url + '/console/#/' + screen)
+        wait(d, text_is((By.ID, 'who'), lambda t: '(' in t), 'the account')
+        time.sleep(1)  # the screen's own requests
+        r = d.execute_async_script(src + '''
+          ;const done = arguments[arguments.length - 1];
+          axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+            .then((r) => done(r.violations.map((v) => v.id + ': ' + v.help + ' (' + v.nodes.length + ')')));''')
+        shot(d, (a.shot or 'a11y') + '-' + screen.replace('/', '-'))
+        print('screen', screen, 'violations', len(r))
+        for v in r:
+            print('  ' + v)
+        problems += len(r)
+    # nothing wider than the window but the tables, which scroll
+    wide = d.execute_script('return document.documentElement.scrollWidth > window.innerWidth + 1')
+    print('page wider than the window', wide)
+    if problems:
+        fail(f'{problems} accessibility violations')
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('step')
@@ -229,6 +273,8 @@ def main():
     p.add_argument('--shot')
     p.add_argument('--kind', default='')
     p.add_argument('--issuer', default='IoT Registry Devices CA 2026')
+    p.add_argument('--axe')
+    p.add_argument('--width', type=int, default=1280)
     a = p.parse_args()
     global SHOTS
     SHOTS = a.shots

@@ -210,14 +210,20 @@ dnssec_keys() {
 	done
 }
 
-# named_start ZONEFILE: BIND's named serving iotregistry.ca from a copy of
-# ZONEFILE on 127.0.0.1 and a free port ($PORT), taking dynamic updates
-# signed with the TSIG key in $T/named/update.key, its queries logged to
+# named_start ZONEFILE [ZONE=FILE...]: BIND's named serving iotregistry.ca
+# from a copy of ZONEFILE (and each further ZONE from a copy of its FILE) on
+# 127.0.0.1 and a free port ($PORT), taking dynamic updates signed with the
+# TSIG key in $T/named/update.key, its queries logged to
 # $T/named/query.log; ready when dig gets the SOA.
 named_start() {
-	local try d=$T/named
+	local try d=$T/named extra="" z
 	mkdir -p "$d"
 	cp "$1" "$d/iotregistry.ca.zone"
+	shift
+	for z in "$@"; do
+		cp "${z#*=}" "$d/${z%%=*}.zone"
+		extra+="zone \"${z%%=*}\" { type primary; file \"$d/${z%%=*}.zone\"; };"$'\n'
+	done
 	tsig-keygen -a hmac-sha256 keyrite-update >"$d/update.key"
 	for try in 1 2 3 4 5 6 7 8; do
 		PORT=$(shuf -i 20000-60000 -n 1)
@@ -235,6 +241,7 @@ logging {
 zone "iotregistry.ca" {
 	type primary; file "$d/iotregistry.ca.zone"; allow-update { key keyrite-update; };
 };
+$extra
 EOC
 		rm -f "$d/named.pid"
 		named -c "$d/named.conf" -u root -f >>"$d/named.out" 2>&1 &

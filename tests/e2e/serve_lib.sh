@@ -56,7 +56,8 @@ serve_start() {
 	local try
 	for try in 1 2 3 4 5 6 7 8; do
 		PORT=$(shuf -i 20000-60000 -n 1)
-		sed -i "s/^port *= .*/port        = $PORT/" "$T/ca/keyrite.cnf"
+		# the service's port only, not an ASP account's
+		sed -i "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $PORT/" "$T/ca/keyrite.cnf"
 		"$KEYRITE" serve --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" >"$T/serve.out" 2>>"$T/serve.log" &
 		SERVE=$!
 		for _ in $(seq 100); do

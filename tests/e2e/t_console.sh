@@ -61,7 +61,18 @@ test_console_ottawa_story_through_the_screens() {
 	# by named; the service checks records there
 	sed -i 's/^\[zone_registry\]/&\ncert_records = yes/' "$T/ca/keyrite.cnf"
 	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
-	named_start "$T/pub/iotregistry.ca.zone"
+	# ParkoServ's service: its certificate (the payload's server_tlsa) and
+	# its TLSA in its own zone, the seed's "Record match"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/parko.key" \
+		-subj /CN=iot.parkoserv.ca -addext subjectAltName=DNS:iot.parkoserv.ca -out "$T/parko.csr" 2>/dev/null
+	mkdir -p "$T/srv"
+	kri server --out "$T/srv" "$T/parko.csr" >/dev/null 2>&1 || fail "ParkoServ's certificate"
+	sed -i "s|^\[account_ParkoServ\]|&\nserver_certificate = $(ls "$T"/srv/*.pem | grep -v chain.pem)|" "$T/ca/keyrite.cnf"
+	sed -i 's/^zones *=.*/zones   = registry, parko/' "$T/ca/keyrite.cnf"
+	printf '\n[zone_parko]\nzone = parkoserv.ca\nserver_port = 8883\nrootcert = no\nsoa_mname = ns1.parkoserv.ca\nsoa_rname = hostmaster.parkoserv.ca\nns = ns1.parkoserv.ca=192.0.2.80\n' >>"$T/ca/keyrite.cnf"
+	kr publish --config "$T/ca/keyrite.cnf" --zone parkoserv.ca --out "$T/pub" --soa >/dev/null ||
+		fail "publish parkoserv.ca"
+	named_start "$T/pub/iotregistry.ca.zone" "parkoserv.ca=$T/pub/parkoserv.ca.zone"
 	local dns=$PORT
 	sed -i "s|^\[serve\]|[serve]\ndns         = 127.0.0.1:$dns|" "$T/ca/keyrite.cnf"
 	trap 'serve_stop; named_stop; teardown' EXIT
@@ -84,8 +95,8 @@ test_console_ottawa_story_through_the_screens() {
 	{ echo "server 127.0.0.1 $dns"; cat "$T/changes.txt"; } | nsupdate -k "$T/named/update.key" >/dev/null ||
 		fail "nsupdate"
 	browse ParkoServ device 1000000000000001
-	grep -q 'record CERT match ✓' "$T/browse.out" && grep -q 'record Record match ✓' "$T/browse.out" ||
-		fail "no match shown: $(cat "$T/browse.out")"
+	grep -q 'record CERT match ✓' "$T/browse.out" && grep -q 'record TLSA match ✓' "$T/browse.out" &&
+		grep -q 'record Record match ✓' "$T/browse.out" || fail "no match shown: $(cat "$T/browse.out")"
 	# the city's codes for ten meters, entered by CarParkServ
 	ksr authcode --as Ottawa $(seq 1000000000000001 1000000000000010) >"$T/codes.out"
 	{ echo "device,code"; awk '$2 == "code" {print $1 "," $4}' "$T/codes.out"; } >"$T/codes.csv"
@@ -139,5 +150,33 @@ test_console_no_certificate_cross_origin_and_markup() {
 	# nothing in the console writes HTML from data
 	! grep -n 'innerHTML\|outerHTML\|insertAdjacentHTML\|document.write' "$REPO"/console/*.js ||
 		fail "the console writes HTML"
+	serve_stop
+}
+
+# axe-core's WCAG 2.1 A and AA rules (npm, installed by the test into
+# build/npm) find nothing on the screens of a provider and of the operator,
+# at a desktop's width and at a phone's (390 px); the skip link comes
+# first, and a screen is reached with Tab and Enter alone.
+test_console_accessible_by_keyboard_and_at_a_phone_width() {
+	local axe=$REPO/build/npm/node_modules/axe-core/axe.min.js
+	if [ ! -e "$axe" ]; then
+		npm install --prefix "$REPO/build/npm" --no-audit --no-fund --no-save axe-core@4.10.3 >/dev/null 2>&1 ||
+			fail "npm install axe-core"
+	fi
+	console_setup
+	mkcsr --manifest 3 --start 1000000000000001 >"$T/relay.csv"
+	{ echo "Device ID,Model,Version"; tail -n +2 "$T/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
+	ksr import --as Ottawa --mno Telus "$T/ottawa.csv" >/dev/null
+	ksr register --as Ottawa --asp ParkoServ "$T/ottawa.csv" >/dev/null
+	ksr activate --as ParkoServ --csr "$T/relay.csv" >/dev/null
+	trap 'serve_stop; teardown' EXIT
+	serve_start
+	local w
+	for w in 1280 390; do
+		browse ParkoServ a11y activate devices device/1000000000000001 activate transfer messages \
+			--axe "$axe" --width "$w" --shot "11-a11y-$w"
+		grep -q '^keyboard activate' "$T/browse.out" || fail "keyboard at $w"
+		browse operator a11y dashboard devices dashboard import --axe "$axe" --width "$w" --shot "12-a11y-$w"
+	done
 	serve_stop
 }

@@ -404,6 +404,14 @@ abc,SParkometer,1.1,Telus
 1000000000000006,SParkometer,1.1,Telus
 EOC
 	local rc=0
+	# a preview: every row's outcome, and nothing kept
+	krr import --as Ottawa --preview "$T/in.csv" >"$T/pre.out" 2>"$T/pre.err" || rc=$?
+	[ $rc -eq 1 ] || fail "preview: exit $rc, want 1"
+	has "registry import (preview: nothing kept): 3 done, 0 unchanged, 7 refused" cat "$T/pre.out"
+	[ "$(wc -l <"$T/pre.err")" -eq 7 ] || fail "the preview did not name every bad row"
+	[ "$(reg_list operator | wc -l)" -eq 0 ] || fail "a preview kept devices"
+	expect 2 "only an import can be previewed" krr delete --as Ottawa --preview 1000000000000001
+	rc=0
 	krr import --as Ottawa "$T/in.csv" >"$T/imp.out" 2>"$T/imp.err" || rc=$?
 	[ $rc -eq 1 ] || fail "exit $rc, want 1"
 	for want in "in.csv:3: '12345' is not an eID" "in.csv:5: 89049032000000000000000000000067: not an eID: its check digits" \

@@ -725,6 +725,10 @@ test_serve_console_calls() {
 	expect_api 403 Ottawa GET devices/2000000000000001 # unknown and not its own look alike
 	expect_api 200 Ottawa POST import "{\"csv\":\"$csv\"}"
 	expect_api 200 Ottawa GET devices/2000000000000001
+	# a page of one listed device: the store pages by state (the three
+	# active meters before it in id order do not fill the page)
+	expect_api 200 Ottawa GET 'devices?state=listed&limit=1'
+	grep -q '^{"devices":\[{"device":"2000000000000001"' "$T/body" || fail "a page by state: $(cat "$T/body")"
 	expect_api 400 Ottawa POST delete '{"devices":["2000000000000001"],"preview":true}'
 	# without the header: refused, nothing done
 	local got
