@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 K=$PWD/build/keyrite
 MKCSR=$PWD/build/mkcsr
 EX=$PWD/docs/examples
+TOP=$PWD
 D=$PWD/build/demo
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -184,6 +185,7 @@ for a in Ottawa ParkoServ Telus; do # each account's client certificate, issued 
 done
 PORT=$(shuf -i 20000-60000 -n 1)
 sed -i "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $PORT/" "$KEYRITE_CONFIG" # the service's, not an ASP's
+sed -i "s|^\[serve\]|[serve]\nconsole     = $TOP/console|" "$KEYRITE_CONFIG" # the web console
 "$K" serve "${P[@]}" >"$D/serve.out" 2>"$D/serve.log" &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT
@@ -225,6 +227,10 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/10000000
 	-newkey "$D/1000000000001002-new.key" -certout "$D/1000000000001002-new.pem" 2>&1 | grep -m1 'received' || true
 openssl verify -CAfile root.pem -untrusted subca-devices.pem "$D/1000000000001002-new.pem"
 "$K" certs --device 1000000000001002 | sed 's/^/  /'
+echo "The web console (docs/console.md), as a browser with ParkoServ's certificate would load it:"
+curl -sS --cacert root.pem --cert "$D/clients/ParkoServ.pem" --key "$D/clients/ParkoServ.key" \
+	--resolve "api.iotregistry.ca:$PORT:127.0.0.1" "https://api.iotregistry.ca:$PORT/console/" | grep -o '<title>.*</title>'
+echo "  https://api.iotregistry.ca:$PORT/console/ ($(api ParkoServ GET account))"
 echo "What ParkoServ sees of one, and what waits in its poll queue:"
 api ParkoServ GET devices/1000000000001002
 api ParkoServ GET poll | cut -c1-200
