@@ -14,7 +14,7 @@
 static const char usage_text[] =
 	"usage: keyrite hsm tokens [--module PATH]\n"
 	"       keyrite hsm keys URI [--module PATH] [--pin-file FILE | --pin-env VAR]\n"
-	"       keyrite hsm keygen URI --type TYPE [--public-key FILE] [--module PATH]\n"
+	"       keyrite hsm keygen URI --type TYPE [--backup] [--public-key FILE] [--module PATH]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n"
 	"       keyrite hsm csr URI --cn NAME [--dns NAME] --out FILE [--module PATH]\n"
 	"                          [--pin-file FILE | --pin-env VAR]\n"
@@ -67,6 +67,7 @@ static const kr_cli_spec usage_only = {.usage = usage_text};
 
 typedef struct args {
 	const char *type, *pubout, *cn, *dns, *out, *label;
+	int backup;
 	kr_pin_source so;
 } args;
 
@@ -76,6 +77,9 @@ static KR_MUST_USE kr_err take(int opt, const char *arg, void *ctx)
 	switch (opt) {
 	case 't':
 		a->type = arg;
+		break;
+	case 'b':
+		a->backup = 1;
 		break;
 	case 'k':
 		a->pubout = arg;
@@ -149,18 +153,20 @@ static KR_MUST_USE kr_err secret_keygen(const char *uri, const kr_hsm_opts *opts
 }
 
 static KR_MUST_USE kr_err keygen(const char *uri, const kr_hsm_opts *opts, const char *type,
-				 const char *pubout)
+				 const char *pubout, int backup)
 {
 	kr_key_type kt = KR_KEY_EC_P256;
 	KR_AUTO(kr_hsm) h = NULL;
 	KR_AUTO(kr_hsm_key) k = NULL;
-	if (!strcmp(type, "aes-256")) /* a secret key: the registry's enrollment key */
+	if (!strcmp(type, "aes-256")) { /* a secret key: the registry's enrollment key */
+		KR_ENSURE(!backup, KR_EUSAGE, "an enrollment key is derived from, not backed up");
 		return secret_keygen(uri, opts, pubout);
+	}
 	KR_TRY(kr_key_type_parse(type, &kt));
 	if (pubout)
 		KR_TRY(kr_fs_must_not_exist(pubout));
 	KR_TRY(kr_hsm_open(uri, opts, &h));
-	KR_TRY(kr_hsm_keygen(h, uri, kt, &k));
+	KR_TRY(backup ? kr_hsm_keygen_backup(h, uri, kt, &k) : kr_hsm_keygen(h, uri, kt, &k));
 	print_key(h, k, NULL);
 	return pubout ? write_public_key(kr_hsm_key_public(k), pubout) : kr_ok();
 }
@@ -169,6 +175,7 @@ static int cmd_keygen(int argc, char **argv)
 {
 	static const struct option own[] = {{"type", required_argument, NULL, 't'},
 					    {"public-key", required_argument, NULL, 'k'},
+					    {"backup", no_argument, NULL, 'b'},
 					    {0}};
 	args a = {0};
 	kr_cli_opts co;
@@ -177,7 +184,7 @@ static int cmd_keygen(int argc, char **argv)
 		return rc;
 	if (!a.type)
 		return kr_cli_misuse(&usage_only, "hsm keygen: --type is needed");
-	kr_err e = keygen(argv[first], &co.hsm, a.type, a.pubout);
+	kr_err e = keygen(argv[first], &co.hsm, a.type, a.pubout, a.backup);
 	return kr_cli_report(&e);
 }
 

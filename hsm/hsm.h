@@ -75,6 +75,11 @@ KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, k
 /* An AES-256 secret key made on the token, sensitive, never extractable,
  * for encryption only; named as kr_hsm_keygen's keys are. Gives its id. */
 KR_MUST_USE kr_err kr_hsm_secret_keygen(kr_hsm *h, const char *uri, uint8_t id[16]);
+/* As kr_hsm_keygen, for a key that may be backed up (the backup ceremony):
+ * CKA_EXTRACTABLE and CKA_WRAP_WITH_TRUSTED, so that only a trusted
+ * wrapping key, which only the SO can make, can ever take it out. */
+KR_MUST_USE kr_err kr_hsm_keygen_backup(kr_hsm *h, const char *uri, kr_key_type type,
+					kr_hsm_key **out);
 /* The checks kr_hsm_keygen makes before it acts (label given and unused, no
  * id), so a caller can refuse before anything irreversible happens. */
 KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);
@@ -104,6 +109,7 @@ KR_MUST_USE kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32]);
 typedef struct kr_key_attrs {
 	int token, private_, sensitive, extractable, always_sensitive, never_extractable, local;
 	int sign, decrypt, unwrap, derive;
+	int wrap_with_trusted; /* extractable only under a trusted key (a backup) */
 } kr_key_attrs;
 
 /* An attribute the token will not read out is -1 ("unreadable"). */

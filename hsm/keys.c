@@ -299,6 +299,7 @@ void kr_hsm_key_attrs(kr_hsm *h, const kr_hsm_key *k, kr_key_attrs *a)
 	a->decrypt = get_bool(s, k->priv, CKA_DECRYPT);
 	a->unwrap = get_bool(s, k->priv, CKA_UNWRAP);
 	a->derive = get_bool(s, k->priv, CKA_DERIVE);
+	a->wrap_with_trusted = get_bool(s, k->priv, CKA_WRAP_WITH_TRUSTED);
 }
 
 void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
@@ -313,7 +314,8 @@ void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 					    "CKA_SIGN",
 					    "CKA_DECRYPT",
 					    "CKA_UNWRAP",
-					    "CKA_DERIVE"};
+					    "CKA_DERIVE",
+					    "CKA_WRAP_WITH_TRUSTED"};
 	const int vals[] = {a->token,
 			    a->private_,
 			    a->sensitive,
@@ -324,7 +326,8 @@ void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 			    a->sign,
 			    a->decrypt,
 			    a->unwrap,
-			    a->derive};
+			    a->derive,
+			    a->wrap_with_trusted};
 	size_t o = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < sizeof vals / sizeof *vals && o < outsz; i++)
@@ -397,7 +400,8 @@ static KR_MUST_USE kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
 /* Every attribute that decides whether the key can leave the token or be
  * misused is set explicitly: SoftHSM's defaults allow decrypt, unwrap and
  * derive. (reference section 2) */
-static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, CK_RV *rv)
+static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, int backup, kr_hsm_key *k,
+				   CK_RV *rv)
 {
 	const char *label = k->label;
 	const uint8_t *id = k->id;
@@ -432,7 +436,8 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, C
 		{CKA_TOKEN, &yes, sizeof yes},
 		{CKA_PRIVATE, &yes, sizeof yes},
 		{CKA_SENSITIVE, &yes, sizeof yes},
-		{CKA_EXTRACTABLE, &no, sizeof no},
+		{CKA_EXTRACTABLE, backup ? &yes : &no, sizeof no},
+		{CKA_WRAP_WITH_TRUSTED, backup ? &yes : &no, sizeof no},
 		{CKA_SIGN, &yes, sizeof yes},
 		{CKA_DECRYPT, &no, sizeof no},
 		{CKA_UNWRAP, &no, sizeof no},
@@ -449,15 +454,16 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, kr_hsm_key *k, C
 
 /* The read-back of reference section 2: a key whose attributes are not what
  * was asked for is not a CA key. */
-static KR_MUST_USE kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want)
+static KR_MUST_USE kr_err check_generated(kr_hsm *h, kr_hsm_key *k, kr_key_type want, int backup)
 {
 	kr_key_attrs a;
 	kr_hsm_key_attrs(h, k, &a);
 	char text[512];
 	kr_key_attrs_format(&a, text, sizeof text);
-	int ok = a.token == 1 && a.private_ == 1 && a.sensitive == 1 && a.extractable == 0 &&
-		 a.always_sensitive == 1 && a.never_extractable == 1 && a.local == 1 &&
-		 a.sign == 1 && a.decrypt == 0 && a.unwrap == 0 && a.derive == 0;
+	int ok = a.token == 1 && a.private_ == 1 && a.sensitive == 1 && a.extractable == backup &&
+		 a.always_sensitive == 1 && a.never_extractable == !backup && a.local == 1 &&
+		 a.sign == 1 && a.decrypt == 0 && a.unwrap == 0 && a.derive == 0 &&
+		 (a.wrap_with_trusted == backup || !backup);
 	KR_ENSURE(ok, KR_EHSM, "key '%s': token did not honour the template (%s)", k->label, text);
 	KR_ENSURE(k->type == want, KR_EHSM, "key '%s': token made a %s key, not %s", k->label,
 		  kr_key_type_name(k->type), kr_key_type_name(want));
@@ -593,7 +599,8 @@ KR_MUST_USE kr_err kr_hsm_secret_keygen(kr_hsm *h, const char *uri, uint8_t id[1
 		       h->token.label, label);
 }
 
-KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+static KR_MUST_USE kr_err keygen(kr_hsm *h, const char *uri, kr_key_type type, int backup,
+				 kr_hsm_key **out)
 {
 	kr_hsm_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
@@ -606,14 +613,14 @@ KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, k
 		return e;
 	}
 	CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED; /* until the token is asked */
-	e = generate(h, type, k, &rv);
+	e = generate(h, type, backup, k, &rv);
 	if (!kr_failed(&e)) {
 		e = load_key(h->main, k);
 		kr_err_prefix(&e, "token '%s': reading back the new key '%s'", h->token.label,
 			      k->label);
 	}
 	if (!kr_failed(&e))
-		e = check_generated(h, k, type);
+		e = check_generated(h, k, type, backup);
 	if (kr_failed(&e)) {
 		undo_keygen(h, k, rv, &e);
 		kr_hsm_key_free(k);
@@ -621,4 +628,15 @@ KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, k
 	}
 	*out = k;
 	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_hsm_keygen(kr_hsm *h, const char *uri, kr_key_type type, kr_hsm_key **out)
+{
+	return keygen(h, uri, type, 0, out);
+}
+
+KR_MUST_USE kr_err kr_hsm_keygen_backup(kr_hsm *h, const char *uri, kr_key_type type,
+					kr_hsm_key **out)
+{
+	return keygen(h, uri, type, 1, out);
 }

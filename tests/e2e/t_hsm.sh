@@ -20,6 +20,24 @@ test_keygen_every_type_read_back_by_pkcs11_tool() {
 	grep -q "spki-sha256: $want" "$T/k256"
 }
 
+# A key made for backup (--backup): extractable, but only under a trusted
+# wrapping key, as keyrite and OpenSC's pkcs11-tool read it back.
+test_keygen_for_backup_is_extractable_only_under_a_trusted_key() {
+	init_token lab
+	kr hsm keygen "pkcs11:token=lab;object=ca-key" --type ec-p256 --backup --pin-file "$T/pin" >/dev/null
+	kr hsm keygen "pkcs11:token=lab;object=plain" --type ec-p256 --pin-file "$T/pin" >/dev/null
+	kr hsm keys "pkcs11:token=lab" --pin-file "$T/pin" >"$T/keys"
+	grep -A4 "key 'ca-key'" "$T/keys" | grep -q 'CKA_EXTRACTABLE=true.*CKA_WRAP_WITH_TRUSTED=true' ||
+		{ cat "$T/keys"; fail "the backup key's attributes"; }
+	grep -A4 "key 'plain'" "$T/keys" | grep -q 'CKA_EXTRACTABLE=false.*CKA_WRAP_WITH_TRUSTED=false' ||
+		{ cat "$T/keys"; fail "the plain key's attributes"; }
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label lab --login --pin env:KR_TEST_PIN \
+		--list-objects --type privkey --label ca-key >"$T/obj"
+	grep -q 'Access: *sensitive, always sensitive, extractable, local' "$T/obj" || { cat "$T/obj"; fail "pkcs11-tool"; }
+	expect 2 "derived from, not backed up" kr hsm keygen "pkcs11:token=lab;object=e" --type aes-256 \
+		--backup --pin-file "$T/pin"
+}
+
 test_keygen_refusals() {
 	init_token lab
 	kr hsm keygen "pkcs11:token=lab;object=dup" --type ec-p256 --pin-file "$T/pin" >/dev/null

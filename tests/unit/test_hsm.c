@@ -76,7 +76,21 @@ Test(hsm, generated_key_attributes)
 	kr_hsm_key_attrs(h, k, &a);
 	cr_assert(a.sensitive == 1 && a.extractable == 0 && a.always_sensitive == 1 &&
 		  a.never_extractable == 1 && a.local == 1 && a.sign == 1 && a.decrypt == 0 &&
-		  a.unwrap == 0 && a.derive == 0 && a.private_ == 1 && a.token == 1);
+		  a.unwrap == 0 && a.derive == 0 && a.private_ == 1 && a.token == 1 &&
+		  a.wrap_with_trusted == 0);
+	/* one to back up: extractable, and only under a trusted key */
+	kr_hsm_key *b = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen_backup(h, "pkcs11:token=t;object=b", KR_KEY_EC_P256, &b));
+	kr_key_attrs ba;
+	kr_hsm_key_attrs(h, b, &ba);
+	cr_assert(ba.sensitive == 1 && ba.extractable == 1 && ba.wrap_with_trusted == 1 &&
+		  ba.never_extractable == 0 && ba.always_sensitive == 1 && ba.local == 1);
+	char text[512];
+	kr_key_attrs_format(&ba, text, sizeof text);
+	cr_assert(strstr(text, "CKA_EXTRACTABLE=true") &&
+			  strstr(text, "CKA_WRAP_WITH_TRUSTED=true"),
+		  "%s", text);
+	kr_hsm_key_free(b);
 	size_t idlen;
 	kr_hsm_key_id(k, &idlen);
 	cr_assert_eq(idlen, 16);
