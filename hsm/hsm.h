@@ -159,6 +159,34 @@ KR_MUST_USE kr_err kr_hsm_encrypt_update(kr_hsm_session *s, const uint8_t *in, s
 KR_MUST_USE kr_err kr_hsm_encrypt_end(kr_hsm_session *s, uint8_t *out, size_t *outlen);
 void kr_hsm_encrypt_cancel(kr_hsm_session *s);
 
+/* The backup ceremony's wrapping key: key (32 bytes, from the VSS split)
+ * put on the token by its SO as a trusted AES key, a session object that
+ * never reaches the token's storage; the user is logged in again
+ * afterwards (so: the SO's PIN, user: the user's). It wraps the keys made
+ * for backup (kr_hsm_keygen_backup), and only those: another is refused
+ * with KR_EINPUT. Destroy it as soon as the keys are wrapped. The user's
+ * logout invalidates the handles of keys found before (PKCS#11 2.40
+ * section 5.5): find a key again to sign with it; kr_hsm_backup_wrap finds
+ * its key again by id. */
+typedef struct kr_hsm_backup_key kr_hsm_backup_key;
+KR_MUST_USE kr_err kr_hsm_backup_key_new(kr_hsm *h, const kr_pin_source *so,
+					 const kr_pin_source *user, const uint8_t key[32],
+					 kr_hsm_backup_key **out);
+/* The private key wrapped (RFC 5649, the key as PKCS#8) into out (*len:
+ * its room, then its length). */
+KR_MUST_USE kr_err kr_hsm_backup_wrap(const kr_hsm_backup_key *b, const kr_hsm_key *k, uint8_t *out,
+				      size_t *len);
+/* A wrapped key restored onto this token (the restore ceremony): its
+ * private key unwrapped with label and id (sensitive, unextractable, or
+ * with for_backup extractable only under a trusted key again), its public
+ * key object made from pub (the CA certificate's key). KR_EVERIFY if the
+ * blob does not open (altered, or of another backup), KR_EEXIST if the
+ * label is taken; on any failure nothing of it stays on the token. */
+KR_MUST_USE kr_err kr_hsm_backup_unwrap(const kr_hsm_backup_key *b, const uint8_t *blob, size_t len,
+					const char *label, const uint8_t *id, size_t id_len,
+					EVP_PKEY *pub, int for_backup, kr_hsm_key **out);
+void kr_hsm_backup_key_destroy(kr_hsm_backup_key *b);
+
 /* An EVP_PKEY whose private-key operations happen on the token, for OpenSSL
  * APIs that sign by themselves (X509_sign, X509_CRL_sign, CMS_sign). It has a
  * session of its own: use it from one thread at a time, and free it before

@@ -153,7 +153,7 @@ static KR_MUST_USE kr_err read_public(kr_hsm_session *s, kr_hsm_key *k, CK_KEY_T
 }
 
 /* Fills k (label, id, public key, type) from its private key handle. */
-static KR_MUST_USE kr_err load_key(kr_hsm_session *s, kr_hsm_key *k)
+KR_MUST_USE kr_err kr_hsm_key_load(kr_hsm_session *s, kr_hsm_key *k)
 {
 	KR_AUTO(uint8_t) v = NULL;
 	size_t n = 0;
@@ -252,7 +252,7 @@ KR_MUST_USE kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out)
 	kr_hsm_key *k = calloc(1, sizeof *k);
 	KR_ENSURE(k, KR_EINTERNAL, "out of memory");
 	k->priv = handles[0];
-	e = load_key(h->main, k);
+	e = kr_hsm_key_load(h->main, k);
 	if (kr_failed(&e)) {
 		kr_hsm_key_free(k);
 		return e;
@@ -274,7 +274,7 @@ KR_MUST_USE kr_err kr_hsm_keys(kr_hsm *h, kr_hsm_key_cb cb, void *arg)
 		kr_hsm_key *k = calloc(1, sizeof *k);
 		KR_ENSURE(k, KR_EINTERNAL, "out of memory");
 		k->priv = handles[i];
-		kr_err e = load_key(h->main, k);
+		kr_err e = kr_hsm_key_load(h->main, k);
 		if (kr_failed(&e)) {
 			kr_hsm_key_free(k);
 			return e;
@@ -377,7 +377,7 @@ KR_MUST_USE kr_err kr_hsm_key_destroy(kr_hsm *h, kr_hsm_key *k)
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err refuse_existing_label(kr_hsm *h, const char *label)
+KR_MUST_USE kr_err kr_hsm_label_unused(kr_hsm *h, const char *label)
 {
 	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
 	CK_OBJECT_HANDLE o;
@@ -388,7 +388,7 @@ static KR_MUST_USE kr_err refuse_existing_label(kr_hsm *h, const char *label)
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err ec_params_der(int nid, uint8_t *out, size_t *len)
+KR_MUST_USE kr_err kr_hsm_ec_params(int nid, uint8_t *out, size_t *len)
 {
 	unsigned char *p = out;
 	int n = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &p);
@@ -416,7 +416,7 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, int backup, kr_h
 	else {
 		if (type == KR_KEY_ED25519)
 			mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-		KR_TRY(ec_params_der(kr_key_type_curve(type), params, &params_len));
+		KR_TRY(kr_hsm_ec_params(kr_key_type_curve(type), params, &params_len));
 	}
 	/* The last two entries are per algorithm: EC takes only the curve, RSA
 	 * replaces it with the modulus size and adds the exponent. */
@@ -483,7 +483,7 @@ static KR_MUST_USE kr_err new_label(kr_hsm *h, const char *uri, char label[256])
 	KR_ENSURE(label[0], KR_EINPUT, "%s: a new key needs a label: add object=LABEL", uri);
 	KR_ENSURE(!has_id, KR_EINPUT,
 		  "%s: keyrite draws a new key's id from the token's RNG; remove id=", uri);
-	return refuse_existing_label(h, label);
+	return kr_hsm_label_unused(h, label);
 }
 
 KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri)
@@ -615,7 +615,7 @@ static KR_MUST_USE kr_err keygen(kr_hsm *h, const char *uri, kr_key_type type, i
 	CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED; /* until the token is asked */
 	e = generate(h, type, backup, k, &rv);
 	if (!kr_failed(&e)) {
-		e = load_key(h->main, k);
+		e = kr_hsm_key_load(h->main, k);
 		kr_err_prefix(&e, "token '%s': reading back the new key '%s'", h->token.label,
 			      k->label);
 	}

@@ -5,7 +5,10 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -296,4 +299,129 @@ Test(hsm, bridges_of_one_key_sign_side_by_side)
 		kr_hsm_key_free(k);
 	}
 	kr_hsm_close(h);
+}
+
+/* The backup ceremony's wrapping key: the SO puts it on the token as a
+ * trusted key; it wraps a key made for backup (RFC 5649, unwrapped here
+ * by OpenSSL in software to the same key) and refuses a plain one; the
+ * user is logged in again afterwards. */
+Test(hsm, backup_key_wraps_only_keys_made_for_backup)
+{
+	kr_pin_source pin = kr_test_token("bk");
+	kr_hsm_opts o = {.pin = pin};
+	kr_hsm *h = NULL;
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=bk", &o, &h));
+	kr_hsm_key *b = NULL, *plain = NULL, *after = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen_backup(h, "pkcs11:token=bk;object=ca", KR_KEY_EC_P256, &b));
+	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=bk;object=plain", KR_KEY_EC_P256, &plain));
+	uint8_t key[32];
+	cr_assert(RAND_bytes(key, sizeof key) == 1);
+	kr_hsm_backup_key *w = NULL;
+	KR_ASSERT_OK(kr_hsm_backup_key_new(h, &pin, &pin, key, &w));
+	uint8_t blob[512], p8[512];
+	size_t len = sizeof blob;
+	KR_ASSERT_OK(kr_hsm_backup_wrap(w, b, blob, &len));
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	int n = 0, m = 0;
+	cr_assert(EVP_DecryptInit_ex(c, EVP_aes_256_wrap_pad(), NULL, key, NULL) == 1);
+	cr_assert(EVP_DecryptUpdate(c, p8, &n, blob, (int)len) == 1, "the wrap does not open");
+	cr_assert(EVP_DecryptFinal_ex(c, p8 + n, &m) == 1);
+	EVP_CIPHER_CTX_free(c);
+	const unsigned char *p = p8; /* SoftHSM pads the PKCS#8 with zeros (reference 9) */
+	PKCS8_PRIV_KEY_INFO *inf = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, n + m);
+	EVP_PKEY *priv = inf ? EVP_PKCS82PKEY(inf) : NULL;
+	cr_assert(priv && EVP_PKEY_eq(priv, kr_hsm_key_public(b)) == 1, "not the token's key");
+	EVP_PKEY_free(priv);
+	PKCS8_PRIV_KEY_INFO_free(inf);
+	len = sizeof blob;
+	KR_ASSERT_ERR(kr_hsm_backup_wrap(w, plain, blob, &len), KR_EINPUT, "not made for backup");
+	kr_hsm_backup_key_destroy(w);
+	/* the user's session goes on */
+	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=bk;object=after", KR_KEY_EC_P256, &after));
+	OPENSSL_cleanse(key, sizeof key);
+	OPENSSL_cleanse(p8, sizeof p8);
+	kr_hsm_key_free(b);
+	kr_hsm_key_free(plain);
+	kr_hsm_key_free(after);
+	kr_hsm_close(h);
+}
+
+/* A restore: the key wrapped on one token, unwrapped onto a fresh one
+ * under the same (rebuilt) backup key, signs there, and the signature
+ * verifies with the original public key. An altered backup, another
+ * backup key and a label already taken are refused, leaving nothing. */
+Test(hsm, backup_restored_onto_a_fresh_token_signs_as_the_original)
+{
+	kr_pin_source pin = kr_test_token("old");
+	(void)kr_test_token("new");
+	kr_hsm_opts o = {.pin = pin};
+	kr_hsm *a = NULL, *b = NULL;
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=old", &o, &a));
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=new", &o, &b));
+	for (int t = 0; t < 3; t++) {
+		const kr_key_type types[] = {KR_KEY_EC_P256, KR_KEY_EC_P384, KR_KEY_RSA_2048};
+		char uri[96], label[32];
+		snprintf(label, sizeof label, "ca-%s", kr_key_type_name(types[t]));
+		snprintf(uri, sizeof uri, "pkcs11:token=old;object=%s", label);
+		kr_hsm_key *k = NULL, *r = NULL, *dup = NULL;
+		KR_ASSERT_OK(kr_hsm_keygen_backup(a, uri, types[t], &k));
+		uint8_t key[32], other[32], blob[4096];
+		cr_assert(RAND_bytes(key, 32) == 1 && RAND_bytes(other, 32) == 1);
+		kr_hsm_backup_key *wa = NULL, *wb = NULL, *wx = NULL;
+		KR_ASSERT_OK(kr_hsm_backup_key_new(a, &pin, &pin, key, &wa));
+		size_t len = sizeof blob;
+		KR_ASSERT_OK(kr_hsm_backup_wrap(wa, k, blob, &len));
+		kr_hsm_backup_key_destroy(wa);
+		size_t idlen = 0;
+		const uint8_t *id = kr_hsm_key_id(k, &idlen);
+		KR_ASSERT_OK(kr_hsm_backup_key_new(b, &pin, &pin, other, &wx));
+		KR_ASSERT_ERR(kr_hsm_backup_unwrap(wx, blob, len, label, id, idlen,
+						   kr_hsm_key_public(k), 0, &r),
+			      KR_EVERIFY, "does not open");
+		kr_hsm_backup_key_destroy(wx);
+		KR_ASSERT_OK(kr_hsm_backup_key_new(b, &pin, &pin, key, &wb));
+		blob[len / 2] ^= 1;
+		KR_ASSERT_ERR(kr_hsm_backup_unwrap(wb, blob, len, label, id, idlen,
+						   kr_hsm_key_public(k), 0, &r),
+			      KR_EVERIFY, "altered");
+		blob[len / 2] ^= 1;
+		KR_ASSERT_OK(kr_hsm_backup_unwrap(wb, blob, len, label, id, idlen,
+						  kr_hsm_key_public(k), 0, &r));
+		KR_ASSERT_ERR(kr_hsm_backup_unwrap(wb, blob, len, label, id, idlen,
+						   kr_hsm_key_public(k), 0, &dup),
+			      KR_EEXIST, "already holds");
+		kr_hsm_backup_key_destroy(wb);
+		kr_key_attrs at;
+		kr_hsm_key_attrs(b, r, &at);
+		cr_assert(at.sensitive == 1 && at.extractable == 0 && at.sign == 1 &&
+				  at.decrypt == 0 && at.private_ == 1 && at.token == 1,
+			  "%s", label);
+		/* it signs on the new token as the original */
+		kr_signing s;
+		KR_ASSERT_OK(kr_signing_init(&s, b, r, 0));
+		const uint8_t msg[] = "restored";
+		uint8_t sig[KR_HSM_MAX_SIG];
+		size_t siglen = 0;
+		KR_ASSERT_OK(kr_signing_sign(&s, NULL, msg, sizeof msg, sig, &siglen));
+		KR_AUTO(EVP_MD_CTX) ctx = EVP_MD_CTX_new();
+		cr_assert(EVP_DigestVerifyInit(ctx, NULL, s.alg.md, NULL, kr_hsm_key_public(k)) >
+			  0);
+		cr_assert_eq(EVP_DigestVerify(ctx, sig, siglen, msg, sizeof msg), 1, "%s", label);
+		kr_signing_clear(&s);
+		kr_hsm_key_free(k);
+		kr_hsm_key_free(r);
+	}
+	/* SoftHSM wraps no Ed25519 key: said as that, not as a key not made for backup */
+	kr_hsm_key *ed = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen_backup(a, "pkcs11:token=old;object=ed", KR_KEY_ED25519, &ed));
+	uint8_t key[32] = {1}, blob[512];
+	kr_hsm_backup_key *w = NULL;
+	KR_ASSERT_OK(kr_hsm_backup_key_new(a, &pin, &pin, key, &w));
+	size_t len = sizeof blob;
+	KR_ASSERT_ERR(kr_hsm_backup_wrap(w, ed, blob, &len), KR_EHSM, "cannot wrap key 'ed'");
+	kr_hsm_backup_key_destroy(w);
+	kr_hsm_key_free(ed);
+	kr_hsm_close(a);
+	kr_hsm_close(b);
 }
