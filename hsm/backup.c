@@ -211,25 +211,13 @@ static KR_MUST_USE kr_err unwrap(const kr_hsm_backup_key *b, const uint8_t *blob
 	kr_hsm *h = b->h;
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_KEY_TYPE kt = p->kt;
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ATTRIBUTE t[] = {
-		{CKA_CLASS, &cls, sizeof cls},
-		{CKA_KEY_TYPE, &kt, sizeof kt},
-		{CKA_TOKEN, &yes, sizeof yes},
-		{CKA_PRIVATE, &yes, sizeof yes},
-		{CKA_SENSITIVE, &yes, sizeof yes},
-		{CKA_EXTRACTABLE, for_backup ? &yes : &no, sizeof no},
-		{CKA_WRAP_WITH_TRUSTED, for_backup ? &yes : &no, sizeof no},
-		{CKA_SIGN, &yes, sizeof yes},
-		{CKA_DECRYPT, &no, sizeof no},
-		{CKA_UNWRAP, &no, sizeof no},
-		{CKA_DERIVE, &no, sizeof no},
-		{CKA_LABEL, (void *)label, strlen(label)},
-		{CKA_ID, (void *)id, id_len},
-	};
+	/* a restored key is made as a generated one is */
+	CK_ATTRIBUTE t[2 + KR_PRIVATE_ATTRS] = {{CKA_CLASS, &cls, sizeof cls},
+						{CKA_KEY_TYPE, &kt, sizeof kt}};
+	kr_hsm_private_attrs(t + 2, label, id, id_len, for_backup);
 	CK_MECHANISM mech = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
 	CK_RV rv = h->fn->C_UnwrapKey(h->main->handle, &mech, b->key, (CK_BYTE *)blob, len, t,
-				      sizeof t / sizeof *t, out);
+				      2 + KR_PRIVATE_ATTRS, out);
 	/* RFC 5649's integrity check failed: SoftHSM 2.6.1 says so with
 	 * CKR_GENERAL_ERROR, others with the wrapped-key codes */
 	if (rv == CKR_WRAPPED_KEY_INVALID || rv == CKR_ENCRYPTED_DATA_INVALID ||

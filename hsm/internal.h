@@ -61,4 +61,12 @@ KR_MUST_USE kr_err kr_hsm_key_load(kr_hsm_session *s, kr_hsm_key *k);
 KR_MUST_USE kr_err kr_hsm_label_unused(kr_hsm *h, const char *label);
 KR_MUST_USE kr_err kr_hsm_ec_params(int nid, uint8_t *out, size_t *len);
 
+/* The attributes of every private key keyrite makes, generated or restored
+ * (reference section 2): sensitive, unextractable (with backup:
+ * extractable under a trusted key only), signing only. label and id must
+ * outlive t. */
+#define KR_PRIVATE_ATTRS 11
+void kr_hsm_private_attrs(CK_ATTRIBUTE t[KR_PRIVATE_ATTRS], const char *label, const uint8_t *id,
+			  size_t id_len, int backup);
+
 #endif

@@ -397,6 +397,27 @@ KR_MUST_USE kr_err kr_hsm_ec_params(int nid, uint8_t *out, size_t *len)
 	return kr_ok();
 }
 
+static CK_BBOOL yes_ = CK_TRUE, no_ = CK_FALSE;
+
+void kr_hsm_private_attrs(CK_ATTRIBUTE t[KR_PRIVATE_ATTRS], const char *label, const uint8_t *id,
+			  size_t id_len, int backup)
+{
+	CK_ATTRIBUTE a[KR_PRIVATE_ATTRS] = {
+		{CKA_TOKEN, &yes_, sizeof yes_},
+		{CKA_PRIVATE, &yes_, sizeof yes_},
+		{CKA_SENSITIVE, &yes_, sizeof yes_},
+		{CKA_EXTRACTABLE, backup ? &yes_ : &no_, sizeof no_},
+		{CKA_WRAP_WITH_TRUSTED, backup ? &yes_ : &no_, sizeof no_},
+		{CKA_SIGN, &yes_, sizeof yes_},
+		{CKA_DECRYPT, &no_, sizeof no_},
+		{CKA_UNWRAP, &no_, sizeof no_},
+		{CKA_DERIVE, &no_, sizeof no_},
+		{CKA_LABEL, (void *)label, strlen(label)},
+		{CKA_ID, (void *)id, id_len},
+	};
+	memcpy(t, a, sizeof a);
+}
+
 /* Every attribute that decides whether the key can leave the token or be
  * misused is set explicitly: SoftHSM's defaults allow decrypt, unwrap and
  * derive. (reference section 2) */
@@ -432,21 +453,10 @@ static KR_MUST_USE kr_err generate(kr_hsm *h, kr_key_type type, int backup, kr_h
 		pubt[7] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof bits};
 		npub = 9;
 	}
-	CK_ATTRIBUTE privt[] = {
-		{CKA_TOKEN, &yes, sizeof yes},
-		{CKA_PRIVATE, &yes, sizeof yes},
-		{CKA_SENSITIVE, &yes, sizeof yes},
-		{CKA_EXTRACTABLE, backup ? &yes : &no, sizeof no},
-		{CKA_WRAP_WITH_TRUSTED, backup ? &yes : &no, sizeof no},
-		{CKA_SIGN, &yes, sizeof yes},
-		{CKA_DECRYPT, &no, sizeof no},
-		{CKA_UNWRAP, &no, sizeof no},
-		{CKA_DERIVE, &no, sizeof no},
-		{CKA_LABEL, (void *)label, strlen(label)},
-		{CKA_ID, (void *)id, id_len},
-	};
-	*rv = h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt,
-				       sizeof privt / sizeof *privt, &k->pub, &k->priv);
+	CK_ATTRIBUTE privt[KR_PRIVATE_ATTRS];
+	kr_hsm_private_attrs(privt, label, id, id_len, backup);
+	*rv = h->fn->C_GenerateKeyPair(h->main->handle, &mech, pubt, npub, privt, KR_PRIVATE_ATTRS,
+				       &k->pub, &k->priv);
 	KR_CK(*rv, KR_EHSM, "token '%s': C_GenerateKeyPair (%s)", h->token.label,
 	      kr_key_type_name(type));
 	return kr_ok();
