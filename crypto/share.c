@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The share's 33 bytes: its index, then its value. */
@@ -24,8 +25,9 @@ static void span(int i, size_t *at, size_t *n)
 /* The first two bytes of SHA-256("keyrite share v1", i, bytes). */
 static unsigned checksum(int i, const uint8_t *p, size_t n)
 {
-	uint8_t in[16 + 1 + 8], d[32];
-	memcpy(in, "keyrite share v1", 16);
+	static const uint8_t tag[16] = "keyrite share v1"; /* no NUL: 16 bytes exactly */
+	uint8_t in[sizeof tag + 1 + 8], d[32];
+	memcpy(in, tag, sizeof tag);
 	in[16] = (uint8_t)i;
 	memcpy(in + 17, p, n);
 	kr_err e = kr_sha256(in, 17 + n, d);
@@ -61,9 +63,12 @@ KR_MUST_USE kr_err kr_share_read_line(const char *text, int i, kr_vss_share *s)
 		p++;
 	const char *colon = strchr(p, ':');
 	if (colon) { /* "i:" as printed: the right line in the right place */
-		int n = 0;
-		KR_ENSURE(sscanf(p, "%d", &n) == 1 && n == i, KR_EINPUT,
-			  "line %d: it is numbered %.*s", i, (int)(colon - p), p);
+		char *end = NULL;
+		long n = strtol(p, &end, 10);
+		while (end && *end == ' ')
+			end++;
+		KR_ENSURE(end == colon && n == i, KR_EINPUT, "line %d: it is numbered %.*s", i,
+			  (int)(colon - p), p);
 		p = colon + 1;
 	}
 	uint8_t got[8 + 2];
