@@ -134,7 +134,8 @@ KR_MUST_USE kr_err kr_est_read_csr(const uint8_t *body, size_t n, uint8_t **der,
 				   char *device, size_t devsz);
 
 /* views.c: what the console reads besides the commands: GET account,
- * stats, devices/ID/history, devices/ID/certificates. */
+ * stats, devices/ID/history, devices/ID/certificates, devices/ID/records
+ * (each checked at [serve] dns, asked on the connection's thread). */
 void kr_view(kr_server *s, struct evhttp_request *req, const char *account, const char *what);
 void kr_view_device(kr_server *s, struct evhttp_request *req, const char *account,
 		    const char *path);
