@@ -39,6 +39,9 @@ def browser(a):
     o.add_experimental_option('prefs', {'profile': {'content_settings': {'exceptions': {'auto_select_certificate': {
         'https://api.iotregistry.ca,*': {'setting': {'filters': [{'ISSUER': {'CN': a.issuer}}]}}}}}}})
     d = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=o)
+    if a.width < 500:  # narrower than Chromium's window goes: a phone, emulated
+        d.execute_cdp_cmd('Emulation.setDeviceMetricsOverride',
+                          {'width': a.width, 'height': 844, 'deviceScaleFactor': 2, 'mobile': True})
     d.set_page_load_timeout(20)
     d.set_script_timeout(20)
     return d
@@ -257,8 +260,11 @@ def step_a11y(d, a):
             print('  ' + v)
         problems += len(r)
     # nothing wider than the window but the tables, which scroll
+    width = d.execute_script('return window.innerWidth')
     wide = d.execute_script('return document.documentElement.scrollWidth > window.innerWidth + 1')
-    print('page wider than the window', wide)
+    print('window', width, 'page wider than the window', wide)
+    if wide:
+        fail(f'the page is wider than a {width} px window')
     if problems:
         fail(f'{problems} accessibility violations')
 

@@ -176,6 +176,7 @@ test_console_accessible_by_keyboard_and_at_a_phone_width() {
 		browse ParkoServ a11y activate devices device/1000000000000001 activate transfer messages \
 			--axe "$axe" --width "$w" --shot "11-a11y-$w"
 		grep -q '^keyboard activate' "$T/browse.out" || fail "keyboard at $w"
+		grep -q "^window $w " "$T/browse.out" || fail "not a $w px window: $(grep ^window "$T/browse.out")"
 		browse operator a11y dashboard devices dashboard import --axe "$axe" --width "$w" --shot "12-a11y-$w"
 	done
 	serve_stop
