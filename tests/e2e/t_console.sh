@@ -40,7 +40,6 @@ console_setup() {
 	SHOTS=${KR_ARTIFACTS:-$REPO/build/artifacts}/console
 	mkdir -p "$SHOTS"
 	sed -i "s|^\[serve\]|[serve]\nconsole     = $REPO/console|" "$T/ca/keyrite.cnf"
-	for a in operator Ottawa ParkoServ CarParkServ Telus; do [ -e "$T/clients/$a.pem" ]; done
 }
 
 # The Ottawa story through the screens: the city's CSV of 1000 meters

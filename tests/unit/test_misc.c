@@ -3,6 +3,7 @@
 #include "../../policy/policy.h"
 #include "../../util/fs.h"
 #include "../../util/parallel.h"
+#include "../../serve/internal.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -132,4 +133,26 @@ Test(misc, openssl_errors_keep_their_detail)
 	cr_assert(strstr(e.msg, "EC lib (token said 42)"), "%s", e.msg);
 	e = kr_err_ossl(KR_EINTERNAL, "nothing queued");
 	cr_assert(strstr(e.msg, "(OpenSSL gave no reason)"), "%s", e.msg);
+}
+
+/* keyrite-ca(5)'s promise for [serve] console: a directory without
+ * index.html is refused, with its name; one with it opens, files of other
+ * types and dot files beside it are left alone. */
+Test(misc, console_directory_needs_its_index)
+{
+	char dir[600];
+	snprintf(dir, sizeof dir, "%s", kr_test_file("placeholder", ""));
+	*strrchr(dir, '/') = '\0';
+	strncat(dir, "/console", sizeof dir - strlen(dir) - 1);
+	cr_assert(mkdir(dir, 0700) == 0);
+	kr_console *c = NULL;
+	KR_ASSERT_ERR(kr_console_open(dir, &c), KR_EINPUT, "no index.html");
+	(void)kr_test_file("console/notes.txt", "x");
+	(void)kr_test_file("console/.secret.js", "x");
+	KR_ASSERT_ERR(kr_console_open(dir, &c), KR_EINPUT, "no index.html");
+	(void)kr_test_file("console/index.html", "<!doctype html>");
+	KR_ASSERT_OK(kr_console_open(dir, &c));
+	kr_console_close(c);
+	KR_ASSERT_ERR(kr_console_open("/nonexistent/console", &c), KR_EINPUT,
+		      "[serve] console = /nonexistent/console");
 }
