@@ -150,8 +150,10 @@ static KR_MUST_USE kr_err records_of(const kr_registration *g, const kr_cert_inf
 		KR_TRY(service_of(v->r, v, g->asp));
 	const kr_profile *p = kr_config_profile_named(v->s->cfg, c->profile);
 	const kr_zone_conf *z = NULL;
-	if (strcmp(c->status, "valid") != 0 || c->withheld || !p || !p->zone[0])
-		return kr_ok(); /* nothing is published for it */
+	/* which of its records are live (revoked, expired, withheld) is
+	 * publish's to say, as for the zone */
+	if (!p || !p->zone[0])
+		return kr_ok(); /* its profile names no zone */
 	kr_err e = kr_config_zone(v->s->cfg, p->zone, &z);
 	if (kr_failed(&e))
 		return kr_ok(); /* a zone keyrite does not publish */
