@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 KR_MUST_USE kr_err kr_hsm_ck_err_(CK_RV rv, kr_code code, const char *fmt, ...)
@@ -161,9 +162,10 @@ static KR_MUST_USE kr_err slot_list(CK_FUNCTION_LIST *fn, CK_SLOT_ID **slots, CK
 	return kr_ok();
 }
 
-/* Exactly one initialized token in fn must match uri. */
+/* Exactly one initialized token in fn must match uri; *matches says how
+ * many did once the slots are listed. */
 static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const char *uri,
-				       const char *module, kr_hsm_token_info *out)
+				       const char *module, kr_hsm_token_info *out, int *matches)
 {
 	CK_INFO mi;
 	KR_CK(fn->C_GetInfo(&mi), KR_EHSM, "C_GetInfo");
@@ -173,7 +175,7 @@ static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const
 	CK_SLOT_ID *slots = NULL;
 	CK_ULONG n = 0;
 	KR_TRY(slot_list(fn, &slots, &n));
-	int matches = 0;
+	*matches = 0;
 	char seen[512] = "";
 	for (CK_ULONG i = 0; i < n; i++) {
 		CK_TOKEN_INFO ti;
@@ -191,16 +193,22 @@ static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const
 		if (!p11_kit_uri_match_token_info(u, &ti) || !p11_kit_uri_match_slot_info(u, &si) ||
 		    (want != (CK_SLOT_ID)-1 && want != slots[i]))
 			continue;
-		if (matches++ == 0)
+		if ((*matches)++ == 0)
 			*out = info;
 	}
 	free(slots);
-	KR_ENSURE(matches > 0, KR_EHSM, "%s: no token matches in module %s (tokens present: %s)",
+	KR_ENSURE(*matches > 0, KR_EHSM, "%s: no token matches in module %s (tokens present: %s)",
 		  uri, module, seen[0] ? seen : "none");
-	KR_ENSURE(matches == 1, KR_EHSM,
+	KR_ENSURE(*matches == 1, KR_EHSM,
 		  "%s: %d tokens match; add token= or serial= to pick one (present: %s)", uri,
-		  matches, seen);
+		  *matches, seen);
 	return kr_ok();
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000 * 1000};
+	nanosleep(&t, NULL);
 }
 
 static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
@@ -214,9 +222,18 @@ static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 		OPENSSL_cleanse(buf, sizeof buf);
 		return e;
 	}
-	/* One attempt only: a retry loop could run down the token's PIN counter
-	 * and lock it in the middle of a ceremony. */
-	CK_RV rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
+	/* A wrong PIN is tried once only: a retry loop could run down the
+	 * token's PIN counter and lock it in the middle of a ceremony. A
+	 * general error is tried again: SoftHSM gives it, before it compares
+	 * the PIN, when another process is rewriting token.object (see
+	 * load_and_select). */
+	CK_RV rv;
+	for (int attempt = 1;; attempt++) {
+		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
+		if (rv != CKR_GENERAL_ERROR || attempt == 3)
+			break;
+		pause_ms(50 * attempt);
+	}
 	OPENSSL_cleanse(buf, sizeof buf);
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return kr_ok();
@@ -324,6 +341,27 @@ KR_MUST_USE kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 
 static void close_hsmp(kr_hsm **h) { kr_hsm_close(*h); }
 
+/* SoftHSM rewrites a token's token.object at every successful login (its
+ * PIN counters); a C_Initialize in another process at that instant fails
+ * the token's integrity check and leaves the token out of the slot list
+ * (SoftHSMv2 issue 757). A token that is really absent stays absent, so a
+ * missing one is looked for again, with a fresh C_Initialize, twice. */
+static KR_MUST_USE kr_err load_and_select(kr_hsm *h, P11KitUri *u, const char *uri,
+					  const char *uri_module, const char *module)
+{
+	char used[1024];
+	for (int attempt = 1;; attempt++) {
+		KR_TRY(load_module(uri_module, module, &h->fn, used, sizeof used));
+		int matches = -1;
+		kr_err e = select_token(h->fn, u, uri, used, &h->token, &matches);
+		if (!kr_failed(&e) || matches != 0 || attempt == 3)
+			return e;
+		unload_module(h->fn);
+		h->fn = NULL;
+		pause_ms(50 * attempt);
+	}
+}
+
 /* clang-analyzer does not model cleanup attributes and would report h as
  * leaked on every early return; LeakSanitizer covers this path in make check. */
 // NOLINTBEGIN(clang-analyzer-unix.Malloc)
@@ -333,10 +371,8 @@ static KR_MUST_USE kr_err open_matching(P11KitUri *u, const char *uri, const kr_
 	__attribute__((cleanup(close_hsmp))) kr_hsm *h = calloc(1, sizeof *h);
 
 	KR_ENSURE(h, KR_EINTERNAL, "out of memory");
-	char used[1024];
 	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
-	KR_TRY(load_module(uri_module, o->module, &h->fn, used, sizeof used));
-	KR_TRY(select_token(h->fn, u, uri, used, &h->token));
+	KR_TRY(load_and_select(h, u, uri, uri_module, o->module));
 	h->slot = h->token.slot;
 	KR_TRY(kr_hsm_session_open(h, &h->main));
 	KR_TRY(login(h, u, o));

@@ -62,6 +62,23 @@ test_tokens_listing_and_init_refusal() {
 		kr hsm init-token --label alpha --so-pin-file "$T/so.pin" --pin-file "$T/pin"
 }
 
+# SoftHSM rewrites token.object at each login; another process's
+# C_Initialize at that instant does not see the token (hsm/hsm.c). Two
+# processes opening and logging in to one token over and over must both
+# always succeed: without the retry about one open in a hundred failed.
+test_token_opens_while_another_process_logs_in() {
+	init_token busy
+	init_token other
+	(for i in $(seq 200); do
+		kr hsm keys "pkcs11:token=busy" --pin-file "$T/pin" >/dev/null || fail "B: open $i failed"
+	done) &
+	local b=$! i
+	for i in $(seq 200); do
+		kr hsm keys "pkcs11:token=busy" --pin-file "$T/pin" >/dev/null || fail "A: open $i failed"
+	done
+	wait $b || fail "the other process's opens failed"
+}
+
 test_pin_never_in_transcript_or_outputs() {
 	standard_ceremonies
 	! grep -rqF -- "$KR_TEST_PIN" "$T/out" || fail "the PIN appears in an output"

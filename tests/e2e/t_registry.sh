@@ -383,7 +383,7 @@ test_registry_two_racing_transfers_exactly_one_wins() {
 	wait $b || rb=$?
 	[ $((ra == 0)) -ne $((rb == 0)) ] || { cat "$T/a.out" "$T/b.out"; fail "exits $ra and $rb: not exactly one winner"; }
 	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq 1 ] || fail "not one transfer"
-	grep -q "the device has no auth code (used\|sponsor" "$T/a.out" "$T/b.out" || fail "the loser was not told why"
+	grep -q "the device has no auth code (used\|sponsor" "$T/a.out" "$T/b.out" || { cat "$T/a.out" "$T/b.out"; fail "the loser was not told why"; }
 }
 
 # A file with bad rows: each reported by file:line with its reason, exit 1,
