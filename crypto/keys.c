@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <string.h>
 
 static const struct {
@@ -91,5 +92,15 @@ KR_MUST_USE kr_err kr_throwaway_key(kr_key_type t, EVP_PKEY **out)
 	else
 		*out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", OBJ_nid2sn(kr_key_type_curve(t)));
 	KR_OSSL(*out, KR_EINTERNAL, "generating a throwaway %s key", kr_key_type_name(t));
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_spki_sha256(const EVP_PKEY *pub, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(pub, &der);
+	int ok = n > 0 && EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	KR_OSSL(ok, KR_EINTERNAL, "hashing a public key");
 	return kr_ok();
 }

@@ -25,6 +25,9 @@ const char *kr_key_type_name(kr_key_type t);
  * (another curve or size, an RSA exponent other than 65537). */
 KR_MUST_USE kr_err kr_key_type_of(const EVP_PKEY *pub, kr_key_type *out);
 
+/* SHA-256 of the key's DER SubjectPublicKeyInfo: how people compare keys. */
+KR_MUST_USE kr_err kr_spki_sha256(const EVP_PKEY *pub, uint8_t out[32]);
+
 int kr_key_type_is_rsa(kr_key_type t);
 int kr_key_type_bits(kr_key_type t);
 int kr_key_type_curve(kr_key_type t); /* an EC type's curve (NID), else 0 */

@@ -339,6 +339,16 @@ KR_MUST_USE kr_err kr_hsm_uri_token_label(const char *uri, char out[33])
 	return kr_ok();
 }
 
+KR_MUST_USE kr_err kr_hsm_uri_token_only(const char *uri)
+{
+	P11KitUri *u = NULL;
+	KR_TRY(kr_hsm_uri_parse(uri, &u));
+	int names = p11_kit_uri_get_attribute(u, CKA_LABEL) || p11_kit_uri_get_attribute(u, CKA_ID);
+	p11_kit_uri_free(u);
+	KR_ENSURE(!names, KR_EINPUT, "%s: name the token only (no object= or id=)", uri);
+	return kr_ok();
+}
+
 static void close_hsmp(kr_hsm **h) { kr_hsm_close(*h); }
 
 /* SoftHSM rewrites a token's token.object at every successful login (its

@@ -58,6 +58,9 @@ kr_hsm_opts kr_hsm_opts_pin(const kr_hsm_opts *opts, const char *pin_file, const
 
 /* The token label a URI names ("" if none). */
 KR_MUST_USE kr_err kr_hsm_uri_token_label(const char *uri, char out[33]);
+/* KR_EINPUT if the URI names an object (object= or id=): where keys come
+ * from elsewhere, as in a restore, it names their token only. */
+KR_MUST_USE kr_err kr_hsm_uri_token_only(const char *uri);
 void kr_hsm_close(kr_hsm *h);
 const kr_hsm_token_info *kr_hsm_token(const kr_hsm *h);
 
@@ -83,6 +86,8 @@ KR_MUST_USE kr_err kr_hsm_keygen_backup(kr_hsm *h, const char *uri, kr_key_type 
 /* The checks kr_hsm_keygen makes before it acts (label given and unused, no
  * id), so a caller can refuse before anything irreversible happens. */
 KR_MUST_USE kr_err kr_hsm_keygen_check(kr_hsm *h, const char *uri);
+/* KR_EEXIST if an object on the token carries label. */
+KR_MUST_USE kr_err kr_hsm_label_unused(kr_hsm *h, const char *label);
 /* Exactly one private key must match the URI's object and/or id. */
 KR_MUST_USE kr_err kr_hsm_key_find(kr_hsm *h, const char *uri, kr_hsm_key **out);
 typedef void (*kr_hsm_key_cb)(kr_hsm *h, kr_hsm_key *k, void *arg);
@@ -103,7 +108,7 @@ const char *kr_hsm_key_label(const kr_hsm_key *k);
 const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len);
 kr_key_type kr_hsm_key_type(const kr_hsm_key *k);
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k); /* borrowed */
-/* SHA-256 of the key's DER SubjectPublicKeyInfo: how people compare keys. */
+/* kr_spki_sha256 of the key's public half. */
 KR_MUST_USE kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32]);
 
 typedef struct kr_key_attrs {

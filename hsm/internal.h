@@ -55,10 +55,9 @@ KR_MUST_USE kr_err kr_hsm_find(kr_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG n
 			       CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *found);
 
 /* keys.c, shared with backup.c: a key's handles and attributes read into
- * k from its private key handle (k->priv); KR_EEXIST if the token holds an
- * object labelled label; a curve's CKA_EC_PARAMS (its OID, DER). */
+ * k from its private key handle (k->priv); a curve's CKA_EC_PARAMS (its
+ * OID, DER). */
 KR_MUST_USE kr_err kr_hsm_key_load(kr_hsm_session *s, kr_hsm_key *k);
-KR_MUST_USE kr_err kr_hsm_label_unused(kr_hsm *h, const char *label);
 KR_MUST_USE kr_err kr_hsm_ec_params(int nid, uint8_t *out, size_t *len);
 
 /* The attributes of every private key keyrite makes, generated or restored

@@ -199,11 +199,9 @@ kr_key_type kr_hsm_key_type(const kr_hsm_key *k) { return k->type; }
 EVP_PKEY *kr_hsm_key_public(const kr_hsm_key *k) { return k->pubkey; }
 KR_MUST_USE kr_err kr_hsm_key_spki_sha256(const kr_hsm_key *k, uint8_t out[32])
 {
-	KR_AUTO(uint8_t) der = NULL;
-	int n = i2d_PUBKEY(k->pubkey, &der);
-	KR_OSSL(n > 0 && EVP_Digest(der, (size_t)n, out, NULL, EVP_sha256(), NULL), KR_EINTERNAL,
-		"key '%s': hashing its public key", k->label);
-	return kr_ok();
+	kr_err e = kr_spki_sha256(k->pubkey, out);
+	kr_err_prefix(&e, "key '%s'", k->label);
+	return e;
 }
 
 const uint8_t *kr_hsm_key_id(const kr_hsm_key *k, size_t *len)
@@ -343,10 +341,14 @@ void kr_key_attrs_format(const kr_key_attrs *a, char *out, size_t outsz)
 KR_MUST_USE kr_err kr_hsm_key_session_copy(kr_hsm *h, kr_hsm_key *k, int *copied)
 {
 	CK_BBOOL no = CK_FALSE;
-	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
+	/* a key made for backup is extractable under a trusted key; its copy,
+	 * which only signs, need not be (SoftHSM refuses the attribute in the
+	 * template of a key that is not extractable already) */
+	CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}, {CKA_EXTRACTABLE, &no, sizeof no}};
+	CK_ULONG n = get_bool(h->main, k->priv, CKA_EXTRACTABLE) == 1 ? 2 : 1;
 	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
 	*copied = k->copy != CK_INVALID_HANDLE;
-	if (*copied || h->fn->C_CopyObject(h->main->handle, k->priv, tmpl, 1, &copy) != CKR_OK)
+	if (*copied || h->fn->C_CopyObject(h->main->handle, k->priv, tmpl, n, &copy) != CKR_OK)
 		return kr_ok(); /* made already, or refused (CKA_COPYABLE false) */
 	int sensitive = get_bool(h->main, copy, CKA_SENSITIVE);
 	int extractable = get_bool(h->main, copy, CKA_EXTRACTABLE);

@@ -1,6 +1,7 @@
 /* PIN sources. A PIN lives only in a caller's buffer, which the caller wipes
  * after C_Login; it is never logged, stored, or put in an error message. */
 #include "internal.h"
+#include "../util/tty.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 static void chomp(char *s)
@@ -45,28 +45,18 @@ static KR_MUST_USE kr_err read_pin_file(const char *path, char *buf, size_t bufs
 
 static KR_MUST_USE kr_err prompt_pin(const char *what, char *buf, size_t bufsz)
 {
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-	KR_ENSURE(fd >= 0, KR_EHSM,
-		  "%s: no PIN source (pin-source=file:... in the URI, --pin-file or "
-		  "--pin-env) and no terminal to prompt on",
-		  what);
-	struct termios old, quiet;
-	if (tcgetattr(fd, &old) != 0) {
-		close(fd);
-		return kr_errf(KR_EHSM, "%s: cannot switch off terminal echo", what);
-	}
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-	quiet.c_lflag |= ICANON;
-	dprintf(fd, "PIN for %s: ", what);
-	tcsetattr(fd, TCSAFLUSH, &quiet);
-	ssize_t n = read(fd, buf, bufsz - 1);
-	tcsetattr(fd, TCSAFLUSH, &old);
-	dprintf(fd, "\n");
-	close(fd);
-	KR_ENSURE(n > 0, KR_EHSM, "%s: no PIN entered", what);
-	buf[n] = '\0';
-	chomp(buf);
+	kr_tty *t = NULL;
+	kr_err e = kr_tty_open(what, &t);
+	if (kr_failed(&e))
+		return kr_errf(KR_EHSM,
+			       "%s: no PIN source (pin-source=file:... in the URI, --pin-file or "
+			       "--pin-env) and no terminal to prompt on",
+			       what);
+	e = kr_tty_ask(t, 0, buf, bufsz, "PIN for %s: ", what);
+	kr_tty_close(t);
+	if (kr_failed(&e))
+		return kr_errf(KR_EHSM, "%s: no PIN entered (%s)", what, e.msg);
+	KR_ENSURE(buf[0], KR_EHSM, "%s: no PIN entered", what);
 	return kr_ok();
 }
 

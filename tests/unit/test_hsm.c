@@ -111,6 +111,29 @@ Test(hsm, generated_key_attributes)
 	kr_hsm_close(h);
 }
 
+/* A key made for backup signs through a session copy too, and the copy is
+ * not extractable, even under a trusted key. */
+Test(hsm, session_copy_of_a_backup_key_is_unextractable)
+{
+	kr_hsm_opts o = {.pin = kr_test_token("t")};
+	kr_hsm *h = NULL;
+	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=t", &o, &h));
+	kr_hsm_key *k = NULL;
+	KR_ASSERT_OK(kr_hsm_keygen_backup(h, "pkcs11:token=t;object=b", KR_KEY_EC_P256, &k));
+	int copied = 0;
+	KR_ASSERT_OK(kr_hsm_key_session_copy(h, k, &copied));
+	cr_assert_eq(copied, 1, "SoftHSM copies keys to session objects");
+	uint8_t digest[32] = {4, 5, 6}, sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA, EVP_sha256(), digest,
+				 sizeof digest, sig, &siglen));
+	KR_AUTO(EVP_PKEY_CTX) vctx = EVP_PKEY_CTX_new(kr_hsm_key_public(k), NULL);
+	cr_assert(EVP_PKEY_verify_init(vctx) == 1);
+	cr_assert_eq(EVP_PKEY_verify(vctx, sig, siglen, digest, sizeof digest), 1);
+	kr_hsm_key_free(k);
+	kr_hsm_close(h);
+}
+
 /* The copy signs (verified in software), is as sensitive and unextractable
  * as the token object, does not make the key ambiguous, and is gone with
  * the session. */
