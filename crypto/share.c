@@ -1,5 +1,6 @@
 /* A VSS share on paper (crypto/share.h). */
 #include "share.h"
+#include "backup.h"
 #include "../util/hash.h"
 #include "../util/text.h"
 
@@ -106,10 +107,8 @@ KR_MUST_USE kr_err kr_share_read_line(const char *text, int i, kr_vss_share *s)
 
 KR_MUST_USE kr_err kr_share_verifier_words(const kr_vss_verifier *v, char *out, size_t outsz)
 {
-	uint8_t enc[1 + KR_VSS_MAX * KR_VSS_POINT], d[32];
-	size_t len = 0;
-	KR_TRY(kr_vss_verifier_encode(v, enc, sizeof enc, &len));
-	KR_TRY(kr_sha256(enc, len, d));
+	uint8_t d[32];
+	KR_TRY(kr_backup_verifier_sha256(v, d));
 	kr_pgp_words(d, 8, out, outsz);
 	return kr_ok();
 }
