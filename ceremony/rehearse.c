@@ -33,17 +33,29 @@ static KR_MUST_USE kr_err add_label(labels *l, const char *uri)
 	return kr_ok();
 }
 
+static KR_MUST_USE kr_err add_labels_of(kr_nconf *c, const char *section, labels *l)
+{
+	const char *uri = kr_nconf_get(c, section, "uri");
+	return uri ? add_label(l, uri) : kr_ok();
+}
+
 static KR_MUST_USE kr_err collect_labels(char *const *scripts, size_t n, labels *l)
 {
 	for (size_t i = 0; i < n; i++) {
 		kr_nconf *c = NULL;
 		KR_TRY(kr_nconf_load(scripts[i], &c));
-		kr_err e = kr_ok();
-		const char *sections[] = {"key", "issuer"};
+		kr_err e = add_labels_of(c, "key", l);
+		if (!kr_failed(&e))
+			e = add_labels_of(c, "issuer", l);
+		/* a backup's or a restore's keys are in sections it lists */
+		const char *lists[] = {"backup", "restore"};
 		for (size_t j = 0; j < 2 && !kr_failed(&e); j++) {
-			const char *uri = kr_nconf_get(c, sections[j], "uri");
-			if (uri)
-				e = add_label(l, uri);
+			const char *keys = kr_nconf_get(c, lists[j], "keys");
+			char *copy = keys ? strdup(keys) : NULL, *save = NULL;
+			for (char *k = copy ? strtok_r(copy, ", \t", &save) : NULL;
+			     k && !kr_failed(&e); k = strtok_r(NULL, ", \t", &save))
+				e = add_labels_of(c, k, l);
+			free(copy);
 		}
 		kr_nconf_free(c);
 		KR_TRY(e);

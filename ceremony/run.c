@@ -17,36 +17,38 @@
 
 /* ---- outputs ------------------------------------------------------------------ */
 
-static KR_MUST_USE kr_err record_output(ceremony *c, const char *kind, const char *path,
-					const uint8_t *data, size_t len, const uint8_t *der,
-					size_t derlen)
+KR_MUST_USE kr_err kr_ceremony_write(ceremony *c, const char *kind, const char *path,
+				     const void *data, size_t len)
 {
 	uint8_t md[32];
-	char hex[65], groups[96], words[512];
+	char hex[65];
+	KR_ENSURE(c->nmade < MAX_OUTPUTS, KR_EINTERNAL, "too many outputs");
+	KR_TRY(kr_transcript_commit(c->t));
+	KR_TRY(kr_fs_write_new(path, data, len, 0644));
+	snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
 	KR_TRY(kr_sha256(data, len, md));
 	kr_hex(md, 32, hex);
+	kr_transcript_line(c->t, "output %s %s sha256 %s", kind, kr_ceremony_rel(c, path), hex);
+	return kr_ok();
+}
+
+/* Writes PEM text exclusively and records it, with the fingerprint the
+ * witnesses read aloud: the SHA-256 of der, the object it encodes. */
+static KR_MUST_USE kr_err write_output(ceremony *c, const char *kind, const char *path, BIO *pem,
+				       const uint8_t *der, size_t derlen)
+{
+	char *data = NULL;
+	long n = BIO_get_mem_data(pem, &data);
+	KR_TRY(kr_ceremony_write(c, kind, path, data, (size_t)n));
+	uint8_t md[32];
+	char groups[96], words[512];
 	path = kr_ceremony_rel(c, path);
-	kr_transcript_line(c->t, "output %s %s sha256 %s", kind, path, hex);
-	/* What the witnesses read aloud: the SHA-256 of the DER object. */
 	KR_TRY(kr_sha256(der, derlen, md));
 	kr_hex_groups(md, 32, groups);
 	kr_pgp_words(md, 32, words, sizeof words);
 	kr_transcript_line(c->t, "fingerprint %s sha256 %s", path, groups);
 	kr_transcript_line(c->t, "words %s %s", path, words);
 	return kr_ok();
-}
-
-/* Writes PEM text exclusively and records it; der is what it encodes. */
-static KR_MUST_USE kr_err write_output(ceremony *c, const char *kind, const char *path, BIO *pem,
-				       const uint8_t *der, size_t derlen)
-{
-	char *data = NULL;
-	long n = BIO_get_mem_data(pem, &data);
-	KR_ENSURE(c->nmade < MAX_OUTPUTS, KR_EINTERNAL, "too many outputs");
-	KR_TRY(kr_transcript_commit(c->t));
-	KR_TRY(kr_fs_write_new(path, data, (size_t)n, 0644));
-	snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
-	return record_output(c, kind, path, (const uint8_t *)data, (size_t)n, der, derlen);
 }
 
 /* Writes obj as PEM under pem_name, e.g. write_object(c, "certificate",
@@ -75,8 +77,8 @@ static KR_MUST_USE kr_err write_pubkey(ceremony *c, const char *path, EVP_PKEY *
 
 /* ---- the token ------------------------------------------------------------------ */
 
-static KR_MUST_USE kr_err open_token(ceremony *c, const char *section, const char *uri,
-				     const kr_hsm_opts *o, kr_hsm **out)
+KR_MUST_USE kr_err kr_ceremony_open_token(ceremony *c, const char *section, const char *uri,
+					  const kr_hsm_opts *o, kr_hsm **out)
 {
 	kr_err e = kr_hsm_open(uri, o, out);
 	kr_err_prefix(&e, "[%s] uri", section);
@@ -88,7 +90,26 @@ static KR_MUST_USE kr_err open_token(ceremony *c, const char *section, const cha
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k, const char *what)
+KR_MUST_USE kr_err kr_ceremony_token(ceremony *c, const char *section, const char *uri,
+				     const kr_hsm_opts *o, size_t *index)
+{
+	char label[33];
+	KR_TRY(kr_hsm_uri_token_label(uri, label));
+	for (size_t i = 0; i < c->ntokens; i++)
+		if (label[0] && !strcmp(c->token_label[i], label)) {
+			*index = i;
+			return kr_ok();
+		}
+	KR_ENSURE(c->ntokens < MAX_BACKUP_KEYS, KR_EINPUT, "[%s] too many tokens", section);
+	KR_TRY(kr_ceremony_open_token(c, section, uri, o, &c->tokens[c->ntokens]));
+	snprintf(c->token_label[c->ntokens], sizeof c->token_label[0], "%s",
+		 kr_hsm_token(c->tokens[c->ntokens])->label);
+	*index = c->ntokens++;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_ceremony_record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k,
+					  const char *what)
 {
 	size_t idlen;
 	const uint8_t *id = kr_hsm_key_id(k, &idlen);
@@ -113,22 +134,23 @@ static KR_MUST_USE kr_err record_key(ceremony *c, kr_hsm *h, const kr_hsm_key *k
 
 static KR_MUST_USE kr_err generate_key(ceremony *c, const key_part *k)
 {
-	KR_TRY(open_token(c, "key", k->uri, &k->hsm, &c->key_hsm));
+	KR_TRY(kr_ceremony_open_token(c, "key", k->uri, &k->hsm, &c->key_hsm));
 	kr_err e = kr_hsm_keygen_check(c->key_hsm, k->uri);
 	kr_err_prefix(&e, "[key] uri");
 	KR_TRY(e);
 	/* From here on the token changes: the record must already be on disk. */
 	KR_TRY(kr_transcript_commit(c->t));
-	e = kr_hsm_keygen(c->key_hsm, k->uri, k->type, &c->new_key);
+	e = k->for_backup ? kr_hsm_keygen_backup(c->key_hsm, k->uri, k->type, &c->new_key)
+			  : kr_hsm_keygen(c->key_hsm, k->uri, k->type, &c->new_key);
 	kr_err_prefix(&e, "[key] uri");
 	KR_TRY(e);
 	c->key_is_new = 1;
-	return record_key(c, c->key_hsm, c->new_key, "key-generated");
+	return kr_ceremony_record_key(c, c->key_hsm, c->new_key, "key-generated");
 }
 
 static KR_MUST_USE kr_err open_issuer(ceremony *c, const issuer_part *i)
 {
-	KR_TRY(open_token(c, "issuer", i->uri, &i->hsm, &c->issuer_hsm));
+	KR_TRY(kr_ceremony_open_token(c, "issuer", i->uri, &i->hsm, &c->issuer_hsm));
 	kr_err e = kr_hsm_key_find(c->issuer_hsm, i->uri, &c->issuer_key);
 	kr_err_prefix(&e, "[issuer] uri");
 	KR_TRY(e);
@@ -136,7 +158,7 @@ static KR_MUST_USE kr_err open_issuer(ceremony *c, const issuer_part *i)
 	KR_ENSURE(EVP_PKEY_eq(kr_hsm_key_public(c->issuer_key), X509_get0_pubkey(i->cert)) == 1,
 		  KR_EVERIFY, "[issuer] the key '%s' on the token is not the key of %s",
 		  kr_hsm_key_label(c->issuer_key), i->path);
-	return record_key(c, c->issuer_hsm, c->issuer_key, "issuer-key-found");
+	return kr_ceremony_record_key(c, c->issuer_hsm, c->issuer_key, "issuer-key-found");
 }
 
 /* Draft, throwaway signature, lint, HSM signature, checks; then the
@@ -241,8 +263,14 @@ static KR_MUST_USE kr_err act(ceremony *c, script *s)
 		const char *type;
 		kr_err (*act)(ceremony *c, script *s);
 	} acts[] = {
-		{"root", act_root}, {"sub-ca", act_sub_ca}, {"cross-sign", act_cross_sign},
-		{"crl", act_crl},   {"key", act_key},
+		{"root", act_root},
+		{"sub-ca", act_sub_ca},
+		{"cross-sign", act_cross_sign},
+		{"crl", act_crl},
+		{"key", act_key},
+		{"backup", kr_backup_act},
+		{"restore", kr_restore_act},
+		{"share-check", kr_share_check_act},
 	};
 	for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
 		if (strcmp(acts[i].type, s->type) == 0)
@@ -263,6 +291,11 @@ static void roll_back(ceremony *c, const kr_err *why)
 		kr_transcript_step(c->t, "key-destroyed", "label='%s' %s",
 				   kr_hsm_key_label(c->new_key), kr_failed(&e) ? e.msg : "ok");
 	}
+	for (size_t i = 0; i < c->nrestored; i++) {
+		kr_err e = kr_hsm_key_destroy(c->restored_hsm[i], c->restored[i]);
+		kr_transcript_step(c->t, "key-destroyed", "label='%s' %s",
+				   kr_hsm_key_label(c->restored[i]), kr_failed(&e) ? e.msg : "ok");
+	}
 	for (size_t i = 0; i < c->nmade; i++) {
 		if (unlink(c->made[i]) == 0 || errno == ENOENT)
 			kr_transcript_step(c->t, "output-removed", "%s", c->made[i]);
@@ -274,10 +307,14 @@ static void roll_back(ceremony *c, const kr_err *why)
 
 static void release(ceremony *c)
 {
+	for (size_t i = 0; i < c->nrestored; i++)
+		kr_hsm_key_free(c->restored[i]);
 	kr_hsm_key_free(c->new_key);
 	kr_hsm_key_free(c->issuer_key);
 	kr_hsm_close(c->key_hsm);
 	kr_hsm_close(c->issuer_hsm);
+	for (size_t i = 0; i < c->ntokens; i++)
+		kr_hsm_close(c->tokens[i]);
 	kr_transcript_free(c->t);
 	kr_policy_free(c->policy);
 	kr_nconf_free(c->conf);
@@ -295,6 +332,9 @@ KR_MUST_USE kr_err kr_ceremony_run(const char *path, const kr_ceremony_opts *o)
 		char now[21];
 		kr_utc_now(now);
 		c.key_is_new = 0;
+		for (size_t i = 0; i < c.nrestored; i++)
+			kr_hsm_key_free(c.restored[i]);
+		c.nrestored = 0;
 		kr_transcript_line(c.t, "end %s", now);
 		e = kr_transcript_finish(c.t, hash);
 	} else if (c.t && kr_transcript_committed(c.t)) {

@@ -25,10 +25,11 @@ static const kr_field ceremony_fields[] = {
 static const kr_field key_fields[] = {
 	{"uri", KR_F_STRING, 1},      {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 0},
 	{"pin_file", KR_F_STRING, 0}, {"pin_env", KR_F_STRING, 0}, {"rsa_pss", KR_F_BOOL, 0},
+	{"backup", KR_F_BOOL, 0},
 };
 static const kr_field keyonly_fields[] = {
 	{"uri", KR_F_STRING, 1},      {"type", KR_F_STRING, 1},    {"public_key", KR_F_STRING, 1},
-	{"pin_file", KR_F_STRING, 0}, {"pin_env", KR_F_STRING, 0},
+	{"pin_file", KR_F_STRING, 0}, {"pin_env", KR_F_STRING, 0}, {"backup", KR_F_BOOL, 0},
 };
 static const kr_field issuer_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"uri", KR_F_STRING, 1},   {"pin_file", KR_F_STRING, 0},
@@ -51,9 +52,14 @@ static const kr_field crl_fields[] = {
 };
 #define CHECK(c, sec, fields) kr_nconf_check((c)->conf, sec, fields, sizeof fields / sizeof *fields)
 
-static const char *get(const ceremony *c, const char *section, const char *key)
+const char *kr_ceremony_get(const ceremony *c, const char *section, const char *key)
 {
 	return kr_nconf_get(c->conf, section, key);
+}
+
+static const char *get(const ceremony *c, const char *section, const char *key)
+{
+	return kr_ceremony_get(c, section, key);
 }
 
 /* ---- paths and files ----------------------------------------------------- */
@@ -68,7 +74,8 @@ const char *kr_ceremony_rel(const ceremony *c, const char *path)
 	return path;
 }
 
-static KR_MUST_USE kr_err out_path(ceremony *c, const char *section, const char *key, char *out)
+KR_MUST_USE kr_err kr_ceremony_out_path(ceremony *c, const char *section, const char *key,
+					char *out)
 {
 	const char *v = get(c, section, key);
 	kr_err e = kr_fs_join(c->dir, v, out, PATH_MAX);
@@ -81,7 +88,7 @@ static KR_MUST_USE kr_err out_path(ceremony *c, const char *section, const char 
 
 /* Inputs resolve against the output directory; a rehearsal falls back to
  * the real one for inputs an earlier rehearsed script did not make. */
-static KR_MUST_USE kr_err in_path(ceremony *c, const char *rel, char *out)
+KR_MUST_USE kr_err kr_ceremony_in_path(ceremony *c, const char *rel, char *out)
 {
 	KR_TRY(kr_fs_join(c->dir, rel, out, PATH_MAX));
 	if (access(out, F_OK) != 0 && c->o->input_dir)
@@ -89,15 +96,27 @@ static KR_MUST_USE kr_err in_path(ceremony *c, const char *rel, char *out)
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err read_cert(ceremony *c, const char *section, const char *key, X509 **out,
-				    char *path)
+KR_MUST_USE kr_err kr_ceremony_input(ceremony *c, const char *section, const char *key,
+				     const char *kind, char *path, uint8_t **data, size_t *len)
 {
-	KR_TRY(in_path(c, get(c, section, key), path));
-	KR_AUTO(uint8_t) data = NULL;
-	size_t len = 0;
-	kr_err e = kr_fs_read(path, 1 << 20, &data, &len);
+	KR_TRY(kr_ceremony_in_path(c, get(c, section, key), path));
+	kr_err e = kr_fs_read(path, 8 << 20, data, len);
 	if (kr_failed(&e))
 		return kr_nconf_err(c->conf, e.code, section, key, "%s", e.msg);
+	uint8_t md[32];
+	char hex[65];
+	KR_TRY(kr_sha256(*data, *len, md));
+	kr_hex(md, 32, hex);
+	kr_transcript_line(c->t, "input %s %s sha256 %s", kind, kr_ceremony_rel(c, path), hex);
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_ceremony_read_cert(ceremony *c, const char *section, const char *key,
+					 X509 **out, char *path)
+{
+	KR_AUTO(uint8_t) data = NULL;
+	size_t len = 0;
+	KR_TRY(kr_ceremony_input(c, section, key, "certificate", path, &data, &len));
 	KR_AUTO(BIO) bio = BIO_new_mem_buf(data, (int)len);
 	*out = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 	if (!*out) {
@@ -108,11 +127,6 @@ static KR_MUST_USE kr_err read_cert(ceremony *c, const char *section, const char
 	if (!*out)
 		return kr_nconf_err(c->conf, KR_EINPUT, section, key,
 				    "%s: not a PEM or DER certificate", path);
-	uint8_t md[32];
-	char hex[65];
-	KR_TRY(kr_sha256(data, len, md));
-	kr_hex(md, 32, hex);
-	kr_transcript_line(c->t, "input certificate %s sha256 %s", kr_ceremony_rel(c, path), hex);
 	return kr_ok();
 }
 
@@ -182,7 +196,7 @@ static KR_MUST_USE kr_err subject_name(ceremony *c, X509_NAME **out)
 
 /* The module and PIN for a section's token: the section's own PIN source,
  * unless a rehearsal's throwaway tokens have theirs. */
-static kr_hsm_opts hsm_opts(ceremony *c, const char *section)
+kr_hsm_opts kr_ceremony_hsm_opts(ceremony *c, const char *section)
 {
 	kr_hsm_opts o = c->o->hsm;
 	if (!o.rehearsal && (get(c, section, "pin_file") || get(c, section, "pin_env"))) {
@@ -207,25 +221,27 @@ static KR_MUST_USE kr_err read_key(ceremony *c, int for_ca, key_part *k)
 		KR_TRY(kr_policy_check_ca_key(c->policy, k->type));
 	k->uri = get(c, "key", "uri");
 	k->pss = pss(c, "key");
-	k->hsm = hsm_opts(c, "key");
+	k->for_backup = kr_nconf_get_bool(c->conf, "key", "backup", 0) == 1;
+	k->hsm = kr_ceremony_hsm_opts(c, "key");
 	return kr_ok();
 }
 
 static KR_MUST_USE kr_err read_public_key_out(ceremony *c, key_part *k)
 {
-	return get(c, "key", "public_key") ? out_path(c, "key", "public_key", k->public_key)
-					   : kr_ok();
+	return get(c, "key", "public_key")
+		       ? kr_ceremony_out_path(c, "key", "public_key", k->public_key)
+		       : kr_ok();
 }
 
 static KR_MUST_USE kr_err read_issuer(ceremony *c, issuer_part *i)
 {
-	KR_TRY(read_cert(c, "issuer", "certificate", &i->cert, i->path));
+	KR_TRY(kr_ceremony_read_cert(c, "issuer", "certificate", &i->cert, i->path));
 	kr_err e = kr_key_type_of(X509_get0_pubkey(i->cert), &i->type);
 	kr_err_prefix(&e, "%s", i->path);
 	KR_TRY(e);
 	i->uri = get(c, "issuer", "uri");
 	i->pss = pss(c, "issuer");
-	i->hsm = hsm_opts(c, "issuer");
+	i->hsm = kr_ceremony_hsm_opts(c, "issuer");
 	return kr_ok();
 }
 
@@ -248,7 +264,7 @@ static KR_MUST_USE kr_err read_new_ca(ceremony *c, kr_cert_role role, cert_part 
 	KR_TRY(read_validity(c, role, p));
 	KR_TRY(subject_name(c, &p->subject));
 	p->spec.subject = p->subject;
-	return out_path(c, "certificate", "output", p->output);
+	return kr_ceremony_out_path(c, "certificate", "output", p->output);
 }
 
 /* Lints the profile with throwaway keys before the HSM is touched, so a bad
@@ -354,7 +370,7 @@ static KR_MUST_USE kr_err read_cross_sign(ceremony *c, script *s)
 	char from_path[PATH_MAX];
 	kr_key_type st;
 	KR_TRY(read_validity(c, KR_ROLE_CROSS, p));
-	KR_TRY(read_cert(c, "certificate", "from_certificate", &p->from, from_path));
+	KR_TRY(kr_ceremony_read_cert(c, "certificate", "from_certificate", &p->from, from_path));
 	KR_TRY(read_issuer(c, &s->issuer));
 	KR_TRY(kr_key_type_of(X509_get0_pubkey(p->from), &st));
 	p->spec.subject = X509_get_subject_name(p->from);
@@ -363,7 +379,7 @@ static KR_MUST_USE kr_err read_cross_sign(ceremony *c, script *s)
 	p->spec.issuer = s->issuer.cert;
 	KR_ENSURE(p->spec.ski, KR_EPOLICY, "%s: has no subjectKeyIdentifier to carry over",
 		  from_path);
-	KR_TRY(out_path(c, "certificate", "output", p->output));
+	KR_TRY(kr_ceremony_out_path(c, "certificate", "output", p->output));
 	return rehearse_profile(c, p->spec, st, s->issuer.type, s->issuer.pss, KR_ROLE_CROSS);
 }
 
@@ -378,7 +394,7 @@ static KR_MUST_USE kr_err read_crl(ceremony *c, script *s)
 	KR_TRY(when(c, "crl", "this_update", &spec->this_update));
 	KR_TRY(read_issuer(c, &s->issuer));
 	spec->issuer = s->issuer.cert;
-	KR_TRY(out_path(c, "crl", "output", s->crl.output));
+	KR_TRY(kr_ceremony_out_path(c, "crl", "output", s->crl.output));
 	KR_TRY(read_revoked(c, &s->crl));
 	KR_TRY(kr_signing_init_draft(&s->crl.signing, s->issuer.type, s->issuer.pss));
 	KR_TRY(kr_crl_draft(spec, &s->crl.draft));
@@ -394,15 +410,21 @@ static KR_MUST_USE kr_err read_key_only(ceremony *c, script *s)
 	KR_TRY(CHECK(c, "key", keyonly_fields));
 	KR_TRY(kr_nconf_check_unused(c->conf));
 	KR_TRY(read_key(c, 0, &s->key));
-	return out_path(c, "key", "public_key", s->key.public_key);
+	return kr_ceremony_out_path(c, "key", "public_key", s->key.public_key);
 }
 
 static const struct {
 	const char *name;
 	kr_err (*read)(ceremony *c, script *s);
 } types[] = {
-	{"root", read_root}, {"sub-ca", read_sub_ca}, {"cross-sign", read_cross_sign},
-	{"crl", read_crl},   {"key", read_key_only},
+	{"root", read_root},
+	{"sub-ca", read_sub_ca},
+	{"cross-sign", read_cross_sign},
+	{"crl", read_crl},
+	{"key", read_key_only},
+	{"backup", kr_backup_read},
+	{"restore", kr_restore_read},
+	{"share-check", kr_share_check_read},
 };
 
 /* ---- the frame --------------------------------------------------------------- */
@@ -454,14 +476,16 @@ KR_MUST_USE kr_err kr_script_read(ceremony *c, const char *path, script *s)
 	if (!read)
 		return kr_nconf_err(
 			c->conf, KR_EINPUT, "ceremony", "type",
-			"unknown ceremony type '%s' (root, sub-ca, cross-sign, crl, key)", type);
+			"unknown ceremony type '%s' (root, sub-ca, cross-sign, crl, key, backup, "
+			"restore, share-check)",
+			type);
 	if (strchr(get(c, "ceremony", "transcript"), '/'))
 		return kr_nconf_err(
 			c->conf, KR_EINPUT, "ceremony", "transcript",
 			"give a file name: the transcript lives in the output directory "
 			"beside the files it records");
 	char tpath[PATH_MAX];
-	KR_TRY(out_path(c, "ceremony", "transcript", tpath));
+	KR_TRY(kr_ceremony_out_path(c, "ceremony", "transcript", tpath));
 	KR_TRY(kr_policy_load(c->o->policy, &c->policy));
 	KR_TRY(kr_transcript_new(tpath, c->o->echo, &c->t));
 	header(c, path, type);
@@ -477,5 +501,10 @@ void kr_script_clear(script *s)
 	free(s->crl.entries);
 	kr_signing_clear(&s->crl.signing);
 	X509_CRL_free(s->crl.draft);
+	for (size_t i = 0; i < s->backup.nkeys; i++) {
+		kr_backup_file_clear(&s->backup.keys[i].backup);
+		X509_free(s->backup.keys[i].cert);
+	}
+	OPENSSL_cleanse(&s->backup, sizeof s->backup);
 	memset(s, 0, sizeof *s);
 }

@@ -1,4 +1,6 @@
 #include "transcript.h"
+#include "../util/fs.h"
+#include "../util/hash.h"
 #include "../util/mem.h"
 #include "../util/text.h"
 
@@ -154,4 +156,59 @@ KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32])
 	KR_ENSURE(close(t->fd) == 0, KR_EIO, "%s: close failed: %s", t->path, strerror(errno));
 	t->fd = -1;
 	return kr_ok();
+}
+
+#define MAX_TRANSCRIPT (8 << 20)
+
+/* The last line is "transcript-sha256 <hex>" over every byte before it. */
+static KR_MUST_USE kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
+{
+	KR_ENSURE(len > 0 && text[len - 1] == '\n', KR_EVERIFY, "transcript is truncated");
+	size_t start = len - 1;
+	while (start > 0 && text[start - 1] != '\n')
+		start--;
+	static const char key[] = "transcript-sha256 ";
+	KR_ENSURE(len - start == sizeof key - 1 + 64 + 1 &&
+			  memcmp(text + start, key, sizeof key - 1) == 0,
+		  KR_EVERIFY, "transcript does not end with its transcript-sha256 line");
+	uint8_t md[32];
+	char hex[65];
+	KR_TRY(kr_sha256(text, start, md));
+	kr_hex(md, 32, hex);
+	KR_ENSURE(memcmp(hex, text + start + sizeof key - 1, 64) == 0, KR_EVERIFY,
+		  "transcript has been altered: its SHA-256 is %s", hex);
+	*body = start;
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_transcript_load(const char *path, uint8_t **text, size_t *body)
+{
+	size_t len = 0;
+	KR_TRY(kr_fs_read(path, MAX_TRANSCRIPT, text, &len));
+	kr_err e = len > strlen(KR_TRANSCRIPT_MAGIC) &&
+				   !memcmp(*text, KR_TRANSCRIPT_MAGIC, strlen(KR_TRANSCRIPT_MAGIC))
+			   ? check_self_hash(*text, len, body)
+			   : kr_errf(KR_EINPUT, "%s: not a keyrite transcript", path);
+	if (kr_failed(&e)) {
+		OPENSSL_free(*text);
+		*text = NULL;
+		return e;
+	}
+	(*text)[*body] = '\0';
+	return kr_ok();
+}
+
+int kr_transcript_find(const char *body, const char *keyword, size_t nth, char *out, size_t outsz)
+{
+	size_t n = strlen(keyword);
+	for (const char *line = body; *line;) {
+		const char *eol = strchrnul(line, '\n');
+		if ((size_t)(eol - line) > n && !strncmp(line, keyword, n) && line[n] == ' ' &&
+		    nth-- == 0) {
+			snprintf(out, outsz, "%.*s", (int)(eol - line - (long)n - 1), line + n + 1);
+			return 1;
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	return 0;
 }

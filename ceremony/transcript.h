@@ -34,4 +34,14 @@ KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32]);
 
 #define KR_TRANSCRIPT_MAGIC "keyrite-transcript 1"
 
+/* A finished transcript read back: *text (OPENSSL_free it) is its body,
+ * every line before "transcript-sha256", NUL-terminated, checked against
+ * that hash. KR_EINPUT if it is not a transcript, KR_EVERIFY if it is
+ * truncated or altered. */
+KR_MUST_USE kr_err kr_transcript_load(const char *path, uint8_t **text, size_t *body);
+
+/* 1 and the rest of the line in out if the body has an nth line (from 0)
+ * that starts with keyword and a space. */
+int kr_transcript_find(const char *body, const char *keyword, size_t nth, char *out, size_t outsz);
+
 #endif

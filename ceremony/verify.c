@@ -3,6 +3,7 @@
  * certificate was still made correctly. */
 #include "ceremony.h"
 #include "transcript.h"
+#include "../crypto/backup.h"
 #include "../util/cleanup.h"
 #include "../util/fs.h"
 #include "../util/hash.h"
@@ -13,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define MAX_TRANSCRIPT (8 << 20)
 
 typedef struct checker {
 	FILE *report;
@@ -93,27 +92,6 @@ static KR_MUST_USE kr_err check_chain(checker *k, const char *path, const char *
 	return kr_ok();
 }
 
-/* The last line is "transcript-sha256 <hex>" over every byte before it. */
-static KR_MUST_USE kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
-{
-	KR_ENSURE(len > 0 && text[len - 1] == '\n', KR_EVERIFY, "transcript is truncated");
-	size_t start = len - 1;
-	while (start > 0 && text[start - 1] != '\n')
-		start--;
-	static const char key[] = "transcript-sha256 ";
-	KR_ENSURE(len - start == sizeof key - 1 + 64 + 1 &&
-			  memcmp(text + start, key, sizeof key - 1) == 0,
-		  KR_EVERIFY, "transcript does not end with its transcript-sha256 line");
-	uint8_t md[32];
-	char hex[65];
-	KR_TRY(kr_sha256(text, start, md));
-	kr_hex(md, 32, hex);
-	KR_ENSURE(memcmp(hex, text + start + sizeof key - 1, 64) == 0, KR_EVERIFY,
-		  "transcript has been altered: its SHA-256 is %s", hex);
-	*body = start;
-	return kr_ok();
-}
-
 /* The PATH of a line "step TIME output-removed PATH", else NULL (the
  * words inside another line, a description say, do not count). */
 static const char *removal(const char *line, const char *eol)
@@ -154,6 +132,61 @@ static KR_MUST_USE kr_err check_removed(checker *k, const char *path)
 	return kr_ok();
 }
 
+/* "verifier HEX" (the commitments) against "verifier-sha256 HEX". */
+static KR_MUST_USE kr_err check_verifier(const checker *k, const char *hex)
+{
+	uint8_t b[1 + KR_VSS_MAX * KR_VSS_POINT], md[32];
+	size_t n = 0;
+	char want[65], got[65];
+	kr_vss_verifier v;
+	KR_ENSURE(strlen(hex) <= 2 * sizeof b && OPENSSL_hexstr2buf_ex(b, sizeof b, &n, hex, '\0'),
+		  KR_EVERIFY, "the verifier line is not hex");
+	KR_TRY(kr_vss_verifier_decode(b, n, &v));
+	KR_TRY(kr_backup_verifier_sha256(&v, md));
+	kr_hex(md, 32, got);
+	KR_ENSURE(kr_transcript_find(k->text, "verifier-sha256", 0, want, sizeof want) &&
+			  !strcmp(want, got),
+		  KR_EVERIFY,
+		  "the verifier's SHA-256 is %s, its verifier-sha256 line says otherwise", got);
+	return kr_ok();
+}
+
+/* "backed-up FILE sha256 H spki-sha256 S label L", "restored FILE
+ * spki-sha256 S label L": the file holds key L, whose public key hashes to
+ * S, of the backup whose verifier the transcript names. */
+static KR_MUST_USE kr_err check_backup_file(const checker *k, const char *rest)
+{
+	char path[PATH_MAX], spki[65], vhex[65], full[PATH_MAX];
+	int at = 0;
+	const char *after = strstr(rest, " spki-sha256 ");
+	KR_ENSURE(after && sscanf(rest, "%4095s", path) == 1 &&
+			  sscanf(after, " spki-sha256 %64s label %n", spki, &at) == 1 && at > 0,
+		  KR_EVERIFY, "malformed line");
+	const char *label = after + at;
+	KR_TRY(kr_fs_join(k->dir, path, full, sizeof full));
+	KR_AUTO(uint8_t) data = NULL;
+	size_t len = 0;
+	KR_TRY(kr_fs_read(full, 1 << 20, &data, &len));
+	kr_backup_file f;
+	kr_err e = kr_backup_file_decode(data, len, &f);
+	kr_err_prefix(&e, "%s", path);
+	KR_TRY(e);
+	uint8_t md[32];
+	char got[65], fv[65];
+	e = kr_spki_sha256(f.pub, md);
+	kr_hex(md, 32, got);
+	kr_hex(f.verifier_sha256, 32, fv);
+	int same_label = !strcmp(f.label, label);
+	kr_backup_file_clear(&f);
+	KR_TRY(e);
+	KR_ENSURE(same_label, KR_EVERIFY, "%s: does not hold key '%s'", path, label);
+	KR_ENSURE(!strcmp(got, spki), KR_EVERIFY, "%s: its public key's SHA-256 is %s", path, got);
+	KR_ENSURE(kr_transcript_find(k->text, "verifier-sha256", 0, vhex, sizeof vhex) &&
+			  !strcmp(vhex, fv),
+		  KR_EVERIFY, "%s: belongs to another backup (verifier %s)", path, fv);
+	return kr_ok();
+}
+
 static void check_line(checker *k, char *line, int *ended, int *aborted)
 {
 	char *save = NULL, what[PATH_MAX + 64];
@@ -176,6 +209,16 @@ static void check_line(checker *k, char *line, int *ended, int *aborted)
 				  : check_hash(k, path, hex);
 		snprintf(what, sizeof what, "%s %s %s %s", kw, kind ? kind : "?", path ? path : "?",
 			 gone ? "removed after the abort" : "hash");
+		result(k, &e, what);
+	} else if (!strcmp(kw, "verifier") || !strcmp(kw, "backed-up") || !strcmp(kw, "restored")) {
+		const char *rest = line + strlen(kw) + 1;
+		int verifier = !strcmp(kw, "verifier");
+		kr_err e = verifier ? check_verifier(k, rest) : check_backup_file(k, rest);
+		if (verifier)
+			snprintf(what, sizeof what, "verifier commitments match verifier-sha256");
+		else
+			snprintf(what, sizeof what, "backup file %.*s holds the key it names",
+				 (int)strcspn(rest, " "), rest);
 		result(k, &e, what);
 	} else if (!strcmp(kw, "chain")) {
 		/* "chain certificate|crl PATH ISSUER|self": the transcript says
@@ -200,19 +243,15 @@ KR_MUST_USE kr_err kr_ceremony_verify(const char *transcript, FILE *report)
 	checker k = {.report = report, .first = kr_ok()};
 	kr_fs_dirname(transcript, k.dir, sizeof k.dir);
 	KR_AUTO(uint8_t) text = NULL;
-	size_t len = 0, body = 0;
-	KR_TRY(kr_fs_read(transcript, MAX_TRANSCRIPT, &text, &len));
-	KR_ENSURE(len > strlen(KR_TRANSCRIPT_MAGIC) &&
-			  !memcmp(text, KR_TRANSCRIPT_MAGIC, strlen(KR_TRANSCRIPT_MAGIC)),
-		  KR_EINPUT, "%s: not a keyrite transcript", transcript);
-	kr_err e = check_self_hash(text, len, &body);
+	size_t body = 0;
+	kr_err e = kr_transcript_load(transcript, &text, &body);
+	if (e.code == KR_EVERIFY)
+		result(&k, &e, "transcript SHA-256");
+	KR_TRY(e); /* nothing in an altered transcript can be trusted */
 	result(&k, &e, "transcript SHA-256");
-	if (kr_failed(&e))
-		return e; /* nothing in an altered transcript can be trusted */
 
 	int ended = 0, aborted = 0;
 	char *save = NULL;
-	text[body] = '\0';
 	k.text = (const char *)text;
 	KR_AUTO(uint8_t) lines = OPENSSL_memdup(text, body + 1); /* cut up below */
 	KR_ENSURE(lines, KR_EINTERNAL, "out of memory");

@@ -38,7 +38,8 @@ test_transcripts_verify_and_record_everything() {
 	grep -q "^witness Carol Auditor$" "$tr"
 	grep -q "^input certificate root.pem sha256 $(sha256sum "$T/out/root.pem" | cut -d' ' -f1)$" "$tr"
 	grep -q "^output certificate subca-devices.pem sha256 $(sha256sum "$T/out/subca-devices.pem" | cut -d' ' -f1)$" "$tr"
-	grep -q "^key-attributes .*CKA_SENSITIVE=true CKA_EXTRACTABLE=false" "$tr"
+	# made for backup (backup = true): extractable under a trusted key only
+	grep -q "^key-attributes .*CKA_SENSITIVE=true CKA_EXTRACTABLE=true .*CKA_WRAP_WITH_TRUSTED=true" "$tr"
 	grep -q "^step .* lint-passed " "$tr"
 	grep -q "^step .* hsm-signed " "$tr"
 	# The certificate fingerprint as hex groups matches OpenSSL's.
