@@ -114,7 +114,7 @@ check: deps
 
 # Every fuzz target for FUZZ_SECONDS (or FUZZ_RUNS executions, if sooner),
 # after replaying its seed corpus; make check runs each for seconds.
-FUZZ_TARGETS = csr manifest ca_config ceremony mcuboot cms uri registry serve share
+FUZZ_TARGETS = csr manifest ca_config ceremony mcuboot cms uri registry serve share backup
 FUZZ_SAN     = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
