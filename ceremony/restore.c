@@ -54,11 +54,22 @@ static void whose(const backup_part *b, const kr_vss_share *got, int n, char *ou
 
 /* "backup threshold M of N", "custodian I NAME" and "verifier-sha256 HEX",
  * from a backup transcript that completed. */
-static KR_MUST_USE kr_err read_backup_facts(const char *path, const char *body, backup_part *b)
+static KR_MUST_USE kr_err read_backup_facts(const ceremony *c, const char *path, const char *body,
+					    backup_part *b)
 {
 	char v[512];
 	KR_ENSURE(kr_transcript_find(body, "ceremony", 0, v, sizeof v) && !strcmp(v, "backup"),
 		  KR_EINPUT, "%s: not the transcript of a backup ceremony", path);
+	/* A rehearsal takes only the shares of a backup rehearsed in the same
+	 * run: real shares would rebuild the real backup key and put the CA
+	 * keys on a throwaway token. */
+	int rehearsed = kr_transcript_find(body, "rehearsal", 0, v, sizeof v);
+	KR_ENSURE(rehearsed || !c->o->hsm.rehearsal, KR_EINPUT,
+		  "%s: a real backup: a rehearsal takes only the shares of a backup rehearsed "
+		  "in the same run (real shares would rebuild the real backup key in it)",
+		  path);
+	KR_ENSURE(!rehearsed || c->o->hsm.rehearsal, KR_EINPUT,
+		  "%s: the transcript of a rehearsal: its shares protect nothing", path);
 	KR_ENSURE(kr_transcript_find(body, "end", 0, v, sizeof v) &&
 			  !kr_transcript_find(body, "abort", 0, v, sizeof v),
 		  KR_EINPUT, "%s: that backup did not complete", path);
@@ -119,7 +130,7 @@ static KR_MUST_USE kr_err read_backup_and_verifier(ceremony *c, const char *sect
 				 &len));
 	kr_err e = kr_transcript_load(tpath, body, &blen);
 	if (!kr_failed(&e))
-		e = read_backup_facts(tpath, (const char *)*body, b);
+		e = read_backup_facts(c, tpath, (const char *)*body, b);
 	if (kr_failed(&e))
 		return kr_nconf_err(c->conf, e.code, section, "backup_transcript", "%s", e.msg);
 	KR_AUTO(uint8_t) vdata = NULL;

@@ -145,3 +145,151 @@ test_backup_3_of_5_restored_onto_new_tokens_issues_again() {
 	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
 		"$T/certs/"*.pem | grep -q ": OK" || fail "openssl verify refused the certificate"
 }
+
+# Each bad input of a backup or a restore: one message, and nothing left
+# behind, on a token or on disk. The refusals a script's checks make come
+# before any terminal is needed; the shares' come at the terminal.
+test_backup_and_restore_refuse_bad_input_and_leave_nothing() {
+	backup_setup
+	# a key not made for backup (the firmware CA's): refused before anything
+	sed -e 's/^keys *=.*/keys = fw_key/' -e '/^\[root_key\]/,$d' "$T/backup.cnf" >"$T/fw.cnf"
+	printf '[fw_key]\nuri = pkcs11:token=keyrite-devices;object=iotregistry-firmware-2026\noutput = fw.backup\n' \
+		>>"$T/fw.cnf"
+	expect 3 "key 'iotregistry-firmware-2026' was not made for backup (CKA_EXTRACTABLE=false" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/fw.cnf"
+	[ ! -e "$T/ca/backup-ceremony.txt" ] && [ ! -e "$T/ca/backup-2026.verifier" ] ||
+		fail "a refused backup left a file"
+
+	run_backup "$T/backup.cnf"
+	mv "$T/pages" "$T/pages-a"
+	# a second backup of the same keys: other shares, another verifier
+	sed -e 's/backup-ceremony.txt/backup-b.txt/' -e 's/backup-2026/backup-b/' \
+		-e 's/\(root\|devices\)-2026.backup/\1-b.backup/' "$T/backup.cnf" >"$T/backup-b.cnf"
+	run_backup "$T/backup-b.cnf"
+	mv "$T/pages" "$T/pages-b"
+
+	# the labels still on the tokens: refused before anyone types
+	expect 6 "[root_key] uri: token 'keyrite-root' already holds an object labelled 'iotregistry-root-2026'" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore.cnf"
+	# a backup file altered (one base64 character): refused by its hash
+	new_tokens
+	cp "$T/ca/root-2026.backup" "$T/root.backup.orig"
+	# in the last base64 line: the wrapped key
+	awk -v at="$(($(wc -l <"$T/root.backup.orig") - 1))" \
+		'NR == at { c = substr($0, 3, 1); $0 = substr($0, 1, 2) (c == "A" ? "B" : "A") substr($0, 4) } 1' \
+		"$T/root.backup.orig" >"$T/ca/root-2026.backup"
+	cmp -s "$T/ca/root-2026.backup" "$T/root.backup.orig" && fail "the test did not alter the file"
+	expect 8 "root-2026.backup: the backup transcript" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore.cnf"
+	cp "$T/root.backup.orig" "$T/ca/root-2026.backup"
+	# another backup's verifier
+	sed 's/^verifier *=.*/verifier = backup-b.verifier/' "$T/restore.cnf" >"$T/restore-b.cnf"
+	expect 8 "not the verifier of the backup transcript" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-b.cnf"
+
+	# At the terminal: a typo, named by its line and typed again; the same
+	# share twice; a share of the other backup; then too few shares.
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore.cnf"
+	local n
+	for n in 1 2 3 4 5; do
+		tty_wait "line $n:"
+		if [ $n -eq 3 ]; then
+			# the first digit of the line changed: its checksum catches it
+			tty_type "$(sed -n 3p "$T/pages-a/1" | sed 's/^3: \(.\)/3: \1/' |
+				awk '{ d = substr($2, 1, 1); $2 = (d == "0" ? "1" : "0") substr($2, 2); print }')"
+			tty_wait "refused: line 3: its checksum does not match"
+			tty_wait "type line 3 again"
+		fi
+		tty_type "$(sed -n "${n}p" "$T/pages-a/1")"
+	done
+	tty_wait "share 1 (Dana Chen): matches the verifier"
+	type_share "$T/pages-a/1"
+	tty_wait "refused: share 1 (Dana Chen) was entered already"
+	type_share "$T/pages-b/2"
+	tty_wait "refused: share 2 does not match this backup's verifier"
+	type_share "$T/pages-a/3"
+	tty_wait "share 3 (Fatima Haddad): matches the verifier"
+	tty_wait "line 1:"
+	tty_type ""
+	[ "$(tty_rc)" -eq 3 ] || fail "too few shares: exit $(cat "$T/tty.rc"), want 3"
+	screen | grep -qF "2 good share(s) of the 3 needed: nothing was rebuilt" ||
+		fail "too few shares: not said"
+	tmx kill-server
+	no_key_on keyrite-root
+	no_key_on keyrite-devices
+	[ ! -e "$T/ca/restore-ceremony.txt" ] || fail "a restore that rebuilt nothing left a transcript"
+
+	# The devices token's SO PIN wrong: the root key, restored already, is
+	# destroyed again and the transcript says so.
+	printf %s wrong-so-pin >"$T/bad.pin"
+	chmod 600 "$T/bad.pin"
+	awk -v bad="$T/bad.pin" '/^\[devices_key\]/ { d = 1 } d && /^so_pin_file/ { $0 = "so_pin_file = " bad } 1' \
+		"$T/restore.cnf" >"$T/restore-so.cnf"
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-so.cnf"
+	for n in 2 4 5; do type_share "$T/pages-a/$n"; done
+	[ "$(tty_rc)" -eq 4 ] || { screen | tail -5 >&2; fail "wrong SO PIN: exit $(cat "$T/tty.rc"), want 4"; }
+	no_key_on keyrite-root
+	no_key_on keyrite-devices
+	grep -q "^step .* key-destroyed label='iotregistry-root-2026' ok" "$T/ca/restore-ceremony.txt" ||
+		fail "the transcript does not record the restored key's destruction"
+	expect 8 "the ceremony did not complete (it was aborted)" \
+		kr ceremony verify "$T/ca/restore-ceremony.txt"
+}
+
+# A share-check: two custodians' shares checked against the verifier,
+# nothing rebuilt, and the transcript says whose were good.
+test_share_check_checks_shares_and_rebuilds_nothing() {
+	backup_setup
+	run_backup "$T/backup.cnf"
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/share-check.cnf"
+	type_share "$T/pages/2"
+	type_share "$T/pages/4"
+	tty_wait "line 1:"
+	tty_type ""
+	[ "$(tty_rc)" -eq 0 ] || { screen | tail -5 >&2; fail "the share-check failed"; }
+	screen | grep -qF "2 of the 5 shares checked good; 3 rebuild the key." || fail "no summary"
+	grep -qx "shares-checked 2 'Eric Roy', 4 'Gilles Tremblay'" "$T/ca/share-check-2027.txt" ||
+		fail "the transcript does not say whose shares were checked"
+	has "0 check(s) failed" kr ceremony verify "$T/ca/share-check-2027.txt"
+	! grep -q "trusted-key-made\|backup-key-rebuilt" "$T/ca/share-check-2027.txt" ||
+		fail "a share-check rebuilt the key"
+}
+
+# A day's rehearsal: root, devices CA, backup and restore on throwaway
+# tokens (the restore onto new ones, as on the day), pages shown and typed
+# back as in the real run. A real restore refuses the rehearsal's backup.
+test_backup_and_restore_rehearsed_like_the_real_run() {
+	mkdir -p "$T/real"
+	on_tty "$KEYRITE" ceremony run --dry-run --dir "$T/real" "$EX/root.cnf" \
+		"$EX/subca-devices.cnf" "$EX/backup.cnf" "$EX/restore.cnf"
+	mkdir -p "$T/pages"
+	local i
+	for i in 1 2 3 4 5; do
+		tty_wait "Share $i of 5 is for"
+		tty_type yes
+		tty_wait "has copied the page"
+		screen | sed -n "/share $i of 5 ====/,/Keep this page/p" | grep -E '^  [1-5]: ' |
+			sed 's/^  //' >"$T/pages/$i"
+		tty_type ""
+	done
+	for i in 2 4 5; do type_share "$T/pages/$i"; done
+	[ "$(tty_rc)" -eq 0 ] || { screen | tail -8 >&2; fail "the rehearsal failed"; }
+	local scratch
+	scratch=$(find "$T" -maxdepth 1 -name 'keyrite-rehearsal.*' | head -1)
+	[ -n "$scratch" ] || fail "no scratch directory"
+	for f in backup restore; do
+		grep -q "^rehearsal " "$scratch/$f-ceremony.txt" || fail "$f: not marked a rehearsal"
+		has "0 check(s) failed" kr ceremony verify "$scratch/$f-ceremony.txt"
+	done
+	[ "$(grep -c '^step .* signature-tested' "$scratch/restore-ceremony.txt")" -eq 2 ] ||
+		fail "the rehearsed restore did not test both keys"
+	[ -z "$(ls -A "$T/real")" ] || fail "a rehearsal wrote to the real directory"
+	# the rehearsal's backup, taken for a real one
+	mkdir "$T/fake"
+	cp "$scratch/"*.pem "$scratch/"*.backup "$scratch/"*.verifier "$scratch/backup-ceremony.txt" \
+		"$T/fake/"
+	init_token keyrite-root
+	init_token keyrite-devices
+	expect 3 "the transcript of a rehearsal: its shares protect nothing" \
+		kr ceremony run --dir "$T/fake" --pin-file "$T/pin" "$EX/restore.cnf"
+}
