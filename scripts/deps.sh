@@ -21,6 +21,7 @@ pkgs=(
 	opensc gnutls-bin                            # independent checkers: pkcs11-tool, certtool
 	libengine-pkcs11-openssl                     # the OpenSSL pkcs11 engine, on keyrite's tokens
 	faketime xxd                                 # tests: a signer past its expiry; hex to binary
+	tmux bsdutils                                # a terminal for the custodians (backup, restore); script(1)
 	chromium chromium-driver python3-selenium    # tests: the web console in a real headless browser
 	libnss3-tools                                # its client certificates (certutil, pk12util)
 	clang libclang-rt-14-dev                     # fuzz targets: libFuzzer (a Recommends of clang)
