@@ -116,6 +116,16 @@ test_backup_3_of_5_restored_onto_new_tokens_issues_again() {
 	backup_setup
 	run_backup "$T/backup.cnf"
 	has "0 check(s) failed" kr ceremony verify "$T/ca/backup-ceremony.txt"
+	# keyrite-ceremony(5): a backup file swapped for another, or altered
+	cp "$T/ca/root-2026.backup" "$T/root.backup"
+	cp "$T/ca/devices-2026.backup" "$T/ca/root-2026.backup"
+	kr ceremony verify "$T/ca/backup-ceremony.txt" >"$T/v.out" || true
+	grep -q "^FAILED  output backup root-2026.backup hash" "$T/v.out" || fail "swap: hash"
+	grep -q "^FAILED  backup file root-2026.backup .*does not hold key 'iotregistry-root-2026'" \
+		"$T/v.out" || fail "swap: the key it holds"
+	sed '2s/^\(.\)/\1\1/' "$T/root.backup" >"$T/ca/root-2026.backup"
+	expect 8 "root-2026.backup: SHA-256 is" kr ceremony verify "$T/ca/backup-ceremony.txt"
+	cp "$T/root.backup" "$T/ca/root-2026.backup"
 	for i in 1 2 3 4 5; do
 		! grep -rqF -- "$(sed -n 1p "$T/pages/$i")" "$T/ca" || fail "share $i is in a file"
 	done
