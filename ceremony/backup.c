@@ -320,14 +320,15 @@ static KR_MUST_USE kr_err give_page(ceremony *c, kr_tty *t, backup_part *b, cons
 	if (b->shares_dir[0]) {
 		char name[64], path[PATH_MAX];
 		snprintf(name, sizeof name, "share-%d-of-%d.txt", s->index, b->n);
-		kr_err e = kr_fs_join(b->shares_dir, name, path, sizeof path);
+		kr_err e = c->nmade < MAX_OUTPUTS
+				   ? kr_fs_join(b->shares_dir, name, path, sizeof path)
+				   : kr_errf(KR_EINTERNAL, "too many outputs");
 		if (!kr_failed(&e))
 			e = kr_transcript_commit(c->t);
 		if (!kr_failed(&e))
 			e = kr_fs_write_new(path, page, strlen(page), 0600);
 		OPENSSL_cleanse(page, sizeof page);
 		KR_TRY(e);
-		KR_ENSURE(c->nmade < MAX_OUTPUTS, KR_EINTERNAL, "too many outputs");
 		snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
 		kr_tty_printf(t, "Share %d is in %s.\n", s->index, path);
 		kr_transcript_step(c->t, "share-given", "index=%d custodian='%s' file=%s", s->index,

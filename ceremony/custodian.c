@@ -101,9 +101,10 @@ static void judge(const backup_part *b, const kr_vss_share *got, int ngot, const
 			 s->index);
 }
 
-KR_MUST_USE kr_err kr_custodian_collect(ceremony *c, kr_tty *t, const backup_part *b, int want,
+KR_MUST_USE kr_err kr_custodian_collect(ceremony *c, kr_tty *t, const backup_part *b, int rebuild,
 					kr_vss_share *got, int *ngot)
 {
+	int want = rebuild ? b->m : b->n;
 	*ngot = 0;
 	while (*ngot < want) {
 		kr_vss_share s = {0};
@@ -111,31 +112,30 @@ KR_MUST_USE kr_err kr_custodian_collect(ceremony *c, kr_tty *t, const backup_par
 		kr_tty_printf(t,
 			      "\nShare %d%s: custodian, type the five lines of your page (they are "
 			      "not shown).\nAn empty first line: no more shares.\n",
-			      *ngot + 1, want == b->n ? "" : " of those needed");
+			      *ngot + 1, rebuild ? " of those needed" : "");
 		kr_err e = type_share(t, &s, &none);
 		if (kr_failed(&e) || none) {
 			OPENSSL_cleanse(&s, sizeof s);
-			return want == b->n && *ngot > 0
-				       ? kr_ok()
-				       : kr_errf(KR_EINPUT,
-						 "%d good share(s) of the %d needed: nothing was "
-						 "rebuilt",
-						 *ngot, b->m);
+			if (rebuild)
+				return kr_errf(
+					KR_EINPUT,
+					"%d good share(s) of the %d needed: nothing was rebuilt",
+					*ngot, b->m);
+			return *ngot > 0 ? kr_ok() : kr_errf(KR_EINPUT, "no share was checked");
 		}
 		char why[256];
 		judge(b, got, *ngot, &s, why, sizeof why);
 		if (why[0]) {
 			kr_tty_printf(t, "  refused: %s\n", why);
 			kr_transcript_step(c->t, "share-refused", "%s", why);
-			OPENSSL_cleanse(&s, sizeof s);
-			continue;
+		} else {
+			got[(*ngot)++] = s;
+			kr_tty_printf(t, "  share %d (%s): matches the verifier\n", s.index,
+				      b->custodian[s.index - 1]);
+			kr_transcript_step(c->t, "share-accepted", "index=%d custodian='%s'",
+					   s.index, b->custodian[s.index - 1]);
 		}
-		got[(*ngot)++] = s;
 		OPENSSL_cleanse(&s, sizeof s);
-		kr_tty_printf(t, "  share %d (%s): matches the verifier\n", got[*ngot - 1].index,
-			      b->custodian[got[*ngot - 1].index - 1]);
-		kr_transcript_step(c->t, "share-accepted", "index=%d custodian='%s'",
-				   got[*ngot - 1].index, b->custodian[got[*ngot - 1].index - 1]);
 	}
 	return kr_ok();
 }

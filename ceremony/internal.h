@@ -135,11 +135,12 @@ KR_MUST_USE kr_err kr_custodian_confirm(kr_tty *t, const backup_part *b, int i);
 /* The page of share s, as printed or written for its custodian. */
 void kr_custodian_page(const backup_part *b, const char *name, const kr_vss_share *s,
 		       const char *words, char *out, size_t sz);
-/* Shares typed one at a time until want good ones (restore: m) are in got;
- * each refused one (not the verifier's, a duplicate) is named and in the
- * transcript. want == b->n (share-check): an empty first line ends the
- * entry once one share is in. Fewer than want (restore): KR_EINPUT. */
-KR_MUST_USE kr_err kr_custodian_collect(ceremony *c, kr_tty *t, const backup_part *b, int want,
+/* Shares typed one at a time into got, each refused one (not the
+ * verifier's, a duplicate) named and in the transcript; an empty first
+ * line ends the entry. rebuild (a restore): until m good ones, KR_EINPUT
+ * if the entry ends before. Else (a share-check): until all n, or the
+ * end of the entry after at least one. */
+KR_MUST_USE kr_err kr_custodian_collect(ceremony *c, kr_tty *t, const backup_part *b, int rebuild,
 					kr_vss_share *got, int *ngot);
 
 /* backup.c, shared with restore.c: the keys' sections a [section]'s keys

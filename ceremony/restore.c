@@ -241,7 +241,7 @@ static KR_MUST_USE kr_err rebuild(ceremony *c, backup_part *b, uint8_t key[32])
 	kr_vss_share got[KR_VSS_MAX];
 	int n = 0;
 	KR_TRY(kr_tty_open("the custodians' shares", &t));
-	kr_err e = kr_custodian_collect(c, t, b, b->m, got, &n);
+	kr_err e = kr_custodian_collect(c, t, b, 1, got, &n);
 	kr_tty_close(t);
 	if (!kr_failed(&e))
 		e = kr_vss_combine(&b->verifier, got, n, key);
@@ -329,7 +329,7 @@ KR_MUST_USE kr_err kr_share_check_act(ceremony *c, script *s)
 	kr_vss_share got[KR_VSS_MAX];
 	int n = 0;
 	KR_TRY(kr_tty_open("the custodians' shares", &t));
-	kr_err e = kr_custodian_collect(c, t, b, b->n, got, &n);
+	kr_err e = kr_custodian_collect(c, t, b, 0, got, &n);
 	char line[KR_VSS_MAX * 140];
 	whose(b, got, n, line, sizeof line);
 	OPENSSL_cleanse(got, sizeof got);

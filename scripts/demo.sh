@@ -47,8 +47,21 @@ openssl crl -in root.crl -CAfile root.pem -noout -verify 2>&1
 openssl x509 -in subca-devices.pem -noout -subject -issuer -ext basicConstraints,nameConstraints,extendedKeyUsage
 openssl x509 -in subca-firmware.pem -noout -subject -ext extendedKeyUsage
 
-say "Keys on the tokens (sensitive, never extractable)"
+say "Keys on the tokens (sensitive; the CA keys extractable only under a trusted key, for the backup)"
 "$K" hsm keys "pkcs11:token=keyrite-devices" --pin-file "$D/user.pin"
+
+say "Paper backup of the root and devices CA keys: 3 of 5 custodians (keyrite-ceremony(5) BACKUP)"
+# On the day the pages are shown on the ceremony terminal; the demo has no
+# custodians, so it writes them to a directory (shares_dir) and answers
+# the operator's confirmation of each custodian on a terminal of script(1).
+mkdir -p "$D/shares"
+sed -e "s|^\(uri *= pkcs11:.*\)$|\1\nso_pin_file = $D/so.pin|" \
+	-e "s|^verifier *=.*|&\nshares_dir = $D/shares|" "$EX/backup.cnf" >"$D/backup.cnf"
+printf 'yes\n%.0s' 1 2 3 4 5 | script -qec "'$K' ceremony run --dir '$D/ceremony' --pin-file '$D/user.pin' '$D/backup.cnf'" \
+	/dev/null | grep -a "Share [0-9] is in\|verifier-words\|backed-up" | tr -d '\r'
+"$K" ceremony verify "$D/ceremony/backup-ceremony.txt" | tail -1
+echo "Custodian 2's page:"
+cat "$D/shares/share-2-of-5.txt"
 
 say "The City of Ottawa buys 1000 smart parking meters and imports them (seed 001)"
 cp "$EX/keyrite.cnf" "$D/ceremony/keyrite.cnf"
