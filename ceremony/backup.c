@@ -235,7 +235,7 @@ static KR_MUST_USE kr_err split(ceremony *c, backup_part *b, uint8_t key[32], kr
 	KR_TRY(draw_scalar(c, key));
 	kr_err e = kr_ok();
 	for (int j = 0; j < b->m - 1 && !kr_failed(&e); j++)
-		e = draw_scalar(c, coeffs + 32 * j);
+		e = draw_scalar(c, coeffs + (size_t)j * 32);
 	if (!kr_failed(&e))
 		e = kr_vss_split(key, b->m, b->n, coeffs, (size_t)(b->m - 1) * 32, shares,
 				 &b->verifier);

@@ -41,6 +41,24 @@ static int unhex32(const char *hex, uint8_t out[32])
 	return strlen(hex) == 64 && OPENSSL_hexstr2buf_ex(out, 32, &n, hex, '\0') == 1 && n == 32;
 }
 
+/* "threshold M of N", 2 <= M <= N <= KR_VSS_MAX. */
+static int threshold_of(const char *v, backup_part *b)
+{
+	static const char head[] = "threshold ", of[] = " of ";
+	char *end = NULL;
+	if (strncmp(v, head, sizeof head - 1) != 0)
+		return 0;
+	long m = strtol(v + sizeof head - 1, &end, 10);
+	if (strncmp(end, of, sizeof of - 1) != 0)
+		return 0;
+	long n = strtol(end + sizeof of - 1, &end, 10);
+	if (*end || m < 2 || m > n || n > KR_VSS_MAX)
+		return 0;
+	b->m = (int)m;
+	b->n = (int)n;
+	return 1;
+}
+
 /* "1 'Alice', 3 'Carol'": whose shares these are. */
 static void whose(const backup_part *b, const kr_vss_share *got, int n, char *out, size_t sz)
 {
@@ -73,9 +91,7 @@ static KR_MUST_USE kr_err read_backup_facts(const ceremony *c, const char *path,
 	KR_ENSURE(kr_transcript_find(body, "end", 0, v, sizeof v) &&
 			  !kr_transcript_find(body, "abort", 0, v, sizeof v),
 		  KR_EINPUT, "%s: that backup did not complete", path);
-	KR_ENSURE(kr_transcript_find(body, "backup", 0, v, sizeof v) &&
-			  sscanf(v, "threshold %d of %d", &b->m, &b->n) == 2 && b->m >= 2 &&
-			  b->m <= b->n && b->n <= KR_VSS_MAX,
+	KR_ENSURE(kr_transcript_find(body, "backup", 0, v, sizeof v) && threshold_of(v, b),
 		  KR_EVERIFY, "%s: no 'backup threshold M of N' line", path);
 	for (int i = 0; i < b->n; i++) {
 		char want[8];

@@ -232,7 +232,7 @@ static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
 		if (rv != CKR_GENERAL_ERROR || attempt == 3)
 			break;
-		pause_ms(50 * attempt);
+		pause_ms(50L * attempt);
 	}
 	OPENSSL_cleanse(buf, sizeof buf);
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
@@ -368,7 +368,7 @@ static KR_MUST_USE kr_err load_and_select(kr_hsm *h, P11KitUri *u, const char *u
 			return e;
 		unload_module(h->fn);
 		h->fn = NULL;
-		pause_ms(50 * attempt);
+		pause_ms(50L * attempt);
 	}
 }
 
