@@ -61,13 +61,12 @@ backup_setup() {
 	done
 }
 
-# run_backup SCRIPT: the backup ceremony on a terminal, each custodian
-# confirmed; their pages saved as $T/pages/N (the five lines). Checks that
-# the screen is cleared of each page once it is copied.
-run_backup() {
+# copy_pages: at a backup's terminal, each of the five custodians
+# confirmed and their page copied off the screen into $T/pages/N (its five
+# lines).
+copy_pages() {
 	mkdir -p "$T/pages"
 	rm -f "$T/pages/"*
-	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$1"
 	local i
 	for i in 1 2 3 4 5; do
 		tty_wait "Share $i of 5 is for"
@@ -78,6 +77,14 @@ run_backup() {
 		[ "$(wc -l <"$T/pages/$i")" -eq 5 ] || fail "page $i has no five lines"
 		tty_type ""
 	done
+}
+
+# run_backup SCRIPT: the backup ceremony on a terminal, its pages copied.
+# Checks that the screen is cleared of each page once it is copied.
+run_backup() {
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$1"
+	copy_pages
+	local i
 	[ "$(tty_rc)" -eq 0 ] || { screen | tail -5 >&2; fail "the backup ceremony failed"; }
 	# Cleared: no line of any page is left on the screen or in its history.
 	for i in 1 2 3 4 5; do
@@ -272,16 +279,8 @@ test_backup_and_restore_rehearsed_like_the_real_run() {
 	mkdir -p "$T/real"
 	on_tty "$KEYRITE" ceremony run --dry-run --dir "$T/real" "$EX/root.cnf" \
 		"$EX/subca-devices.cnf" "$EX/backup.cnf" "$EX/restore.cnf"
-	mkdir -p "$T/pages"
+	copy_pages
 	local i
-	for i in 1 2 3 4 5; do
-		tty_wait "Share $i of 5 is for"
-		tty_type yes
-		tty_wait "has copied the page"
-		screen | sed -n "/share $i of 5 ====/,/Keep this page/p" | grep -E '^  [1-5]: ' |
-			sed 's/^  //' >"$T/pages/$i"
-		tty_type ""
-	done
 	for i in 2 4 5; do type_share "$T/pages/$i"; done
 	[ "$(tty_rc)" -eq 0 ] || { screen | tail -8 >&2; fail "the rehearsal failed"; }
 	local scratch

@@ -111,6 +111,21 @@ Test(hsm, generated_key_attributes)
 	kr_hsm_close(h);
 }
 
+/* k copied to a session object, which signs: verified in software. */
+static void copy_and_sign(kr_hsm *h, kr_hsm_key *k)
+{
+	int copied = 0;
+	KR_ASSERT_OK(kr_hsm_key_session_copy(h, k, &copied));
+	cr_assert_eq(copied, 1, "SoftHSM copies keys to session objects");
+	uint8_t digest[32] = {1, 2, 3}, sig[KR_HSM_MAX_SIG];
+	size_t siglen = 0;
+	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA, EVP_sha256(), digest,
+				 sizeof digest, sig, &siglen));
+	KR_AUTO(EVP_PKEY_CTX) vctx = EVP_PKEY_CTX_new(kr_hsm_key_public(k), NULL);
+	cr_assert(EVP_PKEY_verify_init(vctx) == 1);
+	cr_assert_eq(EVP_PKEY_verify(vctx, sig, siglen, digest, sizeof digest), 1);
+}
+
 /* A key made for backup signs through a session copy too, and the copy is
  * not extractable, even under a trusted key. */
 Test(hsm, session_copy_of_a_backup_key_is_unextractable)
@@ -120,16 +135,7 @@ Test(hsm, session_copy_of_a_backup_key_is_unextractable)
 	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=t", &o, &h));
 	kr_hsm_key *k = NULL;
 	KR_ASSERT_OK(kr_hsm_keygen_backup(h, "pkcs11:token=t;object=b", KR_KEY_EC_P256, &k));
-	int copied = 0;
-	KR_ASSERT_OK(kr_hsm_key_session_copy(h, k, &copied));
-	cr_assert_eq(copied, 1, "SoftHSM copies keys to session objects");
-	uint8_t digest[32] = {4, 5, 6}, sig[KR_HSM_MAX_SIG];
-	size_t siglen = 0;
-	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA, EVP_sha256(), digest,
-				 sizeof digest, sig, &siglen));
-	KR_AUTO(EVP_PKEY_CTX) vctx = EVP_PKEY_CTX_new(kr_hsm_key_public(k), NULL);
-	cr_assert(EVP_PKEY_verify_init(vctx) == 1);
-	cr_assert_eq(EVP_PKEY_verify(vctx, sig, siglen, digest, sizeof digest), 1);
+	copy_and_sign(h, k);
 	kr_hsm_key_free(k);
 	kr_hsm_close(h);
 }
@@ -144,17 +150,8 @@ Test(hsm, session_copy_signs_and_stays_on_the_token)
 	KR_ASSERT_OK(kr_hsm_open("pkcs11:token=t", &o, &h));
 	kr_hsm_key *k = NULL;
 	KR_ASSERT_OK(kr_hsm_keygen(h, "pkcs11:token=t;object=c", KR_KEY_EC_P256, &k));
-	int copied = 0;
-	KR_ASSERT_OK(kr_hsm_key_session_copy(h, k, &copied));
-	cr_assert_eq(copied, 1, "SoftHSM copies keys to session objects");
-	uint8_t digest[32] = {1, 2, 3}, sig[KR_HSM_MAX_SIG];
-	size_t siglen = 0;
-	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA, EVP_sha256(), digest,
-				 sizeof digest, sig, &siglen));
-	KR_AUTO(EVP_PKEY_CTX) vctx = EVP_PKEY_CTX_new(kr_hsm_key_public(k), NULL);
-	cr_assert(EVP_PKEY_verify_init(vctx) == 1);
-	cr_assert_eq(EVP_PKEY_verify(vctx, sig, siglen, digest, sizeof digest), 1);
-	uint8_t raw[KR_HSM_MAX_SIG];
+	copy_and_sign(h, k);
+	uint8_t digest[32] = {1, 2, 3}, raw[KR_HSM_MAX_SIG];
 	size_t rawlen = 0;
 	KR_ASSERT_OK(kr_hsm_sign(kr_hsm_main_session(h), k, KR_SIG_ECDSA_RAW, EVP_sha256(), digest,
 				 sizeof digest, raw, &rawlen));
