@@ -1,6 +1,8 @@
 /* Feldman VSS (crypto/vss.h): any M shares rebuild the secret, fewer are
  * refused and cannot be eked out with a forged one, and every one-bit
  * change in a share, or a share of another backup, is detected. */
+#include "../../crypto/backup.h"
+#include "../../crypto/keys.h"
 #include "../../crypto/share.h"
 #include "../../crypto/vss.h"
 #include "helpers.h"
@@ -183,4 +185,47 @@ Test(vss, a_share_on_paper_is_typed_back_and_typos_are_named)
 	for (const char *p = words; *p; p++)
 		spaces += *p == ' ';
 	cr_assert_eq(spaces, 7, "%s", words);
+}
+
+/* crypto/backup: a backup file and a verifier file read back as written,
+ * and one not keyrite's, another PEM, a bad field or trailing bytes refused. */
+Test(vss, backup_and_verifier_files_round_trip_and_refuse_others)
+{
+	uint8_t secret[32];
+	kr_vss_share sh[5];
+	kr_vss_verifier v, back;
+	split(3, 5, secret, sh, &v);
+	char *pem = NULL;
+	size_t len = 0;
+	KR_ASSERT_OK(kr_backup_verifier_encode(&v, &pem, &len));
+	KR_ASSERT_OK(kr_backup_verifier_decode((uint8_t *)pem, len, &back));
+	cr_assert_eq(memcmp(&v, &back, sizeof v), 0);
+	kr_backup_file f = {.label = "root-2026", .id = {1, 2, 3}, .id_len = 3, .wrapped_len = 40};
+	KR_ASSERT_ERR(kr_backup_file_decode((uint8_t *)pem, len, &f), KR_EINPUT,
+		      "a PEM KEYRITE VSS VERIFIER, not a KEYRITE WRAPPED KEY");
+	OPENSSL_free(pem);
+
+	kr_backup_file w = {.label = "root-2026", .id = {1, 2, 3}, .id_len = 3, .wrapped_len = 40};
+	memset(w.wrapped, 0xa5, w.wrapped_len);
+	KR_ASSERT_OK(kr_backup_verifier_sha256(&v, w.verifier_sha256));
+	KR_ASSERT_OK(kr_throwaway_key(KR_KEY_EC_P256, &w.pub));
+	KR_ASSERT_OK(kr_backup_file_encode(&w, &pem, &len));
+	kr_backup_file r;
+	KR_ASSERT_OK(kr_backup_file_decode((uint8_t *)pem, len, &r));
+	cr_assert_str_eq(r.label, "root-2026");
+	cr_assert(r.id_len == 3 && r.id[2] == 3 && r.wrapped_len == 40 && r.wrapped[39] == 0xa5);
+	cr_assert_eq(memcmp(r.verifier_sha256, w.verifier_sha256, 32), 0);
+	cr_assert_eq(EVP_PKEY_eq(r.pub, w.pub), 1);
+	kr_backup_file_clear(&r);
+	KR_ASSERT_ERR(kr_backup_verifier_decode((uint8_t *)pem, len, &back), KR_EINPUT,
+		      "not a KEYRITE VSS VERIFIER");
+	OPENSSL_free(pem);
+	KR_ASSERT_ERR(kr_backup_file_decode((const uint8_t *)"hello", 5, &r), KR_EINPUT,
+		      "not a PEM KEYRITE WRAPPED KEY");
+	w.wrapped_len = 8; /* shorter than any RFC 5649 wrap */
+	KR_ASSERT_OK(kr_backup_file_encode(&w, &pem, &len));
+	KR_ASSERT_ERR(kr_backup_file_decode((uint8_t *)pem, len, &r), KR_EINPUT,
+		      "the wrapped key is 8 bytes");
+	OPENSSL_free(pem);
+	EVP_PKEY_free(w.pub);
 }
