@@ -14,16 +14,25 @@ test_root_subca_crl_chain_verifies_independently() {
 	has "pathlen:0" openssl x509 -in subca-devices.pem -noout -ext basicConstraints
 }
 
-test_private_keys_are_sensitive_and_never_extractable() {
+# The example CA keys are made for backup (backup = true): sensitive, and
+# extractable only under a trusted key; the firmware-signing key is never
+# extractable.
+test_private_keys_are_sensitive_and_extractable_only_for_backup() {
 	standard_ceremonies
+	run_ceremony "$EX/firmware-key.cnf" >/dev/null
 	for tok in keyrite-root keyrite-devices; do
 		out=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label $tok --login \
 			--pin env:KR_TEST_PIN --list-objects --type privkey)
 		echo "$out"
-		[ "$(echo "$out" | grep -c '^Private Key Object')" -eq 1 ] || fail "one key on $tok"
-		grep -q "Access: *sensitive, always sensitive, never extractable, local" <<<"$out"
 		grep -q "Usage: *sign$" <<<"$out"
 	done
+	[ "$(grep -c '^Private Key Object' <<<"$out")" -eq 2 ] || fail "two keys on keyrite-devices"
+	grep -A4 "label: *iotregistry-devices-2026" <<<"$out" |
+		grep -q "Access: *sensitive, always sensitive, extractable, local" || fail "devices CA key"
+	grep -A4 "label: *firmware-signer-2026" <<<"$out" |
+		grep -q "Access: *sensitive, always sensitive, never extractable, local" || fail "firmware key"
+	kr hsm keys "pkcs11:token=keyrite-root" --pin-file "$T/pin" |
+		grep -q "CKA_EXTRACTABLE=true .*CKA_WRAP_WITH_TRUSTED=true" || fail "root key: not for backup"
 }
 
 test_transcripts_verify_and_record_everything() {
