@@ -46,7 +46,9 @@ printf 'Device ID,Nonsense\n1,2\n' >"$C/registry/bad-header.csv"
 
 # ca_config and ceremony: the example files
 cp "$EX/keyrite.cnf" "$C/ca_config/keyrite.cnf"
-for s in root subca-devices subca-firmware root-crl firmware-key; do cp "$EX/$s.cnf" "$C/ceremony/$s.cnf"; done
+for s in root subca-devices subca-firmware root-crl firmware-key backup restore share-check; do
+	cp "$EX/$s.cnf" "$C/ceremony/$s.cnf"
+done
 
 # uri
 printf '%s' 'pkcs11:token=keyrite-devices;object=firmware-signer-2026?pin-source=file:pin' >"$C/uri/object.txt"
