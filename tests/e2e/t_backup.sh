@@ -9,6 +9,7 @@ tmx() { tmux -S "$T/tmux.sock" "$@"; }
 # on_tty CMD...: CMD in a tmux window of its own server (its environment:
 # this test's); its exit status goes to $T/tty.rc when it ends.
 on_tty() {
+	tmx kill-server 2>/dev/null || true # the last command's window, if any
 	rm -f "$T/tty.rc"
 	trap 'tmx kill-server 2>/dev/null || true; teardown' EXIT
 	local cmd
@@ -161,6 +162,11 @@ test_backup_3_of_5_restored_onto_new_tokens_issues_again() {
 	kri device --out "$T/certs" "$T/m.csv" >/dev/null
 	openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
 		"$T/certs/"*.pem | grep -q ": OK" || fail "openssl verify refused the certificate"
+	# restored without for_backup: not to be backed up again
+	sed -e 's/backup-ceremony.txt/again.txt/' -e 's/backup-2026/again/' \
+		-e 's/\(root\|devices\)-2026.backup/\1-again.backup/' "$T/backup.cnf" >"$T/again.cnf"
+	expect 3 "key 'iotregistry-root-2026' was not made for backup" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/again.cnf"
 }
 
 # Each bad input of a backup or a restore: one message, and nothing left
@@ -254,8 +260,10 @@ test_backup_and_restore_refuse_bad_input_and_leave_nothing() {
 }
 
 # A share-check: two custodians' shares checked against the verifier,
-# nothing rebuilt, and the transcript says whose were good.
+# nothing rebuilt, and the transcript says whose were good. Then a restore
+# for a further backup, and the re-split it allows.
 test_share_check_checks_shares_and_rebuilds_nothing() {
+	local i
 	backup_setup
 	run_backup "$T/backup.cnf"
 	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/share-check.cnf"
@@ -270,6 +278,21 @@ test_share_check_checks_shares_and_rebuilds_nothing() {
 	has "0 check(s) failed" kr ceremony verify "$T/ca/share-check-2027.txt"
 	! grep -q "trusted-key-made\|backup-key-rebuilt" "$T/ca/share-check-2027.txt" ||
 		fail "a share-check rebuilt the key"
+
+	# restored with for_backup: extractable under a trusted key again, so
+	# the new tokens' keys can be backed up anew (a re-split)
+	new_tokens
+	sed 's/^keys *=.*/&\nfor_backup = true/' "$T/restore.cnf" >"$T/restore-fb.cnf"
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-fb.cnf"
+	for i in 1 2 3; do type_share "$T/pages/$i"; done
+	[ "$(tty_rc)" -eq 0 ] || { screen | tail -5 >&2; fail "the restore for backup failed"; }
+	tmx kill-server
+	kr hsm keys "pkcs11:token=keyrite-root" --pin-file "$T/pin" |
+		grep -q "CKA_EXTRACTABLE=true .*CKA_WRAP_WITH_TRUSTED=true" || fail "not restored for backup"
+	sed -e 's/backup-ceremony.txt/resplit.txt/' -e 's/backup-2026/resplit/' \
+		-e 's/\(root\|devices\)-2026.backup/\1-resplit.backup/' "$T/backup.cnf" >"$T/resplit.cnf"
+	run_backup "$T/resplit.cnf"
+	has "0 check(s) failed" kr ceremony verify "$T/ca/resplit.txt"
 }
 
 # A day's rehearsal: root, devices CA, backup and restore on throwaway
