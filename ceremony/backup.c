@@ -307,41 +307,34 @@ static KR_MUST_USE kr_err write_files(ceremony *c, backup_part *b)
 	return kr_ok();
 }
 
-/* Share i's page, to its custodian once the operator confirms them: on
- * the terminal, cleared once copied, or into shares_dir. */
-static KR_MUST_USE kr_err give_page(ceremony *c, kr_tty *t, backup_part *b, const kr_vss_share *s,
-				    const char *words)
+/* A page into shares_dir (mode 0600), for an abort to remove. */
+static KR_MUST_USE kr_err page_to_file(ceremony *c, kr_tty *t, const backup_part *b,
+				       const kr_vss_share *s, const char *page)
 {
-	char page[2048];
-	KR_TRY(kr_custodian_confirm(t, b, s->index));
-	kr_custodian_page(b, kr_ceremony_get(c, "ceremony", "transcript"), s, words, page,
-			  sizeof page);
+	char name[64], path[PATH_MAX];
+	snprintf(name, sizeof name, "share-%d-of-%d.txt", s->index, b->n);
+	KR_ENSURE(c->nmade < MAX_OUTPUTS, KR_EINTERNAL, "too many outputs");
+	KR_TRY(kr_fs_join(b->shares_dir, name, path, sizeof path));
+	KR_TRY(kr_transcript_commit(c->t));
+	KR_TRY(kr_fs_write_new(path, page, strlen(page), 0600));
+	snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
+	kr_tty_printf(t, "Share %d is in %s.\n", s->index, path);
+	kr_transcript_step(c->t, "share-given", "index=%d custodian='%s' file=%s", s->index,
+			   b->custodian[s->index - 1], path);
+	return kr_ok();
+}
+
+/* A page on the screen alone, cleared with its scrollback once copied. */
+static KR_MUST_USE kr_err page_to_screen(ceremony *c, kr_tty *t, const backup_part *b,
+					 const kr_vss_share *s, const char *page)
+{
 	const char *who = b->custodian[s->index - 1];
-	if (b->shares_dir[0]) {
-		char name[64], path[PATH_MAX];
-		snprintf(name, sizeof name, "share-%d-of-%d.txt", s->index, b->n);
-		kr_err e = c->nmade < MAX_OUTPUTS
-				   ? kr_fs_join(b->shares_dir, name, path, sizeof path)
-				   : kr_errf(KR_EINTERNAL, "too many outputs");
-		if (!kr_failed(&e))
-			e = kr_transcript_commit(c->t);
-		if (!kr_failed(&e))
-			e = kr_fs_write_new(path, page, strlen(page), 0600);
-		OPENSSL_cleanse(page, sizeof page);
-		KR_TRY(e);
-		snprintf(c->made[c->nmade++], PATH_MAX, "%s", path);
-		kr_tty_printf(t, "Share %d is in %s.\n", s->index, path);
-		kr_transcript_step(c->t, "share-given", "index=%d custodian='%s' file=%s", s->index,
-				   who, path);
-		return kr_ok();
-	}
 	char enter[8];
 	kr_tty_clear(t);
 	kr_err e = kr_tty_ask(t, 1, enter, sizeof enter,
 			      "%s\nPress Enter once %s has copied the page and checked it "
 			      "(the screen is then cleared): ",
 			      page, who);
-	OPENSSL_cleanse(page, sizeof page);
 	kr_tty_clear(t);
 	KR_TRY(e);
 	kr_transcript_step(c->t, "share-given", "index=%d custodian='%s' on the terminal", s->index,
@@ -349,7 +342,22 @@ static KR_MUST_USE kr_err give_page(ceremony *c, kr_tty *t, backup_part *b, cons
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err give_pages(ceremony *c, backup_part *b, const kr_vss_share *shares)
+/* Share s's page, to its custodian once the operator confirms them. */
+static KR_MUST_USE kr_err give_page(ceremony *c, kr_tty *t, const backup_part *b,
+				    const kr_vss_share *s, const char *words)
+{
+	char page[8192]; /* eight keys' labels of 255 bytes, and the share */
+	KR_TRY(kr_custodian_confirm(t, b, s->index));
+	kr_err e = kr_custodian_page(b, kr_ceremony_get(c, "ceremony", "transcript"), s, words,
+				     page, sizeof page);
+	if (!kr_failed(&e))
+		e = b->shares_dir[0] ? page_to_file(c, t, b, s, page)
+				     : page_to_screen(c, t, b, s, page);
+	OPENSSL_cleanse(page, sizeof page);
+	return e;
+}
+
+static KR_MUST_USE kr_err give_pages(ceremony *c, const backup_part *b, const kr_vss_share *shares)
 {
 	kr_tty *t = NULL;
 	char words[256];

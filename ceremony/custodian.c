@@ -23,8 +23,8 @@ KR_MUST_USE kr_err kr_custodian_confirm(kr_tty *t, const backup_part *b, int i)
 	return kr_ok();
 }
 
-void kr_custodian_page(const backup_part *b, const char *name, const kr_vss_share *s,
-		       const char *words, char *out, size_t sz)
+KR_MUST_USE kr_err kr_custodian_page(const backup_part *b, const char *name, const kr_vss_share *s,
+				     const char *words, char *out, size_t sz)
 {
 	int n = snprintf(out, sz,
 			 "==== keyrite key backup: share %d of %d ====\n"
@@ -47,9 +47,13 @@ void kr_custodian_page(const backup_part *b, const char *name, const kr_vss_shar
 		OPENSSL_cleanse(text, sizeof text);
 	}
 	if (n > 0 && (size_t)n < sz)
-		snprintf(out + n, sz - (size_t)n,
-			 "\nKeep this page sealed. Type it back only at a restore or a\n"
-			 "share-check ceremony; each line ends with its own checksum.\n");
+		n += snprintf(out + n, sz - (size_t)n,
+			      "\nKeep this page sealed. Type it back only at a restore or a\n"
+			      "share-check ceremony; each line ends with its own checksum.\n");
+	/* a page cut short would hand a custodian half a share */
+	KR_ENSURE(n > 0 && (size_t)n < sz, KR_EINTERNAL, "share %d: the page does not fit",
+		  s->index);
+	return kr_ok();
 }
 
 /* One share typed line by line; a line that does not read is asked for

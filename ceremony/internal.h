@@ -133,8 +133,8 @@ KR_MUST_USE kr_err kr_share_check_act(ceremony *c, script *s);
  * custodian i (1..n) before their page is produced: KR_EINPUT if not. */
 KR_MUST_USE kr_err kr_custodian_confirm(kr_tty *t, const backup_part *b, int i);
 /* The page of share s, as printed or written for its custodian. */
-void kr_custodian_page(const backup_part *b, const char *name, const kr_vss_share *s,
-		       const char *words, char *out, size_t sz);
+KR_MUST_USE kr_err kr_custodian_page(const backup_part *b, const char *name, const kr_vss_share *s,
+				     const char *words, char *out, size_t sz);
 /* Shares typed one at a time into got, each refused one (not the
  * verifier's, a duplicate) named and in the transcript; an empty first
  * line ends the entry. rebuild (a restore): until m good ones, KR_EINPUT

@@ -325,3 +325,45 @@ test_backup_and_restore_rehearsed_like_the_real_run() {
 	expect 3 "the transcript of a rehearsal: its shares protect nothing" \
 		kr ceremony run --dir "$T/fake" --pin-file "$T/pin" "$EX/restore.cnf"
 }
+
+# shares_dir: each page a file of its own (0600), named in the transcript.
+# A custodian the operator does not confirm ends the ceremony: the pages
+# given, the backup files and the verifier removed, the abort recorded.
+test_backup_pages_into_shares_dir_and_an_unconfirmed_custodian_aborts() {
+	backup_setup
+	mkdir "$T/spool"
+	sed "s|^verifier *=.*|&\nshares_dir = $T/spool|" "$T/backup.cnf" >"$T/spool.cnf"
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/spool.cnf"
+	local i
+	for i in 1 2; do
+		tty_wait "Share $i of 5 is for"
+		tty_type yes
+		tty_wait "Share $i is in $T/spool/share-$i-of-5.txt"
+	done
+	tty_wait "Share 3 of 5 is for"
+	tty_type no
+	[ "$(tty_rc)" -eq 3 ] || fail "an unconfirmed custodian: exit $(cat "$T/tty.rc"), want 3"
+	[ -z "$(ls -A "$T/spool")" ] || fail "the pages given stayed in the spool"
+	for f in backup-2026.verifier root-2026.backup devices-2026.backup; do
+		[ ! -e "$T/ca/$f" ] || fail "$f stayed"
+	done
+	grep -q "^abort .* the operator did not confirm custodian 3 (Fatima Haddad)" \
+		"$T/ca/backup-ceremony.txt" || fail "the abort is not recorded"
+	grep -q "^step .* share-given index=2 custodian='Eric Roy' file=$T/spool/share-2-of-5.txt" \
+		"$T/ca/backup-ceremony.txt" || fail "the page's file is not recorded"
+	grep -q "^step .* output-removed $T/spool/share-1-of-5.txt" "$T/ca/backup-ceremony.txt" ||
+		fail "the page's removal is not recorded"
+
+	rm "$T/ca/backup-ceremony.txt"
+	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/spool.cnf"
+	for i in 1 2 3 4 5; do
+		tty_wait "Share $i of 5 is for"
+		tty_type yes
+	done
+	[ "$(tty_rc)" -eq 0 ] || fail "the backup into the spool failed"
+	for i in 1 2 3 4 5; do
+		[ "$(stat -c %a "$T/spool/share-$i-of-5.txt")" = 600 ] || fail "page $i: not owner-only"
+		[ "$(grep -cE '^  [1-5]: ' "$T/spool/share-$i-of-5.txt")" -eq 5 ] || fail "page $i: no share"
+	done
+	has "0 check(s) failed" kr ceremony verify "$T/ca/backup-ceremony.txt"
+}
