@@ -140,11 +140,11 @@ static KR_MUST_USE kr_err read_backup_and_verifier(ceremony *c, const char *sect
 						   uint8_t **body)
 {
 	char tpath[PATH_MAX];
-	KR_AUTO(uint8_t) data = NULL;
 	size_t len = 0, blen = 0;
-	KR_TRY(kr_ceremony_input(c, section, "backup_transcript", "backup-transcript", tpath, &data,
+	/* the bytes hashed into this transcript are the bytes checked and read */
+	KR_TRY(kr_ceremony_input(c, section, "backup_transcript", "backup-transcript", tpath, body,
 				 &len));
-	kr_err e = kr_transcript_load(tpath, body, &blen);
+	kr_err e = kr_transcript_check(tpath, *body, len, &blen);
 	if (!kr_failed(&e))
 		e = read_backup_facts(c, tpath, (const char *)*body, b);
 	if (kr_failed(&e))

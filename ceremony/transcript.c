@@ -158,8 +158,6 @@ KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32])
 	return kr_ok();
 }
 
-#define MAX_TRANSCRIPT (8 << 20)
-
 /* The last line is "transcript-sha256 <hex>" over every byte before it. */
 static KR_MUST_USE kr_err check_self_hash(const uint8_t *text, size_t len, size_t *body)
 {
@@ -181,20 +179,13 @@ static KR_MUST_USE kr_err check_self_hash(const uint8_t *text, size_t len, size_
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_transcript_load(const char *path, uint8_t **text, size_t *body)
+KR_MUST_USE kr_err kr_transcript_check(const char *path, uint8_t *text, size_t len, size_t *body)
 {
-	size_t len = 0;
-	KR_TRY(kr_fs_read(path, MAX_TRANSCRIPT, text, &len));
-	kr_err e = len > strlen(KR_TRANSCRIPT_MAGIC) &&
-				   !memcmp(*text, KR_TRANSCRIPT_MAGIC, strlen(KR_TRANSCRIPT_MAGIC))
-			   ? check_self_hash(*text, len, body)
-			   : kr_errf(KR_EINPUT, "%s: not a keyrite transcript", path);
-	if (kr_failed(&e)) {
-		OPENSSL_free(*text);
-		*text = NULL;
-		return e;
-	}
-	(*text)[*body] = '\0';
+	KR_ENSURE(len > strlen(KR_TRANSCRIPT_MAGIC) &&
+			  !memcmp(text, KR_TRANSCRIPT_MAGIC, strlen(KR_TRANSCRIPT_MAGIC)),
+		  KR_EINPUT, "%s: not a keyrite transcript", path);
+	KR_TRY(check_self_hash(text, len, body));
+	text[*body] = '\0';
 	return kr_ok();
 }
 

@@ -34,11 +34,15 @@ KR_MUST_USE kr_err kr_transcript_finish(kr_transcript *t, uint8_t hash[32]);
 
 #define KR_TRANSCRIPT_MAGIC "keyrite-transcript 1"
 
-/* A finished transcript read back: *text (OPENSSL_free it) is its body,
- * every line before "transcript-sha256", NUL-terminated, checked against
- * that hash. KR_EINPUT if it is not a transcript, KR_EVERIFY if it is
- * truncated or altered. */
-KR_MUST_USE kr_err kr_transcript_load(const char *path, uint8_t **text, size_t *body);
+/* A finished transcript as read (len bytes of text): KR_EINPUT if it is
+ * not a transcript, KR_EVERIFY if it is truncated or altered; else its
+ * body, every line before "transcript-sha256", checked against that hash
+ * and NUL-terminated in place. The bytes checked are the bytes the caller
+ * hashed or parses: the file is read once. */
+KR_MUST_USE kr_err kr_transcript_check(const char *path, uint8_t *text, size_t len, size_t *body);
+
+/* The most a transcript may hold. */
+#define KR_TRANSCRIPT_MAX (8 << 20)
 
 /* 1 and the rest of the line in out if the body has an nth line (from 0)
  * that starts with keyword and a space. */

@@ -243,8 +243,9 @@ KR_MUST_USE kr_err kr_ceremony_verify(const char *transcript, FILE *report)
 	checker k = {.report = report, .first = kr_ok()};
 	kr_fs_dirname(transcript, k.dir, sizeof k.dir);
 	KR_AUTO(uint8_t) text = NULL;
-	size_t body = 0;
-	kr_err e = kr_transcript_load(transcript, &text, &body);
+	size_t len = 0, body = 0;
+	KR_TRY(kr_fs_read(transcript, KR_TRANSCRIPT_MAX, &text, &len));
+	kr_err e = kr_transcript_check(transcript, text, len, &body);
 	if (e.code == KR_EVERIFY)
 		result(&k, &e, "transcript SHA-256");
 	KR_TRY(e); /* nothing in an altered transcript can be trusted */
