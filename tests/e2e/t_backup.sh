@@ -80,10 +80,16 @@ copy_pages() {
 	done
 }
 
-# run_backup SCRIPT: the backup ceremony on a terminal, its pages copied.
-# Checks that the screen is cleared of each page once it is copied.
+# run_backup SCRIPT [STDOUT]: the backup ceremony on a terminal, its pages
+# copied (its standard output into STDOUT if given). Checks that the
+# screen is cleared of each page once it is copied.
 run_backup() {
-	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$1"
+	if [ $# -gt 1 ]; then
+		on_tty sh -c '"$0" ceremony run --dir "$1" --pin-file "$2" "$3" >"$4"' \
+			"$KEYRITE" "$T/ca" "$T/pin" "$1" "$2"
+	else
+		on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$1"
+	fi
 	copy_pages
 	local i
 	[ "$(tty_rc)" -eq 0 ] || { screen | tail -5 >&2; fail "the backup ceremony failed"; }
@@ -122,7 +128,12 @@ no_key_on() {
 # the original root, and both transcripts verify.
 test_backup_3_of_5_restored_onto_new_tokens_issues_again() {
 	backup_setup
-	run_backup "$T/backup.cnf"
+	# keyrite-ceremony(5): pages go to the terminal, never to stdout
+	run_backup "$T/backup.cnf" "$T/backup.stdout"
+	grep -q "^backed-up root-2026.backup " "$T/backup.stdout" || fail "stdout has no transcript"
+	for i in 1 2 3 4 5; do
+		! grep -qF -- "$(sed -n 3p "$T/pages/$i")" "$T/backup.stdout" || fail "share $i on stdout"
+	done
 	has "0 check(s) failed" kr ceremony verify "$T/ca/backup-ceremony.txt"
 	# keyrite-ceremony(5): a backup file swapped for another, or altered
 	cp "$T/ca/root-2026.backup" "$T/root.backup"
@@ -182,6 +193,12 @@ test_backup_and_restore_refuse_bad_input_and_leave_nothing() {
 		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/fw.cnf"
 	[ ! -e "$T/ca/backup-ceremony.txt" ] && [ ! -e "$T/ca/backup-2026.verifier" ] ||
 		fail "a refused backup left a file"
+	# keyrite(1): without a terminal, refused before anything is drawn
+	expect 3 "the custodians' pages: no terminal" \
+		setsid -w "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/backup.cnf"
+	for f in backup-ceremony.txt backup-2026.verifier root-2026.backup devices-2026.backup; do
+		[ ! -e "$T/ca/$f" ] || fail "a backup without a terminal left $f"
+	done
 
 	run_backup "$T/backup.cnf"
 	mv "$T/pages" "$T/pages-a"
@@ -209,6 +226,15 @@ test_backup_and_restore_refuse_bad_input_and_leave_nothing() {
 	sed 's/^verifier *=.*/verifier = backup-b.verifier/' "$T/restore.cnf" >"$T/restore-b.cnf"
 	expect 8 "not the verifier of the backup transcript" \
 		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-b.cnf"
+	# the devices CA's certificate given for the root key
+	sed '0,/^certificate *=.*/s//certificate = subca-devices.pem/' "$T/restore.cnf" >"$T/restore-c.cnf"
+	expect 8 "subca-devices.pem: certifies another key than 'iotregistry-root-2026'" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-c.cnf"
+	# a target URI that names an object: the label comes from the backup file
+	sed 's|^uri *= pkcs11:token=keyrite-root$|uri = pkcs11:token=keyrite-root;object=other|' \
+		"$T/restore.cnf" >"$T/restore-u.cnf"
+	expect 3 "name the token only (no object= or id=)" \
+		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-u.cnf"
 
 	# At the terminal: a typo, named by its line and typed again; the same
 	# share twice; a share of the other backup; then too few shares.
@@ -249,12 +275,14 @@ test_backup_and_restore_refuse_bad_input_and_leave_nothing() {
 	awk -v bad="$T/bad.pin" '/^\[devices_key\]/ { d = 1 } d && /^so_pin_file/ { $0 = "so_pin_file = " bad } 1' \
 		"$T/restore.cnf" >"$T/restore-so.cnf"
 	on_tty "$KEYRITE" ceremony run --dir "$T/ca" --pin-file "$T/pin" "$T/restore-so.cnf"
-	for n in 2 4 5; do type_share "$T/pages-a/$n"; done
+	for n in 2 2 4 5; do type_share "$T/pages-a/$n"; done
 	[ "$(tty_rc)" -eq 4 ] || { screen | tail -5 >&2; fail "wrong SO PIN: exit $(cat "$T/tty.rc"), want 4"; }
 	no_key_on keyrite-root
 	no_key_on keyrite-devices
 	grep -q "^step .* key-destroyed label='iotregistry-root-2026' ok" "$T/ca/restore-ceremony.txt" ||
 		fail "the transcript does not record the restored key's destruction"
+	grep -q "^step .* share-refused share 2 (Eric Roy) was entered already" \
+		"$T/ca/restore-ceremony.txt" || fail "the refused share is not recorded"
 	expect 8 "the ceremony did not complete (it was aborted)" \
 		kr ceremony verify "$T/ca/restore-ceremony.txt"
 }
