@@ -11,7 +11,6 @@
 #include "../util/text.h"
 
 #include <openssl/crypto.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -27,9 +26,20 @@ static const kr_field key_fields[] = {
 
 /* ---- shared with restore.c ---------------------------------------------------- */
 
-static KR_MUST_USE kr_err add_key_section(ceremony *c, const char *section, const char *name,
-					  const kr_field *fields, size_t nfields, backup_part *b)
+typedef struct key_sections {
+	ceremony *c;
+	const char *section;
+	const kr_field *fields;
+	size_t nfields;
+	backup_part *b;
+} key_sections;
+
+static KR_MUST_USE kr_err add_key_section(const char *name, void *arg)
 {
+	const key_sections *x = arg;
+	ceremony *c = x->c;
+	backup_part *b = x->b;
+	const char *section = x->section;
 	KR_ENSURE(b->nkeys < MAX_BACKUP_KEYS, KR_EINPUT, "%s: [%s] keys: more than %d",
 		  kr_nconf_path(c->conf), section, MAX_BACKUP_KEYS);
 	KR_ENSURE(strlen(name) < sizeof b->keys[0].section, KR_EINPUT,
@@ -41,7 +51,7 @@ static KR_MUST_USE kr_err add_key_section(ceremony *c, const char *section, cons
 		KR_ENSURE(strcmp(b->keys[i].section, name) != 0, KR_EINPUT,
 			  "%s: [%s] keys: [%s] is named twice", kr_nconf_path(c->conf), section,
 			  name);
-	KR_TRY(kr_nconf_check(c->conf, name, fields, nfields));
+	KR_TRY(kr_nconf_check(c->conf, name, x->fields, x->nfields));
 	backup_key *k = &b->keys[b->nkeys++];
 	snprintf(k->section, sizeof k->section, "%s", name);
 	k->uri = kr_ceremony_get(c, name, "uri");
@@ -56,14 +66,8 @@ static KR_MUST_USE kr_err add_key_section(ceremony *c, const char *section, cons
 KR_MUST_USE kr_err kr_backup_key_sections(ceremony *c, const char *section, const kr_field *fields,
 					  size_t nfields, backup_part *b)
 {
-	char *copy = strdup(kr_ceremony_get(c, section, "keys")), *save = NULL;
-	KR_ENSURE(copy, KR_EINTERNAL, "out of memory");
-	kr_err e = kr_ok();
-	for (char *name = strtok_r(copy, ", \t", &save); name && !kr_failed(&e);
-	     name = strtok_r(NULL, ", \t", &save))
-		e = add_key_section(c, section, name, fields, nfields, b);
-	free(copy);
-	KR_TRY(e);
+	key_sections x = {c, section, fields, nfields, b};
+	KR_TRY(kr_nconf_each_name(kr_ceremony_get(c, section, "keys"), add_key_section, &x));
 	KR_ENSURE(b->nkeys > 0, KR_EINPUT, "%s: [%s] keys names no section", kr_nconf_path(c->conf),
 		  section);
 	return kr_ok();

@@ -44,6 +44,17 @@ static KR_MUST_USE kr_err add_labels_of(kr_nconf *c, const char *section, labels
 	return uri ? add_label(l, uri) : kr_ok();
 }
 
+typedef struct listed_labels {
+	kr_nconf *c;
+	labels *l;
+} listed_labels;
+
+static KR_MUST_USE kr_err add_listed(const char *section, void *arg)
+{
+	listed_labels *x = arg;
+	return add_labels_of(x->c, section, x->l);
+}
+
 /* The token labels one script names; *restore: it is a restore, whose
  * tokens are new (below). */
 static KR_MUST_USE kr_err labels_of(const char *script, labels *l, int *restore)
@@ -57,13 +68,11 @@ static KR_MUST_USE kr_err labels_of(const char *script, labels *l, int *restore)
 		e = add_labels_of(c, "issuer", l);
 	/* a backup's or a restore's keys are in sections it lists */
 	const char *lists[] = {"backup", "restore"};
+	listed_labels x = {c, l};
 	for (size_t j = 0; j < 2 && !kr_failed(&e); j++) {
 		const char *keys = kr_nconf_get(c, lists[j], "keys");
-		char *copy = keys ? strdup(keys) : NULL, *save = NULL;
-		for (char *k = copy ? strtok_r(copy, ", \t", &save) : NULL; k && !kr_failed(&e);
-		     k = strtok_r(NULL, ", \t", &save))
-			e = add_labels_of(c, k, l);
-		free(copy);
+		if (keys)
+			e = kr_nconf_each_name(keys, add_listed, &x);
 	}
 	kr_nconf_free(c);
 	return e;

@@ -267,3 +267,15 @@ int kr_nconf_get_bool(kr_nconf *c, const char *section, const char *key, int dfl
 		return 0;
 	return -1;
 }
+
+KR_MUST_USE kr_err kr_nconf_each_name(const char *list, kr_nconf_name_cb each, void *arg)
+{
+	char *copy = strdup(list), *save = NULL;
+	KR_ENSURE(copy, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (char *name = strtok_r(copy, ", \t", &save); name && !kr_failed(&e);
+	     name = strtok_r(NULL, ", \t", &save))
+		e = each(name, arg);
+	free(copy);
+	return e;
+}

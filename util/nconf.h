@@ -51,6 +51,12 @@ KR_MUST_USE kr_err kr_nconf_get_long(kr_nconf *c, const char *section, const cha
 				     long max, long *out);
 int kr_nconf_get_bool(kr_nconf *c, const char *section, const char *key, int dflt);
 
+/* Calls each(name, arg) for every name of a list of section names
+ * (separated by commas and blanks: "root_key, devices_key"), in order,
+ * until one fails. */
+typedef kr_err (*kr_nconf_name_cb)(const char *name, void *arg);
+KR_MUST_USE kr_err kr_nconf_each_name(const char *list, kr_nconf_name_cb each, void *arg);
+
 /* An error located at section/key (key may be NULL: the section header). */
 KR_MUST_USE kr_err kr_nconf_err_(const kr_nconf *c, kr_code code, const char *section,
 				 const char *key, const char *fmt, ...)
