@@ -75,7 +75,7 @@ static KR_MUST_USE kr_err type_share(kr_tty *t, kr_vss_share *s, int *none)
 			line++;
 			continue;
 		}
-		if (!strcmp(e.msg, "the terminal's input ended"))
+		if (e.code == KR_EIO) /* the input ended: nobody is left to type */
 			return e;
 		kr_tty_printf(t, "  refused: %s; type line %d again\n", e.msg, line);
 	}

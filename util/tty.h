@@ -19,8 +19,9 @@ void kr_tty_printf(kr_tty *t, const char *fmt, ...) __attribute__((format(printf
 
 /* Prints the prompt, then reads one line, without its newline; echo 0 for
  * a secret (echo goes off before the prompt shows, so nothing typed after
- * it is lost to the flush of what was typed before). KR_EINPUT at the end
- * of input, or for a line longer than sz - 1 (the rest of it is dropped). */
+ * it is lost to the flush of what was typed before). KR_EIO at the end of
+ * input (or a failed read), KR_EINPUT for a line longer than sz - 1 (the
+ * rest of it is dropped). */
 KR_MUST_USE kr_err kr_tty_ask(kr_tty *t, int echo, char *buf, size_t sz, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
