@@ -56,8 +56,8 @@ static KR_MUST_USE kr_err read_line(int fd, char *buf, size_t sz)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			KR_ENSURE(n > 0, KR_EIO, "the terminal's input ended%s%s", r < 0 ? ": " : "",
-				  r < 0 ? strerror(errno) : "");
+			KR_ENSURE(n > 0, KR_EIO, "the terminal's input ended%s%s",
+				  r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
 			break;
 		}
 		if (ch == '\n')
