@@ -1,10 +1,10 @@
 /* store: the issuance store and its audit log, below everything that
  * records. Every CA, device, batch, request, certificate, CRL and audit
- * entry keyrite records, in one SQLite file. All SQL lives behind this
- * header, in store/sqlite.c, so another backend (PostgreSQL, for several
- * signing nodes) is one more file; the log's formats (store/log.h,
- * store/detail.h) and its verification (store/audit.h) are the backends'
- * common part.
+ * entry keyrite records, in one SQLite file or one PostgreSQL database.
+ * All SQL lives behind this header, in store/sql*.c, written once over
+ * store/db.h's drivers (db_sqlite.c, db_pg.c); the log's formats
+ * (store/log.h, store/detail.h) and its verification (store/audit.h) are
+ * the backends' common part.
  *
  * Names: a function that changes the store is named for what it does
  * (kr_store_reserve, kr_store_revoke, kr_store_add_crl), one that reads it
@@ -25,12 +25,21 @@
 
 typedef struct kr_store kr_store;
 
-/* create: make the file if it does not exist. A file that is not a keyrite
- * store, or fails SQLite's quick_check, is refused and left untouched. */
-KR_MUST_USE kr_err kr_store_open(const char *path, int create, kr_store **out);
+/* where: a file (SQLite), or "postgresql:" and a libpq connection string
+ * (several signing nodes on one database, docs/scaling.md). create: make
+ * the file if it does not exist (a PostgreSQL database is made by its
+ * administrator; its tables are made here). A file or database that is
+ * not a keyrite store, or is a newer keyrite's, is refused and left
+ * untouched; an older store is migrated in one transaction. node: this
+ * process's node number (keyrite-ca(5) node), 0 to KR_STORE_MAX_NODE: the
+ * rows it reserves are its own, and only its own killed runs' are retired. */
+#define KR_STORE_MAX_NODE 16383
+KR_MUST_USE kr_err kr_store_open(const char *where, int create, int node, kr_store **out);
 void kr_store_close(kr_store *s);
+int kr_store_node(const kr_store *s);
 
-/* SQLite's integrity_check over the whole file; KR_EVERIFY if damaged. */
+/* SQLite's integrity_check over the whole file (on PostgreSQL, that every
+ * table answers); KR_EVERIFY if damaged. */
 KR_MUST_USE kr_err kr_store_check(kr_store *s);
 
 /* A transaction that rolls back when it goes out of scope unless it was

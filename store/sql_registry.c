@@ -1,6 +1,6 @@
 /* The device registry's records in the SQLite store (store/registry.h). */
 #include "registry.h"
-#include "sqlite.h"
+#include "sql.h"
 #include "../util/text.h"
 
 #include <stdio.h>
@@ -22,7 +22,7 @@ enum {
 	RQ_OTHERS,
 	RQ_COUNT
 };
-_Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sqlite.h: SQ_REGISTRY_STATEMENTS");
+_Static_assert(RQ_COUNT <= SQ_REGISTRY_STATEMENTS, "sql.h: SQ_REGISTRY_STATEMENTS");
 
 /* One row: the device's columns, then one registration's (NULL when it has
  * none) and its profile's certificate. */
@@ -43,15 +43,17 @@ static const char *const rqueries[RQ_COUNT] = {
 		"INSERT INTO device (id, model, version, registered, owner, mno, listed,"
 		" updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?4) ON CONFLICT (id) DO UPDATE"
 		" SET model = ?2, version = ?3, owner = ?5, mno = ?6, listed = 1, updated = ?4"
-		" WHERE listed = 0",
+		" WHERE device.listed = 0",
 	[RQ_SAVE_DEVICE] = "UPDATE device SET version = ?2, owner = ?3, mno = ?4, deleted = ?5,"
 			   " purge_after = ?6, locks = ?7, code_salt = ?8, code_hash = ?9,"
 			   " code_expires = ?10, code_failures = ?11, csr = ?12, updated = ?13,"
 			   " enroll_gen = ?14 WHERE id = ?1",
-	[RQ_SAVE_REG] = "INSERT OR REPLACE INTO registration (device, asp, state, hold, gaining,"
+	[RQ_SAVE_REG] = "INSERT INTO registration (device, asp, state, hold, gaining,"
 			" requested_at, profile_id, created, updated)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce((SELECT created FROM"
-			" registration WHERE device = ?1 AND asp = ?2), ?8), ?8)",
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT (device, asp)"
+			" DO UPDATE SET state = excluded.state, hold = excluded.hold,"
+			" gaining = excluded.gaining, requested_at = excluded.requested_at,"
+			" profile_id = excluded.profile_id, updated = excluded.updated",
 	[RQ_DROP_REG] = "DELETE FROM registration WHERE device = ? AND asp = ?",
 	[RQ_PURGE] = "DELETE FROM device WHERE id = ?",
 	[RQ_CERT_ASP] = "UPDATE cert SET asp = ? WHERE ca_id = ? AND serial = ?",
@@ -59,69 +61,69 @@ static const char *const rqueries[RQ_COUNT] = {
 	[RQ_ISSUED] = "SELECT asp FROM registration WHERE device = ? AND profile_id = ?",
 	[RQ_ACTIVE] = ("UPDATE registration SET state = 'active', updated = ? WHERE device = ?"
 		       " AND asp = ?"),
-	[RQ_KEEP_CSR] = "UPDATE device SET csr = ?2 WHERE id = ?1 AND csr IS NOT ?2",
+	[RQ_KEEP_CSR] = "UPDATE device SET csr = ?2 WHERE id = ?1 AND csr IS DISTINCT FROM ?2",
 	[RQ_OTHERS] = "SELECT ca_id, serial FROM cert WHERE device_id = ?1 AND asp = ?2"
 		      " AND status = 'valid' AND profile_id IS NOT NULL"
-		      " AND NOT (ca_id = ?3 AND serial IS ?4) LIMIT 16",
+		      " AND NOT (ca_id = ?3 AND serial IS NOT DISTINCT FROM ?4) LIMIT 16",
 };
 
-static KR_MUST_USE kr_err rq(kr_store *s, int i, sqlite3_stmt **out)
+static KR_MUST_USE kr_err rq(kr_store *s, int i, db_stmt **out)
 {
 	return sq_cached(s, &s->rq[i], rqueries[i], out);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static void text(sqlite3_stmt *st, int col, char *out, size_t n)
+static void text(db_stmt *st, int col, char *out, size_t n)
 {
-	const unsigned char *v = sqlite3_column_text(st, col);
-	kr_copy(out, n, v ? (const char *)v : "");
+	const char *v = db_col_text(st, col);
+	kr_copy(out, n, v ? v : "");
 }
 
-static void blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n, size_t *len)
+static void blob(db_stmt *st, int col, uint8_t *out, size_t n, size_t *len)
 {
-	size_t have = (size_t)sqlite3_column_bytes(st, col);
+	size_t have = db_col_bytes(st, col);
 	if (have > n)
 		have = 0; /* not one the registry wrote */
 	if (have)
-		memcpy(out, sqlite3_column_blob(st, col), have);
+		memcpy(out, db_col_blob(st, col), have);
 	if (len)
 		*len = have;
 }
 
-static void read_device(sqlite3_stmt *st, kr_reg_device *d)
+static void read_device(db_stmt *st, kr_reg_device *d)
 {
 	text(st, 0, d->id, sizeof d->id);
 	text(st, 1, d->model, sizeof d->model);
 	text(st, 2, d->version, sizeof d->version);
 	text(st, 3, d->owner, sizeof d->owner);
 	text(st, 4, d->mno, sizeof d->mno);
-	d->listed = sqlite3_column_int(st, 5);
-	d->deleted = sqlite3_column_int64(st, 6);
-	d->purge_after = sqlite3_column_int64(st, 7);
-	d->locks = (unsigned)sqlite3_column_int64(st, 8);
+	d->listed = db_col_int(st, 5);
+	d->deleted = db_col_int(st, 6);
+	d->purge_after = db_col_int(st, 7);
+	d->locks = (unsigned)db_col_int(st, 8);
 	size_t salt = 0, hash = 0;
 	blob(st, 9, d->code_salt, sizeof d->code_salt, &salt);
 	blob(st, 10, d->code_hash, sizeof d->code_hash, &hash);
 	d->has_code = salt == sizeof d->code_salt && hash == sizeof d->code_hash;
-	d->code_expires = sqlite3_column_int64(st, 11);
-	d->code_failures = sqlite3_column_int(st, 12);
+	d->code_expires = db_col_int(st, 11);
+	d->code_failures = db_col_int(st, 12);
 	blob(st, 13, d->csr, sizeof d->csr, &d->csr_len);
 	text(st, 14, d->created, sizeof d->created);
 	text(st, 15, d->updated, sizeof d->updated);
-	d->enroll_gen = sqlite3_column_int64(st, 27);
+	d->enroll_gen = db_col_int(st, 27);
 }
 
-static void read_registration(sqlite3_stmt *st, kr_registration *r)
+static void read_registration(db_stmt *st, kr_registration *r)
 {
 	text(st, 16, r->asp, sizeof r->asp);
 	text(st, 17, r->state, sizeof r->state);
-	r->hold = sqlite3_column_int(st, 18);
+	r->hold = db_col_int(st, 18);
 	text(st, 19, r->gaining, sizeof r->gaining);
-	r->requested_at = sqlite3_column_int64(st, 20);
-	r->profile_id = sqlite3_column_int64(st, 21);
+	r->requested_at = db_col_int(st, 20);
+	r->profile_id = db_col_int(st, 21);
 	text(st, 22, r->cert_status, sizeof r->cert_status);
-	r->ca = sqlite3_column_int64(st, 23);
+	r->ca = db_col_int(st, 23);
 	blob(st, 24, r->serial, sizeof r->serial, &r->serial_len);
 	text(st, 25, r->created, sizeof r->created);
 	text(st, 26, r->updated, sizeof r->updated);
@@ -141,14 +143,14 @@ void kr_reg_record_clear(kr_reg_record *r, const char *id)
 }
 
 /* Reads rows grouped by device into out, calling cb at each device's end. */
-static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *out,
-				  kr_reg_record_cb cb, void *arg, long *n)
+static KR_MUST_USE kr_err records(kr_store *s, db_stmt *st, kr_reg_record *out, kr_reg_record_cb cb,
+				  void *arg, long *n)
 {
 	kr_err e = kr_ok();
 	int rc, open = 0;
 	*n = 0;
-	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
+	while (!kr_failed(&e) && (rc = db_step(st)) == DB_ROW) {
+		const char *id = db_col_text(st, 0);
 		if (open && strcmp(id, out->d.id) != 0) {
 			e = cb ? cb(out, arg) : kr_ok();
 			open = 0;
@@ -161,10 +163,10 @@ static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *
 			open = 1;
 			(*n)++;
 		}
-		if (sqlite3_column_type(st, 16) != SQLITE_NULL && out->nr < KR_REG_MAX_ASPS)
+		if (!db_col_null(st, 16) && out->nr < KR_REG_MAX_ASPS)
 			read_registration(st, &out->r[out->nr++]);
 	}
-	if (!kr_failed(&e) && rc != SQLITE_DONE)
+	if (!kr_failed(&e) && rc != DB_DONE)
 		e = sq_err(s, "reading the registry");
 	if (!kr_failed(&e) && open && cb)
 		e = cb(out, arg);
@@ -174,12 +176,12 @@ static KR_MUST_USE kr_err records(kr_store *s, sqlite3_stmt *st, kr_reg_record *
 KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_record *out,
 					    int *found)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_DEVICE, &st));
-	sq_text(st, 1, id);
+	db_text(st, 1, id);
 	long n = 0;
 	kr_err e = records(s, st, out, NULL, NULL, &n);
-	sqlite3_reset(st);
+	db_reset(st);
 	*found = n > 0;
 	return e;
 }
@@ -187,7 +189,7 @@ KR_MUST_USE kr_err kr_store_registry_device(kr_store *s, const char *id, kr_reg_
 KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, kr_reg_record_cb cb,
 					  void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	const char *dir = f->desc ? "DESC" : "", *beyond = f->desc ? "<" : ">";
 	char sql[2048];
 	/* a prefix is a range of the primary key: [prefix, prefix with its last
@@ -208,28 +210,28 @@ KR_MUST_USE kr_err kr_store_registry_list(kr_store *s, const kr_reg_filter *f, k
 		 " ORDER BY dd.id %s LIMIT ?5) ORDER BY d.id %s, r.asp",
 		 beyond, dir, dir);
 	KR_TRY(sq_prepare(s, sql, &st));
-	sq_text(st, 1, f->asp);
-	sq_text(st, 2, f->owner);
-	sq_text(st, 3, f->mno);
-	sq_text(st, 4, f->after);
-	sqlite3_bind_int64(st, 5, f->limit > 0 ? f->limit : -1);
+	db_text(st, 1, f->asp);
+	db_text(st, 2, f->owner);
+	db_text(st, 3, f->mno);
+	db_text(st, 4, f->after);
+	db_int(st, 5, f->limit > 0 ? f->limit : INT64_MAX);
 	char upto[80] = "";
 	size_t plen = f->prefix ? strlen(f->prefix) : 0;
 	if (plen && plen < sizeof upto) {
 		memcpy(upto, f->prefix, plen + 1);
 		upto[plen - 1]++;
 	}
-	sq_text(st, 6, plen && plen < sizeof upto ? f->prefix : NULL);
-	sq_text(st, 7, upto);
-	sq_text(st, 8, f->state);
+	db_text(st, 6, plen && plen < sizeof upto ? f->prefix : NULL);
+	db_text(st, 7, upto);
+	db_text(st, 8, f->state);
 	kr_reg_record *rec = calloc(1, sizeof *rec);
 	if (!rec) {
-		sqlite3_finalize(st);
+		db_finalize(st);
 		return kr_errf(KR_EINTERNAL, "out of memory");
 	}
 	long n = 0;
 	kr_err e = records(s, st, rec, cb, arg, &n);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(rec);
 	return e;
 }
@@ -240,16 +242,16 @@ KR_MUST_USE kr_err kr_store_import_device(kr_store *s, const kr_reg_device *d, i
 {
 	char now[21];
 	sq_now(now);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_IMPORT, &st));
-	sq_text(st, 1, d->id);
-	sq_text(st, 2, d->model);
-	sq_text(st, 3, d->version);
-	sq_text(st, 4, now);
-	sq_text(st, 5, d->owner[0] ? d->owner : NULL);
-	sq_text(st, 6, d->mno[0] ? d->mno : NULL);
+	db_text(st, 1, d->id);
+	db_text(st, 2, d->model);
+	db_text(st, 3, d->version);
+	db_text(st, 4, now);
+	db_text(st, 5, d->owner[0] ? d->owner : NULL);
+	db_text(st, 6, d->mno[0] ? d->mno : NULL);
 	KR_TRY(sq_done(s, st, "importing a device"));
-	*imported = sqlite3_changes(s->db) == 1;
+	*imported = s->drv->changes(s) == 1;
 	return kr_ok();
 }
 
@@ -257,33 +259,33 @@ KR_MUST_USE kr_err kr_store_save_device(kr_store *s, const kr_reg_device *d)
 {
 	char now[21];
 	sq_now(now);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_SAVE_DEVICE, &st));
-	sq_text(st, 1, d->id);
-	sq_text(st, 2, d->version);
-	sq_text(st, 3, d->owner[0] ? d->owner : NULL);
-	sq_text(st, 4, d->mno[0] ? d->mno : NULL);
-	sqlite3_bind_int64(st, 5, d->deleted);
-	sqlite3_bind_int64(st, 6, d->purge_after);
-	sqlite3_bind_int64(st, 7, (int64_t)d->locks);
-	sq_blob(st, 8, d->has_code ? d->code_salt : NULL, sizeof d->code_salt);
-	sq_blob(st, 9, d->has_code ? d->code_hash : NULL, sizeof d->code_hash);
-	sqlite3_bind_int64(st, 10, d->has_code ? d->code_expires : 0);
-	sqlite3_bind_int(st, 11, d->code_failures);
-	sq_blob(st, 12, d->csr_len ? d->csr : NULL, d->csr_len);
-	sq_text(st, 13, now);
-	sqlite3_bind_int64(st, 14, d->enroll_gen);
+	db_text(st, 1, d->id);
+	db_text(st, 2, d->version);
+	db_text(st, 3, d->owner[0] ? d->owner : NULL);
+	db_text(st, 4, d->mno[0] ? d->mno : NULL);
+	db_int(st, 5, d->deleted);
+	db_int(st, 6, d->purge_after);
+	db_int(st, 7, (int64_t)d->locks);
+	db_blob(st, 8, d->has_code ? d->code_salt : NULL, sizeof d->code_salt);
+	db_blob(st, 9, d->has_code ? d->code_hash : NULL, sizeof d->code_hash);
+	db_int(st, 10, d->has_code ? d->code_expires : 0);
+	db_int(st, 11, d->code_failures);
+	db_blob(st, 12, d->csr_len ? d->csr : NULL, d->csr_len);
+	db_text(st, 13, now);
+	db_int(st, 14, d->enroll_gen);
 	KR_TRY(sq_done(s, st, "recording a device"));
-	KR_ENSURE(sqlite3_changes(s->db) == 1, KR_EINPUT, "device %s: not in the store", d->id);
+	KR_ENSURE(s->drv->changes(s) == 1, KR_EINPUT, "device %s: not in the store", d->id);
 	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_drop_registration(kr_store *s, const char *device, const char *asp)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_DROP_REG, &st));
-	sq_text(st, 1, device);
-	sq_text(st, 2, asp);
+	db_text(st, 1, device);
+	db_text(st, 2, asp);
 	return sq_done(s, st, "dropping a registration");
 }
 
@@ -294,42 +296,42 @@ KR_MUST_USE kr_err kr_store_save_registration(kr_store *s, const char *device,
 		KR_TRY(kr_store_drop_registration(s, device, old_asp));
 	char now[21];
 	sq_now(now);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_SAVE_REG, &st));
-	sq_text(st, 1, device);
-	sq_text(st, 2, r->asp);
-	sq_text(st, 3, r->state);
-	sqlite3_bind_int(st, 4, r->hold);
-	sq_text(st, 5, r->gaining[0] ? r->gaining : NULL);
+	db_text(st, 1, device);
+	db_text(st, 2, r->asp);
+	db_text(st, 3, r->state);
+	db_int(st, 4, r->hold);
+	db_text(st, 5, r->gaining[0] ? r->gaining : NULL);
 	if (r->gaining[0])
-		sqlite3_bind_int64(st, 6, r->requested_at);
+		db_int(st, 6, r->requested_at);
 	if (r->profile_id > 0)
-		sqlite3_bind_int64(st, 7, r->profile_id);
-	sq_text(st, 8, now);
+		db_int(st, 7, r->profile_id);
+	db_text(st, 8, now);
 	return sq_done(s, st, "recording a registration");
 }
 
 KR_MUST_USE kr_err kr_store_purge_device(kr_store *s, const char *device)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_PURGE, &st));
-	sq_text(st, 1, device);
+	db_text(st, 1, device);
 	return sq_done(s, st, "purging a device");
 }
 
 KR_MUST_USE kr_err kr_store_device_csr(kr_store *s, const char *id, uint8_t *buf, size_t cap,
 				       size_t *len)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_CSR, &st));
-	sq_text(st, 1, id);
-	int rc = sqlite3_step(st);
+	db_text(st, 1, id);
+	int rc = db_step(st);
 	*len = 0;
-	if (rc == SQLITE_ROW)
+	if (rc == DB_ROW)
 		blob(st, 0, buf, cap, len);
-	sqlite3_reset(st);
-	KR_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, KR_EIO, "%s: reading a CSR: %s", s->path,
-		  sqlite3_errmsg(s->db));
+	db_reset(st);
+	KR_ENSURE(rc == DB_ROW || rc == DB_DONE, KR_EIO, "%s: reading a CSR: %s", s->path,
+		  s->drv->errmsg(s));
 	return kr_ok();
 }
 
@@ -339,26 +341,26 @@ KR_MUST_USE kr_err kr_store_profile_issued(kr_store *s, const char *device, int6
 {
 	char now[21];
 	sq_now(now);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_ISSUED, &st));
-	sq_text(st, 1, device);
-	sqlite3_bind_int64(st, 2, profile_id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	db_text(st, 1, device);
+	db_int(st, 2, profile_id);
+	int rc = db_step(st);
+	if (rc == DB_ROW)
 		text(st, 0, asp, 64);
-	sqlite3_reset(st);
-	KR_ENSURE(rc == SQLITE_ROW, KR_EIO, "%s: device %s: profile %lld has no registration (%s)",
+	db_reset(st);
+	KR_ENSURE(rc == DB_ROW, KR_EIO, "%s: device %s: profile %lld has no registration (%s)",
 		  s->path, device, (long long)profile_id,
-		  rc == SQLITE_DONE ? "none" : sqlite3_errmsg(s->db));
+		  rc == DB_DONE ? "none" : s->drv->errmsg(s));
 	KR_TRY(rq(s, RQ_ACTIVE, &st));
-	sq_text(st, 1, now);
-	sq_text(st, 2, device);
-	sq_text(st, 3, asp);
+	db_text(st, 1, now);
+	db_text(st, 2, device);
+	db_text(st, 3, asp);
 	KR_TRY(sq_done(s, st, "activating a registration"));
 	KR_TRY(kr_store_set_cert_asp(s, ca, serial, len, asp));
 	KR_TRY(rq(s, RQ_KEEP_CSR, &st));
-	sq_text(st, 1, device);
-	sq_blob(st, 2, csr, csr_len);
+	db_text(st, 1, device);
+	db_blob(st, 2, csr, csr_len);
 	return sq_done(s, st, "keeping a CSR on record");
 }
 
@@ -372,21 +374,20 @@ KR_MUST_USE kr_err kr_store_supersede(kr_store *s, const char *device, const cha
 		uint8_t serial[16][20];
 		size_t len[16];
 		int k = 0, rc;
-		sqlite3_stmt *st = NULL;
+		db_stmt *st = NULL;
 		KR_TRY(rq(s, RQ_OTHERS, &st));
-		sq_text(st, 1, device);
-		sq_text(st, 2, asp);
-		sqlite3_bind_int64(st, 3, keep_ca);
-		sq_blob(st, 4, keep, keep_len);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < 16) {
-			ca[k] = sqlite3_column_int64(st, 0);
+		db_text(st, 1, device);
+		db_text(st, 2, asp);
+		db_int(st, 3, keep_ca);
+		db_blob(st, 4, keep, keep_len);
+		while ((rc = db_step(st)) == DB_ROW && k < 16) {
+			ca[k] = db_col_int(st, 0);
 			blob(st, 1, serial[k], sizeof serial[k], &len[k]);
 			k++;
 		}
-		kr_err e = rc == SQLITE_ROW || rc == SQLITE_DONE
-				   ? kr_ok()
-				   : sq_err(s, "reading certificates");
-		sqlite3_reset(st);
+		kr_err e =
+			rc == DB_ROW || rc == DB_DONE ? kr_ok() : sq_err(s, "reading certificates");
+		db_reset(st);
 		KR_TRY(e);
 		for (int i = 0; i < k; i++)
 			KR_TRY(kr_store_revoke(s, ca[i], serial[i], len[i], reason, when));
@@ -399,11 +400,11 @@ KR_MUST_USE kr_err kr_store_supersede(kr_store *s, const char *device, const cha
 KR_MUST_USE kr_err kr_store_set_cert_asp(kr_store *s, int64_t ca, const uint8_t *serial, size_t len,
 					 const char *asp)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(rq(s, RQ_CERT_ASP, &st));
-	sq_text(st, 1, asp);
-	sqlite3_bind_int64(st, 2, ca);
-	sq_blob(st, 3, serial, len);
+	db_text(st, 1, asp);
+	db_int(st, 2, ca);
+	db_blob(st, 3, serial, len);
 	return sq_done(s, st, "recording a profile's ASP");
 }
 
@@ -433,18 +434,17 @@ KR_MUST_USE kr_err kr_store_log_registry(kr_store *s, const kr_reg_event *ev)
 static KR_MUST_USE kr_err stat_rows(kr_store *s, const char *series, const char *sql,
 				    kr_reg_stat_cb cb, void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	KR_TRY(sq_prepare(s, sql, &st));
 	kr_err e = kr_ok();
 	int rc;
-	while (!kr_failed(&e) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *key = sqlite3_column_text(st, 0);
-		e = cb(series, key ? (const char *)key : "", (long)sqlite3_column_int64(st, 1),
-		       arg);
+	while (!kr_failed(&e) && (rc = db_step(st)) == DB_ROW) {
+		const char *key = db_col_text(st, 0);
+		e = cb(series, key ? key : "", (long)db_col_int(st, 1), arg);
 	}
-	if (!kr_failed(&e) && rc != SQLITE_DONE)
+	if (!kr_failed(&e) && rc != DB_DONE)
 		e = sq_err(s, "counting the registry");
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return e;
 }
 
@@ -460,12 +460,12 @@ KR_MUST_USE kr_err kr_store_registry_stats(kr_store *s, kr_reg_stat_cb cb, void 
 		" SELECT 'pendingTransfer', count(*) FROM registration WHERE gaining IS NOT NULL",
 		cb, arg));
 	KR_TRY(stat_rows(s, "issued",
-			 "SELECT date(not_before, 'unixepoch'), count(*) FROM cert"
+			 "SELECT kr_day(not_before), count(*) FROM cert"
 			 " WHERE asp IS NOT NULL AND status IN ('valid', 'revoked')"
 			 " GROUP BY 1 ORDER BY 1",
 			 cb, arg));
 	return stat_rows(s, "revoked",
-			 "SELECT date(revoked_at, 'unixepoch'), count(*) FROM cert"
+			 "SELECT kr_day(revoked_at), count(*) FROM cert"
 			 " WHERE asp IS NOT NULL AND status = 'revoked' GROUP BY 1 ORDER BY 1",
 			 cb, arg);
 }
