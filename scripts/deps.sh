@@ -8,6 +8,7 @@ pkgs=(
 	p11-kit libp11-kit-dev                       # PKCS#11 module loading, RFC 7512 URIs
 	softhsm2                                     # the default and test HSM
 	libsqlite3-dev sqlite3                       # the issuance store (and its CLI, for tests)
+	libpq-dev postgresql-15 postgresql-client-15 # the store shared by several nodes; a server for its tests
 	libldns-dev                                  # DNS records and DNSSEC (publish)
 	libjansson-dev                               # JSON documents (the registry payload, the API)
 	libevent-dev                                 # keyrite serve: evhttp over OpenSSL bufferevents
