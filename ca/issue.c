@@ -297,7 +297,7 @@ static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd)
 	/* The token's random octets, drawn for the whole chunk at once. */
 	memcpy(r->serial, rnd, KR_SERIAL_LEN);
 	r->serial_len = KR_SERIAL_LEN;
-	kr_serial_make(r->serial);
+	kr_serial_make_node(r->serial, kr_store_node(b->store));
 	KR_TRY(kr_serial_asn1(r->serial, r->serial_len, &r->serial_int));
 	kr_cert_row row = {
 		.ca = b->ca->id,

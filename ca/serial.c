@@ -12,6 +12,16 @@ void kr_serial_make(uint8_t serial[KR_SERIAL_LEN])
 	serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x01);
 }
 
+void kr_serial_make_node(uint8_t serial[KR_SERIAL_LEN], int node)
+{
+	if (node <= 0) {
+		kr_serial_make(serial);
+		return;
+	}
+	serial[0] = (uint8_t)(0x40 | ((node >> 8) & 0x3f));
+	serial[1] = (uint8_t)(node & 0xff);
+}
+
 KR_MUST_USE kr_err kr_serial_asn1(const uint8_t *serial, size_t len, ASN1_INTEGER **out)
 {
 	KR_AUTO(BIGNUM) bn = BN_bin2bn(serial, (int)len, NULL);

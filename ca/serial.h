@@ -16,6 +16,12 @@
  * encoding always 16 octets. */
 #define KR_SERIAL_LEN 16
 void kr_serial_make(uint8_t serial[KR_SERIAL_LEN]);
+/* The same for signing node node (1 to 16383; keyrite-ca(5) node): its
+ * number in the first 14 bits after 01 (0x40 | node >> 8, node & 0xff),
+ * then 112 random bits, so that two nodes never draw one serial whatever
+ * their RNGs do, and the database's unique (CA, serial) constraint is the
+ * backstop, not the rule. Node 0 is kr_serial_make. */
+void kr_serial_make_node(uint8_t serial[KR_SERIAL_LEN], int node);
 KR_MUST_USE kr_err kr_serial_asn1(const uint8_t *serial, size_t len, ASN1_INTEGER **out);
 /* A serial from the token's RNG: what is issued. */
 KR_MUST_USE kr_err kr_serial_random(kr_hsm *h, ASN1_INTEGER **out);

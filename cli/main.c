@@ -45,7 +45,8 @@ KR_MUST_USE kr_err kr_cli_open(const char *config, int create_store, kr_cli_stor
 	const char *path = config ? config : getenv("KEYRITE_CONFIG");
 	*out = (kr_cli_store){0};
 	KR_TRY(kr_config_load(path ? path : "keyrite.cnf", &out->cfg));
-	kr_err e = kr_store_open(kr_config_store(out->cfg), create_store, &out->store);
+	kr_err e = kr_store_open(kr_config_store(out->cfg), create_store, kr_config_node(out->cfg),
+				 &out->store);
 	if (kr_failed(&e))
 		kr_cli_store_close(out);
 	return e;

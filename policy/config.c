@@ -15,6 +15,7 @@
 struct kr_config {
 	kr_nconf *conf;
 	char store[PATH_MAX];
+	long node;
 	kr_ca_conf cas[KR_MAX_LIST];
 	int ncas;
 	kr_profile profiles[KR_MAX_LIST];
@@ -29,7 +30,7 @@ struct kr_config {
 
 static const kr_field keyrite_fields[] = {
 	{"store", KR_F_STRING, 1}, {"cas", KR_F_STRING, 1},       {"signers", KR_F_STRING, 0},
-	{"zones", KR_F_STRING, 0}, {"registry", KR_F_SECTION, 0},
+	{"zones", KR_F_STRING, 0}, {"registry", KR_F_SECTION, 0}, {"node", KR_F_INT, 0},
 };
 static const kr_field ca_fields[] = {
 	{"certificate", KR_F_STRING, 1}, {"chain", KR_F_STRING, 0},
@@ -132,6 +133,19 @@ static KR_MUST_USE kr_err copy_value(kr_config *c, const char *section, const ch
 	memcpy(dst, v ? v : "", len);
 	dst[len] = '\0';
 	return kr_ok();
+}
+
+/* A PostgreSQL database ("postgresql:" and a libpq connection string) is
+ * taken as written; a file is beside the configuration. */
+static KR_MUST_USE kr_err store_of(kr_config *c)
+{
+	static const char pg[] = "postgresql:";
+	const char *v = kr_nconf_get(c->conf, "keyrite", "store");
+	if (!v || strncmp(v, pg, sizeof pg - 1) != 0)
+		return path_of(c, "keyrite", "store", c->store);
+	KR_ENSURE(v[sizeof pg - 1], KR_EINPUT, "%s: [keyrite] store: no connection string after %s",
+		  kr_nconf_path(c->conf), pg);
+	return copy_value(c, "keyrite", "store", c->store, sizeof c->store);
 }
 
 static void copy(char *dst, size_t n, const char *v)
@@ -616,7 +630,9 @@ static int find_profile(const kr_config *c, const char *name)
 static KR_MUST_USE kr_err load(kr_config *c)
 {
 	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
-	KR_TRY(path_of(c, "keyrite", "store", c->store));
+	KR_TRY(store_of(c));
+	if (kr_nconf_get(c->conf, "keyrite", "node"))
+		KR_TRY(kr_nconf_get_long(c->conf, "keyrite", "node", 1, 16383, &c->node));
 	char names[KR_MAX_LIST][64];
 	KR_TRY(name_list(c, "keyrite", "cas", 1, names, &c->ncas));
 	for (int i = 0; i < c->ncas; i++) {
@@ -686,6 +702,7 @@ KR_MUST_USE kr_err kr_config_account(const kr_registry_conf *r, const char *name
 }
 
 const char *kr_config_store(const kr_config *c) { return c->store; }
+int kr_config_node(const kr_config *c) { return (int)c->node; }
 CONF *kr_config_nconf(kr_config *c) { return kr_nconf_nconf(c->conf); }
 
 KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out)

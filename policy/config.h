@@ -145,6 +145,8 @@ KR_MUST_USE kr_err kr_config_load(const char *path, kr_config **out);
 void kr_config_free(kr_config *c);
 
 const char *kr_config_store(const kr_config *c);
+/* [keyrite] node: this signing node's number (0 when there is one). */
+int kr_config_node(const kr_config *c);
 CONF *kr_config_nconf(kr_config *c);
 KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);
 KR_MUST_USE kr_err kr_config_signer(const kr_config *c, const char *name,

@@ -71,7 +71,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	char path[512];
 	snprintf(path, sizeof path, "%s/old.db", kr_test_dir());
 	kr_store *s = NULL;
-	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	KR_ASSERT_OK(kr_store_open(path, 1, 0, &s));
 	kr_store_close(s);
 	sqlite3 *db = NULL;
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
@@ -95,6 +95,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 			  "alter table device drop column csr; "
 			  "alter table device drop column updated; "
 			  "alter table device drop column enroll_gen; "
+			  "alter table cert drop column node; "
 			  "DROP TABLE firmware; DROP TABLE published;"
 			  " ALTER TABLE checkpoint DROP COLUMN signer;"
 			  " DROP INDEX audit_serial; DROP INDEX audit_device;"
@@ -104,7 +105,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 			  NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 
-	KR_ASSERT_OK(kr_store_open(path, 0, &s));
+	KR_ASSERT_OK(kr_store_open(path, 0, 0, &s));
 	uint8_t h[32] = {1};
 	kr_fw_row r = {"fw", "image.bin", "cms", "image.bin.p7s", NULL, h, h, 10};
 	KR_TXN(t);
@@ -116,7 +117,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 6);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 7);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
 		  SQLITE_OK);
@@ -132,7 +133,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
 	sqlite3_close(db);
-	KR_ASSERT_ERR(kr_store_open(path, 0, &s), KR_EINPUT, "store format 99");
+	KR_ASSERT_ERR(kr_store_open(path, 0, 0, &s), KR_EINPUT, "store format 99");
 }
 
 static X509 *self_signed(const char *cn)
@@ -153,7 +154,7 @@ Test(fw, a_ca_name_stays_bound_to_its_certificate)
 	char path[512];
 	snprintf(path, sizeof path, "%s/cas.db", kr_test_dir());
 	kr_store *s = NULL;
-	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	KR_ASSERT_OK(kr_store_open(path, 1, 0, &s));
 	X509 *a = self_signed("a"), *b = self_signed("b");
 	int64_t id1 = 0, id2 = 0, id3 = 0;
 	KR_ASSERT_OK(kr_store_register_ca(s, "devices", a, &id1));

@@ -271,7 +271,7 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	char path[512];
 	snprintf(path, sizeof path, "%s/s.db", kr_test_dir());
 	kr_store *s = NULL;
-	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	KR_ASSERT_OK(kr_store_open(path, 1, 0, &s));
 	KR_AUTO(EVP_PKEY) key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	KR_AUTO(X509) ca = test_ca(key);
 	int64_t caid = 0, batch = 0;
@@ -337,7 +337,7 @@ Test(issue, store_profile_ids_count_per_transaction)
 	char path[512];
 	snprintf(path, sizeof path, "%s/ids.db", kr_test_dir());
 	kr_store *s = NULL;
-	KR_ASSERT_OK(kr_store_open(path, 1, &s));
+	KR_ASSERT_OK(kr_store_open(path, 1, 0, &s));
 	int64_t a = 0, b = 0, c = 0;
 	KR_TXN(t);
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
@@ -357,7 +357,7 @@ Test(issue, store_profile_ids_count_per_transaction)
 	cr_assert_eq(c, 13);
 	/* What was committed is in the file. */
 	kr_store_close(s);
-	KR_ASSERT_OK(kr_store_open(path, 0, &s));
+	KR_ASSERT_OK(kr_store_open(path, 0, 0, &s));
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_take_profile_id(s, &c));
 	KR_ASSERT_OK(kr_txn_commit(&t));
@@ -369,8 +369,8 @@ Test(issue, store_refuses_foreign_files)
 {
 	char *f = kr_test_file("notes.db", "these are not the rows you are looking for\n");
 	kr_store *s = NULL;
-	KR_ASSERT_ERR(kr_store_open(f, 1, &s), KR_EINPUT, "notes.db");
-	KR_ASSERT_ERR(kr_store_open("/nonexistent/x.db", 0, &s), KR_EINPUT, "no such store");
+	KR_ASSERT_ERR(kr_store_open(f, 1, 0, &s), KR_EINPUT, "notes.db");
+	KR_ASSERT_ERR(kr_store_open("/nonexistent/x.db", 0, 0, &s), KR_EINPUT, "no such store");
 }
 
 Test(issue, summary_groups_reasons_and_caps_their_number)
