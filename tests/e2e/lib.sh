@@ -141,6 +141,17 @@ ca_setup() {
 		kr ceremony run --dir "$T/ca" --pin-file "$T/pin" "$EX/$s.cnf" >/dev/null
 	done
 	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
+	[ "${KR_E2E_STORE:-sqlite}" != postgresql ] || pg_store "$T/ca/keyrite.cnf"
+}
+
+# pg_store CONFIG: CONFIG's store a new database of its own on the test
+# run's PostgreSQL server (KR_E2E_STORE=postgresql, tests/e2e/run.sh).
+pg_store() {
+	PG_DB=t_$(basename "$T" | tr -c 'a-zA-Z0-9\n' _ | tr A-Z a-z)_$RANDOM
+	psql -q -X -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres -c "CREATE DATABASE $PG_DB" ||
+		fail "cannot create database $PG_DB"
+	PG_STORE="postgresql:host=$KR_PG_HOST port=$KR_PG_PORT user=keyrite dbname=$PG_DB"
+	sed -i "s|^store *=.*|store = $PG_STORE|" "$1"
 }
 
 # kri PROFILE ARGS...: keyrite issue with the test CA that issues PROFILE
@@ -182,11 +193,64 @@ payload_signer() {
 	cat "$(ls "$T"/psig/*.pem | grep -v chain.pem)" "$T/ca/subca-devices.pem" >"$T/ca/registry-payload.pem"
 }
 
-db() { sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"; }
+# On PostgreSQL (KR_E2E_STORE=postgresql) the same SQL goes to the test's
+# database through psql, for the queries both read alike.
+db() {
+	if [ -n "${PG_DB:-}" ]; then
+		psql -qtAX -v ON_ERROR_STOP=1 -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$PG_DB" -c "$*" ||
+			fail "psql: $*"
+	else
+		sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"
+	fi
+}
+
+# store_sound: SQLite's integrity_check passes; on PostgreSQL, whose server
+# keeps its own tables whole, the store answers.
+store_sound() {
+	if [ -n "${PG_DB:-}" ]; then # none yet (killed while it was made), or answering
+		[ "$(db "select count(*) from pg_tables where tablename = 'cert'")" -eq 0 ] ||
+			db "select count(*) from cert" >/dev/null
+	else
+		[ "$(db "pragma integrity_check")" = ok ]
+	fi
+}
+
+# store_reset: the test's store gone, to be made again by the next keyrite.
+store_reset() {
+	if [ -n "${PG_DB:-}" ]; then
+		psql -qX -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres \
+			-c "DROP DATABASE $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB" || fail "cannot make $PG_DB again"
+	else
+		rm -f "$T"/ca/registry.db*
+	fi
+}
+
+# points SQLITE PG: the kill points of a crash test for the test's store:
+# SQLite's are its file's writes and syncs, PostgreSQL's the statements
+# sent (crashat's send).
+points() { if [ -n "${PG_DB:-}" ]; then echo "$2"; else echo "$1"; fi; }
+
+# store_dump: every row of the store, as SQL text.
+store_dump() {
+	if [ -n "${PG_DB:-}" ]; then
+		pg_dump -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite "$PG_DB" || fail "pg_dump $PG_DB"
+	else
+		db .dump
+	fi
+}
+
+# sql_hex COLUMN: the SQL of COLUMN's octets in upper-case hexadecimal.
+sql_hex() { if [ -n "${PG_DB:-}" ]; then echo "upper(encode($1, 'hex'))"; else echo "hex($1)"; fi; }
 
 # A count from the store while keyrite may still be making it: 0 until the
 # store (or its table) exists, or while it is locked.
-db_poll() { sqlite3 "$T/ca/registry.db" "$1" 2>/dev/null || echo 0; }
+db_poll() {
+	if [ -n "${PG_DB:-}" ]; then
+		psql -qtAX -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$PG_DB" -c "$1" 2>/dev/null || echo 0
+	else
+		sqlite3 "$T/ca/registry.db" "$1" 2>/dev/null || echo 0
+	fi
+}
 
 # Every certificate in DIR verifies with the chain (OpenSSL and GnuTLS).
 verify_all() {

@@ -241,7 +241,7 @@ test_registry_auth_codes_wrong_guessed_expired_spent_and_locking() {
 	more_accounts
 	codes_for Ottawa "$T/codes.csv" 1000000000000001 1000000000000002 1000000000000003 1000000000000004
 	# keyrite(1): stored only hashed; nor in the audit log (in any spelling)
-	db .dump >"$T/dump.sql"
+	store_dump >"$T/dump.sql"
 	audit_list >>"$T/dump.sql"
 	local code
 	for code in $(cut -d, -f2 "$T/codes.csv" | tail -n +2); do
@@ -434,10 +434,11 @@ test_registry_killed_bulk_transfer_completes() {
 	registry_setup $n
 	codes_for Ottawa "$T/codes.csv" "$T/ottawa.csv"
 	local at
-	for at in pwrite64:3 fdatasync:1 pwrite64:40 fdatasync:2 pwrite64:200; do
+	for at in $(points "pwrite64:3 fdatasync:1 pwrite64:40 fdatasync:2 pwrite64:200" \
+		"send:3 send:40 send:200 send:500 send:800"); do
 		killed_at "$at" registry transfer request --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
 			--as CarParkServ --chunk 100 "$T/codes.csv"
-		[ "$(db "pragma integrity_check")" = ok ] || fail "the store is damaged after a kill at $at"
+		store_sound || fail "the store is damaged after a kill at $at"
 	done
 	krr transfer request --as CarParkServ --chunk 100 "$T/codes.csv" >"$T/tr.out"
 	grep -q "registry transfer request: [0-9]* done, [0-9]* unchanged, 0 refused" "$T/tr.out" ||
@@ -445,7 +446,7 @@ test_registry_killed_bulk_transfer_completes() {
 	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq $n ] || fail "not $n transfers, once each"
 	[ "$(reg_list CarParkServ | grep -c '"state":"registered"')" -eq $n ] || fail "not $n devices moved"
 	[ "$(ncerts --status revoked)" -eq $n ] || fail "not $n old certificates revoked"
-	killed_at fdatasync:2 registry activate --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
+	killed_at "$(points fdatasync:2 send:300)" registry activate --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
 		--as CarParkServ --chunk 100 "$T/ottawa.csv"
 	krr activate --as CarParkServ --chunk 100 "$T/ottawa.csv" >/dev/null
 	[ "$(reg_list CarParkServ | grep -c '"state":"active".*"generated"')" -eq $n ] || fail "not $n active"
@@ -462,10 +463,10 @@ test_registry_rekey_supersedes_killed_and_again_completes() {
 	registry_setup $n
 	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/pub" --soa >/dev/null
 	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/new.csv"
-	for at in pwrite64:3 fdatasync:1 pwrite64:60 fdatasync:2; do
+	for at in $(points "pwrite64:3 fdatasync:1 pwrite64:60 fdatasync:2" "send:3 send:60 send:200 send:350"); do
 		killed_at "$at" registry rekey --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" \
 			--as Telus --chunk 40 --csr "$T/mno/new.csv"
-		[ "$(db "pragma integrity_check")" = ok ] || fail "the store is damaged after a kill at $at"
+		store_sound || fail "the store is damaged after a kill at $at"
 	done
 	krr rekey --as Telus --chunk 40 --csr "$T/mno/new.csv" >"$T/rk.out" ||
 		{ cat "$T/rk.out"; fail "the rekey did not complete"; }

@@ -5,7 +5,9 @@
  * batch's durable effects: pwrite64 (SQLite writing a transaction),
  * fdatasync (SQLite making a commit durable), fsync (a ceremony transcript
  * line or a single output made durable), syncfs (keyrite syncing an output
- * directory) or linkat (keyrite naming an output). A test can so stop
+ * directory), linkat (keyrite naming an output) or send (libpq sending
+ * statements to PostgreSQL: each statement, and each COMMIT, is one
+ * send). A test can so stop
  * a batch at an exact point, every time, instead of at a random instant.
  * With KR_FULL_AT=FUNC:N instead, the Nth call and every later one fail with
  * ENOSPC, as on a disk that has just filled up.
@@ -27,9 +29,9 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { PWRITE64, FDATASYNC, FSYNC, SYNCFS, LINKAT, OBJECT_OPEN, NFUNCS };
-static const char *const names[NFUNCS] = {"pwrite64", "fdatasync", "fsync",
-					  "syncfs",   "linkat",    "object-open"};
+enum { PWRITE64, FDATASYNC, FSYNC, SYNCFS, LINKAT, SEND, OBJECT_OPEN, NFUNCS };
+static const char *const names[NFUNCS] = {"pwrite64", "fdatasync", "fsync",      "syncfs",
+					  "linkat",   "send",      "object-open"};
 static long counts[NFUNCS];
 
 /* The N of "FUNC:N" in the environment variable var when FUNC is f's name,
@@ -102,6 +104,14 @@ int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
 		return -1;
 	int (*real)(int, const char *, int, const char *, int) = next("linkat");
 	return real(olddir, old, newdir, new, flags);
+}
+
+ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	if (point(SEND) < 0)
+		return -1;
+	ssize_t (*real)(int, const void *, size_t, int) = next("send");
+	return real(fd, buf, n, flags);
 }
 
 /* A key's file in a SoftHSM token directory, not the token's own. */
