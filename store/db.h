@@ -79,5 +79,7 @@ static inline const char *db_col_text(db_stmt *st, int c) { return st->drv->col_
 static inline const void *db_col_blob(db_stmt *st, int c) { return st->drv->col_blob(st, c); }
 static inline size_t db_col_bytes(db_stmt *st, int c) { return st->drv->col_bytes(st, c); }
 static inline int db_col_null(db_stmt *st, int c) { return st->drv->col_null(st, c); }
+/* A column the schema keeps small (a reason code, a flag, a count): an int. */
+static inline int db_col_small(db_stmt *st, int c) { return (int)st->drv->col_int(st, c); }
 
 #endif

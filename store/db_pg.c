@@ -193,7 +193,7 @@ static int run(pg_stmt *st)
 		return DB_ERROR;
 	}
 	const char *changed = PQcmdTuples(st->res);
-	pc->changes = changed && *changed ? atol(changed) : 0;
+	pc->changes = changed && *changed ? strtol(changed, NULL, 10) : 0;
 	st->nrows = PQntuples(st->res);
 	st->row = 0;
 	return DB_DONE;

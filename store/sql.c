@@ -587,17 +587,17 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 		return kr_ok();
 	out->found = 1;
 	out->batch = db_col_int(st, 2);
-	int sn = db_col_bytes(st, 3);
-	out->serial_len = sn > 0 && sn <= 20 ? (size_t)sn : 0;
+	size_t sn = db_col_bytes(st, 3);
+	out->serial_len = sn <= 20 ? sn : 0;
 	memcpy(out->serial, db_col_blob(st, 3), out->serial_len);
 	const char *subject = db_col_text(st, 4);
 	snprintf(out->subject, sizeof out->subject, "%s", subject ? subject : "");
 	snprintf(out->status, sizeof out->status, "%s", db_col_text(st, 0));
-	int n = db_col_bytes(st, 1);
+	size_t n = db_col_bytes(st, 1);
 	if (n > 0) {
-		out->der = malloc((size_t)n);
+		out->der = malloc(n);
 		KR_ENSURE(out->der, KR_EINTERNAL, "out of memory");
-		memcpy(out->der, db_col_blob(st, 1), (size_t)n);
+		memcpy(out->der, db_col_blob(st, 1), n);
 		out->der_len = (size_t)n;
 	}
 	return kr_ok();
@@ -695,8 +695,8 @@ KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n)
 		e = kr_grow((void **)&list, &cap, (size_t)*n + 1, sizeof *list);
 		if (kr_failed(&e))
 			break;
-		int len = db_col_bytes(st, 0);
-		list[*n].len = len > 0 && len <= 20 ? (size_t)len : 0;
+		size_t len = db_col_bytes(st, 0);
+		list[*n].len = len <= 20 ? len : 0;
 		memcpy(list[*n].serial, db_col_blob(st, 0), list[*n].len);
 		list[*n].batch = db_col_int(st, 1);
 		(*n)++;
@@ -761,9 +761,9 @@ KR_MUST_USE kr_err kr_store_certs(kr_store *s, const kr_cert_filter *f, kr_cert_
 			.not_before = db_col_int(st, 9),
 			.not_after = db_col_int(st, 10),
 			.revoked_at = db_col_int(st, 11),
-			.reason = db_col_null(st, 12) ? -1 : db_col_int(st, 12),
+			.reason = db_col_null(st, 12) ? -1 : db_col_small(st, 12),
 			.spki_sha256 = db_col_bytes(st, 13) == 32 ? db_col_blob(st, 13) : NULL,
-			.withheld = db_col_int(st, 14),
+			.withheld = db_col_small(st, 14),
 		};
 		e = cb(&c, arg);
 	}
@@ -782,7 +782,7 @@ KR_MUST_USE kr_err kr_store_revoke(kr_store *s, int64_t ca, const uint8_t *seria
 	db_int(st, 3, ca);
 	db_blob(st, 4, serial, len);
 	kr_err e = sq_done(s, st, "revoking");
-	int changed = s->drv->changes(s);
+	long changed = s->drv->changes(s);
 	db_reset(st);
 	KR_TRY(e);
 	char hex[41];
@@ -806,7 +806,7 @@ static KR_MUST_USE kr_err revocation_rows(kr_store *s, db_stmt *st, kr_revoked_c
 	int rc = DB_DONE;
 	while (!kr_failed(&e) && (rc = db_step(st)) == DB_ROW)
 		e = cb(db_col_blob(st, 0), db_col_bytes(st, 0), db_col_int(st, 1),
-		       db_col_int(st, 2), arg);
+		       db_col_small(st, 2), arg);
 	if (!kr_failed(&e) && rc != DB_DONE)
 		e = sq_err(s, what);
 	db_finalize(st);
@@ -1195,11 +1195,11 @@ KR_MUST_USE kr_err kr_store_state_certs(kr_store *s, kr_cert_state_cb cb, void *
 			.serial_len = db_col_bytes(st, 1),
 			.status = db_col_text(st, 2),
 			.revoked_at = db_col_int(st, 3),
-			.reason = db_col_null(st, 4) ? -1 : db_col_int(st, 4),
+			.reason = db_col_null(st, 4) ? -1 : db_col_small(st, 4),
 			.der = db_col_blob(st, 5),
 			.der_len = db_col_bytes(st, 5),
 			.want = {.status = db_col_text(st, 6),
-				 .reason = db_col_null(st, 7) ? -1 : db_col_int(st, 7),
+				 .reason = db_col_null(st, 7) ? -1 : db_col_small(st, 7),
 				 .at = db_col_null(st, 8) ? -1 : db_col_int(st, 8),
 				 .tbs = db_col_bytes(st, 9) == 32 ? db_col_blob(st, 9) : NULL},
 			.issue_seq = db_col_int(st, 10),
@@ -1237,7 +1237,7 @@ KR_MUST_USE kr_err kr_store_state_crls(kr_store *s, kr_crl_state_cb cb, void *ar
 			.number = db_col_int(st, 1),
 			.der = db_col_blob(st, 2),
 			.der_len = db_col_bytes(st, 2),
-			.logged = db_col_int(st, 3),
+			.logged = db_col_small(st, 3),
 			.sha256 = db_col_bytes(st, 4) == 32 ? db_col_blob(st, 4) : NULL,
 			.seq = db_col_int(st, 5),
 		};

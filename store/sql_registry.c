@@ -98,7 +98,7 @@ static void read_device(db_stmt *st, kr_reg_device *d)
 	text(st, 2, d->version, sizeof d->version);
 	text(st, 3, d->owner, sizeof d->owner);
 	text(st, 4, d->mno, sizeof d->mno);
-	d->listed = db_col_int(st, 5);
+	d->listed = db_col_small(st, 5);
 	d->deleted = db_col_int(st, 6);
 	d->purge_after = db_col_int(st, 7);
 	d->locks = (unsigned)db_col_int(st, 8);
@@ -107,7 +107,7 @@ static void read_device(db_stmt *st, kr_reg_device *d)
 	blob(st, 10, d->code_hash, sizeof d->code_hash, &hash);
 	d->has_code = salt == sizeof d->code_salt && hash == sizeof d->code_hash;
 	d->code_expires = db_col_int(st, 11);
-	d->code_failures = db_col_int(st, 12);
+	d->code_failures = db_col_small(st, 12);
 	blob(st, 13, d->csr, sizeof d->csr, &d->csr_len);
 	text(st, 14, d->created, sizeof d->created);
 	text(st, 15, d->updated, sizeof d->updated);
@@ -118,7 +118,7 @@ static void read_registration(db_stmt *st, kr_registration *r)
 {
 	text(st, 16, r->asp, sizeof r->asp);
 	text(st, 17, r->state, sizeof r->state);
-	r->hold = db_col_int(st, 18);
+	r->hold = db_col_small(st, 18);
 	text(st, 19, r->gaining, sizeof r->gaining);
 	r->requested_at = db_col_int(st, 20);
 	r->profile_id = db_col_int(st, 21);
