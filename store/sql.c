@@ -71,7 +71,7 @@ static const char schema_v4[] =
 	" coalesce(profile_id, 0)) WHERE status <> 'abandoned';";
 
 static const char *const queries[Q_COUNT] = {
-	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject FROM cert WHERE ca_id = ? AND "
+	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
 		    "profile = ? AND "
 		    "csr_sha256 = ? AND status <> 'abandoned'",
 	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
@@ -469,8 +469,13 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 	KR_TRY(ca_lookup(s, name, der, len, id));
 	if (*id)
 		return kr_ok();
+	/* Two nodes may meet the CA for the first time at once: the second
+	 * insert does nothing, and both read the one row back (which must hold
+	 * this certificate). */
 	db_stmt *st = NULL;
-	KR_TRY(sq_prepare(s, "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?) RETURNING id",
+	KR_TRY(sq_prepare(s,
+			  "INSERT INTO ca (name, subject, der) VALUES (?, ?, ?)"
+			  " ON CONFLICT (name) DO NOTHING",
 			  &st));
 	KR_AUTO(uint8_t)
 	subject = (uint8_t *)X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
@@ -478,9 +483,11 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 	db_text(st, 2, (const char *)subject);
 	db_blob(st, 3, der, (size_t)len);
 	kr_err e = sq_done(s, st, "adding CA");
-	*id = kr_failed(&e) ? 0 : db_col_int(st, 0);
 	db_finalize(st);
-	return e;
+	KR_TRY(e);
+	KR_TRY(ca_lookup(s, name, der, len, id));
+	KR_ENSURE(*id, KR_EINTERNAL, "%s: CA '%s' was added but is not there", s->path, name);
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d)
@@ -587,6 +594,7 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 		return kr_ok();
 	out->found = 1;
 	out->batch = db_col_int(st, 2);
+	out->node = db_col_small(st, 5);
 	size_t sn = db_col_bytes(st, 3);
 	out->serial_len = sn <= 20 ? sn : 0;
 	memcpy(out->serial, db_col_blob(st, 3), out->serial_len);
