@@ -181,6 +181,20 @@ static int duplicate_in_chunk(const chunk *c, const req *r)
 }
 
 /* A request the store has seen: report the certificate it got. */
+/* Reserved by another run that has not ended: another node's batch now
+ * (its reservation serializes with ours), or that node's killed run, whose
+ * rows its own next run retires (keyrite-ca(5) node). Nothing is issued
+ * twice; the request is refused until then. */
+static void busy(req *r, const kr_prior *prior)
+{
+	char why[160];
+	snprintf(why, sizeof why,
+		 "being issued by node %d (batch %lld), or left by its killed run: run again "
+		 "once that node's batch has ended",
+		 prior->node, (long long)prior->batch);
+	reject(r, why);
+}
+
 static void already(req *r, const kr_prior *prior)
 {
 	r->state = R_ALREADY;
@@ -266,6 +280,8 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 	if (prior.found) {
 		if (prior.batch == b->batch_id)
 			reject(r, "duplicate: the same CSR appears earlier in this batch");
+		else if (!prior.der && strcmp(prior.status, "pending") == 0)
+			busy(r, &prior);
 		else if (!prior.der)
 			reject(r, "already issued, but the store holds no certificate for it");
 		else

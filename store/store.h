@@ -96,6 +96,7 @@ KR_MUST_USE kr_err kr_store_finish_batch(kr_store *s, int64_t batch, const kr_ba
 typedef struct kr_prior {
 	int found;
 	int64_t batch;
+	int node; /* the node that reserved it (kr_store_open's) */
 	char status[16];
 	uint8_t serial[20];
 	size_t serial_len;
