@@ -10,7 +10,11 @@
  * send). A test can so stop
  * a batch at an exact point, every time, instead of at a random instant.
  * With KR_FULL_AT=FUNC:N instead, the Nth call and every later one fail with
- * ENOSPC, as on a disk that has just filled up.
+ * ENOSPC, as on a disk that has just filled up. KR_CUT_AT=send:N cuts the
+ * connection at the Nth send instead: the socket is shut down both ways
+ * and the call fails with ECONNRESET, as when a network or the database
+ * drops a connection (the server sees its client gone; the process lives
+ * on to say so).
  * KR_TOKEN_EIO_AT=N makes SoftHSM's storage fail as a dying disk would: the
  * Nth open of a key object file (*.object but token.object) and every later one fail with
  * EIO, and so does every remove of one from then on (the real module, its
@@ -23,6 +27,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +115,11 @@ ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	if (point(SEND) < 0)
 		return -1;
+	if (chosen("KR_CUT_AT", SEND) == __atomic_load_n(&counts[SEND], __ATOMIC_SEQ_CST)) {
+		shutdown(fd, SHUT_RDWR);
+		errno = ECONNRESET;
+		return -1;
+	}
 	ssize_t (*real)(int, const void *, size_t, int) = next("send");
 	return real(fd, buf, n, flags);
 }
