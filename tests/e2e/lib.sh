@@ -155,12 +155,13 @@ pg_store() {
 }
 
 # kri PROFILE ARGS...: keyrite issue with the test CA that issues PROFILE
-# (firmware_signer: the firmware CA; the others: the devices CA).
+# (firmware_signer: the firmware CA; the others: the devices CA), under
+# the configuration $CNF if set (a node's, t_nodes.sh).
 kri() {
 	local profile=$1 ca=devices
 	shift
 	[ "$profile" = firmware_signer ] && ca=firmware
-	kr issue --config "$T/ca/keyrite.cnf" --ca "$ca" --profile "$profile" --pin-file "$T/pin" "$@"
+	kr issue --config "${CNF:-$T/ca/keyrite.cnf}" --ca "$ca" --profile "$profile" --pin-file "$T/pin" "$@"
 }
 
 mkcsr() { "$MKCSR" "$@" || fail "mkcsr $* failed"; }

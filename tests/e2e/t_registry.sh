@@ -4,41 +4,8 @@
 # against BIND), and the refusals: auth codes, accounts acting beyond their
 # rights, locked and pending devices, bad rows, two racing transfers, kills.
 
-# krr COMMAND ARGS...: keyrite registry COMMAND with the test CA ("transfer
-# request" and the like are one COMMAND).
-krr() {
-	local sub=$1
-	shift
-	case $sub in transfer) sub="transfer $1" && shift ;; esac
-	# shellcheck disable=SC2086 # "transfer request" is two words
-	kr registry $sub --config "$T/ca/keyrite.cnf" --pin-file "$T/pin" "$@"
-}
-
-# reg_list ACCOUNT: the registry's JSON listing as ACCOUNT.
-reg_list() { krr list --as "$1" --json || fail "registry list as $1"; }
-
-# A registry of n meters (1000000000000001 on), imported by Ottawa with
-# Telus as their MNO, registered with ParkoServ and activated by it from the
-# CSRs Telus relays (a manifest of mkcsr's), profile ids 11 on.
-registry_setup() {
-	local n=$1
-	ca_setup
-	mkdir -p "$T/mno"
-	mkcsr --manifest "$n" --start 1000000000000001 >"$T/mno/relay.csv"
-	{ echo "Device ID,Model,Version"; tail -n +2 "$T/mno/relay.csv" | cut -d, -f1-3; } >"$T/ottawa.csv"
-	has "registry import: $n done" krr import --as Ottawa --mno Telus "$T/ottawa.csv"
-	has "registry register: $n done" krr register --as Ottawa --asp ParkoServ "$T/ottawa.csv"
-	has "registry activate: $n done" krr activate --as ParkoServ --csr "$T/mno/relay.csv"
-}
-
-# codes_for ACCOUNT FILE DEVICE...: the owner's new codes, as it hands them
-# over: "device,code".
-codes_for() {
-	local as=$1 out=$2
-	shift 2
-	krr authcode --as "$as" "$@" >"$T/codes.out" || fail "authcode $*"
-	{ echo "device,code"; awk '$2 == "code" {print $1 "," $4}' "$T/codes.out"; } >"$out"
-}
+# shellcheck source=registry_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/registry_lib.sh"
 
 # tls_server PORTFILE ARGS...: openssl s_server on 127.0.0.1 and a free port,
 # one connection; the port into PORTFILE once it listens. Its standard input
@@ -204,14 +171,6 @@ test_registry_ottawa_story_end_to_end() {
 	! grep -q "^11\.1000000000000001\._device" "$T/signed/iotregistry.ca.zone" || fail "an old name is signed"
 	grep -q "^$((11 + n))\.1000000000000001\._device" "$T/signed/iotregistry.ca.zone" || fail "a new name is missing"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-}
-
-# ThirdServ, another ASP; Gatineau, another owner; a transfer that waits
-# DAYS for the losing ASP (0: at once).
-more_accounts() {
-	sed -i 's/^accounts *=.*/&, ThirdServ, Gatineau/; s/^transfer_auto_approve_days *=.*/transfer_auto_approve_days = '"${1:-0}"'/' \
-		"$T/ca/keyrite.cnf"
-	printf '\n[account_ThirdServ]\nkind = asp\n\n[account_Gatineau]\nkind = owner\n' >>"$T/ca/keyrite.cnf"
 }
 
 # What the registry holds, to compare before and after a refusal: every
