@@ -1,0 +1,248 @@
+# Several signing nodes on one PostgreSQL store (keyrite-ca(5) NODES,
+# docs/scaling.md): each node a keyrite process of its own, with its own
+# SoftHSM token onto which the restore ceremony put the devices CA key from
+# three custodians' pages; the database restarted and connections cut
+# under a batch. These are PostgreSQL's tests: a run on SQLite lists none
+# of them, and make check runs them in its e2e-pg pass.
+
+# shellcheck source=backup_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/backup_lib.sh"
+# shellcheck source=registry_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/registry_lib.sh"
+
+# nodes_setup N: the test CA (ca_setup), its devices key backed up 3 of 5,
+# and nodes 2 to N each a token directory of its own ($T/nI) holding the
+# key restored from pages 1, 3 and 5 (node 1 has the CA's own token).
+nodes_setup() {
+	local n=$1 i p
+	backup_setup
+	# the devices key alone: the root's stays on the CA's token
+	sed -i -e 's/^keys *=.*/keys = devices_key/' -e '/^\[root_key\]/,/^$/d' "$T/backup.cnf" "$T/restore.cnf"
+	run_backup "$T/backup.cnf"
+	for i in $(seq 2 "$n"); do
+		mkdir -p "$T/n$i/tokens"
+		printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+			"$T/n$i" >"$T/n$i/softhsm2.conf"
+		SOFTHSM2_CONF=$T/n$i/softhsm2.conf init_token keyrite-devices
+		cp "$T/ca/backup-ceremony.txt" "$T/ca/devices-2026.backup" "$T/ca/backup-2026.verifier" \
+			"$T/ca/subca-devices.pem" "$T/n$i/"
+		on_tty env SOFTHSM2_CONF="$T/n$i/softhsm2.conf" \
+			"$KEYRITE" ceremony run --dir "$T/n$i" --pin-file "$T/pin" "$T/restore.cnf"
+		for p in 1 3 5; do type_share "$T/pages/$p"; done
+		[ "$(tty_rc)" -eq 0 ] || { screen | tail -8 >&2; fail "node $i: the restore failed"; }
+		tmx kill-server
+	done
+}
+
+# node_confs N: $T/ca/nI.cnf, the CA's configuration as it is now with
+# node = I, for nodes 1 to N.
+node_confs() {
+	local i
+	for i in $(seq "$1"); do
+		sed "s/^store *=.*/&\nnode = $i/" "$T/ca/keyrite.cnf" >"$T/ca/n$i.cnf"
+	done
+}
+
+# on_node I CMD...: CMD (a test helper, kri or krr) as node I: its token
+# directory and its configuration.
+on_node() {
+	local i=$1 conf=$T/softhsm2.conf
+	shift
+	[ "$i" -eq 1 ] || conf=$T/n$i/softhsm2.conf
+	SOFTHSM2_CONF=$conf CNF=$T/ca/n$i.cnf "$@"
+}
+
+# wait_all PID...: each exits 0 (else the nodes' outputs are shown).
+wait_all() {
+	local p rc
+	for p in "$@"; do
+		rc=0
+		wait "$p" || rc=$?
+		[ $rc -eq 0 ] || { tail -n 3 "$T"/*.out "$T"/*.err >&2; fail "a node exited $rc"; }
+	done
+}
+
+# one_each: every certificate's device has one, and no serial is there
+# twice.
+one_each() {
+	krc --json >"$T/all.json"
+	[ -z "$(grep -o '"serial":"[0-9A-F]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a serial twice"
+	[ -z "$(grep -o '"device":"[0-9]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a device certified twice"
+}
+
+# node_serials I: how many certificates carry node I's number (keyrite-ca(5)
+# node: the serial's first octets 0x40 | I >> 8, I & 0xff).
+node_serials() { grep -c "\"serial\":\"40$(printf %02X "$1")" "$T/all.json" || true; }
+
+if [ "${KR_E2E_STORE:-sqlite}" = postgresql ]; then
+
+# Two nodes split a manifest; then three are each given the whole of
+# another at once: every request issued once, by one node, its serial
+# naming that node; no serial twice; openssl verifies each node's
+# certificates; audit verify passes across the nodes.
+test_nodes_split_and_racing_manifests_issue_each_request_once() {
+	nodes_setup 3
+	node_confs 3
+	local m=400 i pids=()
+	mkcsr --manifest $m --start 5000000000000001 >"$T/m.csv"
+	head -1 "$T/m.csv" | tee "$T/m1.csv" >"$T/m2.csv"
+	awk 'NR > 1 && NR % 2 == 0' "$T/m.csv" >>"$T/m1.csv"
+	awk 'NR > 1 && NR % 2 == 1' "$T/m.csv" >>"$T/m2.csv"
+	for i in 1 2; do
+		mkdir -p "$T/c$i"
+		on_node $i kri device --out "$T/c$i" "$T/m$i.csv" >"$T/c$i.out" 2>&1 &
+		pids+=($!)
+	done
+	wait_all "${pids[@]}"
+	one_each
+	[ "$(ncerts)" -eq $m ] || fail "not $m certificates"
+	for i in 1 2; do
+		[ "$(node_serials $i)" -eq $((m / 2)) ] || fail "node $i's serials: $(node_serials $i)"
+		openssl verify -CAfile "$T/ca/root.pem" -untrusted "$T/ca/subca-devices.pem" \
+			"$(ls "$T/c$i"/*.pem | grep -v chain.pem | head -1)" >/dev/null || fail "node $i: openssl verify"
+	done
+
+	mkcsr --manifest $m --start 6000000000000001 >"$T/r.csv"
+	pids=()
+	for i in 1 2 3; do
+		mkdir -p "$T/d$i"
+		on_node $i kri device --out "$T/d$i" --json "$T/r.csv" >"$T/d$i.json" 2>"$T/d$i.err" &
+		pids+=($!)
+	done
+	local rc
+	for i in 0 1 2; do
+		rc=0
+		wait "${pids[i]}" || rc=$?
+		# keyrite(1): 1 some requests refused, 9 all of them
+		[ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 9 ] || { cat "$T/d$((i + 1)).err" >&2; fail "node $((i + 1)) exited $rc"; }
+	done
+	# what a node refused, another node was issuing at that moment
+	! grep -h '"status":"rejected"' "$T"/d?.json | grep -v "being issued by node [123] (batch" ||
+		fail "a refusal of another kind"
+	one_each
+	[ "$(ncerts)" -eq $((2 * m)) ] || fail "not $((2 * m)) certificates"
+	[ "$(cat "$T"/d?.json | grep -c '"status":"issued"')" -eq $m ] || fail "not $m issued in all"
+	for i in 1 2 3; do
+		[ "$(grep -c '"status":"issued"' "$T/d$i.json")" -eq "$(($(node_serials $i) - (i < 3 ? m / 2 : 0)))" ] ||
+			fail "node $i's count and serials differ"
+	done
+	# run again, each node has every certificate, issued by whichever node
+	for i in 1 2 3; do
+		on_node $i kri device --out "$T/d$i" --json "$T/r.csv" >"$T/e$i.json" 2>"$T/e$i.err" ||
+			{ cat "$T/e$i.err" >&2; fail "node $i: the second run failed"; }
+		[ "$(grep -c '"status":"already-issued"' "$T/e$i.json")" -eq $m ] || fail "node $i: not $m already issued"
+		[ "$(ls "$T/d$i"/*.pem | grep -vc chain.pem)" -eq $m ] || fail "node $i: not $m files"
+	done
+	[ "$(ncerts)" -eq $((2 * m)) ] || fail "the second runs issued more"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# Three gaining ASPs, on three nodes at once, each with the owner's codes
+# for the same 1000 meters: each meter moves once, to one of them; the
+# others are told why; audit verify passes.
+test_nodes_racing_transfers_of_1000_devices_each_moves_once() {
+	nodes_setup 3
+	local n=1000 i pids=() done=0
+	registry_fill $n
+	more_accounts
+	sed -i 's/^accounts *=.*/&, FourthServ/' "$T/ca/keyrite.cnf"
+	printf '\n[account_FourthServ]\nkind = asp\n' >>"$T/ca/keyrite.cnf"
+	node_confs 3
+	codes_for Ottawa "$T/codes.csv" $(tail -n +2 "$T/ottawa.csv" | cut -d, -f1)
+	local asps=(CarParkServ ThirdServ FourthServ)
+	for i in 1 2 3; do
+		on_node $i krr transfer request --as "${asps[i - 1]}" "$T/codes.csv" >"$T/t$i.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in 0 1 2; do wait "${pids[i]}" || true; done
+	for i in 1 2 3; do
+		local d
+		d=$(sed -n 's/^registry transfer request: \([0-9]*\) done.*/\1/p' "$T/t$i.out")
+		[ -n "$d" ] || { cat "$T/t$i.out" >&2; fail "node $i gave no summary"; }
+		done=$((done + d))
+		[ "$(reg_list operator | grep -c "\"asp\":\"${asps[i - 1]}\"")" -eq "$d" ] ||
+			fail "node $i: ${asps[i - 1]} does not hold the $d it moved"
+	done
+	[ $done -eq $n ] || fail "$done transfers, not $n"
+	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq $n ] || fail "not $n approvals"
+	[ -z "$(audit_list --kind registry | grep 'op=transfer-approve' | grep -o 'device=[0-9]*' | sort | uniq -d)" ] ||
+		fail "a device transferred twice"
+	grep -q "the device has no auth code (used" "$T"/t?.out || fail "no loser was told why"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# The database stopped (and started again) under a batch: the batch stops
+# with one message naming the database; run again, it completes: every
+# request issued once, no serial twice, the audit log whole.
+test_nodes_database_restarted_mid_batch_then_a_run_completes() {
+	ca_setup
+	local m=3000 rc=0
+	# a server of its own, to stop (its directory one the postgres user
+	# may enter; a global, for the trap)
+	OWN_PG=$(mktemp -d -p /tmp)
+	chmod 755 "$OWN_PG"
+	trap '"$REPO/tests/e2e/pg.sh" stop "$OWN_PG/pg" 2>/dev/null || true; rm -rf "$OWN_PG"; teardown' EXIT
+	local host port
+	read -r host port < <("$REPO/tests/e2e/pg.sh" start "$OWN_PG/pg") || fail "no server"
+	sed -i "s|^store *=.*|store = postgresql:host=$host port=$port user=keyrite dbname=postgres|" \
+		"$T/ca/keyrite.cnf"
+	mkcsr --manifest $m --start 7000000000000001 >"$T/m.csv"
+	kri device --out "$T/certs" "$T/m.csv" >"$T/one.out" 2>"$T/one.err" &
+	local pid=$! i
+	for i in $(seq 300); do
+		[ "$(psql -qtAX -h "$host" -p "$port" -U keyrite -d postgres \
+			-c "select count(*) from cert where status = 'valid'" 2>/dev/null || echo 0)" -ge 200 ] && break
+		sleep 0.1
+	done
+	"$REPO/tests/e2e/pg.sh" stop "$OWN_PG/pg"
+	wait $pid || rc=$?
+	[ $rc -ne 0 ] || fail "the batch ended before the server stopped"
+	# the batch's summary of what it did, and one message (the other lines
+	# are the test shell's)
+	grep "^keyrite: " "$T/one.err" | grep -v "^keyrite: [0-9]* issued, " >"$T/why" || true
+	[ "$(wc -l <"$T/why")" -eq 1 ] || { cat "$T/one.err" >&2; fail "not one message"; }
+	grep -q "^keyrite: postgresql://keyrite@$host:$port/postgres: " "$T/why" ||
+		{ cat "$T/one.err" >&2; fail "the message does not name the database"; }
+	"$REPO/tests/e2e/pg.sh" again "$OWN_PG/pg"
+	kri device --out "$T/certs" --json "$T/m.csv" >"$T/two.json" 2>"$T/two.err" ||
+		{ cat "$T/two.err" >&2; fail "the second run failed"; }
+	one_each
+	[ "$(ncerts)" -eq $m ] || fail "not $m certificates"
+	[ "$(ls "$T"/certs/*.pem | grep -vc chain.pem)" -eq $m ] || fail "not $m files"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
+# The connection cut (crashat's KR_CUT_AT) at statements of a batch,
+# among them each one after the HSM's signatures: one message, exit 7 (keyrite(1) EXIT STATUS);
+# run again, each request issued once, its reserved serial finished or
+# retired, never two serials for one request.
+test_nodes_connection_cut_then_a_run_completes() {
+	ca_setup
+	local m=20 sends at rc
+	mkcsr --manifest $m --start 8000000000000001 >"$T/m.csv"
+	mkdir -p "$T/probe"
+	KR_CRASH_COUNT=$T/count LD_PRELOAD=$CRASHAT kri device --out "$T/probe" "$T/m.csv" >/dev/null 2>&1 ||
+		fail "the probe run failed"
+	sends=$(awk '$1 == "send" {print $2}' "$T/count")
+	store_reset
+	for at in 2 $((sends / 3)) $((sends / 2)) $((sends - 3)) $((sends - 2)) $((sends - 1)) $sends; do
+		rm -rf "$T/certs"
+		mkdir -p "$T/certs"
+		rc=0
+		KR_CUT_AT=send:$at LD_PRELOAD=$CRASHAT kri device --out "$T/certs" "$T/m.csv" >/dev/null \
+			2>"$T/cut.err" || rc=$?
+		if [ $rc -ne 0 ]; then
+			[ $rc -eq 7 ] || { cat "$T/cut.err" >&2; fail "cut at send $at: exit $rc"; }
+			[ "$(grep -vc "^keyrite: [0-9]* issued, " "$T/cut.err")" -eq 1 ] ||
+				{ cat "$T/cut.err" >&2; fail "cut at $at: not one message"; }
+		fi
+		kri device --out "$T/certs" "$T/m.csv" >/dev/null 2>"$T/again.err" ||
+			{ cat "$T/again.err" >&2; fail "after the cut at send $at the run failed"; }
+		one_each
+		[ "$(ncerts)" -eq $m ] || fail "cut at send $at: not $m certificates"
+		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+		store_reset
+	done
+}
+
+fi
