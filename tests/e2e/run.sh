@@ -32,7 +32,44 @@ if [ "${KR_E2E_STORE:-sqlite}" = postgresql ]; then
 	echo "PostgreSQL on $KR_PG_HOST:$KR_PG_PORT"
 fi
 
-pass=0 fail=0 failed=()
+# run_test FILE TEST: the test in a shell of its own; its output into
+# $results/TEST.log, its exit status into TEST.rc, its seconds into TEST.s.
+run_test() {
+	local start rc=0
+	start=$(date +%s)
+	# inherit_errexit: a command that fails inside \$(...) ends that
+	# subshell too (bash otherwise turns errexit off there, and a
+	# helper's failing check would be read as a result).
+	bash -c "set -eEuo pipefail; shopt -s inherit_errexit
+		trap 'echo \"error at \$(basename \${BASH_SOURCE[0]:-?}):\$LINENO: \$BASH_COMMAND\" >&2' ERR
+		source '$here/lib.sh'; source '$1'; setup; trap teardown EXIT; $2" >"$results/$2.log" 2>&1 || rc=$?
+	echo $(($(date +%s) - start)) >"$results/$2.s"
+	echo $rc >"$results/$2.rc"
+}
+
+# report TEST: its line, and its log's tail if it failed.
+report() {
+	if [ "$(cat "$results/$1.rc")" -eq 0 ]; then
+		pass=$((pass + 1)); echo "PASS $1 ($(cat "$results/$1.s")s)"
+	else
+		fail=$((fail + 1)); failed+=("$1"); echo "FAIL $1"; sed 's/^/    /' "$results/$1.log" | tail -25
+	fi
+}
+
+# Tests run KR_E2E_JOBS at a time (default 2, the cores CI has): each has
+# its own directory, token directory, database and ports, so they do not
+# meet; results are reported as each ends.
+jobs_max=${KR_E2E_JOBS:-2}
+results=$(mktemp -d)
+pass=0 fail=0 failed=() running=()
+# reap: reports the tests that have ended, keeping the others running.
+reap() {
+	local t still=()
+	for t in "${running[@]}"; do
+		if [ -e "$results/$t.rc" ]; then report "$t"; else still+=("$t"); fi
+	done
+	running=("${still[@]}")
+}
 for file in "${files[@]}"; do
 	# A file that does not load (a syntax error, a stray command that fails)
 	# fails the run: its tests must not silently vanish from it.
@@ -50,21 +87,17 @@ for file in "${files[@]}"; do
 			sqlite_only=$((sqlite_only + 1)); echo "SQLITE-ONLY $t"
 			continue
 		fi
-		log=$(mktemp)
-		start=$(date +%s)
-		# inherit_errexit: a command that fails inside \$(...) ends that
-		# subshell too (bash otherwise turns errexit off there, and a
-		# helper's failing check would be read as a result).
-		if bash -c "set -eEuo pipefail; shopt -s inherit_errexit
-			trap 'echo \"error at \$(basename \${BASH_SOURCE[0]:-?}):\$LINENO: \$BASH_COMMAND\" >&2' ERR
-			source '$here/lib.sh'; source '$file'; setup; trap teardown EXIT; $t" >"$log" 2>&1; then
-			pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
-		else
-			fail=$((fail + 1)); failed+=("$t"); echo "FAIL $t"; sed 's/^/    /' "$log" | tail -25
-		fi
-		rm -f "$log"
+		while [ ${#running[@]} -ge "$jobs_max" ]; do
+			wait -n 2>/dev/null || true
+			reap
+		done
+		run_test "$file" "$t" &
+		running+=("$t")
 	done
 done
+wait
+reap
+rm -rf "$results"
 echo
 echo "e2e${KR_E2E_STORE:+ on $KR_E2E_STORE}: $pass passed, $fail failed${KR_E2E_STORE:+, $sqlite_only SQLite-only}"
 [ $fail -eq 0 ]
