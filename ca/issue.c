@@ -213,6 +213,14 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 {
 	char model[sizeof r->in.model], version[sizeof r->in.version];
 	int known = 0;
+	if (r->in.from_manifest) {
+		/* most manifest rows are new devices: added in one statement */
+		kr_device d = {r->in.device_id, r->in.model, r->in.version};
+		int added = 0;
+		KR_TRY(kr_store_add_device(b->store, &d, &added));
+		if (added)
+			return kr_ok();
+	}
 	KR_TRY(kr_store_device(b->store, r->in.device_id, &known, model, sizeof model, version,
 			       sizeof version));
 	if (!r->in.from_manifest) {
@@ -220,10 +228,6 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 			reject(r, "unknown device: not registered in the store (issue it from a "
 				  "manifest first)");
 		return kr_ok();
-	}
-	if (!known) {
-		kr_device d = {r->in.device_id, r->in.model, r->in.version};
-		return kr_store_add_device(b->store, &d);
 	}
 	if (strcmp(model, r->in.model) != 0) {
 		char why[KR_ERR_MSG];

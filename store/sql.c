@@ -86,7 +86,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_AUDIT_ADD] =
 		"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device)"
 		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)",
+	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)"
+			 " ON CONFLICT (id) DO NOTHING",
 	[Q_DEVICE_GET] =
 		"SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
@@ -490,7 +491,7 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d)
+KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d, int *added)
 {
 	char now[21];
 	sq_now(now);
@@ -499,7 +500,9 @@ KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d)
 	db_text(st, 2, d->model);
 	db_text(st, 3, d->version);
 	db_text(st, 4, now);
-	return sq_done(s, st, "adding device");
+	KR_TRY(sq_done(s, st, "adding device"));
+	*added = s->drv->changes(s) == 1;
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,

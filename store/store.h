@@ -74,8 +74,9 @@ typedef struct kr_device {
 	const char *id, *model, *version;
 } kr_device;
 
-/* Adds a device that is not recorded yet. */
-KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d);
+/* Adds a device unless its id is recorded: *added says which (a new
+ * device costs one statement, not a lookup and then an insert). */
+KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d, int *added);
 /* What the store records of device id: *found 0 if nothing; model and
  * version ("" if unknown) into the caller's buffers. */
 KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,
