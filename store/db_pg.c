@@ -376,6 +376,29 @@ static KR_MUST_USE kr_err pg_set_format(kr_store *s, int format)
 	return pg_exec(s, sql);
 }
 
+/* A password written in the CA configuration would travel with every copy
+ * of it: libpq's passfile (~/.pgpass, or passfile=) holds it instead. */
+static KR_MUST_USE kr_err no_password(const char *conninfo)
+{
+	char *why = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+	if (!opts) {
+		size_t n = why ? strcspn(why, "\n") : 0; /* libpq ends it with a newline */
+		kr_err e = kr_errf(KR_EINPUT, "store: not a PostgreSQL connection string: %.*s",
+				   (int)n, why ? why : "");
+		PQfreemem(why);
+		return e;
+	}
+	int has = 0;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		has |= strcmp(o->keyword, "password") == 0 && o->val && *o->val;
+	PQconninfoFree(opts);
+	KR_ENSURE(!has, KR_EINPUT,
+		  "store: the connection string holds a password; keep it in libpq's passfile "
+		  "(~/.pgpass or passfile=FILE) instead");
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err pg_open(kr_store *s, const char *conninfo, int create)
 {
 	pg_conn *pc = calloc(1, sizeof *pc);
@@ -387,6 +410,7 @@ static KR_MUST_USE kr_err pg_open(kr_store *s, const char *conninfo, int create)
 		snprintf(uri, sizeof uri, "postgresql:%s", conninfo);
 		conninfo = uri;
 	}
+	KR_TRY(no_password(conninfo));
 	pc->c = PQconnectdb(conninfo);
 	KR_ENSURE(pc->c, KR_EINTERNAL, "out of memory");
 	PQsetNoticeProcessor(pc->c, quiet, NULL);

@@ -245,4 +245,20 @@ test_nodes_connection_cut_then_a_run_completes() {
 	done
 }
 
+# A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
+# read, a server that does not answer: one message each, nothing made.
+test_nodes_store_strings_refused() {
+	ca_setup
+	local c=$T/ca/keyrite.cnf base=$PG_STORE
+	sed -i "s|^store *=.*|store = $base password=secret|" "$c"
+	expect 3 "the connection string holds a password; keep it in libpq's passfile" kr certs --config "$c"
+	sed -i "s|^store *=.*|store = postgresql://keyrite:secret@$KR_PG_HOST:$KR_PG_PORT/$PG_DB|" "$c"
+	expect 3 "holds a password" kr certs --config "$c"
+	sed -i "s|^store *=.*|store = postgresql:host=$KR_PG_HOST port|" "$c"
+	expect 3 "store: not a PostgreSQL connection string: missing \"=\" after \"port\"" kr certs --config "$c"
+	sed -i "s|^store *=.*|store = postgresql:host=127.0.0.1 port=1 user=keyrite dbname=$PG_DB|" "$c"
+	expect 7 "postgresql://keyrite@127.0.0.1:1/$PG_DB: cannot connect: " kr certs --config "$c"
+	[ "$(db "select count(*) from pg_tables where schemaname = 'public'")" -eq 0 ] || fail "tables were made"
+}
+
 fi
