@@ -27,6 +27,10 @@ typedef struct db_driver {
 	/* the types of a column of octets and of text, in a table made later */
 	const char *blob_type, *text_type;
 	KR_MUST_USE kr_err (*open)(kr_store *s, const char *where, int create);
+	/* closing: the store's statements are finalized next, then close; a
+	 * server's prepared statements end with the connection, so none is
+	 * released one by one (a round trip each). NULL if nothing to do. */
+	void (*closing)(kr_store *s);
 	void (*close)(kr_store *s);
 	/* *format: 0 for an empty database; a foreign one is refused. */
 	KR_MUST_USE kr_err (*identity)(kr_store *s, int64_t *format);

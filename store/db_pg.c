@@ -26,6 +26,7 @@ typedef struct pg_conn {
 	PGconn *c;
 	long changes;
 	unsigned next_name;
+	int closing; /* pg_closing's: statements are no longer deallocated */
 	char err[512];
 } pg_conn;
 
@@ -147,7 +148,7 @@ static void pg_reset(db_stmt *d)
 
 static void deallocate(pg_stmt *st)
 {
-	if (st->prepared && PQstatus(conn(st->s)->c) == CONNECTION_OK) {
+	if (st->prepared && !conn(st->s)->closing && PQstatus(conn(st->s)->c) == CONNECTION_OK) {
 		char sql[40];
 		snprintf(sql, sizeof sql, "DEALLOCATE %s", st->name);
 		PQclear(PQexec(conn(st->s)->c, sql));
@@ -428,6 +429,8 @@ static KR_MUST_USE kr_err pg_open(kr_store *s, const char *conninfo, int create)
 	return kr_ok();
 }
 
+static void pg_closing(kr_store *s) { conn(s)->closing = 1; }
+
 static void pg_close(kr_store *s)
 {
 	PQfinish(conn(s)->c);
@@ -534,6 +537,7 @@ const db_driver kr_db_pg = {
 	.blob_type = "BYTEA",
 	.text_type = TXT,
 	.open = pg_open,
+	.closing = pg_closing,
 	.close = pg_close,
 	.identity = pg_identity,
 	.set_format = pg_set_format,

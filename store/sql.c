@@ -334,6 +334,8 @@ void kr_store_close(kr_store *s)
 {
 	if (!s)
 		return;
+	if (s->conn && s->drv->closing)
+		s->drv->closing(s);
 	for (int i = 0; i < Q_COUNT; i++)
 		db_finalize(s->q[i]);
 	db_finalize(s->pub_add);
