@@ -130,11 +130,12 @@ e2e: $(BUILD)/keyrite $(BUILD)/mkcsr $(BUILD)/crashat.so $(BUILD)/esim
 	$(RUN_ENV) KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) \
 	  CRASHAT=$(abspath $(BUILD)/crashat.so) ESIM=$(abspath $(BUILD)/esim) tests/e2e/run.sh
 
-# The issuance, revocation, CRL, audit, publication and registry tests again
+# The issuance, revocation, CRL, audit, publication and registry tests again,
+# and several nodes on one store (t_nodes.sh),
 # on PostgreSQL (a server of their own, tests/e2e/pg.sh), at the sanitizer
 # runs' bulk size: the same checks, in the 20-minute budget.
 e2e-pg: $(BUILD)/keyrite $(BUILD)/mkcsr $(BUILD)/crashat.so $(BUILD)/esim
-	KR_E2E_STORE=postgresql KR_E2E_FILES="issue registry publish" KR_E2E_BULK=2000 \
+	KR_E2E_STORE=postgresql KR_E2E_FILES="issue registry publish nodes" KR_E2E_BULK=2000 \
 	  KEYRITE=$(abspath $(BUILD)/keyrite) MKCSR=$(abspath $(BUILD)/mkcsr) \
 	  CRASHAT=$(abspath $(BUILD)/crashat.so) ESIM=$(abspath $(BUILD)/esim) tests/e2e/run.sh
 

@@ -62,12 +62,15 @@ wait_all() {
 	done
 }
 
-# one_each: every certificate's device has one, and no serial is there
-# twice.
+# one_each: every certificate's device has one, and no serial or profile
+# id is there twice.
 one_each() {
 	krc --json >"$T/all.json"
 	[ -z "$(grep -o '"serial":"[0-9A-F]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a serial twice"
 	[ -z "$(grep -o '"device":"[0-9]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a device certified twice"
+	[ -z "$(grep -o '"profile_id":[0-9]*' "$T/all.json" | sort | uniq -d)" ] || fail "a profile id twice"
+	[ "$(grep -c '"profile_id":[0-9]' "$T/all.json")" -eq "$(wc -l <"$T/all.json")" ] ||
+		fail "a certificate without a profile id"
 }
 
 # node_serials I: how many certificates carry node I's number (keyrite-ca(5)
@@ -218,20 +221,26 @@ test_nodes_database_restarted_mid_batch_then_a_run_completes() {
 # retired, never two serials for one request.
 test_nodes_connection_cut_then_a_run_completes() {
 	ca_setup
-	local m=20 sends at rc
+	local m=20 sends at rc cut=0
 	mkcsr --manifest $m --start 8000000000000001 >"$T/m.csv"
 	mkdir -p "$T/probe"
 	KR_CRASH_COUNT=$T/count LD_PRELOAD=$CRASHAT kri device --out "$T/probe" "$T/m.csv" >/dev/null 2>&1 ||
 		fail "the probe run failed"
 	sends=$(awk '$1 == "send" {print $2}' "$T/count")
 	store_reset
-	for at in 2 $((sends / 3)) $((sends / 2)) $((sends - 3)) $((sends - 2)) $((sends - 1)) $sends; do
+	# a few points early, then every other send of the batch's last 44
+	# (the signed chunk recorded, the audit entries, the commit, the
+	# checkpoint): all but the last, the connection's goodbye, stop it
+	local points=(2 $((sends / 3)) $((sends / 2)) $(seq $((sends - 44)) 2 $((sends - 1))))
+	for at in "${points[@]}"; do
 		rm -rf "$T/certs"
 		mkdir -p "$T/certs"
 		rc=0
 		KR_CUT_AT=send:$at LD_PRELOAD=$CRASHAT kri device --out "$T/certs" "$T/m.csv" >/dev/null \
 			2>"$T/cut.err" || rc=$?
+		echo "cut at send $at of $sends: exit $rc" >&2
 		if [ $rc -ne 0 ]; then
+			cut=$((cut + 1))
 			[ $rc -eq 7 ] || { cat "$T/cut.err" >&2; fail "cut at send $at: exit $rc"; }
 			[ "$(grep -vc "^keyrite: [0-9]* issued, " "$T/cut.err")" -eq 1 ] ||
 				{ cat "$T/cut.err" >&2; fail "cut at $at: not one message"; }
@@ -243,6 +252,7 @@ test_nodes_connection_cut_then_a_run_completes() {
 		has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 		store_reset
 	done
+	[ $cut -eq ${#points[@]} ] || fail "only $cut of ${#points[@]} cuts stopped the batch"
 }
 
 # A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
