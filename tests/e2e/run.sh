@@ -81,9 +81,11 @@ for file in "${files[@]}"; do
 	tests=$(awk '{print $3}' <<<"$listing" | grep '^test_' || true)
 	for t in $tests; do
 		[ -n "$filter" ] && [[ $t != *$filter* ]] && continue
+		# the body read whole first: grep -q ending early would kill the
+		# writer with SIGPIPE, and pipefail would read that as no match
 		if [ "${KR_E2E_STORE:-sqlite}" = postgresql ] &&
-			bash -c "source '$here/lib.sh'; source '$file'; declare -f $t" |
-			grep -qiE 'registry\.db|sqlite3|\.db\b|pragma|hex\(|(^|[^a-z_])restore '; then
+			body=$(bash -c "source '$here/lib.sh'; source '$file'; declare -f $t") &&
+			grep -qiE 'registry\.db|sqlite3|\.db\b|pragma|hex\(|(^|[^a-z_])restore ' <<<"$body"; then
 			sqlite_only=$((sqlite_only + 1)); echo "SQLITE-ONLY $t"
 			continue
 		fi
