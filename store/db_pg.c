@@ -20,7 +20,7 @@ enum { OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 2
 
 /* pg_advisory_xact_lock's key: "krit", as SQLite's application_id */
 #define PG_WRITE_LOCK "1802660212"
-#define PG_PARAMS 24
+#define PG_PARAMS 65535
 
 typedef struct pg_conn {
 	PGconn *c;
@@ -36,12 +36,13 @@ typedef struct pg_stmt {
 	char *sql; /* with $N placeholders */
 	char name[16];
 	int nparams, prepared;
-	const char *val[PG_PARAMS];
-	int len[PG_PARAMS], fmt[PG_PARAMS];
+	/* nparams of each (a statement of many rows has hundreds) */
+	const char **val;
+	int *len, *fmt;
 	/* the types bound (a NULL text or blob has its type too: a parameter
 	 * met first in "? IS NULL" is not inferred), and those prepared */
-	Oid type[PG_PARAMS], prepared_type[PG_PARAMS];
-	char num[PG_PARAMS][24];
+	Oid *type, *prepared_type;
+	char (*num)[24];
 	PGresult *res;
 	int row, nrows;
 } pg_stmt;
@@ -91,7 +92,7 @@ static KR_MUST_USE kr_err pg_exec(kr_store *s, const char *sql)
 static KR_MUST_USE kr_err translate(const char *sql, char **out, int *nparams)
 {
 	size_t n = strlen(sql);
-	char *t = malloc(n * 4 + 1);
+	char *t = malloc(n * 6 + 1); /* "?" becomes at most "$99999" */
 	KR_ENSURE(t, KR_EINTERNAL, "out of memory");
 	int quoted = 0, next = 0, max = 0;
 	char *w = t;
@@ -112,13 +113,25 @@ static KR_MUST_USE kr_err translate(const char *sql, char **out, int *nparams)
 		w += sprintf(w, "$%d", k);
 	}
 	*w = '\0';
-	if (max > PG_PARAMS) {
+	if (max > PG_PARAMS) { /* the protocol's limit */
 		free(t);
 		return kr_errf(KR_EINTERNAL, "a statement with %d parameters", max);
 	}
 	*out = t;
 	*nparams = max;
 	return kr_ok();
+}
+
+static void free_stmt(pg_stmt *st)
+{
+	free(st->val);
+	free(st->len);
+	free(st->fmt);
+	free(st->type);
+	free(st->prepared_type);
+	free(st->num);
+	free(st->sql);
+	free(st);
 }
 
 static KR_MUST_USE kr_err pg_prepare(kr_store *s, const char *sql, db_stmt **out)
@@ -128,8 +141,19 @@ static KR_MUST_USE kr_err pg_prepare(kr_store *s, const char *sql, db_stmt **out
 	st->base.drv = &kr_db_pg;
 	st->s = s;
 	kr_err e = translate(sql, &st->sql, &st->nparams);
+	size_t n = st->nparams > 0 ? (size_t)st->nparams : 1;
+	if (!kr_failed(&e)) {
+		st->val = calloc(n, sizeof *st->val);
+		st->len = calloc(n, sizeof *st->len);
+		st->fmt = calloc(n, sizeof *st->fmt);
+		st->type = calloc(n, sizeof *st->type);
+		st->prepared_type = calloc(n, sizeof *st->prepared_type);
+		st->num = calloc(n, sizeof *st->num);
+		if (!st->val || !st->len || !st->fmt || !st->type || !st->prepared_type || !st->num)
+			e = kr_errf(KR_EINTERNAL, "out of memory");
+	}
 	if (kr_failed(&e)) {
-		free(st);
+		free_stmt(st);
 		return e;
 	}
 	*out = &st->base;
@@ -142,8 +166,9 @@ static void pg_reset(db_stmt *d)
 	PQclear(st->res);
 	st->res = NULL;
 	st->row = st->nrows = 0;
-	memset(st->val, 0, sizeof st->val);
-	memset(st->type, 0, sizeof st->type);
+	size_t n = st->nparams > 0 ? (size_t)st->nparams : 1;
+	memset(st->val, 0, n * sizeof *st->val);
+	memset(st->type, 0, n * sizeof *st->type);
 }
 
 static void deallocate(pg_stmt *st)
@@ -161,8 +186,7 @@ static void pg_finalize(db_stmt *d)
 	pg_stmt *st = pst(d);
 	pg_reset(d);
 	deallocate(st);
-	free(st->sql);
-	free(st);
+	free_stmt(st);
 }
 
 /* The statement is prepared on the server at its first run with the types
