@@ -366,41 +366,65 @@ static char *names_of(const req *r)
 	return s;
 }
 
-static KR_MUST_USE kr_err record(batch *b, chunk *c)
+/* The chunk's issued certificates as the store's rows, *n of them, their
+ * names in sans[] (malloc'd). */
+static KR_MUST_USE kr_err rows_of(const batch *b, chunk *c, kr_cert_row *rows, char **sans,
+				  size_t *n)
 {
-	KR_TXN(t);
-	KR_TRY(kr_txn_begin(&t, b->store));
-	kr_err e = kr_ok();
 	struct tm tm;
 	ASN1_TIME_to_tm(b->validity->not_before, &tm);
 	int64_t nb = (int64_t)timegm(&tm);
 	ASN1_TIME_to_tm(b->validity->not_after, &tm);
 	int64_t na = (int64_t)timegm(&tm);
-	for (int i = 0; i < c->n && !kr_failed(&e); i++) {
+	*n = 0;
+	for (int i = 0; i < c->n; i++) {
 		req *r = &c->reqs[i];
 		if (r->state != R_ISSUED)
 			continue;
-		char *sans = names_of(r);
-		kr_cert_row row = {
+		sans[*n] = names_of(r);
+		KR_ENSURE(sans[*n], KR_EINTERNAL, "out of memory");
+		kr_cert_row *row = &rows[(*n)++];
+		*row = (kr_cert_row){
 			.ca = b->ca->id,
 			.serial = r->serial,
 			.serial_len = 16,
 			.profile = b->p->name,
 			.subject = r->name,
-			.sans = sans,
+			.sans = sans[*n - 1],
 			.not_before = nb,
 			.not_after = na,
 			.der = r->der,
 			.der_len = (size_t)r->der_len,
 		};
-		memcpy(row.spki_sha256, r->csr.spki_sha256, 32);
-		memcpy(row.csr_sha256, r->csr.sha256, 32);
-		e = kr_store_complete(b->store, &row, r->tbs_sha256);
-		if (!kr_failed(&e) && b->o->gate)
+		memcpy(row->spki_sha256, r->csr.spki_sha256, 32);
+		memcpy(row->csr_sha256, r->csr.sha256, 32);
+		memcpy(row->tbs_sha256, r->tbs_sha256, 32);
+	}
+	return kr_ok();
+}
+
+/* The chunk's certificates recorded, then what the gate (the registry)
+ * records of each, in one transaction. */
+static KR_MUST_USE kr_err record(batch *b, chunk *c)
+{
+	KR_TXN(t);
+	KR_TRY(kr_txn_begin(&t, b->store));
+	size_t n = 0;
+	kr_cert_row *rows = calloc((size_t)c->n + 1, sizeof *rows);
+	char **sans = calloc((size_t)c->n + 1, sizeof *sans);
+	kr_err e = rows && sans ? rows_of(b, c, rows, sans, &n) : kr_errf(KR_EINTERNAL, "out of memory");
+	if (!kr_failed(&e))
+		e = kr_store_complete(b->store, rows, n);
+	for (int i = 0; i < c->n && !kr_failed(&e) && b->o->gate; i++) {
+		req *r = &c->reqs[i];
+		if (r->state == R_ISSUED)
 			e = b->o->gate->issued(b->o->gate->arg, b->store, &r->in, r->profile_id,
 					       b->ca->id, r->serial, r->serial_len);
-		free(sans);
 	}
+	for (int i = 0; sans && i < c->n; i++)
+		free(sans[i]);
+	free(sans);
+	free(rows);
 	KR_TRY(e);
 	return kr_txn_commit(&t);
 }

@@ -70,6 +70,20 @@ static const char schema_v4[] =
 	"CREATE UNIQUE INDEX cert_request ON cert (ca_id, profile, csr_sha256,"
 	" coalesce(profile_id, 0)) WHERE status <> 'abandoned';";
 
+/* An audit entry's insert, and a chunk's certificates recorded (pending ->
+ * valid), in statements of one row or of many (sq_piece). */
+#define AUDIT_INSERT                                                                             \
+	"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device) VALUES "
+#define AUDIT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define ISSUED_HEAD                                                                              \
+	"UPDATE cert SET status = 'valid', subject = v.column1, sans = v.column2,"                 \
+	" spki_sha256 = v.column3, not_before = v.column4, not_after = v.column5,"                \
+	" der = v.column6 FROM (VALUES "
+#define ISSUED_ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define ISSUED_TAIL                                                                              \
+	") AS v WHERE cert.ca_id = v.column7 AND cert.serial = v.column8 AND"                      \
+	" cert.status = 'pending'"
+
 static const char *const queries[Q_COUNT] = {
 	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
 		    "profile = ? AND "
@@ -77,15 +91,10 @@ static const char *const queries[Q_COUNT] = {
 	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
 		      " input, device_id, profile_id, node)"
 		      " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-	[Q_ISSUED] = "UPDATE cert SET status = 'valid', subject = ?, sans = ?, spki_sha256 = ?,"
-		     " not_before = ?, not_after = ?, der = ? WHERE ca_id = ? AND serial = ?"
-		     " AND status = 'pending'",
 	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
 		       " VALUES (?, ?, ?, ?)",
 	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-	[Q_AUDIT_ADD] =
-		"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[Q_AUDIT_ADD] = AUDIT_INSERT AUDIT_ROW,
 	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)"
 			 " ON CONFLICT (id) DO NOTHING",
 	[Q_DEVICE_GET] =
@@ -343,6 +352,10 @@ void kr_store_close(kr_store *s)
 		db_finalize(s->rq[i]);
 	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
 		db_finalize(s->sv[i]);
+	for (int i = 0; i < SQ_PIECES; i++) {
+		db_finalize(s->issued_rows[i]);
+		db_finalize(s->audit_rows[i]);
+	}
 	if (s->conn)
 		s->drv->close(s);
 	free(s->path);
@@ -350,6 +363,49 @@ void kr_store_close(kr_store *s)
 }
 
 int kr_store_node(const kr_store *s) { return s->node; }
+
+/* An audit entry as it is written: the chain's next link. */
+typedef struct sq_entry {
+	int64_t seq;
+	char now[21], detail[KR_DETAIL_MAX];
+	const char *kind;
+	uint8_t prev[32], hash[32];
+	const kr_detail *d;
+} sq_entry;
+
+/* The entry after the chain's head, which it becomes (in the cache; the
+ * caller writes it in the same transaction). */
+static KR_MUST_USE kr_err audit_next(kr_store *s, const char *kind, const kr_detail *d,
+				     sq_entry *e)
+{
+	e->kind = kind;
+	e->d = d;
+	KR_TRY(kr_detail_format(d, e->detail, sizeof e->detail));
+	KR_TRY(kr_store_audit_head(s, &e->seq, e->prev));
+	e->seq++;
+	sq_now(e->now);
+	KR_TRY(kr_audit_hash(e->prev, e->seq, e->now, kind, e->detail, e->hash));
+	s->c.head_seq = e->seq;
+	memcpy(s->c.head, e->hash, 32);
+	return kr_ok();
+}
+
+/* Binds an entry as the nine values after parameter at (AUDIT_ROW's). */
+static void bind_entry(db_stmt *st, int at, const sq_entry *e)
+{
+	db_int(st, at + 1, e->seq);
+	db_text(st, at + 2, e->now);
+	db_text(st, at + 3, e->kind);
+	db_text(st, at + 4, e->detail);
+	db_blob(st, at + 5, e->prev, 32);
+	db_blob(st, at + 6, e->hash, 32);
+	if (kr_detail_has(e->d, KR_D_CA))
+		db_int(st, at + 7, e->d->num[KR_D_CA]);
+	size_t n = 0;
+	const uint8_t *serial = kr_detail_serial(e->d, &n);
+	db_blob(st, at + 8, kr_detail_has(e->d, KR_D_SERIAL) ? serial : NULL, n);
+	db_text(st, at + 9, kr_detail_has(e->d, KR_D_DEVICE) ? e->d->str[KR_D_DEVICE] : NULL);
+}
 
 /* ---- transactions ------------------------------------------------------------ */
 
@@ -647,29 +703,101 @@ KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
 	return sq_done(s, st, "reserving a serial");
 }
 
-KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
-				     const uint8_t tbs_sha256[32])
+/* slots[k]: head, 2^k copies of row, tail, prepared at its first use. */
+static KR_MUST_USE kr_err sq_piece(kr_store *s, db_stmt **slots, int k, const char *head,
+				   const char *row, const char *tail, db_stmt **out)
 {
-	db_stmt *st = sq_q(s, Q_ISSUED);
-	db_text(st, 1, r->subject);
-	db_text(st, 2, r->sans);
-	db_blob(st, 3, r->spki_sha256, 32);
-	db_int(st, 4, r->not_before);
-	db_int(st, 5, r->not_after);
-	db_blob(st, 6, r->der, r->der_len);
-	db_int(st, 7, r->ca);
-	db_blob(st, 8, r->serial, r->serial_len);
-	KR_TRY(sq_done(s, st, "recording a certificate"));
-	KR_ENSURE(s->drv->changes(s) == 1, KR_EINTERNAL, "%s: no pending row for a serial",
+	if (slots[k])
+		return sq_cached(s, &slots[k], NULL, out);
+	size_t n = (size_t)1 << k, len = strlen(head) + n * (strlen(row) + 2) + strlen(tail) + 1;
+	char *sql = malloc(len);
+	KR_ENSURE(sql, KR_EINTERNAL, "out of memory");
+	size_t o = (size_t)snprintf(sql, len, "%s", head);
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(sql + o, len - o, "%s%s", i ? ", " : "", row);
+	snprintf(sql + o, len - o, "%s", tail);
+	kr_err e = sq_cached(s, &slots[k], sql, out);
+	free(sql);
+	return e;
+}
+
+/* The largest piece for n rows: 2^k <= n, up to 2^(SQ_PIECES - 1). */
+static int piece_for(size_t n)
+{
+	int k = 0;
+	while (k + 1 < SQ_PIECES && ((size_t)2 << k) <= n)
+		k++;
+	return k;
+}
+
+/* What a piece of a chunk's completions writes to the audit log. */
+typedef struct sq_issues {
+	kr_detail d[1 << (SQ_PIECES - 1)];
+	sq_entry e[1 << (SQ_PIECES - 1)];
+} sq_issues;
+
+static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int k,
+				       sq_issues *a)
+{
+	size_t n = (size_t)1 << k;
+	for (size_t i = 0; i < n; i++) {
+		const kr_cert_row *r = &rows[i];
+		kr_detail *d = &a->d[i];
+		kr_detail_init(d);
+		kr_detail_num(d, KR_D_CA, r->ca);
+		kr_detail_bytes(d, KR_D_SERIAL, r->serial, r->serial_len);
+		kr_detail_str(d, KR_D_PROFILE, r->profile);
+		kr_detail_bytes(d, KR_D_CSR, r->csr_sha256, 32);
+		kr_detail_bytes(d, KR_D_TBS, r->tbs_sha256, 32);
+		KR_TRY(audit_next(s, "issue", d, &a->e[i]));
+	}
+	db_stmt *st = NULL;
+	KR_TRY(sq_piece(s, s->audit_rows, k, AUDIT_INSERT, AUDIT_ROW, "", &st));
+	for (size_t i = 0; i < n; i++)
+		bind_entry(st, (int)i * 9, &a->e[i]);
+	return sq_done(s, st, "appending to the audit log");
+}
+
+/* 2^k rows of a chunk: one statement records them, one logs them. */
+static KR_MUST_USE kr_err complete_piece(kr_store *s, const kr_cert_row *rows, int k,
+					 sq_issues *a)
+{
+	size_t n = (size_t)1 << k;
+	db_stmt *st = NULL;
+	KR_TRY(sq_piece(s, s->issued_rows, k, ISSUED_HEAD, ISSUED_ROW, ISSUED_TAIL, &st));
+	for (size_t i = 0; i < n; i++) {
+		const kr_cert_row *r = &rows[i];
+		int at = (int)i * 8;
+		db_text(st, at + 1, r->subject);
+		db_text(st, at + 2, r->sans);
+		db_blob(st, at + 3, r->spki_sha256, 32);
+		db_int(st, at + 4, r->not_before);
+		db_int(st, at + 5, r->not_after);
+		db_blob(st, at + 6, r->der, r->der_len);
+		db_int(st, at + 7, r->ca);
+		db_blob(st, at + 8, r->serial, r->serial_len);
+	}
+	KR_TRY(sq_done(s, st, "recording certificates"));
+	KR_ENSURE(s->drv->changes(s) == (long)n, KR_EINTERNAL, "%s: no pending row for a serial",
 		  s->path);
-	kr_detail d;
-	kr_detail_init(&d);
-	kr_detail_num(&d, KR_D_CA, r->ca);
-	kr_detail_bytes(&d, KR_D_SERIAL, r->serial, r->serial_len);
-	kr_detail_str(&d, KR_D_PROFILE, r->profile);
-	kr_detail_bytes(&d, KR_D_CSR, r->csr_sha256, 32);
-	kr_detail_bytes(&d, KR_D_TBS, tbs_sha256, 32);
-	return sq_audit(s, "issue", &d);
+	return audit_issues(s, rows, k, a);
+}
+
+/* A chunk is recorded in pieces of up to 64 rows: on PostgreSQL each
+ * statement is a round trip under the store's lock, and a certificate's two
+ * (its row, its audit entry) were most of a chunk's time there. */
+KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_t n)
+{
+	sq_issues *a = malloc(sizeof *a);
+	KR_ENSURE(a, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_ok();
+	for (size_t done = 0; done < n && !kr_failed(&e);) {
+		int k = piece_for(n - done);
+		e = complete_piece(s, rows + done, k, a);
+		done += (size_t)1 << k;
+	}
+	free(a);
+	return e;
 }
 
 KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,
@@ -900,31 +1028,11 @@ KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[3
 /* The entry's text from its fields, and the columns a lookup uses. */
 KR_MUST_USE kr_err sq_audit(kr_store *s, const char *kind, const kr_detail *d)
 {
-	int64_t seq;
-	uint8_t prev[32], hash[32];
-	char now[21], detail[KR_DETAIL_MAX];
-	KR_TRY(kr_detail_format(d, detail, sizeof detail));
-	KR_TRY(kr_store_audit_head(s, &seq, prev));
-	seq++;
-	sq_now(now);
-	KR_TRY(kr_audit_hash(prev, seq, now, kind, detail, hash));
+	sq_entry e;
+	KR_TRY(audit_next(s, kind, d, &e));
 	db_stmt *st = sq_q(s, Q_AUDIT_ADD);
-	db_int(st, 1, seq);
-	db_text(st, 2, now);
-	db_text(st, 3, kind);
-	db_text(st, 4, detail);
-	db_blob(st, 5, prev, 32);
-	db_blob(st, 6, hash, 32);
-	if (kr_detail_has(d, KR_D_CA))
-		db_int(st, 7, d->num[KR_D_CA]);
-	size_t n = 0;
-	const uint8_t *serial = kr_detail_serial(d, &n);
-	db_blob(st, 8, kr_detail_has(d, KR_D_SERIAL) ? serial : NULL, n);
-	db_text(st, 9, kr_detail_has(d, KR_D_DEVICE) ? d->str[KR_D_DEVICE] : NULL);
-	KR_TRY(sq_done(s, st, "appending to the audit log"));
-	s->c.head_seq = seq;
-	memcpy(s->c.head, hash, 32);
-	return kr_ok();
+	bind_entry(st, 0, &e);
+	return sq_done(s, st, "appending to the audit log");
 }
 
 KR_MUST_USE kr_err kr_store_add_firmware(kr_store *s, const kr_fw_row *r)

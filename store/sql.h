@@ -15,7 +15,6 @@
 enum {
 	Q_PRIOR,
 	Q_RESERVE,
-	Q_ISSUED,
 	Q_REJECTED,
 	Q_AUDIT_HEAD,
 	Q_AUDIT_ADD,
@@ -35,6 +34,9 @@ enum {
 #define SQ_REGISTRY_STATEMENTS 16
 /* sql_service.c's. */
 #define SQ_SERVICE_STATEMENTS 8
+
+/* Statements of 1, 2, 4, ... 64 rows (sql.c's sq_piece). */
+#define SQ_PIECES 7
 
 /* What a transaction keeps in memory: the audit chain's head, and the
  * profile-id counter, counted here and written at the commit (one
@@ -57,6 +59,7 @@ struct kr_store {
 	db_stmt *rq[SQ_REGISTRY_STATEMENTS];
 	db_stmt *sv[SQ_SERVICE_STATEMENTS];
 	db_stmt *pub_add; /* keyrite publish: INSERT INTO current */
+	db_stmt *issued_rows[SQ_PIECES], *audit_rows[SQ_PIECES];
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
 	sq_cache mark;

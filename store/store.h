@@ -128,12 +128,13 @@ typedef struct kr_cert_row {
 	int64_t not_before, not_after;
 	const uint8_t *der;
 	size_t der_len;
+	uint8_t tbs_sha256[32]; /* for the audit entry */
 } kr_cert_row;
 
 KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
-/* pending -> valid, with an audit entry carrying tbs_sha256. */
-KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *r,
-				     const uint8_t tbs_sha256[32]);
+/* pending -> valid for n rows (a chunk's), each with an audit entry
+ * carrying its tbs_sha256. */
+KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_t n);
 
 /* A rejected request, for the record of the batch. */
 KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,

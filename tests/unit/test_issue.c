@@ -301,12 +301,11 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	/* Issue properly, then find it. */
 	uint8_t serial2[16] = {0x33};
 	kr_cert_row r2 = row(caid, batch, serial2, 0xaa);
-	uint8_t tbs[32] = {0};
 	r2.der = (const uint8_t *)"DER";
 	r2.der_len = 3;
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
 	KR_ASSERT_OK(kr_store_reserve(s, &r2));
-	KR_ASSERT_OK(kr_store_complete(s, &r2, tbs));
+	KR_ASSERT_OK(kr_store_complete(s, &r2, 1));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r2.csr_sha256, &prior));
 	cr_assert(prior.found && !strcmp(prior.status, "valid") && prior.der_len == 3);
