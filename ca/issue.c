@@ -39,6 +39,7 @@ typedef struct req {
 	uint8_t *der; /* OPENSSL_malloc'd */
 	int der_len;
 	uint8_t tbs_sha256[32];
+	int stored; /* its reservation written to the store */
 	char *file; /* the output file's path, once written */
 } req;
 
@@ -247,12 +248,17 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd);
 
 /* The gate decides instead of the store's record of CSRs. */
-static KR_MUST_USE kr_err gated(batch *b, req *r, const uint8_t *rnd)
+static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c);
+
+static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
 	const kr_issue_gate *g = b->o->gate;
 	kr_gate_verdict v = KR_GATE_REFUSE;
 	char why[KR_ERR_MSG] = "";
 	kr_code code = KR_EINPUT;
+	/* the registry decides on what the store holds: the chunk's earlier
+	 * reservations first */
+	KR_TRY(store_reserved(b, c));
 	KR_TRY(g->admit(g->arg, b->store, &r->in, &v, &r->profile_id, why, sizeof why, &code));
 	if (v == KR_GATE_REFUSE)
 		reject_as(r, code, why[0] ? why : "refused");
@@ -271,7 +277,7 @@ static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
 		return kr_ok();
 	}
 	if (b->o->gate)
-		return gated(b, r, rnd);
+		return gated(b, c, r, rnd);
 	/* The device first: a manifest row's model and version count even
 	 * for a request issued before. */
 	if (b->p->identity == KR_ID_DEVICE) {
@@ -319,20 +325,39 @@ static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd)
 	r->serial_len = KR_SERIAL_LEN;
 	kr_serial_make_node(r->serial, kr_store_node(b->store));
 	KR_TRY(kr_serial_asn1(r->serial, r->serial_len, &r->serial_int));
-	kr_cert_row row = {
-		.ca = b->ca->id,
-		.batch = b->batch_id,
-		.profile_id = r->profile_id,
-		.serial = r->serial,
-		.serial_len = 16,
-		.profile = b->p->name,
-		.device_id = b->p->identity == KR_ID_DEVICE ? r->in.device_id : NULL,
-		.input = r->in.where,
-	};
-	memcpy(row.csr_sha256, r->csr.sha256, 32);
-	KR_TRY(kr_store_reserve(b->store, &row));
-	r->state = R_RESERVED;
+	r->state = R_RESERVED; /* in the store at store_reserved, before the commit */
 	return kr_ok();
+}
+
+/* The chunk's reservations not yet in the store, written in one go (the
+ * statements of many rows cost a round trip each on PostgreSQL, not one
+ * per request). */
+static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c)
+{
+	kr_cert_row *rows = calloc((size_t)c->n + 1, sizeof *rows);
+	KR_ENSURE(rows, KR_EINTERNAL, "out of memory");
+	size_t n = 0;
+	for (int i = 0; i < c->n; i++) {
+		req *r = &c->reqs[i];
+		if (r->state != R_RESERVED || r->stored)
+			continue;
+		r->stored = 1;
+		kr_cert_row *row = &rows[n++];
+		*row = (kr_cert_row){
+			.ca = b->ca->id,
+			.batch = b->batch_id,
+			.profile_id = r->profile_id,
+			.serial = r->serial,
+			.serial_len = 16,
+			.profile = b->p->name,
+			.device_id = b->p->identity == KR_ID_DEVICE ? r->in.device_id : NULL,
+			.input = r->in.where,
+		};
+		memcpy(row->csr_sha256, r->csr.sha256, 32);
+	}
+	kr_err e = kr_store_reserve(b->store, rows, n);
+	free(rows);
+	return e;
 }
 
 static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
@@ -350,6 +375,7 @@ static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 			KR_TRY(kr_store_reject(b->store, b->batch_id, r->in.where,
 					       r->in.der ? r->csr.sha256 : NULL, r->reason));
 	}
+	KR_TRY(store_reserved(b, c));
 	return kr_txn_commit(&t);
 }
 

@@ -70,11 +70,16 @@ static const char schema_v4[] =
 	"CREATE UNIQUE INDEX cert_request ON cert (ca_id, profile, csr_sha256,"
 	" coalesce(profile_id, 0)) WHERE status <> 'abandoned';";
 
-/* An audit entry's insert, and a chunk's certificates recorded (pending ->
- * valid), in statements of one row or of many (sq_piece). */
+/* An audit entry's insert, a chunk's reservations, and its certificates
+ * recorded (pending -> valid), in statements of one row or of many
+ * (sq_piece). */
 #define AUDIT_INSERT                                                                             \
 	"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device) VALUES "
 #define AUDIT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define RESERVE_INSERT                                                                           \
+	"INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id, input,"          \
+	" device_id, profile_id, node) VALUES "
+#define RESERVE_ROW "(?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
 #define ISSUED_HEAD                                                                              \
 	"UPDATE cert SET status = 'valid', subject = v.column1, sans = v.column2,"                 \
 	" spki_sha256 = v.column3, not_before = v.column4, not_after = v.column5,"                \
@@ -88,9 +93,6 @@ static const char *const queries[Q_COUNT] = {
 	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
 		    "profile = ? AND "
 		    "csr_sha256 = ? AND status <> 'abandoned'",
-	[Q_RESERVE] = "INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id,"
-		      " input, device_id, profile_id, node)"
-		      " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
 	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
 		       " VALUES (?, ?, ?, ?)",
 	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -355,6 +357,7 @@ void kr_store_close(kr_store *s)
 	for (int i = 0; i < SQ_PIECES; i++) {
 		db_finalize(s->issued_rows[i]);
 		db_finalize(s->audit_rows[i]);
+		db_finalize(s->reserve_rows[i]);
 	}
 	if (s->conn)
 		s->drv->close(s);
@@ -687,22 +690,6 @@ KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r)
-{
-	db_stmt *st = sq_q(s, Q_RESERVE);
-	db_int(st, 1, r->ca);
-	db_blob(st, 2, r->serial, r->serial_len);
-	db_text(st, 3, r->profile);
-	db_blob(st, 4, r->csr_sha256, 32);
-	db_int(st, 5, r->batch);
-	db_text(st, 6, r->input);
-	db_text(st, 7, r->device_id);
-	if (r->profile_id > 0)
-		db_int(st, 8, r->profile_id);
-	db_int(st, 9, s->node);
-	return sq_done(s, st, "reserving a serial");
-}
-
 /* slots[k]: head, 2^k copies of row, tail, prepared at its first use. */
 static KR_MUST_USE kr_err sq_piece(kr_store *s, db_stmt **slots, int k, const char *head,
 				   const char *row, const char *tail, db_stmt **out)
@@ -798,6 +785,37 @@ KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_
 	}
 	free(a);
 	return e;
+}
+
+static KR_MUST_USE kr_err reserve_piece(kr_store *s, const kr_cert_row *rows, int k)
+{
+	db_stmt *st = NULL;
+	KR_TRY(sq_piece(s, s->reserve_rows, k, RESERVE_INSERT, RESERVE_ROW, "", &st));
+	for (size_t i = 0; i < (size_t)1 << k; i++) {
+		const kr_cert_row *r = &rows[i];
+		int at = (int)i * 9;
+		db_int(st, at + 1, r->ca);
+		db_blob(st, at + 2, r->serial, r->serial_len);
+		db_text(st, at + 3, r->profile);
+		db_blob(st, at + 4, r->csr_sha256, 32);
+		db_int(st, at + 5, r->batch);
+		db_text(st, at + 6, r->input);
+		db_text(st, at + 7, r->device_id);
+		if (r->profile_id > 0)
+			db_int(st, at + 8, r->profile_id);
+		db_int(st, at + 9, s->node);
+	}
+	return sq_done(s, st, "reserving serials");
+}
+
+KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *rows, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		int k = piece_for(n - done);
+		KR_TRY(reserve_piece(s, rows + done, k));
+		done += (size_t)1 << k;
+	}
+	return kr_ok();
 }
 
 KR_MUST_USE kr_err kr_store_reject(kr_store *s, int64_t batch, const char *input,

@@ -14,7 +14,6 @@
 
 enum {
 	Q_PRIOR,
-	Q_RESERVE,
 	Q_REJECTED,
 	Q_AUDIT_HEAD,
 	Q_AUDIT_ADD,
@@ -59,7 +58,7 @@ struct kr_store {
 	db_stmt *rq[SQ_REGISTRY_STATEMENTS];
 	db_stmt *sv[SQ_SERVICE_STATEMENTS];
 	db_stmt *pub_add; /* keyrite publish: INSERT INTO current */
-	db_stmt *issued_rows[SQ_PIECES], *audit_rows[SQ_PIECES];
+	db_stmt *issued_rows[SQ_PIECES], *audit_rows[SQ_PIECES], *reserve_rows[SQ_PIECES];
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
 	sq_cache mark;

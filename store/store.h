@@ -131,7 +131,8 @@ typedef struct kr_cert_row {
 	uint8_t tbs_sha256[32]; /* for the audit entry */
 } kr_cert_row;
 
-KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *r);
+/* n pending rows (a chunk's reservations). */
+KR_MUST_USE kr_err kr_store_reserve(kr_store *s, const kr_cert_row *rows, size_t n);
 /* pending -> valid for n rows (a chunk's), each with an audit entry
  * carrying its tbs_sha256. */
 KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_t n);

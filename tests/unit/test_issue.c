@@ -281,14 +281,14 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	kr_cert_row r = row(caid, batch, serial, 0xaa);
 	KR_TXN(t);
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_reserve(s, &r));
+	KR_ASSERT_OK(kr_store_reserve(s, &r, 1));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	/* No serial twice; no CSR twice under a profile. */
 	kr_cert_row again = row(caid, batch, serial, 0xbb);
-	KR_ASSERT_ERR(kr_store_reserve(s, &again), KR_EIO, "UNIQUE");
+	KR_ASSERT_ERR(kr_store_reserve(s, &again, 1), KR_EIO, "UNIQUE");
 	uint8_t other[16] = {0x22};
 	kr_cert_row dup = row(caid, batch, other, 0xaa);
-	KR_ASSERT_ERR(kr_store_reserve(s, &dup), KR_EIO, "UNIQUE");
+	KR_ASSERT_ERR(kr_store_reserve(s, &dup, 1), KR_EIO, "UNIQUE");
 	/* A killed run's reservation is retired, with an audit entry. */
 	long n = 0;
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
@@ -304,7 +304,7 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	r2.der = (const uint8_t *)"DER";
 	r2.der_len = 3;
 	KR_ASSERT_OK(kr_txn_begin(&t, s));
-	KR_ASSERT_OK(kr_store_reserve(s, &r2));
+	KR_ASSERT_OK(kr_store_reserve(s, &r2, 1));
 	KR_ASSERT_OK(kr_store_complete(s, &r2, 1));
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r2.csr_sha256, &prior));
