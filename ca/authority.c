@@ -100,20 +100,20 @@ void kr_authority_close(kr_authority *a)
 KR_MUST_USE kr_err kr_checkpoint_sign(kr_store *store, const kr_signing *signer, int64_t ca_id,
 				      X509 *cert)
 {
-	int64_t seq;
-	uint8_t head[32], msg[KR_CHECKPOINT_MSG_MAX], sig[KR_HSM_MAX_SIG];
+	kr_audit_head h;
+	uint8_t msg[KR_CHECKPOINT_MSG_MAX], sig[KR_HSM_MAX_SIG];
 	size_t len = 0, siglen = 0;
-	KR_TRY(kr_store_audit_head(store, &seq, head));
+	KR_TRY(kr_store_audit_head(store, &h));
 	int done = 0;
-	KR_TRY(kr_store_has_checkpoint(store, seq, &done));
-	if (done || seq == 0)
-		return kr_ok(); /* nothing new to cover */
-	kr_checkpoint_message(seq, head, msg, &len);
+	KR_TRY(kr_store_has_checkpoint(store, h.seq, &done));
+	if (done || h.seq == 0)
+		return kr_ok(); /* nothing new to cover in this node's chain */
+	kr_checkpoint_message(kr_store_node(store), h.node_seq, h.hash, msg, &len);
 	KR_TRY(kr_signing_sign(signer, NULL, msg, len, sig, &siglen));
 	KR_AUTO(uint8_t) der = NULL;
 	int derlen = cert ? i2d_X509(cert, &der) : 0;
 	KR_OSSL(derlen >= 0, KR_EINTERNAL, "encoding the signer certificate");
-	return kr_store_add_checkpoint(store, ca_id, seq, head, sig, siglen, der, (size_t)derlen);
+	return kr_store_add_checkpoint(store, ca_id, &h, sig, siglen, der, (size_t)derlen);
 }
 
 KR_MUST_USE kr_err kr_authority_checkpoint(kr_authority *a, kr_store *store)

@@ -438,7 +438,8 @@ static KR_MUST_USE kr_err record(batch *b, chunk *c)
 	size_t n = 0;
 	kr_cert_row *rows = calloc((size_t)c->n + 1, sizeof *rows);
 	char **sans = calloc((size_t)c->n + 1, sizeof *sans);
-	kr_err e = rows && sans ? rows_of(b, c, rows, sans, &n) : kr_errf(KR_EINTERNAL, "out of memory");
+	kr_err e = rows && sans ? rows_of(b, c, rows, sans, &n)
+				: kr_errf(KR_EINTERNAL, "out of memory");
 	if (!kr_failed(&e))
 		e = kr_store_complete(b->store, rows, n);
 	for (int i = 0; i < c->n && !kr_failed(&e) && b->o->gate; i++) {

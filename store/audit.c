@@ -18,6 +18,8 @@
  * walk passes its entry, its signature afterwards. */
 typedef struct cp {
 	int64_t seq;
+	int node;
+	int64_t node_seq; /* its node's own number for the entry, once passed */
 	uint8_t head[32];
 	int matched; /* the chain's head at seq is the one signed */
 	char ca[64];
@@ -25,15 +27,27 @@ typedef struct cp {
 	size_t sig_len, ca_der_len, signer_der_len;
 } cp;
 
+/* A node's chain as the walk has it so far (log.h). */
+typedef struct chain {
+	int node;
+	uint8_t prev[32];      /* its last entry's hash */
+	int64_t last, covered; /* its last entry; the last one a checkpoint of its covers */
+} chain;
+
 typedef struct walk {
 	kr_store *store;
 	FILE *report;
 	unsigned flags;
-	int64_t expect, last;
-	uint8_t prev[32];
+	int64_t expect;
+	/* the entry passed last: its node, its number there, its hash */
+	int last_node;
+	int64_t last_node_seq;
+	uint8_t last_hash[32];
 	long entries, problems;
 	cp *cps;
 	size_t ncps, cap, next; /* next: the first checkpoint not yet passed */
+	chain *chains;
+	size_t nchains, chains_cap;
 } walk;
 
 static void problem(walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,7 +84,8 @@ static KR_MUST_USE kr_err load_checkpoint(const kr_checkpoint *c, void *arg)
 	walk *w = arg;
 	KR_TRY(kr_grow((void **)&w->cps, &w->cap, w->ncps + 1, sizeof *w->cps));
 	cp *k = &w->cps[w->ncps++];
-	*k = (cp){.seq = c->seq, .sig_len = c->sig_len, .ca_der_len = c->ca_der_len};
+	*k = (cp){
+		.seq = c->seq, .node = c->node, .sig_len = c->sig_len, .ca_der_len = c->ca_der_len};
 	snprintf(k->ca, sizeof k->ca, "%s", c->ca);
 	if (c->head)
 		memcpy(k->head, c->head, 32);
@@ -97,12 +112,15 @@ static void free_checkpoints(walk *w)
 	free(w->cps);
 }
 
-/* The checkpoints at this entry (ordered by seq) see the chain's head. */
+/* The checkpoints at this entry (ordered by seq) see its node's chain head:
+ * the entry. */
 static void pass_checkpoints(walk *w, int64_t seq)
 {
 	while (w->next < w->ncps && w->cps[w->next].seq <= seq) {
 		cp *k = &w->cps[w->next++];
-		k->matched = k->seq == seq && memcmp(k->head, w->prev, 32) == 0;
+		k->matched = k->seq == seq && k->node == w->last_node &&
+			     memcmp(k->head, w->last_hash, 32) == 0;
+		k->node_seq = w->last_node_seq;
 	}
 }
 
@@ -129,7 +147,7 @@ static void check_checkpoint(walk *w, const cp *c)
 	}
 	uint8_t msg[KR_CHECKPOINT_MSG_MAX];
 	size_t len = 0;
-	kr_checkpoint_message(c->seq, c->head, msg, &len);
+	kr_checkpoint_message(c->node, c->node_seq, c->head, msg, &len);
 	X509 *by = signer ? signer : ca;
 	if (!by || !kr_sig_verify(X509_get0_pubkey(by), msg, len, c->sig, c->sig_len))
 		problem(w, "checkpoint at entry %lld: bad signature by %s '%s'", (long long)c->seq,
@@ -215,6 +233,20 @@ static KR_MUST_USE kr_err crl_entry(walk *w, const kr_audit_entry *e, const kr_d
 	return kr_ok();
 }
 
+/* The walk's chain of node, new if its first entry is coming. */
+static KR_MUST_USE kr_err chain_of(walk *w, int node, chain **out)
+{
+	for (size_t i = 0; i < w->nchains; i++)
+		if (w->chains[i].node == node) {
+			*out = &w->chains[i];
+			return kr_ok();
+		}
+	KR_TRY(kr_grow((void **)&w->chains, &w->chains_cap, w->nchains + 1, sizeof *w->chains));
+	*out = &w->chains[w->nchains++];
+	**out = (chain){.node = node};
+	return kr_ok();
+}
+
 static KR_MUST_USE kr_err entry(const kr_audit_entry *e, void *arg)
 {
 	walk *w = arg;
@@ -224,18 +256,26 @@ static KR_MUST_USE kr_err entry(const kr_audit_entry *e, void *arg)
 			"entry %lld: expected entry %lld here (an entry was deleted, inserted or "
 			"reordered)",
 			(long long)e->seq, (long long)w->expect);
+	chain *c = NULL;
+	KR_TRY(chain_of(w, e->node, &c));
+	char in[40] = "";
+	if (e->node)
+		snprintf(in, sizeof in, " in node %d's chain", e->node);
 	uint8_t want[32];
-	if (!e->prev || memcmp(e->prev, w->prev, 32) != 0)
-		problem(w, "entry %lld: does not follow the entry before it (chain broken)",
-			(long long)e->seq);
-	KR_TRY(kr_audit_hash(e->prev ? e->prev : w->prev, e->seq, e->time, e->kind, e->detail,
-			     want));
+	if (!e->prev || memcmp(e->prev, c->prev, 32) != 0)
+		problem(w, "entry %lld: does not follow the entry before it%s (chain broken)",
+			(long long)e->seq, in);
+	KR_TRY(kr_audit_hash(e->prev ? e->prev : c->prev, e->node, e->node_seq, e->time, e->kind,
+			     e->detail, want));
 	if (!e->hash || memcmp(e->hash, want, 32) != 0)
 		problem(w, "entry %lld (%s): its content does not match its hash (edited)",
 			(long long)e->seq, e->kind);
-	memcpy(w->prev, e->hash ? e->hash : want, 32);
+	memcpy(c->prev, e->hash ? e->hash : want, 32);
+	c->last = e->seq;
 	w->expect = e->seq + 1;
-	w->last = e->seq;
+	w->last_node = e->node;
+	w->last_node_seq = e->node_seq;
+	memcpy(w->last_hash, c->prev, 32);
 	pass_checkpoints(w, e->seq);
 
 	kr_detail d;
@@ -425,31 +465,47 @@ static KR_MUST_USE kr_err crl(const kr_crl_state *c, void *arg)
 
 /* ---- the whole ------------------------------------------------------------------------ */
 
+/* Each chain's tail must be signed by a checkpoint of its own node. */
+static void uncovered(walk *w, const chain *c)
+{
+	if (c->last <= c->covered)
+		return;
+	if (c->node == 0)
+		problem(w,
+			"entries %lld to %lld come after the last checkpoint: no signature covers "
+			"them (a command stopped before its checkpoint; the next one that uses the "
+			"CA key signs them)",
+			(long long)c->covered + 1, (long long)c->last);
+	else
+		problem(w,
+			"node %d: its entries after entry %lld, to entry %lld, come after its last "
+			"checkpoint: no signature covers them (a command on that node stopped "
+			"before its checkpoint; the node's next one signs them)",
+			c->node, (long long)c->covered, (long long)c->last);
+}
+
 static KR_MUST_USE kr_err walk_log(kr_store *s, walk *w)
 {
 	KR_TRY(kr_store_checkpoints(s, load_checkpoint, w));
 	KR_TRY(kr_store_expect_begin(s));
 	KR_TRY(kr_store_audit_walk(s, entry, w));
 	pass_checkpoints(w, INT64_MAX);
-	int64_t covered = 0;
 	for (size_t i = 0; i < w->ncps; i++) {
 		check_checkpoint(w, &w->cps[i]);
-		if (w->cps[i].matched && w->cps[i].seq > covered)
-			covered = w->cps[i].seq;
+		chain *c = NULL;
+		KR_TRY(chain_of(w, w->cps[i].node, &c));
+		if (w->cps[i].matched && w->cps[i].seq > c->covered)
+			c->covered = w->cps[i].seq;
 	}
-	if (w->last > covered && !(w->flags & KR_AUDIT_TAIL_OK))
-		problem(w,
-			"entries %lld to %lld come after the last checkpoint: no signature covers "
-			"them (a command stopped before its checkpoint; the next one that uses the "
-			"CA key signs them)",
-			(long long)covered + 1, (long long)w->last);
+	for (size_t i = 0; i < w->nchains && !(w->flags & KR_AUDIT_TAIL_OK); i++)
+		uncovered(w, &w->chains[i]);
 	KR_TRY(kr_store_state_certs(s, certificate, w));
 	return kr_store_state_crls(s, crl, w);
 }
 
 KR_MUST_USE kr_err kr_audit_verify(kr_store *s, FILE *report, unsigned flags, long *problems)
 {
-	walk w = {.store = s, .report = report, .flags = flags, .expect = 1};
+	walk w = {.store = s, .report = report, .flags = flags, .expect = 1, .last_node = -1};
 	kr_err e = kr_store_check(s);
 	if (kr_failed(&e))
 		problem(&w, "%s", e.msg);
@@ -458,12 +514,16 @@ KR_MUST_USE kr_err kr_audit_verify(kr_store *s, FILE *report, unsigned flags, lo
 	for (size_t i = 0; i < w.ncps; i++)
 		by_signers += w.cps[i].signer_der != NULL;
 	free_checkpoints(&w);
+	size_t chains = 0;
+	for (size_t i = 0; i < w.nchains; i++)
+		chains += w.chains[i].last > 0;
+	free(w.chains);
 	KR_TRY(e);
 	if (report)
 		fprintf(report,
-			"audit: %ld entries, %zu checkpoint(s) (%zu by firmware signers), %ld "
-			"problem(s)\n",
-			w.entries, w.ncps, by_signers, w.problems);
+			"audit: %ld entries in %zu chain(s), %zu checkpoint(s) (%zu by firmware "
+			"signers), %ld problem(s)\n",
+			w.entries, chains, w.ncps, by_signers, w.problems);
 	if (problems)
 		*problems = w.problems;
 	KR_ENSURE(w.problems == 0, KR_EVERIFY, "the audit log fails verification (%ld problem(s))",

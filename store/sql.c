@@ -73,29 +73,33 @@ static const char schema_v4[] =
 /* An audit entry's insert, a chunk's reservations, and its certificates
  * recorded (pending -> valid), in statements of one row or of many
  * (sq_piece). */
-#define AUDIT_INSERT                                                                             \
-	"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device) VALUES "
-#define AUDIT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define RESERVE_INSERT                                                                           \
-	"INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id, input,"          \
+#define AUDIT_INSERT                                                                               \
+	"INSERT INTO audit (seq, time, kind, detail, prev, hash, ca, serial, device, node,"        \
+	" node_seq) VALUES "
+#define AUDIT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define RESERVE_INSERT                                                                             \
+	"INSERT INTO cert (ca_id, serial, status, profile, csr_sha256, batch_id, input,"           \
 	" device_id, profile_id, node) VALUES "
 #define RESERVE_ROW "(?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
-#define ISSUED_HEAD                                                                              \
+#define ISSUED_HEAD                                                                                \
 	"UPDATE cert SET status = 'valid', subject = v.column1, sans = v.column2,"                 \
-	" spki_sha256 = v.column3, not_before = v.column4, not_after = v.column5,"                \
+	" spki_sha256 = v.column3, not_before = v.column4, not_after = v.column5,"                 \
 	" der = v.column6 FROM (VALUES "
 #define ISSUED_ROW "(?, ?, ?, ?, ?, ?, ?, ?)"
-#define ISSUED_TAIL                                                                              \
+#define ISSUED_TAIL                                                                                \
 	") AS v WHERE cert.ca_id = v.column7 AND cert.serial = v.column8 AND"                      \
 	" cert.status = 'pending'"
 
 static const char *const queries[Q_COUNT] = {
-	[Q_PRIOR] = "SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
-		    "profile = ? AND "
-		    "csr_sha256 = ? AND status <> 'abandoned'",
+	[Q_PRIOR] =
+		"SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
+		"profile = ? AND "
+		"csr_sha256 = ? AND status <> 'abandoned'",
 	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
 		       " VALUES (?, ?, ?, ?)",
-	[Q_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[Q_AUDIT_HEAD] = "SELECT seq, node_seq, hash FROM audit WHERE node = ? ORDER BY seq DESC"
+			 " LIMIT 1",
+	[Q_AUDIT_LAST] = "SELECT coalesce(max(seq), 0) FROM audit",
 	[Q_AUDIT_ADD] = AUDIT_INSERT AUDIT_ROW,
 	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)"
 			 " ON CONFLICT (id) DO NOTHING",
@@ -250,6 +254,15 @@ static const char schema_v6[] =
  * format both backends share. */
 static const char schema_v7[] = "ALTER TABLE cert ADD COLUMN node INTEGER NOT NULL DEFAULT 0;";
 
+/* Format 8: a chain per node (log.h). The entries so far are node 0's, its
+ * own numbers theirs; a checkpoint names the node whose head it signed. */
+static const char schema_v8[] =
+	"ALTER TABLE audit ADD COLUMN node INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE audit ADD COLUMN node_seq BIGINT;"
+	"UPDATE audit SET node_seq = seq;"
+	"CREATE INDEX audit_node ON audit (node, seq);"
+	"ALTER TABLE checkpoint ADD COLUMN node INTEGER NOT NULL DEFAULT 0;";
+
 /* The steps from one format to the next: steps[i] takes format i + 1 to
  * i + 2. Those before format 6 are SQLite's alone (a PostgreSQL store
  * starts at format 6, db_pg.c); from format 7 on, each is written in the
@@ -261,6 +274,7 @@ static const struct {
 	{schema_v2, NULL}, {schema_v3, fill_audit_columns},
 	{schema_v4, NULL}, {schema_v5, NULL},
 	{schema_v6, NULL}, {schema_v7, NULL},
+	{schema_v8, NULL},
 };
 
 /* Makes an empty database a store, or takes an older store to this format,
@@ -369,31 +383,37 @@ int kr_store_node(const kr_store *s) { return s->node; }
 
 /* An audit entry as it is written: the chain's next link. */
 typedef struct sq_entry {
-	int64_t seq;
+	int64_t seq, node_seq;
+	int node;
 	char now[21], detail[KR_DETAIL_MAX];
 	const char *kind;
 	uint8_t prev[32], hash[32];
 	const kr_detail *d;
 } sq_entry;
 
-/* The entry after the chain's head, which it becomes (in the cache; the
- * caller writes it in the same transaction). */
-static KR_MUST_USE kr_err audit_next(kr_store *s, const char *kind, const kr_detail *d,
-				     sq_entry *e)
+/* The next entry of this node's chain, the store's next in its one order,
+ * which both become (in the cache; the caller writes it in the same
+ * transaction). */
+static KR_MUST_USE kr_err audit_next(kr_store *s, const char *kind, const kr_detail *d, sq_entry *e)
 {
 	e->kind = kind;
 	e->d = d;
 	KR_TRY(kr_detail_format(d, e->detail, sizeof e->detail));
-	KR_TRY(kr_store_audit_head(s, &e->seq, e->prev));
-	e->seq++;
+	kr_audit_head h;
+	KR_TRY(kr_store_audit_head(s, &h));
+	e->seq = s->c.last_seq + 1;
+	e->node = s->node;
+	e->node_seq = h.node_seq + 1;
+	memcpy(e->prev, h.hash, 32);
 	sq_now(e->now);
-	KR_TRY(kr_audit_hash(e->prev, e->seq, e->now, kind, e->detail, e->hash));
-	s->c.head_seq = e->seq;
-	memcpy(s->c.head, e->hash, 32);
+	KR_TRY(kr_audit_hash(e->prev, s->node, e->node_seq, e->now, kind, e->detail, e->hash));
+	s->c.last_seq = e->seq;
+	s->c.head = (kr_audit_head){.seq = e->seq, .node_seq = e->node_seq};
+	memcpy(s->c.head.hash, e->hash, 32);
 	return kr_ok();
 }
 
-/* Binds an entry as the nine values after parameter at (AUDIT_ROW's). */
+/* Binds an entry as the eleven values after parameter at (AUDIT_ROW's). */
 static void bind_entry(db_stmt *st, int at, const sq_entry *e)
 {
 	db_int(st, at + 1, e->seq);
@@ -408,6 +428,8 @@ static void bind_entry(db_stmt *st, int at, const sq_entry *e)
 	const uint8_t *serial = kr_detail_serial(e->d, &n);
 	db_blob(st, at + 8, kr_detail_has(e->d, KR_D_SERIAL) ? serial : NULL, n);
 	db_text(st, at + 9, kr_detail_has(e->d, KR_D_DEVICE) ? e->d->str[KR_D_DEVICE] : NULL);
+	db_int(st, at + 10, e->node);
+	db_int(st, at + 11, e->node_seq);
 }
 
 /* ---- transactions ------------------------------------------------------------ */
@@ -723,8 +745,7 @@ typedef struct sq_issues {
 	sq_entry e[1 << (SQ_PIECES - 1)];
 } sq_issues;
 
-static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int k,
-				       sq_issues *a)
+static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int k, sq_issues *a)
 {
 	size_t n = (size_t)1 << k;
 	for (size_t i = 0; i < n; i++) {
@@ -741,13 +762,12 @@ static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int
 	db_stmt *st = NULL;
 	KR_TRY(sq_piece(s, s->audit_rows, k, AUDIT_INSERT, AUDIT_ROW, "", &st));
 	for (size_t i = 0; i < n; i++)
-		bind_entry(st, (int)i * 9, &a->e[i]);
+		bind_entry(st, (int)i * 11, &a->e[i]);
 	return sq_done(s, st, "appending to the audit log");
 }
 
 /* 2^k rows of a chunk: one statement records them, one logs them. */
-static KR_MUST_USE kr_err complete_piece(kr_store *s, const kr_cert_row *rows, int k,
-					 sq_issues *a)
+static KR_MUST_USE kr_err complete_piece(kr_store *s, const kr_cert_row *rows, int k, sq_issues *a)
 {
 	size_t n = (size_t)1 << k;
 	db_stmt *st = NULL;
@@ -1024,22 +1044,30 @@ KR_MUST_USE kr_err kr_store_add_crl(kr_store *s, int64_t ca, int64_t number, int
 
 /* ---- audit ------------------------------------------------------------------ */
 
-KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32])
+KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, kr_audit_head *h)
 {
 	if (!s->c.head_valid) {
-		db_stmt *st = sq_q(s, Q_AUDIT_HEAD);
+		db_stmt *st = sq_q(s, Q_AUDIT_LAST);
 		int rc = db_step(st);
+		KR_ENSURE(rc == DB_ROW, KR_EIO, "%s: audit head: %s", s->path, s->drv->errmsg(s));
+		s->c.last_seq = db_col_int(st, 0);
+		db_reset(st);
+		st = sq_q(s, Q_AUDIT_HEAD);
+		db_int(st, 1, s->node);
+		rc = db_step(st);
 		KR_ENSURE(rc == DB_ROW || rc == DB_DONE, KR_EIO, "%s: audit head: %s", s->path,
 			  s->drv->errmsg(s));
-		s->c.head_seq = rc == DB_ROW ? db_col_int(st, 0) : 0;
-		memset(s->c.head, 0, 32);
-		if (rc == DB_ROW && db_col_bytes(st, 1) == 32)
-			memcpy(s->c.head, db_col_blob(st, 1), 32);
+		s->c.head = (kr_audit_head){0};
+		if (rc == DB_ROW) {
+			s->c.head.seq = db_col_int(st, 0);
+			s->c.head.node_seq = db_col_int(st, 1);
+			if (db_col_bytes(st, 2) == 32)
+				memcpy(s->c.head.hash, db_col_blob(st, 2), 32);
+		}
 		db_reset(st);
 		s->c.head_valid = 1;
 	}
-	*seq = s->c.head_seq;
-	memcpy(hash, s->c.head, 32);
+	*h = s->c.head;
 	return kr_ok();
 }
 
@@ -1119,7 +1147,7 @@ KR_MUST_USE kr_err kr_store_firmware(kr_store *s, kr_fw_row_cb cb, void *arg)
 	return e;
 }
 
-#define AUDIT_COLUMNS "seq, time, kind, detail, prev, hash, ca, serial, device"
+#define AUDIT_COLUMNS "seq, time, kind, detail, prev, hash, ca, serial, device, node, node_seq"
 
 /* Calls cb for each row of st, a SELECT of AUDIT_COLUMNS. */
 static KR_MUST_USE kr_err audit_rows(kr_store *s, db_stmt *st, kr_audit_cb cb, void *arg)
@@ -1139,6 +1167,8 @@ static KR_MUST_USE kr_err audit_rows(kr_store *s, db_stmt *st, kr_audit_cb cb, v
 			.serial = db_col_blob(st, 7),
 			.serial_len = db_col_bytes(st, 7),
 			.device = db_col_text(st, 8),
+			.node = db_col_small(st, 9),
+			.node_seq = db_col_int(st, 10),
 		};
 		e = cb(&a, arg);
 	}
@@ -1187,24 +1217,25 @@ KR_MUST_USE kr_err kr_store_device_history(kr_store *s, const char *device, kr_a
 	return audit_rows(s, st, cb, arg);
 }
 
-KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
-					   const uint8_t head[32], const uint8_t *sig, size_t len,
-					   const uint8_t *signer, size_t signer_len)
+KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, const kr_audit_head *h,
+					   const uint8_t *sig, size_t len, const uint8_t *signer,
+					   size_t signer_len)
 {
 	char now[21];
 	sq_now(now);
 	db_stmt *st = NULL;
 	KR_TRY(sq_prepare(s,
-			  "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer)"
-			  " VALUES (?, ?, ?, ?, ?, ?)",
+			  "INSERT INTO checkpoint (seq, ca_id, time, head, signature, signer, node)"
+			  " VALUES (?, ?, ?, ?, ?, ?, ?)",
 			  &st));
-	db_int(st, 1, seq);
+	db_int(st, 1, h->seq);
 	db_int(st, 2, ca);
 	db_text(st, 3, now);
-	db_blob(st, 4, head, 32);
+	db_blob(st, 4, h->hash, 32);
 	db_blob(st, 5, sig, len);
 	if (signer)
 		db_blob(st, 6, signer, signer_len);
+	db_int(st, 7, s->node);
 	kr_err e = sq_done(s, st, "recording a checkpoint");
 	db_finalize(st);
 	return e;
@@ -1214,7 +1245,7 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 {
 	db_stmt *st = NULL;
 	KR_TRY(sq_prepare(s,
-			  "SELECT seq, ca.name, time, head, signature, ca.der, signer FROM"
+			  "SELECT seq, ca.name, time, head, signature, ca.der, signer, node FROM"
 			  " checkpoint JOIN ca ON ca.id = checkpoint.ca_id ORDER BY seq",
 			  &st));
 	kr_err e = kr_ok();
@@ -1232,6 +1263,7 @@ KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *
 			.ca_der_len = db_col_bytes(st, 5),
 			.signer_der = db_col_blob(st, 6),
 			.signer_der_len = db_col_bytes(st, 6),
+			.node = db_col_small(st, 7),
 		};
 		e = cb(&c, arg);
 	}

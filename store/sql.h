@@ -10,12 +10,13 @@
 #include "detail.h"
 
 /* The store's format: sql.c's steps take an older one up to it. */
-#define KR_STORE_VERSION 7
+#define KR_STORE_VERSION 8
 
 enum {
 	Q_PRIOR,
 	Q_REJECTED,
 	Q_AUDIT_HEAD,
+	Q_AUDIT_LAST,
 	Q_AUDIT_ADD,
 	Q_DEVICE_PUT,
 	Q_DEVICE_GET,
@@ -37,13 +38,14 @@ enum {
 /* Statements of 1, 2, 4, ... 64 rows (sql.c's sq_piece). */
 #define SQ_PIECES 7
 
-/* What a transaction keeps in memory: the audit chain's head, and the
+/* What a transaction keeps in memory: the audit chain's head (under the
+ * store's lock no other node appends meanwhile), and the
  * profile-id counter, counted here and written at the commit (one
  * statement per chunk, not per request). */
 typedef struct sq_cache {
 	int head_valid;
-	int64_t head_seq;
-	uint8_t head[32];
+	int64_t last_seq;   /* the store's last entry, whichever node wrote it */
+	kr_audit_head head; /* this node's chain head */
 	int pid_valid, pid_dirty;
 	int64_t pid;
 } sq_cache;

@@ -204,12 +204,21 @@ KR_MUST_USE kr_err kr_store_publish_diff(kr_store *s, const char *zone, kr_recor
 					 kr_record_cb added, void *arg);
 KR_MUST_USE kr_err kr_store_publish_commit(kr_store *s, const char *zone);
 
-/* ---- the audit log: a hash chain (each entry's hash covers the previous) */
+/* ---- the audit log: a hash chain per node (each entry's hash covers its
+ * node's entry before it, log.h), its entries numbered in one order for
+ * the whole store (seq) and in its own (node_seq) */
 
-KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, int64_t *seq, uint8_t hash[32]);
+/* This process's node's chain head: its last entry (seq 0 if none). */
+typedef struct kr_audit_head {
+	int64_t seq, node_seq;
+	uint8_t hash[32];
+} kr_audit_head;
+KR_MUST_USE kr_err kr_store_audit_head(kr_store *s, kr_audit_head *h);
 
 typedef struct kr_audit_entry {
 	int64_t seq;
+	int node;
+	int64_t node_seq;
 	const char *time, *kind, *detail;
 	const uint8_t *prev, *hash;
 	/* the columns lookups use, taken from the detail when it was written
@@ -223,7 +232,8 @@ typedef KR_MUST_USE kr_err (*kr_audit_cb)(const kr_audit_entry *e, void *arg);
 KR_MUST_USE kr_err kr_store_audit_walk(kr_store *s, kr_audit_cb cb, void *arg);
 
 typedef struct kr_checkpoint {
-	int64_t seq;
+	int64_t seq; /* the entry whose node's chain head it signed */
+	int node;
 	const char *ca, *time;
 	const uint8_t *head, *sig, *ca_der;
 	size_t sig_len, ca_der_len;
@@ -232,11 +242,12 @@ typedef struct kr_checkpoint {
 } kr_checkpoint;
 /* 1 if the entry seq already has a checkpoint. */
 KR_MUST_USE kr_err kr_store_has_checkpoint(kr_store *s, int64_t seq, int *yes);
-/* signer: the DER certificate of the firmware signer that signed, under CA
- * ca; NULL when the CA's own key signed. */
-KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, int64_t seq,
-					   const uint8_t head[32], const uint8_t *sig, size_t len,
-					   const uint8_t *signer, size_t signer_len);
+/* A signature over this node's head h; signer: the DER certificate of the
+ * firmware signer that signed, under CA ca; NULL when the CA's own key
+ * signed. */
+KR_MUST_USE kr_err kr_store_add_checkpoint(kr_store *s, int64_t ca, const kr_audit_head *h,
+					   const uint8_t *sig, size_t len, const uint8_t *signer,
+					   size_t signer_len);
 typedef KR_MUST_USE kr_err (*kr_checkpoint_cb)(const kr_checkpoint *c, void *arg);
 KR_MUST_USE kr_err kr_store_checkpoints(kr_store *s, kr_checkpoint_cb cb, void *arg);
 

@@ -638,8 +638,9 @@ test_audit_tail_and_state_tampering_detected() {
 	has "$s1" openssl crl -in "$T/3.crl" -noout -text
 }
 
-# What formats 5 (the service) and 4 (the device registry) added, undone:
-# with it a store is format 3.
+# What formats 8 (a chain per node), 7 (a reservation's node), 5 (the
+# service) and 4 (the device registry) added, undone: with it a store is
+# format 3.
 undo_format_4="drop table api_client; drop table poll; drop table cmp_seen;
 	drop table registration; drop index cert_profile_id; alter table cert drop column asp;
 	drop index cert_request;
@@ -651,7 +652,9 @@ undo_format_4="drop table api_client; drop table poll; drop table cmp_seen;
 	alter table device drop column code_expires;
 	alter table device drop column code_failures; alter table device drop column csr;
 	alter table device drop column updated; alter table device drop column enroll_gen;
-	alter table cert drop column node;"
+	alter table cert drop column node;
+	drop index audit_node; alter table audit drop column node; alter table audit drop column node_seq;
+	alter table checkpoint drop column node;"
 
 # A format-2 store (the format before the audit log's lookup columns) is
 # migrated when it is opened: the columns are filled from every entry's
@@ -668,7 +671,7 @@ test_store_formats_migrated_or_refused() {
 	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
 	[ "$(db "pragma user_version")" -eq 2 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	[ "$(db "pragma user_version")" -eq 7 ] || fail "not migrated"
+	[ "$(db "pragma user_version")" -eq 8 ] || fail "not migrated"
 	[ "$(db "select count(*) from registration")" -eq 0 ] || fail "no registry tables"
 	[ "$(db "select count(*) from api_client") $(db "select count(*) from cmp_seen")" = "0 0" ] ||
 		fail "no service tables"
@@ -679,6 +682,6 @@ test_store_formats_migrated_or_refused() {
 		fail "the history is not found by the new column"
 	db "pragma user_version = 9"
 	sum=$(sha256sum "$T/ca/registry.db")
-	expect 3 "store format 9, and this keyrite reads formats 1 to 7 on SQLite" kr audit verify --config "$T/ca/keyrite.cnf"
+	expect 3 "store format 9, and this keyrite reads formats 1 to 8 on SQLite" kr audit verify --config "$T/ca/keyrite.cnf"
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

@@ -316,10 +316,10 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_ASSERT_ERR(kr_store_revoke(s, caid, serial2, 16, 1, 1000), KR_EINPUT,
 		      "no valid certificate");
 	KR_ASSERT_OK(kr_txn_commit(&t));
-	int64_t seq = 0;
-	uint8_t head[32];
-	KR_ASSERT_OK(kr_store_audit_head(s, &seq, head));
-	cr_assert_eq(seq, 3, "abandon, issue, revoke");
+	kr_audit_head head;
+	KR_ASSERT_OK(kr_store_audit_head(s, &head));
+	cr_assert_eq(head.seq, 3, "abandon, issue, revoke");
+	cr_assert_eq(head.node_seq, 3, "one node's chain: its numbers are the store's");
 	/* A serial's history is its own, not that of one it begins. */
 	int entries = 0;
 	KR_ASSERT_OK(kr_store_history(s, serial2, 16, count_entry, &entries));
