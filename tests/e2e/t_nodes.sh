@@ -255,6 +255,62 @@ test_nodes_connection_cut_then_a_run_completes() {
 	[ $cut -eq ${#points[@]} ] || fail "only $cut of ${#points[@]} cuts stopped the batch"
 }
 
+# pg_sql SQL: on the server's maintenance database (making and dropping
+# the test's).
+pg_sql() { psql -qX -v ON_ERROR_STOP=1 -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres -c "$1" >/dev/null; }
+
+# keyrite-ca(5) NODES: a chain per node, each entry its node's own next
+# number, each chain's head signed by its node's checkpoints; audit verify
+# checks every chain and the state against all of them, and finds an entry
+# deleted from a chain, moved to another, a chain's tail left unsigned and a
+# checkpoint that is not its chain's head.
+test_nodes_audit_chain_per_node_tampering_detected() {
+	ca_setup
+	node_confs 2
+	local i run=0
+	for i in 1 2 1 2; do # four batches, the nodes in turn
+		run=$((run + 1))
+		mkcsr --manifest 3 --start "900000000000${run}001" >"$T/m.csv"
+		CNF=$T/ca/n$i.cnf kri device "$T/m.csv" 2>/dev/null
+	done
+	has "entries in 2 chain(s), 4 checkpoint(s) (0 by firmware signers), 0 problem(s)" \
+		kr audit verify --config "$T/ca/keyrite.cnf"
+	# each chain numbered 1, 2, ... on its own, in the store's one order
+	for i in 1 2; do
+		[ "$(db "select string_agg(node_seq::text, ',' order by seq) from audit where node = $i")" = \
+			"$(db "select string_agg(g::text, ',') from generate_series(1, (select count(*) from audit where node = $i)) g")" ] ||
+			fail "node $i's numbers are not its own 1, 2, ..."
+	done
+	pg_sql "CREATE DATABASE ${PG_DB}_clean TEMPLATE $PG_DB"
+	restore_db() {
+		pg_sql "DROP DATABASE $PG_DB WITH (FORCE)"
+		pg_sql "CREATE DATABASE $PG_DB TEMPLATE ${PG_DB}_clean"
+	}
+	tampered() { # WANT: audit verify fails, its report holds WANT
+		expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
+		grep -qF -- "$1" "$T/expect.out" || { cat "$T/expect.out"; fail "audit verify does not say: $1"; }
+		restore_db
+	}
+	local mid last2 cp2
+	mid=$(db "select seq from audit where node = 2 order by seq limit 1 offset 1")
+	last2=$(db "select max(seq) from audit where node = 2")
+	# an entry deleted from node 2's chain (a revocation's, say)
+	db "delete from audit where seq = $mid"
+	tampered "does not follow the entry before it in node 2's chain (chain broken)"
+	# an entry moved from node 2's chain to node 1's
+	db "update audit set node = 1 where seq = $mid"
+	tampered "entry $mid (issue): its content does not match its hash (edited)"
+	# node 2's checkpoints gone: its tail is signed by nobody
+	db "delete from checkpoint where node = 2"
+	tampered "node 2: its entries after entry 0, to entry $last2, come after its last checkpoint"
+	# a checkpoint of node 2 said to be node 1's
+	cp2=$(db "select max(seq) from checkpoint where node = 2")
+	db "update checkpoint set node = 1 where seq = $cp2"
+	tampered "checkpoint at entry $cp2: the chain's head there is not the one the CA signed"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+	pg_sql "DROP DATABASE ${PG_DB}_clean"
+}
+
 # A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
 # read, a server that does not answer: one message each, nothing made.
 test_nodes_store_strings_refused() {
