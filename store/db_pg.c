@@ -103,11 +103,12 @@ static KR_MUST_USE kr_err translate(const char *sql, char **out, int *nparams)
 			*w++ = *p;
 			continue;
 		}
-		int k;
-		if (p[1] >= '0' && p[1] <= '9')
-			k = (int)strtol(p + 1, (char **)&p, 10), p--;
-		else
-			k = next + 1;
+		int k = next + 1;
+		if (p[1] >= '0' && p[1] <= '9') { /* "?N" */
+			char *end = NULL;
+			k = (int)strtol(p + 1, &end, 10);
+			p = end - 1;
+		}
 		next = k > next ? k : next;
 		max = k > max ? k : max;
 		w += sprintf(w, "$%d", k);
