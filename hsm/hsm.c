@@ -103,6 +103,12 @@ KR_MUST_USE kr_err kr_hsm_uri_parse(const char *uri, P11KitUri **out)
 	return kr_ok();
 }
 
+static void pause_ms(long ms)
+{
+	struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000 * 1000};
+	nanosleep(&t, NULL);
+}
+
 static KR_MUST_USE kr_err load_module(const char *uri_module, const char *module,
 				      CK_FUNCTION_LIST **out, char *used_path, size_t used_sz)
 {
@@ -119,7 +125,16 @@ static KR_MUST_USE kr_err load_module(const char *uri_module, const char *module
 	CK_FUNCTION_LIST *fn = p11_kit_module_load(path, 0);
 	KR_ENSURE(fn, KR_EHSM, "PKCS#11 module %s: cannot load: %s", path,
 		  p11_kit_message() ? p11_kit_message() : "unknown reason");
-	CK_RV rv = p11_kit_module_initialize(fn);
+	/* SoftHSM's C_Initialize fails with a general error when it reads a
+	 * token.object that another process is rewriting (at its login, see
+	 * load_and_select): tried again twice, as that lasts milliseconds. */
+	CK_RV rv;
+	for (int attempt = 1;; attempt++) {
+		rv = p11_kit_module_initialize(fn);
+		if (rv != CKR_GENERAL_ERROR || attempt == 3)
+			break;
+		pause_ms(50L * attempt);
+	}
 	if (rv != CKR_OK) {
 		p11_kit_module_release(fn);
 		return kr_hsm_ck_err(rv, KR_EHSM, "PKCS#11 module %s: C_Initialize failed", path);
@@ -205,12 +220,6 @@ static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const
 	return kr_ok();
 }
 
-static void pause_ms(long ms)
-{
-	struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000 * 1000};
-	nanosleep(&t, NULL);
-}
-
 static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 {
 	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
@@ -226,11 +235,12 @@ static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 	 * token's PIN counter and lock it in the middle of a ceremony. A
 	 * general error is tried again: SoftHSM gives it, before it compares
 	 * the PIN, when another process is rewriting token.object (see
-	 * load_and_select). */
+	 * load_and_select), and so is "PIN not initialized", which it reads
+	 * from a token.object caught half written. */
 	CK_RV rv;
 	for (int attempt = 1;; attempt++) {
 		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
-		if (rv != CKR_GENERAL_ERROR || attempt == 3)
+		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) || attempt == 3)
 			break;
 		pause_ms(50L * attempt);
 	}
