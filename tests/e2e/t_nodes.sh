@@ -9,6 +9,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/backup_lib.sh"
 # shellcheck source=registry_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/registry_lib.sh"
+# shellcheck source=serve_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/serve_lib.sh"
 
 # nodes_setup N: the test CA (ca_setup), its devices key backed up 3 of 5,
 # and nodes 2 to N each a token directory of its own ($T/nI) holding the
@@ -63,14 +65,14 @@ wait_all() {
 }
 
 # one_each: every certificate's device has one, and no serial or profile
-# id is there twice.
+# id is there twice; each device's certificate has its profile id.
 one_each() {
 	krc --json >"$T/all.json"
 	[ -z "$(grep -o '"serial":"[0-9A-F]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a serial twice"
 	[ -z "$(grep -o '"device":"[0-9]*"' "$T/all.json" | sort | uniq -d)" ] || fail "a device certified twice"
 	[ -z "$(grep -o '"profile_id":[0-9]*' "$T/all.json" | sort | uniq -d)" ] || fail "a profile id twice"
-	[ "$(grep -c '"profile_id":[0-9]' "$T/all.json")" -eq "$(wc -l <"$T/all.json")" ] ||
-		fail "a certificate without a profile id"
+	[ "$(grep -c '"device":"[0-9]*".*"profile_id":[0-9]' "$T/all.json")" -eq "$(grep -c '"device":"[0-9]' "$T/all.json")" ] ||
+		fail "a device's certificate without a profile id"
 }
 
 # node_serials I: how many certificates carry node I's number (keyrite-ca(5)
@@ -309,6 +311,99 @@ test_nodes_audit_chain_per_node_tampering_detected() {
 	tampered "checkpoint at entry $cp2: the chain's head there is not the one the CA signed"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 	pg_sql "DROP DATABASE ${PG_DB}_clean"
+}
+
+# node_serve I: keyrite serve as node I (its configuration, a free port:
+# PORTI), its log in $T/serveI.log; its pid in SERVES.
+node_serve() {
+	local i=$1 try port
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(shuf -i 20000-60000 -n 1)
+		sed -i "/^\[serve\]/,/^\[/ s/^port *= .*/port        = $port/" "$T/ca/n$i.cnf"
+		"$KEYRITE" serve --config "$T/ca/n$i.cnf" --pin-file "$T/pin" >"$T/serve$i.out" 2>>"$T/serve$i.log" &
+		local pid=$!
+		for _ in $(seq 100); do
+			if grep -q "serving on" "$T/serve$i.out" 2>/dev/null; then
+				SERVES+=("$pid")
+				printf -v "PORT$i" %s "$port"
+				return
+			fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		wait "$pid" 2>/dev/null || true
+		grep -q 'Address already in use' "$T/serve$i.log" || break
+	done
+	cat "$T/serve$i.log" >&2
+	fail "node $i: keyrite serve did not start"
+}
+
+# post_to PORT AS PATH JSON OUT: a POST as account AS to the service on
+# PORT, its body into OUT (for calls made at once; serve_lib.sh's api
+# keeps one body).
+post_to() {
+	local c=$T/clients/$2
+	curl -sS --cacert "$T/ca/root.pem" --cert "$c.pem" --key "$c.key" \
+		--resolve "api.iotregistry.ca:$1:127.0.0.1" -o "$5" -w '%{http_code}\n' -X POST \
+		-H 'Content-Type: application/json' -H 'Keyrite-Request: 1' --data-binary "$4" \
+		"https://api.iotregistry.ca:$1/api/v1/$3" >"$5.status" || fail "curl POST $3 as $2"
+}
+
+# activations JSON for the meters of IDS (their CSRs in $T/mno).
+activations() {
+	local id sep=""
+	printf '{"devices":['
+	for id in "$@"; do
+		printf '%s{"device":"%s","csr":"%s"}' "$sep" "$id" "$(awk '{printf "%s\\n", $0}' "$T/mno/$id.csr")"
+		sep=,
+	done
+	printf ']}'
+}
+
+# Two keyrite serve nodes on one store: the MNO activates half the meters
+# through each at once; the gaining ASP asks both nodes at once to transfer
+# all of them with the same codes: each meter is activated and transferred
+# once, its certificate's serial naming the node that signed it, and
+# audit verify passes.
+test_nodes_two_services_one_store() {
+	serve_setup 20
+	SERVES=()
+	trap 'for p in "${SERVES[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; teardown' EXIT
+	node_confs 2
+	node_serve 1
+	node_serve 2
+	local ids1=() ids2=() i
+	for i in $(seq 1 10); do ids1+=($((1000000000000000 + i))); ids2+=($((1000000000000010 + i))); done
+	post_to "$PORT1" Telus activate "$(activations "${ids1[@]}")" "$T/a1" &
+	local a=$!
+	post_to "$PORT2" Telus activate "$(activations "${ids2[@]}")" "$T/a2" &
+	local b=$!
+	wait $a && wait $b || fail "an activation call failed"
+	for i in 1 2; do
+		[ "$(cat "$T/a$i.status")" = 200 ] || { cat "$T/a$i" >&2; fail "node $i: activate HTTP $(cat "$T/a$i.status")"; }
+		[ "$(grep -o '"result":"activated"' "$T/a$i" | wc -l)" -eq 10 ] || { cat "$T/a$i" >&2; fail "node $i: not 10 activated"; }
+	done
+	one_each
+	[ "$(ncerts --status valid)" -ge 20 ] || fail "not 20 valid certificates"
+	for i in 1 2; do
+		[ "$(node_serials $i)" -eq 10 ] || fail "node $i signed $(node_serials $i), not 10"
+	done
+	# the owner's codes, then the same transfer asked of both nodes at once
+	ksr authcode --as Ottawa $(seq 1000000000000001 1000000000000020) >"$T/codes.out" || fail "authcode"
+	local req
+	req=$(awk 'BEGIN { printf "{\"devices\":[" } $2 == "code" { printf "%s{\"device\":\"%s\",\"code\":\"%s\"}", (n++ ? "," : ""), $1, $4 } END { printf "]}" }' "$T/codes.out")
+	post_to "$PORT1" CarParkServ transfer/request "$req" "$T/t1" &
+	a=$!
+	post_to "$PORT2" CarParkServ transfer/request "$req" "$T/t2" &
+	b=$!
+	wait $a && wait $b || fail "a transfer call failed"
+	[ "$(cat "$T"/t? | grep -o '"result":"transferred"' | wc -l)" -eq 20 ] || { cat "$T"/t? >&2; fail "not 20 transfers in all"; }
+	[ "$(audit_list --kind registry | grep -c 'op=transfer-approve')" -eq 20 ] || fail "not 20 approvals"
+	[ -z "$(audit_list --kind registry | grep 'op=transfer-approve' | grep -o 'device=[0-9]*' | sort | uniq -d)" ] ||
+		fail "a meter transferred twice"
+	for p in "${SERVES[@]}"; do kill -TERM "$p"; wait "$p" || fail "a service exited $? after SIGTERM"; done
+	SERVES=()
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
 # A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
