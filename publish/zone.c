@@ -305,7 +305,9 @@ static KR_MUST_USE kr_err run(pub *p, const kr_config *cfg)
 	kr_fs_out out;
 	KR_TXN(t);
 	KR_TRY(kr_fs_out_open_replace(&out, p->sum->zone_file, 0644));
-	kr_err e = kr_txn_begin(&t, p->store);
+	/* one snapshot for the zone, its files and its changes, whichever node
+	 * publishes and whatever the others issue meanwhile */
+	kr_err e = kr_txn_begin_snapshot(&t, p->store);
 	if (!kr_failed(&e))
 		e = kr_store_publish_begin(p->store);
 	if (!kr_failed(&e))

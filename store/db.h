@@ -39,6 +39,11 @@ typedef struct db_driver {
 	KR_MUST_USE kr_err (*exec)(kr_store *s, const char *sql);
 	/* A transaction holding the store's write lock: one writer at a time
 	 * on SQLite (BEGIN IMMEDIATE) and across every node on PostgreSQL. */
+	/* begin_snapshot: a transaction that reads one snapshot of the store
+	 * and writes only what no other command writes meanwhile (keyrite
+	 * publish's record of a zone): it need not hold the store's write
+	 * lock while it reads. */
+	KR_MUST_USE kr_err (*begin_snapshot)(kr_store *s);
 	KR_MUST_USE kr_err (*begin)(kr_store *s);
 	KR_MUST_USE kr_err (*prepare)(kr_store *s, const char *sql, db_stmt **out);
 	int (*step)(db_stmt *st);

@@ -468,6 +468,16 @@ static KR_MUST_USE kr_err pg_begin(kr_store *s)
 	return pg_exec(s, "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")");
 }
 
+/* REPEATABLE READ: every statement sees the snapshot of the first, while
+ * the other nodes go on writing (a publication of a large zone, signed on
+ * the HSM, would otherwise hold them all). Two publications of one zone
+ * at once: the second to record it fails on the first's rows
+ * (serialization failure), and is run again. */
+static KR_MUST_USE kr_err pg_begin_snapshot(kr_store *s)
+{
+	return pg_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+}
+
 static KR_MUST_USE kr_err pg_check(kr_store *s)
 {
 	static const char *const tables[] = {
@@ -569,6 +579,7 @@ const db_driver kr_db_pg = {
 	.check = pg_check,
 	.exec = pg_exec,
 	.begin = pg_begin,
+	.begin_snapshot = pg_begin_snapshot,
 	.prepare = pg_prepare,
 	.step = pg_step,
 	.reset = pg_reset,

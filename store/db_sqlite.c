@@ -248,6 +248,7 @@ const db_driver kr_db_sqlite = {
 	.check = sq_check,
 	.exec = sq_exec_raw,
 	.begin = sq_begin,
+	.begin_snapshot = sq_begin, /* one machine: its write lock, as ever */
 	.prepare = sq_prepare_drv,
 	.step = sq_step,
 	.reset = sq_reset,

@@ -475,6 +475,15 @@ KR_MUST_USE kr_err kr_txn_begin(kr_txn *t, kr_store *s)
 	return kr_ok();
 }
 
+KR_MUST_USE kr_err kr_txn_begin_snapshot(kr_txn *t, kr_store *s)
+{
+	KR_ENSURE(!t->s, KR_EINTERNAL, "a transaction inside a transaction");
+	forget_cached(s);
+	KR_TRY(s->drv->begin_snapshot(s));
+	t->s = s;
+	return kr_ok();
+}
+
 KR_MUST_USE kr_err kr_txn_commit(kr_txn *t)
 {
 	kr_store *s = t->s;

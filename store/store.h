@@ -55,6 +55,10 @@ typedef struct kr_txn {
 } kr_txn;
 #define KR_TXN(name) __attribute__((cleanup(kr_txn_end))) kr_txn name = {NULL}
 KR_MUST_USE kr_err kr_txn_begin(kr_txn *t, kr_store *s);
+/* A transaction that reads one snapshot of the store, whatever other nodes
+ * commit meanwhile, and may write only the last publication's records
+ * (keyrite publish): it does not hold the other nodes' writes. */
+KR_MUST_USE kr_err kr_txn_begin_snapshot(kr_txn *t, kr_store *s);
 /* A commit that fails is rolled back. */
 KR_MUST_USE kr_err kr_txn_commit(kr_txn *t);
 void kr_txn_end(kr_txn *t);
