@@ -11,6 +11,7 @@ tmx() { tmux -S "$T/tmux.sock" "$@"; }
 on_tty() {
 	tmx kill-server 2>/dev/null || true # the last command's window, if any
 	rm -f "$T/tty.rc"
+	TYPED=() # type_share's count of the share prompts answered
 	trap 'tmx kill-server 2>/dev/null || true; teardown' EXIT
 	local cmd
 	printf -v cmd '%q ' "$@"
@@ -101,10 +102,19 @@ run_backup() {
 }
 
 # type_share PAGE: its five lines at the prompts.
+# Each "line N:" prompt is answered once: the screen's history still
+# shows the earlier shares' prompts, and a line typed before its own
+# prompt is flushed by keyrite (TCSAFLUSH), so each line waits for one
+# more prompt than it has answered (TYPED, since on_tty).
 type_share() {
-	local n
+	local n i
 	for n in 1 2 3 4 5; do
-		tty_wait "line $n:"
+		for i in $(seq 600); do
+			[ "$(screen | grep -cF -- "line $n:" || true)" -gt "${TYPED[n]:-0}" ] && break
+			[ -e "$T/tty.rc" ] && { screen | grep -v '^$' | tail -20 >&2; fail "the ceremony ended at line $n"; }
+			sleep 0.1
+		done
+		TYPED[n]=$((${TYPED[n]:-0} + 1))
 		tty_type "$(sed -n "${n}p" "$1")"
 	done
 }
