@@ -34,13 +34,19 @@ printf 'directories.tokendir = %s/tokens2\nobjectstore.backend = file\n' "$W" >s
 store() {
 	sed "s|^store *=.*|store = $2${3:+\nnode = $3}|" ca/keyrite.cnf >"ca/$1.cnf"
 }
-# issue CONF INPUT OUT: keyrite issue; its wall seconds printed. Each
-# timed part starts with the one before written out (sync): else the page
-# cache's writeback of its files lands on the next.
+# The certificate files go to a tmpfs (BENCH_OUT): on this machine's ext4,
+# creating the 10000th file in a directory scans the 9999 before it
+# (ext4_search_dir in perf; no directory index), which made each run's
+# system time vary from 0.4 s to 7 s whichever store it used.
+OUTS=$(mktemp -d -p "${BENCH_OUT:-/dev/shm}")
+trap '"$SRC/tests/e2e/pg.sh" stop "$PG/pg" >/dev/null 2>&1 || true; rm -rf "$PG" "$OUTS"; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"' EXIT
+# issue CONF INPUT OUT: keyrite issue, its files into $OUTS/OUT; its wall
+# seconds printed. Each timed part starts with the one before written out
+# (sync): else the page cache's writeback lands on the next.
 issue() {
-	mkdir -p "$3"
+	mkdir -p "$OUTS/$3"
 	/usr/bin/time -v "$K" issue --config "ca/$1.cnf" --ca devices --profile device --pin-file pin \
-		--out "$3" "$2" 2>"$3.time" >/dev/null || { cat "$3.time" >&2; exit 1; }
+		--out "$OUTS/$3" "$2" 2>"$3.time" >/dev/null || { cat "$3.time" >&2; exit 1; }
 	seconds "$3.time"
 }
 pgstore() { echo "postgresql:host=$host port=$port user=keyrite dbname=$1"; }

@@ -210,18 +210,10 @@ static void already(req *r, const kr_prior *prior)
  * keeps its model (a manifest that says otherwise is refused, for a device
  * does not change model) and takes the manifest's version, audited. A bare
  * CSR's device must be known already. */
-static KR_MUST_USE kr_err register_device(batch *b, req *r)
+static KR_MUST_USE kr_err known_device(batch *b, req *r)
 {
 	char model[sizeof r->in.model], version[sizeof r->in.version];
 	int known = 0;
-	if (r->in.from_manifest) {
-		/* most manifest rows are new devices: added in one statement */
-		kr_device d = {r->in.device_id, r->in.model, r->in.version};
-		int added = 0;
-		KR_TRY(kr_store_add_device(b->store, &d, &added));
-		if (added)
-			return kr_ok();
-	}
 	KR_TRY(kr_store_device(b->store, r->in.device_id, &known, model, sizeof model, version,
 			       sizeof version));
 	if (!r->in.from_manifest) {
@@ -243,6 +235,49 @@ static KR_MUST_USE kr_err register_device(batch *b, req *r)
 		       ? kr_ok()
 		       : kr_store_set_device_version(b->store, r->in.device_id, version,
 						     r->in.version);
+}
+
+/* The first of the chunk's new requests to name r's device, if not r. */
+static int device_earlier(const chunk *c, const req *r)
+{
+	for (const req *q = c->reqs; q < r; q++)
+		if (q->state == R_NEW && q->in.from_manifest &&
+		    !strcmp(q->in.device_id, r->in.device_id))
+			return 1;
+	return 0;
+}
+
+/* The chunk's manifest devices: the new ones added in statements of many
+ * rows (most are new), the others looked up and compared one by one. */
+static KR_MUST_USE kr_err register_devices(batch *b, chunk *c)
+{
+	kr_device *d = calloc((size_t)c->n + 1, sizeof *d);
+	int *who = calloc((size_t)c->n + 1, sizeof *who),
+	    *added = calloc((size_t)c->n + 1, sizeof *added);
+	kr_err e = d && who && added ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	size_t n = 0;
+	for (int i = 0; !kr_failed(&e) && i < c->n; i++) {
+		req *r = &c->reqs[i];
+		if (r->state == R_NEW && r->in.from_manifest && !device_earlier(c, r)) {
+			d[n] = (kr_device){r->in.device_id, r->in.model, r->in.version};
+			who[n++] = i;
+		}
+	}
+	if (!kr_failed(&e))
+		e = kr_store_add_devices(b->store, d, n, added);
+	size_t k = 0;
+	for (int i = 0; !kr_failed(&e) && i < c->n; i++) {
+		req *r = &c->reqs[i];
+		int is_new = k < n && who[k] == i && added[k];
+		if (k < n && who[k] == i)
+			k++;
+		if (r->state == R_NEW && !is_new)
+			e = known_device(b, r);
+	}
+	free(d);
+	free(who);
+	free(added);
+	return e;
 }
 
 static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd);
@@ -269,39 +304,67 @@ static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 	return kr_ok();
 }
 
-/* Decides each acceptable request's fate against the store, and reserves. */
-static KR_MUST_USE kr_err admit(batch *b, chunk *c, req *r, const uint8_t *rnd)
+/* A request's fate from what the store has of its CSR; reserves a new one. */
+static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, const uint8_t *rnd)
 {
-	if (duplicate_in_chunk(c, r)) {
-		reject(r, "duplicate: the same CSR appears earlier in this batch");
-		return kr_ok();
-	}
-	if (b->o->gate)
-		return gated(b, c, r, rnd);
-	/* The device first: a manifest row's model and version count even
-	 * for a request issued before. */
-	if (b->p->identity == KR_ID_DEVICE) {
-		KR_TRY(register_device(b, r));
-		if (r->state == R_REJECTED)
-			return kr_ok();
-	}
-	kr_prior prior;
-	KR_TRY(kr_store_prior(b->store, b->ca->id, b->p->name, r->csr.sha256, &prior));
-	if (prior.found) {
-		if (prior.batch == b->batch_id)
+	if (prior->found) {
+		if (prior->batch == b->batch_id)
 			reject(r, "duplicate: the same CSR appears earlier in this batch");
-		else if (!prior.der && strcmp(prior.status, "pending") == 0)
-			busy(r, &prior);
-		else if (!prior.der)
+		else if (!prior->der && strcmp(prior->status, "pending") == 0)
+			busy(r, prior);
+		else if (!prior->der)
 			reject(r, "already issued, but the store holds no certificate for it");
 		else
-			already(r, &prior);
-		kr_prior_clear(&prior);
+			already(r, prior);
 		return kr_ok();
 	}
 	if (b->p->identity == KR_ID_DEVICE)
 		KR_TRY(kr_store_take_profile_id(b->store, &r->profile_id));
 	return reserve(b, r, rnd);
+}
+
+/* Decides the fate of each of the chunk's acceptable requests against the
+ * store, and reserves: the registry's gate one by one, as it asks;
+ * otherwise the chunk's devices first (a manifest row's model and version
+ * count even for a request issued before), then what the store has of all
+ * the chunk's CSRs, in statements of many rows. */
+static KR_MUST_USE kr_err admit_chunk(batch *b, chunk *c, const uint8_t *rnd)
+{
+	for (int i = 0; i < c->n; i++)
+		if (c->reqs[i].state == R_NEW && duplicate_in_chunk(c, &c->reqs[i]))
+			reject(&c->reqs[i],
+			       "duplicate: the same CSR appears earlier in this batch");
+	if (b->o->gate) {
+		for (int i = 0; i < c->n; i++)
+			if (c->reqs[i].state == R_NEW)
+				KR_TRY(gated(b, c, &c->reqs[i],
+					     rnd + (size_t)KR_SERIAL_LEN * (size_t)i));
+		return kr_ok();
+	}
+	if (b->p->identity == KR_ID_DEVICE)
+		KR_TRY(register_devices(b, c));
+	uint8_t(*csr)[32] = calloc((size_t)c->n + 1, sizeof *csr);
+	int *who = calloc((size_t)c->n + 1, sizeof *who);
+	kr_prior *prior = calloc((size_t)c->n + 1, sizeof *prior);
+	kr_err e = csr && who && prior ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	size_t n = 0;
+	for (int i = 0; !kr_failed(&e) && i < c->n; i++)
+		if (c->reqs[i].state == R_NEW) {
+			memcpy(csr[n], c->reqs[i].csr.sha256, 32);
+			who[n++] = i;
+		}
+	if (!kr_failed(&e))
+		e = kr_store_priors(b->store, b->ca->id, b->p->name, (const uint8_t(*)[32])csr, n,
+				    prior);
+	for (size_t k = 0; !kr_failed(&e) && k < n; k++)
+		e = decide(b, &c->reqs[who[k]], &prior[k],
+			   rnd + (size_t)KR_SERIAL_LEN * (size_t)who[k]);
+	for (size_t k = 0; prior && k < n; k++)
+		kr_prior_clear(&prior[k]);
+	free(csr);
+	free(who);
+	free(prior);
+	return e;
 }
 
 /* Names a device's certificate after its profile id, and reserves its
@@ -367,10 +430,9 @@ static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 	KR_TRY(kr_hsm_random(b->ca->hsm, rnd, (size_t)c->n * KR_SERIAL_LEN));
 	KR_TXN(t);
 	KR_TRY(kr_txn_begin(&t, b->store));
+	KR_TRY(admit_chunk(b, c, rnd));
 	for (int i = 0; i < c->n; i++) {
 		req *r = &c->reqs[i];
-		if (r->state == R_NEW)
-			KR_TRY(admit(b, c, r, rnd + (size_t)KR_SERIAL_LEN * (size_t)i));
 		if (r->state == R_REJECTED)
 			KR_TRY(kr_store_reject(b->store, b->batch_id, r->in.where,
 					       r->in.der ? r->csr.sha256 : NULL, r->reason));

@@ -101,8 +101,6 @@ static const char *const queries[Q_COUNT] = {
 			 " LIMIT 1",
 	[Q_AUDIT_LAST] = "SELECT coalesce(max(seq), 0) FROM audit",
 	[Q_AUDIT_ADD] = AUDIT_INSERT AUDIT_ROW,
-	[Q_DEVICE_PUT] = "INSERT INTO device (id, model, version, registered) VALUES (?, ?, ?, ?)"
-			 " ON CONFLICT (id) DO NOTHING",
 	[Q_DEVICE_GET] =
 		"SELECT coalesce(model, ''), coalesce(version, '') FROM device WHERE id = ?",
 	[Q_PROFILE_ID] = "SELECT value FROM counter WHERE name = 'profile_id'",
@@ -372,6 +370,8 @@ void kr_store_close(kr_store *s)
 		db_finalize(s->issued_rows[i]);
 		db_finalize(s->audit_rows[i]);
 		db_finalize(s->reserve_rows[i]);
+		db_finalize(s->prior_rows[i]);
+		db_finalize(s->device_rows[i]);
 	}
 	if (s->conn)
 		s->drv->close(s);
@@ -430,6 +430,54 @@ static void bind_entry(db_stmt *st, int at, const sq_entry *e)
 	db_text(st, at + 9, kr_detail_has(e->d, KR_D_DEVICE) ? e->d->str[KR_D_DEVICE] : NULL);
 	db_int(st, at + 10, e->node);
 	db_int(st, at + 11, e->node_seq);
+}
+
+/* A statement of many rows: head, the row 2^k times between seps, tail. */
+typedef struct sq_rows {
+	const char *head, *row, *sep, *tail;
+} sq_rows;
+
+static const sq_rows device_sql = {"INSERT INTO device (id, model, version, registered) VALUES ",
+				   "(?, ?, ?, ?)", ", ",
+				   " ON CONFLICT (id) DO NOTHING RETURNING id"};
+/* One lookup per request, each by the request index (CA, profile, CSR):
+ * an IN list was planned as a scan of the CA's rows while the table's
+ * statistics lagged its growth, on PostgreSQL 9 ms a chunk at 10000. */
+static const sq_rows prior_sql = {
+	"",
+	"SELECT status, der, batch_id, serial, subject, node, csr_sha256 FROM cert WHERE"
+	" ca_id = ?1 AND profile = ?2 AND status <> 'abandoned' AND csr_sha256 = ?",
+	" UNION ALL ", ""};
+static const sq_rows audit_sql = {AUDIT_INSERT, AUDIT_ROW, ", ", ""};
+static const sq_rows issued_sql = {ISSUED_HEAD, ISSUED_ROW, ", ", ISSUED_TAIL};
+static const sq_rows reserve_sql = {RESERVE_INSERT, RESERVE_ROW, ", ", ""};
+
+/* slots[k]: the statement of 2^k rows, prepared at its first use. */
+static KR_MUST_USE kr_err sq_piece(kr_store *s, db_stmt **slots, int k, const sq_rows *r,
+				   db_stmt **out)
+{
+	if (slots[k])
+		return sq_cached(s, &slots[k], NULL, out);
+	size_t n = (size_t)1 << k;
+	size_t len = strlen(r->head) + n * (strlen(r->row) + strlen(r->sep)) + strlen(r->tail) + 1;
+	char *sql = malloc(len);
+	KR_ENSURE(sql, KR_EINTERNAL, "out of memory");
+	size_t o = (size_t)snprintf(sql, len, "%s", r->head);
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(sql + o, len - o, "%s%s", i ? r->sep : "", r->row);
+	snprintf(sql + o, len - o, "%s", r->tail);
+	kr_err e = sq_cached(s, &slots[k], sql, out);
+	free(sql);
+	return e;
+}
+
+/* The largest piece for n rows: 2^k <= n, up to 2^(SQ_PIECES - 1). */
+static int piece_for(size_t n)
+{
+	int k = 0;
+	while (k + 1 < SQ_PIECES && ((size_t)2 << k) <= n)
+		k++;
+	return k;
 }
 
 /* ---- transactions ------------------------------------------------------------ */
@@ -583,17 +631,43 @@ KR_MUST_USE kr_err kr_store_register_ca(kr_store *s, const char *name, X509 *cer
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d, int *added)
+/* 2^k devices in one statement; added[i] for those that were not there. */
+static KR_MUST_USE kr_err devices_piece(kr_store *s, const kr_device *d, int k, const char *now,
+					int *added)
+{
+	size_t n = (size_t)1 << k;
+	db_stmt *st = NULL;
+	KR_TRY(sq_piece(s, s->device_rows, k, &device_sql, &st));
+	for (size_t i = 0; i < n; i++) {
+		int at = (int)i * 4;
+		db_text(st, at + 1, d[i].id);
+		db_text(st, at + 2, d[i].model);
+		db_text(st, at + 3, d[i].version);
+		db_text(st, at + 4, now);
+		added[i] = 0;
+	}
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *id = db_col_text(st, 0);
+		for (size_t i = 0; id && i < n; i++)
+			if (!added[i] && strcmp(d[i].id, id) == 0) {
+				added[i] = 1;
+				break;
+			}
+	}
+	KR_ENSURE(rc == DB_DONE, KR_EIO, "%s: adding devices: %s", s->path, s->drv->errmsg(s));
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_add_devices(kr_store *s, const kr_device *d, size_t n, int *added)
 {
 	char now[21];
 	sq_now(now);
-	db_stmt *st = sq_q(s, Q_DEVICE_PUT);
-	db_text(st, 1, d->id);
-	db_text(st, 2, d->model);
-	db_text(st, 3, d->version);
-	db_text(st, 4, now);
-	KR_TRY(sq_done(s, st, "adding device"));
-	*added = s->drv->changes(s) == 1;
+	for (size_t done = 0; done < n;) {
+		int k = piece_for(n - done);
+		KR_TRY(devices_piece(s, d + done, k, now, added + done));
+		done += (size_t)1 << k;
+	}
 	return kr_ok();
 }
 
@@ -675,18 +749,9 @@ void kr_prior_clear(kr_prior *p)
 	memset(p, 0, sizeof *p);
 }
 
-KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
-				  const uint8_t csr[32], kr_prior *out)
+/* out from a row of Q_PRIOR's columns. */
+static KR_MUST_USE kr_err prior_of(db_stmt *st, kr_prior *out)
 {
-	memset(out, 0, sizeof *out);
-	db_stmt *st = sq_q(s, Q_PRIOR);
-	db_int(st, 1, ca);
-	db_text(st, 2, profile);
-	db_blob(st, 3, csr, 32);
-	int rc = db_step(st);
-	KR_ENSURE(rc == DB_ROW || rc == DB_DONE, KR_EIO, "%s: %s", s->path, s->drv->errmsg(s));
-	if (rc == DB_DONE)
-		return kr_ok();
 	out->found = 1;
 	out->batch = db_col_int(st, 2);
 	out->node = db_col_small(st, 5);
@@ -701,7 +766,56 @@ KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 		out->der = malloc(n);
 		KR_ENSURE(out->der, KR_EINTERNAL, "out of memory");
 		memcpy(out->der, db_col_blob(st, 1), n);
-		out->der_len = (size_t)n;
+		out->der_len = n;
+	}
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
+				  const uint8_t csr[32], kr_prior *out)
+{
+	memset(out, 0, sizeof *out);
+	db_stmt *st = sq_q(s, Q_PRIOR);
+	db_int(st, 1, ca);
+	db_text(st, 2, profile);
+	db_blob(st, 3, csr, 32);
+	int rc = db_step(st);
+	KR_ENSURE(rc == DB_ROW || rc == DB_DONE, KR_EIO, "%s: %s", s->path, s->drv->errmsg(s));
+	return rc == DB_ROW ? prior_of(st, out) : kr_ok();
+}
+
+/* 2^k of the requests: one statement finds those the store has seen. */
+static KR_MUST_USE kr_err priors_piece(kr_store *s, int64_t ca, const char *profile,
+				       const uint8_t (*csr)[32], int k, kr_prior *out)
+{
+	size_t n = (size_t)1 << k;
+	db_stmt *st = NULL;
+	KR_TRY(sq_piece(s, s->prior_rows, k, &prior_sql, &st));
+	db_int(st, 1, ca);
+	db_text(st, 2, profile);
+	for (size_t i = 0; i < n; i++)
+		db_blob(st, 3 + (int)i, csr[i], 32);
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW) {
+		const void *h = db_col_blob(st, 6);
+		for (size_t i = 0; h && db_col_bytes(st, 6) == 32 && i < n; i++)
+			if (!out[i].found && memcmp(csr[i], h, 32) == 0) {
+				KR_TRY(prior_of(st, &out[i]));
+				break;
+			}
+	}
+	KR_ENSURE(rc == DB_DONE, KR_EIO, "%s: looking up requests: %s", s->path, s->drv->errmsg(s));
+	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_priors(kr_store *s, int64_t ca, const char *profile,
+				   const uint8_t (*csr)[32], size_t n, kr_prior *out)
+{
+	memset(out, 0, n * sizeof *out);
+	for (size_t done = 0; done < n;) {
+		int k = piece_for(n - done);
+		KR_TRY(priors_piece(s, ca, profile, csr + done, k, out + done));
+		done += (size_t)1 << k;
 	}
 	return kr_ok();
 }
@@ -719,33 +833,6 @@ KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 	*id = ++s->c.pid;
 	s->c.pid_dirty = 1;
 	return kr_ok();
-}
-
-/* slots[k]: head, 2^k copies of row, tail, prepared at its first use. */
-static KR_MUST_USE kr_err sq_piece(kr_store *s, db_stmt **slots, int k, const char *head,
-				   const char *row, const char *tail, db_stmt **out)
-{
-	if (slots[k])
-		return sq_cached(s, &slots[k], NULL, out);
-	size_t n = (size_t)1 << k, len = strlen(head) + n * (strlen(row) + 2) + strlen(tail) + 1;
-	char *sql = malloc(len);
-	KR_ENSURE(sql, KR_EINTERNAL, "out of memory");
-	size_t o = (size_t)snprintf(sql, len, "%s", head);
-	for (size_t i = 0; i < n; i++)
-		o += (size_t)snprintf(sql + o, len - o, "%s%s", i ? ", " : "", row);
-	snprintf(sql + o, len - o, "%s", tail);
-	kr_err e = sq_cached(s, &slots[k], sql, out);
-	free(sql);
-	return e;
-}
-
-/* The largest piece for n rows: 2^k <= n, up to 2^(SQ_PIECES - 1). */
-static int piece_for(size_t n)
-{
-	int k = 0;
-	while (k + 1 < SQ_PIECES && ((size_t)2 << k) <= n)
-		k++;
-	return k;
 }
 
 /* What a piece of a chunk's completions writes to the audit log. */
@@ -769,7 +856,7 @@ static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int
 		KR_TRY(audit_next(s, "issue", d, &a->e[i]));
 	}
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->audit_rows, k, AUDIT_INSERT, AUDIT_ROW, "", &st));
+	KR_TRY(sq_piece(s, s->audit_rows, k, &audit_sql, &st));
 	for (size_t i = 0; i < n; i++)
 		bind_entry(st, (int)i * 11, &a->e[i]);
 	return sq_done(s, st, "appending to the audit log");
@@ -780,7 +867,7 @@ static KR_MUST_USE kr_err complete_piece(kr_store *s, const kr_cert_row *rows, i
 {
 	size_t n = (size_t)1 << k;
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->issued_rows, k, ISSUED_HEAD, ISSUED_ROW, ISSUED_TAIL, &st));
+	KR_TRY(sq_piece(s, s->issued_rows, k, &issued_sql, &st));
 	for (size_t i = 0; i < n; i++) {
 		const kr_cert_row *r = &rows[i];
 		int at = (int)i * 8;
@@ -819,7 +906,7 @@ KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_
 static KR_MUST_USE kr_err reserve_piece(kr_store *s, const kr_cert_row *rows, int k)
 {
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->reserve_rows, k, RESERVE_INSERT, RESERVE_ROW, "", &st));
+	KR_TRY(sq_piece(s, s->reserve_rows, k, &reserve_sql, &st));
 	for (size_t i = 0; i < (size_t)1 << k; i++) {
 		const kr_cert_row *r = &rows[i];
 		int at = (int)i * 9;

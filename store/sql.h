@@ -18,7 +18,6 @@ enum {
 	Q_AUDIT_HEAD,
 	Q_AUDIT_LAST,
 	Q_AUDIT_ADD,
-	Q_DEVICE_PUT,
 	Q_DEVICE_GET,
 	Q_PROFILE_ID,
 	Q_PROFILE_ID_SET,
@@ -61,6 +60,7 @@ struct kr_store {
 	db_stmt *sv[SQ_SERVICE_STATEMENTS];
 	db_stmt *pub_add; /* keyrite publish: INSERT INTO current */
 	db_stmt *issued_rows[SQ_PIECES], *audit_rows[SQ_PIECES], *reserve_rows[SQ_PIECES];
+	db_stmt *prior_rows[SQ_PIECES], *device_rows[SQ_PIECES];
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
 	sq_cache mark;

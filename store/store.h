@@ -78,9 +78,9 @@ typedef struct kr_device {
 	const char *id, *model, *version;
 } kr_device;
 
-/* Adds a device unless its id is recorded: *added says which (a new
- * device costs one statement, not a lookup and then an insert). */
-KR_MUST_USE kr_err kr_store_add_device(kr_store *s, const kr_device *d, int *added);
+/* Adds the devices whose ids are not recorded (a chunk's, in statements
+ * of many rows); added[i] says which were. */
+KR_MUST_USE kr_err kr_store_add_devices(kr_store *s, const kr_device *d, size_t n, int *added);
 /* What the store records of device id: *found 0 if nothing; model and
  * version ("" if unknown) into the caller's buffers. */
 KR_MUST_USE kr_err kr_store_device(kr_store *s, const char *id, int *found, char *model,
@@ -111,6 +111,9 @@ typedef struct kr_prior {
 } kr_prior;
 KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
 				  const uint8_t csr[32], kr_prior *out);
+/* kr_store_prior for n requests at once (a chunk's), out[i] for csr[i]. */
+KR_MUST_USE kr_err kr_store_priors(kr_store *s, int64_t ca, const char *profile,
+				   const uint8_t (*csr)[32], size_t n, kr_prior *out);
 void kr_prior_clear(kr_prior *p);
 
 /* Retires the pending rows of killed runs; each gets an audit entry. */
