@@ -91,10 +91,6 @@ static const char schema_v4[] =
 	" cert.status = 'pending'"
 
 static const char *const queries[Q_COUNT] = {
-	[Q_PRIOR] =
-		"SELECT status, der, batch_id, serial, subject, node FROM cert WHERE ca_id = ? AND "
-		"profile = ? AND "
-		"csr_sha256 = ? AND status <> 'abandoned'",
 	[Q_REJECTED] = "INSERT INTO rejected (batch_id, input, csr_sha256, reason)"
 		       " VALUES (?, ?, ?, ?)",
 	[Q_AUDIT_HEAD] = "SELECT seq, node_seq, hash FROM audit WHERE node = ? ORDER BY seq DESC"
@@ -749,7 +745,7 @@ void kr_prior_clear(kr_prior *p)
 	memset(p, 0, sizeof *p);
 }
 
-/* out from a row of Q_PRIOR's columns. */
+/* out from a row of prior_sql's columns. */
 static KR_MUST_USE kr_err prior_of(db_stmt *st, kr_prior *out)
 {
 	out->found = 1;
@@ -769,19 +765,6 @@ static KR_MUST_USE kr_err prior_of(db_stmt *st, kr_prior *out)
 		out->der_len = n;
 	}
 	return kr_ok();
-}
-
-KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
-				  const uint8_t csr[32], kr_prior *out)
-{
-	memset(out, 0, sizeof *out);
-	db_stmt *st = sq_q(s, Q_PRIOR);
-	db_int(st, 1, ca);
-	db_text(st, 2, profile);
-	db_blob(st, 3, csr, 32);
-	int rc = db_step(st);
-	KR_ENSURE(rc == DB_ROW || rc == DB_DONE, KR_EIO, "%s: %s", s->path, s->drv->errmsg(s));
-	return rc == DB_ROW ? prior_of(st, out) : kr_ok();
 }
 
 /* 2^k of the requests: one statement finds those the store has seen. */

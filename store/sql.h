@@ -13,7 +13,6 @@
 #define KR_STORE_VERSION 8
 
 enum {
-	Q_PRIOR,
 	Q_REJECTED,
 	Q_AUDIT_HEAD,
 	Q_AUDIT_LAST,

@@ -8,7 +8,7 @@
  *
  * Names: a function that changes the store is named for what it does
  * (kr_store_reserve, kr_store_revoke, kr_store_add_crl), one that reads it
- * for what it gives (kr_store_certs, kr_store_revocations, kr_store_prior).
+ * for what it gives (kr_store_certs, kr_store_revocations, kr_store_priors).
  *
  * A certificate row is reserved ('pending', with its serial) before the HSM
  * signs and completed ('valid', with its DER) after; a row still pending when
@@ -109,9 +109,8 @@ typedef struct kr_prior {
 	uint8_t *der;      /* malloc'd; NULL unless status is valid or revoked */
 	size_t der_len;
 } kr_prior;
-KR_MUST_USE kr_err kr_store_prior(kr_store *s, int64_t ca, const char *profile,
-				  const uint8_t csr[32], kr_prior *out);
-/* kr_store_prior for n requests at once (a chunk's), out[i] for csr[i]. */
+/* What the store holds of n requests (a chunk's, in statements of many),
+ * out[i] for csr[i]. */
 KR_MUST_USE kr_err kr_store_priors(kr_store *s, int64_t ca, const char *profile,
 				   const uint8_t (*csr)[32], size_t n, kr_prior *out);
 void kr_prior_clear(kr_prior *p);

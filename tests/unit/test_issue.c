@@ -296,7 +296,8 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_ASSERT_OK(kr_txn_commit(&t));
 	cr_assert_eq(n, 1);
 	kr_prior prior;
-	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r.csr_sha256, &prior));
+	KR_ASSERT_OK(
+		kr_store_priors(s, caid, "dev", (const uint8_t(*)[32]) & r.csr_sha256, 1, &prior));
 	cr_assert_eq(prior.found, 0, "an abandoned request may be issued again");
 	/* Issue properly, then find it. */
 	uint8_t serial2[16] = {0x33};
@@ -307,7 +308,8 @@ Test(issue, store_reserves_records_and_refuses_reuse)
 	KR_ASSERT_OK(kr_store_reserve(s, &r2, 1));
 	KR_ASSERT_OK(kr_store_complete(s, &r2, 1));
 	KR_ASSERT_OK(kr_txn_commit(&t));
-	KR_ASSERT_OK(kr_store_prior(s, caid, "dev", r2.csr_sha256, &prior));
+	KR_ASSERT_OK(
+		kr_store_priors(s, caid, "dev", (const uint8_t(*)[32]) & r2.csr_sha256, 1, &prior));
 	cr_assert(prior.found && !strcmp(prior.status, "valid") && prior.der_len == 3);
 	kr_prior_clear(&prior);
 	/* Revocation is recorded once. */
