@@ -181,7 +181,6 @@ static int duplicate_in_chunk(const chunk *c, const req *r)
 	return 0;
 }
 
-/* A request the store has seen: report the certificate it got. */
 /* Reserved by another run that has not ended: another node's batch now
  * (its reservation serializes with ours), or that node's killed run, whose
  * rows its own next run retires (keyrite-ca(5) node). Nothing is issued
@@ -196,6 +195,7 @@ static void busy(req *r, const kr_prior *prior)
 	reject(r, why);
 }
 
+/* A request the store has seen: report the certificate it got. */
 static void already(req *r, const kr_prior *prior)
 {
 	r->state = R_ALREADY;
@@ -206,10 +206,10 @@ static void already(req *r, const kr_prior *prior)
 	snprintf(r->name, sizeof r->name, "%s", prior->subject);
 }
 
-/* A manifest registers its devices: a new one is recorded; a known one
- * keeps its model (a manifest that says otherwise is refused, for a device
- * does not change model) and takes the manifest's version, audited. A bare
- * CSR's device must be known already. */
+/* A device the store knows: a manifest row keeps its model (a manifest
+ * that says otherwise is refused, for a device does not change model) and
+ * gives it the manifest's version, audited. A bare CSR's device must be
+ * known already. */
 static KR_MUST_USE kr_err known_device(batch *b, req *r)
 {
 	char model[sizeof r->in.model], version[sizeof r->in.version];
@@ -237,7 +237,8 @@ static KR_MUST_USE kr_err known_device(batch *b, req *r)
 						     r->in.version);
 }
 
-/* The first of the chunk's new requests to name r's device, if not r. */
+/* 1 if a new manifest request before r in the chunk names r's device (it
+ * adds the device; r finds it known). */
 static int device_earlier(const chunk *c, const req *r)
 {
 	for (const req *q = c->reqs; q < r; q++)
