@@ -427,6 +427,7 @@ static KR_MUST_USE kr_err no_password(const char *conninfo)
 
 static KR_MUST_USE kr_err pg_open(kr_store *s, const char *conninfo, int create)
 {
+	(void)create;
 	pg_conn *pc = calloc(1, sizeof *pc);
 	KR_ENSURE(pc, KR_EINTERNAL, "out of memory");
 	s->conn = pc;
@@ -445,13 +446,7 @@ static KR_MUST_USE kr_err pg_open(kr_store *s, const char *conninfo, int create)
 		keep_error(s, NULL);
 		return kr_errf(KR_EIO, "%s: cannot connect: %s", s->path, pg_errmsg(s));
 	}
-	int64_t format = 0;
-	KR_TRY(pg_identity(s, &format));
-	KR_ENSURE(create || format > 0, KR_EINPUT,
-		  "%s: no keyrite store in this database (create it with keyrite issue or keyrite"
-		  " ca init)",
-		  s->path);
-	return kr_ok();
+	return kr_ok(); /* an empty database is made a store by kr_store_open, if asked */
 }
 
 static void pg_closing(kr_store *s) { conn(s)->closing = 1; }

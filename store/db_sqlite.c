@@ -75,7 +75,7 @@ static void day_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 static KR_MUST_USE kr_err sq_open(kr_store *s, const char *path, int create)
 {
 	KR_ENSURE(create || access(path, F_OK) == 0, KR_EINPUT,
-		  "%s: no such store (create it with keyrite issue or keyrite ca init)", path);
+		  "%s: no such store (keyrite issue makes one)", path);
 	s->path = strdup(path);
 	KR_ENSURE(s->path, KR_EINTERNAL, "out of memory");
 	int flags =

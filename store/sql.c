@@ -337,6 +337,8 @@ KR_MUST_USE kr_err kr_store_open(const char *where, int create, int node, kr_sto
 	int64_t format = 0;
 	if (!kr_failed(&e))
 		e = check_identity(s, &format);
+	if (!kr_failed(&e) && format == 0 && !create)
+		e = kr_errf(KR_EINPUT, "%s: no keyrite store here (keyrite issue makes one)", s->path);
 	if (!kr_failed(&e) && format < KR_STORE_VERSION)
 		e = migrate(s);
 	if (!kr_failed(&e))

@@ -439,7 +439,8 @@ test_nodes_publication_reads_a_snapshot_without_the_lock() {
 }
 
 # A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
-# read, a server that does not answer: one message each, nothing made.
+# read, a server that does not answer, an empty database for a command
+# that only reads: one message each, nothing made.
 test_nodes_store_strings_refused() {
 	ca_setup
 	local c=$T/ca/keyrite.cnf base=$PG_STORE
@@ -451,6 +452,9 @@ test_nodes_store_strings_refused() {
 	expect 3 "store: not a PostgreSQL connection string: missing \"=\" after \"port\"" kr certs --config "$c"
 	sed -i "s|^store *=.*|store = postgresql:host=127.0.0.1 port=1 user=keyrite dbname=$PG_DB|" "$c"
 	expect 7 "postgresql://keyrite@127.0.0.1:1/$PG_DB: cannot connect: " kr certs --config "$c"
+	# an empty database: a command that reads is not the one to make a store
+	sed -i "s|^store *=.*|store = $base|" "$c"
+	expect 3 "/$PG_DB: no keyrite store here (keyrite issue makes one)" kr certs --config "$c"
 	[ "$(db "select count(*) from pg_tables where schemaname = 'public'")" -eq 0 ] || fail "tables were made"
 }
 
