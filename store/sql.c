@@ -338,7 +338,8 @@ KR_MUST_USE kr_err kr_store_open(const char *where, int create, int node, kr_sto
 	if (!kr_failed(&e))
 		e = check_identity(s, &format);
 	if (!kr_failed(&e) && format == 0 && !create)
-		e = kr_errf(KR_EINPUT, "%s: no keyrite store here (keyrite issue makes one)", s->path);
+		e = kr_errf(KR_EINPUT, "%s: no keyrite store here (keyrite issue makes one)",
+			    s->path);
 	if (!kr_failed(&e) && format < KR_STORE_VERSION)
 		e = migrate(s);
 	if (!kr_failed(&e))
@@ -364,13 +365,9 @@ void kr_store_close(kr_store *s)
 		db_finalize(s->rq[i]);
 	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
 		db_finalize(s->sv[i]);
-	for (int i = 0; i < SQ_PIECES; i++) {
-		db_finalize(s->issued_rows[i]);
-		db_finalize(s->audit_rows[i]);
-		db_finalize(s->reserve_rows[i]);
-		db_finalize(s->prior_rows[i]);
-		db_finalize(s->device_rows[i]);
-	}
+	for (int i = 0; i < SQ_ROW_KINDS; i++)
+		for (int k = 0; k < SQ_PIECES; k++)
+			db_finalize(s->pieces[i][k]);
 	if (s->conn)
 		s->drv->close(s);
 	free(s->path);
@@ -435,25 +432,28 @@ typedef struct sq_rows {
 	const char *head, *row, *sep, *tail;
 } sq_rows;
 
-static const sq_rows device_sql = {"INSERT INTO device (id, model, version, registered) VALUES ",
-				   "(?, ?, ?, ?)", ", ",
-				   " ON CONFLICT (id) DO NOTHING RETURNING id"};
-/* One lookup per request, each by the request index (CA, profile, CSR):
- * an IN list was planned as a scan of the CA's rows while the table's
- * statistics lagged its growth, on PostgreSQL 9 ms a chunk at 10000. */
-static const sq_rows prior_sql = {
-	"",
-	"SELECT status, der, batch_id, serial, subject, node, csr_sha256 FROM cert WHERE"
-	" ca_id = ?1 AND profile = ?2 AND status <> 'abandoned' AND csr_sha256 = ?",
-	" UNION ALL ", ""};
-static const sq_rows audit_sql = {AUDIT_INSERT, AUDIT_ROW, ", ", ""};
-static const sq_rows issued_sql = {ISSUED_HEAD, ISSUED_ROW, ", ", ISSUED_TAIL};
-static const sq_rows reserve_sql = {RESERVE_INSERT, RESERVE_ROW, ", ", ""};
+static const sq_rows rows_sql[SQ_ROW_KINDS] = {
+	[SQ_DEVICES] = {"INSERT INTO device (id, model, version, registered) VALUES ",
+			"(?, ?, ?, ?)", ", ", " ON CONFLICT (id) DO NOTHING RETURNING id"},
+	/* One lookup per request, each by the request index (CA, profile,
+	 * CSR): an IN list was planned as a scan of the CA's rows while the
+	 * table's statistics lagged its growth, on PostgreSQL 9 ms a chunk at
+	 * 10000. */
+	[SQ_PRIORS] = {"",
+		       "SELECT status, der, batch_id, serial, subject, node, csr_sha256 FROM cert"
+		       " WHERE ca_id = ?1 AND profile = ?2 AND status <> 'abandoned' AND"
+		       " csr_sha256 = ?",
+		       " UNION ALL ", ""},
+	[SQ_AUDITS] = {AUDIT_INSERT, AUDIT_ROW, ", ", ""},
+	[SQ_ISSUED] = {ISSUED_HEAD, ISSUED_ROW, ", ", ISSUED_TAIL},
+	[SQ_RESERVES] = {RESERVE_INSERT, RESERVE_ROW, ", ", ""},
+};
 
-/* slots[k]: the statement of 2^k rows, prepared at its first use. */
-static KR_MUST_USE kr_err sq_piece(kr_store *s, db_stmt **slots, int k, const sq_rows *r,
-				   db_stmt **out)
+/* The statement of kind with 2^k rows, prepared at its first use. */
+static KR_MUST_USE kr_err sq_piece(kr_store *s, int kind, int k, db_stmt **out)
 {
+	db_stmt **slots = s->pieces[kind];
+	const sq_rows *r = &rows_sql[kind];
 	if (slots[k])
 		return sq_cached(s, &slots[k], NULL, out);
 	size_t n = (size_t)1 << k;
@@ -635,7 +635,7 @@ static KR_MUST_USE kr_err devices_piece(kr_store *s, const kr_device *d, int k, 
 {
 	size_t n = (size_t)1 << k;
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->device_rows, k, &device_sql, &st));
+	KR_TRY(sq_piece(s, SQ_DEVICES, k, &st));
 	for (size_t i = 0; i < n; i++) {
 		int at = (int)i * 4;
 		db_text(st, at + 1, d[i].id);
@@ -747,7 +747,7 @@ void kr_prior_clear(kr_prior *p)
 	memset(p, 0, sizeof *p);
 }
 
-/* out from a row of prior_sql's columns. */
+/* out from a row of SQ_PRIORS's columns. */
 static KR_MUST_USE kr_err prior_of(db_stmt *st, kr_prior *out)
 {
 	out->found = 1;
@@ -775,7 +775,7 @@ static KR_MUST_USE kr_err priors_piece(kr_store *s, int64_t ca, const char *prof
 {
 	size_t n = (size_t)1 << k;
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->prior_rows, k, &prior_sql, &st));
+	KR_TRY(sq_piece(s, SQ_PRIORS, k, &st));
 	db_int(st, 1, ca);
 	db_text(st, 2, profile);
 	for (size_t i = 0; i < n; i++)
@@ -841,7 +841,7 @@ static KR_MUST_USE kr_err audit_issues(kr_store *s, const kr_cert_row *rows, int
 		KR_TRY(audit_next(s, "issue", d, &a->e[i]));
 	}
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->audit_rows, k, &audit_sql, &st));
+	KR_TRY(sq_piece(s, SQ_AUDITS, k, &st));
 	for (size_t i = 0; i < n; i++)
 		bind_entry(st, (int)i * 11, &a->e[i]);
 	return sq_done(s, st, "appending to the audit log");
@@ -852,7 +852,7 @@ static KR_MUST_USE kr_err complete_piece(kr_store *s, const kr_cert_row *rows, i
 {
 	size_t n = (size_t)1 << k;
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->issued_rows, k, &issued_sql, &st));
+	KR_TRY(sq_piece(s, SQ_ISSUED, k, &st));
 	for (size_t i = 0; i < n; i++) {
 		const kr_cert_row *r = &rows[i];
 		int at = (int)i * 8;
@@ -891,7 +891,7 @@ KR_MUST_USE kr_err kr_store_complete(kr_store *s, const kr_cert_row *rows, size_
 static KR_MUST_USE kr_err reserve_piece(kr_store *s, const kr_cert_row *rows, int k)
 {
 	db_stmt *st = NULL;
-	KR_TRY(sq_piece(s, s->reserve_rows, k, &reserve_sql, &st));
+	KR_TRY(sq_piece(s, SQ_RESERVES, k, &st));
 	for (size_t i = 0; i < (size_t)1 << k; i++) {
 		const kr_cert_row *r = &rows[i];
 		int at = (int)i * 9;

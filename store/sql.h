@@ -33,8 +33,9 @@ enum {
 /* sql_service.c's. */
 #define SQ_SERVICE_STATEMENTS 8
 
-/* Statements of 1, 2, 4, ... 64 rows (sql.c's sq_piece). */
+/* Statements of 1, 2, 4, ... 64 rows (sql.c's sq_piece), of each kind. */
 #define SQ_PIECES 7
+enum { SQ_DEVICES, SQ_PRIORS, SQ_AUDITS, SQ_ISSUED, SQ_RESERVES, SQ_ROW_KINDS };
 
 /* What a transaction keeps in memory: the audit chain's head (under the
  * store's lock no other node appends meanwhile), and the
@@ -58,8 +59,7 @@ struct kr_store {
 	db_stmt *rq[SQ_REGISTRY_STATEMENTS];
 	db_stmt *sv[SQ_SERVICE_STATEMENTS];
 	db_stmt *pub_add; /* keyrite publish: INSERT INTO current */
-	db_stmt *issued_rows[SQ_PIECES], *audit_rows[SQ_PIECES], *reserve_rows[SQ_PIECES];
-	db_stmt *prior_rows[SQ_PIECES], *device_rows[SQ_PIECES];
+	db_stmt *pieces[SQ_ROW_KINDS][SQ_PIECES];
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */
 	sq_cache mark;
