@@ -438,6 +438,42 @@ test_nodes_publication_reads_a_snapshot_without_the_lock() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# Two nodes publish one zone at the same moment, again and again: each run
+# ends with its zone written, or with one message (PostgreSQL refusing the
+# second to record it, exit 7); the record is never half of one and half of
+# the other: a publication after them finds no change against it.
+test_nodes_publications_of_one_zone_at_once() {
+	ca_setup
+	node_confs 2
+	mkcsr --manifest 300 --start 9200000000000001 >"$T/m.csv"
+	kri device "$T/m.csv" 2>/dev/null
+	local round i rc refused=0
+	for round in 1 2 3 4 5 6; do
+		local pids=()
+		for i in 1 2; do
+			rm -rf "$T/p$i"
+			"$KEYRITE" publish --config "$T/ca/n$i.cnf" --zone iotregistry.ca --out "$T/p$i" \
+				>/dev/null 2>"$T/p$i.err" &
+			pids+=($!)
+		done
+		for i in 1 2; do
+			rc=0
+			wait "${pids[i - 1]}" || rc=$?
+			[ $rc -eq 0 ] && continue
+			[ $rc -eq 7 ] && [ "$(wc -l <"$T/p$i.err")" -eq 1 ] &&
+				grep -q "could not serialize access" "$T/p$i.err" ||
+				{ cat "$T/p$i.err" >&2; fail "round $round, node $i: exit $rc"; }
+			refused=$((refused + 1))
+		done
+		[ "$(awk '$1 ~ /_device\.iotregistry\.ca\.$/ && $4 == "TLSA"' "$T/p1/iotregistry.ca.zone" | wc -l)" -eq 300 ] ||
+			fail "round $round: node 1's zone lacks the meters' records"
+	done
+	echo "$refused of 12 publications refused as concurrent" >&2
+	kr publish --config "$T/ca/keyrite.cnf" --zone iotregistry.ca --out "$T/last" \
+		--changes "$T/changes.txt" >/dev/null || fail "the last publication"
+	! grep -q '^update' "$T/changes.txt" || { head "$T/changes.txt" >&2; fail "the record was not whole"; }
+}
+
 # A store string keyrite-ca(5) refuses: a password in it, one libpq cannot
 # read, a server that does not answer, an empty database for a command
 # that only reads: one message each, nothing made.
