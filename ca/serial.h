@@ -16,7 +16,8 @@
  * encoding always 16 octets. */
 #define KR_SERIAL_LEN 16
 void kr_serial_make(uint8_t serial[KR_SERIAL_LEN]);
-/* The same for signing node node (1 to 16383; keyrite-ca(5) node): its
+/* The same for signing node node (1 to KR_CONFIG_NODE_MAX, the 14 bits
+ * here; keyrite-ca(5) node): its
  * number in the first 14 bits after 01 (0x40 | node >> 8, node & 0xff),
  * then 112 random bits, so that two nodes never draw one serial whatever
  * their RNGs do, and the database's unique (CA, serial) constraint is the

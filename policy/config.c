@@ -135,8 +135,9 @@ static KR_MUST_USE kr_err copy_value(kr_config *c, const char *section, const ch
 	return kr_ok();
 }
 
-/* A PostgreSQL database ("postgresql:" and a libpq connection string) is
- * taken as written; a file is beside the configuration. */
+/* A PostgreSQL database ("postgresql:" and a libpq connection string, the
+ * prefix store/sql.c's driver_of chooses its driver by) is taken as
+ * written; a file is beside the configuration. */
 static KR_MUST_USE kr_err store_of(kr_config *c)
 {
 	static const char pg[] = "postgresql:";
@@ -632,7 +633,7 @@ static KR_MUST_USE kr_err load(kr_config *c)
 	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
 	KR_TRY(store_of(c));
 	if (kr_nconf_get(c->conf, "keyrite", "node"))
-		KR_TRY(kr_nconf_get_long(c->conf, "keyrite", "node", 1, 16383, &c->node));
+		KR_TRY(kr_nconf_get_long(c->conf, "keyrite", "node", 1, KR_CONFIG_NODE_MAX, &c->node));
 	char names[KR_MAX_LIST][64];
 	KR_TRY(name_list(c, "keyrite", "cas", 1, names, &c->ncas));
 	for (int i = 0; i < c->ncas; i++) {

@@ -145,7 +145,10 @@ KR_MUST_USE kr_err kr_config_load(const char *path, kr_config **out);
 void kr_config_free(kr_config *c);
 
 const char *kr_config_store(const kr_config *c);
-/* [keyrite] node: this signing node's number (0 when there is one). */
+/* [keyrite] node: this signing node's number, 1 to KR_CONFIG_NODE_MAX (0
+ * when there is one). The limit is the serial's: ca/serial.h gives the
+ * node 14 bits. */
+#define KR_CONFIG_NODE_MAX 16383
 int kr_config_node(const kr_config *c);
 CONF *kr_config_nconf(kr_config *c);
 KR_MUST_USE kr_err kr_config_ca(const kr_config *c, const char *name, const kr_ca_conf **out);

@@ -31,9 +31,9 @@ typedef struct kr_store kr_store;
  * administrator; its tables are made here). A file or database that is
  * not a keyrite store, or is a newer keyrite's, is refused and left
  * untouched; an older store is migrated in one transaction. node: this
- * process's node number (keyrite-ca(5) node), 0 to KR_STORE_MAX_NODE: the
- * rows it reserves are its own, and only its own killed runs' are retired. */
-#define KR_STORE_MAX_NODE 16383
+ * process's node number (keyrite-ca(5) node; 0 for none): the rows it
+ * reserves and the audit chain it extends are its own, and only its own
+ * killed runs' rows are retired. */
 KR_MUST_USE kr_err kr_store_open(const char *where, int create, int node, kr_store **out);
 void kr_store_close(kr_store *s);
 int kr_store_node(const kr_store *s);

@@ -522,6 +522,19 @@ test_config_errors_are_located() {
 	expect 3 "unknown placeholder" kri device "$T/m.csv"
 	cp "$EX/keyrite.cnf" "$T/ca/keyrite.cnf"
 	expect 2 "does not issue profile 'cheese'" kri cheese "$T/m.csv"
+	# keyrite-ca(5) node: 1 to 16383, the 14 bits a serial gives it; a
+	# store string that names no database
+	local n want
+	for n in 0:5 16384:5 two:3; do
+		want=${n#*:} n=${n%:*}
+		sed "s/^store *=.*/&\nnode = $n/" "$EX/keyrite.cnf" >"$T/ca/keyrite.cnf"
+		line=$(grep -n '^node' "$T/ca/keyrite.cnf" | cut -d: -f1)
+		expect "$want" "keyrite.cnf:$line: [keyrite] node: " kri device "$T/m.csv"
+	done
+	grep -q "expected a whole number, got 'two'" "$T/expect.err" || fail "node = two: $(cat "$T/expect.err")"
+	sed "s/^store *=.*/store = postgresql:/" "$EX/keyrite.cnf" >"$T/ca/keyrite.cnf"
+	expect 3 "[keyrite] store: no connection string after postgresql:" kri device "$T/m.csv"
+	assert_absent "$T/ca/postgresql:"
 }
 
 # A manifest row for a device the store knows: another version updates the
