@@ -142,6 +142,52 @@ test_nodes_split_and_racing_manifests_issue_each_request_once() {
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
 }
 
+# keyrite-ca(5) NODES: a node killed mid-batch leaves its reservations;
+# another node refuses those requests (naming the node), never signs them
+# again, and retires nothing of them; the killed node's next run retires
+# them and completes, and the other node then finds them issued.
+test_nodes_killed_node_rows_wait_for_its_own_next_run() {
+	ca_setup
+	node_confs 2
+	local m=40 sends args2 args1 rc
+	mkcsr --manifest $m --start 9300000000000001 >"$T/m.csv"
+	args2=(issue --config "$T/ca/n2.cnf" --ca devices --profile device --pin-file "$T/pin")
+	args1=(issue --config "$T/ca/n1.cnf" --ca devices --profile device --pin-file "$T/pin" --json)
+	mkdir -p "$T/probe" "$T/c1" "$T/c2"
+	KR_CRASH_COUNT=$T/count LD_PRELOAD=$CRASHAT kr "${args2[@]}" --out "$T/probe" "$T/m.csv" >/dev/null 2>&1 ||
+		fail "the probe run"
+	sends=$(awk '$1 == "send" {print $2}' "$T/count")
+	store_reset
+	# node 2 killed with its chunk reserved and signed, not recorded: the
+	# latest send that leaves that (from the end of a probe run back)
+	local at
+	for at in $(seq $((sends - 1)) -1 1); do
+		killed_at "send:$at" "${args2[@]}" --out "$T/c2" "$T/m.csv"
+		[ "$(db "select count(*) from cert where status = 'pending' and node = 2")" -eq $m ] && break
+		store_reset
+		rm -rf "$T/c2" && mkdir "$T/c2"
+	done
+	[ "$(db "select count(*) from cert where status = 'pending' and node = 2")" -eq $m ] ||
+		fail "no kill left node 2's $m reservations"
+	[ "$(ls "$T/c2" | grep -vc chain.pem)" -eq 0 ] || fail "node 2 wrote files it did not record"
+	rc=0
+	kr "${args1[@]}" --out "$T/c1" "$T/m.csv" >"$T/one.json" 2>/dev/null || rc=$?
+	[ $rc -eq 9 ] || fail "node 1 exited $rc, not 9 (every request refused)"
+	[ "$(grep -c '"status":"rejected".*being issued by node 2 (batch' "$T/one.json")" -eq $m ] ||
+		{ head -3 "$T/one.json" >&2; fail "node 1 did not refuse them naming node 2"; }
+	[ "$(db "select count(*) from cert where status = 'pending' and node = 2")" -eq $m ] ||
+		fail "node 1 touched node 2's reservations"
+	[ "$(ncerts)" -eq 0 ] || fail "a certificate was recorded"
+	kr "${args2[@]}" --out "$T/c2" "$T/m.csv" >/dev/null 2>&1 || fail "node 2's next run"
+	[ "$(db "select count(*) from cert where status = 'abandoned' and node = 2")" -eq $m ] ||
+		fail "node 2 did not retire its killed run's rows"
+	kr "${args1[@]}" --out "$T/c1" "$T/m.csv" >"$T/two.json" 2>/dev/null || fail "node 1's second run"
+	[ "$(grep -c '"status":"already-issued"' "$T/two.json")" -eq $m ] || fail "node 1: not $m already issued"
+	one_each
+	[ "$(ncerts)" -eq $m ] || fail "not $m certificates"
+	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
+}
+
 # Three gaining ASPs, on three nodes at once, each with the owner's codes
 # for the same 1000 meters: each meter moves once, to one of them; the
 # others are told why; audit verify passes.
