@@ -144,12 +144,19 @@ ca_setup() {
 	[ "${KR_E2E_STORE:-sqlite}" != postgresql ] || pg_store "$T/ca/keyrite.cnf"
 }
 
+# psql_on DB ARGS...: psql as keyrite on database DB of the test run's
+# PostgreSQL server (tests/e2e/run.sh), stopping at the first error.
+psql_on() {
+	local d=$1
+	shift
+	psql -qX -v ON_ERROR_STOP=1 -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$d" "$@"
+}
+
 # pg_store CONFIG: CONFIG's store a new database of its own on the test
 # run's PostgreSQL server (KR_E2E_STORE=postgresql, tests/e2e/run.sh).
 pg_store() {
 	PG_DB=t_$(basename "$T" | tr -c 'a-zA-Z0-9\n' _ | tr A-Z a-z)_$RANDOM
-	psql -q -X -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres -c "CREATE DATABASE $PG_DB" ||
-		fail "cannot create database $PG_DB"
+	psql_on postgres -c "CREATE DATABASE $PG_DB" || fail "cannot create database $PG_DB"
 	PG_STORE="postgresql:host=$KR_PG_HOST port=$KR_PG_PORT user=keyrite dbname=$PG_DB"
 	sed -i "s|^store *=.*|store = $PG_STORE|" "$1"
 }
@@ -198,8 +205,7 @@ payload_signer() {
 # database through psql, for the queries both read alike.
 db() {
 	if [ -n "${PG_DB:-}" ]; then
-		psql -qtAX -v ON_ERROR_STOP=1 -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$PG_DB" -c "$*" ||
-			fail "psql: $*"
+		psql_on "$PG_DB" -tA -c "$*" || fail "psql: $*"
 	else
 		sqlite3 "$T/ca/registry.db" "$@" || fail "sqlite3: $*"
 	fi
@@ -219,8 +225,8 @@ store_sound() {
 # store_reset: the test's store gone, to be made again by the next keyrite.
 store_reset() {
 	if [ -n "${PG_DB:-}" ]; then
-		psql -qX -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres \
-			-c "DROP DATABASE $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB" || fail "cannot make $PG_DB again"
+		psql_on postgres -c "DROP DATABASE $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB" ||
+			fail "cannot make $PG_DB again"
 	else
 		rm -f "$T"/ca/registry.db*
 	fi
@@ -247,7 +253,7 @@ sql_hex() { if [ -n "${PG_DB:-}" ]; then echo "upper(encode($1, 'hex'))"; else e
 # store (or its table) exists, or while it is locked.
 db_poll() {
 	if [ -n "${PG_DB:-}" ]; then
-		psql -qtAX -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$PG_DB" -c "$1" 2>/dev/null || echo 0
+		psql_on "$PG_DB" -tA -c "$1" 2>/dev/null || echo 0
 	else
 		sqlite3 "$T/ca/registry.db" "$1" 2>/dev/null || echo 0
 	fi

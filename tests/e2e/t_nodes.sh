@@ -303,9 +303,6 @@ test_nodes_connection_cut_then_a_run_completes() {
 	[ $cut -eq ${#points[@]} ] || fail "only $cut of ${#points[@]} cuts stopped the batch"
 }
 
-# pg_sql SQL: on the server's maintenance database (making and dropping
-# the test's).
-pg_sql() { psql -qX -v ON_ERROR_STOP=1 -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d postgres -c "$1" >/dev/null; }
 
 # keyrite-ca(5) NODES: a chain per node, each entry its node's own next
 # number, each chain's head signed by its node's checkpoints; audit verify
@@ -329,10 +326,10 @@ test_nodes_audit_chain_per_node_tampering_detected() {
 			"$(db "select string_agg(g::text, ',') from generate_series(1, (select count(*) from audit where node = $i)) g")" ] ||
 			fail "node $i's numbers are not its own 1, 2, ..."
 	done
-	pg_sql "CREATE DATABASE ${PG_DB}_clean TEMPLATE $PG_DB"
+	psql_on postgres -c "CREATE DATABASE ${PG_DB}_clean TEMPLATE $PG_DB"
 	restore_db() {
-		pg_sql "DROP DATABASE $PG_DB WITH (FORCE)"
-		pg_sql "CREATE DATABASE $PG_DB TEMPLATE ${PG_DB}_clean"
+		psql_on postgres -c "DROP DATABASE $PG_DB WITH (FORCE)"
+		psql_on postgres -c "CREATE DATABASE $PG_DB TEMPLATE ${PG_DB}_clean"
 	}
 	tampered() { # WANT: audit verify fails, its report holds WANT
 		expect 8 "fails verification" kr audit verify --config "$T/ca/keyrite.cnf"
@@ -356,7 +353,7 @@ test_nodes_audit_chain_per_node_tampering_detected() {
 	db "update checkpoint set node = 1 where seq = $cp2"
 	tampered "checkpoint at entry $cp2: the chain's head there is not the one the CA signed"
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	pg_sql "DROP DATABASE ${PG_DB}_clean"
+	psql_on postgres -c "DROP DATABASE ${PG_DB}_clean"
 }
 
 # node_serve I: keyrite serve as node I (its configuration, a free port:
@@ -467,7 +464,7 @@ test_nodes_publication_reads_a_snapshot_without_the_lock() {
 	  printf '\\o %s/locked\nSELECT 1;\n' "$T"
 	  cat "$T/hold"
 	  printf 'ROLLBACK;\n'
-	} | psql -qX -h "$KR_PG_HOST" -p "$KR_PG_PORT" -U keyrite -d "$PG_DB" >/dev/null &
+	} | psql_on "$PG_DB" >/dev/null &
 	local holder=$! i
 	for i in $(seq 100); do [ -s "$T/locked" ] && break; sleep 0.1; done
 	[ -s "$T/locked" ] || fail "psql did not take the lock"
