@@ -633,7 +633,8 @@ static KR_MUST_USE kr_err load(kr_config *c)
 	KR_TRY(CHECK(c, "keyrite", keyrite_fields));
 	KR_TRY(store_of(c));
 	if (kr_nconf_get(c->conf, "keyrite", "node"))
-		KR_TRY(kr_nconf_get_long(c->conf, "keyrite", "node", 1, KR_CONFIG_NODE_MAX, &c->node));
+		KR_TRY(kr_nconf_get_long(c->conf, "keyrite", "node", 1, KR_CONFIG_NODE_MAX,
+					 &c->node));
 	char names[KR_MAX_LIST][64];
 	KR_TRY(name_list(c, "keyrite", "cas", 1, names, &c->ncas));
 	for (int i = 0; i < c->ncas; i++) {
