@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define MAX_WORKERS KR_PARALLEL_MAX
+#define CHUNKS 4 /* in the pipeline at once */
 
 enum state { R_NEW, R_REJECTED, R_ALREADY, R_RESERVED, R_ISSUED, R_FAILED };
 static const char *const state_names[] = {"new",      "rejected", "already-issued",
@@ -63,9 +64,10 @@ typedef struct batch {
 	int workers;
 	kr_hsm_pool *sessions; /* one per worker */
 	kr_csr_ctx *parsers[MAX_WORKERS];
-	/* One chunk is signed while the next is read and reserved and the
-	 * files of the one before are written. */
-	chunk chunks[3];
+	/* One chunk is signed while the one before is recorded, the next
+	 * parsed and reserved, and the files of the one before those
+	 * written (run_chunks). */
+	chunk chunks[CHUNKS];
 	long seen;
 } batch;
 
@@ -676,8 +678,9 @@ static KR_MUST_USE kr_err first_failure(const chunk *c)
 	return kr_ok();
 }
 
-/* Reads the next chunk, parses its requests (workers) and reserves. */
-static KR_MUST_USE kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
+/* Reads the next chunk. Here, in the main thread: a registry's reader
+ * consults the store. */
+static KR_MUST_USE kr_err read_chunk(batch *b, kr_reader *rd, chunk *c, int size, int *more)
 {
 	for (c->n = 0; c->n < size && *more;) {
 		KR_TRY(kr_reader_next(rd, &c->reqs[c->n].in, more));
@@ -685,9 +688,18 @@ static KR_MUST_USE kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int 
 			c->n++;
 	}
 	b->seen += c->n;
+	return kr_ok();
+}
+
+static void parse_all(batch *b, chunk *c) { parallel(b, c, stage_parse); }
+
+/* Reads the next chunk, parses its requests (workers) and reserves. */
+static KR_MUST_USE kr_err fill(batch *b, kr_reader *rd, chunk *c, int size, int *more)
+{
+	KR_TRY(read_chunk(b, rd, c, size, more));
 	if (c->n == 0)
 		return kr_ok();
-	parallel(b, c, stage_parse);
+	parse_all(b, c);
 	return reserve_all(b, c);
 }
 
@@ -748,33 +760,42 @@ static KR_MUST_USE kr_err written(batch *b, step *writing)
 	return e;
 }
 
-/* A pipeline of three chunks: while one is on the HSM, the next is read,
- * parsed and reserved, and the files of the one before are written. The
+/* A pipeline of four chunks: while one is on the HSM, the one signed before
+ * it is recorded as the one after it is parsed (workers), then reserved,
+ * and the files of the one recorded before are written. The store's work
+ * thus waits for the parsing only where the parsing takes longer. The
  * order that makes a batch crash-safe holds for each chunk: reserved and
  * committed, then signed, then recorded and committed, then written. */
 static KR_MUST_USE kr_err run_chunks(batch *b, kr_reader *rd, int size)
 {
-	chunk *cur = &b->chunks[0], *next = &b->chunks[1], *spare = &b->chunks[2];
-	step signing = {0}, writing = {0};
+	chunk *cur = &b->chunks[0], *next = &b->chunks[1], *after = &b->chunks[2];
+	chunk *spare = &b->chunks[3];
+	step signing = {0}, parsing = {0}, writing = {0};
 	int more = 1;
 	KR_TRY(fill(b, rd, cur, size, &more));
 	if (cur->n > 0)
 		step_start(&signing, sign_all, b, cur);
+	kr_err e = more ? fill(b, rd, next, size, &more) : kr_ok();
 	while (cur->n > 0) {
-		kr_err e = more ? fill(b, rd, next, size, &more) : kr_ok();
 		step_wait(&signing);
-		if (!kr_failed(&e) && next->n > 0)
+		int go = !kr_failed(&e) && next->n > 0;
+		if (go)
 			step_start(&signing, sign_all, b, next);
+		kr_err a = go && more ? read_chunk(b, rd, after, size, &more) : kr_ok();
+		if (!kr_failed(&a) && after->n > 0)
+			step_start(&parsing, parse_all, b, after);
 		kr_err f = record(b, cur);
 		if (!kr_failed(&f))
 			f = first_failure(cur);
 		kr_err w = written(b, &writing);
 		if (!kr_failed(&f) && !kr_failed(&w))
 			step_start(&writing, write_all, b, cur);
+		step_wait(&parsing);
 		if (kr_failed(&f) || kr_failed(&w) || kr_failed(&e)) {
 			/* What the next chunk signed is not recorded, so it is not
 			 * reported as issued: its serials stay reserved, to be
-			 * retired by the next run. */
+			 * retired by the next run. The one after it was only
+			 * read: the next run reads it again. */
 			step_wait(&signing);
 			for (int i = 0; i < next->n; i++)
 				if (next->reqs[i].state == R_ISSUED)
@@ -785,10 +806,12 @@ static KR_MUST_USE kr_err run_chunks(batch *b, kr_reader *rd, int size)
 			report(b, next);
 			return kr_failed(&f) ? f : kr_failed(&w) ? w : kr_failed(&e) ? e : last;
 		}
+		e = !kr_failed(&a) && after->n > 0 ? reserve_all(b, after) : a;
 		chunk *emptied = spare;
 		spare = cur;
 		cur = next;
-		next = emptied;
+		next = after;
+		after = emptied;
 	}
 	return written(b, &writing);
 }
@@ -874,10 +897,10 @@ KR_MUST_USE kr_err kr_issue_batch_read(kr_config *cfg, kr_store *store, kr_autho
 	int size = o->chunk > 0 ? o->chunk : 1000;
 	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
 	int have = 1;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < CHUNKS; i++)
 		have &= (b.chunks[i].reqs = calloc((size_t)size, sizeof(req))) != NULL;
 	if (!have) {
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < CHUNKS; i++)
 			free(b.chunks[i].reqs);
 		return kr_errf(KR_EINTERNAL, "out of memory");
 	}
@@ -893,13 +916,13 @@ KR_MUST_USE kr_err kr_issue_batch_read(kr_config *cfg, kr_store *store, kr_autho
 	}
 	if (o->progress)
 		fputc('\n', stderr);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < CHUNKS; i++)
 		clear_chunk(&b.chunks[i]);
 	for (int w = 0; w < b.workers; w++)
 		kr_csr_ctx_free(b.parsers[w]);
 	kr_hsm_pool_close(b.sessions);
 	ASN1_item_free((ASN1_VALUE *)b.validity, ASN1_ITEM_rptr(KR_VALIDITY));
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < CHUNKS; i++)
 		free(b.chunks[i].reqs);
 	return e;
 }
