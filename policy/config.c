@@ -1,4 +1,5 @@
 #include "config.h"
+#include "../store/store.h"
 #include "../util/nconf.h"
 #include "../util/fs.h"
 
@@ -135,17 +136,16 @@ static KR_MUST_USE kr_err copy_value(kr_config *c, const char *section, const ch
 	return kr_ok();
 }
 
-/* A PostgreSQL database ("postgresql:" and a libpq connection string, the
- * prefix store/sql.c's driver_of chooses its driver by) is taken as
+/* A PostgreSQL database (store/store.h's kr_store_conninfo) is taken as
  * written; a file is beside the configuration. */
 static KR_MUST_USE kr_err store_of(kr_config *c)
 {
-	static const char pg[] = "postgresql:";
 	const char *v = kr_nconf_get(c->conf, "keyrite", "store");
-	if (!v || strncmp(v, pg, sizeof pg - 1) != 0)
+	const char *conninfo = v ? kr_store_conninfo(v) : NULL;
+	if (!conninfo)
 		return path_of(c, "keyrite", "store", c->store);
-	KR_ENSURE(v[sizeof pg - 1], KR_EINPUT, "%s: [keyrite] store: no connection string after %s",
-		  kr_nconf_path(c->conf), pg);
+	KR_ENSURE(conninfo[0], KR_EINPUT, "%s: [keyrite] store: no connection string after %.*s",
+		  kr_nconf_path(c->conf), (int)(conninfo - v), v);
 	return copy_value(c, "keyrite", "store", c->store, sizeof c->store);
 }
 

@@ -312,14 +312,19 @@ static KR_MUST_USE kr_err prepare_all(kr_store *s)
 	return kr_ok();
 }
 
-/* "postgresql:CONNINFO" is a PostgreSQL database; anything else a file. */
-static const db_driver *driver_of(const char *where, const char **rest)
+const char *kr_store_conninfo(const char *where)
 {
 	static const char pg[] = "postgresql:";
-	if (strncmp(where, pg, sizeof pg - 1) == 0) {
-		*rest = where + sizeof pg - 1;
+	return strncmp(where, pg, sizeof pg - 1) == 0 ? where + sizeof pg - 1 : NULL;
+}
+
+/* A PostgreSQL database's driver and connection string, or SQLite's and
+ * the file. */
+static const db_driver *driver_of(const char *where, const char **rest)
+{
+	*rest = kr_store_conninfo(where);
+	if (*rest)
 		return &kr_db_pg;
-	}
 	*rest = where;
 	return &kr_db_sqlite;
 }

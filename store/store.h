@@ -35,6 +35,9 @@ typedef struct kr_store kr_store;
  * reserves and the audit chain it extends are its own, and only its own
  * killed runs' rows are retired. */
 KR_MUST_USE kr_err kr_store_open(const char *where, int create, int node, kr_store **out);
+/* The libpq connection string of a where naming a PostgreSQL database
+ * ("postgresql:CONNINFO", possibly empty), or NULL for a file. */
+const char *kr_store_conninfo(const char *where);
 void kr_store_close(kr_store *s);
 int kr_store_node(const kr_store *s);
 
