@@ -537,4 +537,16 @@ test_nodes_store_strings_refused() {
 	[ "$(db "select count(*) from pg_tables where schemaname = 'public'")" -eq 0 ] || fail "tables were made"
 }
 
+# audit verify's integrity check on PostgreSQL: every table answers.
+test_nodes_audit_verify_finds_a_dropped_table() {
+	ca_setup
+	"$MKCSR" --manifest 3 >"$T/m.csv"
+	kri device "$T/m.csv" >/dev/null
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
+	db "drop table cmp_seen"
+	expect 8 "fails verification (1 problem(s))" kr audit verify --config "$T/ca/keyrite.cnf"
+	grep -qF "/$PG_DB: damaged: table cmp_seen: " "$T/expect.out" ||
+		{ cat "$T/expect.out"; fail "audit verify does not name the table"; }
+}
+
 fi
