@@ -175,13 +175,51 @@ static void stage_sign(batch *b, req *r, int worker)
 
 /* ---- the chunk, in the main thread ------------------------------------------------ */
 
-static int duplicate_in_chunk(const chunk *c, const req *r)
+/* ---- requests that an earlier one of the chunk matches ---------------------- */
+
+/* The same CSR (a duplicate), the same device (one adds it, the rest find
+ * it known): found by sorting the chunk's requests on the key, earliest
+ * first among equals, for a chunk may hold 100,000 of them. */
+typedef int (*req_key_cmp)(const req *x, const req *y);
+
+static int csr_cmp(const req *x, const req *y) { return memcmp(x->csr.sha256, y->csr.sha256, 32); }
+
+static int device_cmp(const req *x, const req *y)
 {
-	for (const req *q = c->reqs; q < r; q++)
-		if (q->state != R_REJECTED && !memcmp(q->csr.sha256, r->csr.sha256, 32))
-			return 1;
-	return 0;
+	return strcmp(x->in.device_id, y->in.device_id);
 }
+
+static int by_key_then_place(const void *a, const void *b, void *key)
+{
+	const req *x = *(const req *const *)a, *y = *(const req *const *)b;
+	int d = ((req_key_cmp)key)(x, y);
+	return d ? d : (x > y) - (x < y);
+}
+
+/* later[i] = 1 for each request i of the chunk for which in_set holds and an
+ * earlier one in_set has the same key. */
+static KR_MUST_USE kr_err later_of(const chunk *c, int (*in_set)(const req *r), req_key_cmp key,
+				   uint8_t *later)
+{
+	const req **v = calloc((size_t)c->n + 1, sizeof *v);
+	KR_ENSURE(v, KR_EINTERNAL, "out of memory");
+	size_t n = 0;
+	for (int i = 0; i < c->n; i++) {
+		later[i] = 0;
+		if (in_set(&c->reqs[i]))
+			v[n++] = &c->reqs[i];
+	}
+	qsort_r(v, n, sizeof *v, by_key_then_place, (void *)key);
+	for (size_t k = 1; k < n; k++)
+		if (key(v[k - 1], v[k]) == 0)
+			later[v[k] - c->reqs] = 1;
+	free(v);
+	return kr_ok();
+}
+
+static int new_request(const req *r) { return r->state == R_NEW; }
+
+static int new_manifest_request(const req *r) { return r->state == R_NEW && r->in.from_manifest; }
 
 /* Reserved by another run that has not ended: another node's batch now
  * (its reservation serializes with ours), or that node's killed run, whose
@@ -239,17 +277,6 @@ static KR_MUST_USE kr_err known_device(batch *b, req *r)
 						     r->in.version);
 }
 
-/* 1 if a new manifest request before r in the chunk names r's device (it
- * adds the device; r finds it known). */
-static int device_earlier(const chunk *c, const req *r)
-{
-	for (const req *q = c->reqs; q < r; q++)
-		if (q->state == R_NEW && q->in.from_manifest &&
-		    !strcmp(q->in.device_id, r->in.device_id))
-			return 1;
-	return 0;
-}
-
 /* The chunk's manifest devices: the new ones added in statements of many
  * rows (most are new), the others looked up and compared one by one. */
 static KR_MUST_USE kr_err register_devices(batch *b, chunk *c)
@@ -257,11 +284,14 @@ static KR_MUST_USE kr_err register_devices(batch *b, chunk *c)
 	kr_device *d = calloc((size_t)c->n + 1, sizeof *d);
 	int *who = calloc((size_t)c->n + 1, sizeof *who),
 	    *added = calloc((size_t)c->n + 1, sizeof *added);
-	kr_err e = d && who && added ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	uint8_t *known = calloc((size_t)c->n + 1, 1); /* an earlier request adds it */
+	kr_err e = d && who && added && known ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	if (!kr_failed(&e))
+		e = later_of(c, new_manifest_request, device_cmp, known);
 	size_t n = 0;
 	for (int i = 0; !kr_failed(&e) && i < c->n; i++) {
 		req *r = &c->reqs[i];
-		if (r->state == R_NEW && r->in.from_manifest && !device_earlier(c, r)) {
+		if (new_manifest_request(r) && !known[i]) {
 			d[n] = (kr_device){r->in.device_id, r->in.model, r->in.version};
 			who[n++] = i;
 		}
@@ -280,6 +310,7 @@ static KR_MUST_USE kr_err register_devices(batch *b, chunk *c)
 	free(d);
 	free(who);
 	free(added);
+	free(known);
 	return e;
 }
 
@@ -333,8 +364,11 @@ static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, const 
  * the chunk's CSRs, in statements of many rows. */
 static KR_MUST_USE kr_err admit_chunk(batch *b, chunk *c, const uint8_t *rnd)
 {
+	KR_AUTO(uint8_t) dup = OPENSSL_malloc((size_t)c->n + 1);
+	KR_ENSURE(dup, KR_EINTERNAL, "out of memory");
+	KR_TRY(later_of(c, new_request, csr_cmp, dup));
 	for (int i = 0; i < c->n; i++)
-		if (c->reqs[i].state == R_NEW && duplicate_in_chunk(c, &c->reqs[i]))
+		if (dup[i])
 			reject(&c->reqs[i],
 			       "duplicate: the same CSR appears earlier in this batch");
 	if (b->o->gate) {

@@ -158,6 +158,24 @@ test_stdin_stream_and_device_profile_ids() {
 	grep -q '"input":"-:3","id":"4000000000000002".*"status":"issued"' "$T/json"
 }
 
+# One chunk of 1502 requests: a CSR repeated 1500 rows later is the
+# duplicate (the earliest is issued), and a device named again with a new
+# key in the same chunk is added once and certified twice.
+test_one_large_chunk_finds_repeats_wherever_they_are() {
+	ca_setup
+	mkcsr --manifest 1500 --start 4100000000000001 >"$T/m.csv"
+	{ cat "$T/m.csv"; sed -n 2p "$T/m.csv"; mkcsr --manifest 1 --start 4100000000001500 | tail -n 1; } >"$T/all.csv"
+	local rc=0
+	kri device --chunk 5000 --json "$T/all.csv" >"$T/json" 2>"$T/report" || rc=$?
+	[ $rc -eq 1 ] || fail "exit status $rc, want 1 (a request rejected)"
+	[ "$(grep -c '"status":"issued"' "$T/json")" -eq 1501 ] || fail "want 1501 issued"
+	expect_rejected "$T/all.csv:1502" "duplicate: the same CSR appears earlier in this batch"
+	grep -q "\"input\":\"$T/all.csv:2\".*\"status\":\"issued\"" "$T/json" || fail "the first of the two not issued"
+	grep -q "\"input\":\"$T/all.csv:1503\",\"id\":\"4100000000001500\".*\"status\":\"issued\"" "$T/json" ||
+		fail "the device's second key not issued"
+	[ "$(krc --status valid --json | grep -c '"device":"4100000000001500"')" -eq 2 ] || fail "want two certificates of device 1500"
+}
+
 test_killed_batch_rerun_completes_without_double_signing() {
 	ca_setup
 	mkcsr --manifest 6000 --start 5000000000000001 >"$T/m.csv"
