@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #define MAX_WORKERS KR_PARALLEL_MAX
-#define CHUNKS 4 /* in the pipeline at once */
+#define CHUNKS 4       /* in the pipeline at once */
+#define FIRST_CHUNK 64 /* requests in the first chunk, at most */
 
 enum state { R_NEW, R_REJECTED, R_ALREADY, R_RESERVED, R_ISSUED, R_FAILED };
 static const char *const state_names[] = {"new",      "rejected", "already-issued",
@@ -68,6 +69,7 @@ typedef struct batch {
 	 * parsed and reserved, and the files of the one before those
 	 * written (run_chunks). */
 	chunk chunks[CHUNKS];
+	int ramp; /* the size of the next chunk read, up to --chunk */
 	long seen;
 } batch;
 
@@ -716,7 +718,12 @@ static KR_MUST_USE kr_err first_failure(const chunk *c)
  * consults the store. */
 static KR_MUST_USE kr_err read_chunk(batch *b, kr_reader *rd, chunk *c, int size, int *more)
 {
-	for (c->n = 0; c->n < size && *more;) {
+	/* The first chunks are smaller (FIRST_CHUNK, twice that, ... up to
+	 * size): the token starts signing at once, and a batch of one chunk's
+	 * size is still a pipeline. */
+	int want = b->ramp < size ? b->ramp : size;
+	b->ramp = want < size / 2 ? 2 * want : size;
+	for (c->n = 0; c->n < want && *more;) {
 		KR_TRY(kr_reader_next(rd, &c->reqs[c->n].in, more));
 		if (*more)
 			c->n++;
@@ -929,7 +936,7 @@ KR_MUST_USE kr_err kr_issue_batch_read(kr_config *cfg, kr_store *store, kr_autho
 {
 	memset(sum, 0, sizeof *sum);
 	int size = o->chunk > 0 ? o->chunk : 1000;
-	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum};
+	batch b = {.store = store, .ca = ca, .p = p, .o = o, .sum = sum, .ramp = FIRST_CHUNK};
 	int have = 1;
 	for (int i = 0; i < CHUNKS; i++)
 		have &= (b.chunks[i].reqs = calloc((size_t)size, sizeof(req))) != NULL;
