@@ -4,7 +4,7 @@
 # splitting the input (two processes at once, each with its own token
 # directory holding the devices CA key), all in one run on one machine;
 # then the database's own batched insert rate (psql, rows of a
-# certificate's size, 200 to a transaction as keyrite's chunks), and the
+# certificate's size, 200 to a transaction, in one statement each), and the
 # rows, bytes and WAL one certificate costs the database, for
 # bench/README.md's projection of how many nodes one database serves.
 #
@@ -122,6 +122,7 @@ printf '  the database alone          %6.2f s  %6s rows/s   (batched inserts of 
 echo "  per certificate: $rows_per rows written, $bytes_per bytes stored, $wal_per bytes of WAL"
 sq_cpu=$(client_cpu out-sqlite.time) kr_cpu=$(client_cpu out-one.time)
 echo "  CPU: keyrite on SQLite ${sq_cpu} s; on PostgreSQL ${kr_cpu} s and the server ${srv_cpu} s,"
-awk -v k="$kr_cpu" -v s="$srv_cpu" -v c="$(nproc)" -v w="$pg1_s" 'BEGIN {
-	printf "       so one node'\''s CPU floor on %d cores is %.2f s (it took %.2f s)\n", c, (k + s) / c, w
+awk -v k="$kr_cpu" -v s="$srv_cpu" -v c="$(nproc)" -v w="$pg1_s" -v q="$sq_cpu" 'BEGIN {
+	printf "       so one node'\''s CPU floor on %d cores is %.2f s (it took %.2f s);\n", c, (k + s) / c, w
+	printf "       were both runs CPU-bound on these cores, PostgreSQL would reach %.0f%% of SQLite\n", 100 * q / (k + s)
 }'
