@@ -191,10 +191,19 @@ static int device_cmp(const req *x, const req *y)
 	return strcmp(x->in.device_id, y->in.device_id);
 }
 
-static int by_key_then_place(const void *a, const void *b, void *key)
+/* A request of the chunk, as sorted, and the key it is sorted on. */
+typedef struct placed {
+	const req *r;
+} placed;
+
+typedef struct sort_key {
+	req_key_cmp cmp;
+} sort_key;
+
+static int by_key_then_place(const void *a, const void *b, void *arg)
 {
-	const req *x = *(const req *const *)a, *y = *(const req *const *)b;
-	int d = ((req_key_cmp)key)(x, y);
+	const req *x = ((const placed *)a)->r, *y = ((const placed *)b)->r;
+	int d = ((const sort_key *)arg)->cmp(x, y);
 	return d ? d : (x > y) - (x < y);
 }
 
@@ -203,18 +212,19 @@ static int by_key_then_place(const void *a, const void *b, void *key)
 static KR_MUST_USE kr_err later_of(const chunk *c, int (*in_set)(const req *r), req_key_cmp key,
 				   uint8_t *later)
 {
-	const req **v = calloc((size_t)c->n + 1, sizeof *v);
+	placed *v = calloc((size_t)c->n + 1, sizeof *v);
 	KR_ENSURE(v, KR_EINTERNAL, "out of memory");
 	size_t n = 0;
 	for (int i = 0; i < c->n; i++) {
 		later[i] = 0;
 		if (in_set(&c->reqs[i]))
-			v[n++] = &c->reqs[i];
+			v[n++].r = &c->reqs[i];
 	}
-	qsort_r(v, n, sizeof *v, by_key_then_place, (void *)key);
-	for (size_t k = 1; k < n; k++)
-		if (key(v[k - 1], v[k]) == 0)
-			later[v[k] - c->reqs] = 1;
+	sort_key k = {key};
+	qsort_r(v, n, sizeof *v, by_key_then_place, &k);
+	for (size_t i = 1; i < n; i++)
+		if (key(v[i - 1].r, v[i].r) == 0)
+			later[v[i].r - c->reqs] = 1;
 	free(v);
 	return kr_ok();
 }
