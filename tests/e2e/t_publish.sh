@@ -315,7 +315,8 @@ test_publish_changes_of_10000_moved_devices_applied_to_bind() {
 	[ "$(grep -c '^zone iotregistry.ca.$' "$T/changes.txt")" -eq "$sends" ] || fail "a message without its zone"
 	{ echo "server 127.0.0.1 $PORT"; cat "$T/changes.txt"; } |
 		nsupdate -k "$T/named/update.key" >"$T/nsupdate.out" 2>&1 ||
-		{ tail -5 "$T/nsupdate.out"; fail "nsupdate refused the changes"; }
+		{ grep -m5 -v 'operation canceled' "$T/nsupdate.out"; tail -5 "$T/named/named.log"
+		  fail "nsupdate refused the changes"; }
 	has "$((2 * n + 1)) expected, $((2 * n + 1)) match, 0 missing, 0 mismatched, 0 stale" \
 		kr publish check --config "$T/ca/keyrite.cnf" --server "127.0.0.1:$PORT" --zone iotregistry.ca
 }
