@@ -109,6 +109,21 @@ static void pause_ms(long ms)
 	nanosleep(&t, NULL);
 }
 
+/* SoftHSM's answers while another process rewrites token.object (see
+ * load_and_select) are tried again this many times in all, after 50, 100,
+ * 200, ... ms: 1.55 s at most, for the rewriting can come back at once
+ * when another process opens the token in a loop (a slow, sanitized build
+ * saw three tries in 150 ms fail). Returns 0 when tries are spent. */
+#define RACE_TRIES 6
+
+static int try_again(int attempt)
+{
+	if (attempt >= RACE_TRIES)
+		return 0;
+	pause_ms(50L << (attempt - 1));
+	return 1;
+}
+
 static KR_MUST_USE kr_err load_module(const char *uri_module, const char *module,
 				      CK_FUNCTION_LIST **out, char *used_path, size_t used_sz)
 {
@@ -127,13 +142,12 @@ static KR_MUST_USE kr_err load_module(const char *uri_module, const char *module
 		  p11_kit_message() ? p11_kit_message() : "unknown reason");
 	/* SoftHSM's C_Initialize fails with a general error when it reads a
 	 * token.object that another process is rewriting (at its login, see
-	 * load_and_select): tried again twice, as that lasts milliseconds. */
+	 * load_and_select): tried again, as that lasts milliseconds. */
 	CK_RV rv;
 	for (int attempt = 1;; attempt++) {
 		rv = p11_kit_module_initialize(fn);
-		if (rv != CKR_GENERAL_ERROR || attempt == 3)
+		if (rv != CKR_GENERAL_ERROR || !try_again(attempt))
 			break;
-		pause_ms(50L * attempt);
 	}
 	if (rv != CKR_OK) {
 		p11_kit_module_release(fn);
@@ -240,9 +254,9 @@ static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
 	CK_RV rv;
 	for (int attempt = 1;; attempt++) {
 		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
-		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) || attempt == 3)
+		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) ||
+		    !try_again(attempt))
 			break;
-		pause_ms(50L * attempt);
 	}
 	OPENSSL_cleanse(buf, sizeof buf);
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
@@ -365,7 +379,7 @@ static void close_hsmp(kr_hsm **h) { kr_hsm_close(*h); }
  * PIN counters); a C_Initialize in another process at that instant fails
  * the token's integrity check and leaves the token out of the slot list
  * (SoftHSMv2 issue 757). A token that is really absent stays absent, so a
- * missing one is looked for again, with a fresh C_Initialize, twice. */
+ * missing one is looked for again, with a fresh C_Initialize (try_again). */
 static KR_MUST_USE kr_err load_and_select(kr_hsm *h, P11KitUri *u, const char *uri,
 					  const char *uri_module, const char *module)
 {
@@ -374,11 +388,12 @@ static KR_MUST_USE kr_err load_and_select(kr_hsm *h, P11KitUri *u, const char *u
 		KR_TRY(load_module(uri_module, module, &h->fn, used, sizeof used));
 		int matches = -1;
 		kr_err e = select_token(h->fn, u, uri, used, &h->token, &matches);
-		if (!kr_failed(&e) || matches != 0 || attempt == 3)
+		if (!kr_failed(&e) || matches != 0)
 			return e;
 		unload_module(h->fn);
 		h->fn = NULL;
-		pause_ms(50L * attempt);
+		if (!try_again(attempt))
+			return e;
 	}
 }
 
