@@ -351,7 +351,29 @@ static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 }
 
 /* A request's fate from what the store has of its CSR; reserves a new one. */
-static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, const uint8_t *rnd)
+/* A new profile id for each request of a device profile that the store has
+ * not seen, drawn for the chunk at once (one statement on PostgreSQL's
+ * sequence, not one a request); 0 for the others. */
+static KR_MUST_USE kr_err profile_ids_for(batch *b, const kr_prior *prior, size_t n, int64_t *ids)
+{
+	if (b->p->identity != KR_ID_DEVICE)
+		return kr_ok();
+	size_t fresh = 0;
+	for (size_t k = 0; k < n; k++)
+		fresh += !prior[k].found;
+	int64_t *drawn = calloc(fresh + 1, sizeof *drawn);
+	KR_ENSURE(drawn, KR_EINTERNAL, "out of memory");
+	kr_err e = kr_store_take_profile_ids(b->store, fresh, drawn);
+	for (size_t k = 0, d = 0; !kr_failed(&e) && k < n; k++)
+		if (!prior[k].found)
+			ids[k] = drawn[d++];
+	free(drawn);
+	return e;
+}
+
+/* profile_id: a device's new one (profile_ids_for), or 0. */
+static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, int64_t profile_id,
+				 const uint8_t *rnd)
 {
 	if (prior->found) {
 		if (prior->batch == b->batch_id)
@@ -364,8 +386,7 @@ static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, const 
 			already(r, prior);
 		return kr_ok();
 	}
-	if (b->p->identity == KR_ID_DEVICE)
-		KR_TRY(kr_store_take_profile_id(b->store, &r->profile_id));
+	r->profile_id = profile_id;
 	return reserve(b, r, rnd);
 }
 
@@ -395,7 +416,8 @@ static KR_MUST_USE kr_err admit_chunk(batch *b, chunk *c, const uint8_t *rnd)
 	uint8_t(*csr)[32] = calloc((size_t)c->n + 1, sizeof *csr);
 	int *who = calloc((size_t)c->n + 1, sizeof *who);
 	kr_prior *prior = calloc((size_t)c->n + 1, sizeof *prior);
-	kr_err e = csr && who && prior ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
+	int64_t *ids = calloc((size_t)c->n + 1, sizeof *ids);
+	kr_err e = csr && who && prior && ids ? kr_ok() : kr_errf(KR_EINTERNAL, "out of memory");
 	size_t n = 0;
 	for (int i = 0; !kr_failed(&e) && i < c->n; i++)
 		if (c->reqs[i].state == R_NEW) {
@@ -405,14 +427,17 @@ static KR_MUST_USE kr_err admit_chunk(batch *b, chunk *c, const uint8_t *rnd)
 	if (!kr_failed(&e))
 		e = kr_store_priors(b->store, b->ca->id, b->p->name, (const uint8_t(*)[32])csr, n,
 				    prior);
+	if (!kr_failed(&e))
+		e = profile_ids_for(b, prior, n, ids);
 	for (size_t k = 0; !kr_failed(&e) && k < n; k++)
-		e = decide(b, &c->reqs[who[k]], &prior[k],
+		e = decide(b, &c->reqs[who[k]], &prior[k], ids[k],
 			   rnd + (size_t)KR_SERIAL_LEN * (size_t)who[k]);
 	for (size_t k = 0; prior && k < n; k++)
 		kr_prior_clear(&prior[k]);
 	free(csr);
 	free(who);
 	free(prior);
+	free(ids);
 	return e;
 }
 

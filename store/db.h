@@ -26,6 +26,11 @@ typedef struct db_driver {
 	int schema_format;
 	/* the types of a column of octets and of text, in a table made later */
 	const char *blob_type, *text_type;
+	/* Profile ids from a sequence of the database's own, if it has one:
+	 * sequences makes it (format 9, from the store's counter) and
+	 * profile_ids gives ?1 new ids, a row each. NULL: the store's counter,
+	 * under its write lock. */
+	const char *sequences, *profile_ids;
 	KR_MUST_USE kr_err (*open)(kr_store *s, const char *where, int create);
 	/* closing: the store's statements are finalized next, then close; a
 	 * server's prepared statements end with the connection, so none is

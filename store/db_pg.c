@@ -3,9 +3,9 @@
  * server at their first step, octets travel as binary parameters and every
  * result comes back in binary, so nothing is quoted or escaped here. A
  * transaction takes one advisory lock, the store's write lock, as SQLite's
- * BEGIN IMMEDIATE does for one file: the audit chain's head and the profile
- * id counter are read and extended by one writer at a time on every node,
- * while the HSMs sign outside any transaction. */
+ * BEGIN IMMEDIATE does for one file: the audit chain's head is read and
+ * extended by one writer at a time on every node, while the HSMs sign
+ * outside any transaction. Profile ids come from a sequence (format 9). */
 #include "sql.h"
 
 #include <endian.h>
@@ -566,6 +566,10 @@ const db_driver kr_db_pg = {
 	.schema_format = 6,
 	.blob_type = "BYTEA",
 	.text_type = TXT,
+	.sequences = "CREATE SEQUENCE profile_id AS BIGINT;"
+		     " SELECT setval('profile_id', value) FROM counter WHERE name = 'profile_id';"
+		     " DELETE FROM counter WHERE name = 'profile_id'",
+	.profile_ids = "SELECT nextval('profile_id') FROM generate_series(1, ?)",
 	.open = pg_open,
 	.closing = pg_closing,
 	.close = pg_close,

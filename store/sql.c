@@ -257,6 +257,14 @@ static const char schema_v8[] =
 	"CREATE INDEX audit_node ON audit (node, seq);"
 	"ALTER TABLE checkpoint ADD COLUMN node INTEGER NOT NULL DEFAULT 0;";
 
+/* Format 9: profile ids from the database's own sequence where it has one
+ * (PostgreSQL: each node draws its ids with nextval, which no lock need
+ * guard), starting after the counter's last; SQLite keeps its counter. */
+static KR_MUST_USE kr_err make_sequences(kr_store *s)
+{
+	return s->drv->sequences ? sq_exec(s, s->drv->sequences) : kr_ok();
+}
+
 /* The steps from one format to the next: steps[i] takes format i + 1 to
  * i + 2. Those before format 6 are SQLite's alone (a PostgreSQL store
  * starts at format 6, db_pg.c); from format 7 on, each is written in the
@@ -268,7 +276,7 @@ static const struct {
 	{schema_v2, NULL}, {schema_v3, fill_audit_columns},
 	{schema_v4, NULL}, {schema_v5, NULL},
 	{schema_v6, NULL}, {schema_v7, NULL},
-	{schema_v8, NULL},
+	{schema_v8, NULL}, {NULL, make_sequences},
 };
 
 /* Makes an empty database a store, or takes an older store to this format,
@@ -291,7 +299,8 @@ static KR_MUST_USE kr_err migrate(kr_store *s)
 	}
 	int64_t from = format;
 	for (int64_t i = format - 1; i < KR_STORE_VERSION - 1 && !kr_failed(&e); i++) {
-		e = sq_exec(s, steps[i].sql);
+		if (steps[i].sql)
+			e = sq_exec(s, steps[i].sql);
 		if (!kr_failed(&e) && steps[i].then)
 			e = steps[i].then(s);
 		kr_err_prefix(&e, "migrating the store from format %lld to %lld", (long long)i + 1,
@@ -365,6 +374,7 @@ void kr_store_close(kr_store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		db_finalize(s->q[i]);
 	db_finalize(s->pub_add);
+	db_finalize(s->profile_ids);
 	for (int i = 0; i < SQ_REGISTRY_STATEMENTS; i++)
 		db_finalize(s->rq[i]);
 	for (int i = 0; i < SQ_SERVICE_STATEMENTS; i++)
@@ -809,7 +819,8 @@ KR_MUST_USE kr_err kr_store_priors(kr_store *s, int64_t ca, const char *profile,
 	return kr_ok();
 }
 
-KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
+/* The next id from the counter, counted here and written at the commit. */
+static KR_MUST_USE kr_err count_profile_id(kr_store *s, int64_t *id)
 {
 	if (!s->c.pid_valid) {
 		db_stmt *st = sq_q(s, Q_PROFILE_ID);
@@ -822,6 +833,34 @@ KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
 	*id = ++s->c.pid;
 	s->c.pid_dirty = 1;
 	return kr_ok();
+}
+
+KR_MUST_USE kr_err kr_store_take_profile_ids(kr_store *s, size_t n, int64_t *ids)
+{
+	if (!s->drv->profile_ids) {
+		for (size_t i = 0; i < n; i++)
+			KR_TRY(count_profile_id(s, &ids[i]));
+		return kr_ok();
+	}
+	if (n == 0)
+		return kr_ok();
+	if (!s->profile_ids)
+		KR_TRY(sq_prepare(s, s->drv->profile_ids, &s->profile_ids));
+	db_stmt *st = s->profile_ids;
+	db_int(st, 1, (int64_t)n);
+	size_t got = 0;
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW)
+		if (got < n)
+			ids[got++] = db_col_int(st, 0);
+	kr_err e = rc == DB_DONE && got == n ? kr_ok() : sq_err(s, "drawing profile ids");
+	db_reset(st);
+	return e;
+}
+
+KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id)
+{
+	return kr_store_take_profile_ids(s, 1, id);
 }
 
 /* What a piece of a chunk's completions writes to the audit log. */

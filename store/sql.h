@@ -10,7 +10,7 @@
 #include "detail.h"
 
 /* The store's format: sql.c's steps take an older one up to it. */
-#define KR_STORE_VERSION 8
+#define KR_STORE_VERSION 9
 
 enum {
 	Q_REJECTED,
@@ -38,9 +38,9 @@ enum {
 enum { SQ_DEVICES, SQ_PRIORS, SQ_AUDITS, SQ_ISSUED, SQ_RESERVES, SQ_ROW_KINDS };
 
 /* What a transaction keeps in memory: the audit chain's head (under the
- * store's lock no other node appends meanwhile), and the
- * profile-id counter, counted here and written at the commit (one
- * statement per chunk, not per request). */
+ * store's lock no other node appends meanwhile), and, where the database
+ * has no sequence for them (SQLite), the profile-id counter, counted here
+ * and written at the commit (one statement per chunk, not per request). */
 typedef struct sq_cache {
 	int head_valid;
 	int64_t last_seq;   /* the store's last entry, whichever node wrote it */
@@ -58,7 +58,8 @@ struct kr_store {
 	db_stmt *q[Q_COUNT];
 	db_stmt *rq[SQ_REGISTRY_STATEMENTS];
 	db_stmt *sv[SQ_SERVICE_STATEMENTS];
-	db_stmt *pub_add; /* keyrite publish: INSERT INTO current */
+	db_stmt *pub_add;     /* keyrite publish: INSERT INTO current */
+	db_stmt *profile_ids; /* the driver's profile_ids, prepared at first use */
 	db_stmt *pieces[SQ_ROW_KINDS][SQ_PIECES];
 	sq_cache c;
 	/* the caches as they were at kr_txn_mark, for kr_txn_undo */

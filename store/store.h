@@ -121,9 +121,12 @@ void kr_prior_clear(kr_prior *p);
 /* Retires the pending rows of killed runs; each gets an audit entry. */
 KR_MUST_USE kr_err kr_store_abandon_pending(kr_store *s, int64_t ca, long *n);
 
-/* The next profile id, counted within the transaction and stored at its
- * commit. */
+/* The next profile id, or the next n, never given before on any node:
+ * from PostgreSQL's sequence (an id drawn in a transaction that rolls
+ * back is not given again), or from SQLite's counter, counted within the
+ * transaction and stored at its commit. */
 KR_MUST_USE kr_err kr_store_take_profile_id(kr_store *s, int64_t *id);
+KR_MUST_USE kr_err kr_store_take_profile_ids(kr_store *s, size_t n, int64_t *ids);
 
 typedef struct kr_cert_row {
 	int64_t ca, batch, profile_id;

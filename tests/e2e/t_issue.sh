@@ -702,7 +702,7 @@ test_store_formats_migrated_or_refused() {
 	    alter table audit drop column serial; alter table audit drop column device; pragma user_version = 2"
 	[ "$(db "pragma user_version")" -eq 2 ]
 	has "0 problem(s)" kr audit verify --config "$T/ca/keyrite.cnf"
-	[ "$(db "pragma user_version")" -eq 8 ] || fail "not migrated"
+	[ "$(db "pragma user_version")" -eq 9 ] || fail "not migrated"
 	[ "$(db "select count(*) from registration")" -eq 0 ] || fail "no registry tables"
 	[ "$(db "select count(*) from api_client") $(db "select count(*) from cmp_seen")" = "0 0" ] ||
 		fail "no service tables"
@@ -711,8 +711,8 @@ test_store_formats_migrated_or_refused() {
 	kr show --config "$T/ca/keyrite.cnf" "$serial" >"$T/show"
 	grep -q "issue   audit entry" "$T/show" && grep -q "revoke  audit entry" "$T/show" ||
 		fail "the history is not found by the new column"
-	db "pragma user_version = 9"
+	db "pragma user_version = 10"
 	sum=$(sha256sum "$T/ca/registry.db")
-	expect 3 "store format 9, and this keyrite reads formats 1 to 8 on SQLite" kr audit verify --config "$T/ca/keyrite.cnf"
+	expect 3 "store format 10, and this keyrite reads formats 1 to 9 on SQLite" kr audit verify --config "$T/ca/keyrite.cnf"
 	[ "$(sha256sum "$T/ca/registry.db")" = "$sum" ] || fail "the unknown format was changed"
 }

@@ -549,4 +549,36 @@ test_nodes_audit_verify_finds_a_dropped_table() {
 		{ cat "$T/expect.out"; fail "audit verify does not name the table"; }
 }
 
+# Format 9 on PostgreSQL: profile ids from the database's sequence. A
+# format 8 store is migrated (its ids go on from its counter), a migration
+# that fails leaves it as it was, and a newer format is refused untouched.
+test_nodes_store_format_8_migrated_or_left_whole_and_10_refused() {
+	ca_setup
+	ids() { krc --status valid --json | sed -n 's/.*"profile_id":\([0-9]*\).*/\1/p' | paste -sd,; }
+	mkcsr --manifest 3 --start 8300000000000001 >"$T/m1.csv"
+	kri device "$T/m1.csv" 2>/dev/null
+	[ "$(ids)" = "11,12,13" ] || fail "profile ids $(ids), want 11,12,13"
+	# back to format 8: the counter, no sequence
+	db "DROP SEQUENCE profile_id; INSERT INTO counter VALUES ('profile_id', 13);
+	    UPDATE keyrite_meta SET format = 8"
+	# a migration that fails (its sequence's name taken) changes nothing
+	db "CREATE TABLE profile_id (x int)"
+	mkcsr --manifest 2 --start 8300000000000004 >"$T/m2.csv"
+	expect 7 "migrating the store from format 8 to 9: " kri device "$T/m2.csv"
+	[ "$(db "SELECT format FROM keyrite_meta")/$(db "SELECT value FROM counter")/$(db "SELECT count(*) FROM cert")" = "8/13/3" ] ||
+		fail "a failed migration left the store changed"
+	db "DROP TABLE profile_id"
+	kri device "$T/m2.csv" 2>/dev/null
+	[ "$(db "SELECT format FROM keyrite_meta")" -eq 9 ] || fail "not migrated"
+	[ "$(ids)" = "11,12,13,14,15" ] || fail "profile ids $(ids) after the migration, want 11,...,15"
+	[ "$(db "SELECT count(*) FROM counter WHERE name = 'profile_id'")" -eq 0 ] ||
+		fail "the counter outlived its sequence"
+	kr audit verify --config "$T/ca/keyrite.cnf" >/dev/null
+	db "UPDATE keyrite_meta SET format = 10"
+	expect 3 "store format 10, and this keyrite reads formats 6 to 9 on PostgreSQL" \
+		kri device "$T/m2.csv"
+	[ "$(db "SELECT format FROM keyrite_meta")/$(db "SELECT count(*) FROM cert")" = "10/5" ] ||
+		fail "format 10 touched"
+}
+
 fi

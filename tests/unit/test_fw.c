@@ -120,7 +120,7 @@ Test(fw, format_1_store_migrates_to_the_current_format)
 	cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
 	sqlite3_stmt *st = NULL;
 	cr_assert(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
-	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 8);
+	cr_assert(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 9);
 	sqlite3_finalize(st);
 	cr_assert(sqlite3_prepare_v2(db, "SELECT signer FROM checkpoint", -1, &st, NULL) ==
 		  SQLITE_OK);
