@@ -268,7 +268,7 @@ static KR_MUST_USE kr_err make_sequences(kr_store *s)
 /* The steps from one format to the next: steps[i] takes format i + 1 to
  * i + 2. Those before format 6 are SQLite's alone (a PostgreSQL store
  * starts at format 6, db_pg.c); from format 7 on, each is written in the
- * SQL both share. */
+ * SQL both share, or asks the driver for what is its own (format 9). */
 static const struct {
 	const char *sql;
 	kr_err (*then)(kr_store *s);
