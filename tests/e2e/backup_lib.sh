@@ -4,12 +4,17 @@
 
 # ---- a terminal ---------------------------------------------------------------
 
-tmx() { tmux -S "$T/tmux.sock" "$@"; }
+# Each on_tty starts a server on a socket of its own: a client of the next
+# one, started as the last one's server is still exiting, met that dying
+# server on the same socket ("server exited unexpectedly").
+TTY_N=0
+tmx() { tmux -S "$T/tmux.$TTY_N.sock" "$@"; }
 
 # on_tty CMD...: CMD in a tmux window of its own server (its environment:
 # this test's); its exit status goes to $T/tty.rc when it ends.
 on_tty() {
 	tmx kill-server 2>/dev/null || true # the last command's window, if any
+	TTY_N=$((TTY_N + 1))
 	rm -f "$T/tty.rc"
 	TYPED=() # type_share's count of the share prompts answered
 	trap 'tmx kill-server 2>/dev/null || true; teardown' EXIT
