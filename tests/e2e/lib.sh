@@ -285,7 +285,7 @@ dnssec_keys() {
 # from a copy of ZONEFILE (and each further ZONE from a copy of its FILE) on
 # 127.0.0.1 and a free port ($PORT), taking dynamic updates signed with the
 # TSIG key in $T/named/update.key, its queries logged to
-# $T/named/query.log; ready when dig gets the SOA.
+# $T/named/query.log; ready when dig gets the SOA over UDP and over TCP.
 named_start() {
 	local try d=$T/named extra="" z
 	mkdir -p "$d"
@@ -316,8 +316,12 @@ $extra
 EOC
 		rm -f "$d/named.pid"
 		named -c "$d/named.conf" -u root -f >>"$d/named.out" 2>&1 &
+		# answered on UDP and on TCP: named serves UDP alone when only
+		# the TCP port is taken, and nsupdate sends large updates by TCP
 		for _ in $(seq 50); do
 			dig +norec +time=1 +tries=1 -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null |
+				grep -q 'status: NOERROR' &&
+				dig +tcp +norec +time=1 +tries=1 -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null |
 				grep -q 'status: NOERROR' && return
 			sleep 0.1
 		done

@@ -159,7 +159,10 @@ EOC
 		rm -f "$T/nsd.pid"
 		nsd -c "$T/nsd.conf" || continue
 		for _ in $(seq 30); do
-			drill -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null | grep -q 'rcode: NOERROR' && return
+			# on UDP and on TCP (the port's TCP side may be another's)
+			drill -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null | grep -q 'rcode: NOERROR' &&
+				drill -t -p "$PORT" @127.0.0.1 SOA iotregistry.ca 2>/dev/null |
+				grep -q 'rcode: NOERROR' && return
 			sleep 0.1
 		done
 		nsd_stop # the port was taken, or it is slow: another port
