@@ -41,7 +41,6 @@ typedef struct req {
 	uint8_t *der; /* OPENSSL_malloc'd */
 	int der_len;
 	uint8_t tbs_sha256[32];
-	int stored; /* its reservation written to the store */
 	char *file; /* the output file's path, once written */
 } req;
 
@@ -50,6 +49,7 @@ typedef struct req {
 typedef struct chunk {
 	req *reqs;
 	int n;
+	int flushed;    /* the reservations of reqs[0..flushed) are in the store */
 	kr_err written; /* what writing its files came to */
 } chunk;
 
@@ -327,10 +327,9 @@ static KR_MUST_USE kr_err register_devices(batch *b, chunk *c)
 }
 
 static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd);
+static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c, int upto);
 
 /* The gate decides instead of the store's record of CSRs. */
-static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c);
-
 static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 {
 	const kr_issue_gate *g = b->o->gate;
@@ -339,7 +338,7 @@ static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 	kr_code code = KR_EINPUT;
 	/* the registry decides on what the store holds: the chunk's earlier
 	 * reservations first */
-	KR_TRY(store_reserved(b, c));
+	KR_TRY(store_reserved(b, c, (int)(r - c->reqs)));
 	KR_TRY(g->admit(g->arg, b->store, &r->in, &v, &r->profile_id, why, sizeof why, &code));
 	if (v == KR_GATE_REFUSE)
 		reject_as(r, code, why[0] ? why : "refused");
@@ -350,7 +349,6 @@ static KR_MUST_USE kr_err gated(batch *b, chunk *c, req *r, const uint8_t *rnd)
 	return kr_ok();
 }
 
-/* A request's fate from what the store has of its CSR; reserves a new one. */
 /* A new profile id for each request of a device profile that the store has
  * not seen, drawn for the chunk at once (one statement on PostgreSQL's
  * sequence, not one a request); 0 for the others. */
@@ -371,7 +369,8 @@ static KR_MUST_USE kr_err profile_ids_for(batch *b, const kr_prior *prior, size_
 	return e;
 }
 
-/* profile_id: a device's new one (profile_ids_for), or 0. */
+/* A request's fate from what the store has of its CSR; reserves a new one.
+ * profile_id: a device's new one (profile_ids_for), or 0. */
 static KR_MUST_USE kr_err decide(batch *b, req *r, const kr_prior *prior, int64_t profile_id,
 				 const uint8_t *rnd)
 {
@@ -466,19 +465,18 @@ static KR_MUST_USE kr_err reserve(batch *b, req *r, const uint8_t *rnd)
 	return kr_ok();
 }
 
-/* The chunk's reservations not yet in the store, written in one go (the
- * statements of many rows cost a round trip each on PostgreSQL, not one
- * per request). */
-static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c)
+/* The reservations of the chunk's requests before upto that are not in
+ * the store yet, written in one go (the statements of many rows cost a
+ * round trip each on PostgreSQL, not one per request). */
+static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c, int upto)
 {
-	kr_cert_row *rows = calloc((size_t)c->n + 1, sizeof *rows);
+	kr_cert_row *rows = calloc((size_t)(upto - c->flushed) + 1, sizeof *rows);
 	KR_ENSURE(rows, KR_EINTERNAL, "out of memory");
 	size_t n = 0;
-	for (int i = 0; i < c->n; i++) {
+	for (int i = c->flushed; i < upto; i++) {
 		req *r = &c->reqs[i];
-		if (r->state != R_RESERVED || r->stored)
+		if (r->state != R_RESERVED)
 			continue;
-		r->stored = 1;
 		kr_cert_row *row = &rows[n++];
 		*row = (kr_cert_row){
 			.ca = b->ca->id,
@@ -494,6 +492,8 @@ static KR_MUST_USE kr_err store_reserved(batch *b, chunk *c)
 	}
 	kr_err e = kr_store_reserve(b->store, rows, n);
 	free(rows);
+	if (!kr_failed(&e))
+		c->flushed = upto;
 	return e;
 }
 
@@ -511,7 +511,7 @@ static KR_MUST_USE kr_err reserve_all(batch *b, chunk *c)
 			KR_TRY(kr_store_reject(b->store, b->batch_id, r->in.where,
 					       r->in.der ? r->csr.sha256 : NULL, r->reason));
 	}
-	KR_TRY(store_reserved(b, c));
+	KR_TRY(store_reserved(b, c, c->n));
 	return kr_txn_commit(&t);
 }
 
@@ -738,7 +738,7 @@ static void clear_chunk(chunk *c)
 		free(r->file);
 		memset(r, 0, sizeof *r);
 	}
-	c->n = 0;
+	c->n = c->flushed = 0;
 }
 
 static KR_MUST_USE kr_err first_failure(const chunk *c)
