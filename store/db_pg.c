@@ -542,8 +542,8 @@ static const char schema[] =
 	"CREATE FUNCTION kr_day(BIGINT) RETURNS TEXT LANGUAGE sql IMMUTABLE"
 	" AS $$ SELECT to_char(to_timestamp($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD') $$;";
 
-/* Every table the schema makes (later formats only add columns and
- * indexes) answers a query. */
+/* Every table the schema makes (later formats add columns, indexes and
+ * the profile_id sequence, no table) answers a query. */
 static KR_MUST_USE kr_err pg_check(kr_store *s)
 {
 	static const char create[] = "CREATE TABLE ";
