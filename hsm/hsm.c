@@ -234,48 +234,6 @@ static KR_MUST_USE kr_err select_token(CK_FUNCTION_LIST *fn, P11KitUri *u, const
 	return kr_ok();
 }
 
-static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const kr_hsm_opts *o)
-{
-	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
-	char what[128];
-	snprintf(what, sizeof what, "token '%s'", h->token.label);
-	char buf[256];
-	kr_err e = kr_hsm_pin_read(uri_source, &o->pin, what, buf, sizeof buf);
-	if (kr_failed(&e)) {
-		OPENSSL_cleanse(buf, sizeof buf);
-		return e;
-	}
-	/* A wrong PIN is tried once only: a retry loop could run down the
-	 * token's PIN counter and lock it in the middle of a ceremony. A
-	 * general error is tried again: SoftHSM gives it, before it compares
-	 * the PIN, when another process is rewriting token.object (see
-	 * load_and_select), and so is "PIN not initialized", which it reads
-	 * from a token.object caught half written. */
-	CK_RV rv;
-	for (int attempt = 1;; attempt++) {
-		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
-		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) ||
-		    !try_again(attempt))
-			break;
-	}
-	OPENSSL_cleanse(buf, sizeof buf);
-	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
-		return kr_ok();
-	CK_TOKEN_INFO ti;
-	const char *count = "";
-	if (h->fn->C_GetTokenInfo(h->slot, &ti) == CKR_OK) {
-		if (ti.flags & CKF_USER_PIN_LOCKED)
-			count = "; the user PIN is now locked";
-		else if (ti.flags & CKF_USER_PIN_FINAL_TRY)
-			count = "; one more wrong PIN will lock the token";
-		else if (ti.flags & CKF_USER_PIN_COUNT_LOW)
-			count = "; the token reports few tries left";
-	}
-	if (rv == CKR_PIN_INCORRECT)
-		return kr_errf(KR_EHSM, "%s: wrong PIN (keyrite does not retry)%s", what, count);
-	return kr_hsm_ck_err(rv, KR_EHSM, "%s: login failed%s", what, count);
-}
-
 KR_MUST_USE kr_err kr_hsm_session_open(kr_hsm *h, kr_hsm_session **out)
 {
 	kr_hsm_session *s = calloc(1, sizeof *s);
@@ -397,6 +355,72 @@ static KR_MUST_USE kr_err load_and_select(kr_hsm *h, P11KitUri *u, const char *u
 	}
 }
 
+/* The module loaded, the token selected and a session open on it. */
+static KR_MUST_USE kr_err open_token(kr_hsm *h, P11KitUri *u, const char *uri, const kr_hsm_opts *o)
+{
+	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
+	KR_TRY(load_and_select(h, u, uri, uri_module, o->module));
+	h->slot = h->token.slot;
+	return kr_hsm_session_open(h, &h->main);
+}
+
+static void close_token(kr_hsm *h)
+{
+	kr_hsm_session_close(h->main);
+	h->main = NULL;
+	unload_module(h->fn);
+	h->fn = NULL;
+}
+
+static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const char *uri, const kr_hsm_opts *o)
+{
+	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
+	char what[128];
+	snprintf(what, sizeof what, "token '%s'", h->token.label);
+	char buf[256];
+	kr_err e = kr_hsm_pin_read(uri_source, &o->pin, what, buf, sizeof buf);
+	if (kr_failed(&e)) {
+		OPENSSL_cleanse(buf, sizeof buf);
+		return e;
+	}
+	/* A wrong PIN is tried once only: a retry loop could run down the
+	 * token's PIN counter and lock it in the middle of a ceremony. A
+	 * general error and "PIN not initialized" are tried again: SoftHSM
+	 * gives them, before it compares the PIN, when its C_Initialize read
+	 * a token.object that another process was rewriting (see
+	 * load_and_select). It keeps the PINs it read then, so a second
+	 * C_Login alone fails the same way: the token is opened afresh. */
+	CK_RV rv;
+	for (int attempt = 1;; attempt++) {
+		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
+		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) ||
+		    !try_again(attempt))
+			break;
+		close_token(h);
+		e = open_token(h, u, uri, o);
+		if (kr_failed(&e)) {
+			OPENSSL_cleanse(buf, sizeof buf);
+			return e;
+		}
+	}
+	OPENSSL_cleanse(buf, sizeof buf);
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+		return kr_ok();
+	CK_TOKEN_INFO ti;
+	const char *count = "";
+	if (h->fn->C_GetTokenInfo(h->slot, &ti) == CKR_OK) {
+		if (ti.flags & CKF_USER_PIN_LOCKED)
+			count = "; the user PIN is now locked";
+		else if (ti.flags & CKF_USER_PIN_FINAL_TRY)
+			count = "; one more wrong PIN will lock the token";
+		else if (ti.flags & CKF_USER_PIN_COUNT_LOW)
+			count = "; the token reports few tries left";
+	}
+	if (rv == CKR_PIN_INCORRECT)
+		return kr_errf(KR_EHSM, "%s: wrong PIN (keyrite does not retry)%s", what, count);
+	return kr_hsm_ck_err(rv, KR_EHSM, "%s: login failed%s", what, count);
+}
+
 /* clang-analyzer does not model cleanup attributes and would report h as
  * leaked on every early return; LeakSanitizer covers this path in make check. */
 // NOLINTBEGIN(clang-analyzer-unix.Malloc)
@@ -406,11 +430,8 @@ static KR_MUST_USE kr_err open_matching(P11KitUri *u, const char *uri, const kr_
 	__attribute__((cleanup(close_hsmp))) kr_hsm *h = calloc(1, sizeof *h);
 
 	KR_ENSURE(h, KR_EINTERNAL, "out of memory");
-	const char *uri_module = o->rehearsal ? NULL : p11_kit_uri_get_module_path(u);
-	KR_TRY(load_and_select(h, u, uri, uri_module, o->module));
-	h->slot = h->token.slot;
-	KR_TRY(kr_hsm_session_open(h, &h->main));
-	KR_TRY(login(h, u, o));
+	KR_TRY(open_token(h, u, uri, o));
+	KR_TRY(login(h, u, uri, o));
 	*out = h;
 	h = NULL;
 	return kr_ok();
