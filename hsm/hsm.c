@@ -372,40 +372,29 @@ static void close_token(kr_hsm *h)
 	h->fn = NULL;
 }
 
-static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const char *uri, const kr_hsm_opts *o)
+/* C_Login with the PIN; *rv is the token's last answer. A wrong PIN is
+ * tried once only: a retry loop could run down the token's PIN counter
+ * and lock it in the middle of a ceremony. A general error and "PIN not
+ * initialized" are tried again: SoftHSM gives them, before it compares the
+ * PIN, when its C_Initialize read a token.object that another process was
+ * rewriting (see load_and_select). It keeps the PINs it read then, so a
+ * second C_Login alone fails the same way: the token is opened afresh. */
+static KR_MUST_USE kr_err try_login(kr_hsm *h, P11KitUri *u, const char *uri, const kr_hsm_opts *o,
+				    const char *pin, CK_RV *rv)
 {
-	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
-	char what[128];
-	snprintf(what, sizeof what, "token '%s'", h->token.label);
-	char buf[256];
-	kr_err e = kr_hsm_pin_read(uri_source, &o->pin, what, buf, sizeof buf);
-	if (kr_failed(&e)) {
-		OPENSSL_cleanse(buf, sizeof buf);
-		return e;
-	}
-	/* A wrong PIN is tried once only: a retry loop could run down the
-	 * token's PIN counter and lock it in the middle of a ceremony. A
-	 * general error and "PIN not initialized" are tried again: SoftHSM
-	 * gives them, before it compares the PIN, when its C_Initialize read
-	 * a token.object that another process was rewriting (see
-	 * load_and_select). It keeps the PINs it read then, so a second
-	 * C_Login alone fails the same way: the token is opened afresh. */
-	CK_RV rv;
 	for (int attempt = 1;; attempt++) {
-		rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)buf, strlen(buf));
-		if ((rv != CKR_GENERAL_ERROR && rv != CKR_USER_PIN_NOT_INITIALIZED) ||
+		*rv = h->fn->C_Login(h->main->handle, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+		if ((*rv != CKR_GENERAL_ERROR && *rv != CKR_USER_PIN_NOT_INITIALIZED) ||
 		    !try_again(attempt))
-			break;
+			return kr_ok();
 		close_token(h);
-		e = open_token(h, u, uri, o);
-		if (kr_failed(&e)) {
-			OPENSSL_cleanse(buf, sizeof buf);
-			return e;
-		}
+		KR_TRY(open_token(h, u, uri, o));
 	}
-	OPENSSL_cleanse(buf, sizeof buf);
-	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
-		return kr_ok();
+}
+
+/* The token's refusal, with what it says of the PIN counter. */
+static KR_MUST_USE kr_err login_refused(kr_hsm *h, const char *what, CK_RV rv)
+{
 	CK_TOKEN_INFO ti;
 	const char *count = "";
 	if (h->fn->C_GetTokenInfo(h->slot, &ti) == CKR_OK) {
@@ -419,6 +408,23 @@ static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const char *uri, const 
 	if (rv == CKR_PIN_INCORRECT)
 		return kr_errf(KR_EHSM, "%s: wrong PIN (keyrite does not retry)%s", what, count);
 	return kr_hsm_ck_err(rv, KR_EHSM, "%s: login failed%s", what, count);
+}
+
+static KR_MUST_USE kr_err login(kr_hsm *h, P11KitUri *u, const char *uri, const kr_hsm_opts *o)
+{
+	const char *uri_source = o->rehearsal ? NULL : p11_kit_uri_get_pin_source(u);
+	char what[128];
+	snprintf(what, sizeof what, "token '%s'", h->token.label);
+	char buf[256];
+	CK_RV rv = CKR_OK;
+	kr_err e = kr_hsm_pin_read(uri_source, &o->pin, what, buf, sizeof buf);
+	if (!kr_failed(&e))
+		e = try_login(h, u, uri, o, buf, &rv);
+	OPENSSL_cleanse(buf, sizeof buf);
+	KR_TRY(e);
+	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
+		return kr_ok();
+	return login_refused(h, what, rv);
 }
 
 /* clang-analyzer does not model cleanup attributes and would report h as
@@ -458,8 +464,7 @@ void kr_hsm_close(kr_hsm *h)
 	/* No C_Logout: login state belongs to the whole process, and another
 	 * handle on the same token may still be working. Closing the last
 	 * session ends the login (PKCS#11 2.40 section 5.6). */
-	kr_hsm_session_close(h->main);
-	unload_module(h->fn);
+	close_token(h);
 	free(h);
 }
 
